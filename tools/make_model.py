@@ -125,6 +125,8 @@ def make_model(
         shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True)
     model.to(getattr(torch, dtype)).save_pretrained(out_dir, safe_serialization=True)
+    # safetensors writes the file 0600; a static web server running as another user must read it
+    (out_dir / "model.safetensors").chmod(0o644)
 
     if tokenizer == "gpt2":
         source = gpt2_tokenizer_dir()
