@@ -1,0 +1,421 @@
+"""GPT-2 on WebGPU: the whole model in one file, in the spirit of nanoGPT's model.py.
+
+    x = wte[ids] + wpe[pos]                                  embedding.wgsl
+    for each block:
+        q, k, v = LayerNorm_1(x) @ W_attn + b                matmul.wgsl (k, v go to the KV cache)
+        x = x + attention(q, K cache, V cache) @ W_proj + b  attention.wgsl, matmul.wgsl
+        x = x + gelu(LayerNorm_2(x) @ W_fc + b) @ W_mlp + b  matmul.wgsl
+    logits = LayerNorm_f(x[-1]) @ wte.T                      lm_head.wgsl
+    top k of logits, log-sum-exp                             topk.wgsl
+
+A prompt is prefilled in chunks (the tiled matmul, one LayerNorm dispatch each); every generated
+token is one decode step over the KV cache (matrix-vector products with the LayerNorm fused in:
+5 dispatches per block). Buffers, pipelines, bind groups and the dispatch lists are built once per
+model; a decode step writes one small `Step` buffer, replays a prepared dispatch list and reads
+back the top candidates (a few hundred bytes), never the 50,257 logits unless asked to.
+
+Weights stay in the dtype they are stored in: 2-D matrices are read by the kernels as f32, f16 or
+bf16 (widened to f32 in registers); the small vectors (biases, LayerNorm) are widened to f32 at load.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from array import array
+from dataclasses import dataclass
+
+from .config import GPT2Config
+from .gpu import GPU, GPUError, shader_source
+
+KMAX = 64          # most candidates a step can return (top-k on the GPU)
+TOPK_CHUNK = 1024  # logits per workgroup in topk_partial
+PREFILL_CHUNK = 128  # prompt rows per prefill run (Stop is checked between runs)
+
+_DTYPE_BYTES = {"F32": 4, "F16": 2, "BF16": 2}
+
+
+class ModelError(ValueError):
+    """A model this engine cannot run on this GPU, with a message for the user."""
+
+
+@dataclass
+class StepResult:
+    """What one prefill or decode step returns: the top-k candidates, best first."""
+
+    ids: list            # candidate token ids
+    logits: list         # their logits
+    max_logit: float     # M: log-sum-exp over the whole vocabulary is M / T + log(S)
+    sum_exp: float       # S = sum(exp((l - M) / T))
+    temperature: float   # T used for max_logit / sum_exp (1 when sampling greedily)
+    full_logits: array | None = None  # all logits (array('f')), only when asked for
+
+    def log_normalizer(self) -> float:
+        return self.max_logit / self.temperature + math.log(self.sum_exp)
+
+
+def _as_bytes(data) -> memoryview:
+    """Tensor bytes as a Python memoryview, whether they arrived as bytes or a JS Uint8Array."""
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return memoryview(data).cast("B")
+    return memoryview(data.to_bytes())
+
+
+def _vector_f32(data, dtype: str) -> bytes:
+    """A small 1-D tensor widened to little-endian f32 bytes."""
+    raw = _as_bytes(data)
+    if dtype == "F32":
+        return bytes(raw)
+    if dtype == "F16":
+        n = len(raw) // 2
+        return struct.pack(f"<{n}f", *struct.unpack(f"<{n}e", raw))
+    if dtype == "BF16":
+        halves = array("H", bytes(raw))
+        widened = array("I", (h << 16 for h in halves))
+        return widened.tobytes()
+    raise ModelError(f"unsupported dtype {dtype}")
+
+
+def _consts(**values) -> str:
+    lines = []
+    for name, value in values.items():
+        if isinstance(value, bool):
+            lines.append(f"const {name}: bool = {'true' if value else 'false'};")
+        elif isinstance(value, int):
+            lines.append(f"const {name}: u32 = {value}u;")
+        else:
+            lines.append(f"const {name}: f32 = {float(value)!r};")
+    return "\n".join(lines) + "\n"
+
+
+class GPT2:
+    """A GPT-2-family model resident on the GPU, with its KV cache."""
+
+    def __init__(self, gpu: GPU, cfg: GPT2Config, tensors: dict, context: int | None = None,
+                 prefill_chunk: int = PREFILL_CHUNK):
+        """`tensors` maps canonical names (see app/config.py) to objects with .dtype, .shape and
+        .data (bytes-like, or a JS Uint8Array that goes to the GPU without a copy through wasm)."""
+        self.gpu = gpu
+        self.cfg = cfg
+        C, nh = cfg.n_embd, cfg.n_head
+        if C % 4 != 0:
+            raise ModelError(f"n_embd={C} is not a multiple of 4, which the kernels need")
+        if cfg.head_dim > 256:
+            raise ModelError(f"head size {cfg.head_dim} is over 256, the attention kernel's limit")
+        if cfg.d_mlp % 4 != 0:
+            raise ModelError(f"MLP width {cfg.d_mlp} is not a multiple of 4, which the kernels need")
+        # Attention keeps one row of scores in workgroup memory: that bounds the context.
+        wg_bytes = gpu.limits.get("maxComputeWorkgroupStorageSize", 16384)
+        max_ctx = (wg_bytes - 2 * 256 * 4) // 4
+        self.n_ctx = min(cfg.n_positions, max_ctx, context or cfg.n_positions)
+        self.notices: list[str] = []
+        if self.n_ctx < cfg.n_positions and (context is None or context > self.n_ctx):
+            self.notices.append(f"context limited to {self.n_ctx} tokens by this GPU's workgroup memory")
+        self.chunk = max(1, min(prefill_chunk, self.n_ctx))
+        self.pos = 0  # tokens currently in the KV cache
+        self.buffers: list = []
+        self.weight_dtype = self._choose_weight_dtype(tensors)
+        self._upload(tensors)
+        self._allocate_activations()
+        self._build_plans()
+
+    # ------------------------------------------------------------------------ weights
+    def _choose_weight_dtype(self, tensors) -> str:
+        dtypes = {t.dtype for name, t in tensors.items() if len(t.shape) == 2}
+        if len(dtypes) == 1:
+            dtype = dtypes.pop()
+        else:  # mixed storage: widen every matrix to f32 once, at load time
+            dtype = "F32"
+            self.notices.append(f"matrices stored in mixed dtypes {sorted(dtypes)}: converted to F32 on load")
+        if dtype == "F16" and "shader-f16" in self.gpu.features:
+            self._wsnippet = "weights_f16.wgsl"
+        else:
+            self._wsnippet = {"F32": "weights_f32.wgsl", "F16": "weights_f16_packed.wgsl",
+                              "BF16": "weights_bf16_packed.wgsl"}[dtype]
+        return dtype
+
+    def _alloc(self, nbytes: int, label: str, readable: bool = False):
+        buf = self.gpu.storage(nbytes, label, readable)
+        self.buffers.append(buf)
+        return buf
+
+    def _vector(self, t, label: str):
+        data = _vector_f32(t.data, t.dtype)
+        buf = self._alloc(len(data), label)
+        self.gpu.write(buf, data)
+        return buf
+
+    def _matrix_bytes(self, t):
+        if t.dtype == self.weight_dtype:
+            return t.data
+        raw = _as_bytes(t.data)
+        if t.dtype == "F16":
+            n = len(raw) // 2
+            return struct.pack(f"<{n}f", *struct.unpack(f"<{n}e", raw))
+        return _vector_f32(raw, t.dtype)
+
+    def _matrix(self, t, label: str):
+        data = self._matrix_bytes(t)
+        rows, cols = t.shape
+        row_bytes = cols * _DTYPE_BYTES[self.weight_dtype]
+        buf = self._alloc(rows * row_bytes, label)
+        self._write_rows(buf, data, 0, rows, row_bytes)
+        return buf
+
+    def _write_rows(self, buf, data, row0: int, nrows: int, row_bytes: int):
+        start, nbytes = row0 * row_bytes, nrows * row_bytes
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            self.gpu.write(buf, memoryview(data).cast("B")[start:start + nbytes])
+        else:  # JS Uint8Array: straight from the fetched bytes to the GPU
+            self.gpu.write_js(buf, 0, data, start, nbytes)
+
+    def _row_split_matrix(self, t, label: str) -> list:
+        """A [rows, C] table split by rows into buffers that each fit one binding."""
+        data = self._matrix_bytes(t)
+        rows, cols = t.shape
+        row_bytes = cols * _DTYPE_BYTES[self.weight_dtype]
+        limit = min(self.gpu.limits.get("maxStorageBufferBindingSize", 1 << 27),
+                    self.gpu.limits.get("maxBufferSize", 1 << 28))
+        per = max(1, limit // row_bytes)
+        parts = []
+        for row0 in range(0, rows, per):
+            n = min(per, rows - row0)
+            buf = self._alloc(n * row_bytes, f"{label}[{row0}:{row0 + n}]")
+            self._write_rows(buf, data, row0, n, row_bytes)
+            parts.append((row0, n, buf))
+        return parts
+
+    def _upload(self, tensors):
+        cfg = self.cfg
+        self.wte = self._row_split_matrix(tensors["wte.weight"], "wte")
+        self.head = self._row_split_matrix(tensors["lm_head.weight"], "lm_head") if "lm_head.weight" in tensors else self.wte
+        self.wpe = self._matrix(tensors["wpe.weight"], "wpe")
+        self.layers = []
+        for i in range(cfg.n_layer):
+            p = f"h.{i}."
+            layer = {
+                "ln_1.g": self._vector(tensors[p + "ln_1.weight"], p + "ln_1.weight"),
+                "ln_1.b": self._vector(tensors[p + "ln_1.bias"], p + "ln_1.bias"),
+                "attn.w": self._matrix(tensors[p + "attn.c_attn.weight"], p + "attn.c_attn.weight"),
+                "attn.b": self._vector(tensors[p + "attn.c_attn.bias"], p + "attn.c_attn.bias"),
+                "proj.w": self._matrix(tensors[p + "attn.c_proj.weight"], p + "attn.c_proj.weight"),
+                "proj.b": self._vector(tensors[p + "attn.c_proj.bias"], p + "attn.c_proj.bias"),
+                "ln_2.g": self._vector(tensors[p + "ln_2.weight"], p + "ln_2.weight"),
+                "ln_2.b": self._vector(tensors[p + "ln_2.bias"], p + "ln_2.bias"),
+                "fc.w": self._matrix(tensors[p + "mlp.c_fc.weight"], p + "mlp.c_fc.weight"),
+                "fc.b": self._vector(tensors[p + "mlp.c_fc.bias"], p + "mlp.c_fc.bias"),
+                "mlp.w": self._matrix(tensors[p + "mlp.c_proj.weight"], p + "mlp.c_proj.weight"),
+                "mlp.b": self._vector(tensors[p + "mlp.c_proj.bias"], p + "mlp.c_proj.bias"),
+                # K and V caches of this layer: [2, n_head, n_ctx, head_dim] f32
+                "kv": self._alloc(2 * cfg.n_head * self.n_ctx * cfg.head_dim * 4, f"kv_cache[{i}]"),
+            }
+            self.layers.append(layer)
+        self.ln_f = (self._vector(tensors["ln_f.weight"], "ln_f.weight"),
+                     self._vector(tensors["ln_f.bias"], "ln_f.bias"))
+        self.gpu.check()
+
+    # ------------------------------------------------------------------------ activations
+    def _allocate_activations(self):
+        cfg, R, C = self.cfg, self.chunk, self.cfg.n_embd
+        V = cfg.vocab_size
+        self.groups = (V + TOPK_CHUNK - 1) // TOPK_CHUNK
+        self.step_buf = self._alloc(16 + 4 * R, "step")
+        self.x = self._alloc(R * C * 4, "x (residual stream)")
+        self.xn = self._alloc(R * C * 4, "x normalized")
+        self.q = self._alloc(R * C * 4, "q")
+        self.att = self._alloc(R * C * 4, "attention out")
+        self.h = self._alloc(R * cfg.d_mlp * 4, "mlp hidden")
+        self.logits = self._alloc(V * 4, "logits", readable=True)
+        self.part = self._alloc(self.groups * (2 * KMAX + 2) * 4, "topk partial")
+        self.out = self._alloc((2 * KMAX + 2) * 4, "topk out", readable=True)
+        self.dummy_ro = self._alloc(16, "unused read binding")
+        self.dummy_rw = self._alloc(16, "unused write binding")
+        self.out_staging = self.gpu.buffer((2 * KMAX + 2) * 4, 0x0001 | 0x0008, "topk readback")
+        self.logits_staging = None
+        self.buffers.append(self.out_staging)
+
+    # ------------------------------------------------------------------------ pipelines
+    def _pipeline(self, shader: str, entry: str, **consts):
+        snippet = shader_source(self._wsnippet)
+        prelude = snippet + _consts(**consts) + shader_source("common.wgsl")
+        return self.gpu.pipeline(shader, entry, prelude)
+
+    def _matmul(self, entry: str, K: int, N: int, epilogue: int, ln_input: bool = False):
+        cfg = self.cfg
+        return self._pipeline("matmul.wgsl", entry, K=K, N=N, N4=N // 4, EPILOGUE=epilogue, C=cfg.n_embd,
+                              NH=cfg.n_head, HD=cfg.head_dim, N_CTX=self.n_ctx, LN_INPUT=ln_input,
+                              EPS=cfg.layer_norm_epsilon)
+
+    def _build_plans(self):
+        """Build every pipeline and bind group once; record (pipeline, bind group, counts) lists."""
+        cfg, gpu = self.cfg, self.gpu
+        C, M, V = cfg.n_embd, cfg.d_mlp, cfg.vocab_size
+        gelu = {"tanh": 1, "erf": 2}[cfg.gelu]
+        STORE, RESIDUAL, QKV = 0, 3, 4
+        bind = gpu.bind_group
+        s = self.step_buf
+
+        embeds = []
+        for row0, rows, buf in self.wte:
+            pipe = self._pipeline("embedding.wgsl", "embed", C4=C // 4, ROW0=row0, ROWS=rows)
+            embeds.append((pipe, bind(pipe, [s, buf, self.wpe, self.x])))
+        heads = []
+        for row0, rows, buf in self.head:
+            pipe = self._pipeline("lm_head.wgsl", "lm_head", C=C, C4=C // 4, EPS=cfg.layer_norm_epsilon,
+                                  ROW0=row0, ROWS=rows)
+            heads.append((pipe, bind(pipe, [s, self.x, self.ln_f[0], self.ln_f[1], buf, self.logits]), rows))
+        topk_consts = dict(V=V, KMAX=KMAX, CHUNK=TOPK_CHUNK, GROUPS=self.groups)
+        p_partial = self._pipeline("topk.wgsl", "topk_partial", **topk_consts)
+        p_merge = self._pipeline("topk.wgsl", "topk_merge", **topk_consts)
+        topk = [(p_partial, bind(p_partial, [s, self.logits, self.part])),
+                (p_merge, bind(p_merge, [s, None, self.part, self.out]))]
+
+        ln = self._pipeline("layer_norm.wgsl", "layer_norm", C=C, C4=C // 4, EPS=cfg.layer_norm_epsilon)
+        t_qkv = self._matmul("matmul_tiled", C, 3 * C, QKV)
+        t_proj = self._matmul("matmul_tiled", C, C, RESIDUAL)
+        t_fc = self._matmul("matmul_tiled", C, M, gelu)
+        t_mlp = self._matmul("matmul_tiled", M, C, RESIDUAL)
+        g_qkv = self._matmul("gemv", C, 3 * C, QKV, ln_input=True)
+        g_proj = self._matmul("gemv", C, C, RESIDUAL)
+        g_fc = self._matmul("gemv", C, M, gelu, ln_input=True)
+        g_mlp = self._matmul("gemv", M, C, RESIDUAL)
+
+        # (pipeline, bind group, counts(rows) -> (x, y, z)) for prefill; decode counts are fixed.
+        def tiled(n):
+            return lambda rows: (-(-n // 64), -(-rows // 64), 1)
+
+        def gemv(n):
+            return (-(-(n // 4) // 16), 1, 1)
+
+        prefill, decode = [], []
+        for pipe, group in embeds:
+            prefill.append((pipe, group, lambda rows: (-(-(C // 4) // 64), rows, 1)))
+            decode.append((pipe, group, (-(-(C // 4) // 64), 1, 1)))
+        for i, L in enumerate(self.layers):
+            scale = 1.0 / math.sqrt(cfg.head_dim)
+            if getattr(cfg, "scale_attn_by_inverse_layer_idx", False):
+                scale /= i + 1
+            attn = self._pipeline("attention.wgsl", "attention", C=C, NH=cfg.n_head, HD=cfg.head_dim,
+                                  N_CTX=self.n_ctx, SCALE=scale)
+            ro, rw = self.dummy_ro, self.dummy_rw
+            attn_group = bind(attn, [s, self.q, L["kv"], self.att])
+            prefill += [
+                (ln, bind(ln, [s, self.x, L["ln_1.g"], L["ln_1.b"], self.xn]), lambda rows: (rows, 1, 1)),
+                (t_qkv, bind(t_qkv, [s, self.xn, L["attn.w"], L["attn.b"], self.q, L["kv"]]), tiled(3 * C)),
+                (attn, attn_group, lambda rows: (cfg.n_head, rows, 1)),
+                (t_proj, bind(t_proj, [s, self.att, L["proj.w"], L["proj.b"], self.x, rw]), tiled(C)),
+                (ln, bind(ln, [s, self.x, L["ln_2.g"], L["ln_2.b"], self.xn]), lambda rows: (rows, 1, 1)),
+                (t_fc, bind(t_fc, [s, self.xn, L["fc.w"], L["fc.b"], self.h, rw]), tiled(M)),
+                (t_mlp, bind(t_mlp, [s, self.h, L["mlp.w"], L["mlp.b"], self.x, rw]), tiled(C)),
+            ]
+            decode += [
+                (g_qkv, bind(g_qkv, [s, self.x, L["attn.w"], L["attn.b"], self.q, L["kv"], L["ln_1.g"], L["ln_1.b"]]),
+                 gemv(3 * C)),
+                (attn, attn_group, (cfg.n_head, 1, 1)),
+                (g_proj, bind(g_proj, [s, self.att, L["proj.w"], L["proj.b"], self.x, rw, ro, ro]), gemv(C)),
+                (g_fc, bind(g_fc, [s, self.x, L["fc.w"], L["fc.b"], self.h, rw, L["ln_2.g"], L["ln_2.b"]]), gemv(M)),
+                (g_mlp, bind(g_mlp, [s, self.h, L["mlp.w"], L["mlp.b"], self.x, rw, ro, ro]), gemv(C)),
+            ]
+        # The head and top-k run only on the last prefill chunk (count 0 elsewhere).
+        tail = [(pipe, group, (-(-rows // 32), 1, 1)) for pipe, group, rows in heads]
+        tail += [(topk[0][0], topk[0][1], (self.groups, 1, 1)), (topk[1][0], topk[1][1], (1, 1, 1))]
+        self._prefill_steps = prefill
+        self._tail_counts = [c for _, _, cs in tail for c in cs]
+        self.prefill_plan = gpu.plan([(p, g) for p, g, _ in prefill] + [(p, g) for p, g, _ in tail])
+        self.decode_plan = gpu.plan([(p, g) for p, g, _ in decode] + [(p, g) for p, g, _ in tail])
+        self._decode_counts = [c for _, _, cs in decode for c in cs] + self._tail_counts
+        self._decode_counts_js = None
+        self.dispatches_per_decode_step = sum(1 for i in range(0, len(self._decode_counts), 3)
+                                              if all(self._decode_counts[i:i + 3]))
+        gpu.check()
+
+    # ------------------------------------------------------------------------ running
+    def reset(self):
+        """Forget the sequence: the next prefill starts at position 0."""
+        self.pos = 0
+
+    def _write_step(self, ids, pos0: int, k: int, temperature: float):
+        data = struct.pack(f"<IIIf{len(ids)}I", len(ids), pos0, k, temperature, *ids)
+        self.gpu.write(self.step_buf, data)
+
+    def _check_ids(self, ids):
+        V = self.cfg.vocab_size
+        for i in ids:
+            if not (isinstance(i, int) and 0 <= i < V):
+                raise ModelError(f"token id {i!r} is outside the vocabulary (0..{V - 1})")
+
+    async def prefill(self, ids, k: int = 1, temperature: float = 0.0, full_logits: bool = False,
+                      should_stop=None) -> StepResult | None:
+        """Run the prompt `ids` (appended after what the cache holds) and return the candidates
+        for the next token. Returns None if `should_stop()` turned true between chunks."""
+        ids = list(ids)
+        if not ids:
+            raise ModelError("prefill needs at least one token")
+        self._check_ids(ids)
+        if self.pos + len(ids) > self.n_ctx:
+            raise ModelError(f"{self.pos + len(ids)} tokens do not fit the context of {self.n_ctx}")
+        for start in range(0, len(ids), self.chunk):
+            piece = ids[start:start + self.chunk]
+            last = start + self.chunk >= len(ids)
+            rows = len(piece)
+            self._write_step(piece, self.pos, k, temperature)
+            counts = [c for _, _, f in self._prefill_steps for c in f(rows)]
+            counts += self._tail_counts if last else [0] * len(self._tail_counts)
+            encoder = self.gpu.device.createCommandEncoder()
+            self.gpu.encode(self.prefill_plan, counts, encoder)
+            self.pos += rows
+            if last:
+                return await self._finish(encoder, k, temperature, full_logits)
+            self.gpu.submit(encoder)
+            await self.gpu.queue.onSubmittedWorkDone()  # lets Stop and the page in between chunks
+            self.gpu.check()
+            if should_stop is not None and should_stop():
+                return None
+        return None
+
+    async def decode_step(self, token: int, k: int = 1, temperature: float = 0.0,
+                          full_logits: bool = False) -> StepResult:
+        """Append one token at position `pos` and return the candidates for the next one."""
+        self._check_ids([token])
+        if self.pos + 1 > self.n_ctx:
+            raise ModelError(f"the context of {self.n_ctx} tokens is full")
+        self._write_step([token], self.pos, k, temperature)
+        if self._decode_counts_js is None:
+            from pyodide.ffi import to_js  # noqa: PLC0415 - only in Pyodide
+            self._decode_counts_js = to_js(self._decode_counts)
+        encoder = self.gpu.device.createCommandEncoder()
+        self.gpu.encode(self.decode_plan, self._decode_counts_js, encoder)
+        self.pos += 1
+        return await self._finish(encoder, k, temperature, full_logits)
+
+    async def _finish(self, encoder, k: int, temperature: float, full_logits: bool) -> StepResult:
+        k = max(1, min(int(k), KMAX))
+        nbytes = (2 * k + 2) * 4
+        encoder.copyBufferToBuffer(self.out, 0, self.out_staging, 0, nbytes)
+        if full_logits:
+            if self.logits_staging is None:
+                self.logits_staging = self.gpu.buffer(self.cfg.vocab_size * 4, 0x0001 | 0x0008, "logits readback")
+                self.buffers.append(self.logits_staging)
+            encoder.copyBufferToBuffer(self.logits, 0, self.logits_staging, 0, self.cfg.vocab_size * 4)
+        self.gpu.submit(encoder)
+        await self.gpu.map_read(self.out_staging)
+        raw = self.out_staging.getMappedRange(0, nbytes).to_bytes()
+        self.out_staging.unmap()
+        self.gpu.check()
+        values = struct.unpack(f"<{k}I{k}f2f", raw[:nbytes])
+        result = StepResult(ids=list(values[:k]), logits=list(values[k:2 * k]), max_logit=values[2 * k],
+                            sum_exp=values[2 * k + 1], temperature=temperature if temperature > 0 else 1.0)
+        if full_logits:
+            await self.gpu.map_read(self.logits_staging)
+            result.full_logits = array("f", self.logits_staging.getMappedRange().to_bytes())
+            self.logits_staging.unmap()
+        return result
+
+    # ------------------------------------------------------------------------ housekeeping
+    def gpu_bytes(self) -> int:
+        return sum(int(b.size) for b in self.buffers)
+
+    def free(self):
+        for buf in self.buffers:
+            self.gpu.free(buf)
+        self.buffers = []

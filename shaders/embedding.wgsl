@@ -1,0 +1,21 @@
+// embedding.wgsl — token + position embedding: x[t, :] = wte[ids[t], :] + wpe[pos0 + t, :].
+// Layout: wte holds rows [ROW0, ROW0 + ROWS) of the token table (the table may be split across
+//   buffers when it exceeds one binding; each split gets its own dispatch and writes only the rows
+//   whose id falls inside it), wpe is [n_positions, C]; both as WPack, C/4 packs per row.
+//   x is f32 [rows, C].
+// Workgroup: 64 invocations along the C/4 packs of a row; dispatch (ceil(C4 / 64), rows, 1).
+// Constants: C4 = C / 4, ROW0, ROWS.
+@group(0) @binding(0) var<storage, read> step: Step;
+@group(0) @binding(1) var<storage, read> wte: array<WPack>;
+@group(0) @binding(2) var<storage, read> wpe: array<WPack>;
+@group(0) @binding(3) var<storage, read_write> x: array<vec4<f32>>;
+
+@compute @workgroup_size(64)
+fn embed(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let t = gid.y;
+  let c = gid.x;
+  if (t >= step.rows || c >= C4) { return; }
+  let id = step.ids[t];
+  if (id < ROW0 || id >= ROW0 + ROWS) { return; }
+  x[t * C4 + c] = unpack4(wte[(id - ROW0) * C4 + c]) + unpack4(wpe[(step.pos0 + t) * C4 + c]);
+}

@@ -1,0 +1,44 @@
+// lm_head.wgsl — final LayerNorm fused with the language-model head for the last row:
+//   logits[v] = LayerNorm(x[rows - 1]) . wte[v]   (GPT-2 ties the head to the token embedding).
+// Only the last row's logits are ever needed (prefill predicts one token), so this is a
+// matrix-vector product over the vocabulary; every workgroup normalizes the row itself (a few KB
+// from cache) rather than paying a separate dispatch.
+// Layout: x f32 [rows, C]; ln_gamma, ln_beta f32 [C]; wte rows [ROW0, ROW0 + ROWS) of [V, C] as
+//   WPack (C4 packs per row); logits f32 [V].
+// Workgroup: 256 invocations = 32 vocabulary rows x 8 lanes; dispatch (ceil(ROWS / 32), 1, 1).
+// Constants: C, C4 (<= workgroup storage / 16 bytes), EPS, ROW0, ROWS.
+@group(0) @binding(0) var<storage, read> step: Step;
+@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> ln_gamma: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> ln_beta: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> wte: array<WPack>;
+@group(0) @binding(5) var<storage, read_write> logits: array<f32>;
+
+var<workgroup> xn: array<vec4<f32>, C4>;
+var<workgroup> partial: array<f32, 256>;
+
+@compute @workgroup_size(256)
+fn lm_head(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let row0 = (step.rows - 1u) * C4;
+  var s = 0.0;
+  for (var i = lid; i < C4; i += 256u) { let v = x[row0 + i]; s += v.x + v.y + v.z + v.w; }
+  let mean = workgroup_sum(lid, s) / f32(C);
+  var q = 0.0;
+  for (var i = lid; i < C4; i += 256u) { let d = x[row0 + i] - mean; q += dot(d, d); }
+  let rstd = inverseSqrt(workgroup_sum(lid, q) / f32(C) + EPS);
+  for (var i = lid; i < C4; i += 256u) { xn[i] = (x[row0 + i] - mean) * rstd * ln_gamma[i] + ln_beta[i]; }
+  workgroupBarrier();
+  let v = wid.x * 32u + lid / 8u;
+  let lane = lid % 8u;
+  var acc = 0.0;
+  if (v < ROWS) {
+    for (var i = lane; i < C4; i += 8u) { acc += dot(xn[i], unpack4(wte[v * C4 + i])); }
+  }
+  partial[lid] = acc;
+  workgroupBarrier();
+  if (lane == 0u && v < ROWS) {
+    var total = 0.0;
+    for (var j = 0u; j < 8u; j++) { total += partial[lid + j]; }
+    logits[ROW0 + v] = total;
+  }
+}

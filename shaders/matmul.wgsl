@@ -1,0 +1,149 @@
+// matmul.wgsl — Y = epilogue(X @ W + b), the projections of a GPT-2 block (HF Conv1D layout).
+// Two entry points over the same bindings:
+//   matmul_tiled  prefill: many rows; 64x64 output tiles, K in steps of 16 through workgroup
+//                 memory; 256 invocations as 16x16, each computing 4 rows x 4 columns.
+//                 Dispatch (ceil(N / 64), ceil(rows / 64), 1).
+//   gemv          decode: one row; each weight is read once. A workgroup owns GEMV_COLS4 packs
+//                 (4 columns each) and splits K over GEMV_SLICES invocations, then reduces.
+//                 Optionally normalizes the input row first (LN_INPUT: LayerNorm fused into the
+//                 projection, saving a dispatch and a buffer round trip per LayerNorm).
+//                 Dispatch (ceil(N4 / GEMV_COLS4), 1, 1).
+// Layout: X f32 [rows, K]; W [K, N] as WPack (N4 = N / 4 packs per row); b f32 [N];
+//   Y f32, see the epilogues; kv f32 [2, NH, N_CTX, HD] (this layer's K and V caches).
+// Epilogues (constant EPILOGUE):
+//   0 store          Y[r, c] = v                     (Y is [rows, N])
+//   1 gelu_tanh      Y[r, c] = gelu_new(v)           (GPT-2's tanh approximation)
+//   2 gelu_erf       Y[r, c] = gelu(v)               (exact erf form)
+//   3 residual       Y[r, c] += v                    (Y is the residual stream)
+//   4 qkv            columns [0, C) -> Y[r, c] (Y is [rows, C]); [C, 2C) -> K cache and
+//                    [2C, 3C) -> V cache at position pos0 + r, head-major
+// Constants: K, N, N4, EPILOGUE, C, NH, HD, N_CTX, LN_INPUT (bool), EPS.
+@group(0) @binding(0) var<storage, read> step: Step;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> w: array<WPack>;
+@group(0) @binding(3) var<storage, read> bias: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+@group(0) @binding(5) var<storage, read_write> kv: array<f32>;
+@group(0) @binding(6) var<storage, read> ln_gamma: array<f32>;
+@group(0) @binding(7) var<storage, read> ln_beta: array<f32>;
+
+fn gelu_tanh(v: f32) -> f32 {
+  // x * x * x, not pow(x, 3.0): pow is undefined for negative bases in WGSL.
+  let inner = clamp(0.7978845608028654 * (v + 0.044715 * v * v * v), -15.0, 15.0);
+  return 0.5 * v * (1.0 + tanh(inner));
+}
+
+fn erf_approx(z: f32) -> f32 {
+  // Abramowitz & Stegun 7.1.26, |error| < 1.5e-7: WGSL has no erf.
+  let a = abs(z);
+  let t = 1.0 / (1.0 + 0.3275911 * a);
+  let poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
+  return sign(z) * (1.0 - poly * exp(-a * a));
+}
+
+fn gelu_erf(v: f32) -> f32 { return 0.5 * v * (1.0 + erf_approx(v * 0.7071067811865476)); }
+
+fn store(r: u32, c: u32, v: f32) {
+  if (EPILOGUE == 0u) { y[r * N + c] = v; }
+  if (EPILOGUE == 1u) { y[r * N + c] = gelu_tanh(v); }
+  if (EPILOGUE == 2u) { y[r * N + c] = gelu_erf(v); }
+  if (EPILOGUE == 3u) { y[r * N + c] = y[r * N + c] + v; }
+  if (EPILOGUE == 4u) {
+    let part = c / C;
+    let within = c % C;
+    if (part == 0u) {
+      y[r * C + within] = v;
+    } else {
+      let head = within / HD;
+      let d = within % HD;
+      let pos = step.pos0 + r;
+      kv[(((part - 1u) * NH + head) * N_CTX + pos) * HD + d] = v;
+    }
+  }
+}
+
+fn store4(r: u32, c4: u32, v: vec4<f32>) {
+  let c = c4 * 4u;
+  store(r, c, v.x);
+  store(r, c + 1u, v.y);
+  store(r, c + 2u, v.z);
+  store(r, c + 3u, v.w);
+}
+
+// ---------------------------------------------------------------------------------- prefill
+var<workgroup> a_tile: array<array<f32, 64>, 16>;        // [k][row]
+var<workgroup> b_tile: array<array<vec4<f32>, 16>, 16>;  // [k][col pack]
+
+@compute @workgroup_size(256)
+fn matmul_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let rows = step.rows;
+  let tx = lid % 16u;   // column pack within the tile
+  let ty = lid / 16u;   // group of 4 rows within the tile
+  let m0 = wid.y * 64u;
+  let n0 = wid.x * 16u; // in packs
+  var acc: array<vec4<f32>, 4>;
+  for (var k0 = 0u; k0 < K; k0 += 16u) {
+    // A tile: 64 rows x 16 k, each invocation one row and 4 consecutive k.
+    let ar = lid / 4u;
+    let ak = (lid % 4u) * 4u;
+    for (var j = 0u; j < 4u; j++) {
+      var v = 0.0;
+      if (m0 + ar < rows && k0 + ak + j < K) { v = x[(m0 + ar) * K + k0 + ak + j]; }
+      a_tile[ak + j][ar] = v;
+    }
+    // B tile: 16 k x 16 packs.
+    let bk = lid / 16u;
+    let bc = lid % 16u;
+    var b = vec4<f32>(0.0);
+    if (k0 + bk < K && n0 + bc < N4) { b = unpack4(w[(k0 + bk) * N4 + n0 + bc]); }
+    b_tile[bk][bc] = b;
+    workgroupBarrier();
+    for (var kk = 0u; kk < 16u; kk++) {
+      let bv = b_tile[kk][tx];
+      for (var i = 0u; i < 4u; i++) { acc[i] += a_tile[kk][ty * 4u + i] * bv; }
+    }
+    workgroupBarrier();
+  }
+  let c4 = n0 + tx;
+  if (c4 >= N4) { return; }
+  for (var i = 0u; i < 4u; i++) {
+    let r = m0 + ty * 4u + i;
+    if (r < rows) { store4(r, c4, acc[i] + bias[c4]); }
+  }
+}
+
+// ---------------------------------------------------------------------------------- decode
+const GEMV_COLS4: u32 = 16u;
+const GEMV_SLICES: u32 = 16u;
+var<workgroup> gemv_partial: array<vec4<f32>, 256>;
+
+@compute @workgroup_size(256)
+fn gemv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  var mean = 0.0;
+  var rstd = 1.0;
+  if (LN_INPUT) {
+    var s = 0.0;
+    for (var i = lid; i < K; i += 256u) { s += x[i]; }
+    mean = workgroup_sum(lid, s) / f32(K);
+    var q = 0.0;
+    for (var i = lid; i < K; i += 256u) { let d = x[i] - mean; q += d * d; }
+    rstd = inverseSqrt(workgroup_sum(lid, q) / f32(K) + EPS);
+  }
+  let c4 = wid.x * GEMV_COLS4 + lid % GEMV_COLS4;
+  let slice = lid / GEMV_COLS4;
+  var acc = vec4<f32>(0.0);
+  if (c4 < N4) {
+    for (var k = slice; k < K; k += GEMV_SLICES) {
+      var xv = x[k];
+      if (LN_INPUT) { xv = (xv - mean) * rstd * ln_gamma[k] + ln_beta[k]; }
+      acc += xv * unpack4(w[k * N4 + c4]);
+    }
+  }
+  gemv_partial[lid] = acc;
+  workgroupBarrier();
+  if (slice == 0u && c4 < N4) {
+    var total = bias[c4];
+    for (var s = 0u; s < GEMV_SLICES; s++) { total += gemv_partial[s * GEMV_COLS4 + lid]; }
+    store4(0u, c4, total);
+  }
+}

@@ -1,0 +1,133 @@
+// topk.wgsl — the k largest logits with their ids, and the log-sum-exp, on the GPU, so a decode
+// step reads back a few hundred bytes instead of the whole vocabulary.
+// Two entry points:
+//   topk_partial  one workgroup per CHUNK logits: its k best (id, value) pairs, in descending order
+//                 (ties: lower id first, like argmax), and the chunk's max m and
+//                 sum(exp((l - m) / T)). Dispatch (ceil(V / CHUNK), 1, 1).
+//   topk_merge    one workgroup: merges the chunks' candidates into the global top k and combines
+//                 the chunk sums into log-sum-exp = M / T + log(S). Dispatch (1, 1, 1).
+// Layout: logits f32 [V] (NaN is treated as -inf); part u32 [groups, 2 * KMAX + 2] per chunk:
+//   ids, then values (f32 bits), then m, s; out u32 [2 * k + 2]: k ids, k values (f32 bits), M, S.
+// Workgroup: 256 invocations, 4 logits each. Constants: V, KMAX, CHUNK (= 1024), GROUPS.
+@group(0) @binding(0) var<storage, read> step: Step;
+@group(0) @binding(1) var<storage, read> logits: array<f32>;
+@group(0) @binding(2) var<storage, read_write> part: array<u32>;
+@group(0) @binding(3) var<storage, read_write> out: array<u32>;
+
+const STRIDE: u32 = 2u * KMAX + 2u;
+var<workgroup> vals: array<f32, CHUNK>;
+var<workgroup> best_val: array<f32, 256>;
+var<workgroup> best_pos: array<u32, 256>;
+var<workgroup> best_id: array<u32, 256>;
+
+fn better(va: f32, ia: u32, vb: f32, ib: u32) -> bool {
+  return va > vb || (va == vb && ia < ib);
+}
+
+// Reduce (value, position, id) over the workgroup; the winner ends up in slot 0.
+fn reduce_best(lid: u32, v: f32, pos: u32, id: u32) {
+  best_val[lid] = v;
+  best_pos[lid] = pos;
+  best_id[lid] = id;
+  workgroupBarrier();
+  for (var s = 128u; s > 0u; s = s >> 1u) {
+    if (lid < s && better(best_val[lid + s], best_id[lid + s], best_val[lid], best_id[lid])) {
+      best_val[lid] = best_val[lid + s];
+      best_pos[lid] = best_pos[lid + s];
+      best_id[lid] = best_id[lid + s];
+    }
+    workgroupBarrier();
+  }
+}
+
+fn temperature() -> f32 {
+  if (step.temperature > 0.0) { return step.temperature; }
+  return 1.0;
+}
+
+@compute @workgroup_size(256)
+fn topk_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let base = wid.x * CHUNK;
+  var m = NEG_INF;
+  for (var j = 0u; j < CHUNK / 256u; j++) {
+    let i = lid + j * 256u;
+    var v = NEG_INF;
+    if (base + i < V) {
+      v = logits[base + i];
+      if (v != v) { v = NEG_INF; }
+    }
+    vals[i] = v;
+    m = max(m, v);
+  }
+  m = workgroup_max(lid, m);
+  let temp = temperature();
+  var s = 0.0;
+  for (var j = 0u; j < CHUNK / 256u; j++) {
+    let v = vals[lid + j * 256u];
+    if (v > NEG_INF) { s += exp((v - m) / temp); }
+  }
+  s = workgroup_sum(lid, s);
+  let o = wid.x * STRIDE;
+  let k = min(step.k, KMAX);
+  for (var r = 0u; r < k; r++) {
+    var bv = NEG_INF;
+    var bp = 0xffffffffu;
+    for (var j = 0u; j < CHUNK / 256u; j++) {
+      let i = lid + j * 256u;
+      if (better(vals[i], i, bv, bp)) { bv = vals[i]; bp = i; }
+    }
+    reduce_best(lid, bv, bp, bp);
+    if (lid == 0u) {
+      let p = best_pos[0];
+      if (best_val[0] > NEG_INF) {
+        part[o + r] = base + p;
+        vals[p] = NEG_INF;
+      } else {
+        part[o + r] = 0xffffffffu;
+      }
+      part[o + KMAX + r] = bitcast<u32>(best_val[0]);
+    }
+    workgroupBarrier();
+  }
+  if (lid == 0u) {
+    part[o + 2u * KMAX] = bitcast<u32>(m);
+    part[o + 2u * KMAX + 1u] = bitcast<u32>(s);
+  }
+}
+
+@compute @workgroup_size(256)
+fn topk_merge(@builtin(local_invocation_index) lid: u32) {
+  let k = min(step.k, KMAX);
+  let n = GROUPS * k;
+  for (var r = 0u; r < k; r++) {
+    var bv = NEG_INF;
+    var bi = 0xffffffffu;
+    var bp = 0xffffffffu;
+    for (var e = lid; e < n; e += 256u) {
+      let p = (e / k) * STRIDE + e % k;
+      let id = part[p];
+      let v = bitcast<f32>(part[p + KMAX]);
+      if (id != 0xffffffffu && better(v, id, bv, bi)) { bv = v; bi = id; bp = p; }
+    }
+    reduce_best(lid, bv, bp, bi);
+    if (lid == 0u) {
+      out[r] = best_id[0];
+      out[k + r] = bitcast<u32>(best_val[0]);
+      if (best_pos[0] != 0xffffffffu) { part[best_pos[0]] = 0xffffffffu; }
+    }
+    storageBarrier();
+    workgroupBarrier();
+  }
+  if (lid == 0u) {
+    let temp = temperature();
+    var big_m = NEG_INF;
+    for (var g = 0u; g < GROUPS; g++) { big_m = max(big_m, bitcast<f32>(part[g * STRIDE + 2u * KMAX])); }
+    var big_s = 0.0;
+    for (var g = 0u; g < GROUPS; g++) {
+      let mg = bitcast<f32>(part[g * STRIDE + 2u * KMAX]);
+      if (mg > NEG_INF) { big_s += bitcast<f32>(part[g * STRIDE + 2u * KMAX + 1u]) * exp((mg - big_m) / temp); }
+    }
+    out[2u * k] = bitcast<u32>(big_m);
+    out[2u * k + 1u] = bitcast<u32>(big_s);
+  }
+}

@@ -1,0 +1,109 @@
+"""Shared fixtures: the site server, system Chromium with WebGPU on SwiftShader, and pages that
+fail their test on any console error or page error the test did not expect."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+sys.path.insert(0, str(ROOT / "tools"))
+
+from serve import Server  # noqa: E402
+from vendor import vendor  # noqa: E402
+
+CHROMIUM = os.environ.get("PYWEBGPT_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--enable-unsafe-webgpu",
+    "--use-webgpu-adapter=swiftshader",
+    "--enable-features=Vulkan",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-quic",
+]
+BOOT_TIMEOUT_MS = 120_000
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium not found at {CHROMIUM}: apt-get install -y chromium, or set PYWEBGPT_CHROMIUM")
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
+
+
+@pytest.fixture(scope="session")
+def site_server():
+    vendor()
+    server = Server(ROOT).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def site_url(site_server) -> str:
+    return site_server.url
+
+
+class ConsoleGuard:
+    """Collects console errors and page errors; the test fails on any not matched by `allow`."""
+
+    def __init__(self, page):
+        self.errors: list[str] = []
+        self.allowed: list[str] = []
+        page.on("console", self._console)
+        page.on("pageerror", lambda exc: self.errors.append(f"pageerror: {exc}"))
+
+    def _console(self, msg):
+        if msg.type == "error":
+            self.errors.append(f"console.error: {msg.text}")
+
+    def allow(self, pattern: str) -> None:
+        self.allowed.append(pattern)
+
+    def unexpected(self) -> list[str]:
+        return [e for e in self.errors if not any(re.search(p, e) for p in self.allowed)]
+
+
+def new_guarded_page(context):
+    page = context.new_page()
+    page.set_default_timeout(BOOT_TIMEOUT_MS)
+    guard = ConsoleGuard(page)
+    return page, guard
+
+
+@pytest.fixture
+def guarded_page(context):
+    """A fresh page; console errors fail the test unless allowed with `guard.allow(regex)`."""
+    page, guard = new_guarded_page(context)
+    yield page, guard
+    assert not guard.unexpected(), "unexpected console/page errors:\n" + "\n".join(guard.unexpected())
+
+
+def wait_ready(page) -> dict:
+    return page.evaluate("() => window.pywebgpt.ready")
+
+
+def run_py(page, code: str):
+    """Run Python source in the page's interpreter; returns the last expression's value (JSON)."""
+    return json.loads(page.evaluate("async (code) => await window.pywebgpt._py(code)", code))
+
+
+@pytest.fixture(scope="module")
+def booted_page(browser, site_url):
+    """One page per test module with Python and the GPU up (booting takes seconds)."""
+    context = browser.new_context()
+    page, guard = new_guarded_page(context)
+    page.goto(site_url)
+    wait_ready(page)
+    yield page
+    problems = guard.unexpected()
+    context.close()
+    assert not problems, "unexpected console/page errors:\n" + "\n".join(problems)

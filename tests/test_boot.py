@@ -1,0 +1,55 @@
+"""The page boots Python on WebGPU in real headless Chromium (SwiftShader)."""
+
+import time
+
+import pytest
+
+from conftest import run_py, wait_ready
+
+pytestmark = pytest.mark.browser
+
+
+def test_page_boots_and_reports_info(guarded_page, site_url):
+    page, _ = guarded_page
+    requests = []
+    page.on("request", lambda r: requests.append(r.url))
+    t0 = time.perf_counter()
+    page.goto(site_url)
+    info = wait_ready(page)
+    elapsed = time.perf_counter() - t0
+    print(f"page open to ready: {elapsed:.2f} s, {len(requests)} requests")
+    assert info["python_version"].startswith("3.14")
+    assert info["pyodide_version"] == "314.0.7"
+    assert set(info["adapter"]) >= {"vendor", "architecture", "description"}
+    assert info["limits"]["maxStorageBufferBindingSize"] >= 128 * 1024 * 1024
+    assert isinstance(info["features"], list)
+    assert page.evaluate("() => window.pywebgpt.info().pyodide_version") == "314.0.7"
+    status = page.locator("#status")
+    assert status.get_attribute("data-state") == "ready"
+    assert "Ready" in status.inner_text()
+    # Everything the page needed came from its own origin.
+    foreign = [u for u in requests if not u.startswith(site_url)]
+    assert requests and not foreign, f"requests to other origins: {foreign}"
+
+
+def test_no_webgpu_shows_a_clear_message(guarded_page, site_url):
+    page, guard = guarded_page
+    guard.allow("WebGPU|navigator.gpu|PyWebGPT failed to start")
+    page.add_init_script("delete Navigator.prototype.gpu; delete navigator.gpu;")
+    page.goto(site_url)
+    error = page.evaluate("() => window.pywebgpt.ready.then(() => null, (e) => e.message)")
+    assert error and "WebGPU" in error
+    status = page.locator("#status")
+    assert status.get_attribute("data-state") == "error"
+    text = status.inner_text()
+    assert "navigator.gpu" in text and "Chrome" in text and "--enable-unsafe-webgpu" in text
+
+
+def test_adapter_null_shows_a_clear_message(guarded_page, site_url):
+    page, guard = guarded_page
+    guard.allow("adapter|PyWebGPT failed to start")
+    page.add_init_script("GPU.prototype.requestAdapter = async function () { return null; };")
+    page.goto(site_url)
+    error = page.evaluate("() => window.pywebgpt.ready.then(() => null, (e) => e.message)")
+    assert error and "no GPU adapter" in error
+    assert page.locator("#status").get_attribute("data-state") == "error"
