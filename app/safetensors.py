@@ -355,7 +355,7 @@ def read_header(path) -> SafetensorsHeader:
 
     file_size = os.path.getsize(path)
     with open(path, "rb") as f:
-        first = f.read(64)  # more than 8 bytes: enough to recognize an LFS pointer
+        first = f.read(256)  # more than 8 bytes: a whole LFS pointer, for a better message
         header_len = parse_header_length(first, file_size, path)
         f.seek(8)
         header_bytes = f.read(header_len)
