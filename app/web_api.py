@@ -1,29 +1,34 @@
-"""The page's JS API, `window.pywebgpt`, implemented in Python.
+"""The engine's JS API (`pywebgpt` in web/api.js), implemented in Python.
 
-`web/boot.js` creates the object and its `ready` promise before Python starts; this module fills in
-the methods once the GPU is up. It is the only module besides `ui.py` that knows it runs in a page.
+web/api.js creates the object and its `ready` promise before Python starts; `start()` brings up
+the GPU and installs the `_py*` hooks that api.js calls. Nothing here touches the DOM, so the
+page, a worker and the Node runner (tools/node_runner.mjs) share it.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import sys
+import time
 
 import js
-from pyodide.ffi import create_proxy, to_js
+from pyodide.ffi import create_proxy
 
-from .gpu import GPU
+from .generate import Generation, GenerationBusy
+from .gpu import GPU, is_null
+from .loader import load_model
+from .sampling import SamplingParams
 
-_state: dict = {"gpu": None, "proxies": []}
+_state: dict = {"gpu": None, "loaded": None, "generation": None, "proxies": [], "load_s": None}
+
+SAMPLING_KEYS = ("max_new_tokens", "temperature", "top_k", "top_p", "repetition_penalty", "seed", "stop")
 
 
 def _pyodide_version() -> str:
-    try:
-        import pyodide  # noqa: PLC0415
+    import pyodide  # noqa: PLC0415
 
-        return str(pyodide.__version__)
-    except Exception:  # pragma: no cover - pyodide always has it
-        return "unknown"
+    return str(pyodide.__version__)
 
 
 def runtime_info(gpu: GPU) -> dict:
@@ -33,12 +38,113 @@ def runtime_info(gpu: GPU) -> dict:
     return info
 
 
+def model_info() -> dict | None:
+    loaded = _state["loaded"]
+    if loaded is None:
+        return None
+    cfg, model = loaded.config, loaded.model
+    from .config import param_count  # noqa: PLC0415
+
+    return {
+        "source": loaded.source,
+        "parameters": param_count(cfg),
+        "n_layer": cfg.n_layer, "n_head": cfg.n_head, "n_embd": cfg.n_embd,
+        "vocab_size": cfg.vocab_size, "n_positions": cfg.n_positions, "context": model.n_ctx,
+        "dtype": model.weight_dtype, "gpu_bytes": model.gpu_bytes(), "file_bytes": loaded.weight_bytes,
+        "tokenizer": type(loaded.tokenizer).__name__, "notices": loaded.notices,
+        "dispatches_per_decode_step": model.dispatches_per_decode_step,
+        "load_s": _state["load_s"],
+    }
+
+
+async def _load(ref: str, opts_json: str, on_progress=None) -> str:
+    gpu = _state["gpu"]
+    opts = json.loads(opts_json or "{}")
+    if _state["generation"] is not None:
+        raise GenerationBusy("a generation is running: stop it before loading another model")
+    base = str(js.globalThis.location.href) if not is_null(getattr(js.globalThis, "location", None)) else ""
+    t0 = time.perf_counter()
+    loaded = await load_model(gpu, ref, base_url=base, context=opts.get("context"))
+    # Only now, with the new model fully on the GPU, let go of the previous one: a failed load
+    # leaves the previous model usable.
+    if _state["loaded"] is not None:
+        _state["loaded"].model.free()
+    _state["loaded"] = loaded
+    _state["load_s"] = time.perf_counter() - t0
+    return json.dumps(model_info())
+
+
+def _params_from(opts: dict) -> SamplingParams:
+    unknown = sorted(set(opts) - set(SAMPLING_KEYS) - {"prompt_ids", "return_logits", "stop_on_eos"})
+    if unknown:
+        raise ValueError(f"unknown generation option(s): {', '.join(unknown)}")
+    kwargs = {k: opts[k] for k in SAMPLING_KEYS if k in opts and opts[k] is not None}
+    if "stop_on_eos" in opts:
+        kwargs["stop_on_eos"] = bool(opts["stop_on_eos"])
+    return SamplingParams(**kwargs)
+
+
+async def _generate(prompt: str, opts_json: str, on_token=None) -> str:
+    loaded = _state["loaded"]
+    if loaded is None:
+        raise RuntimeError("no model is loaded: call load() first")
+    if _state["generation"] is not None:
+        raise GenerationBusy("a generation is already running on this model; wait for it or call stop()")
+    opts = json.loads(opts_json or "{}")
+    params = _params_from(opts)
+    if opts.get("prompt_ids") is not None:
+        prompt_ids = [int(i) for i in opts["prompt_ids"]]
+    else:
+        prompt_ids = loaded.tokenizer.encode(prompt)
+    generation = Generation(loaded, prompt_ids, params, keep_logits=bool(opts.get("return_logits")))
+    _state["generation"] = generation
+    try:
+        async for event in generation.run():
+            if on_token is not None and not is_null(on_token):
+                on_token(json.dumps({"token": event.token, "text": event.text,
+                                     "top": [{"id": i, "prob": p, "text": _token_text(loaded, i)} for i, p in event.top]}))
+    finally:
+        _state["generation"] = None
+    r = generation.result
+    out = {"prompt_ids": r.prompt_ids, "tokens": r.tokens, "text": r.text, "finish_reason": r.finish_reason,
+           "dropped_prompt_tokens": r.dropped_prompt_tokens, "notices": r.notices, "timings": r.timings}
+    if r.logits:
+        out["logits_f32_b64"] = base64.b64encode(b"".join(a.tobytes() for a in r.logits)).decode()
+        out["vocab_size"] = loaded.config.vocab_size
+    return json.dumps(out)
+
+
+def _token_text(loaded, token: int) -> str:
+    try:
+        return loaded.tokenizer.token_bytes(token).decode("utf-8", "replace")
+    except Exception:
+        return ""
+
+
+def _stop() -> None:
+    generation = _state["generation"]
+    if generation is not None:
+        generation.stop()
+
+
+def _unload() -> None:
+    if _state["generation"] is not None:
+        _state["generation"].stop()
+    if _state["loaded"] is not None:
+        _state["loaded"].model.free()
+        _state["loaded"] = None
+
+
+def _model_info_json() -> str:
+    return json.dumps(model_info())
+
+
 async def _eval_python(code: str) -> str:
-    """Test and console hook: run Python source in the page's interpreter; the value of the last
+    """Test and console hook: run Python source in this interpreter; the value of the last
     expression comes back as JSON. It gives nothing that the page's own JS could not already do."""
     from pyodide.code import eval_code_async  # noqa: PLC0415
 
-    value = await eval_code_async(code, globals={"gpu": _state["gpu"], "__name__": "__pywebgpt_eval__"})
+    value = await eval_code_async(code, globals={"gpu": _state["gpu"], "state": _state, "__name__": "__pywebgpt__"})
     return json.dumps(value)
 
 
@@ -52,4 +158,9 @@ async def start(api) -> None:
     gpu = await GPU.create()
     _state["gpu"] = gpu
     _expose(api, "_py", _eval_python)
+    _expose(api, "_pyLoad", _load)
+    _expose(api, "_pyGenerate", _generate)
+    _expose(api, "_pyStop", _stop)
+    _expose(api, "_pyUnload", _unload)
+    _expose(api, "_pyModelInfo", _model_info_json)
     api._ok(json.dumps(runtime_info(gpu)))

@@ -1,13 +1,7 @@
-// Boot glue, loaded before PyScript: defines window.pywebgpt at once so that pages and tests can
-// `await window.pywebgpt.ready`, and reports start-up failures (no WebGPU, runtime files missing,
-// Python errors) on the page itself instead of only in the console.
+// Page boot glue, loaded before PyScript: defines window.pywebgpt at once (web/api.js) so pages
+// and tests can `await window.pywebgpt.ready`, and reports start-up failures (no WebGPU, runtime
+// files missing, Python errors) on the page itself, not only in the console.
 (() => {
-  let resolveReady, rejectReady;
-  const ready = new Promise((resolve, reject) => { resolveReady = resolve; rejectReady = reject; });
-  ready.catch(() => {}); // the rejection is shown on the page; avoid a second, console-only report
-  let info = null;
-  let settled = false;
-
   function show(message, kind) {
     const render = () => {
       const el = document.getElementById('status');
@@ -19,30 +13,16 @@
     else render();
   }
 
-  const api = {
-    ready,
-    info() {
-      if (!info) throw new Error('PyWebGPT is not ready yet: await window.pywebgpt.ready first');
-      return JSON.parse(JSON.stringify(info));
-    },
-    // Called by Python (app/main.py) once the interpreter and the GPU are up.
-    _ok(infoJson) {
-      if (settled) return;
-      settled = true;
-      info = JSON.parse(infoJson);
-      const a = info.adapter || {};
-      show(`Ready: Python ${info.python_version} (Pyodide ${info.pyodide_version}) on ` +
-           `${[a.vendor, a.architecture, a.description].filter(Boolean).join(' / ') || 'a WebGPU adapter'}`, 'ready');
-      resolveReady(api.info());
-    },
-    // Called on any start-up failure, by Python or by the checks below.
-    _fail(message) {
-      if (settled) return;
-      settled = true;
-      show(message, 'error');
-      rejectReady(new Error(message));
-    },
-  };
+  const api = createPyWebGPTApi((state, detail) => {
+    if (state === 'ready') {
+      const a = detail.adapter || {};
+      const gpu = [a.vendor, a.architecture, a.description].filter(Boolean).join(' / ') || 'a WebGPU adapter';
+      show(`Ready: Python ${detail.python_version} (Pyodide ${detail.pyodide_version}) on ${gpu}`, 'ready');
+    } else {
+      show(detail, 'error');
+    }
+    document.dispatchEvent(new CustomEvent('pywebgpt:' + state));
+  });
   window.pywebgpt = api;
 
   if (!('gpu' in navigator)) {

@@ -1,0 +1,185 @@
+"""The generation loop: prefill, then decode steps, streaming text as it comes.
+
+    async for event in Generation(loaded, prompt_ids, params).run():
+        event.token, event.text, event.top   # one new token, its complete text, top-5 alternatives
+
+Ends on max_new_tokens ("length"), the end-of-text token ("eos"), a stop string ("stop"), or a
+call to stop() ("cancelled"), which takes effect within one decode step and between prefill
+chunks. Sampling is Python (app/sampling.py); the GPU returns the top candidates of each step, and
+the whole logits only when the sampling settings need them (see `candidates_needed`).
+
+Context policy (n_ctx = the model's context): max_new_tokens is capped at n_ctx - 1, and a prompt
+that would not leave room for max_new_tokens keeps only its last tokens (the start is dropped, and
+the result says how many tokens were dropped). Nothing is ever computed past n_ctx.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+from .model import KMAX, StepResult
+from .sampling import Sampler, SamplingParams, StopStringMatcher
+from .tokenizer import StreamingDetokenizer
+
+SHOW_ALTERNATIVES = 5
+
+
+class GenerationBusy(RuntimeError):
+    """A second generation was asked for while one is running on the same model."""
+
+
+@dataclass
+class TokenEvent:
+    token: int
+    text: str                 # text completed by this token (may be "" mid-character)
+    top: list                 # [(id, probability), ...] best first, at temperature 1
+
+
+@dataclass
+class GenerationResult:
+    prompt_ids: list
+    tokens: list = field(default_factory=list)
+    text: str = ""
+    finish_reason: str = ""
+    dropped_prompt_tokens: int = 0
+    notices: list = field(default_factory=list)
+    timings: dict = field(default_factory=dict)
+    logits: list = field(default_factory=list)  # array('f') per new token, when asked for
+
+
+def candidates_needed(params: SamplingParams) -> tuple[int, bool]:
+    """(k candidates to fetch, whether the full logits are needed) for these settings.
+
+    Greedy and top-k <= 64 sample exactly from the GPU's candidates; pure temperature / top-p
+    sampling and the repetition penalty (which can lift a token from outside the top k) need
+    every logit.
+    """
+    k = SHOW_ALTERNATIVES
+    greedy = params.temperature == 0
+    if greedy and params.repetition_penalty == 1.0:
+        return k, False
+    if params.top_k and params.top_k <= KMAX and params.repetition_penalty == 1.0:
+        return max(k, params.top_k), False
+    return k, True
+
+
+def alternatives(step: StepResult) -> list:
+    """Top candidates with their probabilities under the model (temperature 1)."""
+    if step.temperature == 1.0:
+        log_z = step.log_normalizer()
+    elif step.full_logits is not None:
+        m = max(step.full_logits)
+        log_z = m + math.log(math.fsum(math.exp(v - m) for v in step.full_logits))
+    else:
+        log_z = None
+    out = []
+    for token, logit in list(zip(step.ids, step.logits))[:SHOW_ALTERNATIVES]:
+        prob = math.exp(logit - log_z) if log_z is not None else None
+        out.append((token, prob))
+    return out
+
+
+class Generation:
+    def __init__(self, loaded, prompt_ids: list, params: SamplingParams, keep_logits: bool = False):
+        self.loaded = loaded
+        self.model = loaded.model
+        self.tokenizer = loaded.tokenizer
+        self.params = params
+        self.keep_logits = keep_logits
+        self.cancelled = False
+        n_ctx = self.model.n_ctx
+        max_new = params.max_new_tokens
+        self.result = GenerationResult(prompt_ids=list(prompt_ids))
+        if not prompt_ids:
+            raise ValueError("the prompt is empty: give at least one token")
+        if max_new > n_ctx - 1:
+            self.result.notices.append(f"max_new_tokens lowered from {max_new} to {n_ctx - 1}, the context minus one")
+            max_new = n_ctx - 1
+        self.max_new = max_new
+        room = n_ctx - max_new
+        if len(prompt_ids) > room:
+            dropped = len(prompt_ids) - room
+            self.result.dropped_prompt_tokens = dropped
+            self.result.notices.append(
+                f"the prompt has {len(prompt_ids)} tokens; with max_new_tokens={max_new} only the last {room} fit "
+                f"the context of {n_ctx}, so the first {dropped} were dropped")
+            prompt_ids = prompt_ids[dropped:]
+        self.prompt = list(prompt_ids)
+
+    def stop(self):
+        self.cancelled = True
+
+    async def run(self):
+        """Async generator of TokenEvent; the GenerationResult is in `self.result` afterwards."""
+        params, model, result = self.params, self.model, self.result
+        k, full = candidates_needed(params)
+        if self.keep_logits:
+            full = True
+        sampler = Sampler(params)
+        detok = StreamingDetokenizer(self.tokenizer)
+        stops = StopStringMatcher(params.stop or [])
+        eos = getattr(self.tokenizer, "eos_token_id", None)
+        temperature = float(params.temperature)
+        seen = list(self.prompt)
+        model.reset()
+        t0 = time.perf_counter()
+        step = await model.prefill(self.prompt, k=k, temperature=temperature, full_logits=full,
+                                   should_stop=lambda: self.cancelled)
+        t_prefill = time.perf_counter() - t0
+        decode_times = []
+        text_parts = []
+        finish = "length"
+        while step is not None:
+            token = self._choose(sampler, step, seen)
+            if not result.tokens:
+                result.timings["ttft_ms"] = (time.perf_counter() - t0) * 1000
+            result.tokens.append(token)
+            seen.append(token)
+            if self.keep_logits and step.full_logits is not None:
+                result.logits.append(step.full_logits)
+            top = alternatives(step)
+            if eos is not None and token == eos and params.stop_on_eos:
+                finish = "eos"
+                yield TokenEvent(token, "", top)
+                break
+            piece = detok.push(token)
+            emit, hit = stops.push(piece)
+            if emit:
+                text_parts.append(emit)
+            yield TokenEvent(token, emit, top)
+            if hit:
+                finish = "stop"
+                break
+            if len(result.tokens) >= self.max_new:
+                break
+            if self.cancelled:
+                finish = "cancelled"
+                break
+            t1 = time.perf_counter()
+            step = await model.decode_step(token, k=k, temperature=temperature, full_logits=full)
+            decode_times.append(time.perf_counter() - t1)
+        else:
+            finish = "cancelled"
+        if finish not in ("stop",):
+            tail = stops.flush(detok.flush()) if finish != "eos" else stops.flush(detok.flush())
+            if tail:
+                text_parts.append(tail)
+                yield TokenEvent(-1, tail, [])
+        result.finish_reason = finish
+        result.text = "".join(text_parts)
+        n_prompt = len(self.prompt)
+        result.timings.update({
+            "prefill_ms": t_prefill * 1000,
+            "prefill_tokens_per_s": n_prompt / t_prefill if t_prefill > 0 else None,
+            "decode_ms_per_token": (sorted(decode_times)[len(decode_times) // 2] * 1000) if decode_times else None,
+            "decode_ms_mean": (sum(decode_times) / len(decode_times) * 1000) if decode_times else None,
+            "decode_tokens": len(decode_times),
+            "total_ms": (time.perf_counter() - t0) * 1000,
+        })
+
+    def _choose(self, sampler, step: StepResult, seen: list) -> int:
+        if step.full_logits is not None:
+            return sampler.sample(step.full_logits, seen)
+        return sampler.sample_candidates(step.ids, step.logits, seen)

@@ -1,0 +1,60 @@
+// Runs PyWebGPT's Python engine (app/) under Node: Pyodide + Dawn's WebGPU (`webgpu` npm package).
+// The same Python and WGSL as the page, on whatever GPU Dawn finds (an NVIDIA GPU through Vulkan,
+// or SwiftShader). Driven by tools/generate.py --runtime node; prints one JSON object.
+//   node tools/node_runner.mjs '{"model_url": "http://127.0.0.1:8000/models/m/", "prompt": "Hi", "options": {...}}'
+// Order matters: Pyodide is loaded before Dawn's globals are installed (see ../shared/gpu/README.md).
+import fs from 'node:fs';
+import path from 'node:path';
+import url from 'node:url';
+import vm from 'node:vm';
+import { loadPyodide } from 'pyodide';
+import { create, globals } from 'webgpu';
+
+const root = path.resolve(path.dirname(url.fileURLToPath(import.meta.url)), '..');
+const args = JSON.parse(process.argv[2] || '{}');
+
+function fail(message) {
+  process.stdout.write(JSON.stringify({ error: String(message) }) + '\n');
+  process.exit(2);
+}
+
+try {
+  const t0 = performance.now();
+  const py = await loadPyodide();
+  Object.assign(globalThis, globals);
+  globalThis.navigator = { gpu: create(args.dawn_options || ['backend=vulkan']) };
+  for (const file of ['web/api.js', 'web/replay.js']) {
+    vm.runInThisContext(fs.readFileSync(path.join(root, file), 'utf8'), { filename: file });
+  }
+  const pkg = '/home/pyodide/pywebgpt';
+  py.FS.mkdirTree(pkg + '/shaders');
+  for (const name of fs.readdirSync(path.join(root, 'app'))) {
+    if (name.endsWith('.py') && name !== 'main.py') py.FS.writeFile(`${pkg}/${name}`, fs.readFileSync(path.join(root, 'app', name)));
+  }
+  for (const name of fs.readdirSync(path.join(root, 'shaders'))) {
+    if (name.endsWith('.wgsl')) py.FS.writeFile(`${pkg}/shaders/${name}`, fs.readFileSync(path.join(root, 'shaders', name)));
+  }
+  const api = createPyWebGPTApi(null);
+  globalThis.pywebgpt = api;
+  await py.runPythonAsync(`
+import sys
+sys.path.insert(0, "/home/pyodide")
+import js
+from pywebgpt import web_api
+try:
+    await web_api.start(js.pywebgpt)
+except Exception as exc:
+    js.pywebgpt._fail(str(exc))
+`);
+  const info = await api.ready;
+  const readyMs = performance.now() - t0;
+  const model = await api.load(args.model_url);
+  const results = [];
+  for (let i = 0; i < (args.repeat || 1); i++) {
+    results.push(await api.generate(args.prompt ?? '', args.options || {}));
+  }
+  process.stdout.write(JSON.stringify({ info, ready_ms: readyMs, model, result: results[results.length - 1], results }) + '\n');
+  process.exit(0);
+} catch (err) {
+  fail(err && err.message ? err.message : err);
+}
