@@ -104,6 +104,23 @@ def url_problems(site: Path) -> list[str]:
     return problems
 
 
+def missing_files(site: Path) -> list[str]:
+    """pyscript.toml's interpreter and [files] sources, and index.html's Python scripts, that the
+    site lacks (each would fail only in the browser)."""
+    config = tomllib.loads((site / "pyscript.toml").read_text(encoding="utf-8"))
+    wanted = [("interpreter", config.get("interpreter", ""))]
+    wanted += [("[files]", k) for k in config.get("files", {})]
+    parser = _Attrs()
+    parser.feed((site / "index.html").read_text(encoding="utf-8"))
+    wanted += [("index.html", url) for _, url in parser.urls
+               if url.endswith((".py", ".js", ".mjs", ".css", ".toml", ".svg"))]
+    missing = []
+    for where, url in wanted:
+        if _url_problem(url) is None and not (site / url.split("?")[0].split("#")[0]).is_file():
+            missing.append(f"{where}: {url}")
+    return missing
+
+
 # --- build ------------------------------------------------------------------------------------
 
 def model_folders(weights: Path) -> list[Path]:
@@ -151,6 +168,9 @@ def build(out: Path, root: Path = ROOT) -> dict:
         models.append(folder.name)
     (out / ".nojekyll").write_text("")
 
+    problems = missing_files(out)
+    if problems:
+        raise BuildError("the page needs files that are not there:\n  " + "\n  ".join(problems))
     problems = url_problems(out)
     if problems:
         raise BuildError("the page uses URLs that break on GitHub Pages (serve under /<repo>/):\n  "
