@@ -407,7 +407,7 @@ class GPT2:
                             sum_exp=values[2 * k + 1], temperature=temperature if temperature > 0 else 1.0)
         if full_logits:
             await self.gpu.map_read(self.logits_staging)
-            result.full_logits = array("f", self.logits_staging.getMappedRange().to_bytes())
+            result.full_logits = array("f", self.logits_staging.getMappedRange(0, self.cfg.vocab_size * 4).to_bytes())
             self.logits_staging.unmap()
         return result
 

@@ -17,7 +17,9 @@ struct Step {
   ids: array<u32>,
 }
 
-const NEG_INF: f32 = bitcast<f32>(0xff800000u);
+// A huge negative finite f32 stands for -infinity: WGSL rejects an infinite constant expression, and
+// this sentinel still compares below every real logit and gives exp(NEG_INF - m) == 0.
+const NEG_INF: f32 = -3.0e38;
 
 // Workgroup-wide reductions over 256 invocations. Callers must be in uniform control flow.
 var<workgroup> reduce_scratch: array<f32, 256>;
