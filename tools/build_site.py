@@ -3,7 +3,8 @@
     python3 tools/build_site.py [--out _site]
 
 The site is the page and only what it needs: index.html, pyscript.toml, app/, shaders/, web/,
-every model folder under weights/ (a folder with a config.json), and the pinned browser runtime
+every folder under weights/ (models, and shared files such as gpt2-tokenizer/), and the pinned
+browser runtime
 in vendor/ (copied from node_modules by tools/vendor.py, which runs `npm ci` when needed). No
 tests, no tools. A `.nojekyll` marks the folder as plain files.
 
@@ -123,11 +124,16 @@ def missing_files(site: Path) -> list[str]:
 
 # --- build ------------------------------------------------------------------------------------
 
-def model_folders(weights: Path) -> list[Path]:
-    """The model folders under weights/: every folder holding a config.json."""
+def weight_folders(weights: Path) -> list[Path]:
+    """The folders under weights/ that the site ships: all but hidden ones."""
     if not weights.is_dir():
         return []
-    return sorted(p.parent for p in weights.glob("*/config.json") if not p.parent.name.startswith("."))
+    return sorted(p for p in weights.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def model_folders(weights: Path) -> list[Path]:
+    """The model folders under weights/: every folder holding a config.json."""
+    return [p for p in weight_folders(weights) if (p / "config.json").is_file()]
 
 
 def _check_weights(folder: Path) -> None:
@@ -162,10 +168,11 @@ def build(out: Path, root: Path = ROOT) -> dict:
             shutil.copytree(root / name, out / name, ignore=IGNORE)
     shutil.copytree(vendor_dir, out / "vendor", ignore=IGNORE)
     models = []
-    for folder in model_folders(root / "weights"):
+    for folder in weight_folders(root / "weights"):
         _check_weights(folder)
         shutil.copytree(folder, out / "weights" / folder.name, ignore=IGNORE)
-        models.append(folder.name)
+        if (folder / "config.json").is_file():
+            models.append(folder.name)
     (out / ".nojekyll").write_text("")
 
     problems = missing_files(out)
