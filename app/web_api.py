@@ -17,10 +17,10 @@ from pyodide.ffi import create_proxy
 
 from .generate import Generation, GenerationBusy
 from .gpu import GPU, is_null
-from .loader import load_model
+from .loader import LoadError, LoadJob, cached_models, clear_cache, load_model
 from .sampling import SamplingParams
 
-_state: dict = {"gpu": None, "loaded": None, "generation": None, "proxies": [], "load_s": None}
+_state: dict = {"gpu": None, "loaded": None, "generation": None, "proxies": [], "load_s": None, "loading": None}
 
 SAMPLING_KEYS = ("max_new_tokens", "temperature", "top_k", "top_p", "repetition_penalty", "seed", "stop")
 
@@ -57,21 +57,62 @@ def model_info() -> dict | None:
     }
 
 
-async def _load(ref: str, opts_json: str, on_progress=None) -> str:
+async def _load(ref: str, opts_json: str, on_progress=None, files=None) -> str:
+    """pywebgpt.load(ref | {files}, opts): JSON model info (with a 'load' section of statistics), or
+    {"error": {"message", "code"}} for a model that cannot be loaded (api.js throws it as LoadError).
+    opts: context, cache (true | false | 'refresh'), hub (base URL for Hub ids), maxGpuBytes."""
     gpu = _state["gpu"]
     opts = json.loads(opts_json or "{}")
     if _state["generation"] is not None:
         raise GenerationBusy("a generation is running: stop it before loading another model")
+    if _state.get("loading") is not None:
+        return json.dumps({"error": {"message": "a model is already loading: wait for it or call cancelLoad()",
+                                     "code": "busy"}})
     base = str(js.globalThis.location.href) if not is_null(getattr(js.globalThis, "location", None)) else ""
+    job = LoadJob(on_progress)
+    _state["loading"] = job
     t0 = time.perf_counter()
-    loaded = await load_model(gpu, ref, base_url=base, context=opts.get("context"))
+    try:
+        loaded = await load_model(
+            gpu, ref, base_url=base, context=opts.get("context"), files=files, job=job,
+            cache=opts.get("cache", True), hub=opts.get("hub"),
+            max_gpu_bytes=opts.get("maxGpuBytes", opts.get("max_gpu_bytes")))
+    except LoadError as exc:
+        return json.dumps({"error": {"message": str(exc), "code": exc.code}})
+    finally:
+        _state["loading"] = None
     # Only now, with the new model fully on the GPU, let go of the previous one: a failed load
     # leaves the previous model usable.
     if _state["loaded"] is not None:
         _state["loaded"].model.free()
     _state["loaded"] = loaded
     _state["load_s"] = time.perf_counter() - t0
-    return json.dumps(model_info())
+    info = model_info()
+    info["load"] = loaded.stats
+    return json.dumps(info)
+
+
+def _cancel_load() -> bool:
+    """pywebgpt.cancelLoad(): abort the load in progress (it frees what it allocated). True if one was."""
+    job = _state.get("loading")
+    if job is None:
+        return False
+    job.cancel()
+    return True
+
+
+async def _cached_models(opts_json: str = "{}") -> str:
+    opts = json.loads(opts_json or "{}")
+    return json.dumps(await cached_models(hub=opts.get("hub")))
+
+
+async def _clear_cache(ref: str = "", opts_json: str = "{}") -> str:
+    opts = json.loads(opts_json or "{}")
+    base = str(js.globalThis.location.href) if not is_null(getattr(js.globalThis, "location", None)) else ""
+    try:
+        return json.dumps(await clear_cache(ref or "", base_url=base, hub=opts.get("hub")))
+    except LoadError as exc:
+        return json.dumps({"error": {"message": str(exc), "code": exc.code}})
 
 
 def _params_from(opts: dict) -> SamplingParams:
@@ -163,4 +204,7 @@ async def start(api) -> None:
     _expose(api, "_pyStop", _stop)
     _expose(api, "_pyUnload", _unload)
     _expose(api, "_pyModelInfo", _model_info_json)
+    _expose(api, "_pyCancelLoad", _cancel_load)
+    _expose(api, "_pyCachedModels", _cached_models)
+    _expose(api, "_pyClearCache", _clear_cache)
     api._ok(json.dumps(runtime_info(gpu)))

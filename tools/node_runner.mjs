@@ -23,7 +23,7 @@ try {
   const py = await loadPyodide();
   Object.assign(globalThis, globals);
   globalThis.navigator = { gpu: create(args.dawn_options || ['backend=vulkan']) };
-  for (const file of ['web/api.js', 'web/replay.js']) {
+  for (const file of ['web/fetch.js', 'web/api.js', 'web/replay.js']) {
     vm.runInThisContext(fs.readFileSync(path.join(root, file), 'utf8'), { filename: file });
   }
   const pkg = '/home/pyodide/pywebgpt';

@@ -1,7 +1,8 @@
 // The JS API of PyWebGPT, shared by the page (web/boot.js) and the Node runner (tools/node_runner.mjs):
 //   await pywebgpt.ready                       -> runtime info, once Python and the GPU are up
 //   pywebgpt.info()                            -> {python_version, pyodide_version, adapter, features, limits, model}
-//   await pywebgpt.load(ref, {onProgress})     -> model info (ref: 'weights/x/', a URL, or a Hub id)
+//   await pywebgpt.load(ref, {onProgress})     -> model info (ref: 'weights/x/', a URL, a Hub id, or {files})
+//   pywebgpt.cancelLoad(), await pywebgpt.cachedModels(), await pywebgpt.clearCache(ref?)
 //   await pywebgpt.generate(prompt, opts, onToken) -> {tokens, text, finish_reason, timings, ...}
 //   pywebgpt.stop(), await pywebgpt.unload()
 // The methods are thin: Python (app/web_api.py) does the work and installs `_py*` hooks here.
@@ -13,6 +14,7 @@ globalThis.createPyWebGPTApi = function createPyWebGPTApi(onStatus) {
   let runtime = null;
   let settled = false;
   const notReady = () => new Error('PyWebGPT is not ready yet: await pywebgpt.ready first');
+  const loadError = (e) => Object.assign(new Error(e.message), { name: 'LoadError', code: e.code });
 
   const api = {
     ready,
@@ -22,10 +24,36 @@ globalThis.createPyWebGPTApi = function createPyWebGPTApi(onStatus) {
       info.model = api._pyModelInfo ? JSON.parse(api._pyModelInfo()) : null;
       return info;
     },
+    // ref: 'weights/x/', a URL, a Hub id, or picked files: {files: FileList | File[] | [{path, file}]}
+    // (or the FileList itself). opts: {onProgress(p), context, cache: true|false|'refresh', hub, maxGpuBytes}.
+    // A model that cannot be loaded rejects with an Error named 'LoadError' with a .code.
     async load(ref, opts = {}) {
       await ready;
+      opts = opts || {};
+      let files = null;
+      if (ref && typeof ref === 'object') {
+        const list = ref.files !== undefined ? ref.files : ref;
+        files = Array.from(list || [], (f) => (f && typeof f.slice === 'function' && typeof f.size === 'number')
+          ? { path: f.webkitRelativePath || f.name, file: f }
+          : { path: String(f.path || (f.file && f.file.name) || ''), file: f.file });
+        ref = '';
+      }
       const onProgress = typeof opts.onProgress === 'function' ? (s) => opts.onProgress(JSON.parse(s)) : null;
-      return JSON.parse(await api._pyLoad(String(ref), JSON.stringify({ ...opts, onProgress: undefined }), onProgress));
+      const out = JSON.parse(await api._pyLoad(String(ref ?? ''), JSON.stringify({ ...opts, onProgress: undefined }),
+        onProgress, files));
+      if (out && out.error) throw loadError(out.error);
+      return out;
+    },
+    // Aborts the load in progress (its load() rejects with code 'cancelled'); true if there was one.
+    cancelLoad() { return api._pyCancelLoad ? !!api._pyCancelLoad() : false; },
+    // {models: [{source, hub_id, files: [{name, bytes, stored}], bytes, complete, stored}], total_bytes, usage, quota}
+    async cachedModels(opts = {}) { await ready; return JSON.parse(await api._pyCachedModels(JSON.stringify(opts || {}))); },
+    // Deletes one model's cached files (ref as for load) or, with no ref, all of them: {deleted_files, freed_bytes}.
+    async clearCache(ref = null, opts = {}) {
+      await ready;
+      const out = JSON.parse(await api._pyClearCache(ref == null ? '' : String(ref), JSON.stringify(opts || {})));
+      if (out && out.error) throw loadError(out.error);
+      return out;
     },
     async generate(prompt, opts = {}, onToken = null) {
       await ready;
