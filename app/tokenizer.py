@@ -55,7 +55,6 @@ load_tokenizer_from_texts({filename: text}) picks the tokenizer a model folder d
 
 from __future__ import annotations
 
-import codecs
 import heapq
 import json
 import re
@@ -592,29 +591,56 @@ class StreamingDetokenizer:
     """Turns ids into text one at a time, emitting only complete UTF-8 characters.
 
     For any ids, "".join(push(i) for i in ids) + flush() == tokenizer.decode(ids). A token ending
-    mid-character returns "" until the character completes; bytes that cannot start or continue a
-    character come out as U+FFFD at once (they are never held). After flush(),
-    `invalid_tail_bytes` is how many trailing bytes ended incomplete (each shown as U+FFFD).
+    mid-character returns "" until a later token completes it. Only bytes that can still become
+    a valid character are held back (at most 3); bytes that cannot come out as U+FFFD at once.
+    (Python's own incremental UTF-8 decoder holds some invalid sequences, such as the start of
+    an encoded surrogate b"\\xed\\xa0", one step longer.) After flush(), `invalid_tail_bytes` is
+    how many trailing bytes ended incomplete (shown as one U+FFFD).
     """
 
     def __init__(self, tokenizer):
         self.tokenizer = tokenizer
-        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self.pending_bytes = b""  # the start of a character that is not complete yet
         self.invalid_tail_bytes = 0
 
-    @property
-    def pending_bytes(self) -> bytes:
-        """Bytes held back: the start of a character that is not complete yet."""
-        return self._decoder.getstate()[0]
-
     def push(self, token_id: int) -> str:
-        return self._decoder.decode(self.tokenizer.token_bytes(token_id))
+        data = self.pending_bytes + self.tokenizer.token_bytes(token_id)
+        keep = _incomplete_tail(data)
+        if keep:
+            self.pending_bytes = data[-keep:]
+            data = data[:-keep]
+        else:
+            self.pending_bytes = b""
+        return data.decode("utf-8", "replace")
 
     def flush(self) -> str:
-        self.invalid_tail_bytes = len(self.pending_bytes)
-        text = self._decoder.decode(b"", final=True)
-        self._decoder.reset()
-        return text
+        rest, self.pending_bytes = self.pending_bytes, b""
+        self.invalid_tail_bytes = len(rest)
+        return rest.decode("utf-8", "replace")
+
+
+# the allowed range of the byte after each lead byte that has a narrower one than 80..BF
+_SECOND_BYTE = {0xE0: (0xA0, 0xBF), 0xED: (0x80, 0x9F), 0xF0: (0x90, 0xBF), 0xF4: (0x80, 0x8F)}
+
+
+def _incomplete_tail(data: bytes) -> int:
+    """Length of the end of `data` that is a proper prefix of a valid UTF-8 character (0-3)."""
+    n = len(data)
+    for length in range(1, min(n, 3) + 1):
+        lead = data[n - length]
+        if 0x80 <= lead < 0xC0:
+            continue  # a continuation byte: its lead is further back
+        if not 0xC2 <= lead <= 0xF4:
+            return 0  # ASCII, or a byte that never starts a character
+        need = 2 if lead < 0xE0 else 3 if lead < 0xF0 else 4
+        if length >= need:
+            return 0  # complete (or overlong run): nothing to wait for
+        if length >= 2:
+            low, high = _SECOND_BYTE.get(lead, (0x80, 0xBF))
+            if not low <= data[n - length + 1] <= high:
+                return 0
+        return length
+    return 0
 
 
 def load_tokenizer_from_texts(files: dict):
