@@ -1,0 +1,380 @@
+"""Choosing the next token: greedy, temperature, top-k, top-p, repetition penalty, seed, stop strings.
+
+Pure Python (standard library only), so it runs the same in CPython and in Pyodide. Hugging Face
+transformers' semantics are the reference, applied in its order:
+
+1. repetition penalty (RepetitionPenaltyLogitsProcessor): for each distinct token already seen
+   (prompt and generated), a logit < 0 is multiplied by the penalty, any other divided by it;
+2. temperature 0 means greedy: the largest logit, ties going to the lowest id (no random draw);
+3. top-k (TopKLogitsWarper): keep the k largest logits, and every token tied with the k-th;
+4. temperature T (TemperatureLogitsWarper): probabilities softmax(logits / T), in float64;
+5. top-p (TopPLogitsWarper): in order of probability (ties: lower id first), keep the smallest
+   prefix whose mass reaches top_p: a token is kept when the tokens before it hold < top_p;
+6. one uniform number u in [0, 1) from the sampler's own PRNG picks the token where the
+   cumulative weight first exceeds u times the total (weights in the order of step 3/5, or in id
+   order when neither top-k nor top-p filters).
+
+Reproducibility: the PRNG is PCG32 (O'Neill's pcg32_random_r, stream 54) written with Python
+ints, so a seed gives the same tokens in any Python version and in the browser; each non-greedy
+draw takes two 32-bit outputs (53 bits). The `random` module is not used: its algorithms may
+change between versions.
+
+GPU candidates: the model can return only its top candidates (ids and logits, best first) instead
+of all 50,257 logits. `Sampler.sample_candidates` on those gives the same token, consuming the PRNG
+the same way, as `Sampler.sample` on the full logits whenever the choice depends only on them:
+greedy, or top_k <= the number of candidates, with repetition_penalty 1 (the penalty can lift a
+token from outside the list). The one exception is exact float ties reaching past the end of the
+list, which the list cannot show. Otherwise (no top-k, top_k larger than the list, or a penalty)
+it samples among the candidates only: an approximation, which generate.py avoids by asking for
+the full logits (see `candidates_needed` there).
+
+Bad input fails early with a ValueError that says what is wrong: parameters in
+SamplingParams.validate(); NaN or +inf logits (-inf is allowed: a banned token) in the sampler.
+
+StopStringMatcher cuts the streamed text before the first stop string, also when the stop string
+spans several tokens.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import os
+from array import array
+from bisect import bisect_left, bisect_right
+from dataclasses import dataclass
+from itertools import accumulate
+
+__all__ = ["SamplingParams", "Sampler", "PCG32", "StopStringMatcher", "top_candidates"]
+
+_MASK64 = (1 << 64) - 1
+_MAX_SEED = _MASK64
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+@dataclass
+class SamplingParams:
+    """Generation settings; validated (and normalized: ints to floats, stop to a tuple) on creation.
+
+    max_new_tokens      >= 1
+    temperature         >= 0, finite; 0 = greedy
+    top_k               >= 0; 0 = off
+    top_p               in (0, 1]; 1 = off
+    repetition_penalty  > 0, finite; 1 = off; > 1 discourages repeats
+    seed                None (a random seed from os.urandom) or an int in 0..2**64-1
+    stop                strings that end the generation (not included in the text)
+    stop_on_eos         end at the tokenizer's end-of-text token
+    """
+
+    max_new_tokens: int = 200
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    repetition_penalty: float = 1.0
+    seed: int | None = None
+    stop: tuple = ()
+    stop_on_eos: bool = True
+
+    def __post_init__(self):
+        self.validate()
+
+    @staticmethod
+    def _integer(name: str, value, minimum: int) -> int:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if type(value) is not int:
+            raise ValueError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+        if value < minimum:
+            raise ValueError(f"{name} must be >= {minimum}, got {value}")
+        return value
+
+    @staticmethod
+    def _real(name: str, value) -> float:
+        if not _is_number(value):
+            raise ValueError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
+        value = float(value)
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, got {value!r}")
+        return value
+
+    def validate(self) -> "SamplingParams":
+        self.max_new_tokens = self._integer("max_new_tokens", self.max_new_tokens, 1)
+        self.temperature = self._real("temperature", self.temperature)
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0 (0 = greedy), got {self.temperature!r}")
+        self.top_k = self._integer("top_k", self.top_k, 0)
+        self.top_p = self._real("top_p", self.top_p)
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1] (1 = off), got {self.top_p!r}")
+        self.repetition_penalty = self._real("repetition_penalty", self.repetition_penalty)
+        if self.repetition_penalty <= 0:
+            raise ValueError(f"repetition_penalty must be > 0 (1 = off), got {self.repetition_penalty!r}")
+        if self.seed is not None:
+            if isinstance(self.seed, float) and self.seed.is_integer():
+                self.seed = int(self.seed)
+            if type(self.seed) is not int or not 0 <= self.seed <= _MAX_SEED:
+                raise ValueError(f"seed must be null or an integer in 0..2**64-1, got {self.seed!r}")
+        stop = self.stop
+        if stop is None:
+            stop = ()
+        if isinstance(stop, str):
+            raise ValueError(f"stop must be a list of strings, e.g. [{stop!r}], not a single string")
+        if not isinstance(stop, (list, tuple)):
+            raise ValueError(f"stop must be a list of strings, got {type(stop).__name__}")
+        for s in stop:
+            if not isinstance(s, str) or not s:
+                raise ValueError(f"stop strings must be non-empty strings, got {s!r}")
+        self.stop = tuple(stop)
+        if not isinstance(self.stop_on_eos, bool):
+            raise ValueError(f"stop_on_eos must be true or false, got {self.stop_on_eos!r}")
+        return self
+
+
+class PCG32:
+    """PCG-XSH-RR 64/32 (M. O'Neill, pcg32_srandom_r / pcg32_random_r) on Python ints."""
+
+    MULTIPLIER = 6364136223846793005
+
+    def __init__(self, seed: int, stream: int = 54):
+        self.inc = ((stream << 1) | 1) & _MASK64
+        self.state = 0
+        self.next_u32()
+        self.state = (self.state + seed) & _MASK64
+        self.next_u32()
+
+    def next_u32(self) -> int:
+        old = self.state
+        self.state = (old * self.MULTIPLIER + self.inc) & _MASK64
+        xorshifted = (((old >> 18) ^ old) >> 27) & 0xFFFFFFFF
+        rot = old >> 59
+        return ((xorshifted >> rot) | (xorshifted << ((-rot) & 31))) & 0xFFFFFFFF
+
+    def random(self) -> float:
+        """Uniform in [0, 1) with 53 random bits (two outputs)."""
+        a = self.next_u32() >> 5
+        b = self.next_u32() >> 6
+        return (a * 67108864 + b) / 9007199254740992.0
+
+
+def _as_sequence(logits):
+    if isinstance(logits, (list, tuple, array)):
+        return logits
+    return list(logits)
+
+
+def _check_logits(values) -> None:
+    """NaN or +inf anywhere: ValueError naming the index. -inf is allowed (a banned token)."""
+    total = sum(values)
+    if math.isfinite(total):
+        return
+    for i, v in enumerate(values):
+        if v != v:
+            raise ValueError(f"logit {i} is NaN: the model's output is broken")
+        if v == math.inf:
+            raise ValueError(f"logit {i} is +inf: the model's output is broken")
+    if max(values) == -math.inf:
+        raise ValueError("every logit is -inf: there is no token to choose")
+
+
+def top_candidates(logits, k: int) -> tuple[list, list]:
+    """(ids, logits) of the k largest logits, best first, ties to the lower id."""
+    values = _as_sequence(logits)
+    k = min(k, len(values))
+    ids = heapq.nlargest(k, range(len(values)), key=values.__getitem__)
+    return ids, [values[i] for i in ids]
+
+
+class Sampler:
+    """Chooses tokens for one generation; holds the PRNG, so use one Sampler per generation."""
+
+    def __init__(self, params: SamplingParams | None = None):
+        self.params = params if params is not None else SamplingParams()
+        self.params.validate()
+        seed = self.params.seed
+        if seed is None:
+            seed = int.from_bytes(os.urandom(8), "little")
+        self.seed = seed  # report it to make a run with seed=None repeatable
+        self.rng = PCG32(seed)
+
+    # -- the two entry points ------------------------------------------------------------------
+
+    def sample(self, logits, seen_ids=()) -> int:
+        """The next token from all the logits (a list or array('f') of vocab_size floats)."""
+        ids, weights = self._candidates_full(logits, seen_ids)
+        return self._draw(ids, weights)
+
+    def sample_candidates(self, ids, logits, seen_ids=()) -> int:
+        """The next token from the model's top candidates (ids with their logits, best first)."""
+        ids, weights = self._candidates_short(ids, logits, seen_ids)
+        return self._draw(ids, weights)
+
+    def distribution(self, logits, seen_ids=()) -> list:
+        """[(id, probability)] that `sample` draws from, in its order (no PRNG use); greedy: [(id, 1.0)]."""
+        ids, weights = self._candidates_full(logits, seen_ids)
+        if weights is None:
+            return [(ids, 1.0)]
+        total = math.fsum(weights)
+        return [(i, w / total) for i, w in zip(ids, weights) if w > 0]
+
+    # -- internals -------------------------------------------------------------------------------
+
+    def _draw(self, ids, weights) -> int:
+        if weights is None:  # greedy
+            return ids
+        cumulative = list(accumulate(weights))
+        target = self.rng.random() * cumulative[-1]
+        i = bisect_right(cumulative, target)
+        if i >= len(ids):  # rounding at the very top: the last token with weight
+            i = max(j for j, w in enumerate(weights) if w > 0)
+        return ids[i]
+
+    def _penalized(self, values, seen_ids):
+        """A float list with the repetition penalty applied to the distinct seen ids."""
+        penalty = self.params.repetition_penalty
+        values = list(values)
+        n = len(values)
+        for token in set(seen_ids):
+            if not 0 <= token < n:
+                raise ValueError(f"seen token id {token} is outside the logits (0..{n - 1})")
+            v = values[token]
+            values[token] = v * penalty if v < 0 else v / penalty
+        return values
+
+    def _candidates_full(self, logits, seen_ids):
+        """(ids, weights) to draw from, or (id, None) when greedy."""
+        p = self.params
+        values = _as_sequence(logits)
+        n = len(values)
+        if n == 0:
+            raise ValueError("no logits to sample from")
+        _check_logits(values)
+        if p.repetition_penalty != 1.0 and seen_ids:
+            values = self._penalized(values, seen_ids)
+        if p.temperature == 0:
+            return values.index(max(values)), None
+        k = p.top_k
+        if k and k < n:
+            # every token with a logit >= the k-th largest (HF keeps ties), best first
+            return self._nucleus(*self._at_least(values, heapq.nlargest(k, values)[-1]))
+        if p.top_p >= 1.0:
+            return range(n), self._weights(values, max(values))
+        # Top-p alone: the weights follow the logits' order, so sort the logits (fast, no key),
+        # find how many tokens the nucleus needs, then fetch just those ids.
+        ordered = sorted(values, reverse=True)
+        weights = self._weights(ordered, ordered[0])
+        count = self._nucleus_size(weights, p.top_p * math.fsum(weights))
+        order, _ = self._at_least(values, ordered[count - 1])
+        return order[:count], weights[:count]
+
+    @staticmethod
+    def _at_least(values, floor):
+        """(ids, logits) of the logits >= floor, best first, ties to the lower id."""
+        order = sorted((i for i in range(len(values)) if values[i] >= floor), key=values.__getitem__, reverse=True)
+        return order, [values[i] for i in order]
+
+    @staticmethod
+    def _nucleus_size(weights, threshold: float) -> int:
+        """How many of `weights` (best first) top-p keeps: up to the first whose running sum
+        reaches threshold (all of them if rounding keeps the sum below it)."""
+        i = bisect_left(list(accumulate(weights)), threshold)
+        return min(i + 1, len(weights))
+
+    def _candidates_short(self, ids, logits, seen_ids):
+        p = self.params
+        ids = list(ids)
+        values = list(_as_sequence(logits))
+        if len(ids) != len(values):
+            raise ValueError(f"{len(ids)} candidate ids but {len(values)} logits")
+        if not ids:
+            raise ValueError("no candidates to sample from")
+        _check_logits(values)
+        if p.repetition_penalty != 1.0 and seen_ids:
+            penalty, seen = p.repetition_penalty, set(seen_ids)
+            values = [(v * penalty if v < 0 else v / penalty) if t in seen else v for t, v in zip(ids, values)]
+        order = sorted(range(len(ids)), key=lambda j: (-values[j], ids[j]))  # best first, ties: lower id
+        ids = [ids[j] for j in order]
+        values = [values[j] for j in order]
+        if p.temperature == 0:
+            return ids[0], None
+        k = p.top_k
+        if k and k < len(ids):
+            kth = values[k - 1]
+            while k < len(ids) and values[k] == kth:
+                k += 1
+            ids, values = ids[:k], values[:k]
+        return self._nucleus(ids, values)
+
+    def _weights(self, values, top: float) -> list:
+        """exp((v - top) / T): softmax numerators, in float64."""
+        t = self.params.temperature
+        exp = math.exp
+        return [exp((v - top) / t) for v in values]
+
+    def _nucleus(self, ids, values):
+        """Temperature and top-p on candidates sorted best first (ties: lower id first) -> (ids, weights)."""
+        weights = self._weights(values, values[0])
+        if self.params.top_p < 1.0:
+            count = self._nucleus_size(weights, self.params.top_p * math.fsum(weights))
+            ids, weights = ids[:count], weights[:count]
+        return ids, weights
+
+
+class StopStringMatcher:
+    """Cuts a stream of text pieces before the first stop string.
+
+    push(piece) -> (text to emit now, hit). A suffix that could begin a stop string is held back
+    until it is decided. When a stop string completes, possibly across pieces, push returns the
+    text before it and hit=True; the stop string and anything after it are dropped, and later
+    pushes return ("", True). If several stop strings occur, the one that ends first wins (the
+    generation would have stopped there), and of those ending at the same place the longest.
+    The result does not depend on how the text was cut into pieces. flush(text) returns what is
+    held back plus `text`, with the same stop handling; no stops: everything passes through.
+    """
+
+    def __init__(self, stops=()):
+        if isinstance(stops, str):
+            stops = [stops]
+        self.stops = tuple(s for s in (stops or ()) if s)
+        self._held = ""
+        self.hit = False
+        self.stop_string = None  # the stop string that ended the text, once hit
+
+    def push(self, piece: str) -> tuple[str, bool]:
+        if self.hit:
+            return "", True
+        if not self.stops:
+            return piece, False
+        text = self._held + piece
+        first_end, cut = None, None
+        for s in self.stops:
+            at = text.find(s)
+            if at >= 0:
+                end = at + len(s)
+                if first_end is None or end < first_end or (end == first_end and at < cut):
+                    first_end, cut, self.stop_string = end, at, s
+        if cut is not None:
+            self.hit = True
+            self._held = ""
+            return text[:cut], True
+        keep = self._partial_suffix(text)
+        self._held = text[len(text) - keep:] if keep else ""
+        return text[:len(text) - keep], False
+
+    def _partial_suffix(self, text: str) -> int:
+        """Length of the longest suffix of text that is a proper prefix of a stop string."""
+        longest = min(len(text), max(len(s) for s in self.stops) - 1)
+        for length in range(longest, 0, -1):
+            tail = text[-length:]
+            if any(s.startswith(tail) for s in self.stops):
+                return length
+        return 0
+
+    def flush(self, text: str = "") -> str:
+        emit, hit = self.push(text)
+        if hit:
+            return emit
+        rest, self._held = self._held, ""
+        return emit + rest
