@@ -58,6 +58,7 @@ from __future__ import annotations
 import heapq
 import json
 import re
+from bisect import bisect_right
 from itertools import chain
 
 _chain = chain.from_iterable
@@ -797,22 +798,43 @@ a9d0-a9d9 a9f0-a9f9 aa50-aa59 abf0-abf9 ff10-ff19 10107-10133 10140-10178 1018a-
 LETTER_RANGES = _parse_ranges(_LETTER_RANGES)
 NUMBER_RANGES = _parse_ranges(_NUMBER_RANGES)
 
-# Two compiled forms of the same pattern. `re` tests a character class's code points above U+FFFF
-# one range at a time (only the BMP part becomes a bitmap), which makes the full classes ~4x
-# slower; text without such characters (most text) uses the BMP-only classes, which match it
-# identically.
-_has_astral = re.compile("[\U00010000-\U0010ffff]").search
+# `re` tests a character class's code points above U+FFFF one range at a time (only the BMP part
+# becomes a bitmap), which makes classes with all of Unicode's astral letters and digits ~4x
+# slower on any text. So the pattern has BMP-only classes, and text with astral characters is
+# scanned through a stand-in: each astral character is replaced by a BMP character of the same
+# class ("A" for a letter, "0" for a number, "!" for anything else; no astral character is
+# whitespace, an apostrophe or a contraction letter, and these stand-ins are none of those
+# either), which leaves every match the same. The pieces are then cut from the original text.
 _findall_bmp = _compile_pattern(
     [(a, min(b, 0xFFFF)) for a, b in LETTER_RANGES if a <= 0xFFFF],
     [(a, min(b, 0xFFFF)) for a, b in NUMBER_RANGES if a <= 0xFFFF]).findall
-_findall_full = None
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
+_ASTRAL_LETTERS = [r for r in LETTER_RANGES if r[1] > 0xFFFF]
+_ASTRAL_NUMBERS = [r for r in NUMBER_RANGES if r[1] > 0xFFFF]
+
+
+def _in_ranges(code: int, ranges) -> bool:
+    i = bisect_right(ranges, (code, 0x110000)) - 1
+    return i >= 0 and ranges[i][0] <= code <= ranges[i][1]
+
+
+def _astral_stand_in(match) -> str:
+    code = ord(match.group())
+    if _in_ranges(code, _ASTRAL_LETTERS):
+        return "A"
+    if _in_ranges(code, _ASTRAL_NUMBERS):
+        return "0"
+    return "!"
 
 
 def _findall(text: str) -> list[str]:
     """GPT-2's pre-tokenization of a str without surrogates."""
-    global _findall_full
-    if text.isascii() or _has_astral(text) is None:
+    if text.isascii() or _ASTRAL.search(text) is None:
         return _findall_bmp(text)
-    if _findall_full is None:
-        _findall_full = _compile_pattern(LETTER_RANGES, NUMBER_RANGES).findall
-    return _findall_full(text)
+    pieces = []
+    start = 0
+    for piece in _findall_bmp(_ASTRAL.sub(_astral_stand_in, text)):
+        end = start + len(piece)
+        pieces.append(text[start:end])
+        start = end
+    return pieces

@@ -151,6 +151,18 @@ def test_pretokenize_matches_regex_module():
         assert pretokenize(text) == pattern.findall(text), repr(text)
 
 
+def test_astral_stand_ins_equal_full_classes():
+    """Text with characters above U+FFFF is scanned with stand-ins; the same pieces as the pattern
+    with the complete classes."""
+    full = T._compile_pattern(T.LETTER_RANGES, T.NUMBER_RANGES).findall
+    rng = random.Random(99)
+    special = [0x1D538, 0x1D7D9, 0x1F600, 0x16130, 0x1E5D0, 0x10FFFF, 0xF0000, 0x1F3FD, 0xE0001, 0x20000, 0x10107]
+    for _ in range(5000):
+        text = "".join(chr(rng.choice(special) if rng.random() < 0.5 else rng.randrange(0x10000, 0x110000))
+                       if rng.random() < 0.4 else rng.choice(" 'sdtA1!\n\t\u00a0a\u0301") for _ in range(rng.randrange(24)))
+        assert pretokenize(text) == full(text), repr(text)
+
+
 # ---------------------------------------------------------------------------------------------
 # a fixed corpus
 
