@@ -261,12 +261,20 @@ class Sampler:
             return self._nucleus(*self._at_least(values, heapq.nlargest(k, values)[-1]))
         if p.top_p >= 1.0:
             return range(n), self._weights(values, max(values))
-        # Top-p alone: the weights follow the logits' order, so sort the logits (fast, no key),
-        # find how many tokens the nucleus needs, then fetch just those ids.
-        ordered = sorted(values, reverse=True)
-        weights = self._weights(ordered, ordered[0])
-        count = self._nucleus_size(weights, p.top_p * math.fsum(weights))
-        order, _ = self._at_least(values, ordered[count - 1])
+        # Top-p alone. All weights are needed for the total; the order only for the nucleus, which
+        # is usually small: look among the 256 largest logits first, sort everything only if the
+        # nucleus is larger. (The weights follow the logits' order, so sorting the logits, which
+        # is fast without a key, is enough; the ids are fetched once the cut-off is known.)
+        top = max(values)
+        threshold = p.top_p * math.fsum(self._weights(values, top))
+        head = heapq.nlargest(256, values) if n > 256 else sorted(values, reverse=True)
+        weights = self._weights(head, top)
+        count = self._nucleus_size(weights, threshold)
+        if count == len(head) and count < n:
+            head = sorted(values, reverse=True)
+            weights = self._weights(head, top)
+            count = self._nucleus_size(weights, threshold)
+        order, _ = self._at_least(values, head[count - 1])
         return order[:count], weights[:count]
 
     @staticmethod
