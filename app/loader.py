@@ -297,11 +297,11 @@ class UrlSource:
         detail = str(_get(r, "errorMessage", "") or "")
         reason = f"HTTP {status} {_get(r, 'statusText', '') or ''}".strip()
         if status == 404:
-            hint = "not found"
+            hint = ""
             if name == CONFIG:
-                hint += ("; a model folder needs config.json, model.safetensors and tokenizer files. Is the "
-                         "address right?")
-            raise LoadError(f"{name}: {hint} ({reason}) at {url}", "http")
+                hint = (". A model folder needs config.json, model.safetensors and tokenizer files: is the "
+                        "address right?")
+            raise LoadError(f"{name}: not found ({reason}) at {url}{hint}", "http")
         if status in (401, 403):
             raise LoadError(f"{name}: access denied ({reason}) at {url}: the model is private or gated, and "
                             f"the page cannot send credentials; download it and load the folder instead", "http")
@@ -689,8 +689,8 @@ def check_device(cfg: GPT2Config, weight_dtype: str, limits: dict, context, budg
             which = ("maxStorageBufferBindingSize" if per_buffer == int(limits.get("maxStorageBufferBindingSize", 0))
                      else "maxBufferSize")
             raise LoadError(
-                f"{where}: the model is too large for this GPU: {label} needs {_mb(nbytes)} in one GPU buffer, over "
-                f"this device's {which} of {_mb(per_buffer)} (n_embd={cfg.n_embd}, n_positions={cfg.n_positions}, "
+                f"{where}: the model is too large for this GPU: {label} needs {nbytes:,} bytes ({_mb(nbytes)}) in "
+                f"one GPU buffer, over this device's {which} of {per_buffer:,} bytes (n_embd={cfg.n_embd}, n_positions={cfg.n_positions}, "
                 f"vocab_size={cfg.vocab_size}, {weight_dtype})", "too_large")
     limit, why = budget
     if est["total"] > limit:
