@@ -151,6 +151,8 @@ def _decode_error(ids, table) -> ValueError:
 
 
 def _join_bytes(ids, table) -> bytes:
+    if not isinstance(ids, (list, tuple)):
+        ids = list(ids)  # a generator, an array, a numpy array
     try:
         if ids and min(ids) < 0:  # a negative index would silently read from the end
             raise IndexError
@@ -568,6 +570,8 @@ class CharTokenizer:
         raise UnknownCharactersError(sorted({ch for _, ch in positions}), positions)
 
     def decode(self, ids) -> str:
+        if not isinstance(ids, (list, tuple)):
+            ids = list(ids)
         try:
             if ids and min(ids) < 0:
                 raise IndexError

@@ -325,6 +325,7 @@ def test_decode_errors(tok):
     with pytest.raises(ValueError, match="out of range"):
         tok.token_bytes(10**9)
     assert tok.decode([]) == ""
+    assert tok.decode(iter([15496, 995])) == tok.decode(x for x in [15496, 995]) == "Hello world"
     assert tok.decode([129, 129]) == "\ufffd\ufffd"  # byte 0xC2 twice: invalid UTF-8, replaced
     with pytest.raises(TypeError):
         tok.encode(b"bytes")
@@ -401,10 +402,14 @@ def _tokenizer_json(merges_as_pairs: bool) -> str:
     merges = [line.split(" ") if merges_as_pairs else line for line in lines if line]
     return json.dumps({
         "version": "1.0",
-        "added_tokens": [{"id": 50256, "content": "<|endoftext|>", "special": True, "normalized": False}],
+        "added_tokens": [{"id": 50256, "content": "<|endoftext|>", "single_word": False, "lstrip": False,
+                          "rstrip": False, "normalized": False, "special": True}],
         "normalizer": None,
         "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True},
-        "decoder": {"type": "ByteLevel"},
+        "post_processor": None,
+        "decoder": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True},
+        "truncation": None,
+        "padding": None,
         "model": {"type": "BPE", "vocab": vocab, "merges": merges, "dropout": None, "unk_token": None},
     })
 
@@ -425,6 +430,17 @@ def test_from_tokenizer_json_written_by_transformers(tok, tmp_path):
     other = load_tokenizer_from_texts({"tokenizer.json": (tmp_path / "tokenizer.json").read_text(encoding="utf-8")})
     for text in CORPUS[:12]:
         assert other.encode(text) == tok.encode(text)
+
+
+def test_tokenizer_json_add_prefix_space_like_tokenizers():
+    tokenizers = pytest.importorskip("tokenizers")
+    data = json.loads(_tokenizer_json(True))
+    data["pre_tokenizer"]["add_prefix_space"] = True
+    reference = tokenizers.Tokenizer.from_str(json.dumps(data))
+    ours = GPT2Tokenizer.from_tokenizer_json(json.dumps(data))
+    assert ours.add_prefix_space
+    for text in ["hello", " hello", "\nhello", "a<|endoftext|>b", "a<|endoftext|> b", "", "  x", CORPUS[1]]:
+        assert ours.encode(text, allow_special=True) == reference.encode(text).ids, repr(text)
 
 
 def test_tokenizer_json_errors():
