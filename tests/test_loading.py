@@ -599,14 +599,18 @@ def test_hub_server_imitation(hub, models):
         assert e.code == 404 and e.headers["X-Error-Code"] == "EntryNotFound"
 
 
-def test_generate_cli_bad_model_is_one_line(tmp_path):
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    proc = subprocess.run([sys.executable, str(ROOT / "tools/generate.py"), "--model", str(empty), "--prompt", "x"],
-                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+@pytest.mark.parametrize("runtime", ["browser", "node"])
+def test_generate_cli_bad_model_is_one_line(runtime, models, tmp_path):
+    if runtime == "node" and not (ROOT / "node_modules/webgpu").exists():
+        pytest.skip("node_modules/webgpu missing (npm ci)")
+    bad = copy_model(models / "tiny", tmp_path / "bad")
+    (bad / "model.safetensors").write_bytes(b"version https://git-lfs.github.com/spec/v1\noid sha256:0\nsize 9\n")
+    proc = subprocess.run([sys.executable, str(ROOT / "tools/generate.py"), "--runtime", runtime, "--model", str(bad),
+                           "--prompt", "x"], capture_output=True, text=True, timeout=300, cwd=ROOT)
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode == 2, proc.stderr[-2000:]
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "config.json" in lines[0], proc.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: model.safetensors: ") and "Git LFS pointer" in lines[0], \
+        proc.stderr
 
 
 @pytest.mark.slow
@@ -631,24 +635,35 @@ def test_gpt2_117m_f16_from_the_hub(page, hub, tmp_path_factory, browser):
                 out[p["id"]] = {k: int(fields[k].split()[0]) * 1024 for k in ("VmRSS", "VmHWM") if k in fields}
         return out
 
-    times = {}
-    for round_ in ("cold", "warm"):
+    # cold: first load in this page; warm: a fresh page of the same browser profile (a page reload)
+    warm_page = page.context.new_page()
+    warm_page.set_default_timeout(BOOT_TIMEOUT_MS)
+    warm_page.goto(page.url)
+    wait_ready(warm_page)
+    for round_, p in (("cold", page), ("warm", warm_page)):
         hub.clear_log()
         before = renderer_memory()
         t0 = time.perf_counter()
-        info = ok(result := load(page, repo, hub=hub.url))
-        times[round_] = time.perf_counter() - t0
+        info = ok(result := load(p, repo, hub=hub.url))
+        elapsed = time.perf_counter() - t0
         after = renderer_memory()
         downloads = [e for e in result["events"] if e["phase"] == "download"]
-        print(f"{round_}: {times[round_]:.2f} s, {len(downloads)} progress events, "
-              f"requests {len(hub.requests(repo))}, load stats {json.dumps(info['load'])}")
+        upload = next(e["elapsed_s"] for e in result["events"] if e["phase"] == "upload")
+        print(f"{round_}: {elapsed:.2f} s (bytes in JS after {upload:.2f} s), {len(downloads)} progress events, "
+              f"{len(hub.requests(repo))} requests, load stats {json.dumps(info['load'])}")
         for pid in after:
-            if pid in before:
-                print(f"  renderer {pid}: RSS {before[pid]['VmRSS'] / 1e6:.0f} MB -> {after[pid]['VmRSS'] / 1e6:.0f} MB,"
-                      f" peak {after[pid]['VmHWM'] / 1e6:.0f} MB")
+            if pid in before and after[pid]["VmHWM"] > before[pid]["VmRSS"] + 50e6:
+                print(f"  renderer {pid}: RSS {before[pid]['VmRSS'] / 1e6:.0f} MB before, peak {after[pid]['VmHWM'] / 1e6:.0f}"
+                      f" MB, {after[pid]['VmRSS'] / 1e6:.0f} MB after")
         assert len(downloads) > 3 and downloads[-1]["loaded"] == downloads[-1]["total"]
         assert info["dtype"] == "F16" and info["load"]["from_cache"] is (round_ == "warm")
-    assert hub.requests(repo) == []
-    text = page.evaluate("() => pywebgpt.generate('Hello', {max_new_tokens: 4, temperature: 0})")["text"]
+        if round_ == "warm":
+            assert hub.requests(repo) == []
+        else:
+            # Free the cold copy first: on SwiftShader a second 117M model in the same GPU process
+            # stalls ~10 s in device.createBuffer (an engine/driver effect, not the loader's).
+            page.evaluate("() => pywebgpt.unload()")
+    text = warm_page.evaluate("() => pywebgpt.generate('Hello', {max_new_tokens: 4, temperature: 0})")["text"]
     print(f"generated {text!r}")
+    warm_page.close()
     page.evaluate("(hub) => pywebgpt.clearCache('big/gpt2-f16', {hub})", hub.url)

@@ -85,7 +85,7 @@ def generation_options(args) -> dict:
 
 def _clean_js_error(message: str) -> str:
     # Playwright wraps page errors: "Error: <message>\n    at ..." / "PythonError: Traceback ..."
-    text = str(message)
+    text = re.sub(r"^[A-Z]\w*\.\w+: ", "", str(message))  # Playwright's "Page.evaluate: " prefix
     m = re.search(r"(?:^|\n)\s*\w*(?:Error|Busy|Exception): (.+)", text.split("Call log:")[0])
     lines = [line for line in text.splitlines() if line.strip()]
     if "Traceback" in text:
