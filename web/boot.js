@@ -25,6 +25,31 @@
   });
   window.pywebgpt = api;
 
+  // The page UI (app/ui.py) loads the default model when the page opens, through `_autoLoad`. Any
+  // explicit load (the user's choice, a script, a test) takes precedence: it cancels that automatic
+  // load first instead of failing as busy. Every load or unload that settles is announced with a
+  // `pywebgpt:model` event on document, so the UI also shows models that a script loaded.
+  const rawLoad = api.load;
+  const rawUnload = api.unload;
+  let autoLoading = null;
+  const announce = () => document.dispatchEvent(new CustomEvent('pywebgpt:model'));
+  const track = (promise) => { promise.then(announce, announce); return promise; };
+  api.load = async function load(ref, opts) {
+    if (autoLoading) {
+      api.cancelLoad();
+      await autoLoading.then(() => {}, () => {});
+    }
+    return track(rawLoad.call(api, ref, opts));
+  };
+  api.unload = function unload() { return track(rawUnload.call(api)); };
+  api._autoLoad = function autoLoad(ref, opts) {
+    const promise = track(rawLoad.call(api, ref, opts));
+    const done = () => { if (autoLoading === promise) autoLoading = null; };
+    autoLoading = promise;
+    promise.then(done, done);
+    return promise;
+  };
+
   if (!('gpu' in navigator)) {
     api._fail('This browser does not expose WebGPU (navigator.gpu is missing), so PyWebGPT cannot run here. ' +
       'Use Chrome or Edge 113+ (on Linux start it with --enable-unsafe-webgpu --enable-features=Vulkan, ' +
