@@ -299,6 +299,35 @@ def test_sharded_f16_bf16_and_picked_folders_load_the_same_model(page, hub, mode
             assert any("BF16" in n and "widened to f32" in n for n in info["notices"])
 
 
+def test_gpt2_bpe_tokenizer_from_vocab_merges_or_tokenizer_json(page, hub, tmp_path_factory):
+    folder = cached_model(tmp_path_factory.getbasetemp() / "models", n_layer=1, n_head=2, n_embd=32, n_positions=32,
+                          vocab_size=50257, dtype="float16", tokenizer="gpt2")
+    root = tmp_path_factory.mktemp("bpe")
+    pair = copy_model(folder, root / "pair")
+    single = copy_model(folder, root / "single")
+    vocab = json.loads((single / "vocab.json").read_text(encoding="utf-8"))
+    merges = [line for line in (single / "merges.txt").read_text(encoding="utf-8").splitlines()[1:] if line]
+    (single / "tokenizer.json").write_text(json.dumps({
+        "version": "1.0", "added_tokens": [{"id": 50256, "content": "<|endoftext|>", "special": True}],
+        "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False},
+        "model": {"type": "BPE", "vocab": vocab, "merges": merges}}), encoding="utf-8")
+    (single / "vocab.json").unlink()
+    (single / "merges.txt").unlink()
+    for repo, path in (("bpe/pair", pair), ("bpe/single", single)):
+        hub.add(repo, path)
+        hub.clear_log()
+        info = ok(load(page, repo, hub=hub.url, cache=False))
+        assert info["tokenizer"] == "GPT2Tokenizer" and info["dtype"] == "F16"
+        out = page.evaluate("() => pywebgpt.generate('Hello world', {max_new_tokens: 1, temperature: 0})")
+        assert out["prompt_ids"] == [15496, 995]
+        fetched = [(e["path"].rsplit("/", 1)[-1], e["status"]) for e in hub.requests(repo) if e["server"] == "hub"]
+        if repo == "bpe/pair":
+            assert ("vocab.json", 200) in fetched and ("merges.txt", 200) in fetched
+            assert not [f for f in fetched if f[1] == 404]
+        else:
+            assert ("vocab.json", 404) in fetched and any(f[0] == "tokenizer.json" and f[1] < 400 for f in fetched)
+
+
 def test_cancel_mid_download_frees_everything_and_keeps_the_previous_model(page, hub, models):
     ok(load(page, "/models/tiny/", cache=False))
     reference = logits(page)
