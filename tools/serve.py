@@ -122,13 +122,22 @@ class SiteHandler(SimpleHTTPRequestHandler):
             left -= len(chunk)
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        # A browser that stops reading (a cancelled model download, a closed page) is not an error
+        # worth a traceback on stderr: tools/generate.py promises one line of output on failure.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
+
 class Server:
     """A site server on a background thread (tests, tools) or in the foreground (serve.py)."""
 
     def __init__(self, root: Path = ROOT, host: str = "127.0.0.1", port: int = 0,
                  mounts: dict[str, Path] | None = None, handler: type = SiteHandler):
         handler_cls = type("BoundHandler", (handler,), {"mounts": dict(mounts or {})})
-        self.httpd = ThreadingHTTPServer((host, port), partial(handler_cls, directory=str(root)))
+        self.httpd = _QuietServer((host, port), partial(handler_cls, directory=str(root)))
         self.httpd.daemon_threads = True
         self.host, self.port = self.httpd.server_address[:2]
         self.thread: threading.Thread | None = None
