@@ -307,8 +307,9 @@ class UrlSource:
                         "address right?")
             raise LoadError(f"{name}: not found ({reason}) at {url}{hint}", "http")
         if status in (401, 403):
-            raise LoadError(f"{name}: access denied ({reason}) at {url}: the model is private or gated, and "
-                            f"the page cannot send credentials; download it and load the folder instead", "http")
+            raise LoadError(f"{name}: access denied ({reason}) at {url}: the model does not exist, or it is "
+                            f"private or gated and the page cannot send credentials (download it and load the "
+                            f"folder instead)", "http")
         if status == 416:
             raise LoadError(f"{name}: the file is empty (HTTP 416 for a request of its first bytes) at {url}",
                             "format")
