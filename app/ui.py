@@ -171,6 +171,15 @@ def last_line_of_traceback(message: str) -> str:
     return lines[-1] if lines else message
 
 
+def readable(message: str) -> str:
+    """An engine error for people: without the Python module path of its class, and without advice
+    meant for API callers."""
+    message = re.sub(r"^(?:[A-Za-z_]\w*\.)+(?=[A-Za-z_]\w*(?:Error|Exception|Busy|Cancelled)\b)", "", message.strip())
+    message = re.sub(r"^(ValueError|UnknownCharactersError|LoadError|RuntimeError): ", "", message)
+    message = message.replace("; remove them, or encode with drop_unknown=True", "")
+    return message[:1].upper() + message[1:]
+
+
 def unknown_chars(exc, message: str) -> list | None:
     """The characters a char-level tokenizer refused (UnknownCharactersError), or None."""
     chars = getattr(exc, "chars", None)
@@ -192,6 +201,8 @@ def _obj(d: dict):
 
 def _py(value):
     """A JS value (JSON-shaped) as Python data."""
+    if isinstance(value, (dict, list, str, int, float, bool)):
+        return value
     if _n(value) is None:
         return None
     return json.loads(js.JSON.stringify(value))
@@ -219,12 +230,14 @@ class UI:
         self.run_started = 0.0
         self.first_token_at = None
         self.prompt_default = "ROMEO:"
+        self.run_prompt = ""
+        self.run_cleared = True
         self.error_fix = None
         self.el = {name: _el(name) for name in (
             "status", "error-banner", "error-title", "error-message", "error-hint", "error-fix", "error-dismiss",
             "model-form", "model-select", "load-button", "model-description", "more-sources", "custom-form",
             "custom-ref", "custom-load", "drop-zone", "folder-input", "load-box", "load-title", "load-progress",
-            "cancel-load", "load-text", "model-state", "model-info", "model-notices", "generate-form", "prompt",
+            "cancel-load", "load-text", "model-state", "model-details", "model-info", "model-notices", "generate-form", "prompt",
             "generate-button", "stop-button", "run-state", "settings", "max-new-tokens", "max-new-tokens-max",
             "greedy", "temperature", "top-k", "top-p", "repetition-penalty", "seed", "stop-strings",
             "reset-settings", "output", "output-prompt", "output-text", "copy-button", "copy-state", "stats",
@@ -289,6 +302,11 @@ class UI:
         for name in ("max-new-tokens", "temperature", "top-k", "top-p", "repetition-penalty", "seed"):
             self.on(e[name], "input", lambda ev: self._clear_invalid(ev.target))
         e["output"].dataset.empty = "true"
+        if js.window.matchMedia("(max-width: 59.99rem)").matches:
+            # Narrow screens stack the panels: fold the details so the prompt, Generate and the
+            # output come within a thumb's reach; one tap opens each.
+            e["model-details"].open = False
+            e["settings"].open = False
         self.sync_greedy()
         self.update_controls()
         js.document.body.dataset.ui = "starting"
@@ -304,9 +322,8 @@ class UI:
             self.update_controls()
             self.set_model_state("No model: the engine did not start.", "error")
             self.show_error("PyWebGPT cannot run here", message,
-                            "Generation needs WebGPU: use a recent Chrome or Edge (113+), Safari 26+ or Firefox 141+ "
-                            "on Windows, over https or http://localhost. Your prompt stays here, and the page "
-                            "works again after a reload in such a browser.", engine=True)
+                            "You can still read and edit the prompt and settings; generating needs a browser with "
+                            "WebGPU. Reload the page after switching browsers or flags.", engine=True)
             js.document.body.dataset.ui = "failed"
             return
         self.engine = "ready"
@@ -339,8 +356,7 @@ class UI:
         for i, m in enumerate(self.models):
             option = js.document.createElement("option")
             option.value = str(i)
-            size = f" · {_mb(m['size_bytes'])}" if m.get("size_bytes") else ""
-            option.textContent = f"{m['name']}{size}"
+            option.textContent = str(m["name"])
             select.appendChild(option)
         select.value = "0"
         self.prompt_default = self.models[0].get("prompt") or self.prompt_default
@@ -562,7 +578,7 @@ class UI:
             info = _py(await loader(target, opts))
         except Exception as exc:  # noqa: BLE001 - every failure is shown, the previous model stays
             name, message, code = error_parts(exc)
-            message = last_line_of_traceback(message)
+            message = readable(last_line_of_traceback(message))
             if code == "cancelled" or "cancelled" in message.lower() and name == "LoadError":
                 if not auto:
                     self.set_model_state(self._model_state_text(prefix="Loading was cancelled. "), "loaded"
@@ -586,6 +602,8 @@ class UI:
             progress.destroy()
             self.loading = False
             self.update_controls()
+            body = js.document.body
+            body.dataset.loads = str(int(_n(body.getAttribute("data-loads")) or 0) + 1)
         self.hide_error_if_load()
         self.set_model(info, entry, label)
 
@@ -651,8 +669,7 @@ class UI:
             if self.model is not None:
                 self.model = None
                 self.model_entry = None
-                self.el["model-info"].hidden = True
-                self.el["model-notices"].hidden = True
+                self.el["model-details"].hidden = True
                 self.set_model_state("No model loaded.", "idle")
                 self.update_controls()
         elif self.model is None or info.get("source") != self.model.get("source"):
@@ -702,8 +719,9 @@ class UI:
             dd.textContent = value
             dl.appendChild(dt)
             dl.appendChild(dd)
-        dl.hidden = False
-        self._fill_list(self.el["model-notices"], info.get("notices") or [])
+        self.el["model-details"].hidden = False
+        notices = [n for n in info.get("notices") or [] if not str(n).startswith("loaded from the browser cache")]
+        self._fill_list(self.el["model-notices"], notices)
         self.apply_model_bounds()
         prompt = self.el["prompt"]
         new_prompt = (entry or {}).get("prompt")
@@ -831,6 +849,8 @@ class UI:
         self.current = 0
         e["output"].dataset.empty = "false"
         self._fill_list(e["run-notices"], [])
+        e["stats"].textContent = ""
+        e["stats"].removeAttribute("data-finish")
 
     async def generate(self) -> None:
         e = self.el
@@ -839,22 +859,27 @@ class UI:
             self.show_error("Check the settings", "; ".join(p for _, p in problems) + ".",
                             "Fix the highlighted fields, or use Reset to defaults.")
             e[problems[0][0]].focus()
+            self._count_run("failed")
             return
         prompt = str(e["prompt"].value)
         if prompt == "":
             self.show_error("The prompt is empty", "Write something for the model to continue.",
                             "For the Shakespeare model, try a name in capitals followed by a colon, like ROMEO:")
             e["prompt"].focus()
+            self._count_run("failed")
             return
         if _n(e["error-banner"].getAttribute("data-kind")) != "engine":
             self.hide_error()
-        self.clear_output(prompt)
+        # The previous output stays until the first new token arrives: a run that fails at once
+        # (a bad prompt, bad settings) loses nothing.
+        self.run_prompt = prompt
+        self.run_cleared = False
         self.generating = True
+        js.document.body.dataset.gen = "running"
         self.run_started = time.perf_counter()
         self.first_token_at = None
         e["run-state"].textContent = "Generating…"
         e["run-state"].dataset.state = "running"
-        e["stats"].textContent = ""
         self.update_controls()
         on_token = create_proxy(self._on_token)
         result = None
@@ -864,6 +889,7 @@ class UI:
             name, message, _ = error_parts(exc)
             message = last_line_of_traceback(message)
             chars = unknown_chars(exc, message)
+            message = readable(message)
             if chars:
                 shown = " ".join(repr(c) for c in chars)
                 self.show_error(
@@ -884,13 +910,18 @@ class UI:
             e["run-state"].dataset.state = "idle"
             self.update_controls()
         if result is None:
-            e["run-state"].textContent = "Failed."
-            if not self.tokens and not e["output-text"].textContent:
-                e["output-prompt"].textContent = ""
-                e["output"].dataset.empty = "true"
-            self.update_controls()
+            e["run-state"].textContent = "Failed: see the message above."
+            self._count_run("failed")
             return
+        if not self.run_cleared:
+            self.clear_output(prompt)
         self.show_result(result)
+        self._count_run("done")
+
+    def _count_run(self, state: str) -> None:
+        body = js.document.body
+        body.dataset.gen = state
+        body.dataset.runs = str(int(_n(body.getAttribute("data-runs")) or 0) + 1)
 
     def drop_chars(self, chars: list) -> None:
         prompt = self.el["prompt"]
@@ -903,6 +934,12 @@ class UI:
 
     def _on_token(self, event) -> None:
         ev = _py(event) or {}
+        if not self.run_cleared:
+            self.clear_output(self.run_prompt)
+            self.run_cleared = True
+            out_box = self.el["output"].getBoundingClientRect()
+            if out_box.top > js.window.innerHeight - 60:  # off screen (phones): bring the output up
+                self.el["output"].scrollIntoView(_obj({"block": "nearest"}))
         if self.first_token_at is None:
             self.first_token_at = time.perf_counter()
         out = self.el["output"]
@@ -953,7 +990,8 @@ class UI:
         if decode:
             stats.append(("Speed", f"{1000 / decode:.1f} tokens/s"))
         if t.get("prefill_tokens_per_s"):
-            stats.append(("Prompt speed", f"{t['prefill_tokens_per_s']:.0f} tokens/s"))
+            rate = t["prefill_tokens_per_s"]
+            stats.append(("Prompt speed", f"{rate:.0f} tokens/s" if rate >= 10 else f"{rate:.1f} tokens/s"))
         if t.get("total_ms") is not None:
             stats.append(("Total", f"{t['total_ms'] / 1000:.2f} s"))
         stats.append(("Finished", FINISH_TEXT.get(r.get("finish_reason"), str(r.get("finish_reason")))))
