@@ -3,7 +3,8 @@
     async for event in Generation(loaded, prompt_ids, params).run():
         event.token, event.text, event.top   # one new token, its complete text, top-5 alternatives
 
-Ends on max_new_tokens ("length"), the end-of-text token ("eos"), a stop string ("stop"), or a
+Ends on max_new_tokens ("length"), the end-of-text token ("eos": config.json's eos_token_id, else
+the tokenizer's <|endoftext|>; the token is in `tokens`, not in the text), a stop string ("stop"), or a
 call to stop() ("cancelled"), which takes effect within one decode step and between prefill
 chunks. Sampling is Python (app/sampling.py); the GPU returns the top candidates of each step, and
 the whole logits only when the sampling settings need them (see `candidates_needed`).
@@ -108,6 +109,15 @@ class Generation:
             prompt_ids = prompt_ids[dropped:]
         self.prompt = list(prompt_ids)
 
+    @property
+    def eos_token_id(self) -> int | None:
+        """config.json's eos_token_id (what transformers' generate stops on), else the tokenizer's
+        end-of-text token (GPT-2's <|endoftext|>); None: no end-of-text token."""
+        eos = getattr(getattr(self.loaded, "config", None), "eos_token_id", None)
+        if eos is None:
+            eos = getattr(self.tokenizer, "eos_token_id", None)
+        return eos
+
     def stop(self):
         self.cancelled = True
 
@@ -120,18 +130,24 @@ class Generation:
         sampler = Sampler(params)
         detok = StreamingDetokenizer(self.tokenizer)
         stops = StopStringMatcher(params.stop or [])
-        eos = getattr(self.tokenizer, "eos_token_id", None)
+        eos = self.eos_token_id
         temperature = float(params.temperature)
         seen = list(self.prompt)
-        model.reset()
         t0 = time.perf_counter()
-        step = await model.prefill(self.prompt, k=k, temperature=temperature, full_logits=full,
-                                   should_stop=lambda: self.cancelled)
+        if self.cancelled:  # stopped before it started: no GPU work at all
+            step = None
+        else:
+            model.reset()
+            step = await model.prefill(self.prompt, k=k, temperature=temperature, full_logits=full,
+                                       should_stop=lambda: self.cancelled)
         t_prefill = time.perf_counter() - t0
         decode_times = []
         text_parts = []
         finish = "length"
         while step is not None:
+            if self.cancelled:  # stopped while the GPU worked on this step: do not use it
+                finish = "cancelled"
+                break
             token = self._choose(sampler, step, seen)
             if not result.tokens:
                 result.timings["ttft_ms"] = (time.perf_counter() - t0) * 1000
@@ -162,8 +178,8 @@ class Generation:
             decode_times.append(time.perf_counter() - t1)
         else:
             finish = "cancelled"
-        if finish not in ("stop",):
-            tail = stops.flush(detok.flush()) if finish != "eos" else stops.flush(detok.flush())
+        if finish != "stop":  # text held back (a partial character, a possible stop string start)
+            tail = stops.flush(detok.flush())
             if tail:
                 text_parts.append(tail)
                 yield TokenEvent(-1, tail, [])
