@@ -101,6 +101,13 @@ class GPU:
         replay = getattr(js.globalThis, "pywebgptReplay", None)
         self._replay = None if is_null(replay) else replay
 
+    @property
+    def is_cpu(self) -> bool:
+        """A software adapter (SwiftShader, or any fallback adapter): it runs workgroups on a few
+        CPU threads, where each extra workgroup and barrier costs far more than on a GPU."""
+        info = self.adapter_info
+        return "swiftshader" in " ".join(str(v) for v in info.values()).lower()
+
     # ----------------------------------------------------------------------------- creation
     @classmethod
     async def create(cls, power_preference: str = "high-performance") -> "GPU":

@@ -29,8 +29,9 @@ from .config import GPT2Config
 from .gpu import GPU, GPUError, shader_source
 
 KMAX = 64          # most candidates a step can return (top-k on the GPU)
-TOPK_CHUNK = 1024  # logits per workgroup in topk_partial
+TOPK_CHUNK = 2048  # logits per workgroup in topk_partial (8 KB of workgroup memory)
 PREFILL_CHUNK = 128  # prompt rows per prefill run (Stop is checked between runs)
+CPU_GROUPS = 4       # workgroups per decode dispatch on a CPU adapter (see GPU.is_cpu)
 
 _DTYPE_BYTES = {"F32": 4, "F16": 2, "BF16": 2}
 
@@ -104,8 +105,11 @@ class GPT2:
             raise ModelError(f"head size {cfg.head_dim} is over 256, the attention kernel's limit")
         if cfg.d_mlp % 4 != 0:
             raise ModelError(f"MLP width {cfg.d_mlp} is not a multiple of 4, which the kernels need")
-        # Attention keeps one row of scores in workgroup memory: that bounds the context.
         wg_bytes = gpu.limits.get("maxComputeWorkgroupStorageSize", 16384)
+        # The LayerNorm-fused GEMV keeps the normalized row in workgroup memory beside 5 KB of its own.
+        if C * 4 + 5 * 1024 > wg_bytes:
+            raise ModelError(f"n_embd={C} is too wide for this GPU's {wg_bytes} bytes of workgroup memory")
+        # Attention keeps one row of scores in workgroup memory: that bounds the context.
         max_ctx = (wg_bytes - 2 * 256 * 4) // 4
         self.n_ctx = min(cfg.n_positions, max_ctx, context or cfg.n_positions)
         self.notices: list[str] = []
@@ -240,11 +244,20 @@ class GPT2:
         prelude = snippet + _consts(**consts) + shader_source("common.wgsl")
         return self.gpu.pipeline(shader, entry, prelude)
 
+    def _groups(self, blocks: int) -> int:
+        """Workgroups for a decode dispatch over `blocks` blocks of work: one per block on a GPU;
+        on a CPU adapter a few, each looping over many blocks (a workgroup costs ~1 ms there)."""
+        return min(blocks, CPU_GROUPS) if self.gpu.is_cpu else blocks
+
+    def _gemv_groups(self, N: int) -> int:
+        return self._groups(-(-(N // 4) // 16))
+
     def _matmul(self, entry: str, K: int, N: int, epilogue: int, ln_input: bool = False):
         cfg = self.cfg
         return self._pipeline("matmul.wgsl", entry, K=K, N=N, N4=N // 4, EPILOGUE=epilogue, C=cfg.n_embd,
                               NH=cfg.n_head, HD=cfg.head_dim, N_CTX=self.n_ctx, LN_INPUT=ln_input,
-                              EPS=cfg.layer_norm_epsilon)
+                              EPS=cfg.layer_norm_epsilon, GEMV_GROUPS=self._gemv_groups(N),
+                              XN_LEN=K if ln_input else 1)
 
     def _build_plans(self):
         """Build every pipeline and bind group once; record (pipeline, bind group, counts) lists."""
@@ -261,9 +274,10 @@ class GPT2:
             embeds.append((pipe, bind(pipe, [s, buf, self.wpe, self.x])))
         heads = []
         for row0, rows, buf in self.head:
+            head_groups = self._groups(-(-rows // 32))
             pipe = self._pipeline("lm_head.wgsl", "lm_head", C=C, C4=C // 4, EPS=cfg.layer_norm_epsilon,
-                                  ROW0=row0, ROWS=rows)
-            heads.append((pipe, bind(pipe, [s, self.x, self.ln_f[0], self.ln_f[1], buf, self.logits]), rows))
+                                  ROW0=row0, ROWS=rows, HEAD_GROUPS=head_groups)
+            heads.append((pipe, bind(pipe, [s, self.x, self.ln_f[0], self.ln_f[1], buf, self.logits]), head_groups))
         topk_consts = dict(V=V, KMAX=KMAX, CHUNK=TOPK_CHUNK, GROUPS=self.groups)
         p_partial = self._pipeline("topk.wgsl", "topk_partial", **topk_consts)
         p_merge = self._pipeline("topk.wgsl", "topk_merge", **topk_consts)
@@ -285,7 +299,7 @@ class GPT2:
             return lambda rows: (-(-n // 64), -(-rows // 64), 1)
 
         def gemv(n):
-            return (-(-(n // 4) // 16), 1, 1)
+            return (self._gemv_groups(n), 1, 1)
 
         prefill, decode = [], []
         for pipe, group in embeds:
@@ -295,14 +309,15 @@ class GPT2:
             scale = 1.0 / math.sqrt(cfg.head_dim)
             if getattr(cfg, "scale_attn_by_inverse_layer_idx", False):
                 scale /= i + 1
+            att_groups = self._groups(cfg.n_head)
             attn = self._pipeline("attention.wgsl", "attention", C=C, NH=cfg.n_head, HD=cfg.head_dim,
-                                  N_CTX=self.n_ctx, SCALE=scale)
+                                  N_CTX=self.n_ctx, SCALE=scale, ATT_GROUPS=att_groups)
             ro, rw = self.dummy_ro, self.dummy_rw
             attn_group = bind(attn, [s, self.q, L["kv"], self.att])
             prefill += [
                 (ln, bind(ln, [s, self.x, L["ln_1.g"], L["ln_1.b"], self.xn]), lambda rows: (rows, 1, 1)),
                 (t_qkv, bind(t_qkv, [s, self.xn, L["attn.w"], L["attn.b"], self.q, L["kv"]]), tiled(3 * C)),
-                (attn, attn_group, lambda rows: (cfg.n_head, rows, 1)),
+                (attn, attn_group, lambda rows, g=att_groups: (g, rows, 1)),
                 (t_proj, bind(t_proj, [s, self.att, L["proj.w"], L["proj.b"], self.x, rw]), tiled(C)),
                 (ln, bind(ln, [s, self.x, L["ln_2.g"], L["ln_2.b"], self.xn]), lambda rows: (rows, 1, 1)),
                 (t_fc, bind(t_fc, [s, self.xn, L["fc.w"], L["fc.b"], self.h, rw]), tiled(M)),
@@ -311,13 +326,13 @@ class GPT2:
             decode += [
                 (g_qkv, bind(g_qkv, [s, self.x, L["attn.w"], L["attn.b"], self.q, L["kv"], L["ln_1.g"], L["ln_1.b"]]),
                  gemv(3 * C)),
-                (attn, attn_group, (cfg.n_head, 1, 1)),
+                (attn, attn_group, (att_groups, 1, 1)),
                 (g_proj, bind(g_proj, [s, self.att, L["proj.w"], L["proj.b"], self.x, rw, ro, ro]), gemv(C)),
                 (g_fc, bind(g_fc, [s, self.x, L["fc.w"], L["fc.b"], self.h, rw, L["ln_2.g"], L["ln_2.b"]]), gemv(M)),
                 (g_mlp, bind(g_mlp, [s, self.h, L["mlp.w"], L["mlp.b"], self.x, rw, ro, ro]), gemv(C)),
             ]
         # The head and top-k run only on the last prefill chunk (count 0 elsewhere).
-        tail = [(pipe, group, (-(-rows // 32), 1, 1)) for pipe, group, rows in heads]
+        tail = [(pipe, group, (groups, 1, 1)) for pipe, group, groups in heads]
         tail += [(topk[0][0], topk[0][1], (self.groups, 1, 1)), (topk[1][0], topk[1][1], (1, 1, 1))]
         self._prefill_steps = prefill
         self._tail_counts = [c for _, _, cs in tail for c in cs]

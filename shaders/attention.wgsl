@@ -4,9 +4,10 @@
 // The same kernel serves prefill (many rows) and decode (one row): the projections have already
 // written this run's keys and values into the cache.
 // Layout: q, y f32 [rows, C] (head h at columns h*HD..); kv f32 [2, NH, N_CTX, HD].
-// Workgroup: 256 invocations for one (head, row); dispatch (NH, rows, 1). Scores live in
+// Workgroup: 256 invocations for one row, striding over the heads; dispatch (ATT_GROUPS, rows, 1)
+//   (ATT_GROUPS = NH on a GPU, fewer on a CPU adapter). Scores live in
 //   workgroup memory (N_CTX floats), so N_CTX is bounded by the adapter's workgroup storage.
-// Constants: C, NH, HD (<= 256), N_CTX, SCALE.
+// Constants: C, NH, HD (<= 256), N_CTX, SCALE, ATT_GROUPS.
 @group(0) @binding(0) var<storage, read> step: Step;
 @group(0) @binding(1) var<storage, read> q: array<f32>;
 @group(0) @binding(2) var<storage, read> kv: array<f32>;
@@ -17,9 +18,14 @@ var<workgroup> partial: array<f32, 256>;
 
 @compute @workgroup_size(256)
 fn attention(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let h = wid.x;
   let t = wid.y;
   if (t >= step.rows) { return; }
+  for (var h = wid.x; h < NH; h += ATT_GROUPS) {
+    attend_head(h, t, lid);
+  }
+}
+
+fn attend_head(h: u32, t: u32, lid: u32) {
   let n = step.pos0 + t + 1u;            // positions visible to this row
   let q0 = t * C + h * HD;
   let k0 = h * N_CTX * HD;
@@ -54,4 +60,5 @@ fn attention(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_in
     for (var j = 0u; j < groups; j++) { total += partial[j * HD + d]; }
     y[t * C + h * HD + d] = total / l;
   }
+  workgroupBarrier();  // scores[] and partial[] are reused by the next head
 }

@@ -5,8 +5,10 @@
 // from cache) rather than paying a separate dispatch.
 // Layout: x f32 [rows, C]; ln_gamma, ln_beta f32 [C]; wte rows [ROW0, ROW0 + ROWS) of [V, C] as
 //   WPack (C4 packs per row); logits f32 [V].
-// Workgroup: 256 invocations = 32 vocabulary rows x 8 lanes; dispatch (ceil(ROWS / 32), 1, 1).
-// Constants: C, C4 (<= workgroup storage / 16 bytes), EPS, ROW0, ROWS.
+// Workgroup: 256 invocations = 32 vocabulary rows x 8 lanes; dispatch (HEAD_GROUPS, 1, 1), the
+//   workgroups striding over the ceil(ROWS / 32) blocks of rows (one each on a GPU, many on a CPU
+//   adapter, where each workgroup pays the LayerNorm and its barriers again).
+// Constants: C, C4 (<= workgroup storage / 16 bytes), EPS, ROW0, ROWS, HEAD_GROUPS.
 @group(0) @binding(0) var<storage, read> step: Step;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> ln_gamma: array<vec4<f32>>;
@@ -14,6 +16,7 @@
 @group(0) @binding(4) var<storage, read> wte: array<WPack>;
 @group(0) @binding(5) var<storage, read_write> logits: array<f32>;
 
+const HEAD_BLOCKS: u32 = (ROWS + 31u) / 32u;
 var<workgroup> xn: array<vec4<f32>, C4>;
 var<workgroup> partial: array<f32, 256>;
 
@@ -28,17 +31,20 @@ fn lm_head(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
   let rstd = inverseSqrt(workgroup_sum(lid, q) / f32(C) + EPS);
   for (var i = lid; i < C4; i += 256u) { xn[i] = (x[row0 + i] - mean) * rstd * ln_gamma[i] + ln_beta[i]; }
   workgroupBarrier();
-  let v = wid.x * 32u + lid / 8u;
   let lane = lid % 8u;
-  var acc = 0.0;
-  if (v < ROWS) {
-    for (var i = lane; i < C4; i += 8u) { acc += dot(xn[i], unpack4(wte[v * C4 + i])); }
-  }
-  partial[lid] = acc;
-  workgroupBarrier();
-  if (lane == 0u && v < ROWS) {
-    var total = 0.0;
-    for (var j = 0u; j < 8u; j++) { total += partial[lid + j]; }
-    logits[ROW0 + v] = total;
+  for (var blk = wid.x; blk < HEAD_BLOCKS; blk += HEAD_GROUPS) {
+    let v = blk * 32u + lid / 8u;
+    var acc = 0.0;
+    if (v < ROWS) {
+      for (var i = lane; i < C4; i += 8u) { acc += dot(xn[i], unpack4(wte[v * C4 + i])); }
+    }
+    partial[lid] = acc;
+    workgroupBarrier();
+    if (lane == 0u && v < ROWS) {
+      var total = 0.0;
+      for (var j = 0u; j < 8u; j++) { total += partial[lid + j]; }
+      logits[ROW0 + v] = total;
+    }
+    workgroupBarrier();
   }
 }

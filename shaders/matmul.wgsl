@@ -7,7 +7,8 @@
 //                 (4 columns each) and splits K over GEMV_SLICES invocations, then reduces.
 //                 Optionally normalizes the input row first (LN_INPUT: LayerNorm fused into the
 //                 projection, saving a dispatch and a buffer round trip per LayerNorm).
-//                 Dispatch (ceil(N4 / GEMV_COLS4), 1, 1).
+//                 Dispatch (GEMV_GROUPS, 1, 1): the workgroups stride over the ceil(N4 / 16)
+//                 column blocks (GEMV_GROUPS = all of them on a GPU, a few on a CPU adapter).
 // Layout: X f32 [rows, K]; W [K, N] as WPack (N4 = N / 4 packs per row); b f32 [N];
 //   Y f32, see the epilogues; kv f32 [2, NH, N_CTX, HD] (this layer's K and V caches).
 // Epilogues (constant EPILOGUE):
@@ -17,7 +18,8 @@
 //   3 residual       Y[r, c] += v                    (Y is the residual stream)
 //   4 qkv            columns [0, C) -> Y[r, c] (Y is [rows, C]); [C, 2C) -> K cache and
 //                    [2C, 3C) -> V cache at position pos0 + r, head-major
-// Constants: K, N, N4, EPILOGUE, C, NH, HD, N_CTX, LN_INPUT (bool), EPS.
+// Constants: K, N, N4, EPILOGUE, C, NH, HD, N_CTX, LN_INPUT (bool), EPS, GEMV_GROUPS,
+//   XN_LEN (K with LN_INPUT, else 1).
 @group(0) @binding(0) var<storage, read> step: Step;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> w: array<WPack>;
@@ -115,35 +117,42 @@ fn matmul_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
 // ---------------------------------------------------------------------------------- decode
 const GEMV_COLS4: u32 = 16u;
 const GEMV_SLICES: u32 = 16u;
+const GEMV_BLOCKS: u32 = (N4 + GEMV_COLS4 - 1u) / GEMV_COLS4;
 var<workgroup> gemv_partial: array<vec4<f32>, 256>;
+var<workgroup> x_norm: array<f32, XN_LEN>;  // the normalized input row (LN_INPUT), else unused
 
 @compute @workgroup_size(256)
 fn gemv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  var mean = 0.0;
-  var rstd = 1.0;
   if (LN_INPUT) {
     var s = 0.0;
     for (var i = lid; i < K; i += 256u) { s += x[i]; }
-    mean = workgroup_sum(lid, s) / f32(K);
+    let mean = workgroup_sum(lid, s) / f32(K);
     var q = 0.0;
     for (var i = lid; i < K; i += 256u) { let d = x[i] - mean; q += d * d; }
-    rstd = inverseSqrt(workgroup_sum(lid, q) / f32(K) + EPS);
+    let rstd = inverseSqrt(workgroup_sum(lid, q) / f32(K) + EPS);
+    for (var i = lid; i < K; i += 256u) { x_norm[i] = (x[i] - mean) * rstd * ln_gamma[i] + ln_beta[i]; }
+    workgroupBarrier();
   }
-  let c4 = wid.x * GEMV_COLS4 + lid % GEMV_COLS4;
-  let slice = lid / GEMV_COLS4;
-  var acc = vec4<f32>(0.0);
-  if (c4 < N4) {
-    for (var k = slice; k < K; k += GEMV_SLICES) {
-      var xv = x[k];
-      if (LN_INPUT) { xv = (xv - mean) * rstd * ln_gamma[k] + ln_beta[k]; }
-      acc += xv * unpack4(w[k * N4 + c4]);
+  // GEMV_GROUPS workgroups walk the column blocks: one block each on a GPU, many on a CPU
+  // adapter, where every extra workgroup costs far more than the loop.
+  for (var blk = wid.x; blk < GEMV_BLOCKS; blk += GEMV_GROUPS) {
+    let c4 = blk * GEMV_COLS4 + lid % GEMV_COLS4;
+    let slice = lid / GEMV_COLS4;
+    var acc = vec4<f32>(0.0);
+    if (c4 < N4) {
+      for (var k = slice; k < K; k += GEMV_SLICES) {
+        var xv: f32;
+        if (LN_INPUT) { xv = x_norm[k]; } else { xv = x[k]; }
+        acc += xv * unpack4(w[k * N4 + c4]);
+      }
     }
-  }
-  gemv_partial[lid] = acc;
-  workgroupBarrier();
-  if (slice == 0u && c4 < N4) {
-    var total = bias[c4];
-    for (var s = 0u; s < GEMV_SLICES; s++) { total += gemv_partial[s * GEMV_COLS4 + lid]; }
-    store4(0u, c4, total);
+    gemv_partial[lid] = acc;
+    workgroupBarrier();
+    if (slice == 0u && c4 < N4) {
+      var total = bias[c4];
+      for (var s = 0u; s < GEMV_SLICES; s++) { total += gemv_partial[s * GEMV_COLS4 + lid]; }
+      store4(0u, c4, total);
+    }
+    workgroupBarrier();
   }
 }

@@ -8,7 +8,7 @@
 //                 the chunk sums into log-sum-exp = M / T + log(S). Dispatch (1, 1, 1).
 // Layout: logits f32 [V] (NaN is treated as -inf); part u32 [groups, 2 * KMAX + 2] per chunk:
 //   ids, then values (f32 bits), then m, s; out u32 [2 * k + 2]: k ids, k values (f32 bits), M, S.
-// Workgroup: 256 invocations, 4 logits each. Constants: V, KMAX, CHUNK (= 1024), GROUPS.
+// Workgroup: 256 invocations, CHUNK / 256 logits each. Constants: V, KMAX, CHUNK (= 2048), GROUPS.
 @group(0) @binding(0) var<storage, read> step: Step;
 @group(0) @binding(1) var<storage, read> logits: array<f32>;
 @group(0) @binding(2) var<storage, read_write> part: array<u32>;
