@@ -31,7 +31,7 @@ Order of work, so that a bad model fails early and nothing is allocated for it:
 
 Progress: `on_progress(json_text)` with {phase, file, loaded, total, bytes_per_s, eta_s, from_cache,
 overall_loaded, overall_total, overall_eta_s, file_index, file_count}; phase is one of 'config',
-'tokenizer', 'headers', 'download', 'cache', 'upload', 'done'. Cancel: `LoadJob.cancel()`
+'tokenizer', 'headers', 'download', 'cache', 'upload', 'compile' (first run of every kernel), 'done'. Cancel: `LoadJob.cancel()`
 (`pywebgpt.cancelLoad()`) aborts the running download and frees everything this load allocated.
 
 Cache Storage ('pywebgpt-models-v1'): every file of a model loaded over HTTP is stored (complete and
@@ -963,6 +963,15 @@ async def load_model(gpu, ref: str = "", base_url: str = "", context: int | None
         job.emit("upload", None, 0, total_bytes)
         model = _build_model(gpu, cfg, tensors, context)
         del tensors
+        if job.cancelled:
+            model.free()
+            raise LoadCancelled()
+        job.emit("compile", None, total_bytes, total_bytes)
+        try:
+            stats["compile_s"] = round(await model.warm_up(), 3)
+        except Exception as exc:
+            model.free()
+            raise LoadError(f"the GPU could not run the model: {exc}", "gpu") from exc
         if job.cancelled:
             model.free()
             raise LoadCancelled()

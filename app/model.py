@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import struct
+import time
 from array import array
 from dataclasses import dataclass
 
@@ -117,6 +118,7 @@ class GPT2:
             self.notices.append(f"context limited to {self.n_ctx} tokens by this GPU's workgroup memory")
         self.chunk = max(1, min(prefill_chunk, self.n_ctx))
         self.pos = 0  # tokens currently in the KV cache
+        self.last_readback_bytes = 0
         self.buffers: list = []
         self.weight_dtype = self._choose_weight_dtype(tensors)
         self._upload(tensors)
@@ -353,6 +355,19 @@ class GPT2:
         data = struct.pack(f"<IIIf{len(ids)}I", len(ids), pos0, k, temperature, *ids)
         self.gpu.write(self.step_buf, data)
 
+    async def warm_up(self) -> float:
+        """Run one prefill row and one decode step, then forget them; returns the seconds taken.
+
+        Browsers compile pipelines lazily, on their first dispatch: on SwiftShader that takes tens
+        of seconds for a GPT-2. Paying it here, while the load progress says "compiling", keeps it
+        out of the first generation's time to first token and checks every kernel once."""
+        t0 = time.perf_counter()
+        self.reset()
+        await self.prefill([0], k=1)
+        await self.decode_step(0, k=1)
+        self.reset()
+        return time.perf_counter() - t0
+
     def _check_ids(self, ids):
         V = self.cfg.vocab_size
         for i in ids:
@@ -413,6 +428,7 @@ class GPT2:
                 self.buffers.append(self.logits_staging)
             encoder.copyBufferToBuffer(self.logits, 0, self.logits_staging, 0, self.cfg.vocab_size * 4)
         self.gpu.submit(encoder)
+        self.last_readback_bytes = nbytes + (self.cfg.vocab_size * 4 if full_logits else 0)
         await self.gpu.map_read(self.out_staging)
         raw = self.out_staging.getMappedRange(0, nbytes).to_bytes()
         self.out_staging.unmap()

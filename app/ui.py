@@ -58,7 +58,8 @@ FINISH_TEXT = {"length": "reached the token limit", "eos": "end of text", "stop"
                "cancelled": "stopped"}
 LOAD_PHASES = {"config": "Reading config.json", "tokenizer": "Reading the tokenizer",
                "headers": "Checking the weights", "cache": "Reading from the browser cache",
-               "upload": "Uploading the weights to the GPU", "done": "Done"}
+               "upload": "Uploading the weights to the GPU",
+               "compile": "Compiling the GPU kernels (first run)", "done": "Done"}
 LOAD_HINTS = {
     "http": "Check the model id or address. Private or gated Hub models cannot be loaded from the page: "
             "download the folder and load it from your computer.",
@@ -302,11 +303,10 @@ class UI:
         for name in ("max-new-tokens", "temperature", "top-k", "top-p", "repetition-penalty", "seed"):
             self.on(e[name], "input", lambda ev: self._clear_invalid(ev.target))
         e["output"].dataset.empty = "true"
-        if js.window.matchMedia("(max-width: 59.99rem)").matches:
-            # Narrow screens stack the panels: fold the details so the prompt, Generate and the
-            # output come within a thumb's reach; one tap opens each.
-            e["model-details"].open = False
-            e["settings"].open = False
+        narrow = js.window.matchMedia("(max-width: 59.99rem)")
+        self.on(narrow, "change", lambda ev: self.fold(bool(ev.matches)))
+        if narrow.matches:
+            self.fold(True)
         self.sync_greedy()
         self.update_controls()
         js.document.body.dataset.ui = "starting"
@@ -398,6 +398,13 @@ class UI:
         e["copy-button"].disabled = not (e["output-text"].textContent or e["output-prompt"].textContent)
         e["load-box"].hidden = not self.loading
         e["generate-button"].setAttribute("aria-busy", "true" if self.generating else "false")
+
+    def fold(self, narrow: bool) -> None:
+        """Narrow screens stack the panels: fold the model details and the settings so that the
+        prompt, Generate and the output come within a thumb's reach (one tap opens each); wide
+        screens show them open beside the prompt."""
+        self.el["model-details"].open = not narrow
+        self.el["settings"].open = not narrow
 
     def sync_greedy(self) -> None:
         greedy = bool(self.el["greedy"].checked)
@@ -642,7 +649,7 @@ class UI:
                 parts.append(f"{_mb(p['bytes_per_s'])}/s")
             eta = p.get("overall_eta_s", p.get("eta_s"))
             if eta is not None:
-                parts.append(f"about {_seconds(eta)} left")
+                parts.append("less than a second left" if eta < 1 else f"about {_seconds(eta)} left")
             if p.get("from_cache"):
                 parts.append("from cache")
             text = " · ".join(parts)

@@ -119,7 +119,7 @@ def run_browser(args, server: Server, model_ref: str, prompt: str, opts: dict) -
             browser.close()
 
 
-def run_node(args, server: Server, model_ref: str, prompt: str, opts: dict) -> dict:
+def run_node(args, server: Server, model_ref: str, prompt: str, opts: dict, extra: dict | None = None) -> dict:
     node = shutil.which("node")
     if node is None:
         raise CliError("node is not installed (Node.js 20+ is needed for --runtime node)")
@@ -129,7 +129,8 @@ def run_node(args, server: Server, model_ref: str, prompt: str, opts: dict) -> d
     if "VK_ICD_FILENAMES" not in env and "VK_DRIVER_FILES" not in env and Path(SWIFTSHADER_ICD).exists():
         env["VK_ICD_FILENAMES"] = SWIFTSHADER_ICD  # no GPU driver configured: software Vulkan
         env["LD_LIBRARY_PATH"] = "/usr/lib/chromium:" + env.get("LD_LIBRARY_PATH", "")
-    payload = {"model_url": server.url + model_ref, "prompt": prompt, "options": opts, "repeat": max(1, args.repeat)}
+    payload = {"model_url": server.url + model_ref, "prompt": prompt, "options": opts, "repeat": max(1, args.repeat),
+               **(extra or {})}
     proc = subprocess.run([node, str(ROOT / "tools" / "node_runner.mjs"), json.dumps(payload)],
                           capture_output=True, text=True, env=env)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]

@@ -49,11 +49,16 @@ except Exception as exc:
   const info = await api.ready;
   const readyMs = performance.now() - t0;
   const model = await api.load(args.model_url);
+  let warmModel = null;
+  if (args.reload) warmModel = await api.load(args.model_url);  // second load, e.g. for tools/bench.py
   const results = [];
   for (let i = 0; i < (args.repeat || 1); i++) {
     results.push(await api.generate(args.prompt ?? '', args.options || {}));
   }
-  process.stdout.write(JSON.stringify({ info, ready_ms: readyMs, model, result: results[results.length - 1], results }) + '\n');
+  // Optional Python run after the generations (tools/bench.py: app/bench.py on the loaded model).
+  const python = args.python ? JSON.parse(await api._py(args.python)) : undefined;
+  process.stdout.write(JSON.stringify({ info, ready_ms: readyMs, model, warm_model: warmModel,
+    result: results[results.length - 1], results, python }) + '\n');
   process.exit(0);
 } catch (err) {
   fail(err && err.message ? err.message : err);

@@ -1,0 +1,116 @@
+"""Engine benchmark, run inside the page or the Node runner on a loaded model (tools/bench.py).
+
+Measures what issue 10 asks for with the same code paths users run: prefill tokens/s at several
+prompt lengths, decode ms/token (median, p90) at several contexts, dispatches / FFI calls / bytes
+read back per decode step, GPU memory, and the effective bandwidth of the weight reads of a
+decode step against a copyBufferToBuffer measured on the same device in the same run.
+Figures only: nothing here asserts a time.
+"""
+
+from __future__ import annotations
+
+import time
+
+import js
+
+from .gpu import COPY_DST, COPY_SRC, STORAGE, is_null
+
+
+def _ids(n: int, vocab: int) -> list:
+    return [(i * 7919 + 13) % vocab for i in range(n)]
+
+
+def _median(xs):
+    s = sorted(xs)
+    return s[len(s) // 2] if s else None
+
+
+def _p90(xs):
+    s = sorted(xs)
+    return s[min(len(s) - 1, int(0.9 * len(s)))] if s else None
+
+
+async def copy_bandwidth_gbs(gpu, nbytes: int = 256 << 20, repeats: int = 10) -> float:
+    """copyBufferToBuffer GB/s, read + write counted (as ../shared/gpu/probe.mjs does)."""
+    nbytes = min(nbytes, gpu.limits.get("maxBufferSize", nbytes)) // 16 * 16
+    src = gpu.buffer(nbytes, STORAGE | COPY_SRC, "bench copy src")
+    dst = gpu.buffer(nbytes, STORAGE | COPY_DST, "bench copy dst")
+    try:
+        best = None
+        for _ in range(3):
+            encoder = gpu.device.createCommandEncoder()
+            for _ in range(repeats):
+                encoder.copyBufferToBuffer(src, 0, dst, 0, nbytes)
+            t0 = time.perf_counter()
+            gpu.submit(encoder)
+            await gpu.queue.onSubmittedWorkDone()
+            dt = time.perf_counter() - t0
+            best = dt if best is None else min(best, dt)
+        return 2 * repeats * nbytes / best / 1e9
+    finally:
+        gpu.free(src)
+        gpu.free(dst)
+
+
+def weight_bytes_per_decode_step(model) -> int:
+    """Bytes of weights a decode step reads: every matrix of every block, the LM head, small vectors."""
+    cfg = model.cfg
+    per = {"F32": 4, "F16": 2, "BF16": 2}[model.weight_dtype]
+    C, M, V = cfg.n_embd, cfg.d_mlp, cfg.vocab_size
+    matrices = cfg.n_layer * (C * 3 * C + C * C + C * M + M * C) + V * C
+    vectors = cfg.n_layer * (4 * C + 3 * C + C + M + C) + 2 * C
+    return matrices * per + vectors * 4 + 2 * C * per  # + one wte row and one wpe row
+
+
+async def run(gpu, model, prompt_lengths=(16, 128, 512), contexts=(16, 128, 512), decode_steps: int = 20,
+              copy_probe: bool = True) -> dict:
+    cfg = model.cfg
+    V, n_ctx = cfg.vocab_size, model.n_ctx
+    out = {"n_ctx": n_ctx, "dtype": model.weight_dtype, "gpu_bytes": model.gpu_bytes(),
+           "dispatches_per_decode_step": model.dispatches_per_decode_step,
+           "dispatch_limit": 6 * cfg.n_layer + 4, "prefill": {}, "decode": {}}
+    out["compile_s"] = round(await model.warm_up(), 3)  # no-op cost if already compiled
+
+    for n in prompt_lengths:
+        n = min(n, n_ctx - 1)
+        times = []
+        for _ in range(2):
+            model.reset()
+            t0 = time.perf_counter()
+            await model.prefill(_ids(n, V), k=5)
+            times.append(time.perf_counter() - t0)
+        best = min(times)
+        out["prefill"][str(n)] = {"ms": round(best * 1000, 2), "tokens_per_s": round(n / best, 1)}
+
+    counter = None
+    instrument = getattr(js.globalThis, "pywebgptCountCalls", None)
+    for ctx in contexts:
+        ctx = min(ctx, n_ctx - decode_steps - 1)
+        model.reset()
+        await model.prefill(_ids(ctx, V), k=5)
+        if ctx == contexts[0] and not is_null(instrument):
+            counter = instrument()
+        times = []
+        token = 1
+        for _ in range(decode_steps):
+            t0 = time.perf_counter()
+            step = await model.decode_step(token, k=5)
+            times.append(time.perf_counter() - t0)
+            token = step.ids[0]
+        if counter is not None and ctx == contexts[0]:
+            calls = counter.stop()
+            out["ffi_calls_per_decode_step"] = round(int(calls) / decode_steps, 2)
+            counter = None
+        out["decode"][str(ctx)] = {"ms_median": round(_median(times) * 1000, 3),
+                                   "ms_p90": round(_p90(times) * 1000, 3)}
+    out["readback_bytes_per_decode_step"] = model.last_readback_bytes
+    wbytes = weight_bytes_per_decode_step(model)
+    out["weight_bytes_per_decode_step"] = wbytes
+    first = out["decode"][str(min(contexts[0], n_ctx - decode_steps - 1))]["ms_median"]
+    out["weight_gbs_at_first_context"] = round(wbytes / (first / 1000) / 1e9, 2)
+    if copy_probe:
+        copy = await copy_bandwidth_gbs(gpu)
+        out["copy_gbs"] = round(copy, 1)
+        out["fraction_of_copy_bandwidth"] = round(out["weight_gbs_at_first_context"] / copy, 3)
+    model.reset()
+    return out
