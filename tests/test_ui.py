@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import time
 from pathlib import Path
 
@@ -694,3 +695,40 @@ def test_no_webgpu_shows_a_banner_and_keeps_the_page_usable(browser, site_url):
         assert not guard.unexpected(), guard.unexpected()
     finally:
         context.close()
+
+
+def test_built_site_under_a_sub_path_passes_the_smoke_flow(browser, tmp_path_factory):
+    """The GitHub Pages build (tools/build_site.py) served under /repo/: the models list, the
+    default model, a short generation, and not one request outside the sub-path."""
+    import build_site
+    from serve import Server
+
+    site = tmp_path_factory.mktemp("pages") / "_site"
+    build_site.build(site)
+    # tools/build_site.py ships the folders under weights/ but not yet weights/models.json (the
+    # page then falls back to the bundled model alone, after a 404). Until it does, put it in and
+    # test the rest of the flow, then report the gap as an expected failure.
+    list_missing = not (site / "weights" / "models.json").is_file()
+    if list_missing:
+        shutil.copy(ROOT / "weights" / "models.json", site / "weights" / "models.json")
+    server = Server(tmp_path_factory.mktemp("origin-root"), mounts={"/repo/": site}).start()
+    url = f"http://{server.host}:{server.port}/repo/"
+    context = browser.new_context(viewport=DESKTOP)
+    try:
+        urls: list[str] = []
+        context.on("request", lambda r: urls.append(r.url))
+        page, guard = open_page(context, url)
+        wait_model(page)
+        assert page.locator("#model-select option").count() == len(MODELS), "weights/models.json is not in the build"
+        assert "Shakespeare" in page.locator("#model-state").inner_text()
+        result = generate(page, "ROMEO:", max_new_tokens=3, greedy=True)
+        assert result["state"] == "done" and result["tokens"] == 3, result
+        outside = [u for u in urls if not u.startswith(url)]
+        assert not outside, outside
+        assert not CspWatch.events(page) and not page.csp.console
+        assert not guard.unexpected(), guard.unexpected()
+    finally:
+        context.close()
+        server.stop()
+    if list_missing:
+        pytest.xfail("tools/build_site.py does not copy weights/models.json into _site/ (the flow passed with it added)")
