@@ -1,0 +1,581 @@
+"""Generation through the JS API (issue 7) on one booted page, with tiny random models served from
+tmp folders: streaming, Stop (mid-decode, mid-prefill), stop strings, EOS, the context policy, seeds
+against the CPython sampler, greedy against tools/reference.py, one generation at a time, the
+Node runner against the browser, and the Python API (app/api.py) in the page.
+
+Two model shapes only (a character model and a GPT-2-BPE model with the same layers), so that the
+kernels compile once per shape: compiling is most of the cost on SwiftShader."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app.sampling import Sampler, SamplingParams
+from app.tokenizer import CharTokenizer, GPT2Tokenizer
+from conftest import BOOT_TIMEOUT_MS, ROOT, ConsoleGuard, run_py, wait_ready
+from reference import KVCacheModel, greedy, load_hf_folder
+from serve import Server
+from tools.make_model import cached_model
+
+pytestmark = pytest.mark.browser
+
+LAYERS = dict(n_layer=2, n_head=2, n_embd=64, n_positions=512, init_std=0.2, seed=1)
+CHAR = dict(LAYERS, vocab_size=100, tokenizer="char")
+BPE = dict(LAYERS, vocab_size=50257, tokenizer="gpt2")
+EOS = 50256
+
+GEN_JS = """async ([prompt, opts]) => {
+  const events = [];
+  const r = await pywebgpt.generate(prompt, opts, (e) => events.push(e));
+  r.events = events;
+  return r;
+}"""
+
+
+# ------------------------------------------------------------------------------------ models
+
+
+def copy_model(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns(".complete", "generation_config.json"))
+    return dst
+
+
+_REF: dict = {}
+
+
+def ref_model(folder: Path):
+    key = str(folder)
+    if key not in _REF:
+        _REF[key] = load_hf_folder(folder)
+    return _REF[key]
+
+
+def ref_greedy(folder: Path, prompt_ids, n: int):
+    """(ids, logits, smallest top-1 margin) from the numpy oracle."""
+    cfg, w = ref_model(folder)
+    ids, logits = greedy(w, cfg, list(prompt_ids), n)
+    top2 = np.sort(logits, axis=1)[:, -2:]
+    return ids, logits, float((top2[:, 1] - top2[:, 0]).min())
+
+
+def tokenizer_of(folder: Path):
+    if (folder / "char_vocab.json").exists():
+        return CharTokenizer.from_json((folder / "char_vocab.json").read_text(encoding="utf-8"))
+    return GPT2Tokenizer.from_files(folder / "vocab.json", folder / "merges.txt")
+
+
+def prompt(n: int, seed: int = 0, vocab: int = 100) -> list:
+    return [int(i) for i in np.random.default_rng(seed).integers(0, vocab, n)]
+
+
+def with_eos_config(src: Path, dst: Path, prompt_ids: list) -> tuple:
+    """A copy whose config.json names as eos_token_id the greedy token at a step k >= 2 that did
+    not come earlier: generation must end there. Returns (folder, k, greedy ids)."""
+    ids, _, _ = ref_greedy(src, prompt_ids, 12)
+    k = next(k for k in range(2, 12) if ids[k] not in ids[:k])
+    copy_model(src, dst)
+    config = json.loads((dst / "config.json").read_text())
+    config["eos_token_id"] = ids[k]
+    (dst / "config.json").write_text(json.dumps(config))
+    return dst, k, ids
+
+
+def with_forced_eos(src: Path, dst: Path, prompt_ids: list, at: int = 2) -> Path:
+    """A copy of a GPT-2-BPE model whose <|endoftext|> (50256) becomes the greedy choice at new
+    token `at` and nowhere before: its (tied) embedding row is set to the part of the final hidden
+    state at that step orthogonal to the hidden states of the earlier steps, scaled so its logit
+    beats the best one by 10. Earlier logits of 50256 become 0, below each step's maximum."""
+    from safetensors.numpy import load_file, save_file
+
+    cfg, w = ref_model(src)
+    ids, logits, _ = ref_greedy(src, prompt_ids, at + 1)
+    probe = KVCacheModel(w, cfg)
+    probe.lm_head = np.eye(cfg.n_embd, dtype=np.float32)  # feed() now returns ln_f's output
+    hidden = [probe.feed(prompt_ids)[-1]] + [probe.feed([t])[-1] for t in ids[:at]]
+    basis = []
+    for h in hidden[:at]:
+        v = h.astype(np.float64) - sum((h @ b) * b for b in basis)
+        basis.append(v / np.linalg.norm(v))
+    target = hidden[at].astype(np.float64)
+    u = target - sum((target @ b) * b for b in basis)
+    assert all(logits[s].max() > 1.0 for s in range(at)), "the trick needs positive best logits"
+    row = u * (logits[at].max() + 10.0) / (u @ target)
+    copy_model(src, dst)
+    tensors = load_file(dst / "model.safetensors")
+    tensors["transformer.wte.weight"][EOS] = row.astype(np.float32)
+    save_file(tensors, dst / "model.safetensors", metadata={"format": "pt"})
+    return dst
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> dict:
+    cache = tmp_path_factory.getbasetemp() / "models"
+    root = tmp_path_factory.mktemp("generate")
+    char = copy_model(cached_model(cache, **CHAR), root / "char")
+    bpe = copy_model(cached_model(cache, **BPE), root / "bpe")
+    char_eos, eos_step, eos_ids = with_eos_config(char, root / "char-eos", prompt(8, seed=3))
+    bpe_eos = with_forced_eos(bpe, root / "bpe-eos", prompt(6, seed=4, vocab=50000))
+    return {"root": root, "char": char, "bpe": bpe, "char-eos": char_eos, "bpe-eos": bpe_eos,
+            "eos_step": eos_step, "eos_ids": eos_ids}
+
+
+NODE_PROMPT = prompt(12, seed=7)
+NODE_NEW = 12
+
+
+@pytest.fixture(scope="module")
+def node_run(models):
+    """tools/generate.py --runtime node on the char model, started first: it runs beside the
+    browser tests (its start-up is mostly waiting) and is collected by the test that needs it."""
+    cmd = [sys.executable, str(ROOT / "tools/generate.py"), "--runtime", "node", "--model", str(models["char"]),
+           "--prompt-ids", ",".join(map(str, NODE_PROMPT)), "--max-new-tokens", str(NODE_NEW), "--json"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    yield proc
+    if proc.poll() is None:
+        proc.kill()
+        proc.communicate()
+
+
+@pytest.fixture(scope="module")
+def site(site_server, models, node_run):
+    server = Server(ROOT, mounts={"/models/": models["root"]}).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def page(browser, site):
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(BOOT_TIMEOUT_MS)
+    guard = ConsoleGuard(page)
+    page.goto(site.url)
+    wait_ready(page)
+    page.loaded = None
+    yield page
+    problems = guard.unexpected()
+    context.close()
+    assert not problems, "unexpected console/page errors:\n" + "\n".join(problems)
+
+
+def use(page, name: str, **opts) -> dict | None:
+    """Load /models/<name>/ unless it is the model loaded now (with the same options)."""
+    key = (name, json.dumps(opts, sort_keys=True))
+    if page.loaded == key:
+        return None
+    info = page.evaluate("([ref, opts]) => pywebgpt.load(ref, opts)", [f"/models/{name}/", {"cache": False, **opts}])
+    page.loaded = key
+    return info
+
+
+def generate(page, prompt_ids=None, text: str = "", **opts) -> dict:
+    if prompt_ids is not None:
+        opts["prompt_ids"] = list(prompt_ids)
+    return page.evaluate(GEN_JS, [text, opts])
+
+
+def event_tokens(result) -> list:
+    return [e["token"] for e in result["events"] if e["token"] >= 0]
+
+
+def pieces(result) -> str:
+    return "".join(e["text"] for e in result["events"])
+
+
+def dumped_logits(result) -> np.ndarray:
+    raw = base64.b64decode(result["logits_f32_b64"])
+    return np.frombuffer(raw, dtype="<f4").reshape(len(result["tokens"]), result["vocab_size"])
+
+
+# ------------------------------------------------------------------------------------ greedy, streaming
+
+
+def test_greedy_equals_the_reference_and_pieces_concatenate_to_the_text(page, models):
+    use(page, "char")
+    ids = prompt(8, seed=1)
+    want, _, margin = ref_greedy(models["char"], ids, 24)
+    assert margin > 1e-3, "the test model should not have near-ties"
+    r = generate(page, ids, max_new_tokens=24, temperature=0)
+    assert r["tokens"] == want
+    assert r["finish_reason"] == "length" and r["prompt_ids"] == ids
+    assert event_tokens(r) == r["tokens"]
+    assert pieces(r) == r["text"] == tokenizer_of(models["char"]).decode(want)
+    assert r["timings"]["decode_tokens"] == 23 and r["timings"]["ttft_ms"] > 0
+
+
+def test_bpe_streaming_pieces_concatenate_to_the_text(page, models):
+    """Random BPE tokens often end mid-character: the stream holds those bytes back."""
+    use(page, "bpe")
+    tok = tokenizer_of(models["bpe"])
+    ids = tok.encode("Grüße aus 東京! 🦙")
+    r = generate(page, text="Grüße aus 東京! 🦙", max_new_tokens=16, temperature=1.0, top_k=50, seed=5)
+    assert r["prompt_ids"] == ids and len(r["tokens"]) == 16
+    assert pieces(r) == r["text"] == tok.decode(r["tokens"])
+    assert event_tokens(r) == r["tokens"]
+    want, _, _ = ref_greedy(models["bpe"], ids, 4)
+    assert generate(page, text="Grüße aus 東京! 🦙", max_new_tokens=4, temperature=0)["tokens"] == want
+
+
+def test_long_prompt_prefills_in_chunks_like_the_reference(page, models):
+    use(page, "char")
+    ids = prompt(300, seed=2)  # 128 + 128 + 44 rows
+    want, _, margin = ref_greedy(models["char"], ids, 3)
+    assert margin > 1e-3
+    r = generate(page, ids, max_new_tokens=3, temperature=0)
+    assert r["tokens"] == want
+
+
+# ------------------------------------------------------------------------------------ stop
+
+
+def test_stop_mid_prefill_then_the_model_still_works(page, models):
+    """Stop during the second of three prefill chunks: the generation ends at the chunk boundary,
+    with no token, and the next one is right."""
+    use(page, "char")
+    ids = prompt(300, seed=2)
+    run_py(page, """
+import js
+m = state['loaded'].model
+calls = state['spy_calls'] = []
+original = m._write_step
+def spy(ids, pos0, k, t):
+    calls.append(len(ids))
+    if len(calls) == 2:
+        js.pywebgpt.stop()          # the JS API's stop(), while chunk 2 is being sent
+    return original(ids, pos0, k, t)
+m._write_step = spy
+None""")
+    try:
+        r = generate(page, ids, max_new_tokens=50, temperature=0)
+        calls, pos = run_py(page, "[state.pop('spy_calls'), state['loaded'].model.pos]")
+    finally:
+        run_py(page, "del state['loaded'].model._write_step")
+    assert r["finish_reason"] == "cancelled" and r["tokens"] == [] and r["text"] == ""
+    assert calls == [128, 128] and pos == 256, "the third chunk must not run"
+
+    # a Stop from outside, as a button sends it, once the generation has started (SwiftShader's
+    # prefill of 300 rows takes seconds, so it lands there)
+    r = page.evaluate("""async (ids) => {
+      const p = pywebgpt.generate('', {prompt_ids: ids, max_new_tokens: 50, temperature: 0});
+      while (JSON.parse(await pywebgpt._py("state['generation'] is not None")) !== true) {
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      pywebgpt.stop();
+      return await p;
+    }""", ids)
+    assert r["finish_reason"] == "cancelled" and r["tokens"] == []
+    assert run_py(page, "state['loaded'].model.pos") < 300
+
+    want, _, _ = ref_greedy(models["char"], ids[-20:], 4)
+    assert generate(page, ids[-20:], max_new_tokens=4, temperature=0)["tokens"] == want
+
+
+def test_stop_mid_decode(page, models):
+    use(page, "char")
+    ids = prompt(8, seed=1)
+    want, _, _ = ref_greedy(models["char"], ids, 24)
+    # from the token callback: no further token
+    r = page.evaluate("""async (ids) => {
+      let n = 0;
+      return await pywebgpt.generate('', {prompt_ids: ids, max_new_tokens: 200, temperature: 0},
+                                     () => { if (++n === 5) pywebgpt.stop(); });
+    }""", ids)
+    assert r["finish_reason"] == "cancelled" and r["tokens"] == want[:5]
+    assert r["text"] == tokenizer_of(models["char"]).decode(want[:5])
+    # from a timer while the GPU runs a decode step: that step's token is not used
+    r = page.evaluate("""async (ids) => {
+      let n = 0;
+      return await pywebgpt.generate('', {prompt_ids: ids, max_new_tokens: 200, temperature: 0},
+                                     () => { if (++n === 3) setTimeout(() => pywebgpt.stop(), 0); });
+    }""", ids)
+    assert r["finish_reason"] == "cancelled" and 3 <= len(r["tokens"]) <= 5
+    assert r["tokens"] == want[:len(r["tokens"])]
+    assert generate(page, ids, max_new_tokens=6, temperature=0)["tokens"] == want[:6]
+
+
+@pytest.mark.xfail(strict=False, reason="web/api.js generate() awaits `ready` before calling Python, so a "
+                   "stop() in the same JS task as generate() finds no generation and is lost")
+def test_stop_called_right_after_generate(page, models):
+    use(page, "char")
+    r = page.evaluate("""async (ids) => {
+      const p = pywebgpt.generate('', {prompt_ids: ids, max_new_tokens: 30, temperature: 0});
+      pywebgpt.stop();
+      return await p;
+    }""", prompt(8, seed=1))
+    assert r["finish_reason"] == "cancelled"
+
+
+def test_a_second_generation_while_one_runs_is_refused(page, models):
+    use(page, "char")
+    ids = prompt(8, seed=1)
+    want, _, _ = ref_greedy(models["char"], ids, 24)
+    out = page.evaluate("""async (ids) => {
+      let firstToken;
+      const started = new Promise((resolve) => { firstToken = resolve; });
+      const first = pywebgpt.generate('', {prompt_ids: ids, max_new_tokens: 200, temperature: 0},
+                                      () => firstToken());
+      await started;
+      const refused = [];
+      for (const call of [() => pywebgpt.generate('', {prompt_ids: ids, max_new_tokens: 2}),
+                          () => pywebgpt.load('/models/bpe/')]) {
+        try { await call(); refused.push(null); } catch (e) { refused.push(String(e.message)); }
+      }
+      pywebgpt.stop();
+      return {refused, first: await first};
+    }""", ids)
+    gen_error, load_error = out["refused"]
+    assert gen_error and "already running" in gen_error and "stop()" in gen_error
+    assert load_error and "generation is running" in load_error
+    first = out["first"]
+    assert first["finish_reason"] == "cancelled" and first["tokens"] == want[:len(first["tokens"])]
+    assert page.evaluate("() => pywebgpt.info().model.source").endswith("/models/char/")
+
+
+# ------------------------------------------------------------------------------------ stop strings, EOS
+
+
+def first_unique(text: str, length: int, start: int) -> int:
+    return next(i for i in range(start, len(text) - length) if text.find(text[i:i + length]) == i)
+
+
+def test_stop_strings_across_token_boundaries(page, models):
+    use(page, "char")
+    ids = prompt(8, seed=5)
+    full = generate(page, ids, max_new_tokens=30, temperature=0)
+    text = full["text"]
+    assert len(text) == 30 and full["finish_reason"] == "length"
+
+    i = first_unique(text, 3, 6)          # three characters = three tokens
+    r = generate(page, ids, max_new_tokens=30, temperature=0, stop=[text[i:i + 3]])
+    assert r["finish_reason"] == "stop" and r["text"] == text[:i] and pieces(r) == text[:i]
+    assert r["tokens"] == full["tokens"][:i + 3], "ends on the token that completes the stop string"
+
+    # of two stop strings completed by the same token, the longer one (starting earlier) cuts
+    j = next((j for j in range(i + 3, len(text) - 3)
+              if text.find(text[j:j + 3]) == j and text.find(text[j + 1:j + 3]) == j + 1), None)
+    if j is not None:
+        r = generate(page, ids, max_new_tokens=30, temperature=0, stop=[text[j + 1:j + 3], text[j:j + 3]])
+        assert r["finish_reason"] == "stop" and r["text"] == text[:j]
+        assert r["tokens"] == full["tokens"][:j + 3]
+
+    # a stop string that starts at the end but never completes: the held-back text comes out
+    r = generate(page, ids, max_new_tokens=30, temperature=0, stop=[text[-2:] + "\u2603\u2603"])
+    assert r["finish_reason"] == "length" and r["text"] == text and pieces(r) == text
+
+
+def test_stop_string_across_bpe_tokens(page, models):
+    use(page, "bpe")
+    tok = tokenizer_of(models["bpe"])
+    ids = tok.encode("Hello world")
+    full = generate(page, ids, max_new_tokens=12, temperature=0)
+    texts = [tok.decode(full["tokens"][:n]) for n in range(len(full["tokens"]) + 1)]
+    text = texts[-1]
+    for k in range(1, 11):  # a boundary with two characters on each side, first occurrence
+        cut = len(texts[k])
+        stop = text[cut - 2:cut + 2]
+        if (len(texts[k]) - len(texts[k - 1]) >= 2 and len(texts[k + 1]) - cut >= 2
+                and text.find(stop) == cut - 2 and "\ufffd" not in stop):
+            break
+    else:
+        pytest.fail(f"no usable token boundary in {text!r}")
+    r = generate(page, ids, max_new_tokens=12, temperature=0, stop=[stop])
+    assert r["finish_reason"] == "stop" and r["text"] == text[:cut - 2] and pieces(r) == r["text"]
+    assert r["tokens"] == full["tokens"][:k + 1]
+
+
+def test_eos_from_config_ends_the_generation(page, models):
+    use(page, "char-eos")
+    k, want = models["eos_step"], models["eos_ids"]
+    ids = prompt(8, seed=3)
+    r = generate(page, ids, max_new_tokens=12, temperature=0)
+    assert r["finish_reason"] == "eos" and r["tokens"] == want[:k + 1], "the EOS token ends the list"
+    assert r["text"] == pieces(r) == tokenizer_of(models["char"]).decode(want[:k])
+    r = generate(page, ids, max_new_tokens=12, temperature=0, stop_on_eos=False)
+    assert r["finish_reason"] == "length" and r["tokens"] == want
+
+
+def test_gpt2_end_of_text_token_ends_the_generation(page, models):
+    """The GPT-2 tokenizer's <|endoftext|>, made the greedy choice at the third new token."""
+    folder = models["bpe-eos"]
+    ids = prompt(6, seed=4, vocab=50000)
+    want, _, margin = ref_greedy(folder, ids, 8)
+    assert want[2] == EOS and EOS not in want[:2] and margin > 1e-3
+    use(page, "bpe-eos")
+    r = generate(page, ids, max_new_tokens=8, temperature=0)
+    tok = tokenizer_of(folder)
+    assert r["finish_reason"] == "eos" and r["tokens"] == want[:3]
+    assert r["text"] == pieces(r) == tok.decode(want[:2])
+    r = generate(page, ids, max_new_tokens=8, temperature=0, stop_on_eos=False)
+    assert r["finish_reason"] == "length" and r["tokens"] == want and r["text"] == tok.decode(want)
+
+
+# ------------------------------------------------------------------------------------ context policy
+
+
+def test_context_policy_at_the_boundary(page, models):
+    """context=32 at load: prompt + max_new_tokens up to 32 runs as asked; beyond, the start of
+    the prompt goes (and the result says so); max_new_tokens over 31 is lowered. Every case
+    equals the reference on the kept prompt, so nothing ran past the context."""
+    info = use(page, "char", context=32)
+    assert info["context"] == 32
+    folder = models["char"]
+    long = prompt(100, seed=6)
+
+    exact = generate(page, long[:28], max_new_tokens=4, temperature=0)
+    assert exact["dropped_prompt_tokens"] == 0 and exact["notices"] == [] and exact["finish_reason"] == "length"
+    assert exact["tokens"] == ref_greedy(folder, long[:28], 4)[0]
+
+    over = generate(page, long[:30], max_new_tokens=4, temperature=0)
+    assert over["dropped_prompt_tokens"] == 2 and over["finish_reason"] == "length"
+    assert any("first 2 were dropped" in n for n in over["notices"]), over["notices"]
+    assert over["tokens"] == ref_greedy(folder, long[2:30], 4)[0]
+
+    far = generate(page, long, max_new_tokens=4, temperature=0)
+    assert far["dropped_prompt_tokens"] == 72 and far["tokens"] == ref_greedy(folder, long[72:], 4)[0]
+
+    most = generate(page, long[:5], max_new_tokens=40, temperature=0)
+    assert any("lowered from 40 to 31" in n for n in most["notices"]), most["notices"]
+    assert most["dropped_prompt_tokens"] == 4 and len(most["tokens"]) == 31
+    assert most["tokens"] == ref_greedy(folder, long[4:5], 31)[0]
+
+
+# ------------------------------------------------------------------------------------ seeds, sampler
+
+
+def replay(params: SamplingParams, prompt_ids: list, logits: np.ndarray) -> list:
+    sampler, seen, out = Sampler(params), list(prompt_ids), []
+    for row in logits:
+        token = sampler.sample(row.tolist(), seen)
+        out.append(token)
+        seen.append(token)
+    return out
+
+
+def test_same_seed_same_tokens_and_the_cpython_sampler_agrees(page, models):
+    use(page, "char")
+    ids = prompt(8, seed=8)
+    opts = dict(max_new_tokens=16, temperature=0.9, top_p=0.95, repetition_penalty=1.3, seed=1234)
+    a = generate(page, ids, return_logits=True, **opts)
+    b = generate(page, ids, return_logits=True, **opts)
+    assert a["tokens"] == b["tokens"] and a["logits_f32_b64"] == b["logits_f32_b64"]
+    assert replay(SamplingParams(**opts), ids, dumped_logits(a)) == a["tokens"]
+    assert generate(page, ids, **{**opts, "seed": 99})["tokens"] != a["tokens"]
+
+    # top-k samples from the GPU's candidates: the same tokens as from all the logits
+    opts = dict(max_new_tokens=16, temperature=1.2, top_k=20, seed=7)
+    fast = generate(page, ids, **opts)
+    full = generate(page, ids, return_logits=True, **opts)
+    assert fast["tokens"] == full["tokens"] == replay(SamplingParams(**opts), ids, dumped_logits(full))
+
+
+def test_bpe_sampling_agrees_with_the_cpython_sampler(page, models):
+    use(page, "bpe")
+    ids = tokenizer_of(models["bpe"]).encode("Once upon a time")
+    opts = dict(max_new_tokens=5, temperature=0.8, top_p=0.9, seed=2024)
+    a = generate(page, ids, return_logits=True, **opts)
+    b = generate(page, ids, **opts)
+    assert a["vocab_size"] == 50257 and a["tokens"] == b["tokens"]
+    assert replay(SamplingParams(**opts), ids, dumped_logits(a)) == a["tokens"]
+    cfg, w = ref_model(models["bpe"])
+    ref = KVCacheModel(w, cfg)
+    want = [ref.feed(ids)[-1]] + [ref.feed([t])[-1] for t in a["tokens"][:-1]]
+    np.testing.assert_allclose(dumped_logits(a), np.array(want), atol=2e-4, rtol=0)
+
+
+# ------------------------------------------------------------------------------------ Node runner
+
+
+def test_node_runner_gives_the_browser_greedy_ids(page, models, node_run):
+    use(page, "char")
+    browser = generate(page, NODE_PROMPT, max_new_tokens=NODE_NEW, temperature=0)
+    stdout, stderr = node_run.communicate(timeout=300)
+    assert node_run.returncode == 0, stderr
+    node = json.loads(stdout)
+    assert node["runtime"] == "node" and node["adapter"], node
+    assert node["tokens"] == browser["tokens"] == ref_greedy(models["char"], NODE_PROMPT, NODE_NEW)[0]
+    assert node["text"] == browser["text"] and node["finish_reason"] == "length"
+
+
+# ------------------------------------------------------------------------------------ Python API
+
+
+def test_python_api_in_the_page(page, models):
+    use(page, "char")
+    ids = prompt(8, seed=1)
+    want, _, _ = ref_greedy(models["char"], ids, 24)
+    js_result = generate(page, ids, max_new_tokens=12, temperature=0)
+    out = run_py(page, f"""
+import asyncio
+from pywebgpt import load_model, GenerationBusy
+from pywebgpt.api import get_gpu
+before = gpu.live_buffers
+m = await load_model('/models/char/', cache=False)
+shared = (await get_gpu()) is gpu and m.gpu is gpu
+ids = {ids}
+out = {{'shared': shared, 'repr': repr(m), 'context': m.context, 'params': m.info['parameters']}}
+
+stream = m.generate(prompt_ids=ids, max_new_tokens=12, temperature=0)
+out['pieces'] = [p async for p in stream]
+out['stream'] = [stream.result.tokens, stream.result.text, stream.result.finish_reason]
+r = await m.complete(m.decode(ids), max_new_tokens=12, temperature=0)
+out['complete'] = [r.tokens, r.text, r.finish_reason, m.last_result is r]
+
+# one at a time: a second generation while the first runs is refused
+s1 = m.generate(prompt_ids=ids, max_new_tokens=200, temperature=0)
+first = await s1.__anext__()
+try:
+    m.generate(prompt_ids=ids, max_new_tokens=2)
+    out['busy'] = None
+except GenerationBusy as exc:
+    out['busy'] = str(exc)
+m.stop()
+rest = [p async for p in s1]
+out['stopped'] = [s1.result.finish_reason, len(s1.result.tokens), first + ''.join(rest) == s1.result.text]
+
+# leaving the loop early releases the model; stop() right after complete() is called stops it
+async for piece in m.generate(prompt_ids=ids, max_new_tokens=200, temperature=0):
+    break
+task = asyncio.ensure_future(m.complete(prompt_ids=ids, max_new_tokens=50, temperature=0))
+m.stop()
+r = await task
+out['early'] = [r.finish_reason, r.tokens]
+try:
+    m.generate('~~~ not in the vocabulary \u2603')
+    out['bad_prompt'] = None
+except ValueError as exc:
+    out['bad_prompt'] = type(exc).__name__
+try:
+    m.generate(prompt_ids=ids, temperature=-1)
+    out['bad_option'] = None
+except ValueError as exc:
+    out['bad_option'] = str(exc)
+m.unload()
+out['freed'] = gpu.live_buffers == before
+try:
+    m.generate(prompt_ids=ids)
+    out['after_unload'] = None
+except RuntimeError as exc:
+    out['after_unload'] = str(exc)
+out""")
+    assert out["shared"] is True, "the Python API must use the page's GPU device"
+    assert out["context"] == 512 and out["params"] > 0 and "char" in out["repr"]
+    assert "".join(out["pieces"]) == js_result["text"]
+    assert out["stream"] == [want[:12], js_result["text"], "length"]
+    assert out["complete"] == [want[:12], js_result["text"], "length", True]
+    assert out["busy"] and "already running" in out["busy"]
+    assert out["stopped"][0] == "cancelled" and out["stopped"][1] < 200 and out["stopped"][2] is True
+    assert out["early"] == ["cancelled", []]
+    assert out["bad_prompt"] == "UnknownCharactersError"
+    assert out["bad_option"] and "temperature" in out["bad_option"]
+    assert out["freed"] is True
+    assert out["after_unload"] and "unloaded" in out["after_unload"]
+    # the JS API's model was not disturbed
+    assert generate(page, ids, max_new_tokens=4, temperature=0)["tokens"] == want[:4]
