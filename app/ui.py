@@ -691,7 +691,24 @@ class UI:
     def _model_state_text(self, prefix: str = "") -> str:
         return f"{prefix}{self.model_label} is loaded." if self.model is not None else prefix + "No model loaded."
 
+    def entry_for_source(self, source: str):
+        """The models.json entry whose source resolves to this loaded base URL, if any."""
+        for entry in self.models:
+            ref = str(entry.get("source", ""))
+            if re.fullmatch(r"[\w][\w.-]*/[\w][\w.-]*", ref):
+                url = f"https://huggingface.co/{ref}/resolve/main/"
+            else:
+                try:
+                    url = str(js.URL.new(ref, js.location.href).href)
+                except Exception:  # noqa: BLE001 - not a URL
+                    continue
+            if url.rstrip("/") == str(source).rstrip("/"):
+                return entry
+        return None
+
     def set_model(self, info: dict, entry: dict | None, label: str) -> None:
+        if entry is None:
+            entry = self.entry_for_source(str(info.get("source", "")))
         old_prompt = (self.model_entry or {}).get("prompt") or self.prompt_default
         self.model = info
         self.model_entry = entry
