@@ -178,7 +178,9 @@ def readable(message: str) -> str:
     message = re.sub(r"^(?:[A-Za-z_]\w*\.)+(?=[A-Za-z_]\w*(?:Error|Exception|Busy|Cancelled)\b)", "", message.strip())
     message = re.sub(r"^(ValueError|UnknownCharactersError|LoadError|RuntimeError): ", "", message)
     message = message.replace("; remove them, or encode with drop_unknown=True", "")
-    return message[:1].upper() + message[1:]
+    if re.match(r"[a-z]+ ", message):  # a sentence, not a file name such as config.json
+        message = message[:1].upper() + message[1:]
+    return message
 
 
 def unknown_chars(exc, message: str) -> list | None:
