@@ -251,14 +251,20 @@ class GPT2:
         on a CPU adapter a few, each looping over many blocks (a workgroup costs ~1 ms there)."""
         return min(blocks, CPU_GROUPS) if self.gpu.is_cpu else blocks
 
+    @property
+    def _gemv_cols4(self) -> int:
+        # Column packs per GEMV block: 16 (K split over 16 invocations, then reduced) on a GPU; 256 on
+        # a CPU adapter, where one invocation per pack needs no reduction and no barrier.
+        return 256 if self.gpu.is_cpu else 16
+
     def _gemv_groups(self, N: int) -> int:
-        return self._groups(-(-(N // 4) // 16))
+        return self._groups(-(-(N // 4) // self._gemv_cols4))
 
     def _matmul(self, entry: str, K: int, N: int, epilogue: int, ln_input: bool = False):
         cfg = self.cfg
         return self._pipeline("matmul.wgsl", entry, K=K, N=N, N4=N // 4, EPILOGUE=epilogue, C=cfg.n_embd,
                               NH=cfg.n_head, HD=cfg.head_dim, N_CTX=self.n_ctx, LN_INPUT=ln_input,
-                              EPS=cfg.layer_norm_epsilon, GEMV_GROUPS=self._gemv_groups(N),
+                              EPS=cfg.layer_norm_epsilon, GEMV_COLS4=self._gemv_cols4, GEMV_GROUPS=self._gemv_groups(N),
                               XN_LEN=K if ln_input else 1)
 
     def _build_plans(self):
@@ -276,21 +282,31 @@ class GPT2:
             embeds.append((pipe, bind(pipe, [s, buf, self.wpe, self.x])))
         heads = []
         for row0, rows, buf in self.head:
-            head_groups = self._groups(-(-rows // 32))
+            lanes = 1 if gpu.is_cpu else 8  # invocations per vocabulary row (1: no reduction, no barrier)
+            head_groups = self._groups(-(-rows // (256 // lanes)))
             pipe = self._pipeline("lm_head.wgsl", "lm_head", C=C, C4=C // 4, EPS=cfg.layer_norm_epsilon,
-                                  ROW0=row0, ROWS=rows, HEAD_GROUPS=head_groups)
+                                  ROW0=row0, ROWS=rows, HEAD_LANES=lanes, HEAD_GROUPS=head_groups)
             heads.append((pipe, bind(pipe, [s, self.x, self.ln_f[0], self.ln_f[1], buf, self.logits]), head_groups))
         topk_consts = dict(V=V, KMAX=KMAX, CHUNK=TOPK_CHUNK, GROUPS=self.groups)
-        p_partial = self._pipeline("topk.wgsl", "topk_partial", **topk_consts)
-        p_merge = self._pipeline("topk.wgsl", "topk_merge", **topk_consts)
-        topk = [(p_partial, bind(p_partial, [s, self.logits, self.part])),
-                (p_merge, bind(p_merge, [s, None, self.part, self.out]))]
+        if gpu.is_cpu:  # one invocation, no barriers: see topk.wgsl
+            p_serial = self._pipeline("topk.wgsl", "topk_serial", **topk_consts)
+            topk = [(p_serial, bind(p_serial, [s, self.logits, None, self.out]), (1, 1, 1))]
+        else:
+            p_partial = self._pipeline("topk.wgsl", "topk_partial", **topk_consts)
+            p_merge = self._pipeline("topk.wgsl", "topk_merge", **topk_consts)
+            topk = [(p_partial, bind(p_partial, [s, self.logits, self.part]), (self.groups, 1, 1)),
+                    (p_merge, bind(p_merge, [s, None, self.part, self.out]), (1, 1, 1))]
 
-        ln = self._pipeline("layer_norm.wgsl", "layer_norm", C=C, C4=C // 4, EPS=cfg.layer_norm_epsilon)
-        t_qkv = self._matmul("matmul_tiled", C, 3 * C, QKV)
-        t_proj = self._matmul("matmul_tiled", C, C, RESIDUAL)
-        t_fc = self._matmul("matmul_tiled", C, M, gelu)
-        t_mlp = self._matmul("matmul_tiled", M, C, RESIDUAL)
+        # Prefill kernels: tiled through workgroup memory on a GPU; barrier-free on a CPU adapter.
+        cpu = gpu.is_cpu
+        ln = self._pipeline("layer_norm.wgsl", "layer_norm_rows" if cpu else "layer_norm", C=C, C4=C // 4,
+                            EPS=cfg.layer_norm_epsilon)
+        ln_counts = (lambda rows: (-(-rows // 64), 1, 1)) if cpu else (lambda rows: (rows, 1, 1))
+        prefill_entry = "matmul_rows" if cpu else "matmul_tiled"
+        t_qkv = self._matmul(prefill_entry, C, 3 * C, QKV)
+        t_proj = self._matmul(prefill_entry, C, C, RESIDUAL)
+        t_fc = self._matmul(prefill_entry, C, M, gelu)
+        t_mlp = self._matmul(prefill_entry, M, C, RESIDUAL)
         g_qkv = self._matmul("gemv", C, 3 * C, QKV, ln_input=True)
         g_proj = self._matmul("gemv", C, C, RESIDUAL)
         g_fc = self._matmul("gemv", C, M, gelu, ln_input=True)
@@ -298,6 +314,8 @@ class GPT2:
 
         # (pipeline, bind group, counts(rows) -> (x, y, z)) for prefill; decode counts are fixed.
         def tiled(n):
+            if cpu:  # matmul_rows: 64 column packs x 4 rows per workgroup
+                return lambda rows: (-(-(n // 4) // 64), -(-rows // 4), 1)
             return lambda rows: (-(-n // 64), -(-rows // 64), 1)
 
         def gemv(n):
@@ -305,37 +323,44 @@ class GPT2:
 
         prefill, decode = [], []
         for pipe, group in embeds:
-            prefill.append((pipe, group, lambda rows: (-(-(C // 4) // 64), rows, 1)))
+            prefill.append((pipe, group, lambda rows: (-(-(C // 4) // 64), self._groups(rows), 1)))
             decode.append((pipe, group, (-(-(C // 4) // 64), 1, 1)))
         for i, L in enumerate(self.layers):
             scale = 1.0 / math.sqrt(cfg.head_dim)
             if getattr(cfg, "scale_attn_by_inverse_layer_idx", False):
                 scale /= i + 1
             att_groups = self._groups(cfg.n_head)
-            attn = self._pipeline("attention.wgsl", "attention", C=C, NH=cfg.n_head, HD=cfg.head_dim,
-                                  N_CTX=self.n_ctx, SCALE=scale, ATT_GROUPS=att_groups)
+            attn = self._pipeline("attention.wgsl", "attention_rows" if gpu.is_cpu else "attention", C=C,
+                                  NH=cfg.n_head, HD=cfg.head_dim, N_CTX=self.n_ctx, SCALE=scale,
+                                  ATT_GROUPS=att_groups)
+            if gpu.is_cpu:  # one invocation per (row, head): see attention.wgsl
+                att_prefill = lambda rows: (-(-(rows * cfg.n_head) // 64), 1, 1)  # noqa: E731
+                att_decode = (-(-cfg.n_head // 64), 1, 1)
+            else:
+                att_prefill = lambda rows, g=att_groups: (g, rows, 1)  # noqa: E731
+                att_decode = (att_groups, 1, 1)
             ro, rw = self.dummy_ro, self.dummy_rw
             attn_group = bind(attn, [s, self.q, L["kv"], self.att])
             prefill += [
-                (ln, bind(ln, [s, self.x, L["ln_1.g"], L["ln_1.b"], self.xn]), lambda rows: (rows, 1, 1)),
+                (ln, bind(ln, [s, self.x, L["ln_1.g"], L["ln_1.b"], self.xn]), ln_counts),
                 (t_qkv, bind(t_qkv, [s, self.xn, L["attn.w"], L["attn.b"], self.q, L["kv"]]), tiled(3 * C)),
-                (attn, attn_group, lambda rows, g=att_groups: (g, rows, 1)),
+                (attn, attn_group, att_prefill),
                 (t_proj, bind(t_proj, [s, self.att, L["proj.w"], L["proj.b"], self.x, rw]), tiled(C)),
-                (ln, bind(ln, [s, self.x, L["ln_2.g"], L["ln_2.b"], self.xn]), lambda rows: (rows, 1, 1)),
+                (ln, bind(ln, [s, self.x, L["ln_2.g"], L["ln_2.b"], self.xn]), ln_counts),
                 (t_fc, bind(t_fc, [s, self.xn, L["fc.w"], L["fc.b"], self.h, rw]), tiled(M)),
                 (t_mlp, bind(t_mlp, [s, self.h, L["mlp.w"], L["mlp.b"], self.x, rw]), tiled(C)),
             ]
             decode += [
                 (g_qkv, bind(g_qkv, [s, self.x, L["attn.w"], L["attn.b"], self.q, L["kv"], L["ln_1.g"], L["ln_1.b"]]),
                  gemv(3 * C)),
-                (attn, attn_group, (att_groups, 1, 1)),
+                (attn, attn_group, att_decode),
                 (g_proj, bind(g_proj, [s, self.att, L["proj.w"], L["proj.b"], self.x, rw, ro, ro]), gemv(C)),
                 (g_fc, bind(g_fc, [s, self.x, L["fc.w"], L["fc.b"], self.h, rw, L["ln_2.g"], L["ln_2.b"]]), gemv(M)),
                 (g_mlp, bind(g_mlp, [s, self.h, L["mlp.w"], L["mlp.b"], self.x, rw, ro, ro]), gemv(C)),
             ]
         # The head and top-k run only on the last prefill chunk (count 0 elsewhere).
         tail = [(pipe, group, (groups, 1, 1)) for pipe, group, groups in heads]
-        tail += [(topk[0][0], topk[0][1], (self.groups, 1, 1)), (topk[1][0], topk[1][1], (1, 1, 1))]
+        tail += topk
         self._prefill_steps = prefill
         self._tail_counts = [c for _, _, cs in tail for c in cs]
         self.prefill_plan = gpu.plan([(p, g) for p, g, _ in prefill] + [(p, g) for p, g, _ in tail])

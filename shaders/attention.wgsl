@@ -4,8 +4,9 @@
 // The same kernel serves prefill (many rows) and decode (one row): the projections have already
 // written this run's keys and values into the cache.
 // Layout: q, y f32 [rows, C] (head h at columns h*HD..); kv f32 [2, NH, N_CTX, HD].
-// Workgroup: 256 invocations for one row, striding over the heads; dispatch (ATT_GROUPS, rows, 1)
-//   (ATT_GROUPS = NH on a GPU, fewer on a CPU adapter). Scores live in
+// Workgroup: 256 invocations for one (head, row) at a time, striding over heads and rows;
+//   dispatch (ATT_GROUPS, R, 1) with R <= rows (ATT_GROUPS = NH and R = rows on a GPU, fewer on a
+//   CPU adapter). Scores live in
 //   workgroup memory (N_CTX floats), so N_CTX is bounded by the adapter's workgroup storage.
 // Constants: C, NH, HD (<= 256), N_CTX, SCALE, ATT_GROUPS.
 @group(0) @binding(0) var<storage, read> step: Step;
@@ -17,11 +18,12 @@ var<workgroup> scores: array<f32, N_CTX>;
 var<workgroup> partial: array<f32, 256>;
 
 @compute @workgroup_size(256)
-fn attention(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let t = wid.y;
-  if (t >= step.rows) { return; }
-  for (var h = wid.x; h < NH; h += ATT_GROUPS) {
-    attend_head(h, t, lid);
+fn attention(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+             @builtin(local_invocation_index) lid: u32) {
+  for (var t = wid.y; t < step.rows; t += groups.y) {
+    for (var h = wid.x; h < NH; h += ATT_GROUPS) {
+      attend_head(h, t, lid);
+    }
   }
 }
 
@@ -61,4 +63,35 @@ fn attend_head(h: u32, t: u32, lid: u32) {
     y[t * C + h * HD + d] = total / l;
   }
   workgroupBarrier();  // scores[] and partial[] are reused by the next head
+}
+
+// attention_rows: the same result with one invocation per (row, head) and an online softmax
+// (running max and sum, rescaling the accumulator), so no workgroup memory and no barriers.
+// Used on CPU adapters (SwiftShader), where a barrier costs far more than the serial loop; on a GPU
+// the workgroup-per-(head, row) kernel above spreads a long context better.
+// Dispatch (ceil(rows * NH / 64), 1, 1); invocation i handles row i / NH, head i % NH.
+@compute @workgroup_size(64)
+fn attention_rows(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let t = gid.x / NH;
+  let h = gid.x % NH;
+  if (t >= step.rows) { return; }
+  let n = step.pos0 + t + 1u;
+  let k0 = h * N_CTX * HD;
+  let v0 = (NH + h) * N_CTX * HD;
+  var qv: array<f32, HD>;
+  var acc: array<f32, HD>;
+  for (var d = 0u; d < HD; d++) { qv[d] = q[t * C + h * HD + d] * SCALE; acc[d] = 0.0; }
+  var m = NEG_INF;
+  var l = 0.0;
+  for (var p = 0u; p < n; p++) {
+    var s = 0.0;
+    for (var d = 0u; d < HD; d++) { s += qv[d] * kv[k0 + p * HD + d]; }
+    let m_new = max(m, s);
+    let rescale = exp(m - m_new);
+    let e = exp(s - m_new);
+    l = l * rescale + e;
+    for (var d = 0u; d < HD; d++) { acc[d] = acc[d] * rescale + e * kv[v0 + p * HD + d]; }
+    m = m_new;
+  }
+  for (var d = 0u; d < HD; d++) { y[t * C + h * HD + d] = acc[d] / l; }
 }

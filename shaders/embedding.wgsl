@@ -3,7 +3,8 @@
 //   buffers when it exceeds one binding; each split gets its own dispatch and writes only the rows
 //   whose id falls inside it), wpe is [n_positions, C]; both as WPack, C/4 packs per row.
 //   x is f32 [rows, C].
-// Workgroup: 64 invocations along the C/4 packs of a row; dispatch (ceil(C4 / 64), rows, 1).
+// Workgroup: 64 invocations along the C/4 packs of a row; dispatch (ceil(C4 / 64), R, 1) with
+//   R <= rows: workgroup row r handles rows r, r + R, ... (R = rows on a GPU, a few on a CPU).
 // Constants: C4 = C / 4, ROW0, ROWS.
 @group(0) @binding(0) var<storage, read> step: Step;
 @group(0) @binding(1) var<storage, read> wte: array<WPack>;
@@ -11,11 +12,13 @@
 @group(0) @binding(3) var<storage, read_write> x: array<vec4<f32>>;
 
 @compute @workgroup_size(64)
-fn embed(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let t = gid.y;
+fn embed(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
   let c = gid.x;
-  if (t >= step.rows || c >= C4) { return; }
-  let id = step.ids[t];
-  if (id < ROW0 || id >= ROW0 + ROWS) { return; }
-  x[t * C4 + c] = unpack4(wte[(id - ROW0) * C4 + c]) + unpack4(wpe[(step.pos0 + t) * C4 + c]);
+  if (c >= C4) { return; }
+  for (var t = gid.y; t < step.rows; t += groups.y) {
+    let id = step.ids[t];
+    if (id >= ROW0 && id < ROW0 + ROWS) {
+      x[t * C4 + c] = unpack4(wte[(id - ROW0) * C4 + c]) + unpack4(wpe[(step.pos0 + t) * C4 + c]);
+    }
+  }
 }

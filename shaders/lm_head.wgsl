@@ -5,10 +5,10 @@
 // from cache) rather than paying a separate dispatch.
 // Layout: x f32 [rows, C]; ln_gamma, ln_beta f32 [C]; wte rows [ROW0, ROW0 + ROWS) of [V, C] as
 //   WPack (C4 packs per row); logits f32 [V].
-// Workgroup: 256 invocations = 32 vocabulary rows x 8 lanes; dispatch (HEAD_GROUPS, 1, 1), the
-//   workgroups striding over the ceil(ROWS / 32) blocks of rows (one each on a GPU, many on a CPU
+// Workgroup: 256 invocations = 256 / HEAD_LANES vocabulary rows x HEAD_LANES lanes (8 on a GPU, 1 on
+//   a CPU adapter); dispatch (HEAD_GROUPS, 1, 1), the workgroups striding over the blocks of rows (one each on a GPU, many on a CPU
 //   adapter, where each workgroup pays the LayerNorm and its barriers again).
-// Constants: C, C4 (<= workgroup storage / 16 bytes), EPS, ROW0, ROWS, HEAD_GROUPS.
+// Constants: C, C4 (<= workgroup storage / 16 bytes), EPS, ROW0, ROWS, HEAD_LANES, HEAD_GROUPS.
 @group(0) @binding(0) var<storage, read> step: Step;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> ln_gamma: array<vec4<f32>>;
@@ -16,7 +16,8 @@
 @group(0) @binding(4) var<storage, read> wte: array<WPack>;
 @group(0) @binding(5) var<storage, read_write> logits: array<f32>;
 
-const HEAD_BLOCKS: u32 = (ROWS + 31u) / 32u;
+const ROWS_PER_BLOCK: u32 = 256u / HEAD_LANES;
+const HEAD_BLOCKS: u32 = (ROWS + ROWS_PER_BLOCK - 1u) / ROWS_PER_BLOCK;
 var<workgroup> xn: array<vec4<f32>, C4>;
 var<workgroup> partial: array<f32, 256>;
 
@@ -31,18 +32,22 @@ fn lm_head(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
   let rstd = inverseSqrt(workgroup_sum(lid, q) / f32(C) + EPS);
   for (var i = lid; i < C4; i += 256u) { xn[i] = (x[row0 + i] - mean) * rstd * ln_gamma[i] + ln_beta[i]; }
   workgroupBarrier();
-  let lane = lid % 8u;
+  let lane = lid % HEAD_LANES;
   for (var blk = wid.x; blk < HEAD_BLOCKS; blk += HEAD_GROUPS) {
-    let v = blk * 32u + lid / 8u;
+    let v = blk * ROWS_PER_BLOCK + lid / HEAD_LANES;
     var acc = 0.0;
     if (v < ROWS) {
-      for (var i = lane; i < C4; i += 8u) { acc += dot(xn[i], unpack4(wte[v * C4 + i])); }
+      for (var i = lane; i < C4; i += HEAD_LANES) { acc += dot(xn[i], unpack4(wte[v * C4 + i])); }
+    }
+    if (HEAD_LANES == 1u) {  // one invocation per row: nothing to reduce, no barrier
+      if (v < ROWS) { logits[ROW0 + v] = acc; }
+      continue;
     }
     partial[lid] = acc;
     workgroupBarrier();
     if (lane == 0u && v < ROWS) {
       var total = 0.0;
-      for (var j = 0u; j < 8u; j++) { total += partial[lid + j]; }
+      for (var j = 0u; j < HEAD_LANES; j++) { total += partial[lid + j]; }
       logits[ROW0 + v] = total;
     }
     workgroupBarrier();

@@ -1,10 +1,12 @@
 // matmul.wgsl — Y = epilogue(X @ W + b), the projections of a GPT-2 block (HF Conv1D layout).
-// Two entry points over the same bindings:
+// Entry points over the same bindings:
 //   matmul_tiled  prefill: many rows; 64x64 output tiles, K in steps of 16 through workgroup
 //                 memory; 256 invocations as 16x16, each computing 4 rows x 4 columns.
 //                 Dispatch (ceil(N / 64), ceil(rows / 64), 1).
+//   matmul_rows   prefill on CPU adapters: no workgroup memory, no barriers (see below).
 //   gemv          decode: one row; each weight is read once. A workgroup owns GEMV_COLS4 packs
-//                 (4 columns each) and splits K over GEMV_SLICES invocations, then reduces.
+//                 (4 columns each) and splits K over GEMV_SLICES = 256 / GEMV_COLS4 invocations,
+//                 then reduces (GEMV_COLS4 = 16 on a GPU; 256 on a CPU adapter: no reduction).
 //                 Optionally normalizes the input row first (LN_INPUT: LayerNorm fused into the
 //                 projection, saving a dispatch and a buffer round trip per LayerNorm).
 //                 Dispatch (GEMV_GROUPS, 1, 1): the workgroups stride over the ceil(N4 / 16)
@@ -18,7 +20,7 @@
 //   3 residual       Y[r, c] += v                    (Y is the residual stream)
 //   4 qkv            columns [0, C) -> Y[r, c] (Y is [rows, C]); [C, 2C) -> K cache and
 //                    [2C, 3C) -> V cache at position pos0 + r, head-major
-// Constants: K, N, N4, EPILOGUE, C, NH, HD, N_CTX, LN_INPUT (bool), EPS, GEMV_GROUPS,
+// Constants: K, N, N4, EPILOGUE, C, NH, HD, N_CTX, LN_INPUT (bool), EPS, GEMV_COLS4, GEMV_GROUPS,
 //   XN_LEN (K with LN_INPUT, else 1).
 @group(0) @binding(0) var<storage, read> step: Step;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -114,9 +116,26 @@ fn matmul_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
   }
 }
 
+// matmul_rows: prefill for CPU adapters, without workgroup memory or barriers: invocation
+// (c4, rb) computes column pack c4 of rows 4rb..4rb+3, reading each weight pack once for 4 rows.
+// Dispatch (ceil(N4 / 64), ceil(rows / 4), 1).
+@compute @workgroup_size(64)
+fn matmul_rows(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let c4 = gid.x;
+  let r0 = gid.y * 4u;
+  let rows = step.rows;
+  if (c4 >= N4 || r0 >= rows) { return; }
+  let n = min(4u, rows - r0);
+  var acc: array<vec4<f32>, 4>;
+  for (var k = 0u; k < K; k++) {
+    let wv = unpack4(w[k * N4 + c4]);
+    for (var i = 0u; i < n; i++) { acc[i] += x[(r0 + i) * K + k] * wv; }
+  }
+  for (var i = 0u; i < n; i++) { store4(r0 + i, c4, acc[i] + bias[c4]); }
+}
+
 // ---------------------------------------------------------------------------------- decode
-const GEMV_COLS4: u32 = 16u;
-const GEMV_SLICES: u32 = 16u;
+const GEMV_SLICES: u32 = 256u / GEMV_COLS4;
 const GEMV_BLOCKS: u32 = (N4 + GEMV_COLS4 - 1u) / GEMV_COLS4;
 var<workgroup> gemv_partial: array<vec4<f32>, 256>;
 var<workgroup> x_norm: array<f32, XN_LEN>;  // the normalized input row (LN_INPUT), else unused
@@ -145,6 +164,10 @@ fn gemv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         if (LN_INPUT) { xv = x_norm[k]; } else { xv = x[k]; }
         acc += xv * unpack4(w[k * N4 + c4]);
       }
+    }
+    if (GEMV_SLICES == 1u) {  // one invocation per column pack: nothing to reduce, no barrier
+      if (c4 < N4) { store4(0u, c4, acc + bias[c4]); }
+      continue;
     }
     gemv_partial[lid] = acc;
     workgroupBarrier();

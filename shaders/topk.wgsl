@@ -1,9 +1,10 @@
 // topk.wgsl — the k largest logits with their ids, and the log-sum-exp, on the GPU, so a decode
 // step reads back a few hundred bytes instead of the whole vocabulary.
-// Two entry points:
+// Entry points:
 //   topk_partial  one workgroup per CHUNK logits: its k best (id, value) pairs, in descending order
 //                 (ties: lower id first, like argmax), and the chunk's max m and
 //                 sum(exp((l - m) / T)). Dispatch (ceil(V / CHUNK), 1, 1).
+//   topk_serial   one invocation doing both (CPU adapters; see below).
 //   topk_merge    one workgroup: merges the chunks' candidates into the global top k and combines
 //                 the chunk sums into log-sum-exp = M / T + log(S). Dispatch (1, 1, 1).
 // Layout: logits f32 [V] (NaN is treated as -inf); part u32 [groups, 2 * KMAX + 2] per chunk:
@@ -130,4 +131,40 @@ fn topk_merge(@builtin(local_invocation_index) lid: u32) {
     out[2u * k] = bitcast<u32>(big_m);
     out[2u * k + 1u] = bitcast<u32>(big_s);
   }
+}
+
+// topk_serial: the same output as topk_partial + topk_merge from a single invocation: one pass
+// for the max, one for the sum, one keeping the k best in a small sorted list. Used on CPU adapters
+// (SwiftShader), where the parallel version's hundreds of barriers cost far more than 3 x V steps.
+// Dispatch (1, 1, 1).
+@compute @workgroup_size(1)
+fn topk_serial() {
+  let k = min(step.k, KMAX);
+  let temp = temperature();
+  var m = NEG_INF;
+  for (var i = 0u; i < V; i++) { let v = logits[i]; if (v == v) { m = max(m, v); } }
+  var s = 0.0;
+  for (var i = 0u; i < V; i++) { let v = logits[i]; if (v == v && v > NEG_INF) { s += exp((v - m) / temp); } }
+  var top_v: array<f32, KMAX>;
+  var top_i: array<u32, KMAX>;
+  for (var r = 0u; r < KMAX; r++) { top_v[r] = NEG_INF; top_i[r] = 0xffffffffu; }
+  for (var i = 0u; i < V; i++) {
+    var v = logits[i];
+    if (v != v) { v = NEG_INF; }
+    if (!better(v, i, top_v[k - 1u], top_i[k - 1u])) { continue; }
+    var j = k - 1u;  // insertion: shift worse entries down (ids ascend, so ties keep the lower id first)
+    while (j > 0u && better(v, i, top_v[j - 1u], top_i[j - 1u])) {
+      top_v[j] = top_v[j - 1u];
+      top_i[j] = top_i[j - 1u];
+      j--;
+    }
+    top_v[j] = v;
+    top_i[j] = i;
+  }
+  for (var r = 0u; r < k; r++) {
+    out[r] = select(0xffffffffu, top_i[r], top_v[r] > NEG_INF);  // as topk_partial: no id for -inf
+    out[k + r] = bitcast<u32>(top_v[r]);
+  }
+  out[2u * k] = bitcast<u32>(m);
+  out[2u * k + 1u] = bitcast<u32>(s);
 }
