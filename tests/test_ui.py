@@ -275,6 +275,10 @@ def test_cancel_load_keeps_the_previous_model(ui):
         ui.wait_for_function("() => !document.querySelector('#load-box').hidden")
         ui.wait_for_function("() => /Checking the weights/.test(document.querySelector('#load-text').textContent)")
         assert ui.locator("#load-title").inner_text() == "Loading weights/held-model/…"
+        for _ in range(100):  # the route handler runs when Playwright next dispatches events
+            if held:
+                break
+            ui.wait_for_timeout(100)
         assert held, "the weights request never arrived"
         ui.click("#cancel-load")
         wait_model(ui, before)
