@@ -291,8 +291,8 @@ class TextStream:
             self.tokens.append(event.token)
         if event.text:
             self._pieces.append(event.text)
-        if self._model._unloaded and not self._done:
-            self._generation.stop()
+        if self._model._unloaded:  # unload() came while this step ran: free the model now
+            self._close()
         return event
 
     def _finish(self) -> None:

@@ -266,7 +266,7 @@ None""")
     r = page.evaluate("""async (ids) => {
       const p = pywebgpt.generate('', {prompt_ids: ids, max_new_tokens: 50, temperature: 0});
       while (JSON.parse(await pywebgpt._py("state['generation'] is not None")) !== true) {
-        await new Promise((resolve) => setTimeout(resolve, 5));
+        await new Promise((resolve) => setTimeout(resolve, 1));
       }
       pywebgpt.stop();
       return await p;
@@ -557,7 +557,22 @@ try:
     out['bad_option'] = None
 except ValueError as exc:
     out['bad_option'] = str(exc)
+# unload() while a decode step runs: the memory goes when that step returns
+seen_first = asyncio.Event()
+s = m.generate(prompt_ids=ids, max_new_tokens=200, temperature=0)
+async def consume():
+    got = []
+    async for p in s:
+        got.append(p)
+        seen_first.set()
+    return got
+task = asyncio.ensure_future(consume())
+await seen_first.wait()
+in_step = s._in_step
 m.unload()
+kept_during_step = gpu.live_buffers > before
+got = await task
+out['unload_mid_step'] = [in_step, kept_during_step, s.result.finish_reason, 0 < len(got) < 200]
 out['freed'] = gpu.live_buffers == before
 try:
     m.generate(prompt_ids=ids)
@@ -575,6 +590,7 @@ out""")
     assert out["early"] == ["cancelled", []]
     assert out["bad_prompt"] == "UnknownCharactersError"
     assert out["bad_option"] and "temperature" in out["bad_option"]
+    assert out["unload_mid_step"] == [True, True, "cancelled", True]
     assert out["freed"] is True
     assert out["after_unload"] and "unloaded" in out["after_unload"]
     # the JS API's model was not disturbed
