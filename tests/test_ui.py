@@ -712,12 +712,7 @@ def test_built_site_under_a_sub_path_passes_the_smoke_flow(browser, tmp_path_fac
 
     site = tmp_path_factory.mktemp("pages") / "_site"
     build_site.build(site)
-    # tools/build_site.py ships the folders under weights/ but not yet weights/models.json (the
-    # page then falls back to the bundled model alone, after a 404). Until it does, put it in and
-    # test the rest of the flow, then report the gap as an expected failure.
-    list_missing = not (site / "weights" / "models.json").is_file()
-    if list_missing:
-        shutil.copy(ROOT / "weights" / "models.json", site / "weights" / "models.json")
+    assert (site / "weights" / "models.json").is_file(), "the build must ship the models list"
     server = Server(tmp_path_factory.mktemp("origin-root"), mounts={"/repo/": site}).start()
     url = f"http://{server.host}:{server.port}/repo/"
     context = browser.new_context(viewport=DESKTOP)
@@ -737,5 +732,3 @@ def test_built_site_under_a_sub_path_passes_the_smoke_flow(browser, tmp_path_fac
     finally:
         context.close()
         server.stop()
-    if list_missing:
-        pytest.xfail("tools/build_site.py does not copy weights/models.json into _site/ (the flow passed with it added)")

@@ -173,6 +173,8 @@ def build(out: Path, root: Path = ROOT) -> dict:
         shutil.copytree(folder, out / "weights" / folder.name, ignore=IGNORE)
         if (folder / "config.json").is_file():
             models.append(folder.name)
+    for file in sorted((root / "weights").glob("*.json")):  # models.json: the page's list of models
+        shutil.copy2(file, out / "weights" / file.name)
     (out / ".nojekyll").write_text("")
 
     problems = missing_files(out)
