@@ -67,18 +67,13 @@ def candidates_needed(params: SamplingParams) -> tuple[int, bool]:
 
 
 def alternatives(step: StepResult) -> list:
-    """Top candidates with their probabilities under the model (temperature 1)."""
-    if step.temperature == 1.0:
-        log_z = step.log_normalizer()
-    elif step.full_logits is not None:
-        m = max(step.full_logits)
-        log_z = m + math.log(math.fsum(math.exp(v - m) for v in step.full_logits))
-    else:
-        log_z = None
+    """Top candidates with their probabilities at the sampling temperature (1 when greedy), before
+    top-k / top-p filtering: softmax(logits / T), from the GPU's log-sum-exp over the whole vocabulary."""
+    T = step.temperature
+    log_z = step.log_normalizer()
     out = []
     for token, logit in list(zip(step.ids, step.logits))[:SHOW_ALTERNATIVES]:
-        prob = math.exp(logit - log_z) if log_z is not None else None
-        out.append((token, prob))
+        out.append((token, math.exp(logit / T - log_z)))
     return out
 
 
