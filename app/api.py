@@ -98,6 +98,7 @@ class Model:
         self._running_ref = None                    # weakref to the stream that owns the model now
         self._waiting = weakref.WeakSet()           # streams made but not started yet
         self._unloaded = False
+        self._freed = False
 
     @property
     def _running(self) -> "TextStream | None":
@@ -188,7 +189,9 @@ class Model:
         # else: the stream frees the model when its GPU step returns (see TextStream._end)
 
     def _free(self) -> None:
-        self._loaded.model.free()
+        if not self._freed:
+            self._freed = True
+            self._loaded.model.free()
 
     def _check_usable(self) -> None:
         if self._unloaded:
