@@ -94,7 +94,7 @@ def summarize(args, model_dir: Path, out: dict) -> dict:
     warm = out.get("warm_model") or {}
     load = lambda m: (m.get("load") or {}).get("seconds", m.get("load_s"))  # noqa: E731
     row = {
-        "commit": git_commit(), "runtime": args.runtime,
+        "commit": args.commit or git_commit(), "runtime": args.runtime,
         "adapter": " / ".join(v for v in (adapter.get("vendor"), adapter.get("architecture"),
                                           adapter.get("device") or adapter.get("description")) if v),
         "model": model_dir.name, "parameters": model.get("parameters"), "dtype": model.get("dtype"),
@@ -132,7 +132,7 @@ def main(argv=None) -> int:
     parser.add_argument("--contexts", default="16,128,512")
     parser.add_argument("--steps", type=int, default=20, help="decode steps timed per context")
     parser.add_argument("--no-bench-md", action="store_true", help="do not append to BENCH.md")
-    parser.add_argument("--note", default="", help="free text for the BENCH.md row")
+    parser.add_argument("--commit", default=None, help="commit to record (default: git rev-parse HEAD)")
     args = parser.parse_args(argv)
     prompts = [int(x) for x in args.prompts.split(",")]
     contexts = [int(x) for x in args.contexts.split(",")]
