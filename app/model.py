@@ -257,10 +257,11 @@ class GPT2:
 
     @property
     def _gemv_cols4(self) -> int:
-        # Column packs per GEMV block: 8 (K split over 32 invocations, then reduced) on a GPU, which
-        # gives the narrow projections enough workgroups (H100: 117M f16 decode 3.7 -> 2.3 ms vs 16);
+        # Column packs per GEMV block: 4 (K split over 64 invocations, then reduced) on a GPU, which
+        # gives the narrow projections enough workgroups (H100, 117M f16: the four projections took
+        # 1.07 ms per step with 4, 1.37 with 8, 2.9 with 16);
         # 256 on a CPU adapter, where one invocation per pack needs no reduction and no barrier.
-        return TUNING.get("gemv_cols4", 256 if self.cpu else 8)
+        return TUNING.get("gemv_cols4", 256 if self.cpu else 4)
 
     def _gemv_groups(self, N: int) -> int:
         return self._groups(-(-(N // 4) // self._gemv_cols4))

@@ -6,7 +6,7 @@
 //   matmul_rows   prefill on CPU adapters: no workgroup memory, no barriers (see below).
 //   gemv          decode: one row; each weight is read once. A workgroup owns GEMV_COLS4 packs
 //                 (4 columns each) and splits K over GEMV_SLICES = 256 / GEMV_COLS4 invocations,
-//                 then reduces (GEMV_COLS4 = 8 on a GPU; 256 on a CPU adapter: no reduction).
+//                 then reduces (GEMV_COLS4 = 4 on a GPU; 256 on a CPU adapter: no reduction).
 //                 Optionally normalizes the input row first (LN_INPUT: LayerNorm fused into the
 //                 projection, saving a dispatch and a buffer round trip per LayerNorm).
 //                 Dispatch (GEMV_GROUPS, 1, 1): the workgroups stride over the ceil(N4 / 16)
