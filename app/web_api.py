@@ -7,6 +7,7 @@ page, a worker and the Node runner (tools/node_runner.mjs) share it.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import sys
@@ -125,25 +126,45 @@ def _params_from(opts: dict) -> SamplingParams:
     return SamplingParams(**kwargs)
 
 
-async def _generate(prompt: str, opts_json: str, on_token=None) -> str:
-    loaded = _state["loaded"]
-    if loaded is None:
-        raise RuntimeError("no model is loaded: call load() first")
-    if _state["generation"] is not None:
-        raise GenerationBusy("a generation is already running on this model; wait for it or call stop()")
-    opts = json.loads(opts_json or "{}")
-    params = _params_from(opts)
-    if opts.get("prompt_ids") is not None:
-        prompt_ids = [int(i) for i in opts["prompt_ids"]]
-    else:
-        prompt_ids = loaded.tokenizer.encode(prompt)
-    generation = Generation(loaded, prompt_ids, params, keep_logits=bool(opts.get("return_logits")))
+def _error_json(exc: BaseException, code: str | None = None) -> str:
+    """A failure as {"error": {...}}: api.js throws it as an Error with .name and .code, so callers
+    get one clean sentence instead of a Python traceback."""
+    message = str(exc) if exc.args else type(exc).__name__
+    if code is None:
+        code = "busy" if isinstance(exc, GenerationBusy) else "input" if isinstance(exc, ValueError) else "engine"
+    return json.dumps({"error": {"name": type(exc).__name__, "message": message, "code": code}})
+
+
+def _generate(prompt: str, opts_json: str, on_token=None):
+    """pywebgpt.generate: validates and registers the generation synchronously (so a stop() issued
+    right after generate() reaches it), then runs it as a task whose result JSON api.js awaits."""
+    try:
+        loaded = _state["loaded"]
+        if loaded is None:
+            raise RuntimeError("no model is loaded: call load() first")
+        if _state["generation"] is not None:
+            raise GenerationBusy("a generation is already running on this model; wait for it or call stop()")
+        opts = json.loads(opts_json or "{}")
+        params = _params_from(opts)
+        if opts.get("prompt_ids") is not None:
+            prompt_ids = [int(i) for i in opts["prompt_ids"]]
+        else:
+            prompt_ids = loaded.tokenizer.encode(prompt)
+        generation = Generation(loaded, prompt_ids, params, keep_logits=bool(opts.get("return_logits")))
+    except Exception as exc:  # noqa: BLE001 - every bad request becomes a clean rejection
+        return _error_json(exc, "no_model" if _state["loaded"] is None else None)
     _state["generation"] = generation
+    return asyncio.ensure_future(_run_generation(loaded, generation, on_token))
+
+
+async def _run_generation(loaded, generation, on_token) -> str:
     try:
         async for event in generation.run():
             if on_token is not None and not is_null(on_token):
                 on_token(json.dumps({"token": event.token, "text": event.text,
                                      "top": [{"id": i, "prob": p, "text": _token_text(loaded, i)} for i, p in event.top]}))
+    except Exception as exc:  # noqa: BLE001 - GPU errors, a lost device, a failing callback
+        return _error_json(exc, "engine")
     finally:
         _state["generation"] = None
     r = generation.result

@@ -15,6 +15,8 @@ globalThis.createPyWebGPTApi = function createPyWebGPTApi(onStatus) {
   let settled = false;
   const notReady = () => new Error('PyWebGPT is not ready yet: await pywebgpt.ready first');
   const loadError = (e) => Object.assign(new Error(e.message), { name: 'LoadError', code: e.code });
+  const engineError = (e) => Object.assign(new Error(e.message), { name: e.name || 'Error', code: e.code });
+  let stops = 0;  // stop() calls so far: lets generate() honour a stop issued before Python started
 
   const api = {
     ready,
@@ -55,12 +57,20 @@ globalThis.createPyWebGPTApi = function createPyWebGPTApi(onStatus) {
       if (out && out.error) throw loadError(out.error);
       return out;
     },
+    // Rejects with an Error whose .name is the engine's error class and .code one of 'input',
+    // 'busy', 'no_model', 'engine'. A stop() issued any time after this call stops this generation.
     async generate(prompt, opts = {}, onToken = null) {
+      const stopsBefore = stops;
       await ready;
       const cb = typeof onToken === 'function' ? (s) => onToken(JSON.parse(s)) : null;
-      return JSON.parse(await api._pyGenerate(prompt == null ? '' : String(prompt), JSON.stringify(opts || {}), cb));
+      // Python registers the generation synchronously and returns a promise of its result.
+      const pending = api._pyGenerate(prompt == null ? '' : String(prompt), JSON.stringify(opts || {}), cb);
+      if (stops !== stopsBefore && api._pyStop) api._pyStop();  // stop() came while we awaited ready
+      const out = JSON.parse(await pending);
+      if (out && out.error) throw engineError(out.error);
+      return out;
     },
-    stop() { if (api._pyStop) api._pyStop(); },
+    stop() { stops++; if (api._pyStop) api._pyStop(); },
     async unload() { await ready; api._pyUnload(); },
     // Called by Python once the interpreter and the GPU are up, or on any start-up failure.
     _ok(infoJson) {
