@@ -134,7 +134,7 @@ class GPT2Config:
 
         if n_embd % n_head:
             raise ModelFormatError(
-                f"{filename}: 'n_embd' ({n_embd}) is not divisible by 'n_head' ({n_head})"
+                f"{filename}: 'n_embd' ({_shown(n_embd)}) is not divisible by 'n_head' ({_shown(n_head)})"
             )
 
         n_inner = d.get("n_inner")
@@ -145,7 +145,7 @@ class GPT2Config:
         if (
             not isinstance(layer_norm_epsilon, (int, float))
             or isinstance(layer_norm_epsilon, bool)
-            or not math.isfinite(layer_norm_epsilon)
+            or not _finite(layer_norm_epsilon)
             or layer_norm_epsilon <= 0
         ):
             raise ModelFormatError(
@@ -154,7 +154,7 @@ class GPT2Config:
             )
 
         activation_function = d.get("activation_function", "gelu_new")
-        if activation_function not in GELU_FORMS:
+        if not isinstance(activation_function, str) or activation_function not in GELU_FORMS:
             raise ModelFormatError(
                 f"{filename}: 'activation_function' {activation_function!r:.40} is not "
                 f"supported; supported: {', '.join(GELU_FORMS)}"
@@ -235,8 +235,21 @@ def _positive_int(d, key, filename) -> int:
             f"{filename}: {key!r} must be an integer, got {value!r:.40} ({type(value).__name__})"
         )
     if value <= 0:
-        raise ModelFormatError(f"{filename}: {key!r} must be positive, got {value}")
+        raise ModelFormatError(f"{filename}: {key!r} must be positive, got {_shown(value)}")
     return value
+
+
+def _finite(value) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
+
+
+def _shown(value) -> str:
+    """A value for a one-line message: a JSON integer may have thousands of digits."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:20]}... ({len(text)} characters)"
 
 
 def _token_id(d, key, vocab_size, filename, notices):
@@ -256,7 +269,7 @@ def _token_id(d, key, vocab_size, filename, notices):
         )
     if not 0 <= value < vocab_size:
         notices.append(
-            f"{filename}: {key!r} {value} is outside the vocabulary (size {vocab_size}); ignored"
+            f"{filename}: {key!r} {_shown(value)} is outside the vocabulary (size {vocab_size}); ignored"
         )
         return None
     return value

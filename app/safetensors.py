@@ -60,6 +60,10 @@ LFS_POINTER_PREFIX = b"version https://git-lfs"
 
 METADATA_KEY = "__metadata__"
 
+# Shapes and offsets are 64-bit unsigned numbers in the format (the reference implementation
+# refuses larger ones); JSON itself allows integers of any length.
+MAX_U64 = 2**64
+
 
 class ModelFormatError(ValueError):
     """A model file (weights or config) that cannot be used, with a message for the user."""
@@ -280,30 +284,36 @@ def _parse_tensor_entry(name, entry, data_start, filename) -> TensorInfo:
         )
 
     shape = entry["shape"]
-    if not isinstance(shape, list) or not all(_is_int(d) and d >= 0 for d in shape):
+    if not isinstance(shape, list) or not all(_is_int(d) and 0 <= d < MAX_U64 for d in shape):
         raise ModelFormatError(
-            f"{where}: 'shape' must be a list of non-negative integers, got {shape!r:.80}"
+            f"{where}: 'shape' must be a list of non-negative integers below 2**64, got {shape!r:.80}"
         )
 
     offsets = entry["data_offsets"]
     if (
         not isinstance(offsets, list)
         or len(offsets) != 2
-        or not all(_is_int(o) and o >= 0 for o in offsets)
+        or not all(_is_int(o) and 0 <= o < MAX_U64 for o in offsets)
     ):
         raise ModelFormatError(
-            f"{where}: 'data_offsets' must be [begin, end], two non-negative integers, "
-            f"got {offsets!r:.80}"
+            f"{where}: 'data_offsets' must be [begin, end], two non-negative integers below "
+            f"2**64, got {offsets!r:.80}"
         )
     begin, end = offsets
     if end < begin:
         raise ModelFormatError(f"{where}: 'data_offsets' [{begin}, {end}] end before begin")
 
-    expected_nbytes = _prod(shape) * DTYPE_SIZES[dtype]
+    expected_nbytes = DTYPE_SIZES[dtype]
+    for d in shape:  # stop early: a long list of big dimensions is a number of any size
+        expected_nbytes *= d
+        if expected_nbytes >= MAX_U64:
+            raise ModelFormatError(
+                f"{where}: shape {shape!r:.80} of {dtype} needs 2**64 bytes or more"
+            )
     if end - begin != expected_nbytes:
         raise ModelFormatError(
             f"{where}: 'data_offsets' [{begin}, {end}] span {end - begin:,} bytes, but "
-            f"shape {shape} of {dtype} needs {expected_nbytes:,} bytes"
+            f"shape {shape!r:.80} of {dtype} needs {expected_nbytes:,} bytes"
         )
     return TensorInfo(
         name=name,

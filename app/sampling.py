@@ -49,6 +49,7 @@ __all__ = ["SamplingParams", "Sampler", "PCG32", "StopStringMatcher", "top_candi
 
 _MASK64 = (1 << 64) - 1
 _MAX_SEED = _MASK64
+_FLOAT_MAX = 1.7976931348623157e308
 
 
 def _is_number(value) -> bool:
@@ -95,7 +96,10 @@ class SamplingParams:
     def _real(name: str, value) -> float:
         if not _is_number(value):
             raise ValueError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:  # an int beyond the float range
+            value = math.inf if value > 0 else -math.inf
         if not math.isfinite(value):
             raise ValueError(f"{name} must be a finite number, got {value!r}")
         return value
@@ -187,6 +191,14 @@ def top_candidates(logits, k: int) -> tuple[list, list]:
     return ids, [values[i] for i in ids]
 
 
+def _clamp(value: float) -> float:
+    """A penalized logit kept finite: an extreme penalty (say 1e-320) would overflow to +-inf, and
+    inf - inf is NaN in the softmax. -inf (a banned token) stays -inf."""
+    if value == -math.inf:
+        return value
+    return max(-_FLOAT_MAX, min(_FLOAT_MAX, value))
+
+
 class Sampler:
     """Chooses tokens for one generation; holds the PRNG, so use one Sampler per generation."""
 
@@ -240,7 +252,7 @@ class Sampler:
             if not 0 <= token < n:
                 raise ValueError(f"seen token id {token} is outside the logits (0..{n - 1})")
             v = values[token]
-            values[token] = v * penalty if v < 0 else v / penalty
+            values[token] = _clamp(v * penalty if v < 0 else v / penalty)
         return values
 
     def _candidates_full(self, logits, seen_ids):
@@ -301,7 +313,7 @@ class Sampler:
         _check_logits(values)
         if p.repetition_penalty != 1.0 and seen_ids:
             penalty, seen = p.repetition_penalty, set(seen_ids)
-            values = [(v * penalty if v < 0 else v / penalty) if t in seen else v for t, v in zip(ids, values)]
+            values = [_clamp(v * penalty if v < 0 else v / penalty) if t in seen else v for t, v in zip(ids, values)]
         order = sorted(range(len(ids)), key=lambda j: (-values[j], ids[j]))  # best first, ties: lower id
         ids = [ids[j] for j in order]
         values = [values[j] for j in order]
