@@ -181,8 +181,23 @@ class GPU:
             first, self.errors = self.errors[0], []
             raise GPUError(f"WebGPU reported an error: {first}")
 
+    async def confirm_lost(self, timeout_s: float = 0.5) -> bool:
+        """True if the device is lost, waiting up to `timeout_s` for device.lost to settle: after a
+        destroy() or a driver reset, the failed call (a rejected mapAsync) can come first."""
+        import asyncio  # noqa: PLC0415
+
+        waited = 0.0
+        while self.lost_reason is None and waited < timeout_s:
+            await asyncio.sleep(0.02)
+            waited += 0.02
+        return self.lost_reason is not None
+
     def destroy(self):
-        self.device.destroy()
+        """Destroy the device (lost or not) and drop the event handlers' proxies."""
+        try:
+            self.device.destroy()
+        except Exception:  # noqa: BLE001 - a lost device may refuse; nothing is left to free
+            pass
         for proxy in self._proxies:
             proxy.destroy()
         self._proxies = []
