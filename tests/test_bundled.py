@@ -155,6 +155,8 @@ def test_the_python_api_example_page(context, site_url, reference_text):
     page.fill("#temperature", "0.8")
     page.fill("#max-new-tokens", "200")
     page.click("#generate")
+    # the click handler runs asynchronously: wait until it has cleared the previous output
+    page.wait_for_function("() => document.getElementById('status').dataset.state === 'generating'")
     page.wait_for_function("() => document.getElementById('output-text').textContent.length >= 3")
     page.click("#stop")
     page.wait_for_function("() => ['done', 'error'].includes(document.getElementById('status').dataset.state)")
