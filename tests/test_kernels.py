@@ -1,0 +1,466 @@
+"""Every WGSL kernel family, run in the page on SwiftShader, against a numpy reference on awkward
+sizes: rows not a multiple of 64 or 4, K not a multiple of 16, N/4 not a multiple of 16, 3 and 5
+heads of 8/12/24/64, positions crossing 256, vocabularies that are not a multiple of the top-k
+chunk, ties and NaN in top-k, k from 1 to 64, temperatures other than 1; f32, f16 and bf16
+weights. Both kernel shapes that app/model.py picks are covered: the GPU one (workgroup
+reductions; one workgroup per block) and the CPU-adapter one (barrier-free *_rows / serial entry
+points, GEMV_COLS4 = 256, HEAD_LANES = 1, fewer workgroups than blocks striding over them).
+
+Modules are assembled as app/model.py assembles them (weight snippet + `_consts(...)` +
+common.wgsl + kernel), through the page's own pywebgpt.gpu; see tests/kernel_harness.py. Output
+buffers start as a sentinel so that writes outside the expected region fail the test too.
+f32 arithmetic is compared to float64 numpy with relative and magnitude-scaled absolute tolerances
+of 1e-5..3e-5; f16/bf16 weights are compared against numpy with the same rounded weights."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+import pytest
+
+import kernel_harness as kh
+from conftest import run_py
+from kernel_harness import (NEG_INF, NO_ID, SNIPPETS, assert_close, assert_sentinel, f32, read_f32, read_u32,
+                            sentinel, step, step_bytes, weight)
+
+pytestmark = pytest.mark.browser
+
+STORE, GELU_TANH, GELU_ERF, RESIDUAL, QKV = 0, 1, 2, 3, 4
+EPILOGUE_NAMES = ["store", "gelu_tanh", "gelu_erf", "residual", "qkv"]
+EPS = 1e-5
+
+
+@pytest.fixture(scope="module")
+def kpage(booted_page):
+    """The module's booted page with the kernel runner installed: (page, adapter facts)."""
+    info = kh.install(booted_page)
+    return booted_page, info
+
+
+def need_dtype(info, dtype):
+    if dtype == "f16" and "shader-f16" not in info["features"]:
+        pytest.skip("adapter has no shader-f16 (native f16 weight loads)")
+
+
+def rng(seed):
+    return np.random.default_rng(seed)
+
+
+def cdiv(a, b):
+    return -(-a // b)
+
+
+def case_ids(cases, fmt):
+    return [fmt(*c) for c in cases]
+
+
+# ------------------------------------------------------------------------------------ embedding
+
+EMBED_CASES = [("f32", 6), ("f16p", 4), ("bf16p", 1), ("f16", 2)]  # (dtype, workgroup rows R)
+
+
+@pytest.mark.parametrize("dtype, R", EMBED_CASES, ids=case_ids(EMBED_CASES, lambda d, r: f"{d}-R{r}"))
+def test_embedding_split_table(kpage, dtype, R):
+    """x[t] = wte[ids[t]] + wpe[pos0 + t] with the token table split over two buffers (one dispatch
+    each, each writing only its own ids); C/4 = 65 packs (two workgroups along x); positions at the
+    end of the position table; R workgroup rows striding over the 6 rows (R = rows on a GPU)."""
+    page, info = kpage
+    need_dtype(info, dtype)
+    r = rng(1)
+    C, V, NPOS, rows, pos0 = 260, 50, 300, 6, 294
+    split = 23
+    ids = [0, 22, 23, 49, 5, 30]
+    wte_b, wte = weight(r.standard_normal((V, C)), dtype)
+    wpe_b, wpe = weight(r.standard_normal((NPOS, C)), dtype)
+    per_row = len(wte_b) // V
+    bufs = {"step": step_bytes(rows, pos0, ids=ids), "wte0": wte_b[:split * per_row],
+            "wte1": wte_b[split * per_row:], "wpe": wpe_b, "x": sentinel((rows + 1) * C)}
+    steps = [step("embedding.wgsl", "embed", dict(C4=C // 4, ROW0=row0, ROWS=n), ["step", name, "wpe", "x"],
+                  (cdiv(C // 4, 64), R, 1), SNIPPETS[dtype])
+             for row0, n, name in [(0, split, "wte0"), (split, V - split, "wte1")]]
+    x = read_f32(kh.run(page, bufs, steps, ["x"])["x"]).reshape(rows + 1, C)
+    want = f32(wte[ids]) + f32(wpe[pos0:pos0 + rows])  # one f32 addition, as on the GPU
+    np.testing.assert_array_equal(x[:rows], want)
+    assert_sentinel(x[rows], "row past step.rows")
+
+
+# ----------------------------------------------------------------------------------- layer norm
+
+LN_CASES = [  # (entry, C, rows, workgroups)
+    ("layer_norm", 12, 7, 7),
+    ("layer_norm", 1036, 7, 3),         # C/4 = 259 > 256 invocations; fewer workgroups than rows
+    ("layer_norm_rows", 12, 67, 2),     # one invocation per row: 67 rows over two workgroups of 64
+    ("layer_norm_rows", 1036, 5, 1),
+]
+
+
+@pytest.mark.parametrize("entry, C, rows, groups", LN_CASES,
+                         ids=case_ids(LN_CASES, lambda e, c, r, g: f"{e}-C{c}-rows{r}-g{g}"))
+def test_layer_norm(kpage, entry, C, rows, groups):
+    """A large mean offset, so that a one-pass variance would lose digits; the row after step.rows
+    must stay untouched."""
+    page, _ = kpage
+    r = rng(2)
+    x = f32(50.0 + 3.0 * r.standard_normal((rows, C)))
+    gamma, beta = f32(r.standard_normal(C)), f32(r.standard_normal(C))
+    bufs = {"step": step_bytes(rows), "x": x, "g": gamma, "b": beta, "y": sentinel((rows + 1) * C)}
+    steps = [step("layer_norm.wgsl", entry, dict(C=C, C4=C // 4, EPS=EPS), ["step", "x", "g", "b", "y"],
+                  (groups, 1, 1))]
+    y = read_f32(kh.run(page, bufs, steps, ["y"])["y"]).reshape(rows + 1, C)
+    assert_close(y[:rows], kh.layer_norm_ref(x, gamma, beta, EPS), 2e-5, entry)
+    assert_sentinel(y[rows], "row past step.rows")
+
+
+# ------------------------------------------------------------------------------------- matmul
+
+
+def matmul_consts(K, N, epilogue, *, C=4, NH=1, HD=4, N_CTX=1, ln_input=False, cols4=16, gemv_groups=1):
+    # The same names and types as GPT2._matmul.
+    return dict(K=K, N=N, N4=N // 4, EPILOGUE=epilogue, C=C, NH=NH, HD=HD, N_CTX=N_CTX, LN_INPUT=ln_input,
+                EPS=EPS, GEMV_COLS4=cols4, GEMV_GROUPS=gemv_groups, XN_LEN=K if ln_input else 1)
+
+
+def epilogue_ref(v, epilogue, y0=None):
+    if epilogue == STORE:
+        return v
+    if epilogue == GELU_TANH:
+        return kh.gelu_tanh_ref(v)
+    if epilogue == GELU_ERF:
+        return kh.gelu_erf_ref(v)
+    if epilogue == RESIDUAL:
+        return np.asarray(y0, dtype=np.float64) + v
+    raise ValueError(epilogue)
+
+
+def matmul_buffers(r, epilogue, rows, N, C, NH, HD, N_CTX):
+    """y (and the kv cache for qkv) starting as sentinels, or as a residual stream; returns (bufs, y0)."""
+    y0 = None
+    if epilogue == QKV:
+        bufs = {"y": sentinel((rows + 1) * C), "kv": sentinel(2 * NH * N_CTX * HD)}
+    elif epilogue == RESIDUAL:
+        y0 = f32(r.standard_normal((rows, N)))
+        bufs = {"y": np.concatenate([y0.ravel(), sentinel(N)]), "kv": sentinel(4)}
+    else:
+        bufs = {"y": sentinel((rows + 1) * N), "kv": sentinel(4)}
+    return bufs, y0
+
+
+def check_matmul(out, ref, epilogue, y0, *, rows, N, C, NH, HD, N_CTX, pos0, tol, what):
+    y, kv = read_f32(out["y"]), read_f32(out["kv"])
+    if epilogue != QKV:
+        assert_close(y[:rows * N].reshape(rows, N), epilogue_ref(ref, epilogue, y0), tol, what)
+        assert_sentinel(y[rows * N:], what + ": past the last row")
+        assert_sentinel(kv, what + ": kv binding of a non-qkv epilogue")
+        return
+    # qkv: columns [0, C) -> y [rows, C]; [C, 2C) / [2C, 3C) -> K / V cache [NH, N_CTX, HD] at pos0 + r
+    assert_close(y[:rows * C].reshape(rows, C), ref[:, :C], tol, what + " q")
+    assert_sentinel(y[rows * C:], what + ": past the q rows")
+    kv = kv.reshape(2, NH, N_CTX, HD)
+    for part in (0, 1):
+        want = ref[:, (part + 1) * C:(part + 2) * C].reshape(rows, NH, HD).transpose(1, 0, 2)
+        assert_close(kv[part, :, pos0:pos0 + rows], want, tol, what + (" K cache", " V cache")[part])
+    outside = np.ones(N_CTX, dtype=bool)
+    outside[pos0:pos0 + rows] = False
+    assert_sentinel(kv[:, :, outside], what + ": KV cache outside positions pos0..pos0+rows")
+
+
+PREFILL_CASES = [
+    # (entry, epilogue, dtype, rows, K, N, qkv heads (NH, HD), pos0, N_CTX)
+    ("matmul_tiled", STORE, "f32", 67, 37, 76, None, 0, 1),
+    ("matmul_tiled", STORE, "f16p", 67, 37, 76, None, 0, 1),
+    ("matmul_tiled", STORE, "bf16p", 3, 37, 76, None, 0, 1),
+    ("matmul_tiled", STORE, "f16", 67, 37, 76, None, 0, 1),
+    ("matmul_tiled", GELU_TANH, "f32", 67, 37, 76, None, 0, 1),
+    ("matmul_tiled", GELU_ERF, "bf16p", 67, 37, 76, None, 0, 1),
+    ("matmul_tiled", RESIDUAL, "f16p", 67, 37, 76, None, 0, 1),
+    ("matmul_tiled", QKV, "f32", 67, 37, 72, (3, 8), 250, 320),
+    ("matmul_tiled", QKV, "bf16p", 9, 29, 180, (5, 12), 255, 300),
+    ("matmul_rows", STORE, "f32", 67, 37, 260, None, 0, 1),      # N/4 = 65: two workgroups along x
+    ("matmul_rows", GELU_TANH, "f16p", 6, 37, 76, None, 0, 1),
+    ("matmul_rows", GELU_ERF, "f32", 67, 29, 76, None, 0, 1),
+    ("matmul_rows", RESIDUAL, "bf16p", 5, 45, 76, None, 0, 1),
+    ("matmul_rows", QKV, "f16p", 67, 37, 72, (3, 8), 250, 320),
+]
+
+
+@pytest.mark.parametrize("entry, epilogue, dtype, rows, K, N, heads, pos0, N_CTX", PREFILL_CASES,
+                         ids=case_ids(PREFILL_CASES, lambda e, ep, d, r, k, n, *_:
+                                      f"{e}-{EPILOGUE_NAMES[ep]}-{d}-rows{r}-K{k}-N{n}"))
+def test_matmul_prefill(kpage, entry, epilogue, dtype, rows, K, N, heads, pos0, N_CTX):
+    """epilogue(X @ W + b) over many rows: the tiled kernel (64x64 tiles, K in steps of 16) and the
+    CPU one (4 rows per invocation, the last group of rows partial)."""
+    page, info = kpage
+    need_dtype(info, dtype)
+    r = rng(3 + epilogue)
+    x = f32(r.standard_normal((rows, K)))
+    w_b, w = weight(0.4 * r.standard_normal((K, N)), dtype)
+    b = f32(0.1 * r.standard_normal(N))
+    ref = x.astype(np.float64) @ w + b
+    NH, HD = heads or (1, 4)
+    C = NH * HD if heads else 4
+    bufs, y0 = matmul_buffers(r, epilogue, rows, N, C, NH, HD, N_CTX)
+    bufs.update({"step": step_bytes(rows, pos0), "x": x, "w": w_b, "b": b})
+    dispatch = (cdiv(N, 64), cdiv(rows, 64), 1) if entry == "matmul_tiled" else (cdiv(N // 4, 64), cdiv(rows, 4), 1)
+    consts = matmul_consts(K, N, epilogue, C=C, NH=NH, HD=HD, N_CTX=N_CTX)
+    steps = [step("matmul.wgsl", entry, consts, ["step", "x", "w", "b", "y", "kv"], dispatch, SNIPPETS[dtype])]
+    out = kh.run(page, bufs, steps, ["y", "kv"])
+    check_matmul(out, ref, epilogue, y0, rows=rows, N=N, C=C, NH=NH, HD=HD, N_CTX=N_CTX, pos0=pos0, tol=2e-5,
+                 what=entry)
+
+
+GEMV_CASES = [
+    # (ln_input, K, N, epilogue, GEMV_COLS4, groups, dtype, qkv heads (NH, HD), pos0, N_CTX)
+    # blocks = ceil(N/4 / GEMV_COLS4); GPU: cols 16, groups = blocks; CPU: cols 256, groups <= 4
+    (True, 300, 148, STORE, 16, 2, "f32", None, 0, 1),
+    (True, 300, 148, STORE, 16, 3, "f16p", None, 0, 1),
+    (True, 45, 148, GELU_TANH, 16, 1, "bf16p", None, 0, 1),
+    (False, 45, 148, GELU_ERF, 16, 3, "f32", None, 0, 1),
+    (True, 45, 148, GELU_ERF, 16, 2, "f16", None, 0, 1),
+    (False, 37, 76, RESIDUAL, 16, 1, "f16p", None, 0, 1),
+    (False, 300, 76, RESIDUAL, 16, 2, "bf16p", None, 0, 1),
+    (False, 29, 212, STORE, 16, 3, "f32", None, 0, 1),
+    (True, 60, 180, QKV, 16, 2, "f32", (5, 12), 270, 300),
+    (True, 24, 72, QKV, 16, 2, "bf16p", (3, 8), 0, 7),
+    (False, 192, 576, QKV, 16, 4, "f16p", (3, 64), 299, 300),
+    # GEMV_COLS4 = 256 (one slice) steps through K four rows at a time: K must be a multiple of 4
+    # there, as the model guarantees (n_embd and the MLP width are), but need not be one of 16.
+    (True, 300, 1040, GELU_TANH, 256, 1, "f32", None, 0, 1),    # N/4 = 260: 2 blocks of 256, 1 group
+    (True, 44, 1040, STORE, 256, 2, "bf16p", None, 0, 1),
+    (False, 36, 148, RESIDUAL, 256, 1, "f16p", None, 0, 1),
+    (True, 60, 180, QKV, 256, 1, "f16p", (5, 12), 257, 260),
+    (False, 29, 1040, GELU_ERF, 64, 3, "f32", None, 0, 1),       # a tuning shape: 4 slices, 5 blocks
+]
+
+
+@pytest.mark.parametrize("ln_input, K, N, epilogue, cols4, groups, dtype, heads, pos0, N_CTX", GEMV_CASES,
+                         ids=case_ids(GEMV_CASES, lambda ln, k, n, ep, c4, g, d, *_:
+                                      f"{'ln-' if ln else ''}{EPILOGUE_NAMES[ep]}-K{k}-N{n}-cols{c4}-g{g}"
+                                      f"of{cdiv(n // 4, c4)}-{d}"))
+def test_gemv(kpage, ln_input, K, N, epilogue, cols4, groups, dtype, heads, pos0, N_CTX):
+    """The decode matrix-vector product of row 0 (the x binding holds a second, garbage row that
+    must not leak in), LayerNorm fused or not, fewer workgroups than column blocks or as many."""
+    page, info = kpage
+    need_dtype(info, dtype)
+    assert groups <= cdiv(N // 4, cols4)
+    r = rng(10 + K + N)
+    x = f32(r.standard_normal((2, K)))
+    x[0] += 7.0  # the fused LayerNorm must remove the mean
+    x[1] = 1e4
+    gamma, beta = f32(1.0 + 0.3 * r.standard_normal(K)), f32(0.2 * r.standard_normal(K))
+    w_b, w = weight(0.3 * r.standard_normal((K, N)), dtype)
+    b = f32(0.1 * r.standard_normal(N))
+    xin = kh.layer_norm_ref(x[0], gamma, beta, EPS) if ln_input else x[0].astype(np.float64)
+    ref = (xin @ w + b)[None, :]
+    NH, HD = heads or (1, 4)
+    C = NH * HD if heads else 4
+    bufs, y0 = matmul_buffers(r, epilogue, 1, N, C, NH, HD, N_CTX)
+    bufs.update({"step": step_bytes(1, pos0), "x": x, "w": w_b, "b": b})
+    # Without LN_INPUT the model binds a small unused buffer to both LayerNorm bindings.
+    bufs["g"], bufs["beta"] = (gamma, beta) if ln_input else (sentinel(4), sentinel(4))
+    consts = matmul_consts(K, N, epilogue, C=C, NH=NH, HD=HD, N_CTX=N_CTX, ln_input=ln_input, cols4=cols4,
+                           gemv_groups=groups)
+    steps = [step("matmul.wgsl", "gemv", consts, ["step", "x", "w", "b", "y", "kv", "g", "beta"], (groups, 1, 1),
+                  SNIPPETS[dtype])]
+    out = kh.run(page, bufs, steps, ["y", "kv"])
+    check_matmul(out, ref, epilogue, y0, rows=1, N=N, C=C, NH=NH, HD=HD, N_CTX=N_CTX, pos0=pos0,
+                 tol=3e-5 if ln_input else 2e-5, what="gemv")
+
+
+def test_gelu_tanh_negative_inputs(kpage):
+    """gelu_tanh must cube with x * x * x: pow(x, 3.0) is undefined for x < 0 in WGSL (NaN on many
+    GPUs), which would break every negative pre-activation. Checked in the source, and by running
+    the prefill and decode entry points on negative and positive inputs."""
+    page, _ = kpage
+    src = run_py(page, "from pywebgpt.gpu import shader_source\nshader_source('matmul.wgsl')")
+    body = re.search(r"fn gelu_tanh\(.*?\n}", src, re.S).group(0)
+    code = "\n".join(line.split("//")[0] for line in body.splitlines())
+    assert "pow(" not in code, body
+    assert re.search(r"v\s*\*\s*v\s*\*\s*v", code), body
+    inputs = f32([-20, -8, -4, -3, -2, -1.5, -1, -0.5, -0.1, -1e-3, 0, 1e-3, 0.1, 0.5, 1, 2, 3, 8, 20, 0.25])
+    n = len(inputs)  # 20: a multiple of 4
+    for entry in ("matmul_tiled", "matmul_rows", "gemv"):
+        if entry != "gemv":  # n rows of one input each, times a 1 x 4 row of ones
+            consts = matmul_consts(1, 4, GELU_TANH)
+            bufs = {"step": step_bytes(n), "x": inputs[:, None], "w": f32(np.ones((1, 4))), "b": f32(np.zeros(4)),
+                    "y": sentinel(4 * n), "kv": sentinel(4)}
+            bind, want_in = ["step", "x", "w", "b", "y", "kv"], np.repeat(inputs, 4)
+            dispatch = (1, 1, 1) if entry == "matmul_tiled" else (1, cdiv(n, 4), 1)
+        else:  # one row x = [1]; the inputs are the 1 x n weight row
+            consts = matmul_consts(1, n, GELU_TANH)
+            bufs = {"step": step_bytes(1), "x": f32([1.0]), "w": inputs[None, :], "b": f32(np.zeros(n)),
+                    "y": sentinel(n), "kv": sentinel(4), "g": sentinel(4), "beta": sentinel(4)}
+            bind, want_in, dispatch = ["step", "x", "w", "b", "y", "kv", "g", "beta"], inputs, (1, 1, 1)
+        y = read_f32(kh.run(page, bufs, [step("matmul.wgsl", entry, consts, bind, dispatch)], ["y"])["y"])
+        assert not np.isnan(y).any(), f"{entry}: NaN from gelu_tanh at inputs {want_in[np.isnan(y)]}"
+        assert_close(y, kh.gelu_tanh_ref(want_in), 1e-5, f"{entry} gelu_tanh")
+        moderate = (want_in < 0) & (want_in >= -3)
+        assert (y[moderate] < 0).all(), f"{entry}: gelu_tanh of small negative inputs must be negative: {y[moderate]}"
+        assert (y[want_in > 0] > 0).all(), f"{entry}: gelu_tanh of positive inputs must be positive"
+
+
+# ----------------------------------------------------------------------------------- attention
+
+ATT_CASES = [
+    # (entry, NH, HD, ATT_GROUPS, R (workgroup rows), rows, pos0, N_CTX, layer scale)
+    ("attention", 3, 8, 3, 5, 5, 0, 40, 1),          # prefill from position 0, a workgroup per (head, row)
+    ("attention", 5, 12, 2, 1, 1, 299, 300, 1),      # decode at the last slot of a 300 context, groups < heads
+    ("attention", 3, 24, 1, 2, 4, 254, 260, 3),      # rows crossing position 256; scale / layer index
+    ("attention", 5, 64, 3, 2, 2, 511, 520, 1),      # > 512 positions: three strides of 256
+    ("attention", 3, 64, 2, 4, 67, 200, 300, 1),     # many prefill rows crossing 256, R < rows
+    ("attention_rows", 3, 8, 0, 0, 67, 0, 70, 1),    # 201 (row, head) pairs: 4 workgroups of 64
+    ("attention_rows", 5, 12, 0, 0, 1, 299, 300, 1),
+    ("attention_rows", 5, 24, 0, 0, 4, 254, 260, 3),
+    ("attention_rows", 3, 64, 0, 0, 3, 511, 520, 1),
+]
+
+
+@pytest.mark.parametrize("entry, NH, HD, groups, R, rows, pos0, N_CTX, layer", ATT_CASES,
+                         ids=case_ids(ATT_CASES, lambda e, nh, hd, g, R, rows, pos0, *_:
+                                      f"{e}-nh{nh}-hd{hd}" + (f"-g{g}-R{R}" if g else "") + f"-rows{rows}-pos{pos0}"))
+def test_attention(kpage, entry, NH, HD, groups, R, rows, pos0, N_CTX, layer):
+    """Causal attention of `rows` new rows at pos0.. against the KV cache; cache slots past the last
+    visible position hold huge values that must not leak in; the row after step.rows stays untouched."""
+    page, _ = kpage
+    r = rng(20 + HD)
+    C = NH * HD
+    scale = 1.0 / math.sqrt(HD) / layer
+    q = f32(r.standard_normal((rows, C)))
+    kv = f32(r.standard_normal((2, NH, N_CTX, HD)))
+    kv[:, :, pos0 + rows:] = 1e4
+    consts = dict(C=C, NH=NH, HD=HD, N_CTX=N_CTX, SCALE=scale, ATT_GROUPS=max(groups, 1))
+    dispatch = (groups, R, 1) if entry == "attention" else (cdiv(rows * NH, 64), 1, 1)
+    bufs = {"step": step_bytes(rows, pos0), "q": q, "kv": kv, "y": sentinel((rows + 1) * C)}
+    steps = [step("attention.wgsl", entry, consts, ["step", "q", "kv", "y"], dispatch)]
+    y = read_f32(kh.run(page, bufs, steps, ["y"])["y"]).reshape(rows + 1, C)
+    assert_close(y[:rows], kh.attention_ref(q, kv, NH, HD, pos0, scale), 3e-5, entry)
+    assert_sentinel(y[rows], "row past step.rows")
+
+
+# ------------------------------------------------------------------------------------- lm head
+
+HEAD_CASES = [
+    # (C, V, [(ROW0, ROWS, HEAD_GROUPS)], HEAD_LANES, dtype, rows); blocks = ceil(ROWS / (256 / lanes))
+    (44, 203, [(0, 100, 2), (100, 103, 4)], 8, "f32", 3),
+    (44, 203, [(0, 100, 1), (100, 103, 3)], 8, "f16p", 1),
+    (44, 203, [(0, 203, 7)], 8, "bf16p", 2),
+    (44, 203, [(0, 203, 4)], 8, "f16", 2),
+    (1032, 70, [(0, 70, 2)], 8, "f32", 2),                    # C/4 = 258 > 256
+    (44, 600, [(0, 300, 1), (300, 300, 2)], 1, "f32", 3),     # CPU shape: one invocation per row
+    (44, 600, [(0, 600, 2)], 1, "bf16p", 1),
+    (1032, 70, [(0, 70, 1)], 1, "f16p", 2),
+    (44, 203, [(0, 203, 2)], 4, "f32", 2),                    # a tuning shape: 64 rows x 4 lanes
+]
+
+
+@pytest.mark.parametrize("C, V, parts, lanes, dtype, rows", HEAD_CASES,
+                         ids=case_ids(HEAD_CASES, lambda c, v, parts, lanes, d, rows:
+                                      f"C{c}-V{v}-lanes{lanes}-" + "+".join(f"{n}g{g}" for _, n, g in parts) + f"-{d}"))
+def test_lm_head(kpage, C, V, parts, lanes, dtype, rows):
+    """logits = LayerNorm_f(x[rows - 1]) @ wte.T over a table split by rows, HEAD_GROUPS below or
+    equal to the blocks of 256 / HEAD_LANES rows."""
+    page, info = kpage
+    need_dtype(info, dtype)
+    r = rng(30 + C)
+    x = f32(3.0 + 2.0 * r.standard_normal((rows, C)))
+    gamma, beta = f32(1.0 + 0.2 * r.standard_normal(C)), f32(0.1 * r.standard_normal(C))
+    wte_b, wte = weight(0.2 * r.standard_normal((V, C)), dtype)
+    per_row = len(wte_b) // V
+    bufs = {"step": step_bytes(rows), "x": x, "g": gamma, "b": beta, "logits": sentinel(V + 5)}
+    steps = []
+    for i, (row0, n, groups) in enumerate(parts):
+        assert groups <= cdiv(n, 256 // lanes)
+        bufs[f"wte{i}"] = wte_b[row0 * per_row:(row0 + n) * per_row]
+        consts = dict(C=C, C4=C // 4, EPS=EPS, ROW0=row0, ROWS=n, HEAD_LANES=lanes, HEAD_GROUPS=groups)
+        steps.append(step("lm_head.wgsl", "lm_head", consts, ["step", "x", "g", "b", f"wte{i}", "logits"],
+                          (groups, 1, 1), SNIPPETS[dtype]))
+    logits = read_f32(kh.run(page, bufs, steps, ["logits"])["logits"])
+    want = wte @ kh.layer_norm_ref(x[rows - 1], gamma, beta, EPS)
+    assert_close(logits[:V], want, 3e-5, "lm_head")
+    assert_sentinel(logits[V:], "past the vocabulary")
+
+
+# ----------------------------------------------------------------------------------------- topk
+
+
+def topk_logits(kind, V, chunk, seed):
+    r = rng(seed)
+    if kind == "ties":  # exact ties inside and across chunks, NaN before and among them
+        logits = f32(r.standard_normal(V))
+        logits[[V - 1, min(chunk, V - 3), 17, min(chunk - 1, V - 4), 3]] = 20.0
+        logits[[V // 2, 1]] = 19.0
+        logits[[0, 2, min(chunk + 1, V - 5), V - 2]] = np.nan
+        return logits
+    if kind == "coarse":  # values on a coarse grid: ties everywhere, k = 64 cuts through them
+        logits = f32(np.round(r.standard_normal(V) * 2) / 2)
+        logits[r.choice(V, 40, replace=False)] = np.nan
+        return logits
+    if kind == "nan-chunk":  # a whole chunk of NaN (its max is -inf, its sum 0)
+        logits = f32(4 * r.standard_normal(V))
+        logits[chunk:2 * chunk] = np.nan
+        return logits
+    if kind == "spread":  # wide range: exp underflows for most logits at a low temperature
+        return f32(30 * r.standard_normal(V))
+    if kind == "few":  # fewer real logits than k: 60, in every chunk; the rest NaN
+        logits = np.full(V, np.nan, dtype=np.float32)
+        logits[r.choice(V, 60, replace=False)] = f32(r.standard_normal(60))
+        return logits
+    raise ValueError(kind)
+
+
+TOPK_CASES = [
+    # (kind, V as chunks * CHUNK + extra, k, temperature)
+    ("ties", (2, 4), 1, 0.0),
+    ("ties", (2, 4), 7, 0.7),
+    ("coarse", (2, 4), 64, 1.0),
+    ("nan-chunk", (2, 4), 64, 1.0),
+    ("spread", (2, 4), 5, 0.3),
+    ("few", (2, 4), 64, 1.3),
+    ("coarse", (0, 1000), 33, 1.7),  # one chunk, V < CHUNK
+    ("ties", (0, 1000), 3, 2.5),
+    ("spread", (2, 4), 100, 1.0),    # step.k > KMAX: the kernels return KMAX candidates
+]
+TOPK_ENTRIES = ["partial+merge", "serial"]
+
+
+def run_topk(page, logits, k, temperature, chunk, kmax, entry):
+    V = len(logits)
+    groups = cdiv(V, chunk)
+    consts = dict(V=V, KMAX=kmax, CHUNK=chunk, GROUPS=groups)
+    bufs = {"step": step_bytes(1, 0, k, temperature), "logits": logits, "out": sentinel(2 * kmax + 2)}
+    if entry == "serial":
+        steps = [step("topk.wgsl", "topk_serial", consts, ["step", "logits", None, "out"], (1, 1, 1))]
+    else:
+        bufs["part"] = sentinel(groups * (2 * kmax + 2))
+        steps = [step("topk.wgsl", "topk_partial", consts, ["step", "logits", "part"], (groups, 1, 1)),
+                 step("topk.wgsl", "topk_merge", consts, ["step", None, "part", "out"], (1, 1, 1))]
+    raw = kh.run(page, bufs, steps, ["out"])["out"]
+    words, vals = read_u32(raw), read_f32(raw)
+    k = min(k, kmax)
+    return {"ids": words[:k], "vals": vals[k:2 * k], "m": vals[2 * k], "s": vals[2 * k + 1], "rest": vals[2 * k + 2:]}
+
+
+@pytest.mark.parametrize("entry", TOPK_ENTRIES)
+@pytest.mark.parametrize("kind, vsize, k, temperature", TOPK_CASES,
+                         ids=case_ids(TOPK_CASES, lambda kind, vs, k, t: f"{kind}-V{vs[0]}chunks{vs[1]:+d}-k{k}-T{t}"))
+def test_topk(kpage, kind, vsize, k, temperature, entry):
+    """The k best ids (ties: lower id first), their values, max M and S = sum(exp((l - M) / T));
+    NaN never chosen and left out of M and S; slots past the real logits: id 0xffffffff, NEG_INF."""
+    page, info = kpage
+    chunk, kmax = info["TOPK_CHUNK"], info["KMAX"]
+    V = vsize[0] * chunk + vsize[1]
+    logits = topk_logits(kind, V, chunk, seed=40 + k)
+    got = run_topk(page, logits, k, temperature, chunk, kmax, entry)
+    k = min(k, kmax)
+    want_ids, want_vals, want_m, want_s = kh.topk_ref(logits, k, temperature)
+    n = len(want_ids)  # < k only when fewer than k logits are real
+    assert got["ids"][:n].tolist() == want_ids.tolist()
+    np.testing.assert_array_equal(got["vals"][:n], want_vals)
+    assert got["ids"][n:].tolist() == [NO_ID] * (k - n)
+    np.testing.assert_array_equal(got["vals"][n:], np.full(k - n, NEG_INF))
+    assert got["m"] == want_m
+    assert got["s"] == pytest.approx(want_s, rel=2e-5)
+    log_normalizer = float(got["m"]) / (temperature or 1.0) + math.log(float(got["s"]))
+    assert log_normalizer == pytest.approx(float(want_m) / (temperature or 1.0) + math.log(want_s), rel=1e-6, abs=1e-5)
+    assert_sentinel(got["rest"], "out past 2k + 2 words")
