@@ -838,6 +838,7 @@ class UI:
     def request_generate(self) -> None:
         if self.engine != "ready" or self.generating or self.loading or self.model is None:
             return
+        self.generating = True  # at once: a second press before the run starts (a double click) is ignored
         self.spawn(self.generate())
 
     def _on_key(self, event) -> None:
@@ -879,6 +880,7 @@ class UI:
         e["stats"].removeAttribute("data-finish")
 
     async def generate(self) -> None:
+        self.generating = False  # request_generate's hold; set again below, with no await before it
         e = self.el
         opts, problems = self.read_settings()
         if problems:
@@ -929,7 +931,7 @@ class UI:
             else:
                 self.show_error("Generation failed", message,
                                 "Your prompt and the output so far are kept. Check the settings and try again; "
-                                "if the GPU was lost, reload the page.")
+                                "after a lost GPU, Generate restarts it and reloads the model.")
         finally:
             on_token.destroy()
             self.generating = False
