@@ -181,15 +181,16 @@ class GPU:
             first, self.errors = self.errors[0], []
             raise GPUError(f"WebGPU reported an error: {first}")
 
-    async def confirm_lost(self, timeout_s: float = 0.5) -> bool:
+    async def confirm_lost(self, timeout_s: float = 3.0) -> bool:
         """True if the device is lost, waiting up to `timeout_s` for device.lost to settle: after a
-        destroy() or a driver reset, the failed call (a rejected mapAsync) can come first."""
+        destroy() or a driver reset, the failed call (a rejected mapAsync) can come first, and on a
+        busy software adapter device.lost may settle a second or more later. Only failures wait."""
         import asyncio  # noqa: PLC0415
+        import time  # noqa: PLC0415
 
-        waited = 0.0
-        while self.lost_reason is None and waited < timeout_s:
+        deadline = time.perf_counter() + timeout_s
+        while self.lost_reason is None and time.perf_counter() < deadline:
             await asyncio.sleep(0.02)
-            waited += 0.02
         return self.lost_reason is not None
 
     def destroy(self):
