@@ -21,6 +21,9 @@ struct Step {
 // this sentinel still compares below every real logit and gives exp(NEG_INF - m) == 0.
 const NEG_INF: f32 = -3.0e38;
 
+// NaN test on the bits: WGSL lets implementations assume no NaNs, and SwiftShader folds v != v.
+fn is_nan(v: f32) -> bool { return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u; }
+
 // Workgroup-wide reductions over 256 invocations. Callers must be in uniform control flow.
 var<workgroup> reduce_scratch: array<f32, 256>;
 

@@ -20,7 +20,7 @@
 //   3 residual       Y[r, c] += v                    (Y is the residual stream)
 //   4 qkv            columns [0, C) -> Y[r, c] (Y is [rows, C]); [C, 2C) -> K cache and
 //                    [2C, 3C) -> V cache at position pos0 + r, head-major
-// Constants: K, N, N4, EPILOGUE, C, NH, HD, N_CTX, LN_INPUT (bool), EPS, GEMV_COLS4, GEMV_GROUPS,
+// Constants: K (a multiple of 4: the CPU GEMV reads 4 rows per step), N, N4, EPILOGUE, C, NH, HD, N_CTX, LN_INPUT (bool), EPS, GEMV_COLS4, GEMV_GROUPS,
 //   XN_LEN (K with LN_INPUT, else 1).
 @group(0) @binding(0) var<storage, read> step: Step;
 @group(0) @binding(1) var<storage, read> x: array<f32>;

@@ -55,7 +55,7 @@ fn topk_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
     var v = NEG_INF;
     if (base + i < V) {
       v = logits[base + i];
-      if (v != v) { v = NEG_INF; }
+      if (is_nan(v)) { v = NEG_INF; }
     }
     vals[i] = v;
     m = max(m, v);
@@ -142,15 +142,15 @@ fn topk_serial() {
   let k = min(step.k, KMAX);
   let temp = temperature();
   var m = NEG_INF;
-  for (var i = 0u; i < V; i++) { let v = logits[i]; if (v == v) { m = max(m, v); } }
+  for (var i = 0u; i < V; i++) { let v = logits[i]; if (!is_nan(v)) { m = max(m, v); } }
   var s = 0.0;
-  for (var i = 0u; i < V; i++) { let v = logits[i]; if (v == v && v > NEG_INF) { s += exp((v - m) / temp); } }
+  for (var i = 0u; i < V; i++) { let v = logits[i]; if (!is_nan(v) && v > NEG_INF) { s += exp((v - m) / temp); } }
   var top_v: array<f32, KMAX>;
   var top_i: array<u32, KMAX>;
   for (var r = 0u; r < KMAX; r++) { top_v[r] = NEG_INF; top_i[r] = 0xffffffffu; }
   for (var i = 0u; i < V; i++) {
     var v = logits[i];
-    if (v != v) { v = NEG_INF; }
+    if (is_nan(v)) { v = NEG_INF; }
     if (!better(v, i, top_v[k - 1u], top_i[k - 1u])) { continue; }
     var j = k - 1u;  // insertion: shift worse entries down (ids ascend, so ties keep the lower id first)
     while (j > 0u && better(v, i, top_v[j - 1u], top_i[j - 1u])) {

@@ -22,7 +22,6 @@ from conftest import run_py
 SNIPPETS = {
     "f32": "weights_f32.wgsl",
     "f16p": "weights_f16_packed.wgsl",
-    "f16": "weights_f16.wgsl",  # native f16 loads; only on adapters with shader-f16
     "bf16p": "weights_bf16_packed.wgsl",
 }
 SENTINEL = np.float32(1234.5)  # what every output buffer holds before a run
