@@ -16,7 +16,7 @@ import math
 import re
 from dataclasses import dataclass, field
 
-from .safetensors import DTYPE_SIZES, ModelFormatError
+from .safetensors import DTYPE_SIZES, ModelFormatError, brief
 
 # Hugging Face activation names -> the GELU form our kernels implement.
 #   'tanh': 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))   (GPT-2's original)
@@ -373,7 +373,7 @@ def match_tensors(cfg: GPT2Config, tensors: dict, filename="model.safetensors"):
 
     notices = list(cfg.notices)
     if extra:
-        shown = ", ".join(repr(k) for k in extra[:10])
+        shown = ", ".join(brief(k) for k in extra[:10])
         more = f" and {len(extra) - 10} more" if len(extra) > 10 else ""
         notices.append(
             f"{filename}: ignored {len(extra)} tensor{'s' if len(extra) > 1 else ''} that "

@@ -143,6 +143,13 @@ def lfs_pointer_error(head: bytes, filename) -> ModelFormatError:
     )
 
 
+def brief(value, limit: int = 100) -> str:
+    """repr(value) for a one-line message, cut to `limit` characters: tensor names and keys come
+    from the file and may be of any length."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
 def _basename(filename) -> str:
     return str(filename).replace("\\", "/").rsplit("/", 1)[-1]
 
@@ -184,7 +191,7 @@ def _reject_duplicate_keys(pairs):
     result = {}
     for key, value in pairs:
         if key in result:
-            raise ModelFormatError(f"duplicate key {key!r}")
+            raise ModelFormatError(f"duplicate key {brief(key)}")
         result[key] = value
     return result
 
@@ -268,7 +275,7 @@ def parse_header(header_bytes: bytes, file_size: int | None, filename) -> Safete
 
 
 def _parse_tensor_entry(name, entry, data_start, filename) -> TensorInfo:
-    where = f"{filename}: tensor {name!r}"
+    where = f"{filename}: tensor {brief(name)}"
     if not isinstance(entry, dict):
         raise ModelFormatError(f"{where}: entry must be a JSON object, got {type(entry).__name__}")
     for key in ("dtype", "shape", "data_offsets"):
@@ -332,7 +339,7 @@ def _check_offsets(tensors: dict, data_size: int | None, filename) -> None:
         for t in tensors.values():
             if t.end > data_size:
                 raise ModelFormatError(
-                    f"{filename}: tensor {t.name!r}: 'data_offsets' [{t.begin}, {t.end}] are "
+                    f"{filename}: tensor {brief(t.name)}: 'data_offsets' [{t.begin}, {t.end}] are "
                     f"out of bounds: the data section has {data_size:,} bytes (file truncated?)"
                 )
     position = 0  # where the next tensor must begin
@@ -340,14 +347,14 @@ def _check_offsets(tensors: dict, data_size: int | None, filename) -> None:
     for t in sorted(tensors.values(), key=lambda t: (t.begin, t.end)):
         if t.begin < position:
             raise ModelFormatError(
-                f"{filename}: tensors {previous.name!r} [{previous.begin}, {previous.end}] and "
-                f"{t.name!r} [{t.begin}, {t.end}] overlap"
+                f"{filename}: tensors {brief(previous.name)} [{previous.begin}, {previous.end}] and "
+                f"{brief(t.name)} [{t.begin}, {t.end}] overlap"
             )
         if t.begin > position:
-            after = f"after tensor {previous.name!r}" if previous else "at the start of the data"
+            after = f"after tensor {brief(previous.name)}" if previous else "at the start of the data"
             raise ModelFormatError(
                 f"{filename}: data bytes [{position}, {t.begin}) {after} belong to no tensor "
-                f"(a gap before {t.name!r}): the tensors must cover the data section"
+                f"(a gap before {brief(t.name)}): the tensors must cover the data section"
             )
         position = t.end
         previous = t
