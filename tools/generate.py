@@ -152,7 +152,8 @@ def main(argv=None) -> int:
         if not (model_dir / "config.json").is_file():
             raise CliError(f"--model {args.model}: no config.json in that folder")
         opts = generation_options(args)
-        vendor()
+        if args.runtime == "browser":  # the Node runner needs no vendor/ (nor npm)
+            vendor()
         server = Server(ROOT, mounts={"/models/m/": model_dir}).start()
         try:
             runner = run_node if args.runtime == "node" else run_browser
