@@ -45,8 +45,13 @@ async def get_gpu() -> GPU:
     web_api = sys.modules.get(__package__ + ".web_api") if __package__ else None
     shared = getattr(web_api, "_state", {}).get("gpu") if web_api is not None else None
     if shared is not None:
+        if shared.lost_reason is not None:  # the device is gone: a new one, as the JS API's next call would
+            await web_api._restart_gpu()
+            shared = web_api._state["gpu"]
         return shared
-    if _gpu_task is None or (_gpu_task.done() and _gpu_task.exception() is not None):
+    own_lost = (_gpu_task is not None and _gpu_task.done() and _gpu_task.exception() is None
+                and _gpu_task.result().lost_reason is not None)
+    if _gpu_task is None or own_lost or (_gpu_task.done() and _gpu_task.exception() is not None):
         _gpu_task = asyncio.ensure_future(GPU.create())
     return await asyncio.shield(_gpu_task)
 
