@@ -1159,7 +1159,8 @@ class UI:
         table = doc.createElement("table")
         caption = doc.createElement("caption")
         caption.className = "hint"
-        caption.textContent = "Most likely next tokens at this step (temperature 1)"
+        caption.textContent = ("Most likely next tokens at this step (probabilities at the sampling temperature, "
+                               "1 when greedy, before top-k / top-p)")
         table.appendChild(caption)
         body = doc.createElement("tbody")
         for cand in top:
