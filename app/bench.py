@@ -114,3 +114,59 @@ async def run(gpu, model, prompt_lengths=(16, 128, 512), contexts=(16, 128, 512)
         out["fraction_of_copy_bandwidth"] = round(out["weight_gbs_at_first_context"] / copy, 3)
     model.reset()
     return out
+
+
+async def _time_plan(model, plan, counts, reps: int) -> float:
+    """Median seconds to submit `plan` with workgroup `counts` and wait for the GPU to finish it."""
+    from pyodide.ffi import to_js  # noqa: PLC0415 - only in Pyodide
+
+    gpu = model.gpu
+    counts_js = to_js(list(counts))
+    times = []
+    for _ in range(reps):
+        encoder = gpu.device.createCommandEncoder()
+        gpu.encode(plan, counts_js, encoder)
+        t0 = time.perf_counter()
+        gpu.submit(encoder)
+        await gpu.queue.onSubmittedWorkDone()
+        times.append(time.perf_counter() - t0)
+    gpu.check()
+    return _median(times)
+
+
+async def profile(model, kind: str = "decode", length: int = 128, reps: int = 20) -> dict:
+    """Where a decode step (at context `length`) or a prefill run (of `length` rows) spends its time.
+
+    The run is timed whole, then once per kernel with every dispatch of that kernel left out (its
+    workgroup counts set to 0): the difference is the kernel's share, its work plus the barrier in
+    front of it, summed over the layers. `empty_ms` is a submit + wait with no dispatch at all.
+    Leaving kernels out feeds the rest stale data, which changes no kernel's amount of work."""
+    V = model.cfg.vocab_size
+    model.reset()
+    if kind == "decode":
+        ctx = max(1, min(length, model.n_ctx - 1))
+        await model.prefill(_ids(ctx, V), k=1)
+        model._write_step([1], model.pos, 1, 0.0)  # the step re-runs at this position every time
+        plan, counts, names = model.decode_plan, list(model._decode_counts), model.decode_names
+    else:
+        rows = max(1, min(length, model.chunk))
+        model._write_step(_ids(rows, V), 0, 1, 0.0)
+        counts = [c for _, _, f in model._prefill_steps for c in f(rows)] + list(model._tail_counts)
+        plan, names = model.prefill_plan, model.prefill_names
+    await _time_plan(model, plan, counts, 2)  # warm
+    whole = await _time_plan(model, plan, counts, reps)
+    empty = await _time_plan(model, plan, [0] * len(counts), reps)
+    out = {"kind": kind, "length": length, "whole_ms": round(whole * 1000, 3), "empty_ms": round(empty * 1000, 3),
+           "kernels": {}}
+    for name in dict.fromkeys(names):
+        masked = list(counts)
+        n = 0
+        for i, step_name in enumerate(names):
+            if step_name == name and all(counts[3 * i:3 * i + 3]):
+                masked[3 * i:3 * i + 3] = [0, 0, 0]
+                n += 1
+        if n:
+            without = await _time_plan(model, plan, masked, reps)
+            out["kernels"][name] = {"dispatches": n, "ms": round((whole - without) * 1000, 3)}
+    model.reset()
+    return out

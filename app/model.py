@@ -31,10 +31,12 @@ from .gpu import GPU, GPUError, shader_source
 
 KMAX = 64          # most candidates a step can return (top-k on the GPU)
 TOPK_CHUNK = 2048  # logits per workgroup in topk_partial (8 KB of workgroup memory)
-PREFILL_CHUNK = 128  # prompt rows per prefill run (Stop is checked between runs)
+PREFILL_CHUNK = 128      # prompt rows per prefill run on a CPU adapter (Stop is checked between runs)
+PREFILL_CHUNK_GPU = 512  # on a GPU: fewer round trips, and enough output tiles to fill the chip
 CPU_GROUPS = 4       # workgroups per decode dispatch on a CPU adapter (see GPU.is_cpu)
-# Kernel-shape overrides for experiments (tools/bench.py runs): {"cpu": bool, "gemv_cols4": int,
-# "head_lanes": int, "cpu_groups": int}. Empty in normal use: the shapes follow the adapter.
+# Kernel-shape overrides for experiments (tools/bench.py --tuning): {"cpu": bool, "gemv_cols4": int,
+# "gemv_cols4_narrow": int (projections with N = n_embd), "head_lanes": int, "cpu_groups": int,
+# "prefill_chunk": int}. Empty in normal use: the shapes follow the adapter.
 TUNING: dict = {}
 
 _DTYPE_BYTES = {"F32": 4, "F16": 2, "BF16": 2}
@@ -97,7 +99,7 @@ class GPT2:
     """A GPT-2-family model resident on the GPU, with its KV cache."""
 
     def __init__(self, gpu: GPU, cfg: GPT2Config, tensors: dict, context: int | None = None,
-                 prefill_chunk: int = PREFILL_CHUNK):
+                 prefill_chunk: int | None = None):
         """`tensors` maps canonical names (see app/config.py) to objects with .dtype, .shape and
         .data (bytes-like, or a JS Uint8Array that goes to the GPU without a copy through wasm)."""
         self.gpu = gpu
@@ -119,10 +121,12 @@ class GPT2:
         self.notices: list[str] = []
         if self.n_ctx < cfg.n_positions and (context is None or context > self.n_ctx):
             self.notices.append(f"context limited to {self.n_ctx} tokens by this GPU's workgroup memory")
-        self.chunk = max(1, min(prefill_chunk, self.n_ctx))
         self.pos = 0  # tokens currently in the KV cache
         self.last_readback_bytes = 0
         self.cpu = TUNING.get("cpu", gpu.is_cpu)  # kernel shapes for a CPU adapter (see shaders/)
+        if prefill_chunk is None:
+            prefill_chunk = TUNING.get("prefill_chunk", PREFILL_CHUNK if self.cpu else PREFILL_CHUNK_GPU)
+        self.chunk = max(1, min(prefill_chunk, self.n_ctx))
         self.buffers: list = []
         self.weight_dtype = self._choose_weight_dtype(tensors)
         self._upload(tensors)
@@ -255,23 +259,25 @@ class GPT2:
         on a CPU adapter a few, each looping over many blocks (a workgroup costs ~1 ms there)."""
         return min(blocks, TUNING.get("cpu_groups", CPU_GROUPS)) if self.cpu else blocks
 
-    @property
-    def _gemv_cols4(self) -> int:
+    def _gemv_cols4(self, N: int) -> int:
         # Column packs per GEMV block: 4 (K split over 64 invocations, then reduced) on a GPU, which
         # gives the narrow projections enough workgroups (H100, 117M f16: the four projections took
         # 1.07 ms per step with 4, 1.37 with 8, 2.9 with 16);
         # 256 on a CPU adapter, where one invocation per pack needs no reduction and no barrier.
-        return TUNING.get("gemv_cols4", 256 if self.cpu else 4)
+        cols4 = TUNING.get("gemv_cols4", 256 if self.cpu else 4)
+        if N == self.cfg.n_embd:
+            cols4 = TUNING.get("gemv_cols4_narrow", cols4)
+        return cols4
 
     def _gemv_groups(self, N: int) -> int:
-        return self._groups(-(-(N // 4) // self._gemv_cols4))
+        return self._groups(-(-(N // 4) // self._gemv_cols4(N)))
 
     def _matmul(self, entry: str, K: int, N: int, epilogue: int, ln_input: bool = False):
         cfg = self.cfg
         return self._pipeline("matmul.wgsl", entry, K=K, N=N, N4=N // 4, EPILOGUE=epilogue, C=cfg.n_embd,
                               NH=cfg.n_head, HD=cfg.head_dim, N_CTX=self.n_ctx, LN_INPUT=ln_input,
-                              EPS=cfg.layer_norm_epsilon, GEMV_COLS4=self._gemv_cols4, GEMV_GROUPS=self._gemv_groups(N),
-                              XN_LEN=K if ln_input else 1)
+                              EPS=cfg.layer_norm_epsilon, GEMV_COLS4=self._gemv_cols4(N),
+                              GEMV_GROUPS=self._gemv_groups(N), XN_LEN=K if ln_input else 1)
 
     def _build_plans(self):
         """Build every pipeline and bind group once; record (pipeline, bind group, counts) lists."""
@@ -328,9 +334,12 @@ class GPT2:
             return (self._gemv_groups(n), 1, 1)
 
         prefill, decode = [], []
+        prefill_names, decode_names = [], []  # what each step computes (app/bench.py's profile)
         for pipe, group in embeds:
             prefill.append((pipe, group, lambda rows: (-(-(C // 4) // 64), self._groups(rows), 1)))
             decode.append((pipe, group, (-(-(C // 4) // 64), 1, 1)))
+            prefill_names.append("embedding")
+            decode_names.append("embedding")
         for i, L in enumerate(self.layers):
             scale = 1.0 / math.sqrt(cfg.head_dim)
             if getattr(cfg, "scale_attn_by_inverse_layer_idx", False):
@@ -364,9 +373,14 @@ class GPT2:
                 (g_fc, bind(g_fc, [s, self.x, L["fc.w"], L["fc.b"], self.h, rw, L["ln_2.g"], L["ln_2.b"]]), gemv(M)),
                 (g_mlp, bind(g_mlp, [s, self.h, L["mlp.w"], L["mlp.b"], self.x, rw, ro, ro]), gemv(C)),
             ]
+            prefill_names += ["layer_norm_1", "qkv", "attention", "attn_proj", "layer_norm_2", "mlp_fc", "mlp_proj"]
+            decode_names += ["ln_1+qkv", "attention", "attn_proj", "ln_2+mlp_fc", "mlp_proj"]
         # The head and top-k run only on the last prefill chunk (count 0 elsewhere).
         tail = [(pipe, group, (groups, 1, 1)) for pipe, group, groups in heads]
         tail += topk
+        tail_names = ["ln_f+lm_head"] * len(heads) + (["topk_serial"] if self.cpu else ["topk_partial", "topk_merge"])
+        self.prefill_names = prefill_names + tail_names
+        self.decode_names = decode_names + tail_names
         self._prefill_steps = prefill
         self._tail_counts = [c for _, _, cs in tail for c in cs]
         self.prefill_plan = gpu.plan([(p, g) for p, g, _ in prefill] + [(p, g) for p, g, _ in tail])

@@ -75,7 +75,7 @@ fn store4(r: u32, c4: u32, v: vec4<f32>) {
 }
 
 // ---------------------------------------------------------------------------------- prefill
-var<workgroup> a_tile: array<array<f32, 64>, 16>;        // [k][row]
+var<workgroup> a_tile: array<array<vec4<f32>, 16>, 16>;  // [k][group of 4 rows]
 var<workgroup> b_tile: array<array<vec4<f32>, 16>, 16>;  // [k][col pack]
 
 @compute @workgroup_size(256)
@@ -87,13 +87,14 @@ fn matmul_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
   let n0 = wid.x * 16u; // in packs
   var acc: array<vec4<f32>, 4>;
   for (var k0 = 0u; k0 < K; k0 += 16u) {
-    // A tile: 64 rows x 16 k, each invocation one row and 4 consecutive k.
+    // A tile: 64 rows x 16 k, each invocation one row and 4 consecutive k, stored so that one
+    // vec4 load in the inner loop gives 4 rows (two workgroup loads per 16 multiply-adds).
     let ar = lid / 4u;
     let ak = (lid % 4u) * 4u;
     for (var j = 0u; j < 4u; j++) {
       var v = 0.0;
       if (m0 + ar < rows && k0 + ak + j < K) { v = x[(m0 + ar) * K + k0 + ak + j]; }
-      a_tile[ak + j][ar] = v;
+      a_tile[ak + j][ar / 4u][ar % 4u] = v;
     }
     // B tile: 16 k x 16 packs.
     let bk = lid / 16u;
@@ -104,7 +105,11 @@ fn matmul_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
     workgroupBarrier();
     for (var kk = 0u; kk < 16u; kk++) {
       let bv = b_tile[kk][tx];
-      for (var i = 0u; i < 4u; i++) { acc[i] += a_tile[kk][ty * 4u + i] * bv; }
+      let av = a_tile[kk][ty];
+      acc[0] += av.x * bv;
+      acc[1] += av.y * bv;
+      acc[2] += av.z * bv;
+      acc[3] += av.w * bv;
     }
     workgroupBarrier();
   }

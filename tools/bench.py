@@ -30,10 +30,23 @@ from vendor import vendor  # noqa: E402
 PROMPT_IDS = [464, 5044, 1110, 373, 257, 1263, 11, 3223, 290, 6388, 1755]  # 11 tokens, as the issue's peer figure
 
 
-def bench_code(prompts, contexts, steps) -> str:
-    return ("from pywebgpt import bench\n"
-            f"await bench.run(gpu, state['loaded'].model, prompt_lengths={tuple(prompts)!r}, "
-            f"contexts={tuple(contexts)!r}, decode_steps={steps})")
+def bench_code(prompts, contexts, steps, tuning: dict | None = None, profile: bool = False) -> str:
+    """Python run in the runtime on the loaded model. With `tuning` (app/model.py's TUNING), the
+    model is loaded again with those kernel shapes first."""
+    code = "from pywebgpt import bench\n"
+    if tuning:
+        code += ("from pywebgpt import model as _model, web_api as _web_api\n"
+                 f"_model.TUNING.clear(); _model.TUNING.update({tuning!r})\n"
+                 "_reload = __import__('json').loads(await _web_api._load(state['model_ref']['ref'], '{}'))\n"
+                 "assert 'error' not in _reload, _reload\n")
+    code += (f"_out = await bench.run(gpu, state['loaded'].model, prompt_lengths={tuple(prompts)!r}, "
+             f"contexts={tuple(contexts)!r}, decode_steps={steps})\n")
+    if tuning:
+        code += f"_out['tuning'] = {tuning!r}\n"
+    if profile:
+        code += (f"_out['profile'] = [await bench.profile(state['loaded'].model, 'decode', {contexts[min(1, len(contexts) - 1)]}), "
+                 f"await bench.profile(state['loaded'].model, 'prefill', {max(prompts)}, reps=5)]\n")
+    return code + "_out"
 
 
 def ttft_options(vocab: int) -> dict:
@@ -133,10 +146,18 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=20, help="decode steps timed per context")
     parser.add_argument("--no-bench-md", action="store_true", help="do not append to BENCH.md")
     parser.add_argument("--commit", default=None, help="commit to record (default: git rev-parse HEAD)")
+    parser.add_argument("--tuning", default=None,
+                        help='kernel-shape overrides as JSON, e.g. \'{"gemv_cols4": 2}\' (app/model.py TUNING)')
+    parser.add_argument("--profile", action="store_true",
+                        help="add a per-kernel breakdown of a decode step (second context) and a prefill run "
+                             "(longest prompt): app/bench.py profile()")
     args = parser.parse_args(argv)
     prompts = [int(x) for x in args.prompts.split(",")]
     contexts = [int(x) for x in args.contexts.split(",")]
-    code = bench_code(prompts, contexts, args.steps)
+    tuning = json.loads(args.tuning) if args.tuning else None
+    if tuning is not None and not isinstance(tuning, dict):
+        parser.error("--tuning takes a JSON object")
+    code = bench_code(prompts, contexts, args.steps, tuning, args.profile)
     status = 0
     if args.runtime == "browser":
         vendor()
