@@ -33,6 +33,7 @@ KMAX = 64          # most candidates a step can return (top-k on the GPU)
 TOPK_CHUNK = 2048  # logits per workgroup in topk_partial (8 KB of workgroup memory)
 PREFILL_CHUNK = 128      # prompt rows per prefill run on a CPU adapter (Stop is checked between runs)
 PREFILL_CHUNK_GPU = 512  # on a GPU: fewer round trips, and enough output tiles to fill the chip
+ATT_BLOCK = 64       # cache positions per block of the split decode attention (common.wgsl)
 CPU_GROUPS = 4       # workgroups per decode dispatch on a CPU adapter (see GPU.is_cpu)
 # Kernel-shape overrides for experiments (tools/bench.py --tuning): {"cpu": bool, "gemv_cols4": int,
 # "gemv_cols4_narrow": int (projections with N = n_embd), "head_lanes": int, "cpu_groups": int,
@@ -238,6 +239,11 @@ class GPT2:
         self.xn = self._alloc(R * C * 4, "x normalized")
         self.q = self._alloc(R * C * 4, "q")
         self.att = self._alloc(R * C * 4, "attention out")
+        # Decode attention on a GPU is split over blocks of ATT_BLOCK cache positions (attention.wgsl):
+        # their partial results, merged by the attention projection.
+        self.split_attention = not self.cpu and not TUNING.get("no_split_attention", False)
+        self.att_splits = -(-self.n_ctx // ATT_BLOCK)
+        self.att_part = self._alloc(cfg.n_head * self.att_splits * (cfg.head_dim + 2) * 4, "attention blocks")
         self.h = self._alloc(R * cfg.d_mlp * 4, "mlp hidden")
         self.logits = self._alloc(V * 4, "logits", readable=True)
         self.part = self._alloc(self.groups * (2 * KMAX + 2) * 4, "topk partial")
@@ -272,12 +278,13 @@ class GPT2:
     def _gemv_groups(self, N: int) -> int:
         return self._groups(-(-(N // 4) // self._gemv_cols4(N)))
 
-    def _matmul(self, entry: str, K: int, N: int, epilogue: int, ln_input: bool = False):
+    def _matmul(self, entry: str, K: int, N: int, epilogue: int, ln_input: bool = False, att_input: bool = False):
         cfg = self.cfg
         return self._pipeline("matmul.wgsl", entry, K=K, N=N, N4=N // 4, EPILOGUE=epilogue, C=cfg.n_embd,
                               NH=cfg.n_head, HD=cfg.head_dim, N_CTX=self.n_ctx, LN_INPUT=ln_input,
-                              EPS=cfg.layer_norm_epsilon, GEMV_COLS4=self._gemv_cols4(N),
-                              GEMV_GROUPS=self._gemv_groups(N), XN_LEN=K if ln_input else 1)
+                              ATT_INPUT=att_input, ATT_SPLITS=self.att_splits, EPS=cfg.layer_norm_epsilon,
+                              GEMV_COLS4=self._gemv_cols4(N), GEMV_GROUPS=self._gemv_groups(N),
+                              XN_LEN=K if ln_input or att_input else 1)
 
     def _build_plans(self):
         """Build every pipeline and bind group once; record (pipeline, bind group, counts) lists."""
@@ -320,7 +327,7 @@ class GPT2:
         t_fc = self._matmul(prefill_entry, C, M, gelu)
         t_mlp = self._matmul(prefill_entry, M, C, RESIDUAL)
         g_qkv = self._matmul("gemv", C, 3 * C, QKV, ln_input=True)
-        g_proj = self._matmul("gemv", C, C, RESIDUAL)
+        g_proj = self._matmul("gemv", C, C, RESIDUAL, att_input=self.split_attention)
         g_fc = self._matmul("gemv", C, M, gelu, ln_input=True)
         g_mlp = self._matmul("gemv", M, C, RESIDUAL)
 
@@ -345,9 +352,9 @@ class GPT2:
             if getattr(cfg, "scale_attn_by_inverse_layer_idx", False):
                 scale /= i + 1
             att_groups = self._groups(cfg.n_head)
-            attn = self._pipeline("attention.wgsl", "attention_rows" if self.cpu else "attention", C=C,
-                                  NH=cfg.n_head, HD=cfg.head_dim, N_CTX=self.n_ctx, SCALE=scale,
-                                  ATT_GROUPS=att_groups)
+            att_consts = dict(C=C, NH=cfg.n_head, HD=cfg.head_dim, N_CTX=self.n_ctx, SCALE=scale,
+                              ATT_GROUPS=att_groups, ATT_SPLITS=self.att_splits)
+            attn = self._pipeline("attention.wgsl", "attention_rows" if self.cpu else "attention", **att_consts)
             if self.cpu:  # one invocation per (row, head): see attention.wgsl
                 att_prefill = lambda rows: (-(-(rows * cfg.n_head) // 64), 1, 1)  # noqa: E731
                 att_decode = (-(-cfg.n_head // 64), 1, 1)
@@ -356,6 +363,13 @@ class GPT2:
                 att_decode = (att_groups, 1, 1)
             ro, rw = self.dummy_ro, self.dummy_rw
             attn_group = bind(attn, [s, self.q, L["kv"], self.att])
+            if self.split_attention:
+                split = self._pipeline("attention.wgsl", "attention_split", **att_consts)
+                att_decode_step = (split, bind(split, [s, self.q, L["kv"], self.att_part]), (cfg.n_head, self.att_splits, 1))
+                proj_input = self.att_part
+            else:
+                att_decode_step = (attn, attn_group, att_decode)
+                proj_input = self.att
             prefill += [
                 (ln, bind(ln, [s, self.x, L["ln_1.g"], L["ln_1.b"], self.xn]), ln_counts),
                 (t_qkv, bind(t_qkv, [s, self.xn, L["attn.w"], L["attn.b"], self.q, L["kv"]]), tiled(3 * C)),
@@ -368,8 +382,8 @@ class GPT2:
             decode += [
                 (g_qkv, bind(g_qkv, [s, self.x, L["attn.w"], L["attn.b"], self.q, L["kv"], L["ln_1.g"], L["ln_1.b"]]),
                  gemv(3 * C)),
-                (attn, attn_group, att_decode),
-                (g_proj, bind(g_proj, [s, self.att, L["proj.w"], L["proj.b"], self.x, rw, ro, ro]), gemv(C)),
+                att_decode_step,
+                (g_proj, bind(g_proj, [s, proj_input, L["proj.w"], L["proj.b"], self.x, rw, ro, ro]), gemv(C)),
                 (g_fc, bind(g_fc, [s, self.x, L["fc.w"], L["fc.b"], self.h, rw, L["ln_2.g"], L["ln_2.b"]]), gemv(M)),
                 (g_mlp, bind(g_mlp, [s, self.h, L["mlp.w"], L["mlp.b"], self.x, rw, ro, ro]), gemv(C)),
             ]

@@ -8,7 +8,16 @@
 //   dispatch (ATT_GROUPS, R, 1) with R <= rows (ATT_GROUPS = NH and R = rows on a GPU, fewer on a
 //   CPU adapter). Scores live in
 //   workgroup memory (N_CTX floats), so N_CTX is bounded by the adapter's workgroup storage.
-// Constants: C, NH, HD (<= 256), N_CTX, SCALE, ATT_GROUPS.
+// Constants: C, NH, HD (<= 256), N_CTX, SCALE, ATT_GROUPS, ATT_SPLITS (= ceil(N_CTX / ATT_BLOCK)).
+//
+// attention_split (decode on a GPU) spreads one row over NH x ATT_SPLITS workgroups, one per
+// (head, block of ATT_BLOCK = 64 cache positions), so a long context keeps the GPU busy
+// (flash-decoding). Workgroup (h, s) writes its block's unnormalized result and softmax statistics
+//   y[(h * ATT_SPLITS + s) * (HD + 2) + d] = sum_p exp(score_p - m_s) V[h, p, d]   (d < HD)
+//   y[... + HD] = m_s = max_p score_p,   y[... + HD + 1] = l_s = sum_p exp(score_p - m_s)
+// and the attention projection merges the blocks as it reads its input (matmul.wgsl, ATT_INPUT):
+//   out[h, d] = sum_s exp(m_s - M) acc_s[d] / sum_s exp(m_s - M) l_s,  M = max_s m_s.
+// Dispatch (NH, ATT_SPLITS, 1); blocks past the sequence (s * ATT_BLOCK > pos0) return at once.
 @group(0) @binding(0) var<storage, read> step: Step;
 @group(0) @binding(1) var<storage, read> q: array<f32>;
 @group(0) @binding(2) var<storage, read> kv: array<f32>;
@@ -63,6 +72,64 @@ fn attend_head(h: u32, t: u32, lid: u32) {
     y[t * C + h * HD + d] = total / l;
   }
   workgroupBarrier();  // scores[] and partial[] are reused by the next head
+}
+
+var<workgroup> block_scores: array<f32, ATT_BLOCK>;
+var<workgroup> block_acc: array<f32, 1024>;  // [4 position groups][256 dimensions]
+
+@compute @workgroup_size(256)
+fn attention_split(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let h = wid.x;
+  let s = wid.y;
+  let n = step.pos0 + 1u;                // one row, at position pos0, sees positions 0..pos0
+  let p0 = s * ATT_BLOCK;
+  if (p0 >= n) { return; }               // the same for the whole workgroup: no barrier skipped
+  let count = min(ATT_BLOCK, n - p0);
+  let k0 = h * N_CTX * HD;
+  let v0 = (NH + h) * N_CTX * HD;
+  // Scores: 4 invocations per position, each over every 4th dimension, summed through `partial`.
+  let pl = lid / 4u;
+  var sp = 0.0;
+  if (pl < count) {
+    let base = k0 + (p0 + pl) * HD;
+    for (var d = lid % 4u; d < HD; d += 4u) { sp += q[h * HD + d] * kv[base + d]; }
+  }
+  partial[lid] = sp;
+  workgroupBarrier();
+  if (lid < ATT_BLOCK) {
+    var sc = NEG_INF;
+    if (lid < count) {
+      sc = (partial[4u * lid] + partial[4u * lid + 1u] + partial[4u * lid + 2u] + partial[4u * lid + 3u]) * SCALE;
+    }
+    block_scores[lid] = sc;
+  }
+  workgroupBarrier();
+  var m = NEG_INF;                       // every invocation scans the 64 scores: no reduction barriers
+  for (var i = 0u; i < count; i++) { m = max(m, block_scores[i]); }
+  var l = 0.0;
+  for (var i = 0u; i < count; i++) { l += exp(block_scores[i] - m); }
+  // Values: 4 groups of positions x 64 lanes, a lane covering dimensions lane, lane + 64, ...
+  let g = lid / 64u;
+  let lane = lid % 64u;
+  var acc = array<f32, 4>(0.0, 0.0, 0.0, 0.0);
+  for (var i = g; i < count; i += 4u) {
+    let e = exp(block_scores[i] - m);
+    let base = v0 + (p0 + i) * HD;
+    for (var j = 0u; j < 4u; j++) {
+      let d = lane + 64u * j;
+      if (d < HD) { acc[j] += e * kv[base + d]; }
+    }
+  }
+  for (var j = 0u; j < 4u; j++) { block_acc[g * 256u + lane + 64u * j] = acc[j]; }
+  workgroupBarrier();
+  let out0 = (h * ATT_SPLITS + s) * (HD + 2u);
+  if (lid < HD) {
+    y[out0 + lid] = block_acc[lid] + block_acc[256u + lid] + block_acc[512u + lid] + block_acc[768u + lid];
+  }
+  if (lid == 0u) {
+    y[out0 + HD] = m;
+    y[out0 + HD + 1u] = l;
+  }
 }
 
 // attention_rows: the same result with one invocation per (row, head) and an online softmax

@@ -24,6 +24,10 @@ const NEG_INF: f32 = -3.0e38;
 // NaN test on the bits: WGSL lets implementations assume no NaNs, and SwiftShader folds v != v.
 fn is_nan(v: f32) -> bool { return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u; }
 
+// Cache positions per block of the split decode attention (attention.wgsl attention_split), whose
+// partial results the attention projection (matmul.wgsl gemv with ATT_INPUT) merges.
+const ATT_BLOCK: u32 = 64u;
+
 // Workgroup-wide reductions over 256 invocations. Callers must be in uniform control flow.
 var<workgroup> reduce_scratch: array<f32, 256>;
 

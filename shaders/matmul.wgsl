@@ -8,7 +8,9 @@
 //                 (4 columns each) and splits K over GEMV_SLICES = 256 / GEMV_COLS4 invocations,
 //                 then reduces (GEMV_COLS4 = 4 on a GPU; 256 on a CPU adapter: no reduction).
 //                 Optionally normalizes the input row first (LN_INPUT: LayerNorm fused into the
-//                 projection, saving a dispatch and a buffer round trip per LayerNorm).
+//                 projection, saving a dispatch and a buffer round trip per LayerNorm), or
+//                 merges the blocks of the split decode attention (ATT_INPUT: x holds
+//                 attention.wgsl attention_split's per-block results, [NH, ATT_SPLITS, HD + 2]).
 //                 Dispatch (GEMV_GROUPS, 1, 1): the workgroups stride over the ceil(N4 / 16)
 //                 column blocks (GEMV_GROUPS = all of them on a GPU, a few on a CPU adapter).
 // Layout: X f32 [rows, K]; W [K, N] as WPack (N4 = N / 4 packs per row); b f32 [N];
@@ -20,8 +22,8 @@
 //   3 residual       Y[r, c] += v                    (Y is the residual stream)
 //   4 qkv            columns [0, C) -> Y[r, c] (Y is [rows, C]); [C, 2C) -> K cache and
 //                    [2C, 3C) -> V cache at position pos0 + r, head-major
-// Constants: K (a multiple of 4: the CPU GEMV reads 4 rows per step), N, N4, EPILOGUE, C, NH, HD, N_CTX, LN_INPUT (bool), EPS, GEMV_COLS4, GEMV_GROUPS,
-//   XN_LEN (K with LN_INPUT, else 1).
+// Constants: K (a multiple of 4: the CPU GEMV reads 4 rows per step), N, N4, EPILOGUE, C, NH, HD, N_CTX, LN_INPUT (bool),
+//   ATT_INPUT (bool), ATT_SPLITS, EPS, GEMV_COLS4, GEMV_GROUPS, XN_LEN (K with LN_INPUT or ATT_INPUT, else 1).
 @group(0) @binding(0) var<storage, read> step: Step;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> w: array<WPack>;
@@ -143,7 +145,8 @@ fn matmul_rows(@builtin(global_invocation_id) gid: vec3<u32>) {
 const GEMV_SLICES: u32 = 256u / GEMV_COLS4;
 const GEMV_BLOCKS: u32 = (N4 + GEMV_COLS4 - 1u) / GEMV_COLS4;
 var<workgroup> gemv_partial: array<vec4<f32>, 256>;
-var<workgroup> x_norm: array<f32, XN_LEN>;  // the normalized input row (LN_INPUT), else unused
+var<workgroup> x_norm: array<f32, XN_LEN>;  // the input row, normalized (LN_INPUT) or merged (ATT_INPUT)
+const XN_INPUT: bool = LN_INPUT || ATT_INPUT;
 
 @compute @workgroup_size(256)
 fn gemv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -157,6 +160,27 @@ fn gemv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var i = lid; i < K; i += 256u) { x_norm[i] = (x[i] - mean) * rstd * ln_gamma[i] + ln_beta[i]; }
     workgroupBarrier();
   }
+  if (ATT_INPUT) {
+    // Every workgroup merges the attention blocks itself (a few KB from cache) instead of paying
+    // a dispatch for it: input column i is head i / HD, dimension i % HD.
+    let splits = (step.pos0 + ATT_BLOCK) / ATT_BLOCK;  // blocks holding positions 0..pos0
+    for (var i = lid; i < K; i += 256u) {
+      let base = (i / HD) * ATT_SPLITS * (HD + 2u);
+      let d = i % HD;
+      var m = NEG_INF;
+      for (var s = 0u; s < splits; s++) { m = max(m, x[base + s * (HD + 2u) + HD]); }
+      var l = 0.0;
+      var a = 0.0;
+      for (var s = 0u; s < splits; s++) {
+        let o = base + s * (HD + 2u);
+        let e = exp(x[o + HD] - m);
+        l += e * x[o + HD + 1u];
+        a += e * x[o + d];
+      }
+      x_norm[i] = a / l;
+    }
+    workgroupBarrier();
+  }
   // GEMV_GROUPS workgroups walk the column blocks: one block each on a GPU, many on a CPU
   // adapter, where every extra workgroup costs far more than the loop.
   for (var blk = wid.x; blk < GEMV_BLOCKS; blk += GEMV_GROUPS) {
@@ -168,7 +192,7 @@ fn gemv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       // overhead, which dominates in SwiftShader's JIT code.
       for (var k = 0u; k < K; k += 4u) {
         var xv: vec4<f32>;
-        if (LN_INPUT) { xv = vec4<f32>(x_norm[k], x_norm[k + 1u], x_norm[k + 2u], x_norm[k + 3u]); }
+        if (XN_INPUT) { xv = vec4<f32>(x_norm[k], x_norm[k + 1u], x_norm[k + 2u], x_norm[k + 3u]); }
         else { xv = vec4<f32>(x[k], x[k + 1u], x[k + 2u], x[k + 3u]); }
         let i = k * N4 + c4;
         acc += xv.x * unpack4(w[i]) + xv.y * unpack4(w[i + N4]) + xv.z * unpack4(w[i + 2u * N4])
@@ -177,7 +201,7 @@ fn gemv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     } else if (c4 < N4) {
       for (var k = slice; k < K; k += GEMV_SLICES) {
         var xv: f32;
-        if (LN_INPUT) { xv = x_norm[k]; } else { xv = x[k]; }
+        if (XN_INPUT) { xv = x_norm[k]; } else { xv = x[k]; }
         acc += xv * unpack4(w[k * N4 + c4]);
       }
     }

@@ -233,6 +233,28 @@ def test_long_prompt_prefills_in_chunks_like_the_reference(page, models):
     assert r["tokens"] == want
 
 
+def test_gpu_kernel_shapes_give_the_reference_tokens(page, models):
+    """The kernels a real GPU gets (tiled prefill in one chunk of up to 512 rows, decode attention
+    split over blocks of 64 positions and merged by the projection, GEMV with reductions, top-k in
+    two passes), forced on SwiftShader through app/model.py's TUNING: greedy equals the reference
+    with decode steps crossing an attention block boundary and starting in the third block."""
+    set_tuning = "from pywebgpt import model as _m\n_m.TUNING.clear(); _m.TUNING.update({})\nNone"
+    run_py(page, set_tuning.format("{'cpu': False}"))
+    page.loaded = None
+    try:
+        use(page, "char")
+        shape = run_py(page, "_m = state['loaded'].model\n[_m.cpu, _m.split_attention, _m.chunk, _m.att_splits]")
+        assert shape == [False, True, 512, 8]
+        for n_prompt, n_new, seed in ((58, 12, 5), (300, 4, 6)):
+            ids = prompt(n_prompt, seed=seed)
+            want, _, margin = ref_greedy(models["char"], ids, n_new)
+            assert margin > 1e-3
+            assert generate(page, ids, max_new_tokens=n_new, temperature=0)["tokens"] == want, n_prompt
+    finally:
+        run_py(page, set_tuning.format("{}"))
+        page.loaded = None
+
+
 # ------------------------------------------------------------------------------------ stop
 
 

@@ -30,6 +30,7 @@ pytestmark = pytest.mark.browser
 STORE, GELU_TANH, GELU_ERF, RESIDUAL, QKV = 0, 1, 2, 3, 4
 EPILOGUE_NAMES = ["store", "gelu_tanh", "gelu_erf", "residual", "qkv"]
 EPS = 1e-5
+ATT_BLOCK = 64  # common.wgsl: cache positions per block of the split decode attention
 
 
 @pytest.fixture(scope="module")
@@ -115,10 +116,12 @@ def test_layer_norm(kpage, entry, C, rows, groups):
 # ------------------------------------------------------------------------------------- matmul
 
 
-def matmul_consts(K, N, epilogue, *, C=4, NH=1, HD=4, N_CTX=1, ln_input=False, cols4=16, gemv_groups=1):
+def matmul_consts(K, N, epilogue, *, C=4, NH=1, HD=4, N_CTX=1, ln_input=False, cols4=16, gemv_groups=1,
+                  att_input=False):
     # The same names and types as GPT2._matmul.
     return dict(K=K, N=N, N4=N // 4, EPILOGUE=epilogue, C=C, NH=NH, HD=HD, N_CTX=N_CTX, LN_INPUT=ln_input,
-                EPS=EPS, GEMV_COLS4=cols4, GEMV_GROUPS=gemv_groups, XN_LEN=K if ln_input else 1)
+                ATT_INPUT=att_input, ATT_SPLITS=cdiv(N_CTX, ATT_BLOCK), EPS=EPS, GEMV_COLS4=cols4,
+                GEMV_GROUPS=gemv_groups, XN_LEN=K if ln_input or att_input else 1)
 
 
 def epilogue_ref(v, epilogue, y0=None):
@@ -328,13 +331,67 @@ def test_attention(kpage, entry, NH, HD, groups, R, rows, pos0, N_CTX, layer):
     q = f32(r.standard_normal((rows, C)))
     kv = f32(r.standard_normal((2, NH, N_CTX, HD)))
     kv[:, :, pos0 + rows:] = 1e4
-    consts = dict(C=C, NH=NH, HD=HD, N_CTX=N_CTX, SCALE=scale, ATT_GROUPS=max(groups, 1))
+    consts = dict(C=C, NH=NH, HD=HD, N_CTX=N_CTX, SCALE=scale, ATT_GROUPS=max(groups, 1),
+                  ATT_SPLITS=cdiv(N_CTX, ATT_BLOCK))
     dispatch = (groups, R, 1) if entry == "attention" else (cdiv(rows * NH, 64), 1, 1)
     bufs = {"step": step_bytes(rows, pos0), "q": q, "kv": kv, "y": sentinel((rows + 1) * C)}
     steps = [step("attention.wgsl", entry, consts, ["step", "q", "kv", "y"], dispatch)]
     y = read_f32(kh.run(page, bufs, steps, ["y"])["y"]).reshape(rows + 1, C)
     assert_close(y[:rows], kh.attention_ref(q, kv, NH, HD, pos0, scale), 3e-5, entry)
     assert_sentinel(y[rows], "row past step.rows")
+
+
+SPLIT_CASES = [
+    # (NH, HD, pos0, N_CTX, dtype, GEMV_COLS4, layer scale): decode attention split into blocks of 64
+    # positions, merged by the attention projection as it reads its input
+    (2, 8, 0, 16, "f32", 4, 1),         # the first token: one block holding one position
+    (3, 12, 63, 64, "f16p", 4, 1),      # exactly one full block, N_CTX = one block
+    (3, 12, 64, 200, "bf16p", 2, 2),    # a full block and a block of one
+    (5, 24, 190, 300, "f32", 4, 1),     # 3 blocks, the last partial; 2 blocks past the sequence
+    (2, 64, 511, 520, "f16p", 1, 1),    # 8 full blocks, the last slot of a 9th block left out
+    (3, 100, 129, 130, "f32", 4, 1),    # HD > 64: a lane covers two dimensions; blocks of 64 + 64 + 2
+    (1, 256, 70, 80, "f32", 4, 1),      # HD = 256, the largest head the model accepts
+]
+
+
+@pytest.mark.parametrize("NH, HD, pos0, N_CTX, dtype, cols4, layer", SPLIT_CASES,
+                         ids=case_ids(SPLIT_CASES, lambda nh, hd, pos0, n_ctx, d, c4, layer:
+                                      f"nh{nh}-hd{hd}-pos{pos0}-ctx{n_ctx}-{d}-cols{c4}"))
+def test_split_attention_merged_by_the_projection(kpage, NH, HD, pos0, N_CTX, dtype, cols4, layer):
+    """Decode on a GPU: attention_split writes one partial softmax per (head, block of 64 cache
+    positions) and the attention projection (gemv with ATT_INPUT, residual epilogue) merges them;
+    the result is x + attention(q) @ W + b. Cache slots past pos0 hold huge values that must not
+    leak in, and the partials of blocks past the sequence hold garbage that must not either."""
+    page, info = kpage
+    need_dtype(info, dtype)
+    r = rng(40 + HD + pos0)
+    C = NH * HD
+    splits = cdiv(N_CTX, ATT_BLOCK)
+    scale = 1.0 / math.sqrt(HD) / layer
+    q = f32(r.standard_normal((1, C)))
+    kv = f32(1.5 * r.standard_normal((2, NH, N_CTX, HD)))
+    kv[:, :, pos0 + 1:] = 1e4
+    att = kh.attention_ref(q, kv, NH, HD, pos0, scale)[0]
+    N = 4 * cdiv(C, 8)  # any width: the projection's output need not be C here
+    w_b, w = weight(0.3 * r.standard_normal((C, N)), dtype)
+    b = f32(0.1 * r.standard_normal(N))
+    x0 = f32(r.standard_normal(N))
+    ref = x0 + att @ w + b
+    part = f32(np.full(NH * splits * (HD + 2), 7e3, dtype=np.float32))  # stale partials everywhere
+    groups = cdiv(N // 4, cols4)
+    bufs = {"step": step_bytes(1, pos0), "q": q, "kv": kv, "part": part, "w": w_b, "b": b, "y": x0,
+            "kvo": sentinel(4), "g": sentinel(4), "beta": sentinel(4)}
+    att_consts = dict(C=C, NH=NH, HD=HD, N_CTX=N_CTX, SCALE=scale, ATT_GROUPS=NH, ATT_SPLITS=splits)
+    mm_consts = matmul_consts(C, N, RESIDUAL, C=C, NH=NH, HD=HD, N_CTX=N_CTX, cols4=cols4, gemv_groups=groups,
+                              att_input=True)
+    steps = [step("attention.wgsl", "attention_split", att_consts, ["step", "q", "kv", "part"], (NH, splits, 1)),
+             step("matmul.wgsl", "gemv", mm_consts, ["step", "part", "w", "b", "y", "kvo", "g", "beta"], (groups, 1, 1),
+                  SNIPPETS[dtype])]
+    out = kh.run(page, bufs, steps, ["y", "part"])
+    assert_close(read_f32(out["y"]), ref, 3e-5, "split attention + projection")
+    blocks = read_f32(out["part"]).reshape(NH, splits, HD + 2)
+    used = (pos0 + ATT_BLOCK) // ATT_BLOCK
+    assert (blocks[:, used:] == np.float32(7e3)).all(), "blocks past the sequence must not be written"
 
 
 # ------------------------------------------------------------------------------------- lm head
