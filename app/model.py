@@ -266,13 +266,15 @@ class GPT2:
         return min(blocks, TUNING.get("cpu_groups", CPU_GROUPS)) if self.cpu else blocks
 
     def _gemv_cols4(self, N: int) -> int:
-        # Column packs per GEMV block: 4 (K split over 64 invocations, then reduced) on a GPU, which
-        # gives the narrow projections enough workgroups (H100, 117M f16: the four projections took
-        # 1.07 ms per step with 4, 1.37 with 8, 2.9 with 16);
-        # 256 on a CPU adapter, where one invocation per pack needs no reduction and no barrier.
-        cols4 = TUNING.get("gemv_cols4", 256 if self.cpu else 4)
+        # Column packs per GEMV workgroup (a power of two). On a GPU few packs and K split over many
+        # invocations, then reduced: enough workgroups and loads in flight for the narrow matrices
+        # (H200, 117M f16, profile of a decode step at context 128: the 12 K=3072 -> 768 projections
+        # took 0.39-0.43 ms with 4 packs, 0.25-0.27 with 2, 0.17-0.20 with 1; earlier on the H100
+        # 16 packs cost 2.7x what 4 did). On a CPU adapter 256: one invocation per pack, no
+        # reduction and no barrier.
+        cols4 = TUNING.get("gemv_cols4", 256 if self.cpu else 2)
         if N == self.cfg.n_embd:
-            cols4 = TUNING.get("gemv_cols4_narrow", cols4)
+            cols4 = TUNING.get("gemv_cols4_narrow", cols4 if self.cpu else 1)
         return cols4
 
     def _gemv_groups(self, N: int) -> int:

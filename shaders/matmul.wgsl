@@ -6,7 +6,9 @@
 //   matmul_rows   prefill on CPU adapters: no workgroup memory, no barriers (see below).
 //   gemv          decode: one row; each weight is read once. A workgroup owns GEMV_COLS4 packs
 //                 (4 columns each) and splits K over GEMV_SLICES = 256 / GEMV_COLS4 invocations,
-//                 then reduces (GEMV_COLS4 = 4 on a GPU; 256 on a CPU adapter: no reduction).
+//                 then reduces them in a tree (GEMV_COLS4, a power of two: 2 for the wide
+//                 projections and 1 for those with N = n_embd on a GPU; 256 on a CPU adapter: no
+//                 reduction).
 //                 Optionally normalizes the input row first (LN_INPUT: LayerNorm fused into the
 //                 projection, saving a dispatch and a buffer round trip per LayerNorm), or
 //                 merges the blocks of the split decode attention (ATT_INPUT: x holds
@@ -143,6 +145,7 @@ fn matmul_rows(@builtin(global_invocation_id) gid: vec3<u32>) {
 
 // ---------------------------------------------------------------------------------- decode
 const GEMV_SLICES: u32 = 256u / GEMV_COLS4;
+const_assert GEMV_COLS4 * GEMV_SLICES == 256u && (GEMV_SLICES & (GEMV_SLICES - 1u)) == 0u;  // a power of two
 const GEMV_BLOCKS: u32 = (N4 + GEMV_COLS4 - 1u) / GEMV_COLS4;
 var<workgroup> gemv_partial: array<vec4<f32>, 256>;
 var<workgroup> x_norm: array<f32, XN_LEN>;  // the input row, normalized (LN_INPUT) or merged (ATT_INPUT)
@@ -209,13 +212,14 @@ fn gemv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       if (c4 < N4) { store4(0u, c4, acc + bias[c4]); }
       continue;
     }
+    // Tree reduction over the slices (log2 steps, not one invocation summing GEMV_SLICES values).
     gemv_partial[lid] = acc;
     workgroupBarrier();
-    if (slice == 0u && c4 < N4) {
-      var total = bias[c4];
-      for (var s = 0u; s < GEMV_SLICES; s++) { total += gemv_partial[s * GEMV_COLS4 + lid]; }
-      store4(0u, c4, total);
+    for (var half = GEMV_SLICES / 2u; half > 0u; half = half >> 1u) {
+      if (slice < half) { gemv_partial[lid] += gemv_partial[lid + half * GEMV_COLS4]; }
+      workgroupBarrier();
     }
+    if (slice == 0u && c4 < N4) { store4(0u, c4, gemv_partial[lid] + bias[c4]); }
     workgroupBarrier();
   }
 }

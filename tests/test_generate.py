@@ -120,6 +120,7 @@ def models(tmp_path_factory) -> dict:
     cache = tmp_path_factory.getbasetemp() / "models"
     root = tmp_path_factory.mktemp("generate")
     char = copy_model(cached_model(cache, **CHAR), root / "char")
+    copy_model(cached_model(cache, **dict(CHAR, n_layer=4)), root / "char4")
     bpe = copy_model(cached_model(cache, **BPE), root / "bpe")
     char_eos, eos_step, eos_ids = with_eos_config(char, root / "char-eos", prompt(8, seed=3))
     bpe_eos = with_forced_eos(bpe, root / "bpe-eos", prompt(6, seed=4, vocab=50000))
@@ -233,6 +234,61 @@ def test_long_prompt_prefills_in_chunks_like_the_reference(page, models):
     assert r["tokens"] == want
 
 
+STEP_COUNTS = """
+import js
+m = state['loaded'].model
+m.reset()
+await m.prefill([1, 2, 3], k=1)
+out = []
+for k in (1, 64):
+    js.eval("window.__dispatches = 0")
+    counter = js.pywebgptCountCalls()
+    for _ in range(4):
+        r = await m.decode_step(5, k=k)
+    calls = int(counter.stop())
+    out.append({"k": k, "candidates": len(r.ids), "calls": calls / 4, "dispatches": int(js.window.__dispatches) / 4,
+                "readback": m.last_readback_bytes, "planned": m.dispatches_per_decode_step})
+m.reset()
+out
+"""
+COUNT_DISPATCHES_JS = """(on) => {
+  const proto = GPUComputePassEncoder.prototype;
+  if (on && !proto.__original) {
+    proto.__original = proto.dispatchWorkgroups;
+    proto.dispatchWorkgroups = function (...args) { window.__dispatches++; return proto.__original.apply(this, args); };
+  } else if (!on && proto.__original) {
+    proto.dispatchWorkgroups = proto.__original;
+    delete proto.__original;
+  }
+}"""
+
+
+def decode_step_counts(page, n_layer: int, gpu_shapes: bool) -> list:
+    """Counted in the page over 4 decode steps each, greedy (k = 1) and top-k 64: the
+    dispatchWorkgroups calls the GPU received, the calls that crossed from Python to JS, and the
+    bytes read back."""
+    page.evaluate(COUNT_DISPATCHES_JS, True)
+    try:
+        use(page, "char" if n_layer == 2 else f"char{n_layer}")
+        counts = run_py(page, STEP_COUNTS)
+    finally:
+        page.evaluate(COUNT_DISPATCHES_JS, False)
+    tail = 3 if gpu_shapes else 2  # LM head, top-k in two passes on a GPU, one serial pass on a CPU adapter
+    for c in counts:
+        assert c["candidates"] == c["k"]
+        assert c["dispatches"] == c["planned"] == 1 + 5 * n_layer + tail <= 6 * n_layer + 4, c
+        assert c["readback"] == (2 * c["k"] + 2) * 4 <= 1024, c
+    return counts
+
+
+def test_decode_step_budgets(page, models):
+    """Issue 10's per-step budgets: dispatches <= 6 n_layer + 4, read-back <= 1 KB for greedy and
+    top-k 64, and Python -> JS calls per step independent of the number of layers."""
+    two, four = decode_step_counts(page, 2, False), decode_step_counts(page, 4, False)
+    assert [c["calls"] for c in two] == [c["calls"] for c in four]
+    assert all(c["calls"] <= 12 for c in two), two
+
+
 def test_gpu_kernel_shapes_give_the_reference_tokens(page, models):
     """The kernels a real GPU gets (tiled prefill in one chunk of up to 512 rows, decode attention
     split over blocks of 64 positions and merged by the projection, GEMV with reductions, top-k in
@@ -250,6 +306,8 @@ def test_gpu_kernel_shapes_give_the_reference_tokens(page, models):
             want, _, margin = ref_greedy(models["char"], ids, n_new)
             assert margin > 1e-3
             assert generate(page, ids, max_new_tokens=n_new, temperature=0)["tokens"] == want, n_prompt
+        two, four = decode_step_counts(page, 2, True), decode_step_counts(page, 4, True)
+        assert [c["calls"] for c in two] == [c["calls"] for c in four]
     finally:
         run_py(page, set_tuning.format("{}"))
         page.loaded = None

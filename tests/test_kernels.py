@@ -233,6 +233,11 @@ GEMV_CASES = [
     (False, 36, 148, RESIDUAL, 256, 1, "f16p", None, 0, 1),
     (True, 60, 180, QKV, 256, 1, "f16p", (5, 12), 257, 260),
     (False, 29, 1040, GELU_ERF, 64, 3, "f32", None, 0, 1),       # a tuning shape: 4 slices, 5 blocks
+    # the GPU defaults: 2 packs (128 slices) for the wide projections, 1 (256 slices) for N = n_embd
+    (True, 300, 148, GELU_TANH, 2, 19, "f16p", None, 0, 1),
+    (True, 60, 180, QKV, 2, 23, "bf16p", (5, 12), 270, 300),
+    (False, 300, 76, RESIDUAL, 1, 19, "f32", None, 0, 1),        # K = 300: slices of 2 rows and of 1
+    (False, 29, 76, STORE, 1, 5, "f16p", None, 0, 1),            # K < slices; 5 groups over 19 blocks
 ]
 
 
