@@ -134,10 +134,12 @@ NODE_NEW = 12
 
 @pytest.fixture(scope="module")
 def node_run(models):
-    """tools/generate.py --runtime node on the char model, started first: it runs beside the
+    """tools/generate.py --runtime node on the BPE model, dumping its logits (a report of megabytes
+    through a pipe), started first: it runs beside the
     browser tests (its start-up is mostly waiting) and is collected by the test that needs it."""
-    cmd = [sys.executable, str(ROOT / "tools/generate.py"), "--runtime", "node", "--model", str(models["char"]),
-           "--prompt-ids", ",".join(map(str, NODE_PROMPT)), "--max-new-tokens", str(NODE_NEW), "--json"]
+    cmd = [sys.executable, str(ROOT / "tools/generate.py"), "--runtime", "node", "--model", str(models["bpe"]),
+           "--prompt-ids", ",".join(map(str, NODE_PROMPT)), "--max-new-tokens", str(NODE_NEW), "--json",
+           "--no-stop-on-eos", "--dump-logits", str(models["root"] / "node-logits.npy")]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     yield proc
     if proc.poll() is None:
@@ -572,14 +574,18 @@ def test_bpe_sampling_agrees_with_the_cpython_sampler(page, models):
 
 
 def test_node_runner_gives_the_browser_greedy_ids(page, models, node_run):
-    use(page, "char")
-    browser = generate(page, NODE_PROMPT, max_new_tokens=NODE_NEW, temperature=0)
+    use(page, "bpe")
+    browser = generate(page, NODE_PROMPT, max_new_tokens=NODE_NEW, temperature=0, stop_on_eos=False)
     stdout, stderr = node_run.communicate(timeout=300)
     assert node_run.returncode == 0, stderr
     node = json.loads(stdout)
     assert node["runtime"] == "node" and node["adapter"], node
-    assert node["tokens"] == browser["tokens"] == ref_greedy(models["char"], NODE_PROMPT, NODE_NEW)[0]
+    want_ids, want_logits, _ = ref_greedy(models["bpe"], NODE_PROMPT, NODE_NEW)
+    assert node["tokens"] == browser["tokens"] == want_ids
     assert node["text"] == browser["text"] and node["finish_reason"] == "length"
+    logits = np.load(models["root"] / "node-logits.npy")  # 12 x 50257 floats came through the pipe whole
+    assert logits.shape == want_logits.shape
+    assert np.abs(logits - want_logits).max() < 1e-3
 
 
 # ------------------------------------------------------------------------------------ Python API

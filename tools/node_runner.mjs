@@ -13,9 +13,14 @@ import { create, globals } from 'webgpu';
 const root = path.resolve(path.dirname(url.fileURLToPath(import.meta.url)), '..');
 const args = JSON.parse(process.argv[2] || '{}');
 
+// process.exit() right after a write to a pipe drops what Node has not flushed yet (a report with
+// dumped logits is megabytes): exit only once the write has gone out.
+function finish(report, code) {
+  process.stdout.write(JSON.stringify(report) + '\n', () => process.exit(code));
+}
+
 function fail(message) {
-  process.stdout.write(JSON.stringify({ error: String(message) }) + '\n');
-  process.exit(2);
+  finish({ error: String(message) }, 2);
 }
 
 try {
@@ -57,9 +62,8 @@ except Exception as exc:
   }
   // Optional Python run after the generations (tools/bench.py: app/bench.py on the loaded model).
   const python = args.python ? JSON.parse(await api._py(args.python)) : undefined;
-  process.stdout.write(JSON.stringify({ info, ready_ms: readyMs, model, warm_model: warmModel,
-    result: results[results.length - 1], results, python }) + '\n');
-  process.exit(0);
+  finish({ info, ready_ms: readyMs, model, warm_model: warmModel,
+    result: results[results.length - 1], results, python }, 0);
 } catch (err) {
   fail(err && err.message ? err.message : err);
 }
