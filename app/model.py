@@ -8,9 +8,11 @@
     logits = LayerNorm_f(x[-1]) @ wte.T                      lm_head.wgsl
     top k of logits, log-sum-exp                             topk.wgsl
 
-A prompt is prefilled in chunks (the tiled matmul, one LayerNorm dispatch each); every generated
-token is one decode step over the KV cache (matrix-vector products with the LayerNorm fused in:
-5 dispatches per block). Buffers, pipelines, bind groups and the dispatch lists are built once per
+A prompt is prefilled in chunks (the tiled matmul, one LayerNorm dispatch each, flash-attention-style
+tiles on a GPU); every generated token is one decode step over the KV cache (matrix-vector products
+with the LayerNorm fused in; on a GPU the attention is split over blocks of 64 cache positions that
+the projection merges as it reads them: 5 dispatches per block). A CPU adapter (SwiftShader) gets
+barrier-free variants of the same kernels (see GPU.is_cpu and the shaders' headers). Buffers, pipelines, bind groups and the dispatch lists are built once per
 model; a decode step writes one small `Step` buffer, replays a prepared dispatch list and reads
 back the top candidates (a few hundred bytes), never the 50,257 logits unless asked to.
 
@@ -243,6 +245,10 @@ class GPT2:
         # their partial results, merged by the attention projection.
         self.split_attention = not self.cpu and not TUNING.get("no_split_attention", False)
         self.att_splits = -(-self.n_ctx // ATT_BLOCK)
+        # Prefill attention on a GPU is tiled through workgroup memory when the tiles fit.
+        wg_bytes = self.gpu.limits.get("maxComputeWorkgroupStorageSize", 16384)
+        self.tiled_attention = (not self.cpu and 4 * (48 * cfg.head_dim + 256) <= wg_bytes
+                                and not TUNING.get("no_tiled_attention", False))
         self.att_part = self._alloc(cfg.n_head * self.att_splits * (cfg.head_dim + 2) * 4, "attention blocks")
         self.h = self._alloc(R * cfg.d_mlp * 4, "mlp hidden")
         self.logits = self._alloc(V * 4, "logits", readable=True)
@@ -365,6 +371,11 @@ class GPT2:
                 att_decode = (att_groups, 1, 1)
             ro, rw = self.dummy_ro, self.dummy_rw
             attn_group = bind(attn, [s, self.q, L["kv"], self.att])
+            att_prefill_step = (attn, attn_group, att_prefill)
+            if self.tiled_attention:  # flash-attention-style prefill: see attention.wgsl
+                tiled_att = self._pipeline("attention.wgsl", "attention_tiled", **att_consts)
+                att_prefill_step = (tiled_att, bind(tiled_att, [s, self.q, L["kv"], self.att]),
+                                    lambda rows: (cfg.n_head, -(-rows // 16), 1))
             if self.split_attention:
                 split = self._pipeline("attention.wgsl", "attention_split", **att_consts)
                 att_decode_step = (split, bind(split, [s, self.q, L["kv"], self.att_part]), (cfg.n_head, self.att_splits, 1))
@@ -375,7 +386,7 @@ class GPT2:
             prefill += [
                 (ln, bind(ln, [s, self.x, L["ln_1.g"], L["ln_1.b"], self.xn]), ln_counts),
                 (t_qkv, bind(t_qkv, [s, self.xn, L["attn.w"], L["attn.b"], self.q, L["kv"]]), tiled(3 * C)),
-                (attn, attn_group, att_prefill),
+                att_prefill_step,
                 (t_proj, bind(t_proj, [s, self.att, L["proj.w"], L["proj.b"], self.x, rw]), tiled(C)),
                 (ln, bind(ln, [s, self.x, L["ln_2.g"], L["ln_2.b"], self.xn]), ln_counts),
                 (t_fc, bind(t_fc, [s, self.xn, L["fc.w"], L["fc.b"], self.h, rw]), tiled(M)),

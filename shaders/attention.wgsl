@@ -10,6 +10,13 @@
 //   workgroup memory (N_CTX floats), so N_CTX is bounded by the adapter's workgroup storage.
 // Constants: C, NH, HD (<= 256), N_CTX, SCALE, ATT_GROUPS, ATT_SPLITS (= ceil(N_CTX / ATT_BLOCK)).
 //
+// attention_tiled (prefill on a GPU) works like flash attention: workgroup (h, b) owns query rows
+// b*QB .. b*QB + QB - 1 of head h, walks the cache in tiles of KB positions staged through workgroup
+// memory (coalesced loads, each key and value read once per query block instead of once per row),
+// and keeps a running max / sum / output per row (online softmax), so no row of scores is stored.
+// 256 invocations: for scores 16 rows x 16 keys; for the output 16 rows x 16 lanes of dimensions.
+// Dispatch (NH, ceil(rows / QB), 1). Workgroup memory 4 * (48 * HD + 256) bytes.
+//
 // attention_split (decode on a GPU) spreads one row over NH x ATT_SPLITS workgroups, one per
 // (head, block of ATT_BLOCK = 64 cache positions), so a long context keeps the GPU busy
 // (flash-decoding). Workgroup (h, s) writes its block's unnormalized result and softmax statistics
@@ -72,6 +79,82 @@ fn attend_head(h: u32, t: u32, lid: u32) {
     y[t * C + h * HD + d] = total / l;
   }
   workgroupBarrier();  // scores[] and partial[] are reused by the next head
+}
+
+const QB: u32 = 16u;                    // query rows per workgroup (attention_tiled)
+const KB: u32 = 16u;                    // cache positions per tile
+const DPT: u32 = (HD + 15u) / 16u;      // output dimensions per invocation
+var<workgroup> q_tile: array<f32, QB * HD>;   // this block's queries, pre-scaled
+var<workgroup> k_tile: array<f32, KB * HD>;
+var<workgroup> v_tile: array<f32, KB * HD>;
+var<workgroup> s_tile: array<f32, QB * KB>;   // scores of the tile, [row][key]
+
+@compute @workgroup_size(256)
+fn attention_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let h = wid.x;
+  let t0 = wid.y * QB;
+  let rows = step.rows;
+  if (t0 >= rows) { return; }            // the same for the whole workgroup
+  let k0 = h * N_CTX * HD;
+  let v0 = (NH + h) * N_CTX * HD;
+  for (var i = lid; i < QB * HD; i += 256u) {
+    let r = t0 + i / HD;
+    var v = 0.0;
+    if (r < rows) { v = q[r * C + h * HD + i % HD] * SCALE; }
+    q_tile[i] = v;
+  }
+  let qi = lid / 16u;                    // the row this invocation scores and writes
+  let kj = lid % 16u;                    // its key in the tile; its first output dimension
+  let t = t0 + qi;
+  let n_keys = step.pos0 + min(rows, t0 + QB);  // keys visible to the block's last row
+  var o: array<f32, DPT>;
+  var m = NEG_INF;
+  var l = 0.0;
+  for (var p0 = 0u; p0 < n_keys; p0 += KB) {
+    workgroupBarrier();                  // the previous tile is no longer read
+    for (var i = lid; i < KB * HD; i += 256u) {
+      let p = p0 + i / HD;
+      var kk = 0.0;
+      var vv = 0.0;
+      if (p < n_keys) {
+        kk = kv[k0 + p * HD + i % HD];
+        vv = kv[v0 + p * HD + i % HD];
+      }
+      k_tile[i] = kk;
+      v_tile[i] = vv;
+    }
+    workgroupBarrier();
+    var sc = NEG_INF;
+    if (t < rows && p0 + kj <= step.pos0 + t) {
+      sc = 0.0;
+      for (var d = 0u; d < HD; d++) { sc += q_tile[qi * HD + d] * k_tile[kj * HD + d]; }
+    }
+    s_tile[qi * KB + kj] = sc;
+    workgroupBarrier();
+    // Online softmax: the 16 invocations of a row derive the same statistics from s_tile. Key 0
+    // is in the first tile and visible to every row, so m is finite from then on.
+    var m_tile = NEG_INF;
+    for (var j = 0u; j < KB; j++) { m_tile = max(m_tile, s_tile[qi * KB + j]); }
+    let m_new = max(m, m_tile);
+    let rescale = exp(m - m_new);
+    for (var x = 0u; x < DPT; x++) { o[x] *= rescale; }
+    l *= rescale;
+    for (var j = 0u; j < KB; j++) {
+      let e = exp(s_tile[qi * KB + j] - m_new);
+      l += e;
+      for (var x = 0u; x < DPT; x++) {
+        let d = kj + 16u * x;
+        if (d < HD) { o[x] += e * v_tile[j * HD + d]; }
+      }
+    }
+    m = m_new;
+  }
+  if (t < rows) {
+    for (var x = 0u; x < DPT; x++) {
+      let d = kj + 16u * x;
+      if (d < HD) { y[t * C + h * HD + d] = o[x] / l; }
+    }
+  }
 }
 
 var<workgroup> block_scores: array<f32, ATT_BLOCK>;

@@ -301,8 +301,8 @@ def test_gpu_kernel_shapes_give_the_reference_tokens(page, models):
     page.loaded = None
     try:
         use(page, "char")
-        shape = run_py(page, "_m = state['loaded'].model\n[_m.cpu, _m.split_attention, _m.chunk, _m.att_splits]")
-        assert shape == [False, True, 512, 8]
+        shape = run_py(page, "_m = state['loaded'].model\n[_m.cpu, _m.split_attention, _m.tiled_attention, _m.chunk, _m.att_splits]")
+        assert shape == [False, True, True, 512, 8]
         for n_prompt, n_new, seed in ((58, 12, 5), (300, 4, 6)):
             ids = prompt(n_prompt, seed=seed)
             want, _, margin = ref_greedy(models["char"], ids, n_new)

@@ -316,6 +316,11 @@ ATT_CASES = [
     ("attention", 3, 24, 1, 2, 4, 254, 260, 3),      # rows crossing position 256; scale / layer index
     ("attention", 5, 64, 3, 2, 2, 511, 520, 1),      # > 512 positions: three strides of 256
     ("attention", 3, 64, 2, 4, 67, 200, 300, 1),     # many prefill rows crossing 256, R < rows
+    ("attention_tiled", 3, 8, 0, 0, 5, 0, 40, 1),    # prefill from 0: one block of 16 rows, partly used
+    ("attention_tiled", 3, 64, 0, 0, 67, 200, 300, 1),  # 5 row blocks, keys in tiles of 16 past 256
+    ("attention_tiled", 5, 12, 0, 0, 1, 299, 300, 1),   # one row at the last slot
+    ("attention_tiled", 2, 72, 0, 0, 33, 254, 300, 3),  # HD = 72: lanes with 5 and 4 dims; scale / layer
+    ("attention_tiled", 1, 4, 0, 0, 48, 0, 48, 1),      # rows = 3 full blocks, keys = 3 full tiles
     ("attention_rows", 3, 8, 0, 0, 67, 0, 70, 1),    # 201 (row, head) pairs: 4 workgroups of 64
     ("attention_rows", 5, 12, 0, 0, 1, 299, 300, 1),
     ("attention_rows", 5, 24, 0, 0, 4, 254, 260, 3),
@@ -338,7 +343,8 @@ def test_attention(kpage, entry, NH, HD, groups, R, rows, pos0, N_CTX, layer):
     kv[:, :, pos0 + rows:] = 1e4
     consts = dict(C=C, NH=NH, HD=HD, N_CTX=N_CTX, SCALE=scale, ATT_GROUPS=max(groups, 1),
                   ATT_SPLITS=cdiv(N_CTX, ATT_BLOCK))
-    dispatch = (groups, R, 1) if entry == "attention" else (cdiv(rows * NH, 64), 1, 1)
+    dispatch = {"attention": (groups, R, 1), "attention_tiled": (NH, cdiv(rows, 16), 1)}.get(
+        entry, (cdiv(rows * NH, 64), 1, 1))
     bufs = {"step": step_bytes(rows, pos0), "q": q, "kv": kv, "y": sentinel((rows + 1) * C)}
     steps = [step("attention.wgsl", entry, consts, ["step", "q", "kv", "y"], dispatch)]
     y = read_f32(kh.run(page, bufs, steps, ["y"])["y"]).reshape(rows + 1, C)
