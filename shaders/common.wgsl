@@ -29,28 +29,38 @@ fn is_nan(v: f32) -> bool { return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u
 const ATT_BLOCK: u32 = 64u;
 
 // Workgroup-wide reductions over 256 invocations. Callers must be in uniform control flow.
+// Two levels (16 invocations sum 16 values each, then every invocation sums the 16 partial sums in
+// the same order, so all get the same bits) cost two barriers instead of a tree's nine: a barrier
+// is the expensive part on both kinds of adapter. No trailing barrier is needed: a following call
+// writes reduce_scratch only after every invocation has read it, and reduce_partial only after its
+// own first barrier, which every invocation reaches after reading this call's partial sums.
 var<workgroup> reduce_scratch: array<f32, 256>;
+var<workgroup> reduce_partial: array<f32, 16>;
 
 fn workgroup_sum(lid: u32, v: f32) -> f32 {
   reduce_scratch[lid] = v;
   workgroupBarrier();
-  for (var s = 128u; s > 0u; s = s >> 1u) {
-    if (lid < s) { reduce_scratch[lid] += reduce_scratch[lid + s]; }
-    workgroupBarrier();
+  if (lid < 16u) {
+    var s = 0.0;
+    for (var i = 0u; i < 16u; i++) { s += reduce_scratch[lid * 16u + i]; }
+    reduce_partial[lid] = s;
   }
-  let total = reduce_scratch[0];
   workgroupBarrier();
+  var total = 0.0;
+  for (var i = 0u; i < 16u; i++) { total += reduce_partial[i]; }
   return total;
 }
 
 fn workgroup_max(lid: u32, v: f32) -> f32 {
   reduce_scratch[lid] = v;
   workgroupBarrier();
-  for (var s = 128u; s > 0u; s = s >> 1u) {
-    if (lid < s) { reduce_scratch[lid] = max(reduce_scratch[lid], reduce_scratch[lid + s]); }
-    workgroupBarrier();
+  if (lid < 16u) {
+    var m = reduce_scratch[lid * 16u];
+    for (var i = 1u; i < 16u; i++) { m = max(m, reduce_scratch[lid * 16u + i]); }
+    reduce_partial[lid] = m;
   }
-  let best = reduce_scratch[0];
   workgroupBarrier();
+  var best = reduce_partial[0];
+  for (var i = 1u; i < 16u; i++) { best = max(best, reduce_partial[i]); }
   return best;
 }
