@@ -241,6 +241,8 @@ class GPT2:
         self.xn = self._alloc(R * C * 4, "x normalized")
         self.q = self._alloc(R * C * 4, "q")
         self.att = self._alloc(R * C * 4, "attention out")
+        mlp_split = self._split_k(cfg.d_mlp)
+        self.split_scratch = self._alloc(mlp_split * R * C * 4, "split-K partial sums") if mlp_split > 1 else None
         # Decode attention on a GPU is split over blocks of ATT_BLOCK cache positions (attention.wgsl):
         # their partial results, merged by the attention projection.
         self.split_attention = not self.cpu and not TUNING.get("no_split_attention", False)
@@ -286,9 +288,19 @@ class GPT2:
     def _gemv_groups(self, N: int) -> int:
         return self._groups(-(-(N // 4) // self._gemv_cols4(N)))
 
-    def _matmul(self, entry: str, K: int, N: int, epilogue: int, ln_input: bool = False, att_input: bool = False):
+    def _split_k(self, K: int) -> int:
+        """K splits for a prefill projection on a GPU: about 768 deep each (the 3072-deep MLP
+        projection ran 2.5 of 8.4 ms of a 512-row prefill as one serial loop per tile, H200)."""
+        if self.cpu:
+            return 1
+        return max(1, K // TUNING.get("split_k_depth", 768))
+
+    def _matmul(self, entry: str, K: int, N: int, epilogue: int, ln_input: bool = False, att_input: bool = False,
+                split_k: int = 1):
         cfg = self.cfg
+        split_ks = -(-(-(-K // split_k)) // 16) * 16
         return self._pipeline("matmul.wgsl", entry, K=K, N=N, N4=N // 4, EPILOGUE=epilogue, C=cfg.n_embd,
+                              SPLIT_K=split_k, SPLIT_KS=split_ks,
                               NH=cfg.n_head, HD=cfg.head_dim, N_CTX=self.n_ctx, LN_INPUT=ln_input,
                               ATT_INPUT=att_input, ATT_SPLITS=self.att_splits, EPS=cfg.layer_norm_epsilon,
                               GEMV_COLS4=self._gemv_cols4(N), GEMV_GROUPS=self._gemv_groups(N),
@@ -333,7 +345,9 @@ class GPT2:
         t_qkv = self._matmul(prefill_entry, C, 3 * C, QKV)
         t_proj = self._matmul(prefill_entry, C, C, RESIDUAL)
         t_fc = self._matmul(prefill_entry, C, M, gelu)
-        t_mlp = self._matmul(prefill_entry, M, C, RESIDUAL)
+        mlp_split = self._split_k(M)
+        t_mlp = self._matmul(prefill_entry, M, C, RESIDUAL, split_k=mlp_split)
+        t_mlp_sum = self._matmul("matmul_split_k_sum", M, C, RESIDUAL, split_k=mlp_split) if mlp_split > 1 else None
         g_qkv = self._matmul("gemv", C, 3 * C, QKV, ln_input=True)
         g_proj = self._matmul("gemv", C, C, RESIDUAL, att_input=self.split_attention)
         g_fc = self._matmul("gemv", C, M, gelu, ln_input=True)
@@ -390,8 +404,16 @@ class GPT2:
                 (t_proj, bind(t_proj, [s, self.att, L["proj.w"], L["proj.b"], self.x, rw]), tiled(C)),
                 (ln, bind(ln, [s, self.x, L["ln_2.g"], L["ln_2.b"], self.xn]), ln_counts),
                 (t_fc, bind(t_fc, [s, self.xn, L["fc.w"], L["fc.b"], self.h, rw]), tiled(M)),
-                (t_mlp, bind(t_mlp, [s, self.h, L["mlp.w"], L["mlp.b"], self.x, rw]), tiled(C)),
             ]
+            if t_mlp_sum is None:
+                prefill.append((t_mlp, bind(t_mlp, [s, self.h, L["mlp.w"], L["mlp.b"], self.x, rw]), tiled(C)))
+            else:  # split K: partial sums to scratch, then one pass adds them (see matmul.wgsl)
+                prefill += [
+                    (t_mlp, bind(t_mlp, [s, self.h, L["mlp.w"], L["mlp.b"], self.split_scratch, rw]),
+                     lambda rows: (-(-C // 64), -(-rows // 64), mlp_split)),
+                    (t_mlp_sum, bind(t_mlp_sum, [s, self.split_scratch, None, L["mlp.b"], self.x, rw]),
+                     lambda rows: (-(-(C // 4) // 64), rows, 1)),
+                ]
             decode += [
                 (g_qkv, bind(g_qkv, [s, self.x, L["attn.w"], L["attn.b"], self.q, L["kv"], L["ln_1.g"], L["ln_1.b"]]),
                  gemv(3 * C)),
@@ -401,6 +423,8 @@ class GPT2:
                 (g_mlp, bind(g_mlp, [s, self.h, L["mlp.w"], L["mlp.b"], self.x, rw, ro, ro]), gemv(C)),
             ]
             prefill_names += ["layer_norm_1", "qkv", "attention", "attn_proj", "layer_norm_2", "mlp_fc", "mlp_proj"]
+            if t_mlp_sum is not None:
+                prefill_names.append("mlp_proj_sum")
             decode_names += ["ln_1+qkv", "attention", "attn_proj", "ln_2+mlp_fc", "mlp_proj"]
         # The head and top-k run only on the last prefill chunk (count 0 elsewhere).
         tail = [(pipe, group, (groups, 1, 1)) for pipe, group, groups in heads]

@@ -1,8 +1,13 @@
 // matmul.wgsl — Y = epilogue(X @ W + b), the projections of a GPT-2 block (HF Conv1D layout).
 // Entry points over the same bindings:
 //   matmul_tiled  prefill: many rows; 64x64 output tiles, K in steps of 16 through workgroup
-//                 memory; 256 invocations as 16x16, each computing 4 rows x 4 columns.
-//                 Dispatch (ceil(N / 64), ceil(rows / 64), 1).
+//                 memory, the next step's loads issued before this step's math; 256 invocations
+//                 as 16x16, each computing 4 rows x 4 columns. With SPLIT_K > 1 workgroup z
+//                 covers k in [z * SPLIT_KS, (z + 1) * SPLIT_KS) and writes its partial sums to y
+//                 as scratch [SPLIT_K, rows, N]; matmul_split_k_sum adds them up (a long K, the
+//                 MLP's 3072-deep projection, otherwise runs one long serial loop per tile).
+//                 Dispatch (ceil(N / 64), ceil(rows / 64), SPLIT_K).
+//   matmul_split_k_sum  Y = epilogue(sum of the partial sums + b); see below.
 //   matmul_rows   prefill on CPU adapters: no workgroup memory, no barriers (see below).
 //   gemv          decode: one row; each weight is read once. A workgroup owns GEMV_COLS4 packs
 //                 (4 columns each) and splits K over GEMV_SLICES = 256 / GEMV_COLS4 invocations,
@@ -25,7 +30,8 @@
 //   4 qkv            columns [0, C) -> Y[r, c] (Y is [rows, C]); [C, 2C) -> K cache and
 //                    [2C, 3C) -> V cache at position pos0 + r, head-major
 // Constants: K (a multiple of 4: the CPU GEMV reads 4 rows per step), N, N4, EPILOGUE, C, NH, HD, N_CTX, LN_INPUT (bool),
-//   ATT_INPUT (bool), ATT_SPLITS, EPS, GEMV_COLS4, GEMV_GROUPS, XN_LEN (K with LN_INPUT or ATT_INPUT, else 1).
+//   ATT_INPUT (bool), ATT_SPLITS, EPS, GEMV_COLS4, GEMV_GROUPS, XN_LEN (K with LN_INPUT or ATT_INPUT, else 1),
+//   SPLIT_K, SPLIT_KS (k per split, a multiple of 16).
 @group(0) @binding(0) var<storage, read> step: Step;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> w: array<WPack>;
@@ -89,24 +95,35 @@ fn matmul_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
   let ty = lid / 16u;   // group of 4 rows within the tile
   let m0 = wid.y * 64u;
   let n0 = wid.x * 16u; // in packs
+  // Split K: workgroup z sums k in [k_begin, k_end) only (SPLIT_K = 1: all of K).
+  let k_begin = wid.z * SPLIT_KS;
+  let k_end = min(K, k_begin + SPLIT_KS);
+  // What this invocation loads: A row ar, 4 consecutive k from ak; B row bk, column pack bc.
+  let ar = lid / 4u;
+  let ak = (lid % 4u) * 4u;
+  let bk = lid / 16u;
+  let bc = lid % 16u;
+  var a_next = vec4<f32>(0.0);
+  var b_next = vec4<f32>(0.0);
+  if (k_begin < k_end) {
+    a_next = load_a(m0 + ar, k_begin + ak, k_end, rows);
+    b_next = load_b(k_begin + bk, n0 + bc, k_end);
+  }
   var acc: array<vec4<f32>, 4>;
-  for (var k0 = 0u; k0 < K; k0 += 16u) {
-    // A tile: 64 rows x 16 k, each invocation one row and 4 consecutive k, stored so that one
-    // vec4 load in the inner loop gives 4 rows (two workgroup loads per 16 multiply-adds).
-    let ar = lid / 4u;
-    let ak = (lid % 4u) * 4u;
-    for (var j = 0u; j < 4u; j++) {
-      var v = 0.0;
-      if (m0 + ar < rows && k0 + ak + j < K) { v = x[(m0 + ar) * K + k0 + ak + j]; }
-      a_tile[ak + j][ar / 4u][ar % 4u] = v;
-    }
-    // B tile: 16 k x 16 packs.
-    let bk = lid / 16u;
-    let bc = lid % 16u;
-    var b = vec4<f32>(0.0);
-    if (k0 + bk < K && n0 + bc < N4) { b = unpack4(w[(k0 + bk) * N4 + n0 + bc]); }
-    b_tile[bk][bc] = b;
+  for (var k0 = k_begin; k0 < k_end; k0 += 16u) {
+    // A tile stored so that one vec4 load in the inner loop gives 4 rows (two workgroup loads
+    // per 16 multiply-adds).
+    a_tile[ak][ar / 4u][ar % 4u] = a_next.x;
+    a_tile[ak + 1u][ar / 4u][ar % 4u] = a_next.y;
+    a_tile[ak + 2u][ar / 4u][ar % 4u] = a_next.z;
+    a_tile[ak + 3u][ar / 4u][ar % 4u] = a_next.w;
+    b_tile[bk][bc] = b_next;
     workgroupBarrier();
+    // Fetch the next tile into registers now, so its memory latency overlaps this tile's math.
+    if (k0 + 16u < k_end) {
+      a_next = load_a(m0 + ar, k0 + 16u + ak, k_end, rows);
+      b_next = load_b(k0 + 16u + bk, n0 + bc, k_end);
+    }
     for (var kk = 0u; kk < 16u; kk++) {
       let bv = b_tile[kk][tx];
       let av = a_tile[kk][ty];
@@ -121,8 +138,51 @@ fn matmul_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
   if (c4 >= N4) { return; }
   for (var i = 0u; i < 4u; i++) {
     let r = m0 + ty * 4u + i;
-    if (r < rows) { store4(r, c4, acc[i] + bias[c4]); }
+    if (r >= rows) { continue; }
+    if (SPLIT_K == 1u) {
+      store4(r, c4, acc[i] + bias[c4]);
+    } else {  // a partial sum, to y as scratch [SPLIT_K, rows, N]; matmul_split_k_sum finishes
+      let o = ((wid.z * rows + r) * N4 + c4) * 4u;
+      y[o] = acc[i].x;
+      y[o + 1u] = acc[i].y;
+      y[o + 2u] = acc[i].z;
+      y[o + 3u] = acc[i].w;
+    }
   }
+}
+
+fn load_a(r: u32, k: u32, k_end: u32, rows: u32) -> vec4<f32> {
+  var v = vec4<f32>(0.0);
+  if (r < rows) {
+    let base = r * K;
+    if (k < k_end) { v.x = x[base + k]; }
+    if (k + 1u < k_end) { v.y = x[base + k + 1u]; }
+    if (k + 2u < k_end) { v.z = x[base + k + 2u]; }
+    if (k + 3u < k_end) { v.w = x[base + k + 3u]; }
+  }
+  return v;
+}
+
+fn load_b(k: u32, c4: u32, k_end: u32) -> vec4<f32> {
+  if (k < k_end && c4 < N4) { return unpack4(w[k * N4 + c4]); }
+  return vec4<f32>(0.0);
+}
+
+// matmul_split_k_sum: the second half of a split-K matmul_tiled: Y = epilogue(sum of the SPLIT_K
+// partial sums + b), with the partial sums bound as x ([SPLIT_K, rows, N]). One invocation per
+// column pack and row: dispatch (ceil(N4 / 64), rows, 1).
+@compute @workgroup_size(64)
+fn matmul_split_k_sum(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let c4 = gid.x;
+  let r = gid.y;
+  let rows = step.rows;
+  if (c4 >= N4 || r >= rows) { return; }
+  var v = bias[c4];
+  for (var s = 0u; s < SPLIT_K; s++) {
+    let o = ((s * rows + r) * N4 + c4) * 4u;
+    v += vec4<f32>(x[o], x[o + 1u], x[o + 2u], x[o + 3u]);
+  }
+  store4(r, c4, v);
 }
 
 // matmul_rows: prefill for CPU adapters, without workgroup memory or barriers: invocation

@@ -292,17 +292,20 @@ def test_decode_step_budgets(page, models):
 
 
 def test_gpu_kernel_shapes_give_the_reference_tokens(page, models):
-    """The kernels a real GPU gets (tiled prefill in one chunk of up to 512 rows, decode attention
+    """The kernels a real GPU gets (tiled prefill in one chunk of up to 512 rows with split K for the
+    MLP projection, decode attention
     split over blocks of 64 positions and merged by the projection, GEMV with reductions, top-k in
     two passes), forced on SwiftShader through app/model.py's TUNING: greedy equals the reference
     with decode steps crossing an attention block boundary and starting in the third block."""
     set_tuning = "from pywebgpt import model as _m\n_m.TUNING.clear(); _m.TUNING.update({})\nNone"
-    run_py(page, set_tuning.format("{'cpu': False}"))
+    # split_k_depth 64: the MLP projection (K = 256) runs as 4 partial sums, as GPT-2's does on a GPU
+    run_py(page, set_tuning.format("{'cpu': False, 'split_k_depth': 64}"))
     page.loaded = None
     try:
         use(page, "char")
-        shape = run_py(page, "_m = state['loaded'].model\n[_m.cpu, _m.split_attention, _m.tiled_attention, _m.chunk, _m.att_splits]")
-        assert shape == [False, True, True, 512, 8]
+        shape = run_py(page, "_m = state['loaded'].model\n[_m.cpu, _m.split_attention, _m.tiled_attention, _m.chunk, "
+                             "_m.att_splits, _m._split_k(_m.cfg.d_mlp)]")
+        assert shape == [False, True, True, 512, 8, 4]
         for n_prompt, n_new, seed in ((58, 12, 5), (300, 4, 6)):
             ids = prompt(n_prompt, seed=seed)
             want, _, margin = ref_greedy(models["char"], ids, n_new)

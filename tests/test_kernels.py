@@ -117,9 +117,10 @@ def test_layer_norm(kpage, entry, C, rows, groups):
 
 
 def matmul_consts(K, N, epilogue, *, C=4, NH=1, HD=4, N_CTX=1, ln_input=False, cols4=16, gemv_groups=1,
-                  att_input=False):
+                  att_input=False, split_k=1):
     # The same names and types as GPT2._matmul.
     return dict(K=K, N=N, N4=N // 4, EPILOGUE=epilogue, C=C, NH=NH, HD=HD, N_CTX=N_CTX, LN_INPUT=ln_input,
+                SPLIT_K=split_k, SPLIT_KS=cdiv(cdiv(K, split_k), 16) * 16,
                 ATT_INPUT=att_input, ATT_SPLITS=cdiv(N_CTX, ATT_BLOCK), EPS=EPS, GEMV_COLS4=cols4,
                 GEMV_GROUPS=gemv_groups, XN_LEN=K if ln_input or att_input else 1)
 
@@ -210,6 +211,43 @@ def test_matmul_prefill(kpage, entry, epilogue, dtype, rows, K, N, heads, pos0, 
     out = kh.run(page, bufs, steps, ["y", "kv"])
     check_matmul(out, ref, epilogue, y0, rows=rows, N=N, C=C, NH=NH, HD=HD, N_CTX=N_CTX, pos0=pos0, tol=2e-5,
                  what=entry)
+
+
+SPLIT_K_CASES = [
+    # (epilogue, dtype, rows, K, N, SPLIT_K, qkv heads (NH, HD), pos0, N_CTX)
+    (RESIDUAL, "f16p", 67, 300, 76, 3, None, 0, 1),    # k per split 112: 112 + 112 + 76
+    (GELU_TANH, "f32", 5, 384, 40, 4, None, 0, 1),          # 4 x 96
+    (STORE, "bf16p", 64, 29, 76, 2, None, 0, 1),        # k per split 16: 16 + 13
+    (QKV, "f16p", 33, 37, 72, 2, (3, 8), 250, 320),
+]
+
+
+@pytest.mark.parametrize("epilogue, dtype, rows, K, N, split, heads, pos0, N_CTX", SPLIT_K_CASES,
+                         ids=case_ids(SPLIT_K_CASES, lambda ep, d, r, k, n, sk, *_:
+                                      f"{EPILOGUE_NAMES[ep]}-{d}-rows{r}-K{k}-N{n}-split{sk}"))
+def test_matmul_split_k(kpage, epilogue, dtype, rows, K, N, split, heads, pos0, N_CTX):
+    """matmul_tiled over SPLIT_K ranges of K into a scratch of partial sums, then
+    matmul_split_k_sum: the same epilogue(X @ W + b) as one pass."""
+    page, info = kpage
+    need_dtype(info, dtype)
+    r = rng(50 + K)
+    x = f32(r.standard_normal((rows, K)))
+    w_b, w = weight(0.4 * r.standard_normal((K, N)), dtype)
+    b = f32(0.1 * r.standard_normal(N))
+    ref = x.astype(np.float64) @ w + b
+    NH, HD = heads or (1, 4)
+    C = NH * HD if heads else 4
+    bufs, y0 = matmul_buffers(r, epilogue, rows, N, C, NH, HD, N_CTX)
+    bufs.update({"step": step_bytes(rows, pos0), "x": x, "w": w_b, "b": b,
+                 "scratch": sentinel(split * rows * N), "unused": sentinel(4)})
+    consts = matmul_consts(K, N, epilogue, C=C, NH=NH, HD=HD, N_CTX=N_CTX, split_k=split)
+    steps = [step("matmul.wgsl", "matmul_tiled", consts, ["step", "x", "w", "b", "scratch", "unused"],
+                  (cdiv(N, 64), cdiv(rows, 64), split), SNIPPETS[dtype]),
+             step("matmul.wgsl", "matmul_split_k_sum", consts, ["step", "scratch", None, "b", "y", "kv"],
+                  (cdiv(N // 4, 64), rows, 1), SNIPPETS[dtype])]
+    out = kh.run(page, bufs, steps, ["y", "kv"])
+    check_matmul(out, ref, epilogue, y0, rows=rows, N=N, C=C, NH=NH, HD=HD, N_CTX=N_CTX, pos0=pos0, tol=2e-5,
+                 what="split-K matmul")
 
 
 GEMV_CASES = [
