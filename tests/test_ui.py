@@ -641,6 +641,7 @@ def test_phone_viewport(ui):
     screen, the details folded so that the prompt and Generate come first, the popup on screen."""
     ui.set_viewport_size(PHONE)
     try:
+        ui.wait_for_function("() => !document.querySelector('#settings').open", timeout=10_000)
         ui.evaluate("() => window.scrollTo(0, 0)")
         width = ui.evaluate("() => document.documentElement.scrollWidth")
         assert width <= PHONE["width"], f"horizontal scroll on a phone: {width}px"
@@ -680,7 +681,9 @@ True""")
         shot(ui, "phone-full")
     finally:
         ui.set_viewport_size(DESKTOP)
-    assert ui.locator("#settings").evaluate("(d) => d.open")
+    # The media query's change event reaches Python a task later: wait for it, then check.
+    ui.wait_for_function("() => document.querySelector('#settings').open", timeout=10_000)
+    assert ui.locator("#model-details").evaluate("(d) => d.open")
 
 
 def test_no_webgpu_shows_a_banner_and_keeps_the_page_usable(browser, site_url):
