@@ -128,6 +128,11 @@ class Generation:
         eos = self.eos_token_id
         temperature = float(params.temperature)
         seen = list(self.prompt)
+        # Greedy without a repetition penalty takes the GPU's best candidate, so the next decode
+        # step can be queued, fed on the GPU, before Python has read this one (model.submit_decode):
+        # the round trip to Python hides behind the GPU's work. `ahead` is that queued step.
+        chain = params.temperature == 0 and params.repetition_penalty == 1.0 and not full
+        ahead = None
         t0 = time.perf_counter()
         if self.cancelled:  # stopped before it started: no GPU work at all
             step = None
@@ -136,43 +141,61 @@ class Generation:
             step = await model.prefill(self.prompt, k=k, temperature=temperature, full_logits=full,
                                        should_stop=lambda: self.cancelled)
         t_prefill = time.perf_counter() - t0
-        decode_times = []
+        t_step = time.perf_counter()
+        decode_times = []  # between consecutive results: the rate tokens arrive at
         text_parts = []
         finish = "length"
-        while step is not None:
-            if self.cancelled:  # stopped while the GPU worked on this step: do not use it
+        try:
+            while step is not None:
+                if self.cancelled:  # stopped while the GPU worked on this step: do not use it
+                    finish = "cancelled"
+                    break
+                token = self._choose(sampler, step, seen)
+                if not result.tokens:
+                    result.timings["ttft_ms"] = (time.perf_counter() - t0) * 1000
+                result.tokens.append(token)
+                seen.append(token)
+                if self.keep_logits and step.full_logits is not None:
+                    result.logits.append(step.full_logits)
+                top = alternatives(step)
+                if eos is not None and token == eos and params.stop_on_eos:
+                    finish = "eos"
+                    yield TokenEvent(token, "", top)
+                    break
+                piece = detok.push(token)
+                emit, hit = stops.push(piece)
+                if emit:
+                    text_parts.append(emit)
+                yield TokenEvent(token, emit, top)
+                if hit:
+                    finish = "stop"
+                    break
+                if len(result.tokens) >= self.max_new:
+                    break
+                if self.cancelled:
+                    finish = "cancelled"
+                    break
+                if ahead is not None and token != step.ids[0]:  # not what the queued step was fed
+                    await model.drain()
+                    model.rollback(1)
+                    ahead = None
+                if full:
+                    step = await model.decode_step(token, k=k, temperature=temperature, full_logits=True)
+                else:
+                    handle = ahead if ahead is not None else model.submit_decode(token, k=k, temperature=temperature)
+                    ahead = None
+                    if chain and len(result.tokens) + 1 < self.max_new and model.pos < model.n_ctx:
+                        ahead = model.submit_decode(None, k=k, temperature=temperature)
+                    step = await model.collect(handle)
+                now = time.perf_counter()
+                decode_times.append(now - t_step)
+                t_step = now
+            else:
                 finish = "cancelled"
-                break
-            token = self._choose(sampler, step, seen)
-            if not result.tokens:
-                result.timings["ttft_ms"] = (time.perf_counter() - t0) * 1000
-            result.tokens.append(token)
-            seen.append(token)
-            if self.keep_logits and step.full_logits is not None:
-                result.logits.append(step.full_logits)
-            top = alternatives(step)
-            if eos is not None and token == eos and params.stop_on_eos:
-                finish = "eos"
-                yield TokenEvent(token, "", top)
-                break
-            piece = detok.push(token)
-            emit, hit = stops.push(piece)
-            if emit:
-                text_parts.append(emit)
-            yield TokenEvent(token, emit, top)
-            if hit:
-                finish = "stop"
-                break
-            if len(result.tokens) >= self.max_new:
-                break
-            if self.cancelled:
-                finish = "cancelled"
-                break
-            t1 = time.perf_counter()
-            step = await model.decode_step(token, k=k, temperature=temperature, full_logits=full)
-            decode_times.append(time.perf_counter() - t1)
-        else:
-            finish = "cancelled"
+        finally:
+            if ahead is not None:  # queued, but its token was never taken: read it and forget it
+                await model.drain()
+                model.rollback(1)
         if finish != "stop":  # text held back (a partial character, a possible stop string start)
             tail = stops.flush(detok.flush())
             if tail:

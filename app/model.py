@@ -32,6 +32,7 @@ from .config import GPT2Config
 from .gpu import GPU, GPUError, shader_source
 
 KMAX = 64          # most candidates a step can return (top-k on the GPU)
+CHAIN_ID = 0xFFFFFFFF  # token id meaning "the previous step's best candidate, read on the GPU"
 TOPK_CHUNK = 2048  # logits per workgroup in topk_partial (8 KB of workgroup memory)
 PREFILL_CHUNK = 128      # prompt rows per prefill run on a CPU adapter (Stop is checked between runs)
 PREFILL_CHUNK_GPU = 512  # on a GPU: fewer round trips, and enough output tiles to fill the chip
@@ -258,9 +259,13 @@ class GPT2:
         self.out = self._alloc((2 * KMAX + 2) * 4, "topk out", readable=True)
         self.dummy_ro = self._alloc(16, "unused read binding")
         self.dummy_rw = self._alloc(16, "unused write binding")
-        self.out_staging = self.gpu.buffer((2 * KMAX + 2) * 4, 0x0001 | 0x0008, "topk readback")
+        # Two read-back buffers: a chained decode step (submit_decode) is read while the next runs.
+        self.out_stagings = [self.gpu.buffer((2 * KMAX + 2) * 4, 0x0001 | 0x0008, f"topk readback {i}")
+                             for i in range(2)]
+        self.buffers += self.out_stagings
+        self._next_staging = 0
+        self._inflight: list = []  # submitted decode steps not read back yet (submit_decode)
         self.logits_staging = None
-        self.buffers.append(self.out_staging)
 
     # ------------------------------------------------------------------------ pipelines
     def _pipeline(self, shader: str, entry: str, **consts):
@@ -317,8 +322,8 @@ class GPT2:
 
         embeds = []
         for row0, rows, buf in self.wte:
-            pipe = self._pipeline("embedding.wgsl", "embed", C4=C // 4, ROW0=row0, ROWS=rows)
-            embeds.append((pipe, bind(pipe, [s, buf, self.wpe, self.x])))
+            pipe = self._pipeline("embedding.wgsl", "embed", C4=C // 4, ROW0=row0, ROWS=rows, CHAIN_ID=CHAIN_ID)
+            embeds.append((pipe, bind(pipe, [s, buf, self.wpe, self.x, self.out])))
         heads = []
         for row0, rows, buf in self.head:
             lanes = TUNING.get("head_lanes", 1 if self.cpu else 8)  # invocations per vocabulary row (1: no reduction, no barrier)
@@ -475,6 +480,7 @@ class GPT2:
                       should_stop=None) -> StepResult | None:
         """Run the prompt `ids` (appended after what the cache holds) and return the candidates
         for the next token. Returns None if `should_stop()` turned true between chunks."""
+        await self.drain()
         ids = list(ids)
         if not ids:
             raise ModelError("prefill needs at least one token")
@@ -504,40 +510,105 @@ class GPT2:
                           full_logits: bool = False) -> StepResult:
         """Append one token at position `pos` and return the candidates for the next one."""
         self._check_ids([token])
+        if full_logits:
+            await self.drain()
+            self._check_room()
+            self._write_step([token], self.pos, k, temperature)
+            encoder = self._encode_decode()
+            self.pos += 1
+            return await self._finish(encoder, k, temperature, True)
+        return await self.collect(self.submit_decode(token, k, temperature))
+
+    def submit_decode(self, token: int | None, k: int = 1, temperature: float = 0.0):
+        """Submit one decode step without waiting for it; `collect` reads its result.
+
+        token None chains greedy decoding on the GPU: the step's input is the best candidate of the
+        step submitted just before it, which the embedding reads from the top-k output, so the next
+        step can be queued before Python has seen the previous one's result (its round trip hidden
+        behind the GPU's work). Whoever chains must check, once the previous result is read, that its
+        choice was that best candidate (generate.py does), and `rollback` a step it does not keep."""
+        if token is not None:
+            self._check_ids([token])
+        elif not self._inflight:
+            raise ModelError("a chained decode step needs a step submitted before it")
+        if len(self._inflight) >= len(self.out_stagings):
+            raise ModelError("read the oldest decode step back (collect) before submitting another")
+        self._check_room()
+        k = max(1, min(int(k), KMAX))
+        self._write_step([CHAIN_ID if token is None else token], self.pos, k, temperature)
+        encoder = self._encode_decode()
+        staging = self.out_stagings[self._next_staging]
+        self._next_staging = (self._next_staging + 1) % len(self.out_stagings)
+        nbytes = (2 * k + 2) * 4
+        encoder.copyBufferToBuffer(self.out, 0, staging, 0, nbytes)
+        self.gpu.submit(encoder)
+        self.pos += 1
+        handle = (staging, k, temperature)
+        self._inflight.append(handle)
+        return handle
+
+    async def collect(self, handle) -> StepResult:
+        """Wait for a submitted decode step (the oldest in flight) and return its candidates."""
+        if not self._inflight or self._inflight[0] is not handle:
+            raise ModelError("decode steps are read back in the order they were submitted")
+        self._inflight.pop(0)
+        staging, k, temperature = handle
+        return await self._read_candidates(staging, k, temperature)
+
+    def rollback(self, steps: int = 1):
+        """Forget the last `steps` positions (a chained step that was not kept): the next step
+        overwrites their KV-cache entries."""
+        self.pos = max(0, self.pos - steps)
+
+    async def drain(self):
+        """Read back and drop every decode step still in flight (after a Stop, a stop string...)."""
+        while self._inflight:
+            try:
+                await self.collect(self._inflight[0])
+            except Exception:  # noqa: BLE001 - a lost device: nothing left to read
+                self._inflight.clear()
+
+    def _check_room(self):
         if self.pos + 1 > self.n_ctx:
             raise ModelError(f"the context of {self.n_ctx} tokens is full")
-        self._write_step([token], self.pos, k, temperature)
+
+    def _encode_decode(self):
         if self._decode_counts_js is None:
             from pyodide.ffi import to_js  # noqa: PLC0415 - only in Pyodide
             self._decode_counts_js = to_js(self._decode_counts)
         encoder = self.gpu.device.createCommandEncoder()
         self.gpu.encode(self.decode_plan, self._decode_counts_js, encoder)
-        self.pos += 1
-        return await self._finish(encoder, k, temperature, full_logits)
+        return encoder
 
     async def _finish(self, encoder, k: int, temperature: float, full_logits: bool) -> StepResult:
         k = max(1, min(int(k), KMAX))
         nbytes = (2 * k + 2) * 4
-        encoder.copyBufferToBuffer(self.out, 0, self.out_staging, 0, nbytes)
+        staging = self.out_stagings[0]
+        encoder.copyBufferToBuffer(self.out, 0, staging, 0, nbytes)
         if full_logits:
             if self.logits_staging is None:
                 self.logits_staging = self.gpu.buffer(self.cfg.vocab_size * 4, 0x0001 | 0x0008, "logits readback")
                 self.buffers.append(self.logits_staging)
             encoder.copyBufferToBuffer(self.logits, 0, self.logits_staging, 0, self.cfg.vocab_size * 4)
         self.gpu.submit(encoder)
-        self.last_readback_bytes = nbytes + (self.cfg.vocab_size * 4 if full_logits else 0)
-        await self.gpu.map_read(self.out_staging)
-        raw = self.out_staging.getMappedRange(0, nbytes).to_bytes()
-        self.out_staging.unmap()
-        self.gpu.check()
-        values = struct.unpack(f"<{k}I{k}f2f", raw[:nbytes])
-        result = StepResult(ids=list(values[:k]), logits=list(values[k:2 * k]), max_logit=values[2 * k],
-                            sum_exp=values[2 * k + 1], temperature=temperature if temperature > 0 else 1.0)
+        result = await self._read_candidates(staging, k, temperature)
         if full_logits:
+            self.last_readback_bytes += self.cfg.vocab_size * 4
             await self.gpu.map_read(self.logits_staging)
             result.full_logits = array("f", self.logits_staging.getMappedRange(0, self.cfg.vocab_size * 4).to_bytes())
             self.logits_staging.unmap()
         return result
+
+    async def _read_candidates(self, staging, k: int, temperature: float) -> StepResult:
+        nbytes = (2 * k + 2) * 4
+        self.last_readback_bytes = nbytes
+        await self.gpu.map_read(staging)
+        raw = staging.getMappedRange(0, nbytes).to_bytes()
+        staging.unmap()
+        self.gpu.check()
+        values = struct.unpack(f"<{k}I{k}f2f", raw[:nbytes])
+        return StepResult(ids=list(values[:k]), logits=list(values[k:2 * k]), max_logit=values[2 * k],
+                          sum_exp=values[2 * k + 1], temperature=temperature if temperature > 0 else 1.0)
 
     # ------------------------------------------------------------------------ housekeeping
     def gpu_bytes(self) -> int:

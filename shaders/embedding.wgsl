@@ -5,18 +5,23 @@
 //   x is f32 [rows, C].
 // Workgroup: 64 invocations along the C/4 packs of a row; dispatch (ceil(C4 / 64), R, 1) with
 //   R <= rows: workgroup row r handles rows r, r + R, ... (R = rows on a GPU, a few on a CPU).
-// Constants: C4 = C / 4, ROW0, ROWS.
+// A decode step whose id is CHAIN_ID (0xFFFFFFFF) takes the best candidate of the step before it,
+// chain[0] (topk.wgsl's output: its first word is the top id), so greedy decode steps can be
+// queued back to back without waiting for Python (app/model.py submit_decode).
+// Constants: C4 = C / 4, ROW0, ROWS, CHAIN_ID.
 @group(0) @binding(0) var<storage, read> step: Step;
 @group(0) @binding(1) var<storage, read> wte: array<WPack>;
 @group(0) @binding(2) var<storage, read> wpe: array<WPack>;
 @group(0) @binding(3) var<storage, read_write> x: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> chain: array<u32>;
 
 @compute @workgroup_size(64)
 fn embed(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
   let c = gid.x;
   if (c >= C4) { return; }
   for (var t = gid.y; t < step.rows; t += groups.y) {
-    let id = step.ids[t];
+    var id = step.ids[t];
+    if (id == CHAIN_ID) { id = chain[0]; }
     if (id >= ROW0 && id < ROW0 + ROWS) {
       x[t * C4 + c] = unpack4(wte[(id - ROW0) * C4 + c]) + unpack4(wpe[(step.pos0 + t) * C4 + c]);
     }

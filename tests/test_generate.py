@@ -429,6 +429,55 @@ def first_unique(text: str, length: int, start: int) -> int:
     return next(i for i in range(start, len(text) - length) if text.find(text[i:i + length]) == i)
 
 
+CHAIN_SPY = """
+_m = state['loaded'].model
+state['chain_log'] = []
+if not hasattr(_m, '_unspied_submit'):
+    _m._unspied_submit = _m.submit_decode
+    def _spy(token, k=1, temperature=0.0):
+        state.setdefault('chain_log', []).append(token)
+        return _m._unspied_submit(token, k, temperature)
+    _m.submit_decode = _spy
+None
+"""
+CHAIN_STATE = """
+_m = state['loaded'].model
+[state.pop('chain_log'), _m.pos, len(_m._inflight)]
+"""
+
+
+def test_greedy_steps_are_chained_on_the_gpu(page, models):
+    """Greedy decoding queues each step before Python reads the previous one (the embedding takes
+    the GPU's best candidate): the tokens still equal the reference's, a step queued past a stop
+    (stop string, EOS, max_new_tokens, Stop) is read and rolled back, and nothing stays in flight.
+    Sampling (temperature > 0) submits each step with its chosen token."""
+    use(page, "char")
+    ids = prompt(9, seed=8)
+    want, _, margin = ref_greedy(models["char"], ids, 16)
+    assert margin > 1e-3
+    n = 16
+    run_py(page, CHAIN_SPY)
+    r = generate(page, ids, max_new_tokens=n, temperature=0)
+    log, pos, inflight = run_py(page, CHAIN_STATE)
+    assert r["tokens"] == want and r["finish_reason"] == "length"
+    assert log == [want[0]] + [None] * (n - 2), log  # the first step by id, then each fed on the GPU
+    assert pos == len(ids) + n - 1 and inflight == 0
+    # ends on a stop string while a step is queued: rolled back
+    text = generate(page, ids, max_new_tokens=16, temperature=0)["text"]
+    i = first_unique(text, 2, 5)
+    run_py(page, CHAIN_SPY)
+    r = generate(page, ids, max_new_tokens=16, temperature=0, stop=[text[i:i + 2]])
+    log, pos, inflight = run_py(page, CHAIN_STATE)
+    assert r["finish_reason"] == "stop" and r["tokens"] == want[:i + 2]
+    assert None in log and pos == len(ids) + len(r["tokens"]) - 1 and inflight == 0
+    # sampling: no chaining
+    run_py(page, CHAIN_SPY)
+    r = generate(page, ids, max_new_tokens=6, temperature=0.8, top_k=5, seed=3)
+    log, pos, inflight = run_py(page, CHAIN_STATE)
+    assert None not in log and log == r["tokens"][:-1] and inflight == 0
+    run_py(page, "_m = state['loaded'].model\n_m.submit_decode = _m._unspied_submit\ndel _m._unspied_submit\nNone")
+
+
 def test_stop_strings_across_token_boundaries(page, models):
     use(page, "char")
     ids = prompt(8, seed=5)

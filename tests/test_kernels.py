@@ -30,6 +30,7 @@ pytestmark = pytest.mark.browser
 STORE, GELU_TANH, GELU_ERF, RESIDUAL, QKV = 0, 1, 2, 3, 4
 EPILOGUE_NAMES = ["store", "gelu_tanh", "gelu_erf", "residual", "qkv"]
 EPS = 1e-5
+CHAIN_ID = 0xFFFFFFFF  # app/model.py: "the previous step's best candidate"
 ATT_BLOCK = 64  # common.wgsl: cache positions per block of the split decode attention
 
 
@@ -65,23 +66,27 @@ EMBED_CASES = [("f32", 6), ("f16p", 4), ("bf16p", 1), ("f16p", 2)]  # (dtype, wo
 def test_embedding_split_table(kpage, dtype, R):
     """x[t] = wte[ids[t]] + wpe[pos0 + t] with the token table split over two buffers (one dispatch
     each, each writing only its own ids); C/4 = 65 packs (two workgroups along x); positions at the
-    end of the position table; R workgroup rows striding over the 6 rows (R = rows on a GPU)."""
+    end of the position table; R workgroup rows striding over the 6 rows (R = rows on a GPU). Row 4's
+    id is CHAIN_ID: it takes the first word of the chain buffer (the previous step's top id)."""
     page, info = kpage
     need_dtype(info, dtype)
     r = rng(1)
     C, V, NPOS, rows, pos0 = 260, 50, 300, 6, 294
     split = 23
-    ids = [0, 22, 23, 49, 5, 30]
+    ids = [0, 22, 23, 49, CHAIN_ID, 30]
+    chained = 41  # what the chain buffer's first word says row 4 is
     wte_b, wte = weight(r.standard_normal((V, C)), dtype)
     wpe_b, wpe = weight(r.standard_normal((NPOS, C)), dtype)
     per_row = len(wte_b) // V
     bufs = {"step": step_bytes(rows, pos0, ids=ids), "wte0": wte_b[:split * per_row],
-            "wte1": wte_b[split * per_row:], "wpe": wpe_b, "x": sentinel((rows + 1) * C)}
-    steps = [step("embedding.wgsl", "embed", dict(C4=C // 4, ROW0=row0, ROWS=n), ["step", name, "wpe", "x"],
-                  (cdiv(C // 4, 64), R, 1), SNIPPETS[dtype])
+            "wte1": wte_b[split * per_row:], "wpe": wpe_b, "x": sentinel((rows + 1) * C),
+            "chain": np.array([chained, 3, 2, 1], dtype=np.uint32)}
+    steps = [step("embedding.wgsl", "embed", dict(C4=C // 4, ROW0=row0, ROWS=n, CHAIN_ID=CHAIN_ID),
+                  ["step", name, "wpe", "x", "chain"], (cdiv(C // 4, 64), R, 1), SNIPPETS[dtype])
              for row0, n, name in [(0, split, "wte0"), (split, V - split, "wte1")]]
     x = read_f32(kh.run(page, bufs, steps, ["x"])["x"]).reshape(rows + 1, C)
-    want = f32(wte[ids]) + f32(wpe[pos0:pos0 + rows])  # one f32 addition, as on the GPU
+    used = [chained if i == CHAIN_ID else i for i in ids]
+    want = f32(wte[used]) + f32(wpe[pos0:pos0 + rows])  # one f32 addition, as on the GPU
     np.testing.assert_array_equal(x[:rows], want)
     assert_sentinel(x[rows], "row past step.rows")
 

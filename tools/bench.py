@@ -121,19 +121,22 @@ def summarize(args, model_dir: Path, out: dict) -> dict:
 
 
 BENCH_HEADER = ("| commit | runtime | adapter | model | dtype | ready ms | load cold / warm s | TTFT ms | "
-                "prefill tok/s (16/128/512) | decode ms median (16/128/512) | p90 @16 | dispatches/step | "
-                "FFI calls/step | readback B/step | weight GB/s | copy GB/s |\n"
-                "|---|---|---|---|---|---:|---|---:|---|---|---:|---:|---:|---:|---:|---:|\n")
+                "prefill tok/s (16/128/512) | decode ms median (16/128/512) | p90 @16 | "
+                "chained greedy ms (16/128/512) | dispatches/step | "
+                "FFI calls/step | readback B/step | weight GB/s (step / chained) | copy GB/s |\n"
+                "|---|---|---|---|---|---:|---|---:|---|---|---:|---|---:|---:|---:|---|---:|\n")
 
 
 def bench_md_row(r: dict) -> str:
     pre = "/".join(str(v["tokens_per_s"]) for v in r["prefill"].values())
     dec = "/".join(str(v["ms_median"]) for v in r["decode"].values())
     p90 = next(iter(r["decode"].values()))["ms_p90"]
+    chained = "/".join(str(v["ms_median"]) for v in r.get("decode_chained", {}).values()) or "-"
     return (f"| {r['commit']} | {r['runtime']} | {r['adapter']} | {r['model']} | {r['dtype']} | {r['ready_ms']} | "
-            f"{r['load_cold_s']} / {r['load_warm_s']} | {r['ttft_ms']} | {pre} | {dec} | {p90} | "
+            f"{r['load_cold_s']} / {r['load_warm_s']} | {r['ttft_ms']} | {pre} | {dec} | {p90} | {chained} | "
             f"{r['dispatches_per_decode_step']} | {r.get('ffi_calls_per_decode_step')} | "
-            f"{r['readback_bytes_per_decode_step']} | {r['weight_gbs_at_first_context']} | {r.get('copy_gbs')} |\n")
+            f"{r['readback_bytes_per_decode_step']} | {r['weight_gbs_at_first_context']} / "
+            f"{r.get('weight_gbs_chained_at_first_context', '-')} | {r.get('copy_gbs')} |\n")
 
 
 def main(argv=None) -> int:
