@@ -316,7 +316,7 @@ class TextStream:
         if not self.result.finish_reason:
             self.result.finish_reason = reason
             self.result.text = "".join(self._pieces)
-        self._events = None  # run() holds nothing that needs cleaning up
+        self._events = None  # a decode step it queued is read back by the model's next prefill
         self._finish()
 
     def __del__(self):

@@ -193,9 +193,12 @@ class Generation:
             else:
                 finish = "cancelled"
         finally:
-            if ahead is not None:  # queued, but its token was never taken: read it and forget it
-                await model.drain()
+            # A step queued but never taken: forget its position now (nothing awaited here, so this
+            # also holds when the consumer drops the generator mid-way); it is read back below, or
+            # by the model's next prefill.
+            if ahead is not None:
                 model.rollback(1)
+        await model.drain()
         if finish != "stop":  # text held back (a partial character, a possible stop string start)
             tail = stops.flush(detok.flush())
             if tail:

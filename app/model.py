@@ -517,6 +517,7 @@ class GPT2:
             encoder = self._encode_decode()
             self.pos += 1
             return await self._finish(encoder, k, temperature, True)
+        await self.drain()  # a step left in flight by an abandoned chained generation
         return await self.collect(self.submit_decode(token, k, temperature))
 
     def submit_decode(self, token: int | None, k: int = 1, temperature: float = 0.0):
