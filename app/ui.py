@@ -236,6 +236,7 @@ class UI:
         self.run_prompt = ""
         self.run_cleared = True
         self.error_fix = None
+        self.lost_shown = False  # a device loss was shown while idle: the next action recovers at once
         self.el = {name: _el(name) for name in (
             "status", "error-banner", "error-title", "error-message", "error-hint", "error-fix", "error-dismiss",
             "model-form", "model-select", "load-button", "model-description", "more-sources", "custom-form",
@@ -329,6 +330,9 @@ class UI:
             js.document.body.dataset.ui = "failed"
             return
         self.engine = "ready"
+        lost = create_proxy(self._on_device_lost)
+        self.proxies.append(lost)
+        self.api.onDeviceLost(lost)
         self.update_controls()
         js.document.body.dataset.ui = "ready"
         current = self.current_model_info()
@@ -584,7 +588,8 @@ class UI:
             opts = _obj({"onProgress": progress})
             target = files if files is not None else ref
             loader = self.api._autoLoad if auto and hasattr(self.api, "_autoLoad") else self.api.load
-            info = _py(await loader(target, opts))
+            info = _py(await self._recovering(lambda: loader(target, opts)))
+            self.lost_shown = False
         except Exception as exc:  # noqa: BLE001 - every failure is shown, the previous model stays
             name, message, code = error_parts(exc)
             message = readable(last_line_of_traceback(message))
@@ -879,6 +884,24 @@ class UI:
         e["stats"].textContent = ""
         e["stats"].removeAttribute("data-finish")
 
+    def _on_device_lost(self, message) -> None:
+        """The GPU went away while nothing ran: say so now, not at the next click."""
+        self.lost_shown = True
+        self.show_error("The GPU device was lost", readable(str(message)),
+                        "Your prompt and the output are kept. Generate or Load restarts the GPU and loads the "
+                        "model again (from the browser cache when it is there).")
+
+    async def _recovering(self, call):
+        """Run an API call; after a loss already shown, its one 'device_lost' rejection is the
+        expected first answer, so the call is made again (the API restarts the GPU then)."""
+        try:
+            return await call()
+        except Exception as exc:  # noqa: BLE001 - anything else goes to the caller
+            if not (self.lost_shown and error_parts(exc)[2] == "device_lost"):
+                raise
+        self.lost_shown = False
+        return await call()
+
     async def generate(self) -> None:
         self.generating = False  # request_generate's hold; set again below, with no await before it
         e = self.el
@@ -912,7 +935,8 @@ class UI:
         on_token = create_proxy(self._on_token)
         result = None
         try:
-            result = _py(await self.api.generate(prompt, _obj(opts), on_token))
+            result = _py(await self._recovering(lambda: self.api.generate(prompt, _obj(opts), on_token)))
+            self.lost_shown = False
         except Exception as exc:  # noqa: BLE001 - shown in the banner; prompt and output stay
             name, message, _ = error_parts(exc)
             message = last_line_of_traceback(message)

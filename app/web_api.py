@@ -267,6 +267,7 @@ async def _restart_gpu() -> None:
     """A new device in place of the lost one; the model that lived on the lost one is dropped."""
     old = _state["gpu"]
     _state["gpu"] = await GPU.create()
+    _watch_loss(_state["gpu"])
     _state["loss_reported"] = False
     if _state["loaded"] is not None:
         _state["loaded"].model.free()  # buffers of the lost device: destroy() is allowed there
@@ -344,9 +345,26 @@ def _expose(api, name: str, fn) -> None:
     setattr(api, name, proxy)
 
 
+def _watch_loss(gpu) -> None:
+    """Tell the page (pywebgpt.onDeviceLost listeners) when this device is lost while nothing runs;
+    a load or a generation that is running reports the loss itself, and the old device that a
+    restart destroys on purpose is no longer the current one."""
+    def on_lost(reason: str) -> None:
+        api = _state.get("api")
+        if api is None or _state["gpu"] is not gpu:
+            return
+        if _state["generation"] is not None or _state.get("loading") is not None:
+            return
+        api._deviceLost(DEVICE_LOST.format(reason=reason or "no reason given"))
+
+    gpu.on_lost = on_lost
+
+
 async def start(api) -> None:
     gpu = await GPU.create()
     _state["gpu"] = gpu
+    _state["api"] = api
+    _watch_loss(gpu)
     _expose(api, "_py", _eval_python)
     _expose(api, "_pyLoad", _load)
     _expose(api, "_pyGenerate", _generate)

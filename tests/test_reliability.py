@@ -313,6 +313,26 @@ def test_device_lost_mid_decode_keeps_prompt_and_output_and_generate_recovers(ui
     assert state["lost"] is None and state["recoveries"] >= 1 and state["live"] > 0, state
 
 
+def test_device_lost_while_idle_is_shown_at_once_and_one_click_recovers(ui):
+    """The page: the GPU lost while nothing runs. The banner says so without any action (through
+    pywebgpt.onDeviceLost), the prompt stays, and one click on Generate restarts the GPU, loads the
+    model again from the browser cache and generates."""
+    set_settings(ui, max_new_tokens=8)
+    prompt = "ab"
+    ui.fill("#prompt", prompt)
+    run_py(ui, "gpu.device.destroy()\nTrue")
+    ui.wait_for_function("""() => !document.querySelector('#error-banner').hidden &&
+      document.querySelector('#error-title').textContent.includes('GPU device was lost')""")
+    banner = outcome(ui)["banner"]
+    assert DEVICE_LOST in banner and "kept" in banner, banner
+    assert ui.locator("#prompt").input_value() == prompt
+    again = ui_generate(ui, prompt)
+    assert again["state"] == "done" and again["finish"] == "length" and again["tokens"] == 8, again
+    assert again["banner"] is None
+    assert "restarted" in again["notices"] and "from the browser cache" in again["notices"], again["notices"]
+    assert gpu_state(ui)["lost"] is None
+
+
 def test_device_lost_while_idle_then_generate_and_load_recover(ui):
     """The JS API: the call that finds the lost device rejects once, with code 'device_lost'; the next
     generate() reloads the current model (from Cache Storage); the next load() loads what it is asked."""
@@ -354,6 +374,29 @@ def test_device_lost_while_idle_then_generate_and_load_recover(ui):
 
 
 # ------------------------------------------------------------------------------------ concurrency
+
+
+def test_python_api_after_a_device_loss_gets_a_new_device(ui):
+    """app/api.py in the page: a model loaded through the Python API, the device destroyed; the
+    next load_model() gets a new device (shared with the JS API again) and generates the same greedy
+    tokens; the JS API then reloads its own model on its next call."""
+    out = run_py(ui, """
+from pywebgpt import load_model
+m = await load_model('/models/tiny/', cache=False)
+first = (await m.complete(prompt_ids=[1, 2, 3], max_new_tokens=4, temperature=0)).tokens
+old = gpu
+old.device.destroy()
+lost = await old.confirm_lost()
+m2 = await load_model('/models/tiny/', cache=False)
+again = (await m2.complete(prompt_ids=[1, 2, 3], max_new_tokens=4, temperature=0)).tokens
+m2.unload()
+[lost, first, again, m2.gpu is not old, m2.gpu.lost_reason is None, m2.gpu is state['gpu']]
+""")
+    lost, first, again, new_device, healthy, shared = out
+    assert lost and len(first) == 4 and again == first and new_device and healthy and shared, out
+    after = api_generate(ui, "ab", max_new_tokens=3, temperature=0)
+    assert "error" not in after and after["r"]["finish_reason"] == "length", after
+    assert gpu_state(ui)["lost"] is None
 
 
 def test_generate_pressed_twice_runs_once_and_never_interleaves(ui):

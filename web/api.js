@@ -5,6 +5,7 @@
 //   pywebgpt.cancelLoad(), await pywebgpt.cachedModels(), await pywebgpt.clearCache(ref?)
 //   await pywebgpt.generate(prompt, opts, onToken) -> {tokens, text, finish_reason, timings, ...}
 //   pywebgpt.stop(), await pywebgpt.unload()
+//   pywebgpt.onDeviceLost(listener)            -> unsubscribe(); listener(message) on a loss while idle
 // The methods are thin: Python (app/web_api.py) does the work and installs `_py*` hooks here.
 // A classic script (not a module) so that the page defines it before anything else loads.
 globalThis.createPyWebGPTApi = function createPyWebGPTApi(onStatus) {
@@ -17,6 +18,7 @@ globalThis.createPyWebGPTApi = function createPyWebGPTApi(onStatus) {
   const loadError = (e) => Object.assign(new Error(e.message), { name: 'LoadError', code: e.code });
   const engineError = (e) => Object.assign(new Error(e.message), { name: e.name || 'Error', code: e.code });
   let stops = 0;  // stop() calls so far: lets generate() honour a stop issued before Python started
+  const lostListeners = [];
 
   const api = {
     ready,
@@ -71,6 +73,20 @@ globalThis.createPyWebGPTApi = function createPyWebGPTApi(onStatus) {
       return out;
     },
     stop() { stops++; if (api._pyStop) api._pyStop(); },
+    // listener(message) is called when the GPU device is lost while no load() or generate() runs
+    // (a driver reset, the GPU process gone), so a page can say so at once instead of at the next
+    // action. That next load() or generate() still rejects once with code 'device_lost'; the one
+    // after it re-creates the device. Returns a function that removes the listener.
+    onDeviceLost(listener) {
+      if (typeof listener !== 'function') throw new TypeError('onDeviceLost needs a function');
+      lostListeners.push(listener);
+      return () => { const i = lostListeners.indexOf(listener); if (i >= 0) lostListeners.splice(i, 1); };
+    },
+    _deviceLost(message) {
+      for (const listener of lostListeners.slice()) {
+        try { listener(String(message)); } catch (e) { console.error('onDeviceLost listener failed:', e); }
+      }
+    },
     async unload() { await ready; api._pyUnload(); },
     // Called by Python once the interpreter and the GPU are up, or on any start-up failure.
     _ok(infoJson) {
