@@ -195,6 +195,43 @@ fn matmul_rows(@builtin(global_invocation_id) gid: vec3<u32>) {
   let rows = step.rows;
   if (c4 >= N4 || r0 >= rows) { return; }
   let n = min(4u, rows - r0);
+  if (n == 4u) {
+    // Four full rows: named accumulators (SwiftShader keeps an indexed array in memory) and four
+    // rows of W per iteration (a quarter of the loop overhead, which dominates in its JIT code).
+    let x0 = r0 * K;
+    let x1 = x0 + K;
+    let x2 = x1 + K;
+    let x3 = x2 + K;
+    var a0 = vec4<f32>(0.0);
+    var a1 = vec4<f32>(0.0);
+    var a2 = vec4<f32>(0.0);
+    var a3 = vec4<f32>(0.0);
+    var k = 0u;
+    for (; k + 4u <= K; k += 4u) {
+      let i = k * N4 + c4;
+      let w0 = unpack4(w[i]);
+      let w1 = unpack4(w[i + N4]);
+      let w2 = unpack4(w[i + 2u * N4]);
+      let w3 = unpack4(w[i + 3u * N4]);
+      a0 += x[x0 + k] * w0 + x[x0 + k + 1u] * w1 + x[x0 + k + 2u] * w2 + x[x0 + k + 3u] * w3;
+      a1 += x[x1 + k] * w0 + x[x1 + k + 1u] * w1 + x[x1 + k + 2u] * w2 + x[x1 + k + 3u] * w3;
+      a2 += x[x2 + k] * w0 + x[x2 + k + 1u] * w1 + x[x2 + k + 2u] * w2 + x[x2 + k + 3u] * w3;
+      a3 += x[x3 + k] * w0 + x[x3 + k + 1u] * w1 + x[x3 + k + 2u] * w2 + x[x3 + k + 3u] * w3;
+    }
+    for (; k < K; k++) {
+      let wv = unpack4(w[k * N4 + c4]);
+      a0 += x[x0 + k] * wv;
+      a1 += x[x1 + k] * wv;
+      a2 += x[x2 + k] * wv;
+      a3 += x[x3 + k] * wv;
+    }
+    let b = bias[c4];
+    store4(r0, c4, a0 + b);
+    store4(r0 + 1u, c4, a1 + b);
+    store4(r0 + 2u, c4, a2 + b);
+    store4(r0 + 3u, c4, a3 + b);
+    return;
+  }
   var acc: array<vec4<f32>, 4>;
   for (var k = 0u; k < K; k++) {
     let wv = unpack4(w[k * N4 + c4]);
