@@ -155,6 +155,20 @@ def matmul_buffers(r, epilogue, rows, N, C, NH, HD, N_CTX):
     return bufs, y0
 
 
+def many_rows_case(r, epilogue, dtype, rows, K, N, heads, pos0, N_CTX):
+    """Inputs of a many-row matmul (X, W in `dtype`, b, the Step) with y and the KV cache from
+    matmul_buffers, and the reference X @ W + b: (bufs, y0, ref, C, NH, HD)."""
+    x = f32(r.standard_normal((rows, K)))
+    w_b, w = weight(0.4 * r.standard_normal((K, N)), dtype)
+    b = f32(0.1 * r.standard_normal(N))
+    ref = x.astype(np.float64) @ w + b
+    NH, HD = heads or (1, 4)
+    C = NH * HD if heads else 4
+    bufs, y0 = matmul_buffers(r, epilogue, rows, N, C, NH, HD, N_CTX)
+    bufs.update({"step": step_bytes(rows, pos0), "x": x, "w": w_b, "b": b})
+    return bufs, y0, ref, C, NH, HD
+
+
 def check_matmul(out, ref, epilogue, y0, *, rows, N, C, NH, HD, N_CTX, pos0, tol, what):
     y, kv = read_f32(out["y"]), read_f32(out["kv"])
     if epilogue != QKV:
@@ -201,15 +215,7 @@ def test_matmul_prefill(kpage, entry, epilogue, dtype, rows, K, N, heads, pos0, 
     CPU one (4 rows per invocation, the last group of rows partial)."""
     page, info = kpage
     need_dtype(info, dtype)
-    r = rng(3 + epilogue)
-    x = f32(r.standard_normal((rows, K)))
-    w_b, w = weight(0.4 * r.standard_normal((K, N)), dtype)
-    b = f32(0.1 * r.standard_normal(N))
-    ref = x.astype(np.float64) @ w + b
-    NH, HD = heads or (1, 4)
-    C = NH * HD if heads else 4
-    bufs, y0 = matmul_buffers(r, epilogue, rows, N, C, NH, HD, N_CTX)
-    bufs.update({"step": step_bytes(rows, pos0), "x": x, "w": w_b, "b": b})
+    bufs, y0, ref, C, NH, HD = many_rows_case(rng(3 + epilogue), epilogue, dtype, rows, K, N, heads, pos0, N_CTX)
     dispatch = (cdiv(N, 64), cdiv(rows, 64), 1) if entry == "matmul_tiled" else (cdiv(N // 4, 64), cdiv(rows, 4), 1)
     consts = matmul_consts(K, N, epilogue, C=C, NH=NH, HD=HD, N_CTX=N_CTX)
     steps = [step("matmul.wgsl", entry, consts, ["step", "x", "w", "b", "y", "kv"], dispatch, SNIPPETS[dtype])]
@@ -235,16 +241,8 @@ def test_matmul_split_k(kpage, epilogue, dtype, rows, K, N, split, heads, pos0, 
     matmul_split_k_sum: the same epilogue(X @ W + b) as one pass."""
     page, info = kpage
     need_dtype(info, dtype)
-    r = rng(50 + K)
-    x = f32(r.standard_normal((rows, K)))
-    w_b, w = weight(0.4 * r.standard_normal((K, N)), dtype)
-    b = f32(0.1 * r.standard_normal(N))
-    ref = x.astype(np.float64) @ w + b
-    NH, HD = heads or (1, 4)
-    C = NH * HD if heads else 4
-    bufs, y0 = matmul_buffers(r, epilogue, rows, N, C, NH, HD, N_CTX)
-    bufs.update({"step": step_bytes(rows, pos0), "x": x, "w": w_b, "b": b,
-                 "scratch": sentinel(split * rows * N), "unused": sentinel(4)})
+    bufs, y0, ref, C, NH, HD = many_rows_case(rng(50 + K), epilogue, dtype, rows, K, N, heads, pos0, N_CTX)
+    bufs.update({"scratch": sentinel(split * rows * N), "unused": sentinel(4)})
     consts = matmul_consts(K, N, epilogue, C=C, NH=NH, HD=HD, N_CTX=N_CTX, split_k=split)
     steps = [step("matmul.wgsl", "matmul_tiled", consts, ["step", "x", "w", "b", "scratch", "unused"],
                   (cdiv(N, 64), cdiv(rows, 64), split), SNIPPETS[dtype]),
