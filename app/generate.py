@@ -179,14 +179,11 @@ class Generation:
                     await model.drain()
                     model.rollback(1)
                     ahead = None
-                if full:
-                    step = await model.decode_step(token, k=k, temperature=temperature, full_logits=True)
-                else:
-                    handle = ahead if ahead is not None else model.submit_decode(token, k=k, temperature=temperature)
-                    ahead = None
-                    if chain and len(result.tokens) + 1 < self.max_new and model.pos < model.n_ctx:
-                        ahead = model.submit_decode(None, k=k, temperature=temperature)
-                    step = await model.collect(handle)
+                handle = ahead or model.submit_decode(token, k=k, temperature=temperature, full_logits=full)
+                ahead = None
+                if chain and len(result.tokens) + 1 < self.max_new and model.pos < model.n_ctx:
+                    ahead = model.submit_decode(None, k=k, temperature=temperature)
+                step = await model.collect(handle)
                 now = time.perf_counter()
                 decode_times.append(now - t_step)
                 t_step = now

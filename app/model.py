@@ -453,7 +453,7 @@ class GPT2:
         self.pos = 0
 
     def _write_step(self, ids, pos0: int, k: int, temperature: float):
-        k = max(1, min(int(k), KMAX))  # as _finish reads back
+        k = max(1, min(int(k), KMAX))  # as _submit_readback reads back
         data = struct.pack(f"<IIIf{len(ids)}I", len(ids), pos0, k, temperature, *ids)
         self.gpu.write(self.step_buf, data)
 
@@ -498,7 +498,7 @@ class GPT2:
             self.gpu.encode(self.prefill_plan, counts, encoder)
             self.pos += rows
             if last:
-                return await self._finish(encoder, k, temperature, full_logits)
+                return await self.collect(self._submit_readback(encoder, k, temperature, full_logits))
             self.gpu.submit(encoder)
             await self.gpu.queue.onSubmittedWorkDone()  # lets Stop and the page in between chunks
             self.gpu.check()
@@ -509,18 +509,10 @@ class GPT2:
     async def decode_step(self, token: int, k: int = 1, temperature: float = 0.0,
                           full_logits: bool = False) -> StepResult:
         """Append one token at position `pos` and return the candidates for the next one."""
-        self._check_ids([token])
-        if full_logits:
-            await self.drain()
-            self._check_room()
-            self._write_step([token], self.pos, k, temperature)
-            encoder = self._encode_decode()
-            self.pos += 1
-            return await self._finish(encoder, k, temperature, True)
         await self.drain()  # a step left in flight by an abandoned chained generation
-        return await self.collect(self.submit_decode(token, k, temperature))
+        return await self.collect(self.submit_decode(token, k, temperature, full_logits))
 
-    def submit_decode(self, token: int | None, k: int = 1, temperature: float = 0.0):
+    def submit_decode(self, token: int | None, k: int = 1, temperature: float = 0.0, full_logits: bool = False):
         """Submit one decode step without waiting for it; `collect` reads its result.
 
         token None chains greedy decoding on the GPU: the step's input is the best candidate of the
@@ -532,19 +524,36 @@ class GPT2:
             self._check_ids([token])
         elif not self._inflight:
             raise ModelError("a chained decode step needs a step submitted before it")
-        if len(self._inflight) >= len(self.out_stagings):
-            raise ModelError("read the oldest decode step back (collect) before submitting another")
-        self._check_room()
-        k = max(1, min(int(k), KMAX))
+        if self.pos + 1 > self.n_ctx:
+            raise ModelError(f"the context of {self.n_ctx} tokens is full")
         self._write_step([CHAIN_ID if token is None else token], self.pos, k, temperature)
-        encoder = self._encode_decode()
+        if self._decode_counts_js is None:
+            from pyodide.ffi import to_js  # noqa: PLC0415 - only in Pyodide
+            self._decode_counts_js = to_js(self._decode_counts)
+        encoder = self.gpu.device.createCommandEncoder()
+        self.gpu.encode(self.decode_plan, self._decode_counts_js, encoder)
+        handle = self._submit_readback(encoder, k, temperature, full_logits)
+        self.pos += 1
+        return handle
+
+    def _submit_readback(self, encoder, k: int, temperature: float, full_logits: bool):
+        """Copy the top-k output (and all logits, if asked) to a read-back buffer at the end of
+        `encoder`, submit it, and return the handle `collect` takes."""
+        if len(self._inflight) >= len(self.out_stagings):
+            raise ModelError("read the oldest step back (collect) before submitting another")
+        if full_logits and self._inflight:
+            raise ModelError("a step that reads every logit must be the only one in flight")
+        k = max(1, min(int(k), KMAX))
         staging = self.out_stagings[self._next_staging]
         self._next_staging = (self._next_staging + 1) % len(self.out_stagings)
-        nbytes = (2 * k + 2) * 4
-        encoder.copyBufferToBuffer(self.out, 0, staging, 0, nbytes)
+        encoder.copyBufferToBuffer(self.out, 0, staging, 0, (2 * k + 2) * 4)
+        if full_logits:
+            if self.logits_staging is None:
+                self.logits_staging = self.gpu.buffer(self.cfg.vocab_size * 4, 0x0001 | 0x0008, "logits readback")
+                self.buffers.append(self.logits_staging)
+            encoder.copyBufferToBuffer(self.logits, 0, self.logits_staging, 0, self.cfg.vocab_size * 4)
         self.gpu.submit(encoder)
-        self.pos += 1
-        handle = (staging, k, temperature)
+        handle = (staging, k, temperature, full_logits)
         self._inflight.append(handle)
         return handle
 
@@ -553,8 +562,22 @@ class GPT2:
         if not self._inflight or self._inflight[0] is not handle:
             raise ModelError("decode steps are read back in the order they were submitted")
         self._inflight.pop(0)
-        staging, k, temperature = handle
-        return await self._read_candidates(staging, k, temperature)
+        staging, k, temperature, full_logits = handle
+        nbytes = (2 * k + 2) * 4
+        self.last_readback_bytes = nbytes
+        await self.gpu.map_read(staging)
+        raw = staging.getMappedRange(0, nbytes).to_bytes()
+        staging.unmap()
+        self.gpu.check()
+        values = struct.unpack(f"<{k}I{k}f2f", raw[:nbytes])
+        result = StepResult(ids=list(values[:k]), logits=list(values[k:2 * k]), max_logit=values[2 * k],
+                            sum_exp=values[2 * k + 1], temperature=temperature if temperature > 0 else 1.0)
+        if full_logits:
+            self.last_readback_bytes += self.cfg.vocab_size * 4
+            await self.gpu.map_read(self.logits_staging)
+            result.full_logits = array("f", self.logits_staging.getMappedRange(0, self.cfg.vocab_size * 4).to_bytes())
+            self.logits_staging.unmap()
+        return result
 
     def rollback(self, steps: int = 1):
         """Forget the last `steps` positions (a chained step that was not kept): the next step
@@ -568,48 +591,6 @@ class GPT2:
                 await self.collect(self._inflight[0])
             except Exception:  # noqa: BLE001 - a lost device: nothing left to read
                 self._inflight.clear()
-
-    def _check_room(self):
-        if self.pos + 1 > self.n_ctx:
-            raise ModelError(f"the context of {self.n_ctx} tokens is full")
-
-    def _encode_decode(self):
-        if self._decode_counts_js is None:
-            from pyodide.ffi import to_js  # noqa: PLC0415 - only in Pyodide
-            self._decode_counts_js = to_js(self._decode_counts)
-        encoder = self.gpu.device.createCommandEncoder()
-        self.gpu.encode(self.decode_plan, self._decode_counts_js, encoder)
-        return encoder
-
-    async def _finish(self, encoder, k: int, temperature: float, full_logits: bool) -> StepResult:
-        k = max(1, min(int(k), KMAX))
-        nbytes = (2 * k + 2) * 4
-        staging = self.out_stagings[0]
-        encoder.copyBufferToBuffer(self.out, 0, staging, 0, nbytes)
-        if full_logits:
-            if self.logits_staging is None:
-                self.logits_staging = self.gpu.buffer(self.cfg.vocab_size * 4, 0x0001 | 0x0008, "logits readback")
-                self.buffers.append(self.logits_staging)
-            encoder.copyBufferToBuffer(self.logits, 0, self.logits_staging, 0, self.cfg.vocab_size * 4)
-        self.gpu.submit(encoder)
-        result = await self._read_candidates(staging, k, temperature)
-        if full_logits:
-            self.last_readback_bytes += self.cfg.vocab_size * 4
-            await self.gpu.map_read(self.logits_staging)
-            result.full_logits = array("f", self.logits_staging.getMappedRange(0, self.cfg.vocab_size * 4).to_bytes())
-            self.logits_staging.unmap()
-        return result
-
-    async def _read_candidates(self, staging, k: int, temperature: float) -> StepResult:
-        nbytes = (2 * k + 2) * 4
-        self.last_readback_bytes = nbytes
-        await self.gpu.map_read(staging)
-        raw = staging.getMappedRange(0, nbytes).to_bytes()
-        staging.unmap()
-        self.gpu.check()
-        values = struct.unpack(f"<{k}I{k}f2f", raw[:nbytes])
-        return StepResult(ids=list(values[:k]), logits=list(values[k:2 * k]), max_logit=values[2 * k],
-                          sum_exp=values[2 * k + 1], temperature=temperature if temperature > 0 else 1.0)
 
     # ------------------------------------------------------------------------ housekeeping
     def gpu_bytes(self) -> int:

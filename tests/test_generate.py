@@ -434,9 +434,9 @@ _m = state['loaded'].model
 state['chain_log'] = []
 if not hasattr(_m, '_unspied_submit'):
     _m._unspied_submit = _m.submit_decode
-    def _spy(token, k=1, temperature=0.0):
+    def _spy(token, k=1, temperature=0.0, full_logits=False):
         state.setdefault('chain_log', []).append(token)
-        return _m._unspied_submit(token, k, temperature)
+        return _m._unspied_submit(token, k, temperature, full_logits)
     _m.submit_decode = _spy
 None
 """
