@@ -12,9 +12,10 @@ A prompt is prefilled in chunks (the tiled matmul, one LayerNorm dispatch each, 
 tiles on a GPU); every generated token is one decode step over the KV cache (matrix-vector products
 with the LayerNorm fused in; on a GPU the attention is split over blocks of 64 cache positions that
 the projection merges as it reads them: 5 dispatches per block). A CPU adapter (SwiftShader) gets
-barrier-free variants of the same kernels (see GPU.is_cpu and the shaders' headers). Buffers, pipelines, bind groups and the dispatch lists are built once per
-model; a decode step writes one small `Step` buffer, replays a prepared dispatch list and reads
-back the top candidates (a few hundred bytes), never the 50,257 logits unless asked to.
+barrier-free variants of the same kernels (see GPU.is_cpu and the shaders' headers). Buffers,
+pipelines, bind groups and the dispatch lists are built once per model; a decode step writes one
+small `Step` buffer, replays a prepared dispatch list and reads back the top candidates (a few
+hundred bytes), never the 50,257 logits unless asked to.
 
 Weights stay in the dtype they are stored in: 2-D matrices are read by the kernels as f32, f16 or
 bf16 (widened to f32 in registers); the small vectors (biases, LayerNorm) are widened to f32 at load.
@@ -40,7 +41,8 @@ ATT_BLOCK = 64       # cache positions per block of the split decode attention (
 CPU_GROUPS = 4       # workgroups per decode dispatch on a CPU adapter (see GPU.is_cpu)
 # Kernel-shape overrides for experiments (tools/bench.py --tuning): {"cpu": bool, "gemv_cols4": int,
 # "gemv_cols4_narrow": int (projections with N = n_embd), "head_lanes": int, "cpu_groups": int,
-# "prefill_chunk": int}. Empty in normal use: the shapes follow the adapter.
+# "prefill_chunk": int, "split_k_depth": int, "no_split_attention": bool, "no_tiled_attention": bool}.
+# Empty in normal use: the shapes follow the adapter.
 TUNING: dict = {}
 
 _DTYPE_BYTES = {"F32": 4, "F16": 2, "BF16": 2}
@@ -242,8 +244,9 @@ class GPT2:
         self.xn = self._alloc(R * C * 4, "x normalized")
         self.q = self._alloc(R * C * 4, "q")
         self.att = self._alloc(R * C * 4, "attention out")
-        mlp_split = self._split_k(cfg.d_mlp)
-        self.split_scratch = self._alloc(mlp_split * R * C * 4, "split-K partial sums") if mlp_split > 1 else None
+        self.mlp_split = self._split_k(cfg.d_mlp)  # K splits of the MLP projection in prefill
+        self.split_scratch = (self._alloc(self.mlp_split * R * C * 4, "split-K partial sums")
+                              if self.mlp_split > 1 else None)
         # Decode attention on a GPU is split over blocks of ATT_BLOCK cache positions (attention.wgsl):
         # their partial results, merged by the attention projection.
         self.split_attention = not self.cpu and not TUNING.get("no_split_attention", False)
@@ -252,7 +255,8 @@ class GPT2:
         wg_bytes = self.gpu.limits.get("maxComputeWorkgroupStorageSize", 16384)
         self.tiled_attention = (not self.cpu and 4 * (48 * cfg.head_dim + 256) <= wg_bytes
                                 and not TUNING.get("no_tiled_attention", False))
-        self.att_part = self._alloc(cfg.n_head * self.att_splits * (cfg.head_dim + 2) * 4, "attention blocks")
+        self.att_part = (self._alloc(cfg.n_head * self.att_splits * (cfg.head_dim + 2) * 4, "attention blocks")
+                         if self.split_attention else None)
         self.h = self._alloc(R * cfg.d_mlp * 4, "mlp hidden")
         self.logits = self._alloc(V * 4, "logits", readable=True)
         self.part = self._alloc(self.groups * (2 * KMAX + 2) * 4, "topk partial")
@@ -303,7 +307,8 @@ class GPT2:
     def _matmul(self, entry: str, K: int, N: int, epilogue: int, ln_input: bool = False, att_input: bool = False,
                 split_k: int = 1):
         cfg = self.cfg
-        split_ks = -(-(-(-K // split_k)) // 16) * 16
+        per_split = -(-K // split_k)
+        split_ks = -(-per_split // 16) * 16  # k per split, whole tiles of 16
         return self._pipeline("matmul.wgsl", entry, K=K, N=N, N4=N // 4, EPILOGUE=epilogue, C=cfg.n_embd,
                               SPLIT_K=split_k, SPLIT_KS=split_ks,
                               NH=cfg.n_head, HD=cfg.head_dim, N_CTX=self.n_ctx, LN_INPUT=ln_input,
@@ -350,7 +355,7 @@ class GPT2:
         t_qkv = self._matmul(prefill_entry, C, 3 * C, QKV)
         t_proj = self._matmul(prefill_entry, C, C, RESIDUAL)
         t_fc = self._matmul(prefill_entry, C, M, gelu)
-        mlp_split = self._split_k(M)
+        mlp_split = self.mlp_split
         t_mlp = self._matmul(prefill_entry, M, C, RESIDUAL, split_k=mlp_split)
         t_mlp_sum = self._matmul("matmul_split_k_sum", M, C, RESIDUAL, split_k=mlp_split) if mlp_split > 1 else None
         g_qkv = self._matmul("gemv", C, 3 * C, QKV, ln_input=True)
