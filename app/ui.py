@@ -589,7 +589,6 @@ class UI:
             target = files if files is not None else ref
             loader = self.api._autoLoad if auto and hasattr(self.api, "_autoLoad") else self.api.load
             info = _py(await self._recovering(lambda: loader(target, opts)))
-            self.lost_shown = False
         except Exception as exc:  # noqa: BLE001 - every failure is shown, the previous model stays
             name, message, code = error_parts(exc)
             message = readable(last_line_of_traceback(message))
@@ -895,12 +894,14 @@ class UI:
         """Run an API call; after a loss already shown, its one 'device_lost' rejection is the
         expected first answer, so the call is made again (the API restarts the GPU then)."""
         try:
-            return await call()
+            out = await call()
         except Exception as exc:  # noqa: BLE001 - anything else goes to the caller
             if not (self.lost_shown and error_parts(exc)[2] == "device_lost"):
                 raise
+            self.lost_shown = False
+            return await call()
         self.lost_shown = False
-        return await call()
+        return out
 
     async def generate(self) -> None:
         self.generating = False  # request_generate's hold; set again below, with no await before it
@@ -936,7 +937,6 @@ class UI:
         result = None
         try:
             result = _py(await self._recovering(lambda: self.api.generate(prompt, _obj(opts), on_token)))
-            self.lost_shown = False
         except Exception as exc:  # noqa: BLE001 - shown in the banner; prompt and output stay
             name, message, _ = error_parts(exc)
             message = last_line_of_traceback(message)
