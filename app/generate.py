@@ -7,7 +7,10 @@ Ends on max_new_tokens ("length"), the end-of-text token ("eos": config.json's e
 the tokenizer's <|endoftext|>; the token is in `tokens`, not in the text), a stop string ("stop"), or a
 call to stop() ("cancelled"), which takes effect within one decode step and between prefill
 chunks. Sampling is Python (app/sampling.py); the GPU returns the top candidates of each step, and
-the whole logits only when the sampling settings need them (see `candidates_needed`).
+the whole logits only when the sampling settings need them (see `candidates_needed`). When the
+candidates are enough, each step also chooses the next token on the GPU from the number the sampler
+will draw, and the next step is queued before Python reads this one (chained decoding, below);
+Python's choice decides, and a queued step fed another token is redone.
 
 Context policy (n_ctx = the model's context): max_new_tokens is capped at n_ctx - 1, and a prompt
 that would not leave room for max_new_tokens keeps only its last tokens (the start is dropped, and
@@ -20,7 +23,7 @@ import math
 import time
 from dataclasses import dataclass, field
 
-from .model import KMAX, StepResult
+from .model import KMAX, GpuChoice, StepResult
 from .sampling import Sampler, SamplingParams, StopStringMatcher
 from .tokenizer import StreamingDetokenizer
 
@@ -128,18 +131,25 @@ class Generation:
         eos = self.eos_token_id
         temperature = float(params.temperature)
         seen = list(self.prompt)
-        # Greedy without a repetition penalty takes the GPU's best candidate, so the next decode
-        # step can be queued, fed on the GPU, before Python has read this one (model.submit_decode):
-        # the round trip to Python hides behind the GPU's work. `ahead` is that queued step.
-        chain = params.temperature == 0 and params.repetition_penalty == 1.0 and not full
+        # When the choice needs only the candidates (no repetition penalty, top-k <= KMAX or greedy),
+        # each step also chooses the next token on the GPU as the sampler will (given the number
+        # it will draw), so the next decode step can be queued, fed on the GPU, before Python has
+        # read this one (model.submit_decode): the round trip to Python hides behind the GPU's
+        # work. `ahead` is that queued step; Python's own choice is checked against the GPU's.
+        chain = not full and params.repetition_penalty == 1.0
+
+        def gpu_choice(ahead_of_next: int) -> GpuChoice:
+            return GpuChoice(params.top_k, params.top_p, sampler.upcoming_draw(ahead_of_next))
+
         ahead = None
+        chain_misses = 0  # queued steps redone: the GPU's f32 choice differed from Python's f64 one
         t0 = time.perf_counter()
         if self.cancelled:  # stopped before it started: no GPU work at all
             step = None
         else:
             model.reset()
             step = await model.prefill(self.prompt, k=k, temperature=temperature, full_logits=full,
-                                       should_stop=lambda: self.cancelled)
+                                       should_stop=lambda: self.cancelled, choice=gpu_choice(0))
         t_prefill = time.perf_counter() - t0
         t_step = time.perf_counter()
         decode_times = []  # between consecutive results: the rate tokens arrive at
@@ -175,14 +185,16 @@ class Generation:
                 if self.cancelled:
                     finish = "cancelled"
                     break
-                if ahead is not None and token != step.ids[0]:  # not what the queued step was fed
+                if ahead is not None and token != step.choice:  # not what the queued step was fed
                     await model.drain()
                     model.rollback(1)
                     ahead = None
-                handle = ahead or model.submit_decode(token, k=k, temperature=temperature, full_logits=full)
+                    chain_misses += 1
+                handle = ahead or model.submit_decode(token, k=k, temperature=temperature, full_logits=full,
+                                                      choice=gpu_choice(0))
                 ahead = None
                 if chain and len(result.tokens) + 1 < self.max_new and model.pos < model.n_ctx:
-                    ahead = model.submit_decode(None, k=k, temperature=temperature)
+                    ahead = model.submit_decode(None, k=k, temperature=temperature, choice=gpu_choice(1))
                 step = await model.collect(handle)
                 now = time.perf_counter()
                 decode_times.append(now - t_step)
@@ -210,6 +222,8 @@ class Generation:
             "decode_ms_per_token": (sorted(decode_times)[len(decode_times) // 2] * 1000) if decode_times else None,
             "decode_ms_mean": (sum(decode_times) / len(decode_times) * 1000) if decode_times else None,
             "decode_tokens": len(decode_times),
+            "chained": chain,
+            "chain_misses": chain_misses,
             "total_ms": (time.perf_counter() - t0) * 1000,
         })
 

@@ -33,7 +33,7 @@ from .config import GPT2Config
 from .gpu import GPU, GPUError, shader_source
 
 KMAX = 64          # most candidates a step can return (top-k on the GPU)
-CHAIN_ID = 0xFFFFFFFF  # token id meaning "the previous step's best candidate, read on the GPU"
+CHAIN_ID = 0xFFFFFFFF  # token id meaning "the token the previous step chose, read on the GPU"
 TOPK_CHUNK = 2048  # logits per workgroup in topk_partial (8 KB of workgroup memory)
 PREFILL_CHUNK = 128      # prompt rows per prefill run on a CPU adapter (Stop is checked between runs)
 PREFILL_CHUNK_GPU = 512  # on a GPU: fewer round trips, and enough output tiles to fill the chip
@@ -52,6 +52,21 @@ class ModelError(ValueError):
     """A model this engine cannot run on this GPU, with a message for the user."""
 
 
+@dataclass(frozen=True)
+class GpuChoice:
+    """How a step chooses, on the GPU, the token a chained step after it is fed (topk.wgsl
+    choose_token): top-k and top-p over its candidates at the step's temperature (<= 0: the best
+    candidate), and `draw`, the uniform number in [0, 1) the CPython sampler will draw for the same
+    choice. No repetition penalty: it can lift a token from outside the candidates."""
+
+    top_k: int = 0
+    top_p: float = 1.0
+    draw: float = 0.0
+
+
+GREEDY = GpuChoice()
+
+
 @dataclass
 class StepResult:
     """What one prefill or decode step returns: the top-k candidates, best first."""
@@ -61,6 +76,7 @@ class StepResult:
     max_logit: float     # M: log-sum-exp over the whole vocabulary is M / T + log(S)
     sum_exp: float       # S = sum(exp((l - M) / T))
     temperature: float   # T used for max_logit / sum_exp (1 when sampling greedily)
+    choice: int = -1     # the token the GPU chose (GpuChoice): what a chained step after it was fed
     full_logits: array | None = None  # all logits (array('f')), only when asked for
 
     def log_normalizer(self) -> float:
@@ -239,7 +255,7 @@ class GPT2:
         cfg, R, C = self.cfg, self.chunk, self.cfg.n_embd
         V = cfg.vocab_size
         self.groups = (V + TOPK_CHUNK - 1) // TOPK_CHUNK
-        self.step_buf = self._alloc(16 + 4 * R, "step")
+        self.step_buf = self._alloc(28 + 4 * R, "step")
         self.x = self._alloc(R * C * 4, "x (residual stream)")
         self.xn = self._alloc(R * C * 4, "x normalized")
         self.q = self._alloc(R * C * 4, "q")
@@ -260,11 +276,11 @@ class GPT2:
         self.h = self._alloc(R * cfg.d_mlp * 4, "mlp hidden")
         self.logits = self._alloc(V * 4, "logits", readable=True)
         self.part = self._alloc(self.groups * (2 * KMAX + 2) * 4, "topk partial")
-        self.out = self._alloc((2 * KMAX + 2) * 4, "topk out", readable=True)
+        self.out = self._alloc((2 * KMAX + 3) * 4, "topk out", readable=True)
         self.dummy_ro = self._alloc(16, "unused read binding")
         self.dummy_rw = self._alloc(16, "unused write binding")
         # Two read-back buffers: a chained decode step (submit_decode) is read while the next runs.
-        self.out_stagings = [self.gpu.buffer((2 * KMAX + 2) * 4, 0x0001 | 0x0008, f"topk readback {i}")
+        self.out_stagings = [self.gpu.buffer((2 * KMAX + 3) * 4, 0x0001 | 0x0008, f"topk readback {i}")
                              for i in range(2)]
         self.buffers += self.out_stagings
         self._next_staging = 0
@@ -457,9 +473,10 @@ class GPT2:
         """Forget the sequence: the next prefill starts at position 0."""
         self.pos = 0
 
-    def _write_step(self, ids, pos0: int, k: int, temperature: float):
+    def _write_step(self, ids, pos0: int, k: int, temperature: float, choice: GpuChoice = GREEDY):
         k = max(1, min(int(k), KMAX))  # as _submit_readback reads back
-        data = struct.pack(f"<IIIf{len(ids)}I", len(ids), pos0, k, temperature, *ids)
+        data = struct.pack(f"<IIIfIff{len(ids)}I", len(ids), pos0, k, temperature,
+                           choice.top_k, choice.top_p, choice.draw, *ids)
         self.gpu.write(self.step_buf, data)
 
     async def warm_up(self) -> float:
@@ -482,7 +499,7 @@ class GPT2:
                 raise ModelError(f"token id {i!r} is outside the vocabulary (0..{V - 1})")
 
     async def prefill(self, ids, k: int = 1, temperature: float = 0.0, full_logits: bool = False,
-                      should_stop=None) -> StepResult | None:
+                      should_stop=None, choice: GpuChoice = GREEDY) -> StepResult | None:
         """Run the prompt `ids` (appended after what the cache holds) and return the candidates
         for the next token. Returns None if `should_stop()` turned true between chunks."""
         await self.drain()
@@ -496,7 +513,7 @@ class GPT2:
             piece = ids[start:start + self.chunk]
             last = start + self.chunk >= len(ids)
             rows = len(piece)
-            self._write_step(piece, self.pos, k, temperature)
+            self._write_step(piece, self.pos, k, temperature, choice)
             counts = [c for _, _, f in self._prefill_steps for c in f(rows)]
             counts += self._tail_counts if last else [0] * len(self._tail_counts)
             encoder = self.gpu.device.createCommandEncoder()
@@ -512,26 +529,28 @@ class GPT2:
         return None
 
     async def decode_step(self, token: int, k: int = 1, temperature: float = 0.0,
-                          full_logits: bool = False) -> StepResult:
+                          full_logits: bool = False, choice: GpuChoice = GREEDY) -> StepResult:
         """Append one token at position `pos` and return the candidates for the next one."""
         await self.drain()  # a step left in flight by an abandoned chained generation
-        return await self.collect(self.submit_decode(token, k, temperature, full_logits))
+        return await self.collect(self.submit_decode(token, k, temperature, full_logits, choice))
 
-    def submit_decode(self, token: int | None, k: int = 1, temperature: float = 0.0, full_logits: bool = False):
+    def submit_decode(self, token: int | None, k: int = 1, temperature: float = 0.0, full_logits: bool = False,
+                      choice: GpuChoice = GREEDY):
         """Submit one decode step without waiting for it; `collect` reads its result.
 
-        token None chains greedy decoding on the GPU: the step's input is the best candidate of the
-        step submitted just before it, which the embedding reads from the top-k output, so the next
-        step can be queued before Python has seen the previous one's result (its round trip hidden
-        behind the GPU's work). Whoever chains must check, once the previous result is read, that its
-        choice was that best candidate (generate.py does), and `rollback` a step it does not keep."""
+        token None chains decoding on the GPU: the step's input is the token the step submitted
+        just before it chose (its `choice`, StepResult.choice), which the embedding reads from the
+        top-k output, so the next step can be queued before Python has seen the previous one's
+        result (its round trip hidden behind the GPU's work). Whoever chains must check, once the
+        previous result is read, that the token it takes is that choice (generate.py does), and
+        `rollback` a step it does not keep."""
         if token is not None:
             self._check_ids([token])
         elif not self._inflight:
             raise ModelError("a chained decode step needs a step submitted before it")
         if self.pos + 1 > self.n_ctx:
             raise ModelError(f"the context of {self.n_ctx} tokens is full")
-        self._write_step([CHAIN_ID if token is None else token], self.pos, k, temperature)
+        self._write_step([CHAIN_ID if token is None else token], self.pos, k, temperature, choice)
         if self._decode_counts_js is None:
             from pyodide.ffi import to_js  # noqa: PLC0415 - only in Pyodide
             self._decode_counts_js = to_js(self._decode_counts)
@@ -551,7 +570,7 @@ class GPT2:
         k = max(1, min(int(k), KMAX))
         staging = self.out_stagings[self._next_staging]
         self._next_staging = (self._next_staging + 1) % len(self.out_stagings)
-        encoder.copyBufferToBuffer(self.out, 0, staging, 0, (2 * k + 2) * 4)
+        encoder.copyBufferToBuffer(self.out, 0, staging, 0, (2 * k + 3) * 4)
         if full_logits:
             if self.logits_staging is None:
                 self.logits_staging = self.gpu.buffer(self.cfg.vocab_size * 4, 0x0001 | 0x0008, "logits readback")
@@ -568,15 +587,16 @@ class GPT2:
             raise ModelError("decode steps are read back in the order they were submitted")
         self._inflight.pop(0)
         staging, k, temperature, full_logits = handle
-        nbytes = (2 * k + 2) * 4
+        nbytes = (2 * k + 3) * 4
         self.last_readback_bytes = nbytes
         await self.gpu.map_read(staging)
         raw = staging.getMappedRange(0, nbytes).to_bytes()
         staging.unmap()
         self.gpu.check()
-        values = struct.unpack(f"<{k}I{k}f2f", raw[:nbytes])
-        result = StepResult(ids=list(values[:k]), logits=list(values[k:2 * k]), max_logit=values[2 * k],
-                            sum_exp=values[2 * k + 1], temperature=temperature if temperature > 0 else 1.0)
+        choice, *values = struct.unpack(f"<I{k}I{k}f2f", raw[:nbytes])
+        result = StepResult(ids=values[:k], logits=values[k:2 * k], max_logit=values[2 * k],
+                            sum_exp=values[2 * k + 1], temperature=temperature if temperature > 0 else 1.0,
+                            choice=choice)
         if full_logits:
             self.last_readback_bytes += self.cfg.vocab_size * 4
             await self.gpu.map_read(self.logits_staging)

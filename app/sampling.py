@@ -162,6 +162,14 @@ class PCG32:
         b = self.next_u32() >> 6
         return (a * 67108864 + b) / 9007199254740992.0
 
+    def peek_random(self, ahead: int = 0) -> float:
+        """What random() will return after `ahead` more calls, without changing the state."""
+        twin = PCG32.__new__(PCG32)
+        twin.inc, twin.state = self.inc, self.state
+        for _ in range(ahead):
+            twin.random()
+        return twin.random()
+
 
 def _as_sequence(logits):
     if isinstance(logits, (list, tuple, array)):
@@ -222,6 +230,14 @@ class Sampler:
         """The next token from the model's top candidates (ids with their logits, best first)."""
         ids, weights = self._candidates_short(ids, logits, seen_ids)
         return self._draw(ids, weights)
+
+    def upcoming_draw(self, ahead: int = 0) -> float:
+        """The uniform number the choice `ahead` tokens after the next one will draw (0 = the next
+        token's), without drawing it: a sampled choice draws exactly one, a greedy one none.
+        generate.py hands it to the GPU so a chained decode step can be fed the same choice."""
+        if self.params.temperature == 0:
+            return 0.0
+        return self.rng.peek_random(ahead)
 
     def distribution(self, logits, seen_ids=()) -> list:
         """[(id, probability)] that `sample` draws from, in its order (no PRNG use); greedy: [(id, 1.0)]."""

@@ -7,13 +7,21 @@
 //   rows        number of sequence rows in this run (1 for a decode step)
 //   pos0        position of row 0 in the sequence = tokens already in the KV cache
 //   k           candidates wanted from topk (1 = greedy)
-//   temperature temperature for the log-sum-exp that topk reports (<= 0 means 1)
+//   temperature temperature of the log-sum-exp that topk reports (<= 0 means 1) and of the token
+//               it chooses (<= 0: greedy)
+//   top_k       that choice's top-k (0 = off)
+//   top_p       that choice's top-p (1 = off)
+//   draw        the uniform number in [0, 1) the CPython sampler will draw for that choice
+//               (topk.wgsl choose_token)
 //   ids         token id of each row
 struct Step {
   rows: u32,
   pos0: u32,
   k: u32,
   temperature: f32,
+  top_k: u32,
+  top_p: f32,
+  draw: f32,
   ids: array<u32>,
 }
 

@@ -5,9 +5,9 @@
 //   x is f32 [rows, C].
 // Workgroup: 64 invocations along the C/4 packs of a row; dispatch (ceil(C4 / 64), R, 1) with
 //   R <= rows: workgroup row r handles rows r, r + R, ... (R = rows on a GPU, a few on a CPU).
-// A decode step whose id is CHAIN_ID (0xFFFFFFFF) takes the best candidate of the step before it,
-// chain[0] (topk.wgsl's output: its first word is the top id), so greedy decode steps can be
-// queued back to back without waiting for Python (app/model.py submit_decode).
+// A decode step whose id is CHAIN_ID (0xFFFFFFFF) takes the token chosen by the step before it,
+// chain[0] (topk.wgsl's output: its first word is that choice), so decode steps can be queued
+// back to back without waiting for Python (app/model.py submit_decode).
 // Constants: C4 = C / 4, ROW0, ROWS, CHAIN_ID.
 @group(0) @binding(0) var<storage, read> step: Step;
 @group(0) @binding(1) var<storage, read> wte: array<WPack>;

@@ -7,8 +7,12 @@
 //   topk_serial   one invocation doing both (CPU adapters; see below).
 //   topk_merge    one workgroup: merges the chunks' candidates into the global top k and combines
 //                 the chunk sums into log-sum-exp = M / T + log(S). Dispatch (1, 1, 1).
+// Both also choose the next token from the candidates as the CPython sampler will (choose_token),
+// so the next decode step can be queued, its input read on the GPU (embedding.wgsl CHAIN_ID),
+// before Python has read this one; Python checks that choice against its own.
 // Layout: logits f32 [V] (NaN is treated as -inf); part u32 [groups, 2 * KMAX + 2] per chunk:
-//   ids, then values (f32 bits), then m, s; out u32 [2 * k + 2]: k ids, k values (f32 bits), M, S.
+//   ids, then values (f32 bits), then m, s; out u32 [2 * k + 3]: the chosen id, k ids, k values
+//   (f32 bits), M, S.
 // Workgroup: 256 invocations, CHUNK / 256 logits each. Constants: V, KMAX, CHUNK (= 2048), GROUPS.
 @group(0) @binding(0) var<storage, read> step: Step;
 @group(0) @binding(1) var<storage, read> logits: array<f32>;
@@ -112,8 +116,8 @@ fn topk_merge(@builtin(local_invocation_index) lid: u32) {
     }
     reduce_best(lid, bv, bp, bi);
     if (lid == 0u) {
-      out[r] = best_id[0];
-      out[k + r] = bitcast<u32>(best_val[0]);
+      out[1u + r] = best_id[0];
+      out[1u + k + r] = bitcast<u32>(best_val[0]);
       if (best_pos[0] != 0xffffffffu) { part[best_pos[0]] = 0xffffffffu; }
     }
     storageBarrier();
@@ -128,8 +132,9 @@ fn topk_merge(@builtin(local_invocation_index) lid: u32) {
       let mg = bitcast<f32>(part[g * STRIDE + 2u * KMAX]);
       if (mg > NEG_INF) { big_s += bitcast<f32>(part[g * STRIDE + 2u * KMAX + 1u]) * exp((mg - big_m) / temp); }
     }
-    out[2u * k] = bitcast<u32>(big_m);
-    out[2u * k + 1u] = bitcast<u32>(big_s);
+    out[1u + 2u * k] = bitcast<u32>(big_m);
+    out[2u + 2u * k] = bitcast<u32>(big_s);
+    out[0] = choose_token(k);
   }
 }
 
@@ -162,9 +167,53 @@ fn topk_serial() {
     top_i[j] = i;
   }
   for (var r = 0u; r < k; r++) {
-    out[r] = select(0xffffffffu, top_i[r], top_v[r] > NEG_INF);  // as topk_partial: no id for -inf
-    out[k + r] = bitcast<u32>(top_v[r]);
+    out[1u + r] = select(0xffffffffu, top_i[r], top_v[r] > NEG_INF);  // as topk_partial: no id for -inf
+    out[1u + k + r] = bitcast<u32>(top_v[r]);
   }
-  out[2u * k] = bitcast<u32>(m);
-  out[2u * k + 1u] = bitcast<u32>(s);
+  out[1u + 2u * k] = bitcast<u32>(m);
+  out[2u + 2u * k] = bitcast<u32>(s);
+  out[0] = choose_token(k);
+}
+
+// choose_token: the token app/sampling.py's Sampler will take from the k candidates in out (best
+// first, ties to the lower id), in f32 where it uses f64: greedy when temperature <= 0; else the
+// candidates kept by top-k (with the k-th value's ties) and top-p, weighted exp((v - v0) / T), and
+// the first whose running sum exceeds draw x their total (Sampler._candidates_short + _draw, no
+// repetition penalty). A draw near a boundary may round the other way than in f64: Python checks
+// the choice and redoes a step fed with a different token.
+fn candidate_weight(k: u32, i: u32, top: f32) -> f32 {
+  return exp((bitcast<f32>(out[1u + k + i]) - top) / step.temperature);
+}
+
+fn choose_token(k: u32) -> u32 {
+  if (step.temperature <= 0.0) { return out[1u]; }
+  var n = k;
+  if (step.top_k > 0u && step.top_k < k) {
+    let kth = out[k + step.top_k];  // value of candidate top_k - 1
+    n = step.top_k;
+    while (n < k && bitcast<f32>(out[1u + k + n]) == bitcast<f32>(kth)) { n++; }
+  }
+  let top = bitcast<f32>(out[1u + k]);
+  if (step.top_p < 1.0) {
+    var total = 0.0;
+    for (var i = 0u; i < n; i++) { total += candidate_weight(k, i, top); }
+    let threshold = step.top_p * total;
+    var running = 0.0;
+    for (var i = 0u; i < n; i++) {
+      running += candidate_weight(k, i, top);
+      if (running >= threshold) { n = i + 1u; break; }
+    }
+  }
+  var total = 0.0;
+  for (var i = 0u; i < n; i++) { total += candidate_weight(k, i, top); }
+  let drawn = step.draw * total;
+  var running = 0.0;
+  for (var i = 0u; i < n; i++) {
+    running += candidate_weight(k, i, top);
+    if (running > drawn) { return out[1u + i]; }
+  }
+  for (var i = n; i > 0u; i--) {  // rounding at the very top: the last candidate with weight
+    if (candidate_weight(k, i - 1u, top) > 0.0) { return out[i]; }
+  }
+  return out[1u];
 }

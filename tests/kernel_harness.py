@@ -106,11 +106,13 @@ def sentinel(n: int) -> np.ndarray:
     return np.full(n, SENTINEL, dtype=np.float32)
 
 
-def step_bytes(rows: int, pos0: int = 0, k: int = 1, temperature: float = 0.0, ids=None) -> bytes:
-    """common.wgsl's Step: rows u32, pos0 u32, k u32, temperature f32, ids[] u32 (at least one)."""
+def step_bytes(rows: int, pos0: int = 0, k: int = 1, temperature: float = 0.0, ids=None,
+               top_k: int = 0, top_p: float = 1.0, draw: float = 0.0) -> bytes:
+    """common.wgsl's Step: rows u32, pos0 u32, k u32, temperature f32, top_k u32, top_p f32, draw f32,
+    ids[] u32 (at least one)."""
     ids = list(ids) if ids is not None else [0] * max(rows, 1)
     ids = ids or [0]
-    return struct.pack(f"<IIIf{len(ids)}I", rows, pos0, k, temperature, *ids)
+    return struct.pack(f"<IIIfIff{len(ids)}I", rows, pos0, k, temperature, top_k, top_p, draw, *ids)
 
 
 def to_bf16_bits(w: np.ndarray) -> np.ndarray:

@@ -279,7 +279,7 @@ def decode_step_counts(page, n_layer: int, gpu_shapes: bool) -> list:
     for c in counts:
         assert c["candidates"] == c["k"]
         assert c["dispatches"] == c["planned"] == 1 + 5 * n_layer + tail <= 6 * n_layer + 4, c
-        assert c["readback"] == (2 * c["k"] + 2) * 4 <= 1024, c
+        assert c["readback"] == (2 * c["k"] + 3) * 4 <= 1024, c  # choice, k ids, k logits, M, S
     return counts
 
 
@@ -331,11 +331,11 @@ import js
 m = state['loaded'].model
 calls = state['spy_calls'] = []
 original = m._write_step
-def spy(ids, pos0, k, t):
+def spy(ids, *args):
     calls.append(len(ids))
     if len(calls) == 2:
         js.pywebgpt.stop()          # the JS API's stop(), while chunk 2 is being sent
-    return original(ids, pos0, k, t)
+    return original(ids, *args)
 m._write_step = spy
 None""")
     try:
@@ -434,9 +434,9 @@ _m = state['loaded'].model
 state['chain_log'] = []
 if not hasattr(_m, '_unspied_submit'):
     _m._unspied_submit = _m.submit_decode
-    def _spy(token, k=1, temperature=0.0, full_logits=False):
+    def _spy(token, *args, **kwargs):
         state.setdefault('chain_log', []).append(token)
-        return _m._unspied_submit(token, k, temperature, full_logits)
+        return _m._unspied_submit(token, *args, **kwargs)
     _m.submit_decode = _spy
 None
 """
@@ -446,11 +446,12 @@ _m = state['loaded'].model
 """
 
 
-def test_greedy_steps_are_chained_on_the_gpu(page, models):
+def test_decode_steps_are_chained_on_the_gpu(page, models):
     """Greedy decoding queues each step before Python reads the previous one (the embedding takes
-    the GPU's best candidate): the tokens still equal the reference's, a step queued past a stop
-    (stop string, EOS, max_new_tokens, Stop) is read and rolled back, and nothing stays in flight.
-    Sampling (temperature > 0) submits each step with its chosen token."""
+    the GPU's choice): the tokens still equal the reference's, a step queued past a stop (stop
+    string, EOS, max_new_tokens, Stop) is read and rolled back, and nothing stays in flight.
+    Sampling from the candidates (top-k <= 64, no repetition penalty) chains too; with a repetition
+    penalty (every logit read) each step is submitted with its chosen token."""
     use(page, "char")
     ids = prompt(9, seed=8)
     want, _, margin = ref_greedy(models["char"], ids, 16)
@@ -470,12 +471,57 @@ def test_greedy_steps_are_chained_on_the_gpu(page, models):
     log, pos, inflight = run_py(page, CHAIN_STATE)
     assert r["finish_reason"] == "stop" and r["tokens"] == want[:i + 2]
     assert None in log and pos == len(ids) + len(r["tokens"]) - 1 and inflight == 0
-    # sampling: no chaining
+    # sampling from the candidates: chained, the same tokens as from all the logits
     run_py(page, CHAIN_SPY)
-    r = generate(page, ids, max_new_tokens=6, temperature=0.8, top_k=5, seed=3)
+    opts = dict(max_new_tokens=n, temperature=0.8, top_k=5, seed=3)
+    r = generate(page, ids, **opts)
     log, pos, inflight = run_py(page, CHAIN_STATE)
-    assert None not in log and log == r["tokens"][:-1] and inflight == 0
+    assert r["tokens"] == generate(page, ids, return_logits=True, **opts)["tokens"]
+    assert r["timings"]["chained"] and inflight == 0 and pos == len(ids) + n - 1
+    misses = r["timings"]["chain_misses"]  # a draw within f32 rounding of a boundary: ~never
+    assert log.count(None) == n - 2 and len(log) == n - 1 + misses and misses <= 1, log
+    # a repetition penalty needs every logit: no chaining
+    run_py(page, CHAIN_SPY)
+    r = generate(page, ids, max_new_tokens=6, temperature=0.8, top_k=5, repetition_penalty=1.2, seed=3)
+    log, pos, inflight = run_py(page, CHAIN_STATE)
+    assert None not in log and log == r["tokens"][:-1] and inflight == 0 and not r["timings"]["chained"]
     run_py(page, "_m = state['loaded'].model\n_m.submit_decode = _m._unspied_submit\ndel _m._unspied_submit\nNone")
+
+
+WRONG_DRAWS = """
+from pywebgpt import sampling as _s
+if not hasattr(_s.Sampler, '_true_upcoming_draw'):
+    _s.Sampler._true_upcoming_draw = _s.Sampler.upcoming_draw
+    _s.Sampler.upcoming_draw = lambda self, ahead=0: (self._true_upcoming_draw(ahead) + 0.5) % 1.0
+None
+"""
+RIGHT_DRAWS = """
+from pywebgpt import sampling as _s
+_s.Sampler.upcoming_draw = _s.Sampler._true_upcoming_draw
+del _s.Sampler._true_upcoming_draw
+None
+"""
+
+
+def test_a_chained_step_fed_another_token_than_python_chose_is_redone(page, models):
+    """The GPU is handed the wrong random numbers, so it often feeds the queued step another token
+    than the sampler draws: every such step is rolled back and redone with Python's token, and the
+    tokens are those of the right numbers (and of the CPython sampler over all the logits)."""
+    use(page, "char")
+    ids = prompt(9, seed=11)
+    opts = dict(max_new_tokens=24, temperature=1.5, top_k=40, seed=21)
+    want = generate(page, ids, **opts)
+    assert want["timings"]["chained"]
+    run_py(page, WRONG_DRAWS)
+    try:
+        got = generate(page, ids, **opts)
+    finally:
+        run_py(page, RIGHT_DRAWS)
+    assert got["tokens"] == want["tokens"]
+    assert got["timings"]["chain_misses"] >= 5, got["timings"]
+    full = generate(page, ids, return_logits=True, **opts)
+    assert replay(SamplingParams(**opts), ids, dumped_logits(full)) == want["tokens"]
+    assert run_py(page, CHAIN_STATE.replace("state.pop('chain_log')", "None"))[1:] == [len(ids) + 23, 0]
 
 
 def test_stop_strings_across_token_boundaries(page, models):

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.browser
 STORE, GELU_TANH, GELU_ERF, RESIDUAL, QKV = 0, 1, 2, 3, 4
 EPILOGUE_NAMES = ["store", "gelu_tanh", "gelu_erf", "residual", "qkv"]
 EPS = 1e-5
-CHAIN_ID = 0xFFFFFFFF  # app/model.py: "the previous step's best candidate"
+CHAIN_ID = 0xFFFFFFFF  # app/model.py: "the token the previous step chose, read on the GPU"
 ATT_BLOCK = 64  # common.wgsl: cache positions per block of the split decode attention
 
 
@@ -67,7 +67,7 @@ def test_embedding_split_table(kpage, dtype, R):
     """x[t] = wte[ids[t]] + wpe[pos0 + t] with the token table split over two buffers (one dispatch
     each, each writing only its own ids); C/4 = 65 packs (two workgroups along x); positions at the
     end of the position table; R workgroup rows striding over the 6 rows (R = rows on a GPU). Row 4's
-    id is CHAIN_ID: it takes the first word of the chain buffer (the previous step's top id)."""
+    id is CHAIN_ID: it takes the first word of the chain buffer (the previous step's chosen token)."""
     page, info = kpage
     need_dtype(info, dtype)
     r = rng(1)
@@ -532,11 +532,12 @@ TOPK_CASES = [
 TOPK_ENTRIES = ["partial+merge", "serial"]
 
 
-def run_topk(page, logits, k, temperature, chunk, kmax, entry):
+def run_topk(page, logits, k, temperature, chunk, kmax, entry, top_k=0, top_p=1.0, draw=0.0):
     V = len(logits)
     groups = cdiv(V, chunk)
     consts = dict(V=V, KMAX=kmax, CHUNK=chunk, GROUPS=groups)
-    bufs = {"step": step_bytes(1, 0, k, temperature), "logits": logits, "out": sentinel(2 * kmax + 2)}
+    bufs = {"step": step_bytes(1, 0, k, temperature, top_k=top_k, top_p=top_p, draw=draw), "logits": logits,
+            "out": sentinel(2 * kmax + 3)}
     if entry == "serial":
         steps = [step("topk.wgsl", "topk_serial", consts, ["step", "logits", None, "out"], (1, 1, 1))]
     else:
@@ -544,9 +545,10 @@ def run_topk(page, logits, k, temperature, chunk, kmax, entry):
         steps = [step("topk.wgsl", "topk_partial", consts, ["step", "logits", "part"], (groups, 1, 1)),
                  step("topk.wgsl", "topk_merge", consts, ["step", None, "part", "out"], (1, 1, 1))]
     raw = kh.run(page, bufs, steps, ["out"])["out"]
-    words, vals = read_u32(raw), read_f32(raw)
+    words, vals = read_u32(raw)[1:], read_f32(raw)[1:]  # word 0: the chosen token (choose_token)
     k = min(k, kmax)
-    return {"ids": words[:k], "vals": vals[k:2 * k], "m": vals[2 * k], "s": vals[2 * k + 1], "rest": vals[2 * k + 2:]}
+    return {"choice": int(read_u32(raw)[0]), "ids": words[:k], "vals": vals[k:2 * k], "m": vals[2 * k],
+            "s": vals[2 * k + 1], "rest": vals[2 * k + 2:]}
 
 
 @pytest.mark.parametrize("entry", TOPK_ENTRIES)
@@ -571,4 +573,72 @@ def test_topk(kpage, kind, vsize, k, temperature, entry):
     assert got["s"] == pytest.approx(want_s, rel=2e-5)
     log_normalizer = float(got["m"]) / (temperature or 1.0) + math.log(float(got["s"]))
     assert log_normalizer == pytest.approx(float(want_m) / (temperature or 1.0) + math.log(want_s), rel=1e-6, abs=1e-5)
-    assert_sentinel(got["rest"], "out past 2k + 2 words")
+    assert_sentinel(got["rest"], "out past 2k + 3 words")
+    assert got["choice"] == got["ids"][0], "no top-k / top-p, draw 0: the best candidate, greedy or not"
+
+
+class FixedDraw:
+    """Stands in for the Sampler's PRNG: random() returns the given number."""
+
+    def __init__(self, u):
+        self.u = u
+
+    def random(self):
+        return self.u
+
+
+def near_a_boundary(sampler, ids, vals, u) -> bool:
+    """Whether the draw or top-p falls within f32 rounding (relative 1e-4) of a running-sum
+    boundary, where the GPU's f32 choice may differ from the sampler's f64 one (Python then redoes
+    the step fed with the GPU's choice)."""
+    p = sampler.params
+    values = sorted(vals, reverse=True)
+    kept = len(values)
+    if p.top_k and p.top_k < kept:
+        kept = p.top_k
+        while kept < len(values) and values[kept] == values[p.top_k - 1]:
+            kept += 1
+    running = np.cumsum(sampler._weights(values[:kept], values[0]))
+    if p.top_p < 1.0 and np.any(np.abs(running - p.top_p * running[-1]) <= 1e-4 * running[-1]):
+        return True
+    cumulative = np.cumsum(sampler._candidates_short(ids, vals, ())[1])
+    return bool(np.any(np.abs(u * cumulative[-1] - cumulative) <= 1e-4 * cumulative[-1]))
+
+
+CHOICE_CASES = [
+    # (kind, k, temperature, top_k, top_p): the candidates' logits, and the sampling settings
+    ("spread", 64, 40.0, 0, 1.0),     # flat: the draw decides among 64
+    ("coarse", 64, 1.0, 10, 1.0),     # top-k cuts through ties: kept with the 10th value
+    ("spread", 40, 25.0, 0, 0.6),     # top-p alone
+    ("coarse", 33, 0.7, 20, 0.9),     # both
+    ("few", 64, 1.0, 0, 1.0),         # 60 real logits: the last 4 candidates weigh 0
+    ("spread", 5, 0.0, 3, 0.5),       # greedy: settings and draw ignored
+]
+
+
+@pytest.mark.parametrize("entry", TOPK_ENTRIES)
+def test_topk_chooses_the_token_the_cpython_sampler_draws(kpage, entry):
+    """out[0] is the token app/sampling.py's Sampler.sample_candidates takes from the same
+    candidates when its PRNG returns `draw` (temperature, top-k with ties, top-p, zero weights,
+    greedy), for draws spread over [0, 1) away from f32-rounding distance of a boundary."""
+    from app.sampling import Sampler, SamplingParams  # noqa: PLC0415 - CPython's sampler, the reference
+    page, info = kpage
+    chunk, kmax = info["TOPK_CHUNK"], info["KMAX"]
+    V = 2 * chunk + 4
+    checked = 0
+    for n, (kind, k, temperature, top_k, top_p) in enumerate(CHOICE_CASES):
+        logits = topk_logits(kind, V, chunk, seed=70 + n)
+        if kind == "spread":
+            logits = f32(logits / 30)  # most of the 64 candidates weigh something at these temperatures
+        params = SamplingParams(temperature=temperature, top_k=top_k, top_p=top_p)
+        for u in (0.0, 0.013, 0.31, 0.5, 0.77, 0.96, 0.9999):
+            got = run_topk(page, logits, k, temperature, chunk, kmax, entry, top_k, top_p, u)
+            ids, vals = got["ids"].tolist(), [float(v) for v in got["vals"]]
+            sampler = Sampler(params)
+            sampler.rng = FixedDraw(u)
+            want = sampler.sample_candidates(ids, vals)
+            if temperature > 0 and near_a_boundary(sampler, ids, vals, u):
+                continue
+            assert got["choice"] == want, (kind, k, temperature, top_k, top_p, u)
+            checked += 1
+    assert checked >= 30, checked

@@ -145,6 +145,21 @@ def test_seed_determinism_and_golden_values():
     assert [s.sample(logits) for _ in range(20)] == [again.sample(logits) for _ in range(20)]
 
 
+def test_upcoming_draw_is_the_number_a_later_choice_draws():
+    """What generate.py hands the GPU for a chained step: the uniform number the choice `ahead`
+    tokens after the next will draw, peeked without drawing; greedy choices draw none (0)."""
+    params = SamplingParams(temperature=0.7, top_k=3, seed=77)
+    s, twin = Sampler(params), PCG32(77)
+    peeked = [s.upcoming_draw(i) for i in range(4)]
+    assert peeked == [s.upcoming_draw(i) for i in range(4)], "peeking draws nothing"
+    assert peeked == [twin.random() for _ in range(4)]
+    for i in range(3):
+        s.sample_candidates([5, 6, 7], [1.0, 0.5, 0.2])  # one draw per sampled choice
+        assert s.upcoming_draw(0) == peeked[i + 1]
+    greedy = Sampler(SamplingParams(temperature=0, seed=77))
+    assert greedy.upcoming_draw(0) == greedy.upcoming_draw(5) == 0.0
+
+
 def test_greedy_ties_and_no_prng_use():
     s = Sampler(SamplingParams(temperature=0, seed=5))
     state = s.rng.state
