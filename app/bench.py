@@ -2,9 +2,10 @@
 
 Measures what issue 10 asks for with the same code paths users run: prefill tokens/s at several
 prompt lengths, decode ms/token (median, p90) at several contexts, one step at a time and chained
-as a greedy generation runs them, dispatches / FFI calls / bytes
-read back per decode step, GPU memory, and the effective bandwidth of the weight reads of a
-decode step against a copyBufferToBuffer measured on the same device in the same run.
+as a greedy generation runs them, dispatches / FFI calls / bytes read back per decode step, GPU
+memory, and the effective bandwidth of the weight reads of a decode step against a
+copyBufferToBuffer measured on the same device in the same run; with the loaded model, whole
+generations with the page's default sampling settings, chained and one step at a time.
 Figures only: nothing here asserts a time.
 """
 
@@ -14,7 +15,9 @@ import time
 
 import js
 
+from .generate import Generation
 from .gpu import COPY_DST, COPY_SRC, STORAGE, is_null
+from .sampling import SamplingParams
 
 
 def _ids(n: int, vocab: int) -> list:
@@ -80,8 +83,30 @@ async def spin_up(model, seconds: float = 1.0, max_steps: int = 500) -> int:
     return steps
 
 
+async def sampled_generation_ms(loaded, new_tokens: int = 64, prompt_length: int = 16) -> dict:
+    """Median ms between tokens of a whole generation (app/generate.py, Python's sampler included)
+    with the page's default settings (temperature 0.8, top-k 40), chained and one step at a time;
+    both give the same tokens (checked here: a difference is an error, not a figure)."""
+    model = loaded.model
+    n = max(1, min(new_tokens, model.n_ctx - prompt_length - 1))
+    ids = _ids(prompt_length, model.cfg.vocab_size)
+    params = dict(max_new_tokens=n, temperature=0.8, top_k=40, seed=1, stop_on_eos=False)
+    out, tokens = {}, {}
+    for name, chain in (("one_step", False), ("chained", True), ("one_step", False), ("chained", True)):
+        generation = Generation(loaded, ids, SamplingParams(**params), chain=chain)
+        async for _ in generation.run():
+            pass
+        ms = generation.result.timings["decode_ms_per_token"]
+        out[name] = round(min(ms, out.get(name, ms)), 3)  # best of two runs
+        tokens.setdefault(name, generation.result.tokens)
+    if tokens["chained"] != tokens["one_step"]:
+        raise RuntimeError("chained and one-step sampled generations gave different tokens")
+    out["tokens"] = n
+    return out
+
+
 async def run(gpu, model, prompt_lengths=(16, 128, 512), contexts=(16, 128, 512), decode_steps: int = 20,
-              copy_probe: bool = True) -> dict:
+              copy_probe: bool = True, loaded=None, generate_tokens: int = 64) -> dict:
     cfg = model.cfg
     V, n_ctx = cfg.vocab_size, model.n_ctx
     out = {"n_ctx": n_ctx, "dtype": model.weight_dtype, "gpu_bytes": model.gpu_bytes(),
@@ -142,6 +167,8 @@ async def run(gpu, model, prompt_lengths=(16, 128, 512), contexts=(16, 128, 512)
         out["decode_chained"][str(ctx)] = {"ms_median": round(_median(chained) * 1000, 3),
                                            "ms_p90": round(_p90(chained) * 1000, 3)}
     out["readback_bytes_per_decode_step"] = model.last_readback_bytes
+    if loaded is not None and generate_tokens > 0:
+        out["generate_sampled_ms_per_token"] = await sampled_generation_ms(loaded, generate_tokens)
     wbytes = weight_bytes_per_decode_step(model)
     out["weight_bytes_per_decode_step"] = wbytes
     first_ctx = str(min(contexts[0], n_ctx - decode_steps - 6))

@@ -81,12 +81,16 @@ def alternatives(step: StepResult) -> list:
 
 
 class Generation:
-    def __init__(self, loaded, prompt_ids: list, params: SamplingParams, keep_logits: bool = False):
+    def __init__(self, loaded, prompt_ids: list, params: SamplingParams, keep_logits: bool = False,
+                 chain: bool = True):
+        """chain=False runs every decode step after Python has read the previous one, even when the
+        GPU could choose the next token (the same tokens, slower; app/bench.py compares the two)."""
         self.loaded = loaded
         self.model = loaded.model
         self.tokenizer = loaded.tokenizer
         self.params = params
         self.keep_logits = keep_logits
+        self.chain = chain
         self.cancelled = False
         n_ctx = self.model.n_ctx
         max_new = params.max_new_tokens
@@ -136,7 +140,7 @@ class Generation:
         # it will draw), so the next decode step can be queued, fed on the GPU, before Python has
         # read this one (model.submit_decode): the round trip to Python hides behind the GPU's
         # work. `ahead` is that queued step; Python's own choice is checked against the GPU's.
-        chain = not full and params.repetition_penalty == 1.0
+        chain = self.chain and not full and params.repetition_penalty == 1.0
 
         def gpu_choice(ahead_of_next: int) -> GpuChoice:
             return GpuChoice(params.top_k, params.top_p, sampler.upcoming_draw(ahead_of_next))

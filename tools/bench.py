@@ -5,8 +5,10 @@
 For each model folder: page-open-to-ready, model load cold and warm (second load; from Cache
 Storage in the browser), time to first token of an 11-token prompt, then app/bench.py inside the
 runtime: prefill tokens/s at prompt lengths 16/128/512, decode ms/token median and p90 at contexts
-16/128/512, dispatches, FFI calls and bytes read back per decode step, GPU memory, and the weight
-bytes a decode step reads per second against the copy bandwidth measured in the same run.
+16/128/512 (one step at a time and chained), dispatches, FFI calls and bytes read back per decode
+step, GPU memory, the weight bytes a decode step reads per second against the copy bandwidth
+measured in the same run, and the ms per token of whole sampled generations (the page's default
+settings) chained and one step at a time.
 Runtimes: headless Chromium (SwiftShader here) or Node + Dawn (`--runtime node`: an NVIDIA GPU
 where one is set up, see ../shared/gpu/README.md, else SwiftShader).
 """
@@ -30,7 +32,8 @@ from vendor import vendor  # noqa: E402
 PROMPT_IDS = [464, 5044, 1110, 373, 257, 1263, 11, 3223, 290, 6388, 1755]  # 11 tokens, as the issue's peer figure
 
 
-def bench_code(prompts, contexts, steps, tuning: dict | None = None, profile: bool = False) -> str:
+def bench_code(prompts, contexts, steps, tuning: dict | None = None, profile: bool = False,
+               generate_tokens: int = 64) -> str:
     """Python run in the runtime on the loaded model. With `tuning` (app/model.py's TUNING), the
     model is loaded again with those kernel shapes first."""
     code = "from pywebgpt import bench\n"
@@ -40,7 +43,8 @@ def bench_code(prompts, contexts, steps, tuning: dict | None = None, profile: bo
                  "_reload = __import__('json').loads(await _web_api._load(state['model_ref']['ref'], '{}'))\n"
                  "assert 'error' not in _reload, _reload\n")
     code += (f"_out = await bench.run(gpu, state['loaded'].model, prompt_lengths={tuple(prompts)!r}, "
-             f"contexts={tuple(contexts)!r}, decode_steps={steps})\n")
+             f"contexts={tuple(contexts)!r}, decode_steps={steps}, "
+             f"loaded=state['loaded'], generate_tokens={generate_tokens})\n")
     if tuning:
         code += f"_out['tuning'] = {tuning!r}\n"
     if profile:
@@ -147,6 +151,8 @@ def main(argv=None) -> int:
     parser.add_argument("--prompts", default="16,128,512")
     parser.add_argument("--contexts", default="16,128,512")
     parser.add_argument("--steps", type=int, default=20, help="decode steps timed per context")
+    parser.add_argument("--generate-tokens", type=int, default=64,
+                        help="tokens of the sampled generations timed chained and one step at a time (0: none)")
     parser.add_argument("--no-bench-md", action="store_true", help="do not append to BENCH.md")
     parser.add_argument("--commit", default=None, help="commit to record (default: git rev-parse HEAD)")
     parser.add_argument("--tuning", default=None,
@@ -160,7 +166,7 @@ def main(argv=None) -> int:
     tuning = json.loads(args.tuning) if args.tuning else None
     if tuning is not None and not isinstance(tuning, dict):
         parser.error("--tuning takes a JSON object")
-    code = bench_code(prompts, contexts, args.steps, tuning, args.profile)
+    code = bench_code(prompts, contexts, args.steps, tuning, args.profile, args.generate_tokens)
     status = 0
     if args.runtime == "browser":
         vendor()

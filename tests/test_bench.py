@@ -1,0 +1,45 @@
+"""tools/bench.py end to end on a tiny model in headless Chromium (SwiftShader): the JSON object it
+prints carries every figure issue 10 names, the counts are the per-step budgets, and the chained
+and one-step sampled generations agreed on their tokens (bench.py fails otherwise). Times are
+only checked to be measured (positive), never compared: speed lives in BENCH.md."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from conftest import ROOT
+from tools.make_model import cached_model
+
+TINY = dict(n_layer=2, n_head=2, n_embd=64, n_positions=512, vocab_size=100, tokenizer="char", seed=3)
+
+
+def test_bench_prints_every_figure(tmp_path_factory):
+    model = cached_model(tmp_path_factory.getbasetemp() / "models", **TINY)
+    bench_md = (ROOT / "BENCH.md").read_text()
+    cmd = [sys.executable, str(ROOT / "tools/bench.py"), "--model", str(model), "--no-bench-md", "--commit", "test",
+           "--prompts", "5,20", "--contexts", "4,20", "--steps", "3", "--generate-tokens", "6", "--profile"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    row = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert (ROOT / "BENCH.md").read_text() == bench_md, "--no-bench-md appended a row"
+
+    assert row["runtime"] == "browser" and row["commit"] == "test" and row["dtype"] == "F32"
+    assert row["parameters"] > 0 and row["gpu_bytes"] > 0 and row["ready_ms"] > 0 and row["ttft_ms"] > 0
+    assert row["load_cold_s"] > 0 and row["load_warm_s"] > 0
+    assert list(row["prefill"]) == ["5", "20"] and all(v["tokens_per_s"] > 0 for v in row["prefill"].values())
+    for key in ("decode", "decode_chained"):
+        assert list(row[key]) == ["4", "20"], row[key]
+        assert all(0 < v["ms_median"] <= v["ms_p90"] for v in row[key].values()), row[key]
+    # the per-step budgets of issue 10, as counted by the benchmark itself
+    assert row["dispatches_per_decode_step"] <= row["dispatch_limit"] == 6 * 2 + 4
+    assert row["readback_bytes_per_decode_step"] == (2 * 5 + 3) * 4  # k = 5: choice, ids, logits, M, S
+    assert 0 < row["ffi_calls_per_decode_step"] <= 12
+    sampled = row["generate_sampled_ms_per_token"]
+    assert sampled["tokens"] == 6 and sampled["chained"] > 0 and sampled["one_step"] > 0
+    assert row["weight_gbs_at_first_context"] > 0 and row["copy_gbs"] > 0
+    assert 0 < row["fraction_of_copy_bandwidth"] and 0 < row["fraction_of_copy_bandwidth_chained"]
+    decode_profile, prefill_profile = row["profile"]
+    assert decode_profile["kind"] == "decode" and prefill_profile["kind"] == "prefill"
+    assert sum(k["dispatches"] for k in decode_profile["kernels"].values()) == row["dispatches_per_decode_step"]
