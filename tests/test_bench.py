@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 
+from bench import BENCH_HEADER, bench_md_row
 from conftest import ROOT
 from tools.make_model import cached_model
 
@@ -43,3 +44,7 @@ def test_bench_prints_every_figure(tmp_path_factory):
     decode_profile, prefill_profile = row["profile"]
     assert decode_profile["kind"] == "decode" and prefill_profile["kind"] == "prefill"
     assert sum(k["dispatches"] for k in decode_profile["kernels"].values()) == row["dispatches_per_decode_step"]
+    # the row BENCH.md would get has a cell for every column
+    md = bench_md_row(row)
+    assert md.count("|") == BENCH_HEADER.splitlines()[0].count("|") == BENCH_HEADER.splitlines()[1].count("|")
+    assert f"| {sampled['one_step']} / {sampled['chained']} |" in md

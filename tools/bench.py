@@ -126,9 +126,9 @@ def summarize(args, model_dir: Path, out: dict) -> dict:
 
 BENCH_HEADER = ("| commit | runtime | adapter | model | dtype | ready ms | load cold / warm s | TTFT ms | "
                 "prefill tok/s (16/128/512) | decode ms median (16/128/512) | p90 @16 | "
-                "chained greedy ms (16/128/512) | dispatches/step | "
-                "FFI calls/step | readback B/step | weight GB/s (step / chained) | copy GB/s |\n"
-                "|---|---|---|---|---|---:|---|---:|---|---|---:|---|---:|---:|---:|---|---:|\n")
+                "chained greedy ms (16/128/512) | sampled generation ms/token (one step / chained) | "
+                "dispatches/step | FFI calls/step | readback B/step | weight GB/s (step / chained) | copy GB/s |\n"
+                "|---|---|---|---|---|---:|---|---:|---|---|---:|---|---|---:|---:|---:|---|---:|\n")
 
 
 def bench_md_row(r: dict) -> str:
@@ -136,8 +136,10 @@ def bench_md_row(r: dict) -> str:
     dec = "/".join(str(v["ms_median"]) for v in r["decode"].values())
     p90 = next(iter(r["decode"].values()))["ms_p90"]
     chained = "/".join(str(v["ms_median"]) for v in r.get("decode_chained", {}).values()) or "-"
+    sampled = r.get("generate_sampled_ms_per_token")
+    sampled = f"{sampled['one_step']} / {sampled['chained']}" if sampled else "-"
     return (f"| {r['commit']} | {r['runtime']} | {r['adapter']} | {r['model']} | {r['dtype']} | {r['ready_ms']} | "
-            f"{r['load_cold_s']} / {r['load_warm_s']} | {r['ttft_ms']} | {pre} | {dec} | {p90} | {chained} | "
+            f"{r['load_cold_s']} / {r['load_warm_s']} | {r['ttft_ms']} | {pre} | {dec} | {p90} | {chained} | {sampled} | "
             f"{r['dispatches_per_decode_step']} | {r.get('ffi_calls_per_decode_step')} | "
             f"{r['readback_bytes_per_decode_step']} | {r['weight_gbs_at_first_context']} / "
             f"{r.get('weight_gbs_chained_at_first_context', '-')} | {r.get('copy_gbs')} |\n")
