@@ -100,8 +100,6 @@ class GPU:
         self._install_error_handlers()
         replay = getattr(js.globalThis, "pywebgptReplay", None)
         self._replay = None if is_null(replay) else replay
-        map_read_early = getattr(js.globalThis, "pywebgptMapRead", None)
-        self._map_read_early = None if is_null(map_read_early) else map_read_early
 
     @property
     def is_cpu(self) -> bool:
@@ -252,18 +250,9 @@ class GPU:
         finally:
             self.free(staging)
 
-    def start_map_read(self, staging):
-        """Ask for `staging` to be mapped for reading once the GPU is done with it; call right after
-        the submit that fills it, so that the wait overlaps other work. Returns what `map_read`
-        takes as `pending`."""
-        if self._map_read_early is not None:  # web/replay.js: the rejection handled until awaited
-            return self._map_read_early(staging)
-        return staging.mapAsync(MAP_MODE_READ)
-
-    async def map_read(self, staging, pending=None):
-        """Wait until `staging` is mapped for reading (`pending`: from start_map_read)."""
+    async def map_read(self, staging):
         try:
-            await (staging.mapAsync(MAP_MODE_READ) if pending is None else pending)
+            await staging.mapAsync(MAP_MODE_READ)
         except Exception as exc:
             self.check()
             raise GPUError(f"reading results back from the GPU failed: {exc}") from exc

@@ -577,10 +577,7 @@ class GPT2:
                 self.buffers.append(self.logits_staging)
             encoder.copyBufferToBuffer(self.logits, 0, self.logits_staging, 0, self.cfg.vocab_size * 4)
         self.gpu.submit(encoder)
-        # Mapping is asked for now, not when collected: by then it is usually done.
-        pending = self.gpu.start_map_read(staging)
-        pending_logits = self.gpu.start_map_read(self.logits_staging) if full_logits else None
-        handle = (staging, k, temperature, full_logits, pending, pending_logits)
+        handle = (staging, k, temperature, full_logits)
         self._inflight.append(handle)
         return handle
 
@@ -589,10 +586,10 @@ class GPT2:
         if not self._inflight or self._inflight[0] is not handle:
             raise ModelError("decode steps are read back in the order they were submitted")
         self._inflight.pop(0)
-        staging, k, temperature, full_logits, pending, pending_logits = handle
+        staging, k, temperature, full_logits = handle
         nbytes = (2 * k + 3) * 4
         self.last_readback_bytes = nbytes
-        await self.gpu.map_read(staging, pending)
+        await self.gpu.map_read(staging)
         raw = staging.getMappedRange(0, nbytes).to_bytes()
         staging.unmap()
         self.gpu.check()
@@ -602,7 +599,7 @@ class GPT2:
                             choice=choice)
         if full_logits:
             self.last_readback_bytes += self.cfg.vocab_size * 4
-            await self.gpu.map_read(self.logits_staging, pending_logits)
+            await self.gpu.map_read(self.logits_staging)
             result.full_logits = array("f", self.logits_staging.getMappedRange(0, self.cfg.vocab_size * 4).to_bytes())
             self.logits_staging.unmap()
         return result

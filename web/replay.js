@@ -24,16 +24,6 @@ function replayPass(encoder, steps, counts, n) {
   pass.end();
 }
 
-// Starts mapping a read-back buffer for reading right after the submit that fills it, so the wait
-// overlaps the host's other work (app/gpu.py start_map_read), and returns the promise. Its rejection
-// (a lost device, a buffer destroyed with a step in flight) is marked handled here and raised where
-// Python awaits the promise. 1 = GPUMapMode.READ (not a global in every runtime).
-globalThis.pywebgptMapRead = function mapRead(buffer) {
-  const promise = buffer.mapAsync(1);
-  promise.catch(() => {});
-  return promise;
-};
-
 // Benchmark instrumentation (app/bench.py): counts WebGPU method calls made from outside the replay
 // helper — the calls that cross the Python/JS boundary — until stop() restores the methods.
 globalThis.pywebgptCountCalls = function countCalls() {
