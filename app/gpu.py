@@ -294,15 +294,17 @@ class GPU:
         """Prepare a list of (pipeline, bind_group) pairs to replay with per-run workgroup counts."""
         return Plan(self, steps)
 
-    def encode(self, plan: "Plan", counts: list[int], encoder=None):
-        """Record the plan into one compute pass; `counts` holds x, y, z for each step."""
+    def encode(self, plan: "Plan", counts: list[int], encoder=None, pass_descriptor=None):
+        """Record the plan into one compute pass; `counts` holds x, y, z for each step.
+        `pass_descriptor`: a JS GPUComputePassDescriptor (timestampWrites, for app/bench.py); None
+        reaches JS as undefined, the default pass."""
         own = encoder is None
         if own:
             encoder = self.device.createCommandEncoder()
         if self._replay is not None:
-            self._replay(encoder, plan.js_steps, to_js(counts, create_pyproxies=False), plan.count)
+            self._replay(encoder, plan.js_steps, to_js(counts, create_pyproxies=False), plan.count, pass_descriptor)
         else:  # plain Python fallback: same effect, a few FFI calls per step
-            cpass = encoder.beginComputePass()
+            cpass = encoder.beginComputePass(pass_descriptor)
             for i, (pipe, group) in enumerate(plan.steps):
                 x, y, z = counts[3 * i: 3 * i + 3]
                 if x and y and z:

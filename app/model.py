@@ -535,7 +535,7 @@ class GPT2:
         return await self.collect(self.submit_decode(token, k, temperature, full_logits, choice))
 
     def submit_decode(self, token: int | None, k: int = 1, temperature: float = 0.0, full_logits: bool = False,
-                      choice: GpuChoice = GREEDY):
+                      choice: GpuChoice = GREEDY, pass_descriptor=None):
         """Submit one decode step without waiting for it; `collect` reads its result.
 
         token None chains decoding on the GPU: the step's input is the token the step submitted
@@ -543,7 +543,8 @@ class GPT2:
         top-k output, so the next step can be queued before Python has seen the previous one's
         result (its round trip hidden behind the GPU's work). Whoever chains must check, once the
         previous result is read, that the token it takes is that choice (generate.py does), and
-        `rollback` a step it does not keep."""
+        `rollback` a step it does not keep. `pass_descriptor`: see GPU.encode (app/bench.py's
+        timestamps)."""
         if token is not None:
             self._check_ids([token])
         elif not self._inflight:
@@ -555,7 +556,7 @@ class GPT2:
             from pyodide.ffi import to_js  # noqa: PLC0415 - only in Pyodide
             self._decode_counts_js = to_js(self._decode_counts)
         encoder = self.gpu.device.createCommandEncoder()
-        self.gpu.encode(self.decode_plan, self._decode_counts_js, encoder)
+        self.gpu.encode(self.decode_plan, self._decode_counts_js, encoder, pass_descriptor)
         handle = self._submit_readback(encoder, k, temperature, full_logits)
         self.pos += 1
         return handle

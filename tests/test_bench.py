@@ -41,6 +41,9 @@ def test_bench_prints_every_figure(tmp_path_factory):
     assert sampled["tokens"] == 6 and sampled["chained"] > 0 and sampled["one_step"] > 0
     assert row["weight_gbs_at_first_context"] > 0 and row["copy_gbs"] > 0
     assert 0 < row["fraction_of_copy_bandwidth"] and 0 < row["fraction_of_copy_bandwidth_chained"]
+    # GPU timestamps at the start and end of each decode step's pass (SwiftShader has timestamp-query)
+    stamps = row["gpu_timestamps"]
+    assert stamps["context"] == 4 and stamps["pass_ms"] > 0 and stamps["start_to_start_ms"] > 0, stamps
     decode_profile, prefill_profile = row["profile"]
     assert decode_profile["kind"] == "decode" and prefill_profile["kind"] == "prefill"
     assert sum(k["dispatches"] for k in decode_profile["kernels"].values()) == row["dispatches_per_decode_step"]

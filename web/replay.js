@@ -4,14 +4,15 @@
 // host cost independent of the number of layers. A step with a zero count is skipped.
 const replayState = { depth: 0, calls: 0 };  // read by pywebgptCountCalls below
 
-globalThis.pywebgptReplay = function replay(encoder, steps, counts, n) {
+// `passDescriptor` (optional): the compute pass's descriptor, e.g. timestampWrites (app/bench.py).
+globalThis.pywebgptReplay = function replay(encoder, steps, counts, n, passDescriptor) {
   replayState.calls++;
   replayState.depth++;
-  try { replayPass(encoder, steps, counts, n); } finally { replayState.depth--; }
+  try { replayPass(encoder, steps, counts, n, passDescriptor); } finally { replayState.depth--; }
 };
 
-function replayPass(encoder, steps, counts, n) {
-  const pass = encoder.beginComputePass();
+function replayPass(encoder, steps, counts, n, passDescriptor) {
+  const pass = encoder.beginComputePass(passDescriptor);
   let lastPipeline = null;
   for (let i = 0; i < n; i++) {
     const x = counts[3 * i], y = counts[3 * i + 1], z = counts[3 * i + 2];
