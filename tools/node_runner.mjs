@@ -27,7 +27,7 @@ try {
   const t0 = performance.now();
   const py = await loadPyodide();
   Object.assign(globalThis, globals);
-  globalThis.navigator = { gpu: create(args.dawn_options || ['backend=vulkan']) };
+  globalThis.navigator = { gpu: create(args.dawn_options || ['backend=vulkan', 'disable-dawn-features=timestamp_quantization']) };
   for (const file of ['web/fetch.js', 'web/api.js', 'web/replay.js']) {
     vm.runInThisContext(fs.readFileSync(path.join(root, file), 'utf8'), { filename: file });
   }
