@@ -17,6 +17,7 @@ import time
 import js
 
 from .generate import Generation
+from .model import KMAX
 from .gpu import COPY_DST, COPY_SRC, STORAGE, _js_obj, is_null
 from .sampling import SamplingParams
 
@@ -70,12 +71,13 @@ def weight_bytes_per_decode_step(model) -> int:
 QUERY_RESOLVE = 0x0200  # GPUBufferUsage.QUERY_RESOLVE
 
 
-async def gpu_decode_times(gpu, model, ctx: int, steps: int = 20) -> dict | None:
+async def gpu_decode_times(gpu, model, ctx: int, steps: int = 20, k: int = 5) -> dict | None:
     """Decode steps timed on the GPU itself (adapters with "timestamp-query"): a timestamp at the
     start and at the end of each step's compute pass, steps chained as a greedy generation runs
     them. `pass_ms`: the pass, median; `start_to_start_ms`: between the starts of consecutive steps,
     median: equal to pass_ms when the GPU is the bottleneck, larger by what the host adds when the
-    host is. None without the feature (or when the adapter writes no timestamps)."""
+    host is. `k`: candidates per step (5 as a generation reads; up to 64 with top-k sampling).
+    None without the feature (or when the adapter writes no timestamps)."""
     if "timestamp-query" not in gpu.features:
         return None
     n = 2 * steps
@@ -84,15 +86,15 @@ async def gpu_decode_times(gpu, model, ctx: int, steps: int = 20) -> dict | None
     try:
         ctx = max(1, min(ctx, model.n_ctx - steps - 2))
         model.reset()
-        await model.prefill(_ids(ctx, model.cfg.vocab_size), k=5)
+        await model.prefill(_ids(ctx, model.cfg.vocab_size), k=k)
 
         def timestamps(i):
             return _js_obj({"timestampWrites": _js_obj({"querySet": query_set, "beginningOfPassWriteIndex": 2 * i,
                                                         "endOfPassWriteIndex": 2 * i + 1})})
 
-        handle = model.submit_decode(1, k=5, pass_descriptor=timestamps(0))
+        handle = model.submit_decode(1, k=k, pass_descriptor=timestamps(0))
         for i in range(1, steps):
-            ahead = model.submit_decode(None, k=5, pass_descriptor=timestamps(i))
+            ahead = model.submit_decode(None, k=k, pass_descriptor=timestamps(i))
             await model.collect(handle)
             handle = ahead
         await model.collect(handle)
@@ -107,7 +109,7 @@ async def gpu_decode_times(gpu, model, ctx: int, steps: int = 20) -> dict | None
     starts, ends = ns[0::2][3:], ns[1::2][3:]  # the first steps start the chain
     if not any(starts):
         return None
-    return {"context": ctx, "pass_ms": round(_median([e - s for s, e in zip(starts, ends)]) / 1e6, 4),
+    return {"context": ctx, "k": k, "pass_ms": round(_median([e - s for s, e in zip(starts, ends)]) / 1e6, 4),
             "start_to_start_ms": round(_median([b - a for a, b in zip(starts, starts[1:])]) / 1e6, 4)}
 
 
@@ -213,6 +215,7 @@ async def run(gpu, model, prompt_lengths=(16, 128, 512), contexts=(16, 128, 512)
                                            "ms_p90": round(_p90(chained) * 1000, 3)}
     out["readback_bytes_per_decode_step"] = model.last_readback_bytes
     out["gpu_timestamps"] = await gpu_decode_times(gpu, model, contexts[0], decode_steps + 3)
+    out["gpu_timestamps_k64"] = await gpu_decode_times(gpu, model, contexts[0], decode_steps + 3, k=KMAX)
     if loaded is not None and generate_tokens > 0:
         out["generate_sampled_ms_per_token"] = await sampled_generation_ms(loaded, generate_tokens)
     wbytes = weight_bytes_per_decode_step(model)
