@@ -13,56 +13,36 @@
 // Layout: logits f32 [V] (NaN is treated as -inf); part u32 [groups, 2 * KMAX + 2] per chunk:
 //   ids, then values (f32 bits), then m, s; out u32 [2 * k + 3]: the chosen id, k ids, k values
 //   (f32 bits), M, S.
-// Workgroup: 256 invocations, CHUNK / 256 logits each (topk_partial) or ceil(GROUPS * KMAX / 256)
-// candidates each (topk_merge), held in registers; each of the k rounds takes the best of the
-// workgroup (best_of_workgroup, 2 barriers). Constants: V, KMAX, CHUNK (= 2048), GROUPS.
+// Workgroup: 256 invocations, CHUNK / 256 logits each. Constants: V, KMAX, CHUNK (= 2048), GROUPS.
 @group(0) @binding(0) var<storage, read> step: Step;
 @group(0) @binding(1) var<storage, read> logits: array<f32>;
 @group(0) @binding(2) var<storage, read_write> part: array<u32>;
 @group(0) @binding(3) var<storage, read_write> out: array<u32>;
 
 const STRIDE: u32 = 2u * KMAX + 2u;
-const PER: u32 = CHUNK / 256u;                          // logits per invocation in topk_partial
-const MERGE_PER: u32 = (GROUPS * KMAX + 255u) / 256u;   // candidates per invocation in topk_merge
+var<workgroup> vals: array<f32, CHUNK>;
 var<workgroup> best_val: array<f32, 256>;
 var<workgroup> best_pos: array<u32, 256>;
 var<workgroup> best_id: array<u32, 256>;
-var<workgroup> best16_val: array<f32, 16>;
-var<workgroup> best16_pos: array<u32, 16>;
-var<workgroup> best16_id: array<u32, 16>;
 
 fn better(va: f32, ia: u32, vb: f32, ib: u32) -> bool {
   return va > vb || (va == vb && ia < ib);
 }
 
-struct Best { val: f32, pos: u32, id: u32 }
-
-// The best (value, position, id) of the workgroup, returned to every invocation; call in uniform
-// control flow. Two levels, as common.wgsl's workgroup_sum (16 invocations take the best of 16
-// each, then every invocation the best of those 16): 2 barriers per call instead of a tree's 9, and
-// a top-k makes k calls. No trailing barrier: the next call writes best_* only after every
-// invocation has read them, and best16_* only after its first barrier, which every invocation
-// reaches after reading this call's best16_*.
-fn best_of_workgroup(lid: u32, v: f32, pos: u32, id: u32) -> Best {
+// Reduce (value, position, id) over the workgroup; the winner ends up in slot 0.
+fn reduce_best(lid: u32, v: f32, pos: u32, id: u32) {
   best_val[lid] = v;
   best_pos[lid] = pos;
   best_id[lid] = id;
   workgroupBarrier();
-  if (lid < 16u) {
-    var b = Best(best_val[lid * 16u], best_pos[lid * 16u], best_id[lid * 16u]);
-    for (var i = lid * 16u + 1u; i < lid * 16u + 16u; i++) {
-      if (better(best_val[i], best_id[i], b.val, b.id)) { b = Best(best_val[i], best_pos[i], best_id[i]); }
+  for (var s = 128u; s > 0u; s = s >> 1u) {
+    if (lid < s && better(best_val[lid + s], best_id[lid + s], best_val[lid], best_id[lid])) {
+      best_val[lid] = best_val[lid + s];
+      best_pos[lid] = best_pos[lid + s];
+      best_id[lid] = best_id[lid + s];
     }
-    best16_val[lid] = b.val;
-    best16_pos[lid] = b.pos;
-    best16_id[lid] = b.id;
+    workgroupBarrier();
   }
-  workgroupBarrier();
-  var b = Best(best16_val[0], best16_pos[0], best16_id[0]);
-  for (var i = 1u; i < 16u; i++) {
-    if (better(best16_val[i], best16_id[i], b.val, b.id)) { b = Best(best16_val[i], best16_pos[i], best16_id[i]); }
-  }
-  return b;
 }
 
 fn temperature() -> f32 {
@@ -73,23 +53,23 @@ fn temperature() -> f32 {
 @compute @workgroup_size(256)
 fn topk_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let base = wid.x * CHUNK;
-  var mine: array<f32, PER>;  // this invocation's logits, chunk positions lid + j * 256
   var m = NEG_INF;
-  for (var j = 0u; j < PER; j++) {
+  for (var j = 0u; j < CHUNK / 256u; j++) {
     let i = lid + j * 256u;
     var v = NEG_INF;
     if (base + i < V) {
       v = logits[base + i];
       if (is_nan(v)) { v = NEG_INF; }
     }
-    mine[j] = v;
+    vals[i] = v;
     m = max(m, v);
   }
   m = workgroup_max(lid, m);
   let temp = temperature();
   var s = 0.0;
-  for (var j = 0u; j < PER; j++) {
-    if (mine[j] > NEG_INF) { s += exp((mine[j] - m) / temp); }
+  for (var j = 0u; j < CHUNK / 256u; j++) {
+    let v = vals[lid + j * 256u];
+    if (v > NEG_INF) { s += exp((v - m) / temp); }
   }
   s = workgroup_sum(lid, s);
   let o = wid.x * STRIDE;
@@ -97,16 +77,22 @@ fn topk_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
   for (var r = 0u; r < k; r++) {
     var bv = NEG_INF;
     var bp = 0xffffffffu;
-    for (var j = 0u; j < PER; j++) {
+    for (var j = 0u; j < CHUNK / 256u; j++) {
       let i = lid + j * 256u;
-      if (better(mine[j], i, bv, bp)) { bv = mine[j]; bp = i; }
+      if (better(vals[i], i, bv, bp)) { bv = vals[i]; bp = i; }
     }
-    let w = best_of_workgroup(lid, bv, bp, bp);
-    if (w.val > NEG_INF && w.pos % 256u == lid) { mine[w.pos / 256u] = NEG_INF; }  // taken
+    reduce_best(lid, bv, bp, bp);
     if (lid == 0u) {
-      part[o + r] = select(0xffffffffu, base + w.pos, w.val > NEG_INF);
-      part[o + KMAX + r] = bitcast<u32>(w.val);
+      let p = best_pos[0];
+      if (best_val[0] > NEG_INF) {
+        part[o + r] = base + p;
+        vals[p] = NEG_INF;
+      } else {
+        part[o + r] = 0xffffffffu;
+      }
+      part[o + KMAX + r] = bitcast<u32>(best_val[0]);
     }
+    workgroupBarrier();
   }
   if (lid == 0u) {
     part[o + 2u * KMAX] = bitcast<u32>(m);
@@ -118,36 +104,24 @@ fn topk_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
 fn topk_merge(@builtin(local_invocation_index) lid: u32) {
   let k = min(step.k, KMAX);
   let n = GROUPS * k;
-  // This invocation's candidates, e = lid + j * 256 over the chunks' lists (id 0xffffffff: none).
-  var cand_val: array<f32, MERGE_PER>;
-  var cand_id: array<u32, MERGE_PER>;
-  for (var j = 0u; j < MERGE_PER; j++) {
-    let e = lid + j * 256u;
-    cand_val[j] = NEG_INF;
-    cand_id[j] = 0xffffffffu;
-    if (e < n) {
-      let p = (e / k) * STRIDE + e % k;
-      cand_id[j] = part[p];
-      cand_val[j] = bitcast<f32>(part[p + KMAX]);
-    }
-  }
   for (var r = 0u; r < k; r++) {
     var bv = NEG_INF;
     var bi = 0xffffffffu;
     var bp = 0xffffffffu;
-    for (var j = 0u; j < MERGE_PER; j++) {
-      if (cand_id[j] != 0xffffffffu && better(cand_val[j], cand_id[j], bv, bi)) {
-        bv = cand_val[j];
-        bi = cand_id[j];
-        bp = lid + j * 256u;
-      }
+    for (var e = lid; e < n; e += 256u) {
+      let p = (e / k) * STRIDE + e % k;
+      let id = part[p];
+      let v = bitcast<f32>(part[p + KMAX]);
+      if (id != 0xffffffffu && better(v, id, bv, bi)) { bv = v; bi = id; bp = p; }
     }
-    let w = best_of_workgroup(lid, bv, bp, bi);
-    if (w.pos != 0xffffffffu && w.pos % 256u == lid) { cand_id[w.pos / 256u] = 0xffffffffu; }  // taken
+    reduce_best(lid, bv, bp, bi);
     if (lid == 0u) {
-      out[1u + r] = w.id;
-      out[1u + k + r] = bitcast<u32>(w.val);
+      out[1u + r] = best_id[0];
+      out[1u + k + r] = bitcast<u32>(best_val[0]);
+      if (best_pos[0] != 0xffffffffu) { part[best_pos[0]] = 0xffffffffu; }
     }
+    storageBarrier();
+    workgroupBarrier();
   }
   if (lid == 0u) {
     let temp = temperature();
