@@ -7,8 +7,9 @@ Storage in the browser), time to first token of an 11-token prompt, then app/ben
 runtime: prefill tokens/s at prompt lengths 16/128/512, decode ms/token median and p90 at contexts
 16/128/512 (one step at a time and chained), dispatches, FFI calls and bytes read back per decode
 step, GPU memory, the weight bytes a decode step reads per second against the copy bandwidth
-measured in the same run, and the ms per token of whole sampled generations (the page's default
-settings) chained and one step at a time.
+measured in the same run, a decode step's time on the GPU itself from timestamp queries (where the
+adapter has `timestamp-query`; with 5 and with 64 candidates), and the ms per token of whole sampled
+generations (the page's default settings) chained and one step at a time.
 Runtimes: headless Chromium (SwiftShader here) or Node + Dawn (`--runtime node`: an NVIDIA GPU
 where one is set up, see ../shared/gpu/README.md, else SwiftShader).
 """
