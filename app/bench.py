@@ -252,23 +252,24 @@ async def _time_plan(model, plan, counts, reps: int) -> float:
     return _median(times)
 
 
-async def profile(model, kind: str = "decode", length: int = 128, reps: int = 20) -> dict:
+async def profile(model, kind: str = "decode", length: int = 128, reps: int = 20, k: int = 1) -> dict:
     """Where a decode step (at context `length`) or a prefill run (of `length` rows) spends its time.
 
     The run is timed whole, then once per kernel with every dispatch of that kernel left out (its
     workgroup counts set to 0): the difference is the kernel's share, its work plus the barrier in
     front of it, summed over the layers. `empty_ms` is a submit + wait with no dispatch at all.
-    Leaving kernels out feeds the rest stale data, which changes no kernel's amount of work."""
+    Leaving kernels out feeds the rest stale data, which changes no kernel's amount of work.
+    `k`: candidates the top-k kernels find."""
     V = model.cfg.vocab_size
     model.reset()
     if kind == "decode":
         ctx = max(1, min(length, model.n_ctx - 1))
         await model.prefill(_ids(ctx, V), k=1)
-        model._write_step([1], model.pos, 1, 0.0)  # the step re-runs at this position every time
+        model._write_step([1], model.pos, k, 0.0)  # the step re-runs at this position every time
         plan, counts, names = model.decode_plan, list(model._decode_counts), model.decode_names
     else:
         rows = max(1, min(length, model.chunk))
-        model._write_step(_ids(rows, V), 0, 1, 0.0)
+        model._write_step(_ids(rows, V), 0, k, 0.0)
         counts = [c for _, _, f in model._prefill_steps for c in f(rows)] + list(model._tail_counts)
         plan, names = model.prefill_plan, model.prefill_names
     await _time_plan(model, plan, counts, 2)  # warm
