@@ -5,8 +5,9 @@
 //                 (ties: lower id first, like argmax), and the chunk's max m and
 //                 sum(exp((l - m) / T)). Dispatch (ceil(V / CHUNK), 1, 1).
 //   topk_serial   one invocation doing both (CPU adapters; see below).
-//   topk_merge    one workgroup: merges the chunks' candidates into the global top k and combines
-//                 the chunk sums into log-sum-exp = M / T + log(S). Dispatch (1, 1, 1).
+//   topk_merge    one workgroup: merges the chunks' sorted candidate lists into the global top k
+//                 (each candidate's place by binary searches in the other lists) and combines the
+//                 chunk sums into log-sum-exp = M / T + log(S). Dispatch (1, 1, 1).
 // Both also choose the next token from the candidates as the CPython sampler will (choose_token),
 // so the next decode step can be queued, its input read on the GPU (embedding.wgsl CHAIN_ID),
 // before Python has read this one; Python checks that choice against its own.
@@ -104,25 +105,44 @@ fn topk_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
 fn topk_merge(@builtin(local_invocation_index) lid: u32) {
   let k = min(step.k, KMAX);
   let n = GROUPS * k;
-  for (var r = 0u; r < k; r++) {
-    var bv = NEG_INF;
-    var bi = 0xffffffffu;
-    var bp = 0xffffffffu;
-    for (var e = lid; e < n; e += 256u) {
-      let p = (e / k) * STRIDE + e % k;
-      let id = part[p];
-      let v = bitcast<f32>(part[p + KMAX]);
-      if (id != 0xffffffffu && better(v, id, bv, bi)) { bv = v; bi = id; bp = p; }
+  // Every chunk's list is sorted best first, so a candidate's place in the merged order is the
+  // number of better candidates: its position in its own list plus, in each other list, how many
+  // come before it (a binary search). No rounds, so the cost hardly grows with k (k rounds of a
+  // workgroup-wide best cost 2.4 us each on an H200). Ids are distinct across chunks, so the
+  // places are too.
+  var valid = 0.0;
+  for (var e = lid; e < n; e += 256u) {
+    let g = e / k;
+    let j = e % k;
+    let id = part[g * STRIDE + j];
+    if (id == 0xffffffffu) { continue; }  // past the chunk's real logits
+    valid += 1.0;
+    let v = bitcast<f32>(part[g * STRIDE + KMAX + j]);
+    var place = j;
+    for (var h = 0u; h < GROUPS && place < k; h++) {
+      if (h == g) { continue; }
+      var lo = 0u;
+      var hi = k;
+      while (lo < hi) {
+        let mid = (lo + hi) / 2u;
+        let o = h * STRIDE + mid;
+        if (better(bitcast<f32>(part[o + KMAX]), part[o], v, id)) { lo = mid + 1u; } else { hi = mid; }
+      }
+      place += lo;
     }
-    reduce_best(lid, bv, bp, bi);
-    if (lid == 0u) {
-      out[1u + r] = best_id[0];
-      out[1u + k + r] = bitcast<u32>(best_val[0]);
-      if (best_pos[0] != 0xffffffffu) { part[best_pos[0]] = 0xffffffffu; }
+    if (place < k) {
+      out[1u + place] = id;
+      out[1u + k + place] = bitcast<u32>(v);
     }
-    storageBarrier();
-    workgroupBarrier();
   }
+  // Fewer than k real candidates: the places after them get no id and NEG_INF.
+  let real = u32(workgroup_sum(lid, valid));
+  for (var r = real + lid; r < k; r += 256u) {
+    out[1u + r] = 0xffffffffu;
+    out[1u + k + r] = bitcast<u32>(NEG_INF);
+  }
+  storageBarrier();
+  workgroupBarrier();  // choose_token (invocation 0) reads what the others wrote
   if (lid == 0u) {
     let temp = temperature();
     var big_m = NEG_INF;
