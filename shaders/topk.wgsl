@@ -30,37 +30,20 @@ fn better(va: f32, ia: u32, vb: f32, ib: u32) -> bool {
   return va > vb || (va == vb && ia < ib);
 }
 
-struct Best { val: f32, pos: u32, id: u32 }
-
-var<workgroup> best16_val: array<f32, 16>;
-var<workgroup> best16_pos: array<u32, 16>;
-var<workgroup> best16_id: array<u32, 16>;
-
-// The best (value, position, id) of the workgroup, returned to every invocation; call in uniform
-// control flow. Two levels, as common.wgsl's workgroup_sum (16 invocations take the best of 16
-// each, then every invocation the best of those 16): 2 barriers per call instead of a tree's 9.
-// No trailing barrier: the next call writes best_* only after every invocation has read them, and
-// best16_* only after its first barrier, which every invocation reaches after reading these.
-fn best_of_workgroup(lid: u32, v: f32, pos: u32, id: u32) -> Best {
+// Reduce (value, position, id) over the workgroup; the winner ends up in slot 0.
+fn reduce_best(lid: u32, v: f32, pos: u32, id: u32) {
   best_val[lid] = v;
   best_pos[lid] = pos;
   best_id[lid] = id;
   workgroupBarrier();
-  if (lid < 16u) {
-    var b = Best(best_val[lid * 16u], best_pos[lid * 16u], best_id[lid * 16u]);
-    for (var i = lid * 16u + 1u; i < lid * 16u + 16u; i++) {
-      if (better(best_val[i], best_id[i], b.val, b.id)) { b = Best(best_val[i], best_pos[i], best_id[i]); }
+  for (var s = 128u; s > 0u; s = s >> 1u) {
+    if (lid < s && better(best_val[lid + s], best_id[lid + s], best_val[lid], best_id[lid])) {
+      best_val[lid] = best_val[lid + s];
+      best_pos[lid] = best_pos[lid + s];
+      best_id[lid] = best_id[lid + s];
     }
-    best16_val[lid] = b.val;
-    best16_pos[lid] = b.pos;
-    best16_id[lid] = b.id;
+    workgroupBarrier();
   }
-  workgroupBarrier();
-  var b = Best(best16_val[0], best16_pos[0], best16_id[0]);
-  for (var i = 1u; i < 16u; i++) {
-    if (better(best16_val[i], best16_id[i], b.val, b.id)) { b = Best(best16_val[i], best16_pos[i], best16_id[i]); }
-  }
-  return b;
 }
 
 fn temperature() -> f32 {
@@ -99,13 +82,18 @@ fn topk_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
       let i = lid + j * 256u;
       if (better(vals[i], i, bv, bp)) { bv = vals[i]; bp = i; }
     }
-    let w = best_of_workgroup(lid, bv, bp, bp);
-    // The winner leaves the race: only its owner scans vals[w.pos], so no barrier is needed.
-    if (w.val > NEG_INF && w.pos % 256u == lid) { vals[w.pos] = NEG_INF; }
+    reduce_best(lid, bv, bp, bp);
     if (lid == 0u) {
-      part[o + r] = select(0xffffffffu, base + w.pos, w.val > NEG_INF);
-      part[o + KMAX + r] = bitcast<u32>(w.val);
+      let p = best_pos[0];
+      if (best_val[0] > NEG_INF) {
+        part[o + r] = base + p;
+        vals[p] = NEG_INF;
+      } else {
+        part[o + r] = 0xffffffffu;
+      }
+      part[o + KMAX + r] = bitcast<u32>(best_val[0]);
     }
+    workgroupBarrier();
   }
   if (lid == 0u) {
     part[o + 2u * KMAX] = bitcast<u32>(m);
