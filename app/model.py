@@ -34,6 +34,8 @@ from .gpu import GPU, GPUError, shader_source
 
 KMAX = 64          # most candidates a step can return (top-k on the GPU)
 CHAIN_ID = 0xFFFFFFFF  # token id meaning "the token the previous step chose, read on the GPU"
+F32_MAX = 3.4028234663852886e38
+F32_MIN_NORMAL = 1.1754943508222875e-38
 TOPK_CHUNK = 2048  # logits per workgroup in topk_partial (8 KB of workgroup memory)
 PREFILL_CHUNK = 128      # prompt rows per prefill run on a CPU adapter (Stop is checked between runs)
 PREFILL_CHUNK_GPU = 512  # on a GPU: fewer round trips, and enough output tiles to fill the chip
@@ -475,8 +477,16 @@ class GPT2:
 
     def _write_step(self, ids, pos0: int, k: int, temperature: float, choice: GpuChoice = GREEDY):
         k = max(1, min(int(k), KMAX))  # as _submit_readback reads back
+        # Valid settings beyond what the GPU's u32 / f32 hold mean the same there: a top-k of KMAX or
+        # more cuts none of the candidates; a temperature past F32_MAX makes them all equal, and one
+        # under the smallest normal f32 (which would round to 0, greedy) leaves only the ties at
+        # the top, as it does.
+        top_k = min(int(choice.top_k), KMAX)
+        temperature = float(temperature)
+        if temperature > 0:
+            temperature = min(max(temperature, F32_MIN_NORMAL), F32_MAX)
         data = struct.pack(f"<IIIfIff{len(ids)}I", len(ids), pos0, k, temperature,
-                           choice.top_k, choice.top_p, choice.draw, *ids)
+                           top_k, choice.top_p, choice.draw, *ids)
         self.gpu.write(self.step_buf, data)
 
     async def warm_up(self) -> float:

@@ -658,6 +658,31 @@ def test_same_seed_same_tokens_and_the_cpython_sampler_agrees(page, models):
     assert fast["tokens"] == full["tokens"] == replay(SamplingParams(**opts), ids, dumped_logits(full))
 
 
+def test_settings_beyond_what_the_gpu_holds_still_sample_like_cpython(page, models):
+    """A top-k past 2**32 and temperatures past or under the f32 range are valid settings (top-k that
+    large is off; such temperatures are uniform sampling and greedy with ties drawn): the GPU's step
+    parameters are clamped to what it can hold, the tokens are still the CPython sampler's over
+    every logit, and the top candidates' probabilities stay probabilities."""
+    use(page, "char")
+    ids = prompt(8, seed=9)
+    for opts in (dict(temperature=1e39, top_k=2**40, seed=3), dict(temperature=1e39, top_k=7, seed=3),
+                 dict(temperature=0.9, top_k=2**40, top_p=0.9, seed=3), dict(temperature=1e-300, top_k=7, seed=3)):
+        opts["max_new_tokens"] = 6
+        r = generate(page, ids, return_logits=True, **opts)
+        assert r["finish_reason"] == "length", r
+        assert replay(SamplingParams(**opts), ids, dumped_logits(r)) == r["tokens"]
+        fast = generate(page, ids, **opts)
+        assert fast["tokens"] == r["tokens"]
+        logits = dumped_logits(r).astype(np.float64)
+        if opts["temperature"] < 1e-38:  # the GPU's sum of exp((l - M) / T): only the top one is left
+            got = run_py(page, f"(await state['loaded'].model.prefill({ids!r}, k=5, temperature=1e-300)).sum_exp")
+            assert got == 1.0, got
+        events = [e for e in fast["events"] if e["token"] >= 0]
+        for row, event in zip(logits, events):  # softmax(logits / T) of the shown candidates
+            with np.errstate(under="ignore"):
+                weights = np.exp((row - row.max()) / opts["temperature"])
+            for shown in event["top"]:
+                assert shown["prob"] == pytest.approx(weights[shown["id"]] / weights.sum(), rel=1e-3, abs=1e-9), opts
 def test_bpe_sampling_agrees_with_the_cpython_sampler(page, models):
     use(page, "bpe")
     ids = tokenizer_of(models["bpe"]).encode("Once upon a time")
