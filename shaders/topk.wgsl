@@ -205,6 +205,21 @@ fn candidate_weight(k: u32, i: u32, top: f32) -> f32 {
   return exp((bitcast<f32>(out[1u + k + i]) - top) / step.temperature);
 }
 
+// How many of the first n candidates it takes for their running weight to reach (`reach`: >=, as
+// bisect_left for top-p) or exceed (>, as bisect_right for the draw) `fraction` of their total;
+// 0 if none does (rounding).
+fn candidates_to(k: u32, n: u32, top: f32, fraction: f32, reach: bool) -> u32 {
+  var total = 0.0;
+  for (var i = 0u; i < n; i++) { total += candidate_weight(k, i, top); }
+  let goal = fraction * total;
+  var running = 0.0;
+  for (var i = 0u; i < n; i++) {
+    running += candidate_weight(k, i, top);
+    if (running > goal || (reach && running == goal)) { return i + 1u; }
+  }
+  return 0u;
+}
+
 fn choose_token(k: u32) -> u32 {
   if (step.temperature <= 0.0) { return out[1u]; }
   var n = k;
@@ -215,23 +230,11 @@ fn choose_token(k: u32) -> u32 {
   }
   let top = bitcast<f32>(out[1u + k]);
   if (step.top_p < 1.0) {
-    var total = 0.0;
-    for (var i = 0u; i < n; i++) { total += candidate_weight(k, i, top); }
-    let threshold = step.top_p * total;
-    var running = 0.0;
-    for (var i = 0u; i < n; i++) {
-      running += candidate_weight(k, i, top);
-      if (running >= threshold) { n = i + 1u; break; }
-    }
+    let kept = candidates_to(k, n, top, step.top_p, true);
+    if (kept > 0u) { n = kept; }
   }
-  var total = 0.0;
-  for (var i = 0u; i < n; i++) { total += candidate_weight(k, i, top); }
-  let drawn = step.draw * total;
-  var running = 0.0;
-  for (var i = 0u; i < n; i++) {
-    running += candidate_weight(k, i, top);
-    if (running > drawn) { return out[1u + i]; }
-  }
+  let chosen = candidates_to(k, n, top, step.draw, false);
+  if (chosen > 0u) { return out[chosen]; }  // candidate chosen - 1
   for (var i = n; i > 0u; i--) {  // rounding at the very top: the last candidate with weight
     if (candidate_weight(k, i - 1u, top) > 0.0) { return out[i]; }
   }
