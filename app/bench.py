@@ -71,6 +71,22 @@ def weight_bytes_per_decode_step(model) -> int:
 QUERY_RESOLVE = 0x0200  # GPUBufferUsage.QUERY_RESOLVE
 
 
+async def chained_steps(model, token: int, steps: int, k: int = 5, pass_descriptor=lambda i: None) -> list:
+    """`steps` decode steps chained as a greedy generation runs them (app/generate.py): each is
+    queued, fed on the GPU, before the previous one is read, so the round trip to Python overlaps
+    the GPU's work. Returns the seconds between consecutive results (the first from the start);
+    `pass_descriptor(i)`: step i's compute-pass descriptor (timestamps)."""
+    handle = model.submit_decode(token, k=k, pass_descriptor=pass_descriptor(0))
+    times, t_prev = [], time.perf_counter()
+    for i in range(1, steps + 1):
+        ahead = model.submit_decode(None, k=k, pass_descriptor=pass_descriptor(i)) if i < steps else None
+        await model.collect(handle)
+        now = time.perf_counter()
+        times.append(now - t_prev)
+        t_prev, handle = now, ahead
+    return times
+
+
 async def gpu_decode_times(gpu, model, ctx: int, steps: int = 20, k: int = 5) -> dict | None:
     """Decode steps timed on the GPU itself (adapters with "timestamp-query"): a timestamp at the
     start and at the end of each step's compute pass, steps chained as a greedy generation runs
@@ -92,12 +108,7 @@ async def gpu_decode_times(gpu, model, ctx: int, steps: int = 20, k: int = 5) ->
             return _js_obj({"timestampWrites": _js_obj({"querySet": query_set, "beginningOfPassWriteIndex": 2 * i,
                                                         "endOfPassWriteIndex": 2 * i + 1})})
 
-        handle = model.submit_decode(1, k=k, pass_descriptor=timestamps(0))
-        for i in range(1, steps):
-            ahead = model.submit_decode(None, k=k, pass_descriptor=timestamps(i))
-            await model.collect(handle)
-            handle = ahead
-        await model.collect(handle)
+        await chained_steps(model, 1, steps, k, timestamps)
         encoder = gpu.device.createCommandEncoder()
         encoder.resolveQuerySet(query_set, 0, n, resolved, 0)
         gpu.submit(encoder)
@@ -196,21 +207,11 @@ async def run(gpu, model, prompt_lengths=(16, 128, 512), contexts=(16, 128, 512)
             counter = None
         out["decode"][str(ctx)] = {"ms_median": round(_median(times) * 1000, 3),
                                    "ms_p90": round(_p90(times) * 1000, 3)}
-        # Chained greedy steps, as a greedy generation runs them (app/generate.py): each step is
-        # queued, fed on the GPU, before the previous one is read, so the round trip to Python
-        # overlaps the GPU's work. Timed between consecutive results.
+        # Chained greedy steps, timed between consecutive results: the first 3 start the chain,
+        # the last is read with no step queued behind it.
         model.reset()
         await model.prefill(_ids(ctx, V), k=5)
-        handle = model.submit_decode(token, k=5)
-        chained, t_prev = [], time.perf_counter()
-        for i in range(decode_steps + 3):
-            ahead = model.submit_decode(None, k=5)
-            await model.collect(handle)
-            now = time.perf_counter()
-            if i >= 3:
-                chained.append(now - t_prev)
-            t_prev, handle = now, ahead
-        await model.drain()
+        chained = (await chained_steps(model, token, decode_steps + 4))[3:3 + decode_steps]
         out["decode_chained"][str(ctx)] = {"ms_median": round(_median(chained) * 1000, 3),
                                            "ms_p90": round(_p90(chained) * 1000, 3)}
     out["readback_bytes_per_decode_step"] = model.last_readback_bytes
