@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 import kernel_harness as kh
+from app.sampling import Sampler, SamplingParams
 from conftest import run_py
 from kernel_harness import (NEG_INF, NO_ID, SNIPPETS, assert_close, assert_sentinel, f32, read_f32, read_u32,
                             sentinel, step, step_bytes, weight)
@@ -592,15 +593,11 @@ def near_a_boundary(sampler, ids, vals, u) -> bool:
     boundary, where the GPU's f32 choice may differ from the sampler's f64 one (Python then redoes
     the step fed with the GPU's choice)."""
     p = sampler.params
-    values = sorted(vals, reverse=True)
-    kept = len(values)
-    if p.top_k and p.top_k < kept:
-        kept = p.top_k
-        while kept < len(values) and values[kept] == values[p.top_k - 1]:
-            kept += 1
-    running = np.cumsum(sampler._weights(values[:kept], values[0]))
-    if p.top_p < 1.0 and np.any(np.abs(running - p.top_p * running[-1]) <= 1e-4 * running[-1]):
-        return True
+    if p.top_p < 1.0:  # the weights top-p cuts: the same sampler without top-p
+        before_top_p = Sampler(SamplingParams(temperature=p.temperature, top_k=p.top_k))
+        running = np.cumsum(before_top_p._candidates_short(ids, vals, ())[1])
+        if np.any(np.abs(running - p.top_p * running[-1]) <= 1e-4 * running[-1]):
+            return True
     cumulative = np.cumsum(sampler._candidates_short(ids, vals, ())[1])
     return bool(np.any(np.abs(u * cumulative[-1] - cumulative) <= 1e-4 * cumulative[-1]))
 
@@ -621,7 +618,6 @@ def test_topk_chooses_the_token_the_cpython_sampler_draws(kpage, entry):
     """out[0] is the token app/sampling.py's Sampler.sample_candidates takes from the same
     candidates when its PRNG returns `draw` (temperature, top-k with ties, top-p, zero weights,
     greedy), for draws spread over [0, 1) away from f32-rounding distance of a boundary."""
-    from app.sampling import Sampler, SamplingParams  # noqa: PLC0415 - CPython's sampler, the reference
     page, info = kpage
     chunk, kmax = info["TOPK_CHUNK"], info["KMAX"]
     V = 2 * chunk + 4
