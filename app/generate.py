@@ -135,12 +135,12 @@ class Generation:
         eos = self.eos_token_id
         temperature = float(params.temperature)
         seen = list(self.prompt)
-        # When the choice needs only the candidates (no repetition penalty, top-k <= KMAX or greedy),
-        # each step also chooses the next token on the GPU as the sampler will (given the number
-        # it will draw), so the next decode step can be queued, fed on the GPU, before Python has
-        # read this one (model.submit_decode): the round trip to Python hides behind the GPU's
-        # work. `ahead` is that queued step; Python's own choice is checked against the GPU's.
-        chain = self.chain and not full and params.repetition_penalty == 1.0
+        # When the choice needs only the candidates (not `full`: no repetition penalty, top-k <= KMAX
+        # or greedy), each step also chooses the next token on the GPU as the sampler will (given
+        # the number it will draw), so the next decode step can be queued, fed on the GPU, before
+        # Python has read this one (model.submit_decode): the round trip to Python hides behind
+        # the GPU's work. `ahead` is that queued step; Python's own choice is checked against it.
+        chain = self.chain and not full
 
         def gpu_choice(ahead_of_next: int) -> GpuChoice:
             return GpuChoice(params.top_k, params.top_p, sampler.upcoming_draw(ahead_of_next))
