@@ -39,6 +39,11 @@ try {
   for (const name of fs.readdirSync(path.join(root, 'shaders'))) {
     if (name.endsWith('.wgsl')) py.FS.writeFile(`${pkg}/shaders/${name}`, fs.readFileSync(path.join(root, 'shaders', name)));
   }
+  // jinja2 + markupsafe wheels: app/wheels.py installs them from here when a chat template is first rendered
+  py.FS.mkdirTree(pkg + '/web/wheels');
+  for (const name of fs.readdirSync(path.join(root, 'web', 'wheels'))) {
+    if (name.endsWith('.whl') || name === 'manifest.json') py.FS.writeFile(`${pkg}/web/wheels/${name}`, fs.readFileSync(path.join(root, 'web', 'wheels', name)));
+  }
   const api = createPyWebGPTApi(null);
   globalThis.pywebgpt = api;
   await py.runPythonAsync(`
