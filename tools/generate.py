@@ -40,12 +40,8 @@ class CliError(Exception):
     pass
 
 
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True, help="a model folder: config.json, model.safetensors, tokenizer files")
-    g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument("--prompt")
-    g.add_argument("--prompt-ids", help="comma-separated token ids")
+def add_run_arguments(p: argparse.ArgumentParser) -> None:
+    """The generation, output and runtime options (shared with tools/chat.py)."""
     p.add_argument("--max-new-tokens", type=int, default=32)
     p.add_argument("--temperature", type=float, default=0.0)
     p.add_argument("--top-k", type=int, default=None)
@@ -60,6 +56,15 @@ def parse_args(argv=None):
     p.add_argument("--browser", default=os.environ.get("PYWEBGPT_CHROMIUM", "/usr/bin/chromium"),
                    help="Chromium executable (browser runtime)")
     p.add_argument("--repeat", type=int, default=1, help="generate this many times (timings of the last)")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True, help="a model folder: config.json, model.safetensors, tokenizer files")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--prompt")
+    g.add_argument("--prompt-ids", help="comma-separated token ids")
+    add_run_arguments(p)
     return p.parse_args(argv)
 
 
@@ -143,33 +148,38 @@ def run_node(args, server: Server, model_ref: str, prompt: str, opts: dict, extr
     return out
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
+def model_folder(model: str) -> Path:
+    """--model as a folder the engine can load (config.json present), or CliError."""
+    model_dir = Path(model).expanduser().resolve()
+    if not model_dir.is_dir():
+        raise CliError(f"--model {model}: not a folder")
+    if not (model_dir / "config.json").is_file():
+        raise CliError(f"--model {model}: no config.json in that folder")
+    return model_dir
+
+
+def run_model(args, model_dir: Path, prompt: str, opts: dict) -> dict:
+    """Serve the site with the model mounted under /models/m/ and generate in the chosen runtime."""
+    if args.runtime == "browser":  # the Node runner needs no vendor/ (nor npm)
+        vendor()
+    server = Server(ROOT, mounts={"/models/m/": model_dir}).start()
     try:
-        model_dir = Path(args.model).expanduser().resolve()
-        if not model_dir.is_dir():
-            raise CliError(f"--model {args.model}: not a folder")
-        if not (model_dir / "config.json").is_file():
-            raise CliError(f"--model {args.model}: no config.json in that folder")
-        opts = generation_options(args)
-        if args.runtime == "browser":  # the Node runner needs no vendor/ (nor npm)
-            vendor()
-        server = Server(ROOT, mounts={"/models/m/": model_dir}).start()
-        try:
-            runner = run_node if args.runtime == "node" else run_browser
-            out = runner(args, server, "models/m/", args.prompt or "", opts)
-        finally:
-            server.stop()
-    except CliError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        runner = run_node if args.runtime == "node" else run_browser
+        return runner(args, server, "models/m/", prompt, opts)
+    finally:
+        server.stop()
+
+
+def print_report(args, out: dict) -> None:
+    """The result: the text (and a summary line on stderr), or with --json one JSON object."""
     result, info = out["result"], out["info"]
     timings = dict(result.get("timings", {}))
     timings["load_s"] = out["model"].get("load_s")
     report = {
         "prompt_ids": result["prompt_ids"], "tokens": result["tokens"], "text": result["text"],
         "finish_reason": result["finish_reason"], "timings": timings, "adapter": info.get("adapter"),
-        "runtime": args.runtime, "model": {k: out["model"].get(k) for k in ("parameters", "dtype", "context", "gpu_bytes")},
+        "runtime": args.runtime,
+        "model": {k: out["model"].get(k) for k in ("parameters", "dtype", "context", "gpu_bytes")},
     }
     if result.get("notices"):
         report["notices"] = result["notices"]
@@ -185,6 +195,18 @@ def main(argv=None) -> int:
         print(result["text"])
         print(f"[{len(result['tokens'])} tokens, {result['finish_reason']}, "
               f"decode {timings.get('decode_ms_per_token') or 0:.1f} ms/token]", file=sys.stderr)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        model_dir = model_folder(args.model)
+        opts = generation_options(args)
+        out = run_model(args, model_dir, args.prompt or "", opts)
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print_report(args, out)
     return 0
 
 
