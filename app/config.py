@@ -1,9 +1,13 @@
-"""GPT-2 model configuration: read config.json, check it, and say which tensors it needs.
+"""Model configuration: read config.json, check it, and say which tensors the model needs.
 
 Standard library only (runs in Pyodide and CPython). Every problem is a ModelFormatError
 whose message names the file and the key at fault.
 
-Tensor names here are Hugging Face GPT-2's without the `transformer.` prefix
+config_from_json(text, filename) is the one entry point: a GPT2Config for model_type gpt2
+(or none), a LlamaConfig (app/config_llama.py) for llama, mistral, qwen2 and qwen3.
+expected_tensor_shapes, match_tensors and param_count take either config.
+
+GPT-2 tensor names here are Hugging Face GPT-2's without the `transformer.` prefix
 ("canonical" names): wte.weight, h.0.attn.c_attn.weight, ln_f.bias, lm_head.weight, ...
 Weights of the attention and MLP projections are stored as HF's Conv1D does it:
 [in_features, out_features], so y = x @ W + b.
@@ -11,12 +15,23 @@ Weights of the attention and MLP projections are stored as HF's Conv1D does it:
 
 from __future__ import annotations
 
-import json
-import math
 import re
 from dataclasses import dataclass, field
 
-from .safetensors import DTYPE_SIZES, ModelFormatError, brief
+from .config_common import SUPPORTED_WEIGHT_DTYPES, load_json, match_named_tensors, numel, require_object
+from .config_common import finite as _finite
+from .config_common import positive_int as _positive_int
+from .config_common import shown as _shown
+from .config_llama import (
+    LLAMA_FAMILY,
+    LlamaConfig,
+    RopeScaling,
+    llama_canonical_name,
+    llama_param_count,
+    llama_tensor_shapes,
+    match_llama_tensors,
+)
+from .errors import ModelFormatError
 
 # Hugging Face activation names -> the GELU form our kernels implement.
 #   'tanh': 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))   (GPT-2's original)
@@ -32,10 +47,14 @@ GELU_FORMS = {
     "gelu_python": "erf",
 }
 
-SUPPORTED_MODEL_TYPES = ("gpt2",)
+GPT2_MODEL_TYPES = ("gpt2",)
+SUPPORTED_MODEL_TYPES = GPT2_MODEL_TYPES + LLAMA_FAMILY
 
-# Dtypes the GPU engine can take weights in (BF16 is converted on load).
-SUPPORTED_WEIGHT_DTYPES = ("F32", "F16", "BF16")
+__all__ = [
+    "GELU_FORMS", "SUPPORTED_MODEL_TYPES", "SUPPORTED_WEIGHT_DTYPES", "GPT2Config", "LlamaConfig", "RopeScaling",
+    "config_from_json", "config_from_dict", "expected_tensor_shapes", "canonical_name", "match_tensors",
+    "param_count", "llama_canonical_name",
+]
 
 # HF GPT-2 checkpoints may carry the causal-mask buffers of each attention block; they are
 # not weights (the mask is implicit in our kernels), so they are skipped without a notice.
@@ -76,36 +95,18 @@ class GPT2Config:
 
     @classmethod
     def from_json(cls, text, filename="config.json") -> "GPT2Config":
-        if isinstance(text, (bytes, bytearray, memoryview)):
-            try:
-                text = bytes(text).decode("utf-8")
-            except UnicodeDecodeError:
-                raise ModelFormatError(f"{filename}: not UTF-8 text") from None
-        if text.lstrip().startswith("version https://git-lfs"):
-            raise ModelFormatError(
-                f"{filename}: this is a Git LFS pointer file, not the config; run "
-                f"`git lfs pull` or download the real file"
-            )
-        try:
-            d = json.loads(text)
-        except (ValueError, RecursionError) as e:
-            detail = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
-            raise ModelFormatError(f"{filename}: not valid JSON ({detail})") from None
-        return cls.from_dict(d, filename)
+        return cls.from_dict(load_json(text, filename), filename)
 
     @classmethod
     def from_dict(cls, d, filename="config.json") -> "GPT2Config":
-        if not isinstance(d, dict):
-            raise ModelFormatError(
-                f"{filename}: must be a JSON object, got {type(d).__name__}"
-            )
+        require_object(d, filename)
         notices = []
 
         model_type = d.get("model_type")
         if model_type is None:
             model_type = "gpt2"
             notices.append(f"{filename}: no 'model_type'; assuming 'gpt2'")
-        if model_type not in SUPPORTED_MODEL_TYPES:
+        if model_type not in GPT2_MODEL_TYPES:
             raise ModelFormatError(
                 f"{filename}: 'model_type' is {model_type!r:.60}; only GPT-2-family models "
                 f"(model_type 'gpt2': gpt2, distilgpt2, gpt2-medium/large/xl, nanoGPT "
@@ -226,32 +227,6 @@ class GPT2Config:
         }
 
 
-def _positive_int(d, key, filename) -> int:
-    if key not in d:
-        raise ModelFormatError(f"{filename}: missing key {key!r}")
-    value = d[key]
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise ModelFormatError(
-            f"{filename}: {key!r} must be an integer, got {value!r:.40} ({type(value).__name__})"
-        )
-    if value <= 0:
-        raise ModelFormatError(f"{filename}: {key!r} must be positive, got {_shown(value)}")
-    return value
-
-
-def _finite(value) -> bool:
-    try:
-        return math.isfinite(value)
-    except OverflowError:  # an int too large for a float
-        return False
-
-
-def _shown(value) -> str:
-    """A value for a one-line message: a JSON integer may have thousands of digits."""
-    text = repr(value)
-    return text if len(text) <= 40 else f"{text[:20]}... ({len(text)} characters)"
-
-
 def _token_id(d, key, vocab_size, filename, notices):
     """bos/eos ids: an int, a list of ints (first one used), or null.
 
@@ -275,12 +250,34 @@ def _token_id(d, key, vocab_size, filename, notices):
     return value
 
 
-def expected_tensor_shapes(cfg: GPT2Config) -> dict:
+def config_from_json(text, filename="config.json"):
+    """config.json (bytes or text) -> GPT2Config or LlamaConfig, by its model_type."""
+    return config_from_dict(load_json(text, filename), filename)
+
+
+def config_from_dict(d, filename="config.json"):
+    """A parsed config.json -> GPT2Config (model_type gpt2, or none) or LlamaConfig (llama, mistral,
+    qwen2, qwen3); any other model_type is refused with the list of supported ones."""
+    require_object(d, filename)
+    model_type = d.get("model_type")
+    if model_type in LLAMA_FAMILY:
+        return LlamaConfig.from_dict(d, filename)
+    if model_type is None or model_type in GPT2_MODEL_TYPES:
+        return GPT2Config.from_dict(d, filename)
+    raise ModelFormatError(
+        f"{filename}: 'model_type' is {model_type!r:.60}, which is not supported; supported: "
+        f"{', '.join(SUPPORTED_MODEL_TYPES)}"
+    )
+
+
+def expected_tensor_shapes(cfg) -> dict:
     """Canonical tensor name -> shape, for every tensor the model needs.
 
     lm_head.weight is listed only when the embeddings are not tied (then it is required);
     with tied embeddings it is optional (see match_tensors).
     """
+    if isinstance(cfg, LlamaConfig):
+        return llama_tensor_shapes(cfg)
     E, V, P, M = cfg.n_embd, cfg.vocab_size, cfg.n_positions, cfg.d_mlp
     shapes = {"wte.weight": (V, E), "wpe.weight": (P, E)}
     for i in range(cfg.n_layer):
@@ -305,130 +302,49 @@ def expected_tensor_shapes(cfg: GPT2Config) -> dict:
 
 
 def canonical_name(key: str) -> str:
-    """'transformer.h.0.ln_1.weight' -> 'h.0.ln_1.weight'; other names unchanged."""
+    """'transformer.h.0.ln_1.weight' -> 'h.0.ln_1.weight'; other names unchanged (GPT-2)."""
     return key[len(PREFIX):] if key.startswith(PREFIX) else key
 
 
-def match_tensors(cfg: GPT2Config, tensors: dict, filename="model.safetensors"):
-    """Check a file's tensors against the config.
+def match_tensors(cfg, tensors: dict, filename="model.safetensors"):
+    """Check a file's tensors against the config (GPT2Config or LlamaConfig).
 
     `tensors` maps the stored key to something with .dtype ('F32', ...) and .shape
     (a TensorInfo). Returns (mapping canonical name -> that object, notices). The mapping
     holds every tensor of expected_tensor_shapes(cfg), plus lm_head.weight when the file
     has one: transformers 5 uses a stored lm_head.weight even with tie_word_embeddings
-    when it differs from wte, so a runtime should too (or check that the bytes are equal).
+    when it differs from the embeddings, so a runtime should too (or check that the bytes are equal).
     Raises ModelFormatError naming the tensor for a missing tensor, a wrong shape, an
     unsupported dtype, or the same tensor stored twice (with and without the prefix).
     Unknown extra tensors are ignored and reported in the notices.
     """
-    expected = expected_tensor_shapes(cfg)
-    optional = {"lm_head.weight": (cfg.vocab_size, cfg.n_embd)}
-    mapping, stored_key, extra = {}, {}, []
-    for key, info in tensors.items():
-        name = canonical_name(key)
-        if _MASK_BUFFER.match(name):
-            continue
-        if name not in expected and name not in optional:
-            extra.append(key)
-            continue
-        if name in mapping:
-            raise ModelFormatError(
-                f"{_file_of(info, filename)}: tensor {name!r} is stored twice, as "
-                f"{stored_key[name]!r} and {key!r}"
-            )
-        mapping[name] = info
-        stored_key[name] = key
-
-    missing = [name for name in expected if name not in mapping]
-    if missing:
-        shown = ", ".join(repr(name) for name in missing[:5])
-        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
-        raise ModelFormatError(
-            f"{filename}: missing tensor{'s' if len(missing) > 1 else ''} {shown}{more} "
+    if isinstance(cfg, LlamaConfig):
+        return match_llama_tensors(cfg, tensors, filename)
+    return match_named_tensors(
+        tensors, filename,
+        expected=expected_tensor_shapes(cfg),
+        optional={"lm_head.weight": (cfg.vocab_size, cfg.n_embd)},
+        canonical=canonical_name,
+        skip=lambda name: bool(_MASK_BUFFER.match(name)),
+        missing_help=(
             f"(looked for names with and without the {PREFIX!r} prefix) required by "
             f"{cfg.filename} (n_layer={cfg.n_layer}, tie_word_embeddings="
             f"{str(cfg.tie_word_embeddings).lower()})"
-        )
-
-    for name, info in mapping.items():
-        where = f"{_file_of(info, filename)}: tensor {stored_key[name]!r}"
-        want = expected.get(name) or optional[name]
-        shape = tuple(info.shape)
-        if shape != want:
-            hint = ""
-            if len(shape) == 2 and shape == want[::-1]:
-                hint = (
-                    " (transposed: nn.Linear stores [out, in], HF GPT-2's Conv1D [in, out];"
-                    " convert it with tools/convert.py)"
-                )
-            raise ModelFormatError(
-                f"{where} has shape {list(shape)} but {cfg.filename} (n_embd={cfg.n_embd}, "
-                f"vocab_size={cfg.vocab_size}, n_positions={cfg.n_positions}) needs "
-                f"{list(want)}{hint}"
-            )
-        if info.dtype not in SUPPORTED_WEIGHT_DTYPES:
-            raise ModelFormatError(
-                f"{where} has dtype {info.dtype}; supported: {', '.join(SUPPORTED_WEIGHT_DTYPES)}"
-            )
-
-    notices = list(cfg.notices)
-    if extra:
-        shown = ", ".join(brief(k) for k in extra[:10])
-        more = f" and {len(extra) - 10} more" if len(extra) > 10 else ""
-        notices.append(
-            f"{filename}: ignored {len(extra)} tensor{'s' if len(extra) > 1 else ''} that "
-            f"GPT-2 does not use: {shown}{more}"
-        )
-    dtypes = sorted({info.dtype for info in mapping.values()})
-    if len(dtypes) > 1:
-        notices.append(f"{filename}: tensors have mixed dtypes ({', '.join(dtypes)})")
-    return mapping, notices
-
-
-def _file_of(info, default):
-    return getattr(info, "filename", "") or default
-
-
-def param_count(cfg: GPT2Config) -> int:
-    """Number of parameters (the tied lm_head counted once, like HF's num_parameters)."""
-    return sum(_numel(shape) for shape in expected_tensor_shapes(cfg).values())
-
-
-def _numel(shape) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n
-
-
-def gpu_bytes_needed(
-    cfg: GPT2Config,
-    weight_dtype: str = "F32",
-    context: int | None = None,
-    kv_dtype_bytes: int = 4,
-    activation_dtype_bytes: int = 4,
-) -> dict:
-    """Rough GPU memory estimate, in bytes, for checking against the device before allocating.
-
-    weight_dtype is how weights sit on the GPU ('F32' or 'F16'; BF16 files become one of
-    these). The KV cache is 2 (k, v) * n_layer * context * n_embd. Activations are for a
-    prefill of `context` tokens: the residual stream and its temporaries, the MLP hidden
-    layer, the attention scores of one layer, and the logits of one row.
-    Returns {'weights', 'kv_cache', 'activations', 'total'}.
-    """
-    if weight_dtype not in DTYPE_SIZES:
-        raise ValueError(f"unknown dtype {weight_dtype!r}")
-    T = cfg.n_positions if context is None else context
-    weights = param_count(cfg) * DTYPE_SIZES[weight_dtype]
-    kv_cache = 2 * cfg.n_layer * T * cfg.n_embd * kv_dtype_bytes
-    activations = activation_dtype_bytes * (
-        T * (6 * cfg.n_embd + cfg.d_mlp)  # x, ln out, qkv (3E), attn out, mlp hidden
-        + cfg.n_head * T * T  # attention scores of one layer
-        + cfg.vocab_size  # logits of the last position
+        ),
+        shape_help=(
+            f"{cfg.filename} (n_embd={cfg.n_embd}, vocab_size={cfg.vocab_size}, n_positions={cfg.n_positions})"
+        ),
+        transposed_hint=(
+            " (transposed: nn.Linear stores [out, in], HF GPT-2's Conv1D [in, out];"
+            " convert it with tools/convert.py)"
+        ),
+        family="GPT-2",
+        notices=cfg.notices,
     )
-    return {
-        "weights": weights,
-        "kv_cache": kv_cache,
-        "activations": activations,
-        "total": weights + kv_cache + activations,
-    }
+
+
+def param_count(cfg) -> int:
+    """Number of parameters (the tied lm_head counted once, like HF's num_parameters)."""
+    if isinstance(cfg, LlamaConfig):
+        return llama_param_count(cfg)
+    return sum(numel(shape) for shape in expected_tensor_shapes(cfg).values())
