@@ -1,9 +1,11 @@
-"""A plain numpy GPT-2: the oracle the GPU engine is tested against.
+"""A plain numpy GPT-2 and Llama family (llama, mistral, qwen2, qwen3): the oracle the GPU engine
+is tested against.
 
 Readable rather than fast, in the spirit of nanoGPT's model.py. It reads the same folder
-the page loads (config.json + model.safetensors, via app/config.py and app/safetensors.py,
-so it also exercises the page's validation), computes in float32 like transformers (or
-float64 on request), and offers a full causal recompute and an incremental KV-cache decode.
+the page loads (config.json + model.safetensors or its shards, via app/config.py and
+app/safetensors.py, so it also exercises the page's validation), computes in float32 like
+transformers (or float64 on request), and offers a full causal recompute and an incremental
+KV-cache decode. GPT-2 is below; the Llama family's forward pass is tools/reference_llama.py.
 
     python tools/reference.py --model DIR --prompt-ids 1,2,3 --max-new-tokens 8 [--json]
         [--dump-logits FILE.npy] [--float64]
@@ -26,8 +28,14 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from app.config import GPT2Config, match_tensors  # noqa: E402
-from app.safetensors import ModelFormatError, read_header  # noqa: E402
+from app.config import GPT2Config, LlamaConfig, config_from_json, match_tensors  # noqa: E402
+from app.errors import ModelFormatError  # noqa: E402
+from app.safetensors import read_header  # noqa: E402
+
+TOOLS = str(Path(__file__).resolve().parent)
+if TOOLS not in sys.path:
+    sys.path.insert(0, TOOLS)
+from reference_llama import LlamaKVCacheModel  # noqa: E402
 
 # ---------------------------------------------------------------------------------------------
 # loading
@@ -68,14 +76,14 @@ def weight_files(folder: Path) -> list:
 
 
 def load_hf_folder(path):
-    """Read a Hugging Face GPT-2 folder -> (GPT2Config, {canonical name: float32 array})."""
+    """Read a Hugging Face folder -> (GPT2Config or LlamaConfig, {canonical name: float32 array})."""
     folder = Path(path)
     if not folder.is_dir():
         raise ModelFormatError(f"{folder}: not a folder")
     config_path = folder / "config.json"
     if not config_path.exists():
         raise ModelFormatError(f"{folder}: no config.json")
-    cfg = GPT2Config.from_json(config_path.read_bytes(), str(config_path))
+    cfg = config_from_json(config_path.read_bytes(), str(config_path))
 
     tensors, file_bytes = {}, {}
     for file in weight_files(folder):
@@ -201,14 +209,21 @@ class KVCacheModel:
         return (x @ self.lm_head.T).astype(np.float32)
 
 
-def forward(weights, cfg: GPT2Config, ids, dtype=np.float32) -> np.ndarray:
+def new_kv_model(weights, cfg, dtype=np.float32):
+    """The KV-cache model for this config: KVCacheModel (GPT-2) or LlamaKVCacheModel."""
+    if isinstance(cfg, LlamaConfig):
+        return LlamaKVCacheModel(weights, cfg, dtype)
+    return KVCacheModel(weights, cfg, dtype)
+
+
+def forward(weights, cfg, ids, dtype=np.float32) -> np.ndarray:
     """Logits [T, vocab] for every position of ids (a full causal recompute)."""
-    return KVCacheModel(weights, cfg, dtype).feed(ids)
+    return new_kv_model(weights, cfg, dtype).feed(ids)
 
 
-def greedy(weights, cfg: GPT2Config, prompt_ids, n_new, dtype=np.float32):
+def greedy(weights, cfg, prompt_ids, n_new, dtype=np.float32):
     """Greedy decoding with the KV cache -> (new ids, logits [n_new, vocab] each was chosen from)."""
-    model = KVCacheModel(weights, cfg, dtype)
+    model = new_kv_model(weights, cfg, dtype)
     logits = model.feed(prompt_ids)[-1]
     new_ids, step_logits = [], []
     for step in range(n_new):
@@ -226,7 +241,7 @@ def greedy(weights, cfg: GPT2Config, prompt_ids, n_new, dtype=np.float32):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", required=True, help="Hugging Face GPT-2 folder")
+    parser.add_argument("--model", required=True, help="Hugging Face folder (GPT-2, llama, mistral, qwen2, qwen3)")
     parser.add_argument("--prompt-ids", required=True, help="comma-separated token ids, e.g. 1,2,3")
     parser.add_argument("--max-new-tokens", type=int, default=16)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
