@@ -363,7 +363,8 @@ def test_reference_equals_transformers(made, name):
 
 
 def test_make_model_command_line(tmp_path):
-    """The command line makes each family with the asked-for shape, in a folder transformers loads."""
+    """The command line makes a family model with the asked-for shape, in a folder transformers loads; a small
+    vocabulary gets a char_vocab.json and no bos/eos."""
     out = tmp_path / "q3"
     assert make_model_main([str(out), "--model-type", "qwen3", "--n-layer", "1", "--n-head", "4", "--n-embd", "96",
                             "--n-positions", "32", "--vocab-size", "60", "--kv-heads", "2", "--head-dim", "40",
@@ -376,3 +377,13 @@ def test_make_model_command_line(tmp_path):
     assert len(json.loads((out / "char_vocab.json").read_text())) == 60
     model = AutoModelForCausalLM.from_pretrained(out)
     assert model.dtype == torch.bfloat16 and model.lm_head.weight is not model.model.embed_tokens.weight
+
+
+def test_gpt2_tokenizer_stands_in_for_a_large_vocabulary(tmp_path):
+    """With a vocabulary of 50257 or more, GPT-2's vocab.json + merges.txt come with the model, and bos/eos are
+    GPT-2's <|endoftext|> (50256)."""
+    out = make_model(tmp_path / "big", model_type="llama", vocab_size=50257, hidden_size=16, num_attention_heads=2,
+                     num_hidden_layers=1, intermediate_size=16)
+    cfg = config_from_json((out / "config.json").read_text())
+    assert (out / "vocab.json").exists() and (out / "merges.txt").exists() and not (out / "char_vocab.json").exists()
+    assert (cfg.bos_token_id, cfg.eos_token_ids) == (50256, (50256,))

@@ -135,7 +135,8 @@ def make_family_model(out_dir, model_type="llama", *, dtype="float32", seed=0, i
     """Write a random Llama-family model to out_dir (created or overwritten); returns the folder.
 
     Every keyword that is not one of this function's own goes to transformers' config class of
-    model_type as is (FAMILY_SHAPE fills in the sizes not given), so any shape transformers can build
+    model_type as is (FAMILY_SHAPE fills in the sizes not given, and ties the embeddings unless
+    tie_word_embeddings=False), so any shape transformers can build
     can be made: num_key_value_heads, head_dim, rope_theta, rope_scaling ({"rope_type": "llama3", ...}
     or {"rope_type": "linear", "factor": 2.0}), tie_word_embeddings, attention_bias, mlp_bias,
     sliding_window, rms_norm_eps, ... transformers builds the model and save_pretrained writes it, so
@@ -153,8 +154,8 @@ def make_family_model(out_dir, model_type="llama", *, dtype="float32", seed=0, i
     tokenizer, eos = _check_dtype_and_tokenizer(dtype, tokenizer, config["vocab_size"])
     config.setdefault("bos_token_id", eos)
     config.setdefault("eos_token_id", eos)
-    if model_type != "mistral":  # the Qwen classes default to 32 KV heads whatever the number of heads
-        config.setdefault("num_key_value_heads", config["num_attention_heads"])
+    # multi-head attention unless told: the Qwen and Mistral classes default to 32 and 8 KV heads
+    config.setdefault("num_key_value_heads", config["num_attention_heads"])
 
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(AutoConfig.for_model(model_type, initializer_range=init_std, **config))
