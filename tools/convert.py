@@ -1,11 +1,14 @@
-"""Convert a GPT-2 checkpoint into the folder the page loads.
+"""Convert a GPT-2 checkpoint or a GGUF file into the folder the page loads.
 
-    python tools/convert.py SRC OUT_DIR [--dtype float16|float32] [--meta META.pkl]
+    python tools/convert.py SRC OUT_DIR [--dtype float16|float32|bfloat16] [--meta META.pkl]
 
 SRC is one of
   - a Hugging Face GPT-2 folder: config.json + model.safetensors, or sharded
     (model.safetensors.index.json), or pytorch_model.bin (sharded: pytorch_model.bin.index.json);
-  - a nanoGPT checkpoint: ckpt.pt (a dict with 'model_args' and 'model'), or a folder holding one.
+  - a nanoGPT checkpoint: ckpt.pt (a dict with 'model_args' and 'model'), or a folder holding one;
+  - a GGUF file (llama, qwen2, qwen3; F32, F16, BF16, Q8_0, Q4_0, Q4_1 tensors): written as a
+    standard Hugging Face folder with a tokenizer.json, see tools/convert_gguf.py. --dtype defaults
+    to float32 there (dequantized values are exact in float32); bfloat16 is for GGUF sources only.
 
 OUT_DIR gets config.json, model.safetensors (keys as transformers writes them:
 `transformer.` prefix, `lm_head.weight` only when not tied) and the tokenizer files:
@@ -47,7 +50,9 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from app.config import GPT2Config, canonical_name, match_tensors  # noqa: E402
+from app.errors import ModelFormatError as EngineFormatError  # noqa: E402
 from app.safetensors import ModelFormatError  # noqa: E402
+from tools.convert_gguf import convert_gguf, is_gguf  # noqa: E402
 
 TOKENIZER_FILES = ("vocab.json", "merges.txt", "tokenizer.json", "char_vocab.json",
                    "tokenizer_config.json", "special_tokens_map.json")
@@ -251,7 +256,8 @@ def from_nanogpt(ckpt_path: Path, meta_path: Path | None):
     expected = _expected_shapes(cfg)
     for name, shape in expected.items():
         if name.endswith(".bias") and name not in tensors:
-            tensors[name] = torch.zeros(shape, dtype=tensors["wte.weight"].dtype if "wte.weight" in tensors else torch.float32)
+            bias_dtype = tensors["wte.weight"].dtype if "wte.weight" in tensors else torch.float32
+            tensors[name] = torch.zeros(shape, dtype=bias_dtype)
             zero_biases.append(name)
     if zero_biases:
         notice(f"{ckpt_path}: the model has no biases (bias=False); wrote {len(zero_biases)} zero biases")
@@ -285,6 +291,10 @@ def convert(src, out_dir, dtype: str | None = None, meta: str | None = None) -> 
         raise ConvertError(f"{src}: no such file or folder")
     if out_dir.resolve() == (src if src.is_dir() else src.parent).resolve():
         raise ConvertError(f"{out_dir}: the output folder must differ from the source")
+    if is_gguf(src):
+        return convert_gguf(src, out_dir, dtype, ConvertError, notice)
+    if dtype == "bfloat16":
+        raise ConvertError("--dtype bfloat16 is for GGUF sources; GPT-2 folders are written as float16 or float32")
 
     copy_files, write_files = [], {}
     if src.is_dir() and (src / "config.json").exists():
@@ -367,20 +377,21 @@ def convert(src, out_dir, dtype: str | None = None, meta: str | None = None) -> 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
-        description="Convert a Hugging Face GPT-2 folder or a nanoGPT ckpt.pt into the folder the page loads."
+        description="Convert a Hugging Face GPT-2 folder, a nanoGPT ckpt.pt or a GGUF file into the folder the page "
+                    "loads."
     )
-    parser.add_argument("src", help="HF folder, nanoGPT ckpt.pt, or a folder holding ckpt.pt")
+    parser.add_argument("src", help="HF folder, nanoGPT ckpt.pt, a folder holding ckpt.pt, or a .gguf file")
     parser.add_argument("out_dir")
-    parser.add_argument("--dtype", choices=("float16", "float32"), default=None,
-                        help="default: keep F32/F16, BF16 becomes float32")
+    parser.add_argument("--dtype", choices=("float16", "float32", "bfloat16"), default=None,
+                        help="default: keep F32/F16, BF16 becomes float32 (GGUF: float32)")
     parser.add_argument("--meta", help="nanoGPT meta.pkl (default: beside the checkpoint)")
     args = parser.parse_args(argv)
     try:
         out_dir = convert(args.src, args.out_dir, args.dtype, args.meta)
-    except (ConvertError, ModelFormatError) as e:
+    except (ConvertError, ModelFormatError, EngineFormatError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except Exception as e:  # anything else still gets one line, no traceback
+    except Exception as e:  # noqa: BLE001 -- anything else still gets one line, no traceback
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
         print(f"error: {type(e).__name__}: {first}", file=sys.stderr)
         return 2
