@@ -20,9 +20,9 @@ import importlib.util
 import io
 import json
 import os
-import posixpath
 import sys
 import sysconfig
+import urllib.parse
 import zipfile
 
 from .errors import LoadError
@@ -46,7 +46,7 @@ def default_source() -> str:
         return LOCAL_FOLDER
     import js  # noqa: PLC0415 - Pyodide only: CPython has jinja2 installed or passes a folder
 
-    return posixpath.join(posixpath.dirname(str(js.location.href).split("?")[0].split("#")[0]), SITE_FOLDER)
+    return urllib.parse.urljoin(str(js.location.href), SITE_FOLDER)  # as the page resolves its own links
 
 
 def check_wheel(data: bytes, entry: dict) -> None:

@@ -89,14 +89,14 @@ class _StandInTokenizer:
 
 
 def load_tokenizer(folder: Path):
-    """The model's tokenizer.json tokenizer: the engine's own pure-Python one when it has it."""
+    """The model's tokenizer.json tokenizer: the engine's own pure-Python one (app.tokenizer), or
+    the `tokenizers` package where this checkout's engine has no tokenizer.json loader yet."""
     if not (folder / "tokenizer.json").is_file():
         raise generate.CliError(f"--model {folder}: no tokenizer.json in that folder")
-    try:
-        from app.tokenizer import load_tokenizer as engine_loader
-    except ImportError:
-        return _StandInTokenizer(folder)
-    return engine_loader(str(folder))
+    import app.tokenizer
+
+    engine_loader = getattr(app.tokenizer, "load_tokenizer", None)
+    return _StandInTokenizer(folder) if engine_loader is None else engine_loader(str(folder))
 
 
 def render(args) -> dict:
@@ -123,7 +123,7 @@ def main(argv=None) -> int:
         opts = generate.generation_options(args)
         opts["prompt_ids"] = rendered["ids"]
         out = generate.run_model(args, model_dir, "", opts)
-    except (generate.CliError, PyWebGPTError) as exc:
+    except (generate.CliError, PyWebGPTError, ValueError) as exc:  # ValueError: a tokenizer file it cannot read
         print(f"error: {exc}", file=sys.stderr)
         return 2
     generate.print_report(args, out)
