@@ -5,6 +5,7 @@ transformers does in CPython; a template's refusal comes back as the same InputE
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 
 import generate  # tools/
@@ -103,3 +104,55 @@ def test_node_runner_installs_jinja2_from_its_local_copy_and_renders_a_real_temp
         server.stop()
     assert out["python"]["source"] == "/home/pyodide/pywebgpt/web/wheels"
     check_result(out["python"])
+
+
+CHATML = ("{% for m in messages %}{{ '<|endoftext|>' + m.role + '\\n' + m.content + '\\n' }}{% endfor %}"
+          "{% if add_generation_prompt %}{{ '<|endoftext|>assistant\\n' }}{% endif %}")
+
+
+def run_tool(main, args: list[str]) -> tuple[int, str, str]:
+    import contextlib
+    import io
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(args)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_chat_cli_generates_the_reply_with_generate_py_engine(tmp_path):
+    """Without --render-only, tools/chat.py prompts the engine (Node runner) with the rendered ids,
+    and its options and report are tools/generate.py's: the same tokens as generate.py given
+    those ids."""
+    import subprocess
+    import sys
+
+    import chat
+    from transformers import GPT2TokenizerFast
+
+    model = tmp_path / "gpt2-chat"
+    subprocess.run([sys.executable, str(ROOT / "tools" / "make_model.py"), str(model), "--n-layer", "1",
+                    "--n-head", "2", "--n-embd", "64", "--n-positions", "128", "--vocab-size", "50257",
+                    "--tokenizer", "gpt2", "--seed", "3"], check=True, capture_output=True)
+    GPT2TokenizerFast(str(model / "vocab.json"), str(model / "merges.txt")).backend_tokenizer.save(
+        str(model / "tokenizer.json"))
+    (model / "tokenizer_config.json").write_text(json.dumps({"chat_template": CHATML, "eos_token": "<|endoftext|>"}))
+    messages = tmp_path / "messages.json"
+    conversation = [{"role": "user", "content": "Say hi."}]
+    messages.write_text(json.dumps(conversation))
+    code, out, err = run_tool(chat.main, ["--model", str(model), "--messages", str(messages), "--render-only"])
+    assert code == 0, err
+    rendered = json.loads(out)
+    theirs = AutoTokenizer.from_pretrained(model).apply_chat_template(conversation, add_generation_prompt=True)
+    assert rendered["text"] == "<|endoftext|>user\nSay hi.\n<|endoftext|>assistant\n"
+    assert rendered["ids"] == theirs["input_ids"]
+    options = ["--runtime", "node", "--max-new-tokens", "4", "--no-stop-on-eos", "--json"]
+    code, out, err = run_tool(chat.main, ["--model", str(model), "--messages", str(messages), *options])
+    assert code == 0, err
+    reply = json.loads(out)
+    assert reply["prompt_ids"] == rendered["ids"] and reply["runtime"] == "node"
+    assert len(reply["tokens"]) == 4 and reply["finish_reason"] == "length"
+    code, out, err = run_tool(generate.main, ["--model", str(model), "--prompt-ids",
+                                              ",".join(map(str, rendered["ids"])), *options])
+    assert code == 0, err
+    assert json.loads(out)["tokens"] == reply["tokens"]
