@@ -59,6 +59,8 @@ MAX_ARRAY_DEPTH = 8  # arrays of arrays: real files use one level, a hostile one
 MAX_ELEMENTS = 1 << 62  # ggml counts elements and bytes in int64
 
 FIXED_HEADER_BYTES = 24  # magic + version + tensor_count + kv_count
+MIN_KV_BYTES = 14  # key length + a 1-byte key + value type + a 1-byte value
+MIN_TENSOR_INFO_BYTES = 25  # name length + a 1-byte name + n_dims + type + offset
 
 # value type id -> (name, struct format, size); strings and arrays have a variable size, their
 # size here is the least they occupy (a length, or an item type and a count).
@@ -275,13 +277,13 @@ def parse_gguf_header(data, file_size: int | None = None, filename="model.gguf")
     tensor_count = reader.u64("tensor_count")
     kv_count = reader.u64("kv_count")
     # The least each entry occupies: a KV is a key (8-byte length + 1 byte) + a type + a 1-byte
-    # value; a tensor info a name (8 + 1) + n_dims + one dim + type + offset.
-    least = kv_count * 14 + tensor_count * 33
+    # value; a tensor info a name (8 + 1) + n_dims + type + offset (and its dims).
+    least = kv_count * MIN_KV_BYTES + tensor_count * MIN_TENSOR_INFO_BYTES
     reader.need(0, f"{kv_count:,} metadata entries and {tensor_count:,} tensor infos", after=least)
 
     metadata, metadata_types = {}, {}
     for index in range(kv_count):
-        left = (kv_count - index - 1) * 14 + tensor_count * 33
+        left = (kv_count - index - 1) * MIN_KV_BYTES + tensor_count * MIN_TENSOR_INFO_BYTES
         key = reader.string(f"metadata key #{index}", after=left, limit=MAX_KEY_BYTES)
         if not key:
             raise ModelFormatError(f"{filename}: metadata key #{index} is empty")
@@ -294,7 +296,7 @@ def parse_gguf_header(data, file_size: int | None = None, filename="model.gguf")
     alignment = _alignment(metadata, metadata_types, filename)
     tensors = {}
     for index in range(tensor_count):
-        left = (tensor_count - index - 1) * 33
+        left = (tensor_count - index - 1) * MIN_TENSOR_INFO_BYTES
         info = _read_tensor_info(reader, index, left, filename)
         if info[0] in tensors:
             raise ModelFormatError(f"{filename}: tensor {brief(info[0])} appears twice")
@@ -455,11 +457,11 @@ def _alignment(metadata: dict, metadata_types: dict, filename) -> int:
 
 def _read_tensor_info(reader: _Reader, index: int, left: int, filename):
     """-> a tuple (name, type_name, type_id, dims, offset); sizes are checked in _check_tensors."""
-    name = reader.string(f"tensor #{index}'s name", after=left + 24, limit=MAX_TENSOR_NAME_BYTES)
+    name = reader.string(f"tensor #{index}'s name", after=left + 16, limit=MAX_TENSOR_NAME_BYTES)
     if not name:
         raise ModelFormatError(f"{filename}: tensor #{index} has an empty name")
     where = f"tensor {brief(name)}"
-    n_dims = reader.u32(f"{where} (n_dims)", after=left + 20)
+    n_dims = reader.u32(f"{where} (n_dims)", after=left + 12)
     if not 1 <= n_dims <= MAX_DIMS:
         raise ModelFormatError(f"{filename}: {where} has {n_dims} dimensions; 1 to {MAX_DIMS} are allowed")
     dims = []

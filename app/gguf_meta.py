@@ -249,25 +249,27 @@ def gguf_config(header, rope_freqs=None) -> dict:
 
 
 def _head_dim(meta: _Meta, key: str, hidden: int, heads: int) -> int:
-    """attention.key_length when given (Qwen3's head_dim is not hidden / heads), else llama's
-    rope.dimension_count (transformers' reading), else hidden / heads."""
-    rope_dims = meta.integer(key + "rope.dimension_count", default=0, minimum=0) or None
+    """attention.key_length when given (Qwen3's head_dim is not hidden / heads), else the rows of
+    blk.0.attn_q.weight per head, else hidden / heads; rope.dimension_count must equal it (llama.cpp
+    writes the head size there for these architectures; a smaller one would be partial rotary)."""
+    query = meta.header.tensors.get("blk.0.attn_q.weight")
     if key + "attention.key_length" in meta.metadata:
         head_dim = meta.integer(key + "attention.key_length")
-    elif rope_dims is not None:
-        head_dim = rope_dims
-    else:
-        if hidden % heads:
-            raise meta._fail(key + "embedding_length", f"is {hidden}, not a multiple of the {heads} heads, and there "
-                                                       f"is no {key}attention.key_length")
+    elif query is not None and query.shape[0] % heads == 0:
+        head_dim = query.shape[0] // heads
+    elif hidden % heads == 0:
         head_dim = hidden // heads
+    else:
+        raise meta._fail(key + "embedding_length", f"is {hidden}, not a multiple of the {heads} heads, and there "
+                                                   f"is no {key}attention.key_length")
     value_length = meta.integer(key + "attention.value_length", default=head_dim)
     if value_length != head_dim:
         raise meta._fail(key + "attention.value_length", f"is {value_length}, but the key length is {head_dim}; "
                                                          f"this engine needs them equal")
     if head_dim % 2:
         raise meta._fail(key + "attention.key_length", f"gives an odd head size ({head_dim})")
-    if rope_dims is not None and rope_dims != head_dim:
+    rope_dims = meta.integer(key + "rope.dimension_count", default=head_dim)
+    if rope_dims != head_dim:
         raise meta._fail(key + "rope.dimension_count", f"is {rope_dims}, but heads have {head_dim} dimensions; "
                                                        f"partial rotary embeddings are not supported")
     return head_dim
