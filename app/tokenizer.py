@@ -57,11 +57,15 @@ from __future__ import annotations
 
 import heapq
 import json
+import os
 import re
 from bisect import bisect_right
 from itertools import chain
 
+from .byte_level import bytes_to_unicode
+from .byte_level import incomplete_tail as _incomplete_tail
 from .errors import UnknownCharactersError
+from .hf_tokenizer import HFTokenizer
 from .unicode_data import LETTER_RANGES, NUMBER_RANGES, WHITESPACE
 
 _chain = chain.from_iterable
@@ -73,6 +77,7 @@ __all__ = [
     "UnknownCharactersError",
     "StreamingDetokenizer",
     "load_tokenizer_from_texts",
+    "load_tokenizer",
     "bytes_to_unicode",
     "pretokenize",
     "WHITESPACE",
@@ -88,22 +93,6 @@ _HEAP_BPE_MIN_BYTES = 128
 _NO_RANK = 1 << 62
 
 
-def bytes_to_unicode() -> dict[int, str]:
-    """GPT-2's reversible map byte -> printable character used to write vocab.json / merges.txt.
-
-    Printable Latin-1 bytes map to themselves; the other 68 (controls, space, \\xad, ...) map to
-    U+0100 onwards in byte order, so that byte 0x20 (space) is "Ġ" and 0x0a (newline) is "Ċ".
-    """
-    keep = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    mapping = {b: chr(b) for b in keep}
-    n = 0
-    for b in range(256):
-        if b not in mapping:
-            mapping[b] = chr(256 + n)
-            n += 1
-    return mapping
-
-
 _BYTE_ENCODER = bytes_to_unicode()
 _BYTE_DECODER = {c: b for b, c in _BYTE_ENCODER.items()}
 
@@ -114,6 +103,8 @@ def _fix_surrogates(text: str) -> str:
 
 
 def _json_object(text, filename: str) -> dict:
+    if isinstance(text, dict):  # already parsed
+        return text
     if isinstance(text, (bytes, bytearray)):
         try:
             text = bytes(text).decode("utf-8")
@@ -584,14 +575,22 @@ class StreamingDetokenizer:
     (Python's own incremental UTF-8 decoder holds some invalid sequences, such as the start of
     an encoded surrogate b"\\xed\\xa0", one step longer.) After flush(), `invalid_tail_bytes` is
     how many trailing bytes ended incomplete (shown as one U+FFFD).
+
+    A tokenizer with its own streaming decoder (a tokenizer.json one: `stream_decoder()`, whose
+    decoders may strip a leading space or hold a run of byte-fallback tokens) streams through it,
+    with the same guarantee against decode(ids, skip_special_tokens).
     """
 
-    def __init__(self, tokenizer):
+    def __init__(self, tokenizer, skip_special_tokens: bool = False):
         self.tokenizer = tokenizer
         self.pending_bytes = b""  # the start of a character that is not complete yet
         self.invalid_tail_bytes = 0
+        make = getattr(tokenizer, "stream_decoder", None)
+        self._stream = make(skip_special_tokens) if make is not None else None
 
     def push(self, token_id: int) -> str:
+        if self._stream is not None:
+            return self._stream.push(token_id)
         data = self.pending_bytes + self.tokenizer.token_bytes(token_id)
         keep = _incomplete_tail(data)
         if keep:
@@ -602,41 +601,42 @@ class StreamingDetokenizer:
         return data.decode("utf-8", "replace")
 
     def flush(self) -> str:
+        if self._stream is not None:
+            return self._stream.flush()
         rest, self.pending_bytes = self.pending_bytes, b""
         self.invalid_tail_bytes = len(rest)
         return rest.decode("utf-8", "replace")
 
 
-# the allowed range of the byte after each lead byte that has a narrower one than 80..BF
-_SECOND_BYTE = {0xE0: (0xA0, 0xBF), 0xED: (0x80, 0x9F), 0xF0: (0x90, 0xBF), 0xF4: (0x80, 0x8F)}
+# the files a model folder's tokenizer may have, in the order load_tokenizer reads them
+TOKENIZER_FILE_NAMES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "vocab.json",
+                        "merges.txt", "char_vocab.json")
 
 
-def _incomplete_tail(data: bytes) -> int:
-    """Length of the end of `data` that is a proper prefix of a valid UTF-8 character (0-3)."""
-    n = len(data)
-    for length in range(1, min(n, 3) + 1):
-        lead = data[n - length]
-        if 0x80 <= lead < 0xC0:
-            continue  # a continuation byte: its lead is further back
-        if not 0xC2 <= lead <= 0xF4:
-            return 0  # ASCII, or a byte that never starts a character
-        need = 2 if lead < 0xE0 else 3 if lead < 0xF0 else 4
-        if length >= need:
-            return 0  # complete (or overlong run): nothing to wait for
-        if length >= 2:
-            low, high = _SECOND_BYTE.get(lead, (0x80, 0xBF))
-            if not low <= data[n - length + 1] <= high:
-                return 0
-        return length
-    return 0
+def _is_plain_gpt2(data: dict) -> bool:
+    """A tokenizer.json that says no more than GPT-2's vocab.json + merges.txt: byte-level BPE with
+    GPT-2's own pattern, nothing around it, and <|endoftext|> as its only added token. Such a file
+    keeps GPT2Tokenizer (tiktoken's ids; <|endoftext|> in text is plain text unless allowed)."""
+    model, pre = data.get("model"), data.get("pre_tokenizer")
+    added = data.get("added_tokens") or []
+    return (isinstance(model, dict) and model.get("type", "BPE") == "BPE" and not model.get("byte_fallback")
+            and not model.get("ignore_merges") and model.get("unk_token") is None
+            and data.get("normalizer") is None
+            and isinstance(pre, dict) and pre.get("type") == "ByteLevel" and pre.get("use_regex", True)
+            and (data.get("post_processor") or {}).get("type", "ByteLevel") == "ByteLevel"
+            and (data.get("decoder") or {}).get("type", "ByteLevel") == "ByteLevel"
+            and isinstance(added, list) and [a.get("content") for a in added if isinstance(a, dict)] == [ENDOFTEXT])
 
 
 def load_tokenizer_from_texts(files: dict):
     """The tokenizer a model folder describes, from {file name: file text}.
 
-    vocab.json + merges.txt -> GPT2Tokenizer; else tokenizer.json -> GPT2Tokenizer; else
-    char_vocab.json -> CharTokenizer. A char_vocab.json next to GPT-2 tokenizer files is
-    ambiguous and refused. Problems raise ValueError naming the file.
+    tokenizer.json -> HFTokenizer (app/hf_tokenizer.py; with tokenizer_config.json and
+    chat_template.jinja when given), except a file that is plain GPT-2 (`_is_plain_gpt2`), which
+    stays GPT2Tokenizer, from vocab.json + merges.txt when they are there too; vocab.json +
+    merges.txt alone (or next to an unreadable tokenizer.json, which was never read before) ->
+    GPT2Tokenizer; char_vocab.json -> CharTokenizer. A char_vocab.json next to other tokenizer
+    files is ambiguous and refused. Problems raise ValueError naming the file.
     """
     present = {name for name, text in files.items() if text is not None}
     has_bpe = {"vocab.json", "merges.txt"} <= present
@@ -646,14 +646,40 @@ def load_tokenizer_from_texts(files: dict):
             raise ValueError(f"both char_vocab.json and {other} are present: it is unclear which tokenizer "
                              "the model uses; keep only one")
         return CharTokenizer.from_json(files["char_vocab.json"])
+    if "tokenizer.json" in present:
+        try:
+            data = _json_object(files["tokenizer.json"], "tokenizer.json")
+        except ValueError:
+            if not has_bpe:
+                raise
+            data = None
+        if data is not None and not _is_plain_gpt2(data):
+            return HFTokenizer(data, None if files.get("tokenizer_config.json") is None else
+                               _json_object(files["tokenizer_config.json"], "tokenizer_config.json"),
+                               files.get("chat_template.jinja"))
+        if data is not None and not has_bpe:
+            return GPT2Tokenizer.from_tokenizer_json(data)
     if has_bpe:
         return GPT2Tokenizer.from_texts(files["vocab.json"], files["merges.txt"])
-    if "tokenizer.json" in present:
-        return GPT2Tokenizer.from_tokenizer_json(files["tokenizer.json"])
     if present & {"vocab.json", "merges.txt"}:
         have, lack = ("vocab.json", "merges.txt") if "vocab.json" in present else ("merges.txt", "vocab.json")
         raise ValueError(f"{have} without {lack}: GPT-2 tokenizer files come in pairs")
     raise ValueError("no tokenizer files: expected vocab.json + merges.txt, tokenizer.json or char_vocab.json")
+
+
+def load_tokenizer(folder):
+    """The tokenizer of a local model folder (CPython: tools, tests): reads whichever of
+    TOKENIZER_FILE_NAMES it has and picks as load_tokenizer_from_texts does."""
+    files = {}
+    for name in TOKENIZER_FILE_NAMES:
+        path = os.path.join(os.fspath(folder), name)
+        if os.path.isfile(path):
+            with open(path, encoding="utf-8") as f:
+                files[name] = f.read()
+    if not files:
+        raise ValueError(f"{folder}: no tokenizer files: expected tokenizer.json, vocab.json + merges.txt "
+                         "or char_vocab.json")
+    return load_tokenizer_from_texts(files)
 
 
 # ---------------------------------------------------------------------------------------------

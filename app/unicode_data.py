@@ -13,7 +13,7 @@ Ranges are inclusive (first, last) pairs of code points, sorted.
 
 from __future__ import annotations
 
-__all__ = ["WHITESPACE", "LETTER_RANGES", "NUMBER_RANGES", "MARK_RANGES", "parse_ranges"]
+__all__ = ["WHITESPACE", "LETTER_RANGES", "NUMBER_RANGES", "MARK_RANGES", "NORMALIZATION_RANGES", "parse_ranges"]
 
 # Unicode White_Space: what `\s` means in both engines (25 characters; not str.isspace(), which
 # also counts the separators \x1c-\x1f).
@@ -125,7 +125,7 @@ a9d0-a9d9 a9f0-a9f9 aa50-aa59 abf0-abf9 ff10-ff19 10107-10133 10140-10178 1018a-
 """
 
 # \p{M} (marks: Mn, Mc, Me) as tokenizers 0.23.3's Oniguruma (Unicode 16.0) sees it, read out the same
-# way (tools/unicode_tables.py prints all three tables from the installed engines).
+# way (tools/unicode_tables.py prints these tables from the installed tokenizers).
 _MARK_RANGES = """
 300-36f 483-489 591-5bd 5bf 5c1-5c2 5c4-5c5 5c7 610-61a 64b-65f 670 6d6-6dc 6df-6e4 6e7-6e8
 6ea-6ed 711 730-74a 7a6-7b0 7eb-7f3 7fd 816-819 81b-823 825-827 829-82d 859-85b 897-89f 8ca-8e1
@@ -160,6 +160,62 @@ aabe-aabf aac1 aaeb-aaef aaf5-aaf6 abe3-abea abec-abed fb1e fe00-fe0f fe20-fe2f 
 1e130-1e136 1e2ae 1e2ec-1e2ef 1e4ec-1e4ef 1e5ee-1e5ef 1e8d0-1e8d6 1e944-1e94a e0100-e01ef
 """
 
+# Every code point tokenizers 0.23.3's NFC/NFD/NFKC/NFKD act on: a decomposition, a non-zero
+# combining class, or a part in a canonical composition. Its tables are older than CPython's (it
+# leaves U+11938 whole; U+1ACD, U+1DF6 and other newer marks are class 0 to it), so
+# app/hf_pretokenize.py normalizes only runs of these code points and keeps all others as they are,
+# which is what tokenizers does with them; for the code points in this table, CPython's data is the
+# same by Unicode's normalization stability policy. (tools/unicode_tables.py --table normalization)
+_NORMALIZATION_RANGES = """
+3c-3e 41-50 52-5a 61-70 72-7a a0 a8 aa af b2-b5 b8-ba bc-be c0-cf d1-d6 d8-dd e0-ef f1-f6 f8-fd
+ff-10f 112-125 128-130 132-137 139-140 143-149 14c-151 154-165 168-17f 1a0-1a1 1af-1b0 1b7
+1c4-1dc 1de-1e3 1e6-1f5 1f8-21b 21e-21f 226-233 292 2b0-2b8 2d8-2dd 2e0-2e4 300-34e 350-36f 374
+37a 37e 384-38a 38c 38e-391 395 397 399 39f 3a1 3a5 3a9-3b1 3b5 3b7 3b9 3bf 3c1 3c5 3c9-3ce
+3d0-3d6 3f0-3f2 3f4-3f5 3f9 400-401 403 406-407 40c-40e 410 413 415-41a 41e 423 427 42b 42d 430
+433 435-43a 43e 443 447 44b 44d 450-451 453 456-457 45c-45e 474-477 483-487 4c1-4c2 4d0-4d3
+4d6-4df 4e2-4f5 4f8-4f9 587 591-5bd 5bf 5c1-5c2 5c4-5c5 5c7 610-61a 622-627 648 64a-65f 670
+675-678 6c0-6c2 6d2-6d3 6d5-6dc 6df-6e4 6e7-6e8 6ea-6ed 711 730-74a 7eb-7f3 816-819 81b-823
+825-827 829-82d 859-85b 8d4-8e1 8e3-8ff 928-929 930-931 933-934 93c 94d 951-954 958-95f 9bc 9be
+9c7 9cb-9cd 9d7 9dc-9dd 9df a33 a36 a3c a4d a59-a5b a5e abc acd b3c b3e b47-b48 b4b-b4d b56-b57
+b5c-b5d b92 b94 bbe bc6-bc7 bca-bcd bd7 c46 c48 c4d c55-c56 cbc cbf-cc0 cc2 cc6-cc8 cca-ccb ccd
+cd5-cd6 d3e d46-d47 d4a-d4d d57 dca dcf dd9-dda ddc-ddf e33 e38-e3a e48-e4b eb3 eb8-eb9 ec8-ecb
+edc-edd f0c f18-f19 f35 f37 f39 f43 f4d f52 f57 f5c f69 f71-f7d f80-f84 f86-f87 f93 f9d fa2 fa7
+fac fb9 fc6 1025-1026 102e 1037 1039-103a 108d 10fc 1100-1112 1161-1175 11a8-11c2 135d-135f 1714
+1734 17d2 17dd 18a9 1939-193b 1a17-1a18 1a60 1a75-1a7c 1a7f 1ab0-1abd 1b05-1b0e 1b11-1b12
+1b34-1b35 1b3a-1b44 1b6b-1b73 1baa-1bab 1be6 1bf2-1bf3 1c37 1cd0-1cd2 1cd4-1ce0 1ce2-1ce8 1ced
+1cf4 1cf8-1cf9 1d2c-1d2e 1d30-1d3a 1d3c-1d4d 1d4f-1d6a 1d78 1d9b-1df5 1dfb-1e9b 1ea0-1ef9
+1f00-1f15 1f18-1f1d 1f20-1f45 1f48-1f4d 1f50-1f57 1f59 1f5b 1f5d 1f5f-1f7d 1f80-1fb4 1fb6-1fc4
+1fc6-1fd3 1fd6-1fdb 1fdd-1fef 1ff2-1ff4 1ff6-1ffe 2000-200a 2011 2017 2024-2026 202f 2033-2034
+2036-2037 203c 203e 2047-2049 2057 205f 2070-2071 2074-208e 2090-209c 20a8 20d0-20dc 20e1
+20e5-20f0 2100-2103 2105-2107 2109-2113 2115-2116 2119-211d 2120-2122 2124 2126 2128 212a-212d
+212f-2131 2133-2139 213b-2140 2145-2149 2150-217f 2189 2190 2192 2194 219a-219b 21ae 21cd-21d0
+21d2 21d4 2203-2204 2208-2209 220b-220c 2223-2226 222c-222d 222f-2230 223c 2241 2243-2245
+2247-2249 224d 2260-2262 2264-2265 226d-227d 2280-2289 2291-2292 22a2 22a8-22a9 22ab-22af
+22b2-22b5 22e0-22e3 22ea-22ed 2329-232a 2460-24ea 2a0c 2a74-2a76 2adc 2c7c-2c7d 2cef-2cf1 2d6f
+2d7f 2de0-2dff 2e9f 2ef3 2f00-2fd5 3000 302a-302f 3036 3038-303a 3046 304b-3062 3064-3069
+306f-307d 3094 3099-309f 30a6 30ab-30c2 30c4-30c9 30cf-30dd 30ef-30f2 30f4 30f7-30fa 30fd-30ff
+3131-318e 3192-319f 3200-321e 3220-3247 3250-327e 3280-32fe 3300-33ff a66f a674-a67d a69c-a69f
+a6f0-a6f1 a770 a7f8-a7f9 a806 a8c4 a8e0-a8f1 a92b-a92d a953 a9b3 a9c0 aab0 aab2-aab4 aab7-aab8
+aabe-aabf aac1 aaf6 ab5c-ab5f abed ac00-d7a3 f900-fa0d fa10 fa12 fa15-fa1e fa20 fa22 fa25-fa26
+fa2a-fa6d fa70-fad9 fb00-fb06 fb13-fb17 fb1d-fb36 fb38-fb3c fb3e fb40-fb41 fb43-fb44 fb46-fbb1
+fbd3-fd3d fd50-fd8f fd92-fdc7 fdf0-fdfc fe10-fe19 fe20-fe44 fe47-fe52 fe54-fe66 fe68-fe6b
+fe70-fe72 fe74 fe76-fefc ff01-ffbe ffc2-ffc7 ffca-ffcf ffd2-ffd7 ffda-ffdc ffe0-ffe6 ffe8-ffee
+101fd 102e0 10376-1037a 10a0d 10a0f 10a38-10a3a 10a3f 10ae5-10ae6 11046 1107f 11099-1109c 110a5
+110ab 110b9-110ba 11100-11102 11127 1112e-1112f 11131-11134 11173 111c0 111ca 11235-11236
+112e9-112ea 1133c 1133e 11347 1134b-1134d 11357 11366-1136c 11370-11374 11442 11446 114b0
+114b9-114be 114c2-114c3 115af 115b8-115bb 115bf-115c0 1163f 116b6-116b7 1172b 11c3f 16af0-16af4
+16b30-16b36 1bc9e 1d15e-1d169 1d16d-1d172 1d17b-1d182 1d185-1d18b 1d1aa-1d1ad 1d1bb-1d1c0
+1d242-1d244 1d400-1d454 1d456-1d49c 1d49e-1d49f 1d4a2 1d4a5-1d4a6 1d4a9-1d4ac 1d4ae-1d4b9 1d4bb
+1d4bd-1d4c3 1d4c5-1d505 1d507-1d50a 1d50d-1d514 1d516-1d51c 1d51e-1d539 1d53b-1d53e 1d540-1d544
+1d546 1d54a-1d550 1d552-1d6a5 1d6a8-1d7cb 1d7ce-1d7ff 1e000-1e006 1e008-1e018 1e01b-1e021
+1e023-1e024 1e026-1e02a 1e8d0-1e8d6 1e944-1e94a 1ee00-1ee03 1ee05-1ee1f 1ee21-1ee22 1ee24 1ee27
+1ee29-1ee32 1ee34-1ee37 1ee39 1ee3b 1ee42 1ee47 1ee49 1ee4b 1ee4d-1ee4f 1ee51-1ee52 1ee54 1ee57
+1ee59 1ee5b 1ee5d 1ee5f 1ee61-1ee62 1ee64 1ee67-1ee6a 1ee6c-1ee72 1ee74-1ee77 1ee79-1ee7c 1ee7e
+1ee80-1ee89 1ee8b-1ee9b 1eea1-1eea3 1eea5-1eea9 1eeab-1eebb 1f100-1f10a 1f110-1f12e 1f130-1f14f
+1f16a-1f16b 1f190 1f200-1f202 1f210-1f23b 1f240-1f248 1f250-1f251 2f800-2fa1d
+"""
+
 LETTER_RANGES = parse_ranges(_LETTER_RANGES)
 NUMBER_RANGES = parse_ranges(_NUMBER_RANGES)
 MARK_RANGES = parse_ranges(_MARK_RANGES)
+NORMALIZATION_RANGES = parse_ranges(_NORMALIZATION_RANGES)

@@ -63,7 +63,8 @@ def enc():
 
 def test_shipped_files_are_openai_gpt2():
     """The files are OpenAI's GPT-2 encoder.json / vocab.bpe (hashes tiktoken pins for gpt2)."""
-    digests = {name: hashlib.sha256((TOKENIZER_DIR / name).read_bytes()).hexdigest() for name in ("vocab.json", "merges.txt")}
+    digests = {name: hashlib.sha256((TOKENIZER_DIR / name).read_bytes()).hexdigest()
+               for name in ("vocab.json", "merges.txt")}
     assert digests == {
         "vocab.json": "196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783",
         "merges.txt": "1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5",
@@ -147,7 +148,8 @@ def test_pretokenize_matches_regex_module():
     common = list(" \t\n\r'sdmtlvre\u00a0\u2028\x1c\x85\u0301\u200d0٣²😀") + [chr(c) for c in range(0x20, 0x7F)]
     pattern = regex.compile(GPT2_PATTERN)
     for _ in range(3000):
-        text = "".join(rng.choice(common) if rng.random() < 0.6 else chr(rng.choice(agree)) for _ in range(rng.randrange(40)))
+        text = "".join(rng.choice(common) if rng.random() < 0.6 else chr(rng.choice(agree))
+                       for _ in range(rng.randrange(40)))
         assert pretokenize(text) == pattern.findall(text), repr(text)
 
 
@@ -159,7 +161,8 @@ def test_astral_stand_ins_equal_full_classes():
     special = [0x1D538, 0x1D7D9, 0x1F600, 0x16130, 0x1E5D0, 0x10FFFF, 0xF0000, 0x1F3FD, 0xE0001, 0x20000, 0x10107]
     for _ in range(5000):
         text = "".join(chr(rng.choice(special) if rng.random() < 0.5 else rng.randrange(0x10000, 0x110000))
-                       if rng.random() < 0.4 else rng.choice(" 'sdtA1!\n\t\u00a0a\u0301") for _ in range(rng.randrange(24)))
+                       if rng.random() < 0.4 else rng.choice(" 'sdtA1!\n\t\u00a0a\u0301")
+                       for _ in range(rng.randrange(24)))
         assert pretokenize(text) == full(text), repr(text)
 
 
@@ -183,7 +186,8 @@ CORPUS = [
     "ᚠᛇᚻ᛫ᛒᛦᚦ᛫ᚠᚱᚩᚠᚢᚱ᛫ᚠᛁᚱᚪ᛫ᚷᛖᚻᚹᛦᛚᚳᚢᛗ ꦲꦏ꧀ꦱꦫꦗꦮ 𓀀𓀁𓀂 𐌰𐌱𐌲 ",
     "Emoji: 😀😃😄 👍🏽 👨‍👩‍👧‍👦 🏳️‍🌈 ❤️ 🇫🇷🇩🇪 🧑🏿‍🚀 *️⃣ #️⃣ 1️⃣",
     "Combining: e\u0301 a\u0308 n\u0303 Z\u0351\u0352\u0353\u0354a\u0355\u0356l\u0357g\u0358o\u0359 \u0915\u094d\u0937",
-    "Whitespace:\t\ttab\n\nnewlines\r\n\r\ncrlf \x0b\x0c \u00a0nbsp \u2028ls \u2029ps \u3000ideo \u202f \u205f \u1680 \u200b",
+    "Whitespace:\t\ttab\n\nnewlines\r\n\r\ncrlf \x0b\x0c \u00a0nbsp \u2028ls \u2029ps \u3000ideo \u202f \u205f "
+    "\u1680 \u200b",
     "Separators \x1c\x1d\x1e\x1f and \x85 next-line and \x00 nul \x07 bell \x7f del",
     "    four spaces\n        eight spaces\n\t\ttabs    \n   \n \n",
     " leading and trailing   ",
@@ -192,7 +196,8 @@ CORPUS = [
     "=" * 500 + "-" * 400 + "#" * 64,
     "Zero\u200bwidth\u200cjoiner\u200dmarks\ufeffBOM",
     "Private use \ue000\uf8ff, noncharacters \ufdd0\uffff, replacement \ufffd, astral private \U000f0000",
-    "Unassigned \u0378\u0379 \U0002fffe \U0010ffff and new letters \u1c89\ua7cb \U00011380 \U0001e5d0 digits \U00016130",
+    "Unassigned \u0378\u0379 \U0002fffe \U0010ffff and new letters \u1c89\ua7cb \U00011380 \U0001e5d0 "
+    "digits \U00016130",
     "<|endoftext|> is plain text here; so are <|endoftext and endoftext|> and <|im_start|>.",
     "URLs https://example.com/path?query=1&x=y#frag and mail: someone@example.org",
     "JSON {\"key\": [1, 2.5e-10, true, null], \"s\": \"esc\\\"aped\\n\"}",
@@ -490,7 +495,8 @@ def test_load_tokenizer_from_texts(tok):
     assert isinstance(load_tokenizer_from_texts({"char_vocab.json": chars}), CharTokenizer)
     both = load_tokenizer_from_texts({"vocab.json": vocab, "merges.txt": merges, "tokenizer.json": "{broken"})
     assert isinstance(both, GPT2Tokenizer)  # vocab.json + merges.txt first
-    with pytest.raises(ValueError, match=re.escape("no tokenizer files: expected vocab.json + merges.txt, tokenizer.json or char_vocab.json")):
+    expected = "no tokenizer files: expected vocab.json + merges.txt, tokenizer.json or char_vocab.json"
+    with pytest.raises(ValueError, match=re.escape(expected)):
         load_tokenizer_from_texts({})
     with pytest.raises(ValueError, match="vocab.json without merges.txt"):
         load_tokenizer_from_texts({"vocab.json": vocab})
@@ -576,7 +582,8 @@ def test_char_tokenizer_validation():
 
 def _could_complete(pending: bytes) -> bool:
     """True if some continuation bytes make `pending` a valid UTF-8 character."""
-    for tail in (b"\x80", b"\x80\x80", b"\x80\x80\x80", b"\x90\x80\x80", b"\xa0\x80", b"\xbf\xbf\xbf", b"\x90\x80", b"\xa0\x80\x80"):
+    for tail in (b"\x80", b"\x80\x80", b"\x80\x80\x80", b"\x90\x80\x80", b"\xa0\x80", b"\xbf\xbf\xbf", b"\x90\x80",
+                 b"\xa0\x80\x80"):
         for n in range(len(tail) + 1):
             try:
                 (pending + tail[:n]).decode("utf-8")
