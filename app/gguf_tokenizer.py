@@ -25,7 +25,9 @@ like="llama.cpp" follows llama.cpp (and the original tokenizer the GGUF was conv
 transformers does not: the "smollm" family of pre-tokenizers (starcoder, refact, command-r, smollm,
 codeshell, exaone, minerva) splits every digit on its own first; "llama-bpe" looks a whole word up
 in the vocabulary before merging (ignore_merges); and a "llama" file whose add_space_prefix is
-false gets no prefix space. On SmolLM2's own vocabulary the two agree (it has no merges of digits).
+false gets no prefix space. On SmolLM2 the digit split matters where a whitespace run meets a digit:
+"Steps:\n\n1." is "\n\n" + "1" in llama.cpp and SmolLM2's own tokenizer.json, "\n" + "\n" + "1" in
+transformers' GGUF tokenizer.
 """
 
 from __future__ import annotations
