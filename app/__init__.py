@@ -1,4 +1,4 @@
-"""PyWebGPT: GPT-2-family models on WebGPU, driven by Python (shipped into Pyodide as `pywebgpt`).
+"""PyWebGPT: language models on WebGPU, driven by Python (shipped into Pyodide as `pywebgpt`).
 
     from pywebgpt import load_model
     model = await load_model("weights/shakespeare-char/")
@@ -7,7 +7,7 @@
 
 See app/api.py (the Python API) and README.md. This file imports nothing that needs Pyodide, so
 the CPython tools and tests can import the standard-library modules of the package (tokenizer,
-sampling, config, safetensors); the API itself is imported on first use.
+sampling, config, safetensors, contract, model, ...); the API itself is imported on first use.
 """
 
 __all__ = ["load_model", "Model", "TextStream", "GenerationBusy", "LoadError"]
@@ -21,8 +21,12 @@ async def load_model(ref: str = "", **options):
 
 
 def __getattr__(name: str):
-    if name in ("Model", "TextStream", "GenerationBusy", "LoadError", "get_gpu"):
-        from . import api  # noqa: PLC0415
+    if name in ("Model", "TextStream", "get_gpu", "Engine", "default_engine"):
+        from . import api  # noqa: PLC0415 - needs Pyodide (js, WebGPU)
 
         return getattr(api, name)
+    if name in ("GenerationBusy", "LoadError"):
+        from . import errors  # noqa: PLC0415 - kept lazy like the rest of the API
+
+        return getattr(errors, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -16,10 +16,8 @@ import time
 
 import js
 
-from .generate import Generation
-from .model import KMAX
+from .contract import KMAX
 from .gpu import COPY_DST, COPY_SRC, STORAGE, _js_obj, is_null
-from .sampling import SamplingParams
 
 
 def _ids(n: int, vocab: int) -> list:
@@ -56,16 +54,6 @@ async def copy_bandwidth_gbs(gpu, nbytes: int = 256 << 20, repeats: int = 10) ->
     finally:
         gpu.free(src)
         gpu.free(dst)
-
-
-def weight_bytes_per_decode_step(model) -> int:
-    """Bytes of weights a decode step reads: every matrix of every block, the LM head, small vectors."""
-    cfg = model.cfg
-    per = {"F32": 4, "F16": 2, "BF16": 2}[model.weight_dtype]
-    C, M, V = cfg.n_embd, cfg.d_mlp, cfg.vocab_size
-    matrices = cfg.n_layer * (C * 3 * C + C * C + C * M + M * C) + V * C
-    vectors = cfg.n_layer * (4 * C + 3 * C + C + M + C) + 2 * C
-    return matrices * per + vectors * 4 + 2 * C * per  # + one wte row and one wpe row
 
 
 QUERY_RESOLVE = 0x0200  # GPUBufferUsage.QUERY_RESOLVE
@@ -141,30 +129,29 @@ async def spin_up(model, seconds: float = 1.0, max_steps: int = 500) -> int:
     return steps
 
 
-async def sampled_generation_ms(loaded, new_tokens: int = 64, prompt_length: int = 16) -> dict:
+async def sampled_generation_ms(model, new_tokens: int = 64, prompt_length: int = 16) -> dict:
     """Median ms between tokens of a whole generation (app/generate.py, Python's sampler included)
     with the page's default settings (temperature 0.8, top-k 40), chained and one step at a time;
     both give the same tokens (checked here: a difference is an error, not a figure)."""
-    model = loaded.model
-    n = max(1, min(new_tokens, model.n_ctx - prompt_length - 1))
-    ids = _ids(prompt_length, model.cfg.vocab_size)
-    params = dict(max_new_tokens=n, temperature=0.8, top_k=40, seed=1, stop_on_eos=False)
+    n = max(1, min(new_tokens, model.context - prompt_length - 1))
+    ids = _ids(prompt_length, model.config.vocab_size)
+    params = dict(prompt_ids=ids, max_new_tokens=n, temperature=0.8, top_k=40, seed=1, stop_on_eos=False)
     out, tokens = {}, {}
     for name, chain in (("one_step", False), ("chained", True), ("one_step", False), ("chained", True)):
-        generation = Generation(loaded, ids, SamplingParams(**params), chain=chain)
-        async for _ in generation.run():
-            pass
-        ms = generation.result.timings["decode_ms_per_token"]
+        result = await model.complete(chain=chain, **params)
+        ms = result.timings["decode_ms_per_token"]
         out[name] = round(min(ms, out.get(name, ms)), 3)  # best of two runs
-        tokens.setdefault(name, generation.result.tokens)
+        tokens.setdefault(name, result.tokens)
     if tokens["chained"] != tokens["one_step"]:
         raise RuntimeError("chained and one-step sampled generations gave different tokens")
     out["tokens"] = n
     return out
 
 
-async def run(gpu, model, prompt_lengths=(16, 128, 512), contexts=(16, 128, 512), decode_steps: int = 20,
-              copy_probe: bool = True, loaded=None, generate_tokens: int = 64) -> dict:
+async def run(engine_model, prompt_lengths=(16, 128, 512), contexts=(16, 128, 512), decode_steps: int = 20,
+              copy_probe: bool = True, generate_tokens: int = 64) -> dict:
+    """Every figure for one loaded model (app/engine.py Model)."""
+    gpu, model = engine_model.gpu, engine_model.gpu_model
     cfg = model.cfg
     V, n_ctx = cfg.vocab_size, model.n_ctx
     out = {"n_ctx": n_ctx, "dtype": model.weight_dtype, "gpu_bytes": model.gpu_bytes(),
@@ -217,9 +204,9 @@ async def run(gpu, model, prompt_lengths=(16, 128, 512), contexts=(16, 128, 512)
     out["readback_bytes_per_decode_step"] = model.last_readback_bytes
     out["gpu_timestamps"] = await gpu_decode_times(gpu, model, contexts[0], decode_steps + 3)
     out["gpu_timestamps_k64"] = await gpu_decode_times(gpu, model, contexts[0], decode_steps + 3, k=KMAX)
-    if loaded is not None and generate_tokens > 0:
-        out["generate_sampled_ms_per_token"] = await sampled_generation_ms(loaded, generate_tokens)
-    wbytes = weight_bytes_per_decode_step(model)
+    if generate_tokens > 0:
+        out["generate_sampled_ms_per_token"] = await sampled_generation_ms(engine_model, generate_tokens)
+    wbytes = model.graph.decode_weight_bytes()
     out["weight_bytes_per_decode_step"] = wbytes
     first_ctx = str(min(contexts[0], n_ctx - decode_steps - 6))
     first = out["decode"][first_ctx]["ms_median"]
@@ -266,13 +253,12 @@ async def profile(model, kind: str = "decode", length: int = 128, reps: int = 20
     if kind == "decode":
         ctx = max(1, min(length, model.n_ctx - 1))
         await model.prefill(_ids(ctx, V), k=1)
-        model._write_step([1], model.pos, k, 0.0)  # the step re-runs at this position every time
-        plan, counts, names = model.decode_plan, list(model._decode_counts), model.decode_names
+        model.write_step([1], model.pos, k, 0.0)  # the step re-runs at this position every time
+        plan, counts, names = model.decode_plan, model.decode_counts(), model.decode_names
     else:
         rows = max(1, min(length, model.chunk))
-        model._write_step(_ids(rows, V), 0, k, 0.0)
-        counts = [c for _, _, f in model._prefill_steps for c in f(rows)] + list(model._tail_counts)
-        plan, names = model.prefill_plan, model.prefill_names
+        model.write_step(_ids(rows, V), 0, k, 0.0)
+        plan, counts, names = model.prefill_plan, model.prefill_counts(rows), model.prefill_names
     await _time_plan(model, plan, counts, 2)  # warm
     whole = await _time_plan(model, plan, counts, reps)
     empty = await _time_plan(model, plan, [0] * len(counts), reps)

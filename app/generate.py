@@ -23,15 +23,13 @@ import math
 import time
 from dataclasses import dataclass, field
 
-from .model import KMAX, GpuChoice, StepResult
+from .contract import KMAX
+from .errors import InputError
+from .runner import GpuChoice, StepResult
 from .sampling import Sampler, SamplingParams, StopStringMatcher
 from .tokenizer import StreamingDetokenizer
 
 SHOW_ALTERNATIVES = 5
-
-
-class GenerationBusy(RuntimeError):
-    """A second generation was asked for while one is running on the same model."""
 
 
 @dataclass
@@ -96,7 +94,7 @@ class Generation:
         max_new = params.max_new_tokens
         self.result = GenerationResult(prompt_ids=list(prompt_ids))
         if not prompt_ids:
-            raise ValueError("the prompt is empty: give at least one token")
+            raise InputError("the prompt is empty: give at least one token")
         if max_new > n_ctx - 1:
             self.result.notices.append(f"max_new_tokens lowered from {max_new} to {n_ctx - 1}, the context minus one")
             max_new = n_ctx - 1

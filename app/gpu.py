@@ -12,10 +12,12 @@ per-token path replays a prepared list of dispatches in a single JS call (`web/r
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import js  # provided by Pyodide: the JS global scope (window, worker or Node's globalThis)
 from pyodide.ffi import create_proxy, to_js
+
+from .contract import buffer_size
+from .errors import DeviceLostError, GPUError, WebGPUUnavailable
 
 # GPUBufferUsage / GPUMapMode bits are fixed by the WebGPU spec; using the numbers avoids relying on
 # globals that Node's Dawn binding only installs when asked.
@@ -45,14 +47,6 @@ LINUX_HINT = (
 )
 
 
-class GPUError(RuntimeError):
-    """A WebGPU failure, with a message meant for the person using the page."""
-
-
-class WebGPUUnavailable(GPUError):
-    """No WebGPU here: navigator.gpu missing, no adapter, or the device request failed."""
-
-
 def _js_obj(d: dict):
     """A Python dict -> plain JS object (set-up time only)."""
     return to_js(d, dict_converter=js.Object.fromEntries)
@@ -61,21 +55,6 @@ def _js_obj(d: dict):
 def is_null(value) -> bool:
     """JS null and undefined: Pyodide 314 maps null to a JsNull object, not None."""
     return value is None or type(value).__name__ in ("JsNull", "JsUndefined")
-
-
-def _shader_dirs() -> list[Path]:
-    here = Path(__file__).resolve().parent
-    # In the repository the shaders sit beside the package; in Pyodide's file system the site
-    # ships them inside the package folder (see pyscript.toml).
-    return [here / "shaders", here.parent / "shaders"]
-
-
-def shader_source(name: str) -> str:
-    for folder in _shader_dirs():
-        path = folder / name
-        if path.is_file():
-            return path.read_text()
-    raise GPUError(f"shader {name!r} not found in {', '.join(str(d) for d in _shader_dirs())}")
 
 
 class GPU:
@@ -176,12 +155,13 @@ class GPU:
     def check(self):
         """Raise the first GPU error seen since the last check: errors are surfaced, never swallowed."""
         if self.lost_reason is not None:
-            raise GPUError(f"The GPU device was lost ({self.lost_reason}). Reload the model to continue.")
+            raise DeviceLostError(f"The GPU device was lost ({self.lost_reason}). Reload the model to continue.",
+                                  self.lost_reason)
         if self.errors:
             first, self.errors = self.errors[0], []
             raise GPUError(f"WebGPU reported an error: {first}")
 
-    async def confirm_lost(self, timeout_s: float = 3.0) -> bool:
+    async def confirm_lost(self, timeout_s: float = 10.0) -> bool:
         """True if the device is lost, waiting up to `timeout_s` for device.lost to settle: after a
         destroy() or a driver reset, the failed call (a rejected mapAsync) can come first, and on a
         busy software adapter device.lost may settle a second or more later. Only failures wait."""
@@ -205,7 +185,7 @@ class GPU:
 
     # ----------------------------------------------------------------------------- buffers
     def buffer(self, nbytes: int, usage: int, label: str = ""):
-        nbytes = max(16, (int(nbytes) + 15) // 16 * 16)
+        nbytes = buffer_size(nbytes)
         if nbytes > self.limits.get("maxBufferSize", nbytes):
             raise GPUError(f"buffer {label!r} needs {nbytes} bytes, over this GPU's maxBufferSize {self.limits['maxBufferSize']}")
         buf = self.device.createBuffer(_js_obj({"size": nbytes, "usage": usage, "label": label}))
@@ -216,9 +196,6 @@ class GPU:
     def storage(self, nbytes: int, label: str = "", readable: bool = False):
         usage = STORAGE | COPY_DST | (COPY_SRC if readable else 0)
         return self.buffer(nbytes, usage, label)
-
-    def uniform(self, nbytes: int, label: str = ""):
-        return self.buffer(nbytes, UNIFORM | COPY_DST, label)
 
     def free(self, buf):
         if buf is not None:
@@ -258,35 +235,31 @@ class GPU:
             raise GPUError(f"reading results back from the GPU failed: {exc}") from exc
 
     # ----------------------------------------------------------------------------- pipelines
-    def shader_module(self, name: str, prelude: str = ""):
-        key = (name, prelude)
-        module = self._modules.get(key)
+    def shader_module(self, code: str, label: str = ""):
+        """A shader module for WGSL `code`, cached by its text (app/kernels.py Kernel.source)."""
+        module = self._modules.get(code)
         if module is None:
-            code = prelude + "\n" + shader_source(name)
-            module = self.device.createShaderModule(_js_obj({"code": code, "label": name}))
-            self._modules[key] = module
+            module = self.device.createShaderModule(_js_obj({"code": code, "label": label}))
+            self._modules[code] = module
         return module
 
-    def pipeline(self, shader: str, entry_point: str, prelude: str = ""):
-        """A compute pipeline with an automatic layout, cached by (shader, entry, prelude)."""
-        key = (shader, entry_point, prelude)
+    def pipeline(self, module, entry_point: str, label: str = ""):
+        """A compute pipeline with an automatic layout, cached by (module, entry point)."""
+        key = (id(module), entry_point)
         pipe = self._pipelines.get(key)
         if pipe is None:
-            module = self.shader_module(shader, prelude)
             pipe = self.device.createComputePipeline(
                 _js_obj({"layout": "auto", "compute": _js_obj({"module": module, "entryPoint": entry_point}),
-                         "label": f"{shader}:{entry_point}"})
+                         "label": label})
             )
             self._pipelines[key] = pipe
         return pipe
 
-    def bind_group(self, pipeline, buffers: list, label: str = ""):
-        """Bind `buffers[i]` to @binding(i) of @group(0). Entries that are None are skipped."""
-        entries = [
-            _js_obj({"binding": i, "resource": _js_obj({"buffer": b})}) for i, b in enumerate(buffers) if b is not None
-        ]
+    def bind_group(self, pipeline, entries: dict, label: str = ""):
+        """Bind `entries[i]` (a buffer) to @binding(i) of @group(0)."""
+        js_entries = [_js_obj({"binding": i, "resource": _js_obj({"buffer": b})}) for i, b in sorted(entries.items())]
         return self.device.createBindGroup(
-            _js_obj({"layout": pipeline.getBindGroupLayout(0), "entries": to_js(entries), "label": label})
+            _js_obj({"layout": pipeline.getBindGroupLayout(0), "entries": to_js(js_entries), "label": label})
         )
 
     # ----------------------------------------------------------------------------- dispatch

@@ -29,6 +29,8 @@ import sys
 from array import array
 from dataclasses import dataclass, field
 
+from .errors import ModelFormatError
+
 # Bytes per element for the dtypes the safetensors format defines with whole-byte
 # elements. (The sub-byte float formats F4/F6 are left out: no GPT-2 uses them, and
 # they would make "unknown dtype" messages less clear, not more.)
@@ -63,10 +65,6 @@ METADATA_KEY = "__metadata__"
 # Shapes and offsets are 64-bit unsigned numbers in the format (the reference implementation
 # refuses larger ones); JSON itself allows integers of any length.
 MAX_U64 = 2**64
-
-
-class ModelFormatError(ValueError):
-    """A model file (weights or config) that cannot be used, with a message for the user."""
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ list, which the list cannot show. Otherwise (no top-k, top_k larger than the lis
 it samples among the candidates only: an approximation, which generate.py avoids by asking for
 the full logits (see `candidates_needed` there).
 
-Bad input fails early with a ValueError that says what is wrong: parameters in
+Bad input fails early with an InputError (a ValueError) that says what is wrong: parameters in
 SamplingParams.validate(); NaN or +inf logits (-inf is allowed: a banned token) in the sampler.
 
 StopStringMatcher cuts the streamed text before the first stop string, also when the stop string
@@ -44,6 +44,8 @@ from array import array
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from itertools import accumulate
+
+from .errors import InputError
 
 __all__ = ["SamplingParams", "Sampler", "PCG32", "StopStringMatcher", "top_candidates"]
 
@@ -87,54 +89,78 @@ class SamplingParams:
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         if type(value) is not int:
-            raise ValueError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+            raise InputError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
         if value < minimum:
-            raise ValueError(f"{name} must be >= {minimum}, got {value}")
+            raise InputError(f"{name} must be >= {minimum}, got {value}")
         return value
 
     @staticmethod
     def _real(name: str, value) -> float:
         if not _is_number(value):
-            raise ValueError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
+            raise InputError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
         try:
             value = float(value)
         except OverflowError:  # an int beyond the float range
             value = math.inf if value > 0 else -math.inf
         if not math.isfinite(value):
-            raise ValueError(f"{name} must be a finite number, got {value!r}")
+            raise InputError(f"{name} must be a finite number, got {value!r}")
         return value
 
     def validate(self) -> "SamplingParams":
         self.max_new_tokens = self._integer("max_new_tokens", self.max_new_tokens, 1)
         self.temperature = self._real("temperature", self.temperature)
         if self.temperature < 0:
-            raise ValueError(f"temperature must be >= 0 (0 = greedy), got {self.temperature!r}")
+            raise InputError(f"temperature must be >= 0 (0 = greedy), got {self.temperature!r}")
         self.top_k = self._integer("top_k", self.top_k, 0)
         self.top_p = self._real("top_p", self.top_p)
         if not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1] (1 = off), got {self.top_p!r}")
+            raise InputError(f"top_p must be in (0, 1] (1 = off), got {self.top_p!r}")
         self.repetition_penalty = self._real("repetition_penalty", self.repetition_penalty)
         if self.repetition_penalty <= 0:
-            raise ValueError(f"repetition_penalty must be > 0 (1 = off), got {self.repetition_penalty!r}")
+            raise InputError(f"repetition_penalty must be > 0 (1 = off), got {self.repetition_penalty!r}")
         if self.seed is not None:
             if isinstance(self.seed, float) and self.seed.is_integer():
                 self.seed = int(self.seed)
             if type(self.seed) is not int or not 0 <= self.seed <= _MAX_SEED:
-                raise ValueError(f"seed must be null or an integer in 0..2**64-1, got {self.seed!r}")
+                raise InputError(f"seed must be null or an integer in 0..2**64-1, got {self.seed!r}")
         stop = self.stop
         if stop is None:
             stop = ()
         if isinstance(stop, str):
-            raise ValueError(f"stop must be a list of strings, e.g. [{stop!r}], not a single string")
+            raise InputError(f"stop must be a list of strings, e.g. [{stop!r}], not a single string")
         if not isinstance(stop, (list, tuple)):
-            raise ValueError(f"stop must be a list of strings, got {type(stop).__name__}")
+            raise InputError(f"stop must be a list of strings, got {type(stop).__name__}")
         for s in stop:
             if not isinstance(s, str) or not s:
-                raise ValueError(f"stop strings must be non-empty strings, got {s!r}")
+                raise InputError(f"stop strings must be non-empty strings, got {s!r}")
         self.stop = tuple(stop)
         if not isinstance(self.stop_on_eos, bool):
-            raise ValueError(f"stop_on_eos must be true or false, got {self.stop_on_eos!r}")
+            raise InputError(f"stop_on_eos must be true or false, got {self.stop_on_eos!r}")
         return self
+
+
+# Options a generation takes besides the sampling settings (app/engine.py Model.generate).
+GENERATION_KEYS = ("prompt_ids", "return_logits")
+SAMPLING_KEYS = ("max_new_tokens", "temperature", "top_k", "top_p", "repetition_penalty", "seed", "stop",
+                 "stop_on_eos")
+
+
+def generation_options(opts: dict) -> dict:
+    """Generation options as a JS caller sends them (JSON; null means "the default") -> keyword
+    arguments for Model.generate, checked: an unknown key or a bad value is an InputError."""
+    if not isinstance(opts, dict):
+        raise InputError(f"generation options must be an object, got {type(opts).__name__}")
+    unknown = sorted(set(opts) - set(SAMPLING_KEYS) - set(GENERATION_KEYS))
+    if unknown:
+        raise InputError(f"unknown generation option(s): {', '.join(map(str, unknown))}")
+    out = {k: opts[k] for k in SAMPLING_KEYS if opts.get(k) is not None}
+    if "stop_on_eos" in opts:
+        out["stop_on_eos"] = bool(opts["stop_on_eos"])
+    SamplingParams(**out)  # every value checked before anything runs
+    if opts.get("prompt_ids") is not None:
+        out["prompt_ids"] = opts["prompt_ids"]
+    out["return_logits"] = bool(opts.get("return_logits"))
+    return out
 
 
 class PCG32:
@@ -184,11 +210,11 @@ def _check_logits(values) -> None:
         return
     for i, v in enumerate(values):
         if v != v:
-            raise ValueError(f"logit {i} is NaN: the model's output is broken")
+            raise InputError(f"logit {i} is NaN: the model's output is broken")
         if v == math.inf:
-            raise ValueError(f"logit {i} is +inf: the model's output is broken")
+            raise InputError(f"logit {i} is +inf: the model's output is broken")
     if max(values) == -math.inf:
-        raise ValueError("every logit is -inf: there is no token to choose")
+        raise InputError("every logit is -inf: there is no token to choose")
 
 
 def top_candidates(logits, k: int) -> tuple[list, list]:
@@ -266,7 +292,7 @@ class Sampler:
         n = len(values)
         for token in set(seen_ids):
             if not 0 <= token < n:
-                raise ValueError(f"seen token id {token} is outside the logits (0..{n - 1})")
+                raise InputError(f"seen token id {token} is outside the logits (0..{n - 1})")
             v = values[token]
             values[token] = _clamp(v * penalty if v < 0 else v / penalty)
         return values
@@ -277,7 +303,7 @@ class Sampler:
         values = _as_sequence(logits)
         n = len(values)
         if n == 0:
-            raise ValueError("no logits to sample from")
+            raise InputError("no logits to sample from")
         _check_logits(values)
         if p.repetition_penalty != 1.0 and seen_ids:
             values = self._penalized(values, seen_ids)
@@ -323,9 +349,9 @@ class Sampler:
         ids = list(ids)
         values = list(_as_sequence(logits))
         if len(ids) != len(values):
-            raise ValueError(f"{len(ids)} candidate ids but {len(values)} logits")
+            raise InputError(f"{len(ids)} candidate ids but {len(values)} logits")
         if not ids:
-            raise ValueError("no candidates to sample from")
+            raise InputError("no candidates to sample from")
         _check_logits(values)
         if p.repetition_penalty != 1.0 and seen_ids:
             penalty, seen = p.repetition_penalty, set(seen_ids)

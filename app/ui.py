@@ -35,7 +35,6 @@ base-uri 'self'; form-action 'none'`.
 
 from __future__ import annotations
 
-import ast
 import asyncio
 import json
 import math
@@ -149,53 +148,32 @@ def unescape_stop(line: str) -> str:
     return "".join(out)
 
 
-def error_parts(exc) -> tuple:
-    """(name, message, code) of an exception from Python or from a rejected JS promise."""
+def error_parts(exc) -> dict:
+    """{name, message, code, ...fields} of an exception from Python or of a rejected JS promise:
+    the engine's errors carry their code and structured fields (app/errors.py, web/api.js)."""
     if isinstance(exc, JsException):
         err = getattr(exc, "js_error", exc)
-        name = str(_n(getattr(err, "name", None)) or "Error")
-        message = str(_n(getattr(err, "message", None)) or str(exc))
-        code = _n(getattr(err, "code", None))
-        code = None if code is None else str(code)
-        return name, message, code
-    return type(exc).__name__, str(exc) if exc.args else type(exc).__name__, getattr(exc, "code", None)
+        fields = {}
+        try:
+            fields = {k: v for k, v in _py(js.Object.assign(js.Object.new(), err)).items()}
+        except Exception:  # noqa: BLE001 - a thrown non-object (a string): no fields
+            pass
+        fields["name"] = str(_n(getattr(err, "name", None)) or "Error")
+        fields["message"] = str(_n(getattr(err, "message", None)) or str(exc))
+        fields["code"] = fields.get("code")
+        return fields
+    if hasattr(exc, "to_dict"):
+        return exc.to_dict()
+    return {"name": type(exc).__name__, "message": str(exc) if exc.args else type(exc).__name__, "code": None}
 
 
-def last_line_of_traceback(message: str) -> str:
-    """A Python traceback that crossed into JS as a message: keep its final `Error: text` part."""
-    if "Traceback (most recent call last)" not in message:
-        return message
-    lines = [line for line in message.strip().splitlines() if line.strip()]
-    for i in range(len(lines) - 1, -1, -1):
-        if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Busy|Cancelled)\b", lines[i]):
-            return "\n".join(lines[i:])
-    return lines[-1] if lines else message
-
-
-def readable(message: str) -> str:
-    """An engine error for people: without the Python module path of its class, and without advice
-    meant for API callers."""
-    message = re.sub(r"^(?:[A-Za-z_]\w*\.)+(?=[A-Za-z_]\w*(?:Error|Exception|Busy|Cancelled)\b)", "", message.strip())
-    message = re.sub(r"^(ValueError|UnknownCharactersError|LoadError|RuntimeError): ", "", message)
-    message = message.replace("; remove them, or encode with drop_unknown=True", "")
-    if re.match(r"[a-z]+ ", message):  # a sentence, not a file name such as config.json
+def sentence(message: str) -> str:
+    """An engine message as a sentence on the page (a message may start with a file name, kept)."""
+    message = message.strip()
+    first, space, _ = message.partition(" ")
+    if space and first.isalpha() and first.islower():  # a word, not a file name such as config.json
         message = message[:1].upper() + message[1:]
     return message
-
-
-def unknown_chars(exc, message: str) -> list | None:
-    """The characters a char-level tokenizer refused (UnknownCharactersError), or None."""
-    chars = getattr(exc, "chars", None)
-    if isinstance(chars, (list, tuple)) and chars:
-        return list(chars)
-    m = re.search(r"vocabulary does not contain: (.*?) \(at position", message, re.S)
-    if not m:
-        return None
-    try:
-        value = ast.literal_eval("(" + m.group(1) + ",)")
-    except (ValueError, SyntaxError):
-        return None
-    return [c for c in value if isinstance(c, str)] or None
 
 
 def _obj(d: dict):
@@ -266,8 +244,8 @@ class UI:
         try:
             await coro
         except Exception as exc:  # noqa: BLE001 - a UI bug must show on the page, not kill the page
-            name, message, _ = error_parts(exc)
-            self.show_error("Something went wrong in the page", f"{name}: {last_line_of_traceback(message)}",
+            err = error_parts(exc)
+            self.show_error("Something went wrong in the page", f"{err['name']}: {err['message']}",
                             "Reload the page; if it happens again, please report it with this message.")
 
     # ------------------------------------------------------------------------------ start
@@ -320,7 +298,7 @@ class UI:
         try:
             self.runtime = _py(await self.api.ready) or {}
         except Exception as exc:  # noqa: BLE001 - the engine could not start (no WebGPU, ...)
-            _, message, _ = error_parts(exc)
+            message = error_parts(exc)["message"]
             self.engine = "failed"
             self.update_controls()
             self.set_model_state("No model: the engine did not start.", "error")
@@ -590,9 +568,9 @@ class UI:
             loader = self.api._autoLoad if auto and hasattr(self.api, "_autoLoad") else self.api.load
             info = _py(await self._recovering(lambda: loader(target, opts)))
         except Exception as exc:  # noqa: BLE001 - every failure is shown, the previous model stays
-            name, message, code = error_parts(exc)
-            message = readable(last_line_of_traceback(message))
-            if code == "cancelled" or "cancelled" in message.lower() and name == "LoadError":
+            err = error_parts(exc)
+            code, message = err["code"], sentence(err["message"])
+            if code == "cancelled":
                 if not auto:
                     self.set_model_state(self._model_state_text(prefix="Loading was cancelled. "), "loaded"
                                          if self.model else "idle")
@@ -886,7 +864,7 @@ class UI:
     def _on_device_lost(self, message) -> None:
         """The GPU went away while nothing ran: say so now, not at the next click."""
         self.lost_shown = True
-        self.show_error("The GPU device was lost", readable(str(message)),
+        self.show_error("The GPU device was lost", sentence(str(message)),
                         "Your prompt and the output are kept. Generate or Load restarts the GPU and loads the "
                         "model again (from the browser cache when it is there).")
 
@@ -896,7 +874,7 @@ class UI:
         try:
             out = await call()
         except Exception as exc:  # noqa: BLE001 - anything else goes to the caller
-            if not (self.lost_shown and error_parts(exc)[2] == "device_lost"):
+            if not (self.lost_shown and error_parts(exc)["code"] == "device_lost"):
                 raise
             self.lost_shown = False
             return await call()
@@ -938,19 +916,18 @@ class UI:
         try:
             result = _py(await self._recovering(lambda: self.api.generate(prompt, _obj(opts), on_token)))
         except Exception as exc:  # noqa: BLE001 - shown in the banner; prompt and output stay
-            name, message, _ = error_parts(exc)
-            message = last_line_of_traceback(message)
-            chars = unknown_chars(exc, message)
-            message = readable(message)
+            err = error_parts(exc)
+            chars = err.get("chars")
+            message = sentence(err["message"])
             if chars:
                 shown = " ".join(repr(c) for c in chars)
                 self.show_error(
                     "The prompt has characters this model does not know",
-                    message,
+                    f"This model's vocabulary does not contain {shown}.",
                     f"This model knows only the characters it was trained on. Remove {shown} from the prompt, "
                     "or let the page do it.",
                     fix=("Remove them and generate", lambda: self.drop_chars(chars)))
-            elif "GenerationBusy" in name or "already running" in message:
+            elif err["code"] == "busy":
                 self.show_error("A generation is already running", message, "Wait for it or press Stop (Esc).")
             else:
                 self.show_error("Generation failed", message,

@@ -8,7 +8,14 @@
 //   dispatch (ATT_GROUPS, R, 1) with R <= rows (ATT_GROUPS = NH and R = rows on a GPU, fewer on a
 //   CPU adapter). Scores live in
 //   workgroup memory (N_CTX floats), so N_CTX is bounded by the adapter's workgroup storage.
-// Constants: C, NH, HD (<= 256), N_CTX, SCALE, ATT_GROUPS, ATT_SPLITS (= ceil(N_CTX / ATT_BLOCK)).
+// Constants:
+//   C: u32           row length of q and y (NH * HD)
+//   NH: u32          heads
+//   HD: u32          head size (<= 256)
+//   N_CTX: u32       KV cache positions
+//   SCALE: f32       score scale (1 / sqrt(HD))
+//   ATT_GROUPS: u32  attention: workgroups along the heads
+//   ATT_SPLITS: u32  attention_split: blocks of ATT_BLOCK positions (ceil(N_CTX / ATT_BLOCK))
 //
 // attention_tiled (prefill on a GPU) works like flash attention: workgroup (h, b) owns query rows
 // b*QB .. b*QB + QB - 1 of head h, walks the cache in tiles of KB positions staged through workgroup

@@ -8,7 +8,10 @@
 // A decode step whose id is CHAIN_ID (0xFFFFFFFF) takes the token chosen by the step before it,
 // chain[0] (topk.wgsl's output: its first word is that choice), so decode steps can be queued
 // back to back without waiting for Python (app/model.py submit_decode).
-// Constants: C4 = C / 4, ROW0, ROWS, CHAIN_ID.
+// Constants:
+//   C4: u32    C / 4
+//   ROW0: u32  first token row held by this split of the table
+//   ROWS: u32  rows in this split
 @group(0) @binding(0) var<storage, read> step: Step;
 @group(0) @binding(1) var<storage, read> wte: array<WPack>;
 @group(0) @binding(2) var<storage, read> wpe: array<WPack>;

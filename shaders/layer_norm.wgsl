@@ -2,7 +2,11 @@
 // Two passes over the row (mean, then variance of x - mean) as PyTorch does, all in f32.
 // Layout: x, y f32 [rows, C] as vec4; gamma, beta f32 [C] as vec4.
 // Workgroup: 256 invocations per row; dispatch (G, 1, 1) with G <= rows: workgroup g normalizes
-// rows g, g + G, ... (G = rows on a GPU, a few on a CPU adapter). Constants: C, C4 = C / 4, EPS.
+// rows g, g + G, ... (G = rows on a GPU, a few on a CPU adapter).
+// Constants:
+//   C: u32    row length
+//   C4: u32   C / 4
+//   EPS: f32  epsilon
 @group(0) @binding(0) var<storage, read> step: Step;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> gamma: array<vec4<f32>>;

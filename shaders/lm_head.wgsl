@@ -8,7 +8,14 @@
 // Workgroup: 256 invocations = 256 / HEAD_LANES vocabulary rows x HEAD_LANES lanes (8 on a GPU, 1 on
 //   a CPU adapter); dispatch (HEAD_GROUPS, 1, 1), the workgroups striding over the blocks of rows (one each on a GPU, many on a CPU
 //   adapter, where each workgroup pays the LayerNorm and its barriers again).
-// Constants: C, C4 (<= workgroup storage / 16 bytes), EPS, ROW0, ROWS, HEAD_LANES, HEAD_GROUPS.
+// Constants:
+//   C: u32            n_embd
+//   C4: u32           C / 4 (the normalized row lives in workgroup memory: C4 * 16 bytes)
+//   EPS: f32          LayerNorm epsilon
+//   ROW0: u32         first vocabulary row held by this split of the table
+//   ROWS: u32         rows in this split
+//   HEAD_LANES: u32   invocations per vocabulary row
+//   HEAD_GROUPS: u32  workgroups
 @group(0) @binding(0) var<storage, read> step: Step;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> ln_gamma: array<vec4<f32>>;

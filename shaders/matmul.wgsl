@@ -22,16 +22,31 @@
 //                 column blocks (GEMV_GROUPS = all of them on a GPU, a few on a CPU adapter).
 // Layout: X f32 [rows, K]; W [K, N] as WPack (N4 = N / 4 packs per row); b f32 [N];
 //   Y f32, see the epilogues; kv f32 [2, NH, N_CTX, HD] (this layer's K and V caches).
-// Epilogues (constant EPILOGUE):
+// Epilogues (constant EPILOGUE, named in app/contract.py EPILOGUES):
 //   0 store          Y[r, c] = v                     (Y is [rows, N])
 //   1 gelu_tanh      Y[r, c] = gelu_new(v)           (GPT-2's tanh approximation)
 //   2 gelu_erf       Y[r, c] = gelu(v)               (exact erf form)
 //   3 residual       Y[r, c] += v                    (Y is the residual stream)
 //   4 qkv            columns [0, C) -> Y[r, c] (Y is [rows, C]); [C, 2C) -> K cache and
 //                    [2C, 3C) -> V cache at position pos0 + r, head-major
-// Constants: K (a multiple of 4: the CPU GEMV reads 4 rows per step), N, N4, EPILOGUE, C, NH, HD, N_CTX, LN_INPUT (bool),
-//   ATT_INPUT (bool), ATT_SPLITS, EPS, GEMV_COLS4, GEMV_GROUPS, XN_LEN (K with LN_INPUT or ATT_INPUT, else 1),
-//   SPLIT_K, SPLIT_KS (k per split, a multiple of 16).
+// Constants:
+//   K: u32           inner dimension (a multiple of 4: the CPU GEMV reads 4 rows per step)
+//   N: u32           output columns
+//   N4: u32          N / 4
+//   EPILOGUE: u32    see above
+//   C: u32           n_embd (the qkv epilogue's part width)
+//   NH: u32          heads (qkv epilogue)
+//   HD: u32          head size (qkv epilogue)
+//   N_CTX: u32       KV cache positions (qkv epilogue)
+//   LN_INPUT: bool   gemv: normalize the input row first (LayerNorm with ln_gamma, ln_beta, EPS)
+//   ATT_INPUT: bool  gemv: the input is the split attention's blocks, merged on the way in
+//   ATT_SPLITS: u32  blocks of the split attention (ceil(N_CTX / ATT_BLOCK))
+//   EPS: f32         LayerNorm epsilon (LN_INPUT)
+//   GEMV_COLS4: u32  gemv: column packs per workgroup (a power of two)
+//   GEMV_GROUPS: u32 gemv: workgroups
+//   XN_LEN: u32      gemv: length of the normalized input row (K with LN_INPUT or ATT_INPUT, else 1)
+//   SPLIT_K: u32     matmul_tiled: K splits (1: none)
+//   SPLIT_KS: u32    matmul_tiled: k per split, a multiple of 16
 @group(0) @binding(0) var<storage, read> step: Step;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> w: array<WPack>;

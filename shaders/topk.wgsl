@@ -1,9 +1,9 @@
 // topk.wgsl — the k largest logits with their ids, and the log-sum-exp, on the GPU, so a decode
 // step reads back a few hundred bytes instead of the whole vocabulary.
 // Entry points:
-//   topk_partial  one workgroup per CHUNK logits: its k best (id, value) pairs, in descending order
+//   topk_partial  one workgroup per TOPK_CHUNK logits: its k best (id, value) pairs, in descending order
 //                 (ties: lower id first, like argmax), and the chunk's max m and
-//                 sum(exp((l - m) / T)). Dispatch (ceil(V / CHUNK), 1, 1).
+//                 sum(exp((l - m) / T)). Dispatch (ceil(V / TOPK_CHUNK), 1, 1).
 //   topk_serial   one invocation doing both (CPU adapters; see below).
 //   topk_merge    one workgroup: merges the chunks' sorted candidate lists into the global top k
 //                 (each candidate's place by binary searches in the other lists) and combines the
@@ -14,14 +14,17 @@
 // Layout: logits f32 [V] (NaN is treated as -inf); part u32 [groups, 2 * KMAX + 2] per chunk:
 //   ids, then values (f32 bits), then m, s; out u32 [2 * k + 3]: the chosen id, k ids, k values
 //   (f32 bits), M, S.
-// Workgroup: 256 invocations, CHUNK / 256 logits each. Constants: V, KMAX, CHUNK (= 2048), GROUPS.
+// Workgroup: 256 invocations, TOPK_CHUNK / 256 logits each (KMAX and TOPK_CHUNK: app/contract.py).
+// Constants:
+//   V: u32       vocabulary size
+//   GROUPS: u32  chunks (ceil(V / TOPK_CHUNK))
 @group(0) @binding(0) var<storage, read> step: Step;
 @group(0) @binding(1) var<storage, read> logits: array<f32>;
 @group(0) @binding(2) var<storage, read_write> part: array<u32>;
 @group(0) @binding(3) var<storage, read_write> out: array<u32>;
 
-const STRIDE: u32 = 2u * KMAX + 2u;
-var<workgroup> vals: array<f32, CHUNK>;
+const STRIDE: u32 = 2u * KMAX + 2u;  // app/contract.py TOPK_PARTIAL_WORDS
+var<workgroup> vals: array<f32, TOPK_CHUNK>;
 var<workgroup> best_val: array<f32, 256>;
 var<workgroup> best_pos: array<u32, 256>;
 var<workgroup> best_id: array<u32, 256>;
@@ -53,9 +56,9 @@ fn temperature() -> f32 {
 
 @compute @workgroup_size(256)
 fn topk_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let base = wid.x * CHUNK;
+  let base = wid.x * TOPK_CHUNK;
   var m = NEG_INF;
-  for (var j = 0u; j < CHUNK / 256u; j++) {
+  for (var j = 0u; j < TOPK_CHUNK / 256u; j++) {
     let i = lid + j * 256u;
     var v = NEG_INF;
     if (base + i < V) {
@@ -68,7 +71,7 @@ fn topk_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
   m = workgroup_max(lid, m);
   let temp = temperature();
   var s = 0.0;
-  for (var j = 0u; j < CHUNK / 256u; j++) {
+  for (var j = 0u; j < TOPK_CHUNK / 256u; j++) {
     let v = vals[lid + j * 256u];
     if (v > NEG_INF) { s += exp((v - m) / temp); }
   }
@@ -77,8 +80,8 @@ fn topk_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
   let k = min(step.k, KMAX);
   for (var r = 0u; r < k; r++) {
     var bv = NEG_INF;
-    var bp = 0xffffffffu;
-    for (var j = 0u; j < CHUNK / 256u; j++) {
+    var bp = NO_ID;
+    for (var j = 0u; j < TOPK_CHUNK / 256u; j++) {
       let i = lid + j * 256u;
       if (better(vals[i], i, bv, bp)) { bv = vals[i]; bp = i; }
     }
@@ -89,7 +92,7 @@ fn topk_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
         part[o + r] = base + p;
         vals[p] = NEG_INF;
       } else {
-        part[o + r] = 0xffffffffu;
+        part[o + r] = NO_ID;
       }
       part[o + KMAX + r] = bitcast<u32>(best_val[0]);
     }
@@ -115,7 +118,7 @@ fn topk_merge(@builtin(local_invocation_index) lid: u32) {
     let g = e / k;
     let j = e % k;
     let id = part[g * STRIDE + j];
-    if (id == 0xffffffffu) { continue; }  // past the chunk's real logits
+    if (id == NO_ID) { continue; }  // past the chunk's real logits
     valid += 1.0;
     let v = bitcast<f32>(part[g * STRIDE + KMAX + j]);
     var place = j;
@@ -138,7 +141,7 @@ fn topk_merge(@builtin(local_invocation_index) lid: u32) {
   // Fewer than k real candidates: the places after them get no id and NEG_INF.
   let real = u32(workgroup_sum(lid, valid));
   for (var r = real + lid; r < k; r += 256u) {
-    out[1u + r] = 0xffffffffu;
+    out[1u + r] = NO_ID;
     out[1u + k + r] = bitcast<u32>(NEG_INF);
   }
   storageBarrier();
@@ -172,7 +175,7 @@ fn topk_serial() {
   for (var i = 0u; i < V; i++) { let v = logits[i]; if (!is_nan(v) && v > NEG_INF) { s += exp((v - m) / temp); } }
   var top_v: array<f32, KMAX>;
   var top_i: array<u32, KMAX>;
-  for (var r = 0u; r < KMAX; r++) { top_v[r] = NEG_INF; top_i[r] = 0xffffffffu; }
+  for (var r = 0u; r < KMAX; r++) { top_v[r] = NEG_INF; top_i[r] = NO_ID; }
   for (var i = 0u; i < V; i++) {
     var v = logits[i];
     if (is_nan(v)) { v = NEG_INF; }
@@ -187,7 +190,7 @@ fn topk_serial() {
     top_i[j] = i;
   }
   for (var r = 0u; r < k; r++) {
-    out[1u + r] = select(0xffffffffu, top_i[r], top_v[r] > NEG_INF);  // as topk_partial: no id for -inf
+    out[1u + r] = select(NO_ID, top_i[r], top_v[r] > NEG_INF);  // as topk_partial: no id for -inf
     out[1u + k + r] = bitcast<u32>(top_v[r]);
   }
   out[1u + 2u * k] = bitcast<u32>(m);

@@ -1,32 +1,34 @@
 """Helpers for tests/test_kernels.py: run WGSL kernels inside the booted page (through the page's
-own `pywebgpt.gpu` and `pywebgpt.model._consts`, so each module is assembled exactly as app/model.py
-assembles it) and numpy references for what they compute.
+own `pywebgpt.gpu` and `pywebgpt.wgsl.module_source`, so each module is assembled exactly as the
+engine assembles it) and numpy references for what they compute.
 
 A run is a list of steps over named buffers. Every buffer starts from bytes sent by the test
 (outputs start as a sentinel pattern, so writes outside the expected region show up), every step
-is one pipeline + bind group + dispatch, and the named buffers asked for come back as bytes.
-Validation errors of the whole run are caught with a WebGPU error scope and fail the test with
-the browser's message (a WGSL compile error included)."""
+is one pipeline + bind group + dispatch with its buffers bound by binding name (bindings the entry
+point uses but the step leaves out get a dummy buffer, as in app/runner.py), and the named buffers
+asked for come back as bytes. Validation errors of the whole run are caught with a WebGPU error
+scope and fail the test with the browser's message (a WGSL compile error included)."""
 
 from __future__ import annotations
 
 import base64
 import json
 import math
-import struct
 
 import numpy as np
-
 from conftest import run_py
 
+from app import contract
+from app.wgsl import WEIGHT_SNIPPETS
+
 SNIPPETS = {
-    "f32": "weights_f32.wgsl",
-    "f16p": "weights_f16_packed.wgsl",
-    "bf16p": "weights_bf16_packed.wgsl",
+    "f32": WEIGHT_SNIPPETS["F32"],
+    "f16p": WEIGHT_SNIPPETS["F16"],
+    "bf16p": WEIGHT_SNIPPETS["BF16"],
 }
 SENTINEL = np.float32(1234.5)  # what every output buffer holds before a run
-NO_ID = 0xFFFFFFFF
-NEG_INF = np.float32(-3.0e38)  # common.wgsl's stand-in for -infinity
+NEG_INF = np.float32(contract.NEG_INF)  # as the GPU holds it
+NO_ID = contract.NO_ID
 
 # Installed once per page as the module `_kernel_harness` (eval_code_async gets fresh globals each
 # call, so definitions would not survive between calls otherwise).
@@ -35,12 +37,8 @@ import base64, json, sys, types
 
 _src = """
 import base64
-from pywebgpt.gpu import shader_source, is_null
-from pywebgpt.model import _consts
-
-
-def prelude(snippet, consts):
-    return shader_source(snippet) + _consts(**consts) + shader_source("common.wgsl")
+from pywebgpt.gpu import is_null
+from pywebgpt.wgsl import entry_bindings, module_source
 
 
 async def run(gpu, spec):
@@ -56,9 +54,20 @@ async def run(gpu, spec):
             gpu.write(buf, raw)
             bufs[name] = (buf, len(raw))
         for st in spec["steps"]:
-            pipe = gpu.pipeline(st["shader"], st["entry"], prelude(st["snippet"], st["consts"]))
-            group = gpu.bind_group(pipe, [None if n is None else bufs[n][0] for n in st["bind"]])
-            gpu.run(pipe, group, *st["dispatch"])
+            code = module_source(st["shader"], st["snippet"], st["consts"])
+            pipe = gpu.pipeline(gpu.shader_module(code, st["shader"]), st["entry"], st["entry"])
+            entries = {}
+            for name, b in entry_bindings(st["shader"], st["entry"]).items():
+                if name in st["bind"]:
+                    entries[b.index] = bufs[st["bind"][name]][0]
+                else:  # unused by this test: a dummy of its own
+                    dummy = gpu.storage(16, "kernel test: unused " + name)
+                    bufs["unused " + name + str(len(bufs))] = (dummy, 16)
+                    entries[b.index] = dummy
+            unknown = set(st["bind"]) - set(entry_bindings(st["shader"], st["entry"]))
+            if unknown:
+                raise RuntimeError(f"{st['entry']} has no binding {sorted(unknown)}")
+            gpu.run(pipe, gpu.bind_group(pipe, entries), *st["dispatch"])
     finally:
         error = await device.popErrorScope()
     try:
@@ -78,9 +87,7 @@ _mod = types.ModuleType("_kernel_harness")
 _mod.__dict__["json"] = json
 exec(_src, _mod.__dict__)
 sys.modules["_kernel_harness"] = _mod
-from pywebgpt.model import KMAX, TOPK_CHUNK
-{"features": list(gpu.features), "is_cpu": gpu.is_cpu, "KMAX": KMAX, "TOPK_CHUNK": TOPK_CHUNK,
- "adapter": dict(gpu.adapter_info)}
+{"features": list(gpu.features), "is_cpu": gpu.is_cpu, "adapter": dict(gpu.adapter_info)}
 '''
 
 
@@ -108,11 +115,12 @@ def sentinel(n: int) -> np.ndarray:
 
 def step_bytes(rows: int, pos0: int = 0, k: int = 1, temperature: float = 0.0, ids=None,
                top_k: int = 0, top_p: float = 1.0, draw: float = 0.0) -> bytes:
-    """common.wgsl's Step: rows u32, pos0 u32, k u32, temperature f32, top_k u32, top_p f32, draw f32,
-    ids[] u32 (at least one)."""
+    """A Step (app/contract.py's layout) for `rows` rows (ids default to zeros), packed as given:
+    unlike the engine's pack_step, nothing is clamped, so the kernels' own bounds are tested."""
     ids = list(ids) if ids is not None else [0] * max(rows, 1)
     ids = ids or [0]
-    return struct.pack(f"<IIIfIff{len(ids)}I", rows, pos0, k, temperature, top_k, top_p, draw, *ids)
+    return contract.STEP_HEADER.pack(rows, pos0, k, temperature, top_k, top_p, draw) + np.asarray(
+        ids, dtype="<u4").tobytes()
 
 
 def to_bf16_bits(w: np.ndarray) -> np.ndarray:
@@ -137,8 +145,9 @@ def weight(w: np.ndarray, dtype: str) -> tuple[bytes, np.ndarray]:
     raise ValueError(dtype)
 
 
-def step(shader: str, entry: str, consts: dict, bind: list, dispatch, snippet: str = "weights_f32.wgsl") -> dict:
-    return {"shader": shader, "entry": entry, "snippet": snippet, "consts": consts, "bind": list(bind),
+def step(shader: str, entry: str, consts: dict, bind: dict, dispatch, snippet: str = "weights_f32.wgsl") -> dict:
+    """One dispatch: `bind` maps the entry point's binding names to the run's buffer names."""
+    return {"shader": shader, "entry": entry, "snippet": snippet, "consts": consts, "bind": dict(bind),
             "dispatch": [int(d) for d in dispatch]}
 
 

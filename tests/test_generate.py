@@ -17,12 +17,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from app.sampling import Sampler, SamplingParams
-from app.tokenizer import CharTokenizer, GPT2Tokenizer
 from conftest import BOOT_TIMEOUT_MS, ROOT, ConsoleGuard, run_py, wait_ready
 from reference import KVCacheModel, greedy, load_hf_folder
 from serve import Server
+
+from app.sampling import Sampler, SamplingParams
+from app.tokenizer import CharTokenizer, GPT2Tokenizer
 from tools.make_model import cached_model
 
 pytestmark = pytest.mark.browser
@@ -238,7 +238,7 @@ def test_long_prompt_prefills_in_chunks_like_the_reference(page, models):
 
 STEP_COUNTS = """
 import js
-m = state['loaded'].model
+m = engine.model.gpu_model
 m.reset()
 await m.prefill([1, 2, 3], k=1)
 out = []
@@ -295,16 +295,16 @@ def test_gpu_kernel_shapes_give_the_reference_tokens(page, models):
     """The kernels a real GPU gets (tiled prefill in one chunk of up to 512 rows with split K for the
     MLP projection, decode attention
     split over blocks of 64 positions and merged by the projection, GEMV with reductions, top-k in
-    two passes), forced on SwiftShader through app/model.py's TUNING: greedy equals the reference
-    with decode steps crossing an attention block boundary and starting in the third block."""
-    set_tuning = "from pywebgpt import model as _m\n_m.TUNING.clear(); _m.TUNING.update({})\nNone"
+    two passes), forced on SwiftShader through the engine's kernel-shape overrides: greedy equals the
+    reference with decode steps crossing an attention block boundary and starting in the third block."""
+    set_tuning = "engine.shape_overrides = {}\nNone"
     # split_k_depth 64: the MLP projection (K = 256) runs as 4 partial sums, as GPT-2's does on a GPU
     run_py(page, set_tuning.format("{'cpu': False, 'split_k_depth': 64}"))
     page.loaded = None
     try:
         use(page, "char")
-        shape = run_py(page, "_m = state['loaded'].model\n[_m.cpu, _m.split_attention, _m.tiled_attention, _m.chunk, "
-                             "_m.att_splits, _m._split_k(_m.cfg.d_mlp)]")
+        shape = run_py(page, "_g = engine.model.gpu_model.graph\n[_g.shapes.cpu, _g.split_attention, _g.tiled_attention, "
+                             "_g.chunk, _g.k.att_splits, _g.mlp_split]")
         assert shape == [False, True, True, 512, 8, 4]
         for n_prompt, n_new, seed in ((58, 12, 5), (300, 4, 6)):
             ids = prompt(n_prompt, seed=seed)
@@ -328,21 +328,21 @@ def test_stop_mid_prefill_then_the_model_still_works(page, models):
     ids = prompt(300, seed=2)
     run_py(page, """
 import js
-m = state['loaded'].model
-calls = state['spy_calls'] = []
-original = m._write_step
+m = engine.model.gpu_model
+calls = scratch['spy_calls'] = []
+original = m.write_step
 def spy(ids, *args):
     calls.append(len(ids))
     if len(calls) == 2:
         js.pywebgpt.stop()          # the JS API's stop(), while chunk 2 is being sent
     return original(ids, *args)
-m._write_step = spy
+m.write_step = spy
 None""")
     try:
         r = generate(page, ids, max_new_tokens=50, temperature=0)
-        calls, pos = run_py(page, "[state.pop('spy_calls'), state['loaded'].model.pos]")
+        calls, pos = run_py(page, "[scratch.pop('spy_calls'), engine.model.gpu_model.pos]")
     finally:
-        run_py(page, "del state['loaded'].model._write_step")
+        run_py(page, "del engine.model.gpu_model.write_step")
     assert r["finish_reason"] == "cancelled" and r["tokens"] == [] and r["text"] == ""
     assert calls == [128, 128] and pos == 256, "the third chunk must not run"
 
@@ -350,14 +350,14 @@ None""")
     # prefill of 300 rows takes seconds, so it lands there)
     r = page.evaluate("""async (ids) => {
       const p = pywebgpt.generate('', {prompt_ids: ids, max_new_tokens: 50, temperature: 0});
-      while (JSON.parse(await pywebgpt._py("state['generation'] is not None")) !== true) {
+      while (JSON.parse(await pywebgpt._py("engine.busy")) !== true) {
         await new Promise((resolve) => setTimeout(resolve, 1));
       }
       pywebgpt.stop();
       return await p;
     }""", ids)
     assert r["finish_reason"] == "cancelled" and r["tokens"] == []
-    assert run_py(page, "state['loaded'].model.pos") < 300
+    assert run_py(page, "engine.model.gpu_model.pos") < 300
 
     want, _, _ = ref_greedy(models["char"], ids[-20:], 4)
     assert generate(page, ids[-20:], max_new_tokens=4, temperature=0)["tokens"] == want
@@ -430,19 +430,19 @@ def first_unique(text: str, length: int, start: int) -> int:
 
 
 CHAIN_SPY = """
-_m = state['loaded'].model
-state['chain_log'] = []
+_m = engine.model.gpu_model
+scratch['chain_log'] = []
 if not hasattr(_m, '_unspied_submit'):
     _m._unspied_submit = _m.submit_decode
     def _spy(token, *args, **kwargs):
-        state.setdefault('chain_log', []).append(token)
+        scratch.setdefault('chain_log', []).append(token)
         return _m._unspied_submit(token, *args, **kwargs)
     _m.submit_decode = _spy
 None
 """
 CHAIN_STATE = """
-_m = state['loaded'].model
-[state.pop('chain_log'), _m.pos, len(_m._inflight)]
+_m = engine.model.gpu_model
+[scratch.pop('chain_log'), _m.pos, _m.in_flight]
 """
 
 
@@ -489,7 +489,7 @@ def test_decode_steps_are_chained_on_the_gpu(page, models):
     r = generate(page, ids, max_new_tokens=6, temperature=0.8, top_k=5, repetition_penalty=1.2, seed=3)
     log, pos, inflight = run_py(page, CHAIN_STATE)
     assert None not in log and log == r["tokens"][:-1] and inflight == 0 and not r["timings"]["chained"]
-    run_py(page, "_m = state['loaded'].model\n_m.submit_decode = _m._unspied_submit\ndel _m._unspied_submit\nNone")
+    run_py(page, "_m = engine.model.gpu_model\n_m.submit_decode = _m._unspied_submit\ndel _m._unspied_submit\nNone")
 
 
 WRONG_DRAWS = """
@@ -525,7 +525,7 @@ def test_a_chained_step_fed_another_token_than_python_chose_is_redone(page, mode
     assert got["timings"]["chain_misses"] >= 5, got["timings"]
     full = generate(page, ids, return_logits=True, **opts)
     assert replay(SamplingParams(**opts), ids, dumped_logits(full)) == want["tokens"]
-    assert run_py(page, "_m = state['loaded'].model\n[_m.pos, len(_m._inflight)]") == [len(ids) + 23, 0]
+    assert run_py(page, "_m = engine.model.gpu_model\n[_m.pos, _m.in_flight]") == [len(ids) + 23, 0]
 
 
 def test_stop_strings_across_token_boundaries(page, models):
@@ -675,7 +675,7 @@ def test_settings_beyond_what_the_gpu_holds_still_sample_like_cpython(page, mode
         assert fast["tokens"] == r["tokens"]
         logits = dumped_logits(r).astype(np.float64)
         if opts["temperature"] < 1e-38:  # the GPU's sum of exp((l - M) / T): only the top one is left
-            got = run_py(page, f"(await state['loaded'].model.prefill({ids!r}, k=5, temperature=1e-300)).sum_exp")
+            got = run_py(page, f"(await engine.model.gpu_model.prefill({ids!r}, k=5, temperature=1e-300)).sum_exp")
             assert got == 1.0, got
         events = [e for e in fast["events"] if e["token"] >= 0]
         for row, event in zip(logits, events):  # softmax(logits / T) of the shown candidates

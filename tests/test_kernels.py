@@ -6,8 +6,8 @@ weights. Both kernel shapes that app/model.py picks are covered: the GPU one (wo
 reductions; one workgroup per block) and the CPU-adapter one (barrier-free *_rows / serial entry
 points, GEMV_COLS4 = 256, HEAD_LANES = 1, fewer workgroups than blocks striding over them).
 
-Modules are assembled as app/model.py assembles them (weight snippet + `_consts(...)` +
-common.wgsl + kernel), through the page's own pywebgpt.gpu; see tests/kernel_harness.py. Output
+Modules are assembled as the engine assembles them (app/wgsl.py module_source: weight snippet +
+the contract's prelude + the kernel's declared constants + common.wgsl + kernel), through the page's own pywebgpt.gpu; see tests/kernel_harness.py. Output
 buffers start as a sentinel so that writes outside the expected region fail the test too.
 f32 arithmetic is compared to float64 numpy with relative and magnitude-scaled absolute tolerances
 of 1e-5..3e-5; f16/bf16 weights are compared against numpy with the same rounded weights."""
@@ -17,22 +17,36 @@ from __future__ import annotations
 import math
 import re
 
+import kernel_harness as kh
 import numpy as np
 import pytest
-
-import kernel_harness as kh
-from app.sampling import Sampler, SamplingParams
 from conftest import run_py
-from kernel_harness import (NEG_INF, NO_ID, SNIPPETS, assert_close, assert_sentinel, f32, read_f32, read_u32,
-                            sentinel, step, step_bytes, weight)
+from kernel_harness import (
+    NEG_INF,
+    NO_ID,
+    SNIPPETS,
+    assert_close,
+    assert_sentinel,
+    f32,
+    read_f32,
+    read_u32,
+    sentinel,
+    step,
+    step_bytes,
+    weight,
+)
+
+from app.contract import ATT_BLOCK, CHAIN_ID, EPILOGUES, KMAX, TOPK_CHUNK, TOPK_PARTIAL_WORDS
+from app.sampling import Sampler, SamplingParams
 
 pytestmark = pytest.mark.browser
 
-STORE, GELU_TANH, GELU_ERF, RESIDUAL, QKV = 0, 1, 2, 3, 4
-EPILOGUE_NAMES = ["store", "gelu_tanh", "gelu_erf", "residual", "qkv"]
+STORE, GELU_TANH, GELU_ERF, RESIDUAL, QKV = (EPILOGUES[n] for n in ("store", "gelu_tanh", "gelu_erf", "residual",
+                                                                       "qkv"))
+EPILOGUE_NAMES = {code: name for name, code in EPILOGUES.items()}
 EPS = 1e-5
-CHAIN_ID = 0xFFFFFFFF  # app/model.py: "the token the previous step chose, read on the GPU"
-ATT_BLOCK = 64  # common.wgsl: cache positions per block of the split decode attention
+MATMUL_BIND = dict(step="step", x="x", w="w", bias="b", y="y", kv="kv")
+GEMV_BIND = dict(MATMUL_BIND, ln_gamma="g", ln_beta="beta")
 
 
 @pytest.fixture(scope="module")
@@ -82,8 +96,8 @@ def test_embedding_split_table(kpage, dtype, R):
     bufs = {"step": step_bytes(rows, pos0, ids=ids), "wte0": wte_b[:split * per_row],
             "wte1": wte_b[split * per_row:], "wpe": wpe_b, "x": sentinel((rows + 1) * C),
             "chain": np.array([chained, 3, 2, 1], dtype=np.uint32)}
-    steps = [step("embedding.wgsl", "embed", dict(C4=C // 4, ROW0=row0, ROWS=n, CHAIN_ID=CHAIN_ID),
-                  ["step", name, "wpe", "x", "chain"], (cdiv(C // 4, 64), R, 1), SNIPPETS[dtype])
+    steps = [step("embedding.wgsl", "embed", dict(C4=C // 4, ROW0=row0, ROWS=n),
+                  dict(step="step", wte=name, wpe="wpe", x="x", chain="chain"), (cdiv(C // 4, 64), R, 1), SNIPPETS[dtype])
              for row0, n, name in [(0, split, "wte0"), (split, V - split, "wte1")]]
     x = read_f32(kh.run(page, bufs, steps, ["x"])["x"]).reshape(rows + 1, C)
     used = [chained if i == CHAIN_ID else i for i in ids]
@@ -112,7 +126,7 @@ def test_layer_norm(kpage, entry, C, rows, groups):
     x = f32(50.0 + 3.0 * r.standard_normal((rows, C)))
     gamma, beta = f32(r.standard_normal(C)), f32(r.standard_normal(C))
     bufs = {"step": step_bytes(rows), "x": x, "g": gamma, "b": beta, "y": sentinel((rows + 1) * C)}
-    steps = [step("layer_norm.wgsl", entry, dict(C=C, C4=C // 4, EPS=EPS), ["step", "x", "g", "b", "y"],
+    steps = [step("layer_norm.wgsl", entry, dict(C=C, C4=C // 4, EPS=EPS), dict(step="step", x="x", gamma="g", beta="b", y="y"),
                   (groups, 1, 1))]
     y = read_f32(kh.run(page, bufs, steps, ["y"])["y"]).reshape(rows + 1, C)
     assert_close(y[:rows], kh.layer_norm_ref(x, gamma, beta, EPS), 2e-5, entry)
@@ -219,7 +233,7 @@ def test_matmul_prefill(kpage, entry, epilogue, dtype, rows, K, N, heads, pos0, 
     bufs, y0, ref, C, NH, HD = many_rows_case(rng(3 + epilogue), epilogue, dtype, rows, K, N, heads, pos0, N_CTX)
     dispatch = (cdiv(N, 64), cdiv(rows, 64), 1) if entry == "matmul_tiled" else (cdiv(N // 4, 64), cdiv(rows, 4), 1)
     consts = matmul_consts(K, N, epilogue, C=C, NH=NH, HD=HD, N_CTX=N_CTX)
-    steps = [step("matmul.wgsl", entry, consts, ["step", "x", "w", "b", "y", "kv"], dispatch, SNIPPETS[dtype])]
+    steps = [step("matmul.wgsl", entry, consts, MATMUL_BIND, dispatch, SNIPPETS[dtype])]
     out = kh.run(page, bufs, steps, ["y", "kv"])
     check_matmul(out, ref, epilogue, y0, rows=rows, N=N, C=C, NH=NH, HD=HD, N_CTX=N_CTX, pos0=pos0, tol=2e-5,
                  what=entry)
@@ -245,9 +259,9 @@ def test_matmul_split_k(kpage, epilogue, dtype, rows, K, N, split, heads, pos0, 
     bufs, y0, ref, C, NH, HD = many_rows_case(rng(50 + K), epilogue, dtype, rows, K, N, heads, pos0, N_CTX)
     bufs.update({"scratch": sentinel(split * rows * N), "unused": sentinel(4)})
     consts = matmul_consts(K, N, epilogue, C=C, NH=NH, HD=HD, N_CTX=N_CTX, split_k=split)
-    steps = [step("matmul.wgsl", "matmul_tiled", consts, ["step", "x", "w", "b", "scratch", "unused"],
+    steps = [step("matmul.wgsl", "matmul_tiled", consts, dict(step="step", x="x", w="w", bias="b", y="scratch", kv="unused"),
                   (cdiv(N, 64), cdiv(rows, 64), split), SNIPPETS[dtype]),
-             step("matmul.wgsl", "matmul_split_k_sum", consts, ["step", "scratch", None, "b", "y", "kv"],
+             step("matmul.wgsl", "matmul_split_k_sum", consts, dict(step="step", x="scratch", bias="b", y="y", kv="kv"),
                   (cdiv(N // 4, 64), rows, 1), SNIPPETS[dtype])]
     out = kh.run(page, bufs, steps, ["y", "kv"])
     check_matmul(out, ref, epilogue, y0, rows=rows, N=N, C=C, NH=NH, HD=HD, N_CTX=N_CTX, pos0=pos0, tol=2e-5,
@@ -310,7 +324,7 @@ def test_gemv(kpage, ln_input, K, N, epilogue, cols4, groups, dtype, heads, pos0
     bufs["g"], bufs["beta"] = (gamma, beta) if ln_input else (sentinel(4), sentinel(4))
     consts = matmul_consts(K, N, epilogue, C=C, NH=NH, HD=HD, N_CTX=N_CTX, ln_input=ln_input, cols4=cols4,
                            gemv_groups=groups)
-    steps = [step("matmul.wgsl", "gemv", consts, ["step", "x", "w", "b", "y", "kv", "g", "beta"], (groups, 1, 1),
+    steps = [step("matmul.wgsl", "gemv", consts, GEMV_BIND, (groups, 1, 1),
                   SNIPPETS[dtype])]
     out = kh.run(page, bufs, steps, ["y", "kv"])
     check_matmul(out, ref, epilogue, y0, rows=1, N=N, C=C, NH=NH, HD=HD, N_CTX=N_CTX, pos0=pos0,
@@ -322,7 +336,7 @@ def test_gelu_tanh_negative_inputs(kpage):
     GPUs), which would break every negative pre-activation. Checked in the source, and by running
     the prefill and decode entry points on negative and positive inputs."""
     page, _ = kpage
-    src = run_py(page, "from pywebgpt.gpu import shader_source\nshader_source('matmul.wgsl')")
+    src = run_py(page, "from pywebgpt.wgsl import shader_source\nshader_source('matmul.wgsl')")
     body = re.search(r"fn gelu_tanh\(.*?\n}", src, re.S).group(0)
     code = "\n".join(line.split("//")[0] for line in body.splitlines())
     assert "pow(" not in code, body
@@ -334,13 +348,13 @@ def test_gelu_tanh_negative_inputs(kpage):
             consts = matmul_consts(1, 4, GELU_TANH)
             bufs = {"step": step_bytes(n), "x": inputs[:, None], "w": f32(np.ones((1, 4))), "b": f32(np.zeros(4)),
                     "y": sentinel(4 * n), "kv": sentinel(4)}
-            bind, want_in = ["step", "x", "w", "b", "y", "kv"], np.repeat(inputs, 4)
+            bind, want_in = MATMUL_BIND, np.repeat(inputs, 4)
             dispatch = (1, 1, 1) if entry == "matmul_tiled" else (1, cdiv(n, 4), 1)
         else:  # one row x = [1]; the inputs are the 1 x n weight row
             consts = matmul_consts(1, n, GELU_TANH)
             bufs = {"step": step_bytes(1), "x": f32([1.0]), "w": inputs[None, :], "b": f32(np.zeros(n)),
                     "y": sentinel(n), "kv": sentinel(4), "g": sentinel(4), "beta": sentinel(4)}
-            bind, want_in, dispatch = ["step", "x", "w", "b", "y", "kv", "g", "beta"], inputs, (1, 1, 1)
+            bind, want_in, dispatch = GEMV_BIND, inputs, (1, 1, 1)
         y = read_f32(kh.run(page, bufs, [step("matmul.wgsl", entry, consts, bind, dispatch)], ["y"])["y"])
         assert not np.isnan(y).any(), f"{entry}: NaN from gelu_tanh at inputs {want_in[np.isnan(y)]}"
         assert_close(y, kh.gelu_tanh_ref(want_in), 1e-5, f"{entry} gelu_tanh")
@@ -388,7 +402,7 @@ def test_attention(kpage, entry, NH, HD, groups, R, rows, pos0, N_CTX, layer):
     dispatch = {"attention": (groups, R, 1), "attention_tiled": (NH, cdiv(rows, 16), 1)}.get(
         entry, (cdiv(rows * NH, 64), 1, 1))
     bufs = {"step": step_bytes(rows, pos0), "q": q, "kv": kv, "y": sentinel((rows + 1) * C)}
-    steps = [step("attention.wgsl", entry, consts, ["step", "q", "kv", "y"], dispatch)]
+    steps = [step("attention.wgsl", entry, consts, dict(step="step", q="q", kv="kv", y="y"), dispatch)]
     y = read_f32(kh.run(page, bufs, steps, ["y"])["y"]).reshape(rows + 1, C)
     assert_close(y[:rows], kh.attention_ref(q, kv, NH, HD, pos0, scale), 3e-5, entry)
     assert_sentinel(y[rows], "row past step.rows")
@@ -437,8 +451,8 @@ def test_split_attention_merged_by_the_projection(kpage, NH, HD, pos0, N_CTX, dt
     att_consts = dict(C=C, NH=NH, HD=HD, N_CTX=N_CTX, SCALE=scale, ATT_GROUPS=NH, ATT_SPLITS=splits)
     mm_consts = matmul_consts(C, N, RESIDUAL, C=C, NH=NH, HD=HD, N_CTX=N_CTX, cols4=cols4, gemv_groups=groups,
                               att_input=True)
-    steps = [step("attention.wgsl", "attention_split", att_consts, ["step", "q", "kv", "part"], (NH, splits, 1)),
-             step("matmul.wgsl", "gemv", mm_consts, ["step", "part", "w", "b", "y", "kvo", "g", "beta"], (groups, 1, 1),
+    steps = [step("attention.wgsl", "attention_split", att_consts, dict(step="step", q="q", kv="kv", y="part"), (NH, splits, 1)),
+             step("matmul.wgsl", "gemv", mm_consts, dict(GEMV_BIND, x="part", kv="kvo"), (groups, 1, 1),
                   SNIPPETS[dtype])]
     out = kh.run(page, bufs, steps, ["y", "part"])
     assert_close(read_f32(out["y"]), ref, 3e-5, "split attention + projection")
@@ -482,7 +496,7 @@ def test_lm_head(kpage, C, V, parts, lanes, dtype, rows):
         assert groups <= cdiv(n, 256 // lanes)
         bufs[f"wte{i}"] = wte_b[row0 * per_row:(row0 + n) * per_row]
         consts = dict(C=C, C4=C // 4, EPS=EPS, ROW0=row0, ROWS=n, HEAD_LANES=lanes, HEAD_GROUPS=groups)
-        steps.append(step("lm_head.wgsl", "lm_head", consts, ["step", "x", "g", "b", f"wte{i}", "logits"],
+        steps.append(step("lm_head.wgsl", "lm_head", consts, dict(step="step", x="x", ln_gamma="g", ln_beta="b", wte=f"wte{i}", logits="logits"),
                           (groups, 1, 1), SNIPPETS[dtype]))
     logits = read_f32(kh.run(page, bufs, steps, ["logits"])["logits"])
     want = wte @ kh.layer_norm_ref(x[rows - 1], gamma, beta, EPS)
@@ -536,15 +550,15 @@ TOPK_ENTRIES = ["partial+merge", "serial"]
 def run_topk(page, logits, k, temperature, chunk, kmax, entry, top_k=0, top_p=1.0, draw=0.0):
     V = len(logits)
     groups = cdiv(V, chunk)
-    consts = dict(V=V, KMAX=kmax, CHUNK=chunk, GROUPS=groups)
+    consts = dict(V=V, GROUPS=groups)
     bufs = {"step": step_bytes(1, 0, k, temperature, top_k=top_k, top_p=top_p, draw=draw), "logits": logits,
             "out": sentinel(2 * kmax + 3)}
     if entry == "serial":
-        steps = [step("topk.wgsl", "topk_serial", consts, ["step", "logits", None, "out"], (1, 1, 1))]
+        steps = [step("topk.wgsl", "topk_serial", consts, dict(step="step", logits="logits", out="out"), (1, 1, 1))]
     else:
-        bufs["part"] = sentinel(groups * (2 * kmax + 2))
-        steps = [step("topk.wgsl", "topk_partial", consts, ["step", "logits", "part"], (groups, 1, 1)),
-                 step("topk.wgsl", "topk_merge", consts, ["step", None, "part", "out"], (1, 1, 1))]
+        bufs["part"] = sentinel(groups * TOPK_PARTIAL_WORDS)
+        steps = [step("topk.wgsl", "topk_partial", consts, dict(step="step", logits="logits", part="part"), (groups, 1, 1)),
+                 step("topk.wgsl", "topk_merge", consts, dict(step="step", part="part", out="out"), (1, 1, 1))]
     raw = kh.run(page, bufs, steps, ["out"])["out"]
     words, vals = read_u32(raw)[1:], read_f32(raw)[1:]  # word 0: the chosen token (choose_token)
     k = min(k, kmax)
@@ -559,7 +573,7 @@ def test_topk(kpage, kind, vsize, k, temperature, entry):
     """The k best ids (ties: lower id first), their values, max M and S = sum(exp((l - M) / T));
     NaN never chosen and left out of M and S; slots past the real logits: id 0xffffffff, NEG_INF."""
     page, info = kpage
-    chunk, kmax = info["TOPK_CHUNK"], info["KMAX"]
+    chunk, kmax = TOPK_CHUNK, KMAX
     V = vsize[0] * chunk + vsize[1]
     logits = topk_logits(kind, V, chunk, seed=40 + k)
     got = run_topk(page, logits, k, temperature, chunk, kmax, entry)
@@ -619,7 +633,7 @@ def test_topk_chooses_the_token_the_cpython_sampler_draws(kpage, entry):
     candidates when its PRNG returns `draw` (temperature, top-k with ties, top-p, zero weights,
     greedy), for draws spread over [0, 1) away from f32-rounding distance of a boundary."""
     page, info = kpage
-    chunk, kmax = info["TOPK_CHUNK"], info["KMAX"]
+    chunk, kmax = TOPK_CHUNK, KMAX
     V = 2 * chunk + 4
     checked = 0
     for n, (kind, k, temperature, top_k, top_p) in enumerate(CHOICE_CASES):

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import BOOT_TIMEOUT_MS, ROOT, ConsoleGuard, run_py, wait_ready
 from hub_server import Hub
 from serve import Server
+
 from tools.make_model import cached_model
 
 pytestmark = pytest.mark.browser
@@ -175,7 +175,7 @@ def logits(page) -> dict:
 
 def gpu_state(page) -> dict:
     return run_py(page, "{'live': gpu.live_buffers, 'bytes': gpu.bytes_allocated, "
-                        "'source': state['loaded'].source if state['loaded'] else None}")
+                        "'source': engine.model.source if engine.model else None}")
 
 
 # ------------------------------------------------------------------------------------ tests
@@ -183,7 +183,7 @@ def gpu_state(page) -> dict:
 
 def test_references_resolve_without_network(page):
     got = run_py(page, """
-from pywebgpt.loader import resolve_reference as r, hub_id
+from pywebgpt.sources import resolve_reference as r, hub_id
 [r('openai-community/gpt2'), r('gpt2/x', hub='http://127.0.0.1:9/'),
  r('https://huggingface.co/openai-community/gpt2'), r('https://huggingface.co/a/b/tree/dev'),
  r('weights/shakespeare-char', 'http://x.test/app/'), r('./models/m', 'http://x.test/app/index.html'),

@@ -21,16 +21,15 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-
 from conftest import BOOT_TIMEOUT_MS, ROOT, ConsoleGuard, run_py
 from hub_server import Hub
 from leaks import measure
 from serve import Server
+
 from tools.make_model import cached_model
 
 pytestmark = pytest.mark.browser
@@ -245,8 +244,8 @@ def api_generate(page, prompt: str, **opts) -> dict:
 
 def gpu_state(page) -> dict:
     return run_py(page, "{'live': gpu.live_buffers, 'bytes': gpu.bytes_allocated, 'lost': gpu.lost_reason, "
-                        "'source': state['loaded'].source if state['loaded'] else None, "
-                        "'recoveries': len(state['recoveries'])}")
+                        "'source': engine.model.source if engine.model else None, "
+                        "'recoveries': len(engine.recoveries)}")
 
 
 def ui_load_ref(page, ref: str) -> str | None:
@@ -390,7 +389,7 @@ lost = await old.confirm_lost()
 m2 = await load_model('/models/tiny/', cache=False)
 again = (await m2.complete(prompt_ids=[1, 2, 3], max_new_tokens=4, temperature=0)).tokens
 m2.unload()
-[lost, first, again, m2.gpu is not old, m2.gpu.lost_reason is None, m2.gpu is state['gpu']]
+[lost, first, again, m2.gpu is not old, m2.gpu.lost_reason is None, m2.gpu is engine.gpu]
 """)
     lost, first, again, new_device, healthy, shared = out
     assert lost and len(first) == 4 and again == first and new_device and healthy and shared, out
@@ -445,10 +444,10 @@ def test_stop_during_prefill_then_generate_works(ui):
     set_settings(ui, max_new_tokens=20)
     run_py(ui, """
 import asyncio
-model = state['loaded'].model
+model = engine.model.gpu_model
 original = model.prefill
 async def slow_prefill(*args, **kwargs):
-    state['prefilling'] = True
+    scratch['prefilling'] = True
     await asyncio.sleep(1.5)
     return await original(*args, **kwargs)
 model.prefill = slow_prefill
@@ -457,13 +456,13 @@ True""")
         ui.fill("#prompt", "abab")
         before = runs(ui)
         ui.click("#generate-button")
-        ui.wait_for_function("() => pywebgpt._py(\"state.get('prefilling', False)\").then((v) => v === 'true')",
+        ui.wait_for_function("() => pywebgpt._py(\"scratch.get('prefilling', False)\").then((v) => v === 'true')",
                              polling=50, timeout=30_000)
         ui.click("#stop-button")
         wait_run(ui, before)
         stopped = outcome(ui)
     finally:
-        run_py(ui, "del state['loaded'].model.prefill\nstate.pop('prefilling', None)\nTrue")
+        run_py(ui, "del engine.model.gpu_model.prefill\nscratch.pop('prefilling', None)\nTrue")
     assert stopped["state"] == "done" and stopped["finish"] == "cancelled" and stopped["tokens"] == 0, stopped
     assert stopped["banner"] is None and ui.locator("#prompt").input_value() == "abab"
     again = ui_generate(ui, "abab")

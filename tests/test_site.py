@@ -102,6 +102,17 @@ def test_every_package_import_resolves_to_a_shipped_module():
     assert not problems, "\n".join(problems)
 
 
+def test_the_python_api_example_ships_the_package():
+    """examples/python-api/ runs the Python API without the page's UI: it ships every app module but
+    the page's entry point and UI (app/main.py, app/ui*.py), and every shader."""
+    example = tomllib.loads((ROOT / "examples/python-api/pyscript.toml").read_text(encoding="utf-8"))
+    listed = {k.removeprefix("../../") for k in example["files"]}
+    wanted = {f"app/{p.name}" for p in (ROOT / "app").glob("*.py") if p.name != "main.py" and
+              not p.name.startswith("ui")}
+    wanted |= {f"shaders/{p.name}" for p in (ROOT / "shaders").glob("*.wgsl")}
+    assert sorted(wanted - listed) == [] and sorted(listed - wanted) == []
+
+
 # --- tools/build_site.py --------------------------------------------------------------------------
 
 @pytest.fixture(scope="session")

@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 
 from generate import CHROMIUM_ARGS, CliError, _clean_js_error, run_node  # noqa: E402
 from serve import Server  # noqa: E402
+
 from vendor import vendor  # noqa: E402
 
 PROMPT_IDS = [464, 5044, 1110, 373, 257, 1263, 11, 3223, 290, 6388, 1755]  # 11 tokens, as the issue's peer figure
@@ -35,22 +36,19 @@ PROMPT_IDS = [464, 5044, 1110, 373, 257, 1263, 11, 3223, 290, 6388, 1755]  # 11 
 
 def bench_code(prompts, contexts, steps, tuning: dict | None = None, profile: bool = False,
                generate_tokens: int = 64) -> str:
-    """Python run in the runtime on the loaded model. With `tuning` (app/model.py's TUNING), the
-    model is loaded again with those kernel shapes first."""
+    """Python run in the runtime on the loaded model. With `tuning` (kernel-shape overrides,
+    app/shapes.py), the model is loaded again with those shapes first."""
     code = "from pywebgpt import bench\n"
     if tuning:
-        code += ("from pywebgpt import model as _model, web_api as _web_api\n"
-                 f"_model.TUNING.clear(); _model.TUNING.update({tuning!r})\n"
-                 "_reload = __import__('json').loads(await _web_api._load(state['model_ref']['ref'], '{}'))\n"
-                 "assert 'error' not in _reload, _reload\n")
-    code += (f"_out = await bench.run(gpu, state['loaded'].model, prompt_lengths={tuple(prompts)!r}, "
-             f"contexts={tuple(contexts)!r}, decode_steps={steps}, "
-             f"loaded=state['loaded'], generate_tokens={generate_tokens})\n")
+        code += f"await engine.reload(shape_overrides={tuning!r})\n"
+    code += (f"_out = await bench.run(engine.model, prompt_lengths={tuple(prompts)!r}, "
+             f"contexts={tuple(contexts)!r}, decode_steps={steps}, generate_tokens={generate_tokens})\n")
     if tuning:
         code += f"_out['tuning'] = {tuning!r}\n"
     if profile:
-        code += (f"_out['profile'] = [await bench.profile(state['loaded'].model, 'decode', {contexts[min(1, len(contexts) - 1)]}), "
-                 f"await bench.profile(state['loaded'].model, 'prefill', {max(prompts)}, reps=5)]\n")
+        code += (f"_out['profile'] = [await bench.profile(engine.model.gpu_model, 'decode', "
+                 f"{contexts[min(1, len(contexts) - 1)]}), "
+                 f"await bench.profile(engine.model.gpu_model, 'prefill', {max(prompts)}, reps=5)]\n")
     return code + "_out"
 
 
@@ -159,7 +157,7 @@ def main(argv=None) -> int:
     parser.add_argument("--no-bench-md", action="store_true", help="do not append to BENCH.md")
     parser.add_argument("--commit", default=None, help="commit to record (default: git rev-parse HEAD)")
     parser.add_argument("--tuning", default=None,
-                        help='kernel-shape overrides as JSON, e.g. \'{"gemv_cols4": 2}\' (app/model.py TUNING)')
+                        help='kernel-shape overrides as JSON, e.g. \'{"gemv_cols4": 2}\' (app/shapes.py KernelShapes)')
     parser.add_argument("--profile", action="store_true",
                         help="add a per-kernel breakdown of a decode step (second context) and a prefill run "
                              "(longest prompt): app/bench.py profile()")

@@ -1,4 +1,5 @@
-"""Longer, nightly-style runs of the fuzz properties of tests/test_fuzz.py (the same functions).
+"""Longer, nightly-style runs of the fuzz properties (tools/fuzz_properties.py, which tests/test_fuzz.py
+runs 10,000 cases each).
 
     python tools/fuzz.py                              # every property, 100,000 cases each
     python tools/fuzz.py --examples 1000000 --only safetensors config
@@ -8,7 +9,7 @@ Prints, per property, the cases run, the time, and how the cases ended (for exam
 'bad header', 'refused'), so a run that stopped exploring shows. Exits 1 on the first failing
 property, after hypothesis has shrunk the failing case (printed as a `Falsifying example`; the
 case is a short byte string, or a str for the tokenizer, that the property function reproduces:
-`python -c "import sys; sys.path[:0] = ['tests', '.']; import test_fuzz as F;
+`python -c "import sys; sys.path[:0] = ['tools', '.']; import fuzz_properties as F;
 F.check_safetensors(b'...')"`).
 """
 
@@ -22,15 +23,14 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "tests"), str(ROOT)]
+sys.path[:0] = [str(ROOT / "tools"), str(ROOT)]
 
+import fuzz_properties  # noqa: E402
 from hypothesis import HealthCheck, given, seed, settings  # noqa: E402
-
-import test_fuzz  # noqa: E402
 
 
 def run(name: str, examples: int, rng_seed: int | None = None) -> dict:
-    strategy, check = test_fuzz.PROPERTIES[name]
+    strategy, check = fuzz_properties.PROPERTIES[name]
     outcomes: collections.Counter = collections.Counter()
 
     @settings(max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck),
@@ -54,12 +54,12 @@ def run(name: str, examples: int, rng_seed: int | None = None) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=100_000, help="cases per property (default 100,000)")
-    parser.add_argument("--only", nargs="+", choices=sorted(test_fuzz.PROPERTIES), help="these properties only")
+    parser.add_argument("--only", nargs="+", choices=sorted(fuzz_properties.PROPERTIES), help="these properties only")
     parser.add_argument("--seed", type=int, default=None, help="hypothesis seed, for a repeatable run")
     parser.add_argument("--json", type=Path, default=None, help="also write the results to this file")
     args = parser.parse_args(argv)
     results = []
-    for name in args.only or list(test_fuzz.PROPERTIES):
+    for name in args.only or list(fuzz_properties.PROPERTIES):
         result = run(name, args.examples, args.seed)
         results.append(result)
         shown = ", ".join(f"{k} {v}" for k, v in result["outcomes"].items())

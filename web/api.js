@@ -15,8 +15,11 @@ globalThis.createPyWebGPTApi = function createPyWebGPTApi(onStatus) {
   let runtime = null;
   let settled = false;
   const notReady = () => new Error('PyWebGPT is not ready yet: await pywebgpt.ready first');
-  const loadError = (e) => Object.assign(new Error(e.message), { name: 'LoadError', code: e.code });
-  const engineError = (e) => Object.assign(new Error(e.message), { name: e.name || 'Error', code: e.code });
+  // Python's errors arrive as {name, code, message, ...fields} (app/errors.py): the Error thrown
+  // carries the code and the structured fields (e.g. an UnknownCharactersError's `chars`), so
+  // callers never parse messages. Every load failure is named 'LoadError'.
+  const engineError = (e) => Object.assign(new Error(e.message), e, { name: e.name || 'Error' });
+  const loadError = (e) => Object.assign(engineError(e), { name: 'LoadError' });
   let stops = 0;  // stop() calls so far: lets generate() honour a stop issued before Python started
   const lostListeners = [];
 
@@ -59,8 +62,9 @@ globalThis.createPyWebGPTApi = function createPyWebGPTApi(onStatus) {
       if (out && out.error) throw loadError(out.error);
       return out;
     },
-    // Rejects with an Error whose .name is the engine's error class and .code one of 'input',
-    // 'busy', 'no_model', 'engine'. A stop() issued any time after this call stops this generation.
+    // Rejects with an Error whose .name is the engine's error class and .code one of app/errors.py's
+    // ERROR_CODES ('input', 'busy', 'no_model', 'device_lost', 'gpu', 'engine', ...), with its fields.
+    // A stop() issued any time after this call stops this generation.
     async generate(prompt, opts = {}, onToken = null) {
       const stopsBefore = stops;
       await ready;

@@ -1,0 +1,104 @@
+"""Every GPU buffer a model needs, and the workgroup memory of every pipeline it runs, listed once.
+
+Standard library only. A model graph (app/model.py) declares its weights, activations and
+dispatches; `BufferPlan.of(graph)` adds the dummy buffers for unbound bindings and sums it all up.
+The GPU side (app/runner.py) allocates exactly this list, the loader checks it against the
+adapter's limits and the memory budget before anything is downloaded, and tests compare it with
+what was allocated, byte for byte.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .contract import buffer_size
+from .errors import LoadError
+from .weights import dtype_bytes
+
+USAGES = ("storage", "storage_readable", "readback")  # GPU side: app/runner.py BUFFER_USAGE
+
+
+@dataclass(frozen=True)
+class BufferSpec:
+    label: str
+    nbytes: int          # as allocated: whole 16-byte units (contract.buffer_size)
+    usage: str           # one of USAGES
+    kind: str = "activations"  # weights, kv_cache, activations (scratch, logits, read-back, dummies)
+    bound: bool = True   # bound to a shader (must fit maxStorageBufferBindingSize)
+
+
+@dataclass(frozen=True)
+class WeightSpec:
+    """A weight buffer: rows [row0, row0 + rows) of the tensors `sources`, concatenated by rows
+    (one tensor for most; e.g. q, k and v together), stored as `dtype`; a vector has cols = its
+    length and rows = 1."""
+
+    label: str
+    sources: tuple       # tensor names
+    rows: int
+    cols: int
+    dtype: str           # on the GPU
+    row0: int = 0
+
+    @property
+    def nbytes(self) -> int:
+        return self.rows * self.cols * dtype_bytes(self.dtype)
+
+
+def split_rows(label: str, source: str, rows: int, cols: int, dtype: str, per_buffer: int) -> list:
+    """A [rows, cols] table as WeightSpecs of whole rows that each fit `per_buffer` bytes."""
+    row_bytes = cols * dtype_bytes(dtype)
+    per = max(1, per_buffer // row_bytes)
+    return [WeightSpec(f"{label}[{r}:{min(rows, r + per)}]", (source,), min(per, rows - r), cols, dtype, r)
+            for r in range(0, rows, per)]
+
+
+@dataclass
+class BufferPlan:
+    buffers: list                        # BufferSpec, weights included, in allocation order
+    workgroup: dict = field(default_factory=dict)   # kernel label (with its constants' key) -> bytes
+
+    @classmethod
+    def of(cls, graph) -> "BufferPlan":
+        buffers = [BufferSpec(w.label, buffer_size(w.nbytes), "storage", "weights") for w in graph.weights]
+        buffers += list(graph.buffers)
+        ro = rw = 0
+        workgroup = {}
+        for d in graph.all_dispatches():
+            bound = {name for name, _ in d.bind}
+            unbound = [b for name, b in d.kernel.bindings().items() if name not in bound]
+            ro = max(ro, min(1, sum(1 for b in unbound if not b.writable)))
+            rw = max(rw, sum(1 for b in unbound if b.writable))
+            workgroup[d.kernel] = d.kernel.workgroup_bytes()
+        buffers += [BufferSpec("unused read binding", 16, "storage")] * ro
+        buffers += [BufferSpec(f"unused write binding {i}", 16, "storage") for i in range(rw)]
+        return cls(buffers, workgroup)
+
+    @property
+    def total(self) -> int:
+        return sum(b.nbytes for b in self.buffers)
+
+    def by_kind(self) -> dict:
+        """Bytes of weights, KV cache and the rest (activations, read-back, dummies)."""
+        out = {"weights": 0, "kv_cache": 0, "activations": 0}
+        for b in self.buffers:
+            out[b.kind] += b.nbytes
+        return out
+
+    def check_limits(self, limits: dict, where: str = "") -> None:
+        """Raise LoadError('too_large') naming the buffer or pipeline over the adapter's limits."""
+        prefix = f"{where}: " if where else ""
+        max_buffer = int(limits.get("maxBufferSize", 1 << 28))
+        max_binding = int(limits.get("maxStorageBufferBindingSize", 1 << 27))
+        for b in self.buffers:
+            limit, name = (min(max_buffer, max_binding), None) if b.bound else (max_buffer, "maxBufferSize")
+            if name is None:
+                name = "maxStorageBufferBindingSize" if max_binding <= max_buffer else "maxBufferSize"
+            if b.nbytes > limit:
+                raise LoadError(f"{prefix}the model is too large for this GPU: {b.label} needs {b.nbytes:,} bytes in "
+                                f"one GPU buffer, over this device's {name} of {limit:,} bytes", "too_large")
+        wg_limit = int(limits.get("maxComputeWorkgroupStorageSize", 16384))
+        for k, nbytes in self.workgroup.items():
+            if nbytes > wg_limit:
+                raise LoadError(f"{prefix}the kernel {k.label} needs {nbytes:,} bytes of workgroup memory for this "
+                                f"model, over this GPU's {wg_limit:,}", "too_large")

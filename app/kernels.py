@@ -1,0 +1,207 @@
+"""The kernels as the model graph uses them: one function per kernel family that picks its entry
+point and constants for the adapter's KernelShapes and says how many workgroups it runs.
+
+Standard library only. A `Dispatch` names its buffers by binding name (`x="xn", w="h.0.attn..."`);
+the names are checked against the .wgsl file's own declarations (app/wgsl.py) when the graph is
+built, in CPython as in the browser, and bindings an entry point uses but the graph leaves unbound
+(a LayerNorm input of a GEMV that has none) get small dummy buffers when the GPU side binds it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from . import wgsl
+from .contract import ATT_BLOCK, epilogue, topk_groups
+from .shapes import KernelShapes
+
+
+def cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """One compute pipeline: an entry point of a .wgsl file, its weight format and constants."""
+
+    shader: str
+    entry: str
+    weights: str        # 'F32', 'F16' or 'BF16': the weight-format snippet of the module
+    constants: tuple    # ((name, value), ...) sorted by name
+
+    @property
+    def values(self) -> dict:
+        return dict(self.constants)
+
+    @property
+    def label(self) -> str:
+        return f"{self.shader}:{self.entry}"
+
+    def source(self) -> str:
+        return wgsl.module_source(self.shader, wgsl.WEIGHT_SNIPPETS[self.weights], self.values)
+
+    def bindings(self) -> dict:
+        return wgsl.entry_bindings(self.shader, self.entry)
+
+    def workgroup_bytes(self) -> int:
+        return wgsl.workgroup_bytes(self.shader, self.entry, self.values)
+
+
+def kernel(shader: str, entry: str, weights: str, **values) -> Kernel:
+    wgsl.check_constants(shader, values)
+    wgsl.entry_bindings(shader, entry)  # the entry point exists
+    return Kernel(shader, entry, weights, tuple(sorted(values.items())))
+
+
+Groups = tuple | Callable[[int], tuple]
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    """One kernel run: what it computes (`name`, for profiles), its buffers by binding name, and
+    its workgroup counts (x, y, z), fixed or a function of the rows of a prefill run."""
+
+    name: str
+    kernel: Kernel
+    bind: tuple          # ((binding name, buffer label), ...)
+    groups: Groups
+
+    def counts(self, rows: int = 1) -> tuple:
+        return tuple(self.groups(rows)) if callable(self.groups) else tuple(self.groups)
+
+
+def dispatch(name: str, k: Kernel, groups: Groups, **buffers) -> Dispatch:
+    bindings = k.bindings()
+    unknown = sorted(set(buffers) - set(bindings))
+    if unknown:
+        raise wgsl.ShaderContractError(f"{k.label} has no binding {', '.join(unknown)} (it uses "
+                                       f"{', '.join(sorted(bindings))})")
+    return Dispatch(name, k, tuple(sorted((n, b) for n, b in buffers.items() if b is not None)), groups)
+
+
+class Kernels:
+    """The kernel families for one model on one adapter: model dimensions and shapes in, Dispatch
+    values out. `C` is the residual width, `n_ctx` the KV cache positions, `weights` the format
+    of the model's matrices."""
+
+    def __init__(self, shapes: KernelShapes, weights: str, *, C: int, n_head: int, head_dim: int, n_ctx: int,
+                 eps: float):
+        self.shapes, self.weights = shapes, weights
+        self.C, self.NH, self.HD, self.n_ctx, self.eps = C, n_head, head_dim, n_ctx, eps
+        self.att_splits = cdiv(n_ctx, ATT_BLOCK)
+
+    def groups(self, blocks: int) -> int:
+        """Workgroups for a dispatch over `blocks` blocks of work: one per block on a GPU; on a
+        CPU adapter a few, each looping over many blocks (a workgroup costs ~1 ms there)."""
+        return min(blocks, self.shapes.cpu_groups) if self.shapes.cpu else blocks
+
+    # -------------------------------------------------------------------------- embedding
+    def embed(self, row0: int, rows: int, **buffers) -> tuple:
+        """x[t] = wte[ids[t]] + wpe[pos0 + t] for the ids in one split of the token table:
+        (the prefill dispatch, the decode dispatch)."""
+        k = kernel("embedding.wgsl", "embed", self.weights, C4=self.C // 4, ROW0=row0, ROWS=rows)
+        packs = cdiv(self.C // 4, 64)
+        return (dispatch("embedding", k, lambda r: (packs, self.groups(r), 1), **buffers),
+                dispatch("embedding", k, (packs, 1, 1), **buffers))
+
+    # -------------------------------------------------------------------------- LayerNorm
+    def layer_norm(self, name: str, **buffers) -> Dispatch:
+        cpu = self.shapes.cpu
+        k = kernel("layer_norm.wgsl", "layer_norm_rows" if cpu else "layer_norm", self.weights, C=self.C,
+                   C4=self.C // 4, EPS=self.eps)
+        return dispatch(name, k, (lambda r: (cdiv(r, 64), 1, 1)) if cpu else (lambda r: (r, 1, 1)), **buffers)
+
+    # -------------------------------------------------------------------------- projections
+    def _matmul_kernel(self, entry: str, K: int, N: int, out: str, *, ln_input=False, att_input=False,
+                       split_k: int = 1) -> Kernel:
+        per_split = cdiv(K, split_k)
+        return kernel("matmul.wgsl", entry, self.weights, K=K, N=N, N4=N // 4, EPILOGUE=epilogue(out), C=self.C,
+                      NH=self.NH, HD=self.HD, N_CTX=self.n_ctx, LN_INPUT=ln_input, ATT_INPUT=att_input,
+                      ATT_SPLITS=self.att_splits, EPS=self.eps, GEMV_COLS4=self.gemv_cols4(N),
+                      GEMV_GROUPS=self.gemv_groups(N), XN_LEN=K if ln_input or att_input else 1,
+                      SPLIT_K=split_k, SPLIT_KS=cdiv(per_split, 16) * 16)
+
+    def split_k(self, K: int) -> int:
+        """K splits of a prefill projection on a GPU (1 on a CPU adapter)."""
+        return 1 if self.shapes.cpu else max(1, K // self.shapes.split_k_depth)
+
+    def matmul(self, name: str, K: int, N: int, out: str, **buffers) -> list:
+        """Y = out(X @ W + b) over the rows of a prefill run; a long K on a GPU runs split (partial
+        sums to `scratch`, then a pass that adds them), so it may be two dispatches."""
+        scratch = buffers.pop("scratch", None)
+        if self.shapes.cpu:  # matmul_rows: 64 column packs x 4 rows per workgroup
+            k = self._matmul_kernel("matmul_rows", K, N, out)
+            return [dispatch(name, k, lambda r: (cdiv(N // 4, 64), cdiv(r, 4), 1), **buffers)]
+        splits = self.split_k(K) if scratch is not None else 1
+        k = self._matmul_kernel("matmul_tiled", K, N, out, split_k=splits)
+        if splits == 1:
+            return [dispatch(name, k, lambda r: (cdiv(N, 64), cdiv(r, 64), 1), **buffers)]
+        y = buffers.pop("y")
+        total = self._matmul_kernel("matmul_split_k_sum", K, N, out, split_k=splits)
+        return [dispatch(name, k, lambda r: (cdiv(N, 64), cdiv(r, 64), splits), **buffers, y=scratch),
+                dispatch(name + "_sum", total, lambda r: (cdiv(N // 4, 64), r, 1), x=scratch,
+                         bias=buffers["bias"], y=y, step=buffers["step"])]
+
+    def gemv_cols4(self, N: int) -> int:
+        return self.shapes.gemv_cols4_narrow if N == self.C else self.shapes.gemv_cols4
+
+    def gemv_groups(self, N: int) -> int:
+        return self.groups(cdiv(N // 4, self.gemv_cols4(N)))
+
+    def gemv(self, name: str, K: int, N: int, out: str, *, ln_input=False, att_input=False, **buffers) -> Dispatch:
+        """y = out(x @ W + b) for one row, each weight read once (decode)."""
+        k = self._matmul_kernel("gemv", K, N, out, ln_input=ln_input, att_input=att_input)
+        return dispatch(name, k, (self.gemv_groups(N), 1, 1), **buffers)
+
+    # -------------------------------------------------------------------------- attention
+    def _attention_kernel(self, entry: str) -> Kernel:
+        return kernel("attention.wgsl", entry, self.weights, C=self.C, NH=self.NH, HD=self.HD, N_CTX=self.n_ctx,
+                      SCALE=1.0 / self.HD ** 0.5, ATT_GROUPS=self.groups(self.NH), ATT_SPLITS=self.att_splits)
+
+    def tiles_fit(self, workgroup_limit: int) -> bool:
+        return self._attention_kernel("attention_tiled").workgroup_bytes() <= workgroup_limit
+
+    def attention_prefill(self, tiled: bool, **buffers) -> Dispatch:
+        """Causal attention of a prefill run's rows against the cache."""
+        NH = self.NH
+        if self.shapes.cpu:  # one invocation per (row, head): see attention.wgsl
+            return dispatch("attention", self._attention_kernel("attention_rows"),
+                            lambda r: (cdiv(r * NH, 64), 1, 1), **buffers)
+        if tiled:  # flash-attention-style tiles of 16 rows
+            return dispatch("attention", self._attention_kernel("attention_tiled"),
+                            lambda r: (NH, cdiv(r, 16), 1), **buffers)
+        return dispatch("attention", self._attention_kernel("attention"), lambda r: (self.groups(NH), r, 1),
+                        **buffers)
+
+    def attention_decode(self, split: bool, **buffers) -> Dispatch:
+        """Attention of one row; `split` over blocks of ATT_BLOCK positions (merged by the next
+        projection as it reads them)."""
+        if split:
+            return dispatch("attention", self._attention_kernel("attention_split"), (self.NH, self.att_splits, 1),
+                            **buffers)
+        if self.shapes.cpu:
+            return dispatch("attention", self._attention_kernel("attention_rows"), (cdiv(self.NH, 64), 1, 1),
+                            **buffers)
+        return dispatch("attention", self._attention_kernel("attention"), (self.groups(self.NH), 1, 1), **buffers)
+
+    # -------------------------------------------------------------------------- head
+    def lm_head(self, row0: int, rows: int, **buffers) -> Dispatch:
+        """logits[row0 + v] = LayerNorm(last row of x) . table[v] for one split of the table."""
+        lanes = self.shapes.head_lanes
+        groups = self.groups(cdiv(rows, 256 // lanes))
+        k = kernel("lm_head.wgsl", "lm_head", self.weights, C=self.C, C4=self.C // 4, EPS=self.eps, ROW0=row0,
+                   ROWS=rows, HEAD_LANES=lanes, HEAD_GROUPS=groups)
+        return dispatch("ln_f+lm_head", k, (groups, 1, 1), **buffers)
+
+    def topk(self, vocab_size: int, step: str, logits: str, part: str, out: str) -> list:
+        """The k best logits, the log-sum-exp and the GPU's choice of the next token."""
+        groups = topk_groups(vocab_size)
+
+        def k(entry):
+            return kernel("topk.wgsl", entry, self.weights, V=vocab_size, GROUPS=groups)
+
+        if self.shapes.cpu:  # one invocation, no barriers: see topk.wgsl
+            return [dispatch("topk_serial", k("topk_serial"), (1, 1, 1), step=step, logits=logits, out=out)]
+        return [dispatch("topk_partial", k("topk_partial"), (groups, 1, 1), step=step, logits=logits, part=part),
+                dispatch("topk_merge", k("topk_merge"), (1, 1, 1), step=step, part=part, out=out)]

@@ -1,0 +1,310 @@
+"""A model graph (app/model.py) resident on the GPU: its buffers, weights, pipelines and KV cache,
+and the prefill / decode steps that run it.
+
+Buffers come from the graph's BufferPlan, pipelines from its Dispatch values (built once, bound by
+name), and each run replays a prepared dispatch list in one JS call (web/replay.js). A decode step
+writes one small Step buffer, replays the list and reads back the top candidates (a few hundred
+bytes), never the whole vocabulary's logits unless asked to.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from array import array
+from dataclasses import dataclass
+
+from .buffer_plan import BufferPlan
+from .contract import CHAIN_ID, KMAX, pack_step, topk_output_bytes, unpack_topk
+from .errors import ModelError
+from .gpu import COPY_DST, COPY_SRC, GPU, MAP_READ, STORAGE
+from .weights import as_memoryview, dtype_bytes, widen_to_f32
+
+BUFFER_USAGE = {"storage": STORAGE | COPY_DST, "storage_readable": STORAGE | COPY_DST | COPY_SRC,
+                "readback": MAP_READ | COPY_DST}
+
+
+@dataclass(frozen=True)
+class GpuChoice:
+    """How a step chooses, on the GPU, the token a chained step after it is fed (topk.wgsl
+    choose_token): top-k and top-p over its candidates at the step's temperature (<= 0: the best
+    candidate), and `draw`, the uniform number in [0, 1) the CPython sampler will draw for the same
+    choice. No repetition penalty: it can lift a token from outside the candidates."""
+
+    top_k: int = 0
+    top_p: float = 1.0
+    draw: float = 0.0
+
+
+GREEDY = GpuChoice()
+
+
+@dataclass
+class StepResult:
+    """What one prefill or decode step returns: the top-k candidates, best first."""
+
+    ids: list            # candidate token ids
+    logits: list         # their logits
+    max_logit: float     # M: log-sum-exp over the whole vocabulary is M / T + log(S)
+    sum_exp: float       # S = sum(exp((l - M) / T))
+    temperature: float   # T used for max_logit / sum_exp (1 when sampling greedily)
+    choice: int = -1     # the token the GPU chose (GpuChoice): what a chained step after it was fed
+    full_logits: array | None = None  # all logits (array('f')), only when asked for
+
+    def log_normalizer(self) -> float:
+        return self.max_logit / self.temperature + math.log(self.sum_exp)
+
+
+class GPUModel:
+    """A model graph on the GPU, with its KV cache. `tensors` maps the graph's tensor names to
+    objects with .dtype, .shape and .data (bytes-like, or a JS Uint8Array that goes to the GPU
+    without a copy through wasm). On failure every buffer made so far is freed."""
+
+    def __init__(self, gpu: GPU, graph, tensors: dict):
+        self.gpu, self.graph = gpu, graph
+        self.cfg = graph.cfg
+        self.n_ctx, self.chunk = graph.n_ctx, graph.chunk
+        self.weight_dtype = graph.dtype
+        self.notices = list(graph.notices)
+        self.plan = BufferPlan.of(graph)
+        self.pos = 0  # tokens currently in the KV cache
+        self.last_readback_bytes = 0
+        self.allocated: dict = {}  # label -> GPU buffer, in plan order
+        self._inflight: list = []  # submitted steps not read back yet (submit_decode)
+        self._next_staging = 0
+        try:
+            for spec in self.plan.buffers:
+                self.allocated[spec.label] = gpu.buffer(spec.nbytes, BUFFER_USAGE[spec.usage], spec.label)
+            for w in graph.weights:
+                self._upload(w, tensors)
+            gpu.check()
+            self._build()
+        except BaseException:
+            self.free()
+            raise
+
+    # ------------------------------------------------------------------------ weights
+    def _upload(self, w, tensors: dict) -> None:
+        """Rows [row0, row0 + rows) of each source tensor, one after the other, widened to f32 where
+        the GPU keeps another dtype than the file."""
+        buf = self.allocated[w.label]
+        offset = 0
+        for name in w.sources:
+            t = tensors[name]
+            cols = t.shape[-1] if t.shape else 1
+            rows = w.rows if len(w.sources) == 1 else (t.shape[0] if len(t.shape) == 2 else 1)
+            src_row_bytes = cols * dtype_bytes(t.dtype)
+            start, nbytes = w.row0 * src_row_bytes, rows * src_row_bytes
+            if t.dtype == w.dtype and not isinstance(t.data, (bytes, bytearray, memoryview)):
+                self.gpu.write_js(buf, offset, t.data, start, nbytes)  # JS Uint8Array: never via wasm
+            else:
+                raw = t.data if isinstance(t.data, (bytes, bytearray, memoryview)) else t.data.to_bytes()
+                raw = as_memoryview(raw)[start:start + nbytes]
+                self.gpu.write(buf, raw if t.dtype == w.dtype else widen_to_f32(raw, t.dtype), offset)
+            offset += rows * cols * dtype_bytes(w.dtype)
+
+    # ------------------------------------------------------------------------ pipelines
+    def _build(self) -> None:
+        gpu, graph = self.gpu, self.graph
+        ro = "unused read binding"
+        pipelines, groups = {}, {}
+
+        def prepared(d):
+            k = d.kernel
+            if k not in pipelines:
+                pipelines[k] = gpu.pipeline(gpu.shader_module(k.source(), k.shader), k.entry, k.label)
+            key = (k, d.bind)
+            if key not in groups:
+                bound = dict(d.bind)
+                entries, writable_dummies = {}, 0
+                for name, b in sorted(k.bindings().items(), key=lambda item: item[1].index):
+                    if name in bound:
+                        entries[b.index] = self.allocated[bound[name]]
+                    elif b.writable:
+                        entries[b.index] = self.allocated[f"unused write binding {writable_dummies}"]
+                        writable_dummies += 1
+                    else:
+                        entries[b.index] = self.allocated[ro]
+                groups[key] = gpu.bind_group(pipelines[k], entries, f"{d.name} {k.label}")
+            return pipelines[k], groups[key]
+
+        self.prefill_names = [d.name for d in graph.prefill + graph.tail]
+        self.decode_names = [d.name for d in graph.decode + graph.tail]
+        self.prefill_plan = gpu.plan([prepared(d) for d in graph.prefill + graph.tail])
+        self.decode_plan = gpu.plan([prepared(d) for d in graph.decode + graph.tail])
+        self._tail_counts = [c for d in graph.tail for c in d.counts()]
+        self._decode_counts = [c for d in graph.decode for c in d.counts()] + self._tail_counts
+        self._decode_counts_js = None
+        self.dispatches_per_decode_step = graph.dispatches_per_decode_step
+        self.stagings = [self.allocated["topk readback 0"], self.allocated["topk readback 1"]]
+        gpu.check()
+
+    def prefill_counts(self, rows: int, last: bool = True) -> list:
+        """Workgroup counts of a prefill run of `rows` rows (the head and top-k only on the last)."""
+        counts = [c for d in self.graph.prefill for c in d.counts(rows)]
+        return counts + (self._tail_counts if last else [0] * len(self._tail_counts))
+
+    def decode_counts(self) -> list:
+        return list(self._decode_counts)
+
+    # ------------------------------------------------------------------------ running
+    def reset(self):
+        """Forget the sequence: the next prefill starts at position 0."""
+        self.pos = 0
+
+    def write_step(self, ids, pos0: int, k: int, temperature: float, choice: GpuChoice = GREEDY) -> None:
+        self.gpu.write(self.allocated["step"], pack_step(ids, pos0, k, temperature, choice.top_k, choice.top_p,
+                                                         choice.draw))
+
+    async def warm_up(self) -> float:
+        """Run one prefill row and one decode step, then forget them; returns the seconds taken.
+
+        Browsers compile pipelines lazily, on their first dispatch: on SwiftShader that takes tens
+        of seconds for a GPT-2. Paying it here, while the load progress says "compiling", keeps it
+        out of the first generation's time to first token and checks every kernel once."""
+        t0 = time.perf_counter()
+        self.reset()
+        await self.prefill([0], k=1)
+        await self.decode_step(0, k=1)
+        self.reset()
+        return time.perf_counter() - t0
+
+    def _check_ids(self, ids):
+        V = self.cfg.vocab_size
+        for i in ids:
+            if not (isinstance(i, int) and 0 <= i < V):
+                raise ModelError(f"token id {i!r} is outside the vocabulary (0..{V - 1})")
+
+    async def prefill(self, ids, k: int = 1, temperature: float = 0.0, full_logits: bool = False,
+                      should_stop=None, choice: GpuChoice = GREEDY) -> StepResult | None:
+        """Run the prompt `ids` (appended after what the cache holds) and return the candidates
+        for the next token. Returns None if `should_stop()` turned true between chunks."""
+        await self.drain()
+        ids = list(ids)
+        if not ids:
+            raise ModelError("prefill needs at least one token")
+        self._check_ids(ids)
+        if self.pos + len(ids) > self.n_ctx:
+            raise ModelError(f"{self.pos + len(ids)} tokens do not fit the context of {self.n_ctx}")
+        for start in range(0, len(ids), self.chunk):
+            piece = ids[start:start + self.chunk]
+            last = start + self.chunk >= len(ids)
+            self.write_step(piece, self.pos, k, temperature, choice)
+            encoder = self.gpu.device.createCommandEncoder()
+            self.gpu.encode(self.prefill_plan, self.prefill_counts(len(piece), last), encoder)
+            self.pos += len(piece)
+            if last:
+                return await self.collect(self._submit_readback(encoder, k, temperature, full_logits))
+            self.gpu.submit(encoder)
+            await self.gpu.queue.onSubmittedWorkDone()  # lets Stop and the page in between chunks
+            self.gpu.check()
+            if should_stop is not None and should_stop():
+                return None
+        return None
+
+    async def decode_step(self, token: int, k: int = 1, temperature: float = 0.0,
+                          full_logits: bool = False, choice: GpuChoice = GREEDY) -> StepResult:
+        """Append one token at position `pos` and return the candidates for the next one."""
+        await self.drain()  # a step left in flight by an abandoned chained generation
+        return await self.collect(self.submit_decode(token, k, temperature, full_logits, choice))
+
+    def submit_decode(self, token: int | None, k: int = 1, temperature: float = 0.0, full_logits: bool = False,
+                      choice: GpuChoice = GREEDY, pass_descriptor=None):
+        """Submit one decode step without waiting for it; `collect` reads its result.
+
+        token None chains decoding on the GPU: the step's input is the token the step submitted
+        just before it chose (its `choice`, StepResult.choice), which the embedding reads from the
+        top-k output, so the next step can be queued before Python has seen the previous one's
+        result (its round trip hidden behind the GPU's work). Whoever chains must check, once the
+        previous result is read, that the token it takes is that choice (generate.py does), and
+        `rollback` a step it does not keep. `pass_descriptor`: see GPU.encode (app/bench.py's
+        timestamps)."""
+        if token is not None:
+            self._check_ids([token])
+        elif not self._inflight:
+            raise ModelError("a chained decode step needs a step submitted before it")
+        if self.pos + 1 > self.n_ctx:
+            raise ModelError(f"the context of {self.n_ctx} tokens is full")
+        self.write_step([CHAIN_ID if token is None else token], self.pos, k, temperature, choice)
+        if self._decode_counts_js is None:
+            from pyodide.ffi import to_js  # noqa: PLC0415 - only in Pyodide
+
+            self._decode_counts_js = to_js(self._decode_counts)
+        encoder = self.gpu.device.createCommandEncoder()
+        self.gpu.encode(self.decode_plan, self._decode_counts_js, encoder, pass_descriptor)
+        handle = self._submit_readback(encoder, k, temperature, full_logits)
+        self.pos += 1
+        return handle
+
+    def _submit_readback(self, encoder, k: int, temperature: float, full_logits: bool):
+        """Copy the top-k output (and all logits, if asked) to a read-back buffer at the end of
+        `encoder`, submit it, and return the handle `collect` takes."""
+        if len(self._inflight) >= len(self.stagings):
+            raise ModelError("read the oldest step back (collect) before submitting another")
+        if full_logits and self._inflight:
+            raise ModelError("a step that reads every logit must be the only one in flight")
+        k = max(1, min(int(k), KMAX))
+        staging = self.stagings[self._next_staging]
+        self._next_staging = (self._next_staging + 1) % len(self.stagings)
+        encoder.copyBufferToBuffer(self.allocated["topk out"], 0, staging, 0, topk_output_bytes(k))
+        if full_logits:
+            encoder.copyBufferToBuffer(self.allocated["logits"], 0, self.allocated["logits readback"], 0,
+                                       self.cfg.vocab_size * 4)
+        self.gpu.submit(encoder)
+        handle = (staging, k, temperature, full_logits)
+        self._inflight.append(handle)
+        return handle
+
+    async def collect(self, handle) -> StepResult:
+        """Wait for a submitted step (the oldest in flight) and return its candidates."""
+        if not self._inflight or self._inflight[0] is not handle:
+            raise ModelError("decode steps are read back in the order they were submitted")
+        self._inflight.pop(0)
+        staging, k, temperature, full_logits = handle
+        nbytes = topk_output_bytes(k)
+        self.last_readback_bytes = nbytes
+        await self.gpu.map_read(staging)
+        raw = staging.getMappedRange(0, nbytes).to_bytes()
+        staging.unmap()
+        self.gpu.check()
+        choice, ids, logits, max_logit, sum_exp = unpack_topk(raw, k)
+        result = StepResult(ids=ids, logits=logits, max_logit=max_logit, sum_exp=sum_exp,
+                            temperature=temperature if temperature > 0 else 1.0, choice=choice)
+        if full_logits:
+            V = self.cfg.vocab_size
+            self.last_readback_bytes += V * 4
+            readback = self.allocated["logits readback"]
+            await self.gpu.map_read(readback)
+            result.full_logits = array("f", readback.getMappedRange(0, V * 4).to_bytes())
+            readback.unmap()
+        return result
+
+    @property
+    def in_flight(self) -> int:
+        """Steps submitted and not read back yet."""
+        return len(self._inflight)
+
+    def rollback(self, steps: int = 1):
+        """Forget the last `steps` positions (a chained step that was not kept): the next step
+        overwrites their KV-cache entries."""
+        self.pos = max(0, self.pos - steps)
+
+    async def drain(self):
+        """Read back and drop every decode step still in flight (after a Stop, a stop string...)."""
+        while self._inflight:
+            try:
+                await self.collect(self._inflight[0])
+            except Exception:  # noqa: BLE001 - a lost device: nothing left to read
+                self._inflight.clear()
+
+    # ------------------------------------------------------------------------ housekeeping
+    def gpu_bytes(self) -> int:
+        return sum(int(b.size) for b in self.allocated.values())
+
+    def free(self):
+        for buf in self.allocated.values():
+            try:
+                self.gpu.free(buf)
+            except Exception:  # noqa: BLE001 - free the rest regardless (a lost device may refuse)
+                pass
+        self.allocated = {}

@@ -1,0 +1,72 @@
+"""Kernel shapes: how the kernels are laid out on one adapter, chosen once per device.
+
+A GPU wants many workgroups and reductions through workgroup memory; a CPU adapter (SwiftShader,
+or any software fallback) runs workgroups on a few threads, where each extra workgroup and barrier
+costs far more than a serial loop, so it gets barrier-free variants and a few workgroups that stride
+over the work (see the shaders' headers). The value is frozen and handed to the model graph and the
+buffer plan; benchmarks pass overrides (tools/bench.py --tuning) instead of editing globals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+
+from .errors import InputError
+
+
+@dataclass(frozen=True)
+class KernelShapes:
+    cpu: bool                    # barrier-free CPU-adapter kernels
+    gemv_cols4: int              # GEMV column packs (4 columns) per workgroup, a power of two
+    gemv_cols4_narrow: int       # the same for projections with N = n_embd
+    head_lanes: int              # LM-head invocations per vocabulary row (1: no reduction)
+    cpu_groups: int              # workgroups per decode dispatch on a CPU adapter
+    prefill_chunk: int           # prompt rows per prefill run (Stop is checked between runs)
+    split_k_depth: int           # k per split of a long prefill projection (GPU)
+    split_attention: bool        # decode attention split over blocks of ATT_BLOCK positions (GPU)
+    tiled_attention: bool        # flash-attention-style prefill where the tiles fit (GPU)
+
+    @classmethod
+    def for_adapter(cls, is_cpu: bool, overrides: dict | None = None) -> "KernelShapes":
+        """The default shapes for a CPU adapter or a GPU, with `overrides` ({field: value}; also
+        the older spellings no_split_attention / no_tiled_attention) applied."""
+        overrides = dict(overrides or {})
+        cpu = bool(overrides.pop("cpu", is_cpu))
+        if cpu:
+            # One invocation per column pack (no reduction, no barrier); a prefill chunk of 128
+            # keeps Stop responsive at SwiftShader's speed.
+            shapes = cls(cpu=True, gemv_cols4=256, gemv_cols4_narrow=256, head_lanes=1, cpu_groups=4,
+                         prefill_chunk=128, split_k_depth=768, split_attention=False, tiled_attention=False)
+        else:
+            # H200, 117M f16, profile of a decode step at context 128: the 12 K=3072 -> 768
+            # projections took 0.39-0.43 ms with 4 packs per workgroup, 0.25-0.27 with 2, 0.17-0.20
+            # with 1 (earlier on an H100, 16 packs cost 2.7x what 4 did). A 512-row prefill chunk
+            # gives fewer round trips and enough output tiles to fill the chip; split K at ~768
+            # deep (the 3072-deep MLP projection ran 2.5 of 8.4 ms of a 512-row prefill as one
+            # serial loop per tile).
+            shapes = cls(cpu=False, gemv_cols4=2, gemv_cols4_narrow=1, head_lanes=8, cpu_groups=4,
+                         prefill_chunk=512, split_k_depth=768, split_attention=True, tiled_attention=True)
+        for old, new in (("no_split_attention", "split_attention"), ("no_tiled_attention", "tiled_attention")):
+            if old in overrides:
+                overrides[new] = not overrides.pop(old)
+        if "gemv_cols4" in overrides and "gemv_cols4_narrow" not in overrides and cpu:
+            overrides["gemv_cols4_narrow"] = overrides["gemv_cols4"]
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise InputError(f"unknown kernel-shape override(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        return replace(shapes, **overrides).checked()
+
+    def checked(self) -> "KernelShapes":
+        for name in ("gemv_cols4", "gemv_cols4_narrow", "head_lanes"):
+            value = getattr(self, name)
+            if not (isinstance(value, int) and 1 <= value <= 256 and value & (value - 1) == 0):
+                raise InputError(f"kernel shape {name} must be a power of two from 1 to 256, got {value!r}")
+        for name in ("cpu_groups", "prefill_chunk", "split_k_depth"):
+            value = getattr(self, name)
+            if not (isinstance(value, int) and value >= 1):
+                raise InputError(f"kernel shape {name} must be a positive integer, got {value!r}")
+        return self
+
+    def as_dict(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,522 @@
+"""Where a model's files come from: a folder of the site, any URL, a Hugging Face Hub id, or files
+the user picked. Each source answers the same questions (text of a small file, the first bytes of
+a big one, a byte range, the whole file with progress) so the load pipeline (app/loader.py) does not
+care which it has.
+
+    'weights/shakespeare-char/'      a folder served with the site (relative to the page)
+    './models/x/', '/models/x/'      any other folder on the site's server
+    'https://host/path/to/folder/'   a base URL (the server must allow CORS)
+    'openai-community/gpt2'          a Hugging Face Hub id -> https://huggingface.co/<id>/resolve/main/
+                                     (also https://huggingface.co/<id> and .../tree/main pages)
+    files=[{path, file}, ...]        a folder the user picked or dropped: JS File objects with their
+                                     relative paths.
+
+UrlSource reads through web/fetch.js and keeps every file of a model loaded over HTTP in the
+browser's Cache Storage ('pywebgpt-models-v1', complete and size-checked files only) with a manifest
+`<base>.pywebgpt-manifest.json` written after a successful load; the next load of the same
+reference reads everything from the cache without a single network request. `cache`: True
+(default), 'refresh' (download again and replace) or False. A full quota is a notice, not a
+failure. Cached files are kept until cleared (app/model_cache.py).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import js
+from pyodide.ffi import create_proxy, to_js
+
+from .errors import LoadCancelled, LoadError
+from .gpu import is_null
+from .load_job import LoadJob
+
+HUB = "https://huggingface.co"
+CONFIG = "config.json"
+WEIGHTS = "model.safetensors"
+INDEX = "model.safetensors.index.json"
+MANIFEST = ".pywebgpt-manifest.json"
+PROGRESS_EVERY_MS = 100
+
+
+# ------------------------------------------------------------------------------------ references
+
+
+def resolve_reference(ref: str, base_url: str = "", hub: str | None = None) -> str:
+    """Turn a model reference into a base URL ending in '/'.
+
+    'weights/shakespeare-char/' (relative to the page), 'https://host/path/', or a Hub id such
+    as 'openai-community/gpt2' (-> https://huggingface.co/openai-community/gpt2/resolve/main/).
+    `hub` replaces https://huggingface.co (a mirror, or the test server imitating the Hub).
+    """
+    hub = (hub or HUB).rstrip("/")
+    ref = str(ref).strip()
+    if not ref:
+        raise LoadError("no model given: pass a folder, a URL or a Hugging Face id such as openai-community/gpt2",
+                        "input")
+    page = re.match(r"^https://(?:www\.)?huggingface\.co/([\w.-]+/[\w.-]+)(?:/(?:tree|blob)/([\w.-]+))?/?$", ref)
+    if page:  # a model's web page, not its files
+        url = f"{HUB}/{page.group(1)}/resolve/{page.group(2) or 'main'}/"
+    elif ref.startswith(("http://", "https://")):
+        url = ref
+    elif ref.startswith(("./", "/", "../")) or ref.startswith("weights/") or ref.endswith("/"):
+        url = ref
+    elif ref.count("/") == 1 and all(re.fullmatch(r"[\w][\w.-]*", part) for part in ref.split("/")):
+        url = f"{hub}/{ref}/resolve/main/"
+    else:
+        url = ref
+    if base_url and not url.startswith(("http://", "https://")):
+        url = str(js.URL.new(url, base_url).href)
+    return url if url.endswith("/") else url + "/"
+
+
+def hub_id(base: str, hub: str | None = None) -> str | None:
+    """'https://huggingface.co/org/name/resolve/main/' -> 'org/name' (None for other URLs)."""
+    for root in {HUB, (hub or HUB).rstrip("/")}:
+        m = re.match(re.escape(root) + r"/([\w.-]+/[\w.-]+)/resolve/[\w.-]+/$", base)
+        if m:
+            return m.group(1)
+    return None
+
+
+# ------------------------------------------------------------------------------------ helpers
+
+
+def _fetch_js():
+    helper = getattr(js.globalThis, "pywebgptFetch", None)
+    if helper is None or is_null(helper):
+        raise LoadError("web/fetch.js is not loaded: add <script src=\"web/fetch.js\"></script> before web/api.js",
+                        "input")
+    return helper
+
+
+def _get(obj, name: str, default=None):
+    """A property of a JS result object; missing, undefined and null give `default`."""
+    try:
+        value = getattr(obj, name)
+    except AttributeError:
+        return default
+    if value is None or is_null(value):
+        return default
+    return value
+
+
+def _mb(n) -> str:
+    if n is None:
+        return "?"
+    if n >= 1e9:
+        return f"{n / 1e9:.2f} GB"
+    if n >= 1e6:
+        return f"{n / 1e6:.1f} MB"
+    if n >= 1e3:
+        return f"{n / 1e3:.1f} kB"
+    return f"{n} bytes"
+
+
+def looks_like_html(head) -> bool:
+    text = bytes(head[:512]).lstrip().lower()
+    return text.startswith((b"<!doctype", b"<html", b"<head", b"<body", b"<?xml", b"<!--"))
+
+
+def _html_error(name: str, where: str) -> LoadError:
+    return LoadError(
+        f"{name}: the server sent a web page (HTML) instead of the file at {where}: the address is "
+        f"probably wrong (some hosts answer a missing file with a page and status 200)", "http")
+
+
+class _Probe:
+    def __init__(self, head: bytes, size: int | None, from_cache: bool = False, etag: str | None = None):
+        self.head, self.size, self.from_cache, self.etag = head, size, from_cache, etag
+
+
+class UrlSource:
+    """Files under a base URL: fetch() through web/fetch.js, and the browser's Cache Storage."""
+
+    kind = "url"
+
+    def __init__(self, base: str, job: LoadJob, cache=True):
+        self.base = base
+        self.job = job
+        self.F = _fetch_js()
+        available = bool(self.F.cacheAvailable())
+        self.cache_write = available and cache not in (False, "off", None)
+        self.cache_read = self.cache_write and cache != "refresh"
+        self.manifest: dict | None = None   # name -> size, from a complete earlier load
+        self.seen: dict = {}                # name -> size of every file this load used
+        self.etags: dict = {}
+        self.notices: list = []
+        self.from_cache: set = set()
+        self.cache_failed = False
+        if not available and cache not in (False, "off", None) and not is_null(getattr(js.globalThis, "document", None)):
+            self.notices.append("the browser cache (Cache Storage) is not available on this page (a page served over "
+                                "plain http from another machine is not a secure context), so the model will be "
+                                "downloaded again next time")
+
+    @property
+    def label(self) -> str:
+        return self.base
+
+    def url(self, name: str) -> str:
+        return self.base + name
+
+    async def start(self) -> None:
+        if not self.cache_read:
+            return
+        r = await self.F.cacheText(self.url(MANIFEST))
+        text = _get(r, "text")
+        if text is None:
+            return
+        try:
+            manifest = json.loads(str(text))
+            files = manifest["files"]
+            if isinstance(files, dict) and all(isinstance(v, int) for v in files.values()):
+                self.manifest = files
+                self.stored = manifest.get("stored")
+        except (ValueError, KeyError, TypeError):
+            self.manifest = None
+
+    def known_absent(self, name: str) -> bool:
+        return self.manifest is not None and name not in self.manifest
+
+    # -- errors
+    def _http_error(self, name: str, r, optional: bool):
+        status = int(_get(r, "status", 0))
+        url = self.url(name)
+        if status == 404 and optional:
+            return None
+        detail = str(_get(r, "errorMessage", "") or "")
+        reason = f"HTTP {status} {_get(r, 'statusText', '') or ''}".strip()
+        if status == 404:
+            hint = ""
+            if name == CONFIG:
+                hint = (". A model folder needs config.json, model.safetensors and tokenizer files: is the "
+                        "address right?")
+            raise LoadError(f"{name}: not found ({reason}) at {url}{hint}", "http")
+        if status in (401, 403):
+            raise LoadError(f"{name}: access denied ({reason}) at {url}: the model does not exist, or it is "
+                            f"private or gated and the page cannot send credentials (download it and load the "
+                            f"folder instead)", "http")
+        if status == 416:
+            raise LoadError(f"{name}: the file is empty (HTTP 416 for a request of its first bytes) at {url}",
+                            "format")
+        extra = f": {detail}" if detail else ""
+        raise LoadError(f"{name}: the server answered {reason}{extra} for {url}", "http")
+
+    def _network_error(self, name: str, r):
+        kind = str(_get(r, "error", "network"))
+        if kind == "abort" or self.job.cancelled:
+            raise LoadCancelled()
+        if kind == "memory":
+            raise LoadError(f"{name}: not enough memory in this tab to hold the file ({_get(r, 'message', '')})",
+                            "memory")
+        url = self.url(name)
+        raise LoadError(
+            f"{name}: could not fetch {url} ({_get(r, 'message', 'network error')}). Check the address and the "
+            f"connection; a server on another origin must allow cross-origin requests (CORS headers)", "network")
+
+    def _count(self, n_bytes: int = 0) -> None:
+        self.job.stats["requests"] += 1
+        self.job.stats["network_bytes"] += n_bytes
+
+    # -- small files
+    async def text(self, name: str, optional: bool = False) -> str | None:
+        if self.known_absent(name):
+            return None
+        url = self.url(name)
+        if self.cache_read and self.manifest is not None:
+            r = await self.F.cacheText(url)
+            text = _get(r, "text")
+            if text is not None:
+                text = str(text)
+                self.seen[name] = len(text.encode("utf-8"))
+                self.from_cache.add(name)
+                self.job.stats["cache_bytes"] += self.seen[name]
+                return text
+        r = await self.F.get(url, self.job.signal, True)
+        self._count()
+        if _get(r, "error") is not None:
+            self._network_error(name, r)
+        if not _get(r, "ok", False):
+            return self._http_error(name, r, optional)
+        text = str(_get(r, "text", ""))
+        self.job.stats["network_bytes"] += len(text)
+        if looks_like_html(text[:512].encode("utf-8", "replace")):
+            if optional:
+                self.notices.append(f"{name}: the server sent a web page instead of the file; treated as missing")
+                return None
+            raise _html_error(name, url)
+        raw = text.encode("utf-8")
+        self.seen[name] = len(raw)
+        await self.store(name, text, len(raw), None)
+        return text
+
+    # -- weights
+    async def probe(self, name: str, n: int, optional: bool = False) -> _Probe | None:
+        if self.known_absent(name):
+            return None
+        url = self.url(name)
+        if self.cache_read:
+            info = await self.F.cacheInfo(url)
+            size = _get(info, "size")
+            if size is not None and _get(info, "error") is None:
+                r = await self.F.cachePrefix(url, n)
+                if _get(r, "bytes") is not None:
+                    return _Probe(_get(r, "bytes").to_bytes(), int(size), True, _get(info, "etag"))
+        r = await self.F.probe(url, n, self.job.signal)
+        self._count()
+        if _get(r, "error") is not None:
+            self._network_error(name, r)
+        if not _get(r, "ok", False):
+            return self._http_error(name, r, optional)
+        head = _get(r, "bytes").to_bytes()
+        self.job.stats["network_bytes"] += len(head)
+        size = self._size_of(r, len(head), n)
+        etag = _get(r, "etag")
+        if etag:
+            self.etags[name] = str(etag)
+        return _Probe(head, size, False, etag)
+
+    @staticmethod
+    def _size_of(r, got: int, asked: int) -> int | None:
+        """The whole file's size from a probe response, when the headers tell it."""
+        status = int(_get(r, "status", 0))
+        if status == 206:
+            m = re.match(r"^\s*bytes\s+\d+-\d+/(\d+)\s*$", str(_get(r, "contentRange", "") or ""))
+            if m:
+                return int(m.group(1))
+        elif status == 200 and not _get(r, "contentEncoding"):
+            length = _get(r, "contentLength")
+            if length is not None and str(length).isdigit():
+                return int(str(length))
+        return got if got < asked else None  # a short answer is the whole file
+
+    async def read_range(self, name: str, start: int, end: int) -> bytes:
+        url = self.url(name)
+        if self.cache_read:
+            r = await self.F.cachePrefix(url, end + 1)
+            if _get(r, "bytes") is not None:
+                return _get(r, "bytes").to_bytes()[start:end + 1]
+        r = await self.F.range(url, start, end, self.job.signal)
+        self._count()
+        if _get(r, "error") is not None:
+            self._network_error(name, r)
+        if not _get(r, "ok", False):
+            self._http_error(name, r, False)
+        data = _get(r, "bytes").to_bytes()
+        self.job.stats["network_bytes"] += len(data)
+        return data
+
+    async def read(self, name: str, size: int | None):
+        """The whole file as a JS Uint8Array, with progress. -> (array, from_cache)"""
+        url = self.url(name)
+        job = self.job
+        started = time.perf_counter()
+        state = {"from_cache": False}
+
+        def progress(loaded):
+            job.emit("download", name, int(loaded), size, state["from_cache"], started)
+
+        proxy = create_proxy(progress)
+        try:
+            if self.cache_read:
+                state["from_cache"] = True
+                r = await self.F.cacheRead(url, job.signal, proxy, PROGRESS_EVERY_MS)
+                if _get(r, "error") == "abort" or job.cancelled:
+                    raise LoadCancelled()
+                data = _get(r, "bytes")
+                if data is not None and (size is None or int(data.length) == size):
+                    self.from_cache.add(name)
+                    job.stats["cache_bytes"] += int(data.length)
+                    return data, True
+                if data is not None:  # a stale or damaged entry: forget it, download again
+                    self.F.released(int(data.length))
+                    await self.F.cacheDelete(to_js([url]))
+                state["from_cache"] = False
+                started = time.perf_counter()
+            r = await self.F.download(url, size, job.signal, proxy, PROGRESS_EVERY_MS)
+        finally:
+            proxy.destroy()
+        self._count(int(_get(r, "loaded", 0) or 0))
+        kind = _get(r, "error")
+        if kind is not None:
+            loaded = int(_get(r, "loaded", 0) or 0)
+            if kind == "size":
+                raise LoadError(f"{name}: the server sent more than the {_mb(size)} the file has; the file changed "
+                                f"while loading? Try again", "network")
+            if kind in ("abort",) or job.cancelled:
+                raise LoadCancelled()
+            if kind == "network" and loaded:
+                raise LoadError(f"{name}: the download broke off after {_mb(loaded)} of {_mb(size)} "
+                                f"({_get(r, 'message', 'network error')}); try again", "network")
+            self._network_error(name, r)
+        if not _get(r, "ok", False):
+            self._http_error(name, r, False)
+        data = _get(r, "bytes")
+        got = int(data.length)
+        if size is not None and got != size:
+            self.F.released(got)
+            raise LoadError(f"{name}: the download ended after {_mb(got)} but the file has {_mb(size)} "
+                            f"(connection closed early?); try again", "network")
+        etag = _get(r, "etag")
+        if etag:
+            self.etags[name] = str(etag)
+        return data, False
+
+    # -- cache
+    async def store(self, name: str, data, size: int, etag) -> None:
+        """Put one complete, size-checked file in Cache Storage; a full quota turns caching off."""
+        if not self.cache_write or self.cache_failed:
+            return
+        job = self.job
+        job.emit("cache", name, 0, size)
+        r = await self.F.cachePut(self.url(name), data, size, etag)
+        kind = _get(r, "error")
+        if kind is None:
+            return
+        self.cache_failed = True
+        if kind == "quota":
+            self.notices.append(
+                f"{name}: not cached: the browser's storage quota is full ({_get(r, 'message', '')}). The model "
+                f"loaded, but it will be downloaded again next time; free space with pywebgpt.clearCache()")
+        else:
+            self.notices.append(f"{name}: not cached ({_get(r, 'name', '')}: {_get(r, 'message', '')}); the model "
+                                f"loaded, but will be downloaded again next time")
+
+    async def finish(self) -> None:
+        """After a successful load: write the manifest that makes the next load network-free."""
+        if not self.cache_write or self.cache_failed or self.manifest is not None and set(self.seen) <= set(
+                self.from_cache):
+            return
+        manifest = json.dumps({"files": self.seen, "stored": js.Date.new().toISOString(), "base": self.base})
+        r = await self.F.cachePut(self.url(MANIFEST), manifest, len(manifest), None)
+        if _get(r, "error") is not None:
+            self.notices.append(f"the model was not cached ({_get(r, 'message', '')})")
+
+
+class FileSource:
+    """Files the user picked (directory picker, file picker or drag and drop): [(path, File)]."""
+
+    kind = "files"
+
+    def __init__(self, entries: list, job: LoadJob):
+        self.job = job
+        self.F = _fetch_js()
+        self.notices: list = []
+        self.from_cache: set = set()
+        self.seen: dict = {}
+        if not entries:
+            raise LoadError("no files were picked: pick a model folder (config.json, model.safetensors and "
+                            "tokenizer files)", "input")
+        folders: dict = {}
+        for path, file in entries:
+            parts = [p for p in str(path).replace("\\", "/").split("/") if p]
+            if not parts:
+                continue
+            folder = "/".join(parts[:-1])
+            folders.setdefault(folder, {})[parts[-1]] = file
+        with_config = sorted((f for f, names in folders.items() if CONFIG in names), key=lambda f: (f.count("/"), f))
+        if not with_config:
+            names = sorted(f"{folder}/{n}" if folder else n for folder, names in folders.items() for n in names)
+            shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+            raise LoadError(f"none of the {len(names)} picked files is config.json (got {shown}): pick a model "
+                            f"folder with config.json, model.safetensors and tokenizer files", "input")
+        if len(with_config) > 1:
+            shown = ", ".join((f or ".") + "/" for f in with_config[:6])
+            raise LoadError(f"the picked files hold {len(with_config)} model folders ({shown}): pick one of them",
+                            "input")
+        self.folder = with_config[0]
+        self.files = folders[self.folder]
+        if any(name in self.files for name in ("pytorch_model.bin", "ckpt.pt")) and WEIGHTS not in self.files \
+                and INDEX not in self.files:
+            raise LoadError("the picked folder has PyTorch pickle weights (pytorch_model.bin or ckpt.pt), which a "
+                            "browser cannot read safely: convert them with `python tools/convert.py SRC OUT_DIR`",
+                            "format")
+
+    @property
+    def label(self) -> str:
+        return f"picked folder {self.folder or '.'}/"
+
+    def names(self) -> set:
+        return set(self.files)
+
+    def known_absent(self, name: str) -> bool:
+        return name not in self.files
+
+    def _read_error(self, name: str, r):
+        kind = str(_get(r, "error", "read"))
+        if kind == "abort" or self.job.cancelled:
+            raise LoadCancelled()
+        if kind == "memory":
+            raise LoadError(f"{name}: not enough memory in this tab to hold the file", "memory")
+        raise LoadError(f"{name}: could not read the picked file ({_get(r, 'message', '')}); pick the folder again",
+                        "input")
+
+    async def text(self, name: str, optional: bool = False) -> str | None:
+        file = self.files.get(name)
+        if file is None:
+            if optional:
+                return None
+            raise LoadError(f"{name}: not among the picked files of {self.label}", "input")
+        r = await self.F.fileText(file)
+        if _get(r, "error") is not None:
+            self._read_error(name, r)
+        text = str(_get(r, "text", ""))
+        self.seen[name] = int(file.size)
+        return text
+
+    async def probe(self, name: str, n: int, optional: bool = False) -> _Probe | None:
+        file = self.files.get(name)
+        if file is None:
+            if optional:
+                return None
+            raise LoadError(f"{name}: not among the picked files of {self.label}", "input")
+        r = await self.F.filePrefix(file, n)
+        if _get(r, "error") is not None:
+            self._read_error(name, r)
+        return _Probe(_get(r, "bytes").to_bytes(), int(file.size))
+
+    async def read_range(self, name: str, start: int, end: int) -> bytes:
+        r = await self.F.filePrefix(self.files[name], end + 1)
+        if _get(r, "error") is not None:
+            self._read_error(name, r)
+        return _get(r, "bytes").to_bytes()[start:end + 1]
+
+    async def read(self, name: str, size: int | None):
+        job = self.job
+        started = time.perf_counter()
+        proxy = create_proxy(lambda loaded: job.emit("download", name, int(loaded), size, False, started))
+        try:
+            r = await self.F.fileRead(self.files[name], job.signal, proxy, PROGRESS_EVERY_MS)
+        finally:
+            proxy.destroy()
+        if _get(r, "error") is not None:
+            self._read_error(name, r)
+        data = _get(r, "bytes")
+        if size is not None and int(data.length) != size:
+            raise LoadError(f"{name}: the file changed while it was read ({_mb(int(data.length))}, expected "
+                            f"{_mb(size)}); pick it again", "input")
+        self.seen[name] = int(data.length)
+        return data, False
+
+    async def start(self) -> None:
+        return None
+
+    async def store(self, name, data, size, etag) -> None:
+        return None
+
+    async def finish(self) -> None:
+        return None
+
+
+def make_source(ref, files, base_url: str, job: LoadJob, cache, hub):
+    if files is not None and not is_null(files):
+        entries = []
+        for item in files:
+            path = _get(item, "path")
+            file = _get(item, "file")
+            if file is None:  # a bare File
+                file, path = item, _get(item, "webkitRelativePath") or _get(item, "name")
+            entries.append((str(path or _get(file, "name", "")), file))
+        return FileSource(entries, job)
+    return UrlSource(resolve_reference(ref, base_url, hub), job, cache)
