@@ -318,6 +318,31 @@ def test_gpu_kernel_shapes_give_the_reference_tokens(page, models):
         page.loaded = None
 
 
+PLAN_VS_ALLOCATED = """
+m = engine.model.gpu_model
+planned = [[b.label, b.nbytes] for b in m.plan.buffers]
+made = [[label, int(buf.size)] for label, buf in m.allocated.items()]
+[planned, made, sum(n for _, n in planned), m.gpu_bytes(), gpu.bytes_allocated]
+"""
+
+
+def test_the_buffer_plan_is_what_the_gpu_allocates(page, models):
+    """For models of several shapes and both kernel shapes, the buffer plan that the loader checks
+    before downloading lists exactly the buffers the GPU model allocates, byte for byte."""
+    try:
+        for name, overrides in (("char", {}), ("char4", {}), ("bpe", {}), ("char", {"cpu": False}),
+                                ("bpe", {"cpu": False, "split_k_depth": 64})):
+            run_py(page, f"engine.shape_overrides = {overrides!r}\nNone")
+            page.loaded = None
+            use(page, name)
+            planned, made, total, gpu_bytes, allocated = run_py(page, PLAN_VS_ALLOCATED)
+            assert planned == made, name
+            assert total == gpu_bytes <= allocated, name
+    finally:
+        run_py(page, "engine.shape_overrides = {}\nNone")
+        page.loaded = None
+
+
 # ------------------------------------------------------------------------------------ stop
 
 

@@ -1,0 +1,142 @@
+"""The Python/WGSL contract, in CPython: every constant and binding the model graphs name exists in
+the shader they target, the shared structs pack as the shaders declare them, and the buffer plan
+covers every buffer the graphs bind, for GPT-2 shapes on both kinds of adapter."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from app import contract, wgsl
+from app.buffer_plan import BufferPlan
+from app.config import GPT2Config
+from app.errors import LoadError
+from app.kernels import kernel
+from app.model import GPT2
+from app.shapes import KernelShapes
+
+LIMITS = {"maxComputeWorkgroupStorageSize": 16384, "maxStorageBufferBindingSize": 1 << 27, "maxBufferSize": 1 << 28}
+KERNEL_FILES = ["attention.wgsl", "embedding.wgsl", "layer_norm.wgsl", "lm_head.wgsl", "matmul.wgsl", "topk.wgsl"]
+GPT2_SHAPES = [  # (n_layer, n_head, n_embd, n_positions, vocab_size, dtype)
+    (2, 4, 64, 256, 65, "F16"),
+    (12, 12, 768, 1024, 50257, "F32"),   # GPT-2 small: the token table split over two buffers in f32
+    (3, 5, 120, 77, 2049, "BF16"),       # a vocabulary one past a top-k chunk
+]
+
+
+def graphs():
+    for layers, heads, embd, positions, vocab, dtype in GPT2_SHAPES:
+        cfg = GPT2Config(n_layer=layers, n_head=heads, n_embd=embd, n_positions=positions, vocab_size=vocab)
+        for cpu in (True, False):
+            yield GPT2(cfg, KernelShapes.for_adapter(cpu), LIMITS, matrix_dtype=dtype)
+
+
+@pytest.mark.parametrize("name", KERNEL_FILES)
+def test_every_declared_constant_is_used_and_every_used_name_is_declared(name):
+    """A kernel's header declares its constants; each is used in the code, and the code uses no
+    upper-case name that is neither declared, shared (app/contract.py) nor defined in the file."""
+    source = wgsl.shader_source(name)
+    declared = wgsl.kernel_file(name).constants
+    assert declared, f"{name} declares no constants"
+    code = re.sub(r"//[^\n]*", "", source)
+    common = re.sub(r"//[^\n]*", "", wgsl.shader_source(wgsl.COMMON))
+    for constant in declared:
+        assert re.search(rf"\b{constant}\b", code), f"{name} declares {constant} but never uses it"
+    defined = set(re.findall(r"\bconst\s+(\w+)", code + common)) | set(contract.SHARED_CONSTANTS)
+    used = set(re.findall(r"(?<![.\w])([A-Z][A-Z0-9_]+)\b", code))
+    assert not used - set(declared) - defined, f"{name} uses undeclared {sorted(used - set(declared) - defined)}"
+
+
+def test_every_graph_dispatch_names_real_constants_and_bindings():
+    """Building a graph checks each kernel's constants against its header and each bound name
+    against the entry point's bindings (read from the .wgsl file); here, every bound buffer is one
+    the plan allocates, and the module source of every pipeline assembles."""
+    for graph in graphs():
+        plan = BufferPlan.of(graph)
+        labels = {b.label for b in plan.buffers}
+        for d in graph.all_dispatches():
+            bindings = d.kernel.bindings()
+            for name, label in d.bind:
+                assert name in bindings, (d.name, name)
+                assert label in labels, (d.name, label)
+            assert "struct Step" in d.kernel.source()
+
+
+def test_a_wrong_constant_or_binding_is_refused_before_any_gpu_call():
+    with pytest.raises(wgsl.ShaderContractError, match="missing N_CTX"):
+        kernel("attention.wgsl", "attention", "F32", C=8, NH=2, HD=4, SCALE=0.5, ATT_GROUPS=2, ATT_SPLITS=1)
+    with pytest.raises(wgsl.ShaderContractError, match="not declared by the shader: BOGUS"):
+        kernel("layer_norm.wgsl", "layer_norm", "F32", C=8, C4=2, EPS=1e-5, BOGUS=1)
+    with pytest.raises(wgsl.ShaderContractError, match="no entry point"):
+        kernel("layer_norm.wgsl", "no_such_entry", "F32", C=8, C4=2, EPS=1e-5)
+    from app.kernels import dispatch
+    k = kernel("layer_norm.wgsl", "layer_norm", "F32", C=8, C4=2, EPS=1e-5)
+    with pytest.raises(wgsl.ShaderContractError, match="has no binding wrong"):
+        dispatch("ln", k, (1, 1, 1), step="step", wrong="x")
+    with pytest.raises(wgsl.ShaderContractError, match="f32"):
+        wgsl.module_source("layer_norm.wgsl", wgsl.WEIGHT_SNIPPETS["F32"], {"C": 8, "C4": 2, "EPS": float("inf")})
+
+
+def test_bindings_are_the_ones_each_entry_point_uses():
+    """As WebGPU's automatic layout sees them: through the functions an entry point calls, and not
+    through a member or swizzle of the same name (v.w is not the binding w)."""
+    assert set(wgsl.entry_bindings("matmul.wgsl", "gemv")) == {"step", "x", "w", "bias", "y", "kv", "ln_gamma",
+                                                                "ln_beta"}
+    assert set(wgsl.entry_bindings("matmul.wgsl", "matmul_split_k_sum")) == {"step", "x", "bias", "y", "kv"}
+    assert set(wgsl.entry_bindings("topk.wgsl", "topk_merge")) == {"step", "part", "out"}
+    assert wgsl.entry_bindings("embedding.wgsl", "embed")["chain"].writable is False
+
+
+def test_step_and_topk_layouts():
+    raw = contract.pack_step([7, 8, 9], pos0=5, k=3, temperature=0.5, top_k=2, top_p=0.9, draw=0.25)
+    assert len(raw) == contract.step_bytes(3) == contract.STEP_HEADER.size + 12
+    assert contract.STEP_HEADER.unpack(raw[:contract.STEP_HEADER.size])[:5] == (3, 5, 3, 0.5, 2)
+    # values beyond what the GPU holds mean the same there
+    big = contract.STEP_HEADER.unpack(contract.pack_step([1], 0, k=10**9, temperature=1e300, top_k=2**40)[:28])
+    assert big[2] == contract.KMAX and big[4] == contract.KMAX and big[3] == pytest.approx(contract.F32_MAX, rel=1e-6)
+    fields = [name for name, _, _ in contract.STEP_FIELDS]
+    text = contract.step_struct_wgsl()
+    assert [m for m in re.findall(r"^\s+(\w+):", text, re.M)] == fields + ["ids"]
+    words = [4, 10, 11, 12, 0x40000000, 0x3F800000, 0x41200000, 0, 0]  # choice, 3 ids, 3 logits, M, S
+    raw = b"".join(w.to_bytes(4, "little") for w in words)
+    chosen, ids, logits, m, s = contract.unpack_topk(raw, 3)
+    assert (chosen, ids, logits) == (4, [10, 11, 12], [2.0, 1.0, 10.0]) and len(raw) == contract.topk_output_bytes(3)
+
+
+def test_workgroup_memory_is_read_from_the_shaders():
+    """The attention kernel keeps a row of scores: its bytes grow with N_CTX, and the graph's context
+    stops where they pass the adapter's limit (what the loader's check and the runner agree on)."""
+    small = wgsl.workgroup_bytes("attention.wgsl", "attention", {"N_CTX": 100, "HD": 64})
+    large = wgsl.workgroup_bytes("attention.wgsl", "attention", {"N_CTX": 200, "HD": 64})
+    assert large - small == 400
+    assert wgsl.workgroup_bytes("attention.wgsl", "attention_tiled", {"N_CTX": 1, "HD": 64}) == 4 * (48 * 64 + 256)
+    cfg = GPT2Config(n_layer=1, n_head=2, n_embd=64, n_positions=8192, vocab_size=10)
+    shapes = KernelShapes.for_adapter(False, {"no_tiled_attention": True})
+    graph = GPT2(cfg, shapes, LIMITS, matrix_dtype="F32")
+    limit = LIMITS["maxComputeWorkgroupStorageSize"]
+    fits = wgsl.workgroup_bytes("attention.wgsl", "attention", {"N_CTX": graph.n_ctx, "HD": 32})
+    over = wgsl.workgroup_bytes("attention.wgsl", "attention", {"N_CTX": graph.n_ctx + 1, "HD": 32})
+    assert fits <= limit < over and graph.notices, graph.notices
+
+
+def test_plan_limits_name_the_buffer_or_kernel_over_them():
+    cfg = GPT2Config(n_layer=1, n_head=2, n_embd=64, n_positions=16, vocab_size=300_000)
+    graph = GPT2(cfg, KernelShapes.for_adapter(True), {**LIMITS, "maxStorageBufferBindingSize": 1 << 20},
+                 matrix_dtype="F32")
+    plan = BufferPlan.of(graph)
+    with pytest.raises(LoadError, match="logits needs 1,200,000 bytes") as err:
+        plan.check_limits(graph.limits, "config.json")
+    assert err.value.code == "too_large"
+    assert [w.rows for w in graph.table] == [4096] * 73 + [300_000 - 4096 * 73]  # whole rows per buffer
+
+
+def test_decode_reads_each_weight_once_and_one_row_of_each_table():
+    cfg = GPT2Config(n_layer=12, n_head=12, n_embd=768, n_positions=1024, vocab_size=50257)
+    graph = GPT2(cfg, KernelShapes.for_adapter(False), {**LIMITS, "maxStorageBufferBindingSize": 1 << 30,
+                                                        "maxBufferSize": 1 << 30}, matrix_dtype="F16")
+    C, M, V, L = 768, 3072, 50257, 12
+    matrices = L * (C * 3 * C + C * C + C * M + M * C) + V * C
+    vectors = L * (4 * C + 3 * C + C + M + C) + 2 * C
+    assert graph.decode_weight_bytes() == matrices * 2 + vectors * 4 + 2 * C * 2
+    assert graph.dispatches_per_decode_step == 5 * L + 4 <= 6 * L + 4
