@@ -13,8 +13,9 @@ it merges into. Short words rescan a list; long ones use a heap with lazy deleti
 Word::merge_all does (a stale entry is recognised because its pair no longer gives the same
 merge).
 
-Speed: results are cached per word (a dict cleared when full). A SentencePiece-style word (a
-whole sentence, as Llama-2's and Gemma's files have no pre-tokenizer) is first cut before each
+Speed: results are cached per word (a dict cleared when full; words over 256 characters are
+not). A SentencePiece-style word (a whole sentence, as Llama-2's and Gemma's files have no
+pre-tokenizer) is first cut before each
 "▁" whose preceding character can never be merged with it (no token of the vocabulary contains
 that pair of characters, and both are tokens themselves): no merge can cross such a cut, so the
 pieces' results joined are the word's result, and the pieces repeat enough to be cached.
@@ -24,7 +25,8 @@ from __future__ import annotations
 
 import heapq
 import re
-from itertools import chain
+from itertools import chain, repeat
+from operator import add, mul
 
 from .byte_level import bytes_to_unicode
 from .errors import ModelFormatError
@@ -33,6 +35,7 @@ __all__ = ["BPE"]
 
 _BYTE_CHARS = [bytes_to_unicode()[b] for b in range(256)]
 _HEAP_MIN_SYMBOLS = 48
+_CACHED_MAX_CHARS = 256  # longer words (a SentencePiece sentence) are not cached whole, their pieces are
 _META = "\u2581"
 
 
@@ -113,8 +116,9 @@ class BPE:
                         raise ModelFormatError(f"{where}.merges: merge {rank} ({a!r} {b!r}): {part!r} is not in "
                                                "the vocabulary")
         # a pair listed twice keeps its last rank, as tokenizers' hash map does
-        self._merges = dict(zip([a * shift + b for a, b in zip(lefts, rights)],
-                                [rank * shift + c for rank, c in enumerate(merged)]))
+        # keys left * shift + right, values rank * shift + merged (the rank orders them)
+        self._merges = dict(zip(map(add, map(mul, lefts, repeat(shift)), rights),
+                                map(add, map(mul, range(len(merged)), repeat(shift)), merged)))
         self.merge_count = len(firsts)
         self._byte_fallback_ids = [vocab.get(f"<0x{b:02X}>") for b in range(256)]
         self._byte_level_ids = [vocab.get(c) for c in _BYTE_CHARS]
@@ -163,6 +167,8 @@ class BPE:
         return ids
 
     def _store(self, word: str, ids: tuple):
+        if len(word) > _CACHED_MAX_CHARS:
+            return
         cache = self._cache
         if len(cache) >= self.cache_size:
             cache.clear()

@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from bisect import bisect_right
+from itertools import accumulate
 
 from .errors import ModelFormatError
 from .unicode_data import LETTER_RANGES, MARK_RANGES, NUMBER_RANGES, WHITESPACE
@@ -154,15 +155,20 @@ _ASTRAL_MARKS = tuple(r for r in MARK_RANGES if r[1] > 0xFFFF)
 _STAND_INS = ("\u4e00", "\u0660", "\u0300", "\u2603")
 
 
+_STAND_IN_OF: dict = {}  # astral character -> its stand-in, filled as they are met
+
+
 def _stand_in(match) -> str:
-    code = ord(match.group())
-    if in_ranges(code, _ASTRAL_LETTERS):
-        return _STAND_INS[0]
-    if in_ranges(code, _ASTRAL_NUMBERS):
-        return _STAND_INS[1]
-    if in_ranges(code, _ASTRAL_MARKS):
-        return _STAND_INS[2]
-    return _STAND_INS[3]
+    ch = match.group()
+    stand_in = _STAND_IN_OF.get(ch)
+    if stand_in is None:
+        code = ord(ch)
+        stand_in = (_STAND_INS[0] if in_ranges(code, _ASTRAL_LETTERS) else
+                    _STAND_INS[1] if in_ranges(code, _ASTRAL_NUMBERS) else
+                    _STAND_INS[2] if in_ranges(code, _ASTRAL_MARKS) else _STAND_INS[3])
+        if len(_STAND_IN_OF) < 100_000:
+            _STAND_IN_OF[ch] = stand_in
+    return stand_in
 
 
 class UnicodeRegex:
@@ -196,6 +202,10 @@ class UnicodeRegex:
         compiled, scanned = self._prepared(text)
         if scanned is text:
             return compiled.findall(text)
+        pieces = compiled.findall(scanned)
+        if sum(map(len, pieces)) == len(text):  # no gaps: cut the original at the same lengths
+            ends = list(accumulate(map(len, pieces)))
+            return list(map(text.__getitem__, map(slice, [0, *ends[:-1]], ends)))
         return [text[m.start():m.end()] for m in compiled.finditer(scanned)]
 
     def spans(self, text: str) -> list:

@@ -37,7 +37,7 @@ import json
 
 from .errors import ModelFormatError
 from .hf_bpe import BPE
-from .hf_decode import Decoder
+from .hf_decode import Decoder, byte_level_bytes
 from .hf_patterns import is_word_char, literal_matcher
 from .hf_pretokenize import build_normalizer, build_pre_tokenizer
 from .unicode_data import WHITESPACE
@@ -264,7 +264,7 @@ class HFTokenizer:
         self.vocab_size = max(table) + 1
         self._id_to_token = [table.get(i) for i in range(self.vocab_size)]
         self.special_tokens = {t["content"]: i for i, t in self.added.by_id.items() if t["special"]}
-        self._token_bytes: dict = {}
+        self._token_bytes: dict = {}  # token string -> its bytes, for a ByteLevel decoder
 
         config = dict(config or {})
         self.tokenizer_config = config
@@ -342,15 +342,19 @@ class HFTokenizer:
 
     def decode(self, ids, skip_special_tokens: bool = False) -> str:
         """The text tokenizers' Tokenizer.decode(ids, skip_special_tokens) gives."""
-        return self.decoder.decode(self._tokens(ids, skip_special_tokens))
+        tokens = self._tokens(ids, skip_special_tokens)
+        if self.decoder.byte_level_only:  # the bytes of each token, joined and read as UTF-8
+            to_bytes = self._token_bytes
+            try:
+                return b"".join([to_bytes[t] for t in tokens]).decode("utf-8", "replace")
+            except KeyError:
+                to_bytes.update((t, byte_level_bytes(t)) for t in tokens if t not in to_bytes)
+                return b"".join([to_bytes[t] for t in tokens]).decode("utf-8", "replace")
+        return self.decoder.decode(tokens)
 
     def token_bytes(self, token_id: int) -> bytes:
         """One token's bytes as shown alone (byte tokens as their byte, "▁" as a space)."""
-        raw = self._token_bytes.get(token_id)
-        if raw is None:
-            token = self._tokens([token_id], False)[0]
-            raw = self._token_bytes[token_id] = self.decoder.token_text(token)
-        return raw
+        return self.decoder.token_text(self._tokens([token_id], False)[0])
 
     def id_to_token(self, token_id: int) -> str:
         return self._tokens([token_id], False)[0]
@@ -361,6 +365,10 @@ class HFTokenizer:
 
     def is_special(self, token_id: int) -> bool:
         return self.id_to_token(token_id) in self.added.special
+
+    def clear_cache(self):
+        """Forget the cached words (a benchmark's cold start)."""
+        self.model._cache.clear()
 
     def stream_decoder(self, skip_special_tokens: bool = False) -> "HFStreamingDecoder":
         return HFStreamingDecoder(self, skip_special_tokens)
@@ -390,7 +398,3 @@ class HFStreamingDecoder:
 
     def flush(self) -> str:
         return self._stream.flush()
-
-    @property
-    def pending(self) -> bool:
-        return any(getattr(stage, attr, None) for stage in self._stream.stages for attr in ("pending", "run", "held"))

