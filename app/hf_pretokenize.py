@@ -18,8 +18,8 @@ which only Metaspace's prepend_scheme "first" looks at (tokenizers' offsets_orig
 Unicode versions: NFC/NFD/NFKC/NFKD follow tokenizers, whose normalization tables are older than
 CPython's: only the code points tokenizers itself normalizes are handed to unicodedata (see
 app/unicode_data.py). Lowercase maps each character alone (no final-sigma rule), as Rust's
-char::to_lowercase does; its case tables are CPython's (Unicode 14 in CPython 3.11, 16 in Pyodide's
-3.14, which is tokenizers' own).
+char::to_lowercase does, with the Unicode 16 letters CPython 3.11 does not know added
+(app/unicode_data.py's LOWERCASE_16).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import unicodedata
 
 from .errors import ModelFormatError
 from .hf_patterns import LiteralPattern, UnicodeRegex, pattern_from_json
-from .unicode_data import NORMALIZATION_RANGES, NUMBER_RANGES, WHITESPACE
+from .unicode_data import LOWERCASE_16, NORMALIZATION_RANGES, NUMBER_RANGES, WHITESPACE
 
 __all__ = ["build_normalizer", "build_pre_tokenizer", "PreTokenizer", "GPT2_SPLIT_PATTERN"]
 
@@ -71,9 +71,10 @@ _ACTIVE_RUNS = re.compile("[" + "".join(f"\\U{a:08x}-\\U{b:08x}" for a, b in NOR
 
 
 def _lowercase(text: str) -> str:
+    """Each character on its own (no final-sigma rule), as Rust's char::to_lowercase."""
     if text.isascii():
         return text.lower()
-    return "".join([c.lower() for c in text])
+    return "".join([c.lower() for c in text.translate(LOWERCASE_16)])
 
 
 def _strip_normalizer(left: bool, right: bool):

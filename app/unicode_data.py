@@ -13,7 +13,8 @@ Ranges are inclusive (first, last) pairs of code points, sorted.
 
 from __future__ import annotations
 
-__all__ = ["WHITESPACE", "LETTER_RANGES", "NUMBER_RANGES", "MARK_RANGES", "NORMALIZATION_RANGES", "parse_ranges"]
+__all__ = ["WHITESPACE", "LETTER_RANGES", "NUMBER_RANGES", "MARK_RANGES", "NORMALIZATION_RANGES", "LOWERCASE_16",
+           "parse_ranges"]
 
 # Unicode White_Space: what `\s` means in both engines (25 characters; not str.isspace(), which
 # also counts the separators \x1c-\x1f).
@@ -215,7 +216,20 @@ fe70-fe72 fe74 fe76-fefc ff01-ffbe ffc2-ffc7 ffca-ffcf ffd2-ffd7 ffda-ffdc ffe0-
 1f16a-1f16b 1f190 1f200-1f202 1f210-1f23b 1f240-1f248 1f250-1f251 2f800-2fa1d
 """
 
+# Upper case -> lower case of the letters Unicode 16 added that CPython 3.11's str.lower() does not
+# know (tokenizers' Lowercase, Rust's char::to_lowercase, does; so does Pyodide's CPython 3.14).
+_LOWERCASE_16 = """
+1c89:1c8a a7cb:264 a7cc:a7cd a7ce:a7cf a7d2:a7d3 a7d4:a7d5 a7da:a7db a7dc:19b 10d50:10d70
+10d51:10d71 10d52:10d72 10d53:10d73 10d54:10d74 10d55:10d75 10d56:10d76 10d57:10d77 10d58:10d78
+10d59:10d79 10d5a:10d7a 10d5b:10d7b 10d5c:10d7c 10d5d:10d7d 10d5e:10d7e 10d5f:10d7f 10d60:10d80
+10d61:10d81 10d62:10d82 10d63:10d83 10d64:10d84 10d65:10d85 16ea0:16ebb 16ea1:16ebc 16ea2:16ebd
+16ea3:16ebe 16ea4:16ebf 16ea5:16ec0 16ea6:16ec1 16ea7:16ec2 16ea8:16ec3 16ea9:16ec4 16eaa:16ec5
+16eab:16ec6 16eac:16ec7 16ead:16ec8 16eae:16ec9 16eaf:16eca 16eb0:16ecb 16eb1:16ecc 16eb2:16ecd
+16eb3:16ece 16eb4:16ecf 16eb5:16ed0 16eb6:16ed1 16eb7:16ed2 16eb8:16ed3
+"""
+
 LETTER_RANGES = parse_ranges(_LETTER_RANGES)
 NUMBER_RANGES = parse_ranges(_NUMBER_RANGES)
 MARK_RANGES = parse_ranges(_MARK_RANGES)
 NORMALIZATION_RANGES = parse_ranges(_NORMALIZATION_RANGES)
+LOWERCASE_16 = {int(a, 16): int(b, 16) for a, b in (item.split(":") for item in _LOWERCASE_16.split())}

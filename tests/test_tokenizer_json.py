@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import tokenizers  # the reference (requirements-dev.txt): not installed fails, never skips
 
 from app.errors import ModelFormatError
 from app.hf_tokenizer import HFTokenizer
@@ -30,8 +31,6 @@ from app.tokenizer import (
     load_tokenizer,
     load_tokenizer_from_texts,
 )
-
-tokenizers = pytest.importorskip("tokenizers")
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
@@ -242,7 +241,8 @@ def smollm2(request):
     folder = Path(spec.submodule_search_locations[0])
     cache = request.config.cache.mkdir("smollm2-tokenizer-" + tokenizers.__version__)
     if not (cache / "tokenizer.json").is_file():
-        transformers = pytest.importorskip("transformers")
+        import transformers
+
         built = transformers.AutoTokenizer.from_pretrained(str(folder), gguf_file=SMOLLM2_GGUF)
         built.save_pretrained(str(cache))
     ours = load_tokenizer(cache)
@@ -327,6 +327,8 @@ def _variants() -> dict:
         {"type": "NFKC"}, {"type": "Replace", "pattern": {"Regex": r"\s{2,}"}, "content": " "},
         {"type": "Strip", "strip_left": True, "strip_right": False}]})
     out["qwen-nfd"] = lambda: dict(real_json("qwen3"), normalizer={"type": "NFD"})
+    out["qwen-lowercase-added"] = lambda: dict(_with_added("qwen3", [("Hello", {"normalized": True})]), normalizer={
+        "type": "Sequence", "normalizers": [{"type": "NFC"}, {"type": "Lowercase"}]})
     out["qwen-template-bos-eos"] = _qwen_template
     out["qwen-ignore-merges"] = lambda: _set_model(real_json("qwen3"), ignore_merges=True)
     out["llama3-no-ignore-merges"] = lambda: _set_model(real_json("llama3"), ignore_merges=False)

@@ -10,13 +10,12 @@ import sys
 from pathlib import Path
 
 import pytest
+import tokenizers  # the reference (requirements-dev.txt): not installed fails, never skips
 
 from app import unicode_data as U
 from app.errors import ModelFormatError
 from app.hf_patterns import LiteralMatcher, UnicodeRegex, is_word_char
 from app.hf_pretokenize import GPT2_SPLIT_PATTERN, build_normalizer
-
-tokenizers = pytest.importorskip("tokenizers")
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
@@ -97,6 +96,16 @@ def test_unicode_normalizers_match_tokenizers(form):
     for _ in range(20000):
         texts.append("".join(chr(rng.randrange(*rng.choice(pool))) for _ in range(rng.randrange(1, 8))))
     for text in texts:
+        assert ours(text) == reference.normalize_str(text), repr(text)
+
+
+def test_lowercase_matches_tokenizers():
+    """Lowercase: every code point alone, and the corpus (final sigma, dotted I, Unicode 16 letters)."""
+    ours = build_normalizer({"type": "Lowercase"})
+    reference = tokenizers.normalizers.Lowercase()
+    code_points = [chr(c) for c in range(1, 0x110000) if not 0xD800 <= c < 0xE000]
+    assert [ours(c) for c in code_points] == reference.normalize_str("\x00".join(code_points)).split("\x00")
+    for text in corpus():
         assert ours(text) == reference.normalize_str(text), repr(text)
 
 
