@@ -1,4 +1,5 @@
-"""Tokenizers in pure Python (standard library only): GPT-2 byte-level BPE, characters, streaming.
+"""Tokenizers in pure Python (standard library only): GPT-2 byte-level BPE, characters, streaming,
+and the entry points for a model folder's tokenizer files (tokenizer.json: app/hf_tokenizer.py).
 
 This module runs unchanged in CPython (tools, tests) and in Pyodide (the page), where neither the
 third-party `regex` module nor numpy exists.
@@ -48,9 +49,14 @@ StreamingDetokenizer
     Fed ids one by one, returns only complete UTF-8 text: a token that ends inside a character
     returns "" until a later token completes it. Bytes that can never become valid UTF-8 come out
     as U+FFFD as soon as that is certain. flush() returns the rest and counts the trailing bytes
-    that never completed in `invalid_tail_bytes`.
+    that never completed in `invalid_tail_bytes`. A tokenizer.json tokenizer streams through its
+    own decoder (stripped leading space, byte-fallback runs), with the same guarantee.
 
-load_tokenizer_from_texts({filename: text}) picks the tokenizer a model folder describes.
+load_tokenizer_from_texts({filename: text}) picks the tokenizer a model folder describes:
+HFTokenizer for a tokenizer.json (with tokenizer_config.json and chat_template.jinja), GPT2Tokenizer
+for vocab.json + merges.txt or a plain GPT-2 tokenizer.json, CharTokenizer for char_vocab.json.
+load_tokenizer(folder) does the same from a local folder (CPython). measure_speed(tokenizer, text)
+times encode and decode.
 """
 
 from __future__ import annotations
