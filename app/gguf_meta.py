@@ -50,6 +50,8 @@ LAYER_TENSORS = {
     "ffn_down": "mlp.down_proj",
 }
 GLOBAL_TENSORS = {"token_embd": "model.embed_tokens", "output_norm": "model.norm", "output": "lm_head"}
+# the weights every layer has
+LAYER_WEIGHTS = ("attn_norm", "ffn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down")
 # rope_freqs.weight holds Llama 3's rope scaling as per-frequency factors: it is config, not a weight
 ROPE_FREQS = "rope_freqs.weight"
 
@@ -369,8 +371,12 @@ def gguf_tensor_map(header, config: dict) -> dict:
     is left out), after checking that the model's tensors are all there with the shapes `config`
     gives. Unknown and missing tensors are ModelFormatErrors listing them."""
     arch = architecture(header)
-    expected = expected_gguf_tensors(arch, config, header.tensors)
     filename = header.filename
+    layers = config["num_hidden_layers"]
+    if layers * len(LAYER_WEIGHTS) > len(header.tensors):  # before listing billions of expected names
+        raise ModelFormatError(f"{filename}: metadata {arch}.block_count is {layers:,}, but the file has only "
+                               f"{len(header.tensors):,} tensors")
+    expected = expected_gguf_tensors(arch, config, header.tensors)
     missing = [name for name in expected if name not in header.tensors]
     if missing:
         more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""

@@ -37,6 +37,7 @@ from .safetensors import brief
 from .tokenizer import bytes_to_unicode
 
 CONTROL, USER_DEFINED = 3, 4
+MAX_SPLIT_TOKEN_CHARS = 1024
 SPACE_MARK = "\u2581"
 
 # The split regexes of transformers' GGUF_PRE_TOKENIZER_SPLITS (tokenizer.ggml.pre -> regex).
@@ -206,6 +207,10 @@ class _TokenizerMeta:
         if raw is None:
             if scores is None:
                 raise self.fail("tokenizer.ggml.merges", "is missing, and there are no scores to rank merges by")
+            longest = max(len(token) for token in tokens)
+            if longest > MAX_SPLIT_TOKEN_CHARS:  # every split of every token is tried: keep that bounded
+                raise self.fail("tokenizer.ggml.tokens", f"has a token of {longest:,} characters; merges are "
+                                                         f"recovered only for tokens up to {MAX_SPLIT_TOKEN_CHARS:,}")
             return generate_merges({token: index for index, token in enumerate(tokens)}, dict(zip(tokens, scores)))
         merges = []
         for index, merge in enumerate(raw):

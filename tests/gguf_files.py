@@ -110,3 +110,34 @@ def small_model_file() -> bytes:
     raw = build(kvs, tensors)
     header_end = len(build(kvs, tensors, data=b""))
     return raw[:header_end] + bytes((i * 7 + 3) & 0xFF for i in range(len(raw) - header_end))
+
+
+def llama_metadata(**overrides) -> list:
+    keys = {
+        "general.architecture": (STR, "llama"),
+        "llama.context_length": (U32, 2048),
+        "llama.embedding_length": (U32, 64),
+        "llama.block_count": (U32, 2),
+        "llama.feed_forward_length": (U32, 96),
+        "llama.attention.head_count": (U32, 4),
+        "llama.attention.head_count_kv": (U32, 2),
+        "llama.rope.freq_base": (F32, 500000.0),
+        "llama.attention.layer_norm_rms_epsilon": (F32, 1e-5),
+        "tokenizer.ggml.eos_token_id": (U32, 2),
+    }
+    keys.update(overrides)
+    return [(k, t, v) for k, (t, v) in keys.items() if t is not None]
+
+
+def llama_tensors(vocab=32, hidden=64, q=64, kv=32, inter=96, layers=2, extra=(), untied=False):
+    names = [("token_embd.weight", (hidden, vocab)), ("output_norm.weight", (hidden,))]
+    if untied:
+        names.append(("output.weight", (hidden, vocab)))
+    for i in range(layers):
+        names += [(f"blk.{i}.attn_norm.weight", (hidden,)), (f"blk.{i}.ffn_norm.weight", (hidden,)),
+                  (f"blk.{i}.attn_q.weight", (hidden, q)), (f"blk.{i}.attn_k.weight", (hidden, kv)),
+                  (f"blk.{i}.attn_v.weight", (hidden, kv)), (f"blk.{i}.attn_output.weight", (q, hidden)),
+                  (f"blk.{i}.ffn_gate.weight", (hidden, inter)), (f"blk.{i}.ffn_up.weight", (hidden, inter)),
+                  (f"blk.{i}.ffn_down.weight", (inter, hidden))]
+        names += [(n.format(i=i), d) for n, d in extra]
+    return [(name, dims, "F32", None) for name, dims in names]

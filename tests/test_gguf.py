@@ -269,37 +269,6 @@ def test_messages_are_one_short_line():
 # ------------------------------------------------------------------------------ metadata -> config
 
 
-def llama_metadata(**overrides) -> list:
-    keys = {
-        "general.architecture": (gf.STR, "llama"),
-        "llama.context_length": (gf.U32, 2048),
-        "llama.embedding_length": (gf.U32, 64),
-        "llama.block_count": (gf.U32, 2),
-        "llama.feed_forward_length": (gf.U32, 96),
-        "llama.attention.head_count": (gf.U32, 4),
-        "llama.attention.head_count_kv": (gf.U32, 2),
-        "llama.rope.freq_base": (gf.F32, 500000.0),
-        "llama.attention.layer_norm_rms_epsilon": (gf.F32, 1e-5),
-        "tokenizer.ggml.eos_token_id": (gf.U32, 2),
-    }
-    keys.update(overrides)
-    return [(k, t, v) for k, (t, v) in keys.items() if t is not None]
-
-
-def llama_tensors(vocab=32, hidden=64, q=64, kv=32, inter=96, layers=2, extra=(), untied=False):
-    names = [("token_embd.weight", (hidden, vocab)), ("output_norm.weight", (hidden,))]
-    if untied:
-        names.append(("output.weight", (hidden, vocab)))
-    for i in range(layers):
-        names += [(f"blk.{i}.attn_norm.weight", (hidden,)), (f"blk.{i}.ffn_norm.weight", (hidden,)),
-                  (f"blk.{i}.attn_q.weight", (hidden, q)), (f"blk.{i}.attn_k.weight", (hidden, kv)),
-                  (f"blk.{i}.attn_v.weight", (hidden, kv)), (f"blk.{i}.attn_output.weight", (q, hidden)),
-                  (f"blk.{i}.ffn_gate.weight", (hidden, inter)), (f"blk.{i}.ffn_up.weight", (hidden, inter)),
-                  (f"blk.{i}.ffn_down.weight", (inter, hidden))]
-        names += [(n.format(i=i), d) for n, d in extra]
-    return [(name, dims, "F32", None) for name, dims in names]
-
-
 def header_of(kvs, tensors):
     return parse(gf.build(kvs, tensors))
 
@@ -307,7 +276,7 @@ def header_of(kvs, tensors):
 def test_llama_config_and_tensor_map():
     """The config dict from llama metadata (shortest f32 decimals, tied embeddings without
     output.weight) and every tensor mapped to its HF name, Q/K with the row order to undo."""
-    header = header_of(llama_metadata(), llama_tensors())
+    header = header_of(gf.llama_metadata(), gf.llama_tensors())
     config = gguf_config(header)
     assert config == {
         "model_type": "llama", "architectures": ["LlamaForCausalLM"], "hidden_size": 64, "intermediate_size": 96,
@@ -322,7 +291,7 @@ def test_llama_config_and_tensor_map():
     assert mapping["token_embd.weight"].shape == (32, 64)
     assert mapping["blk.0.attn_q.weight"].unpermute_heads == 4 and mapping["blk.0.attn_k.weight"].unpermute_heads == 2
     assert mapping["blk.0.attn_v.weight"].row_order() is None
-    assert gguf_config(header_of(llama_metadata(), llama_tensors(untied=True)))["tie_word_embeddings"] is False
+    assert gguf_config(header_of(gf.llama_metadata(), gf.llama_tensors(untied=True)))["tie_word_embeddings"] is False
 
 
 def test_qwen2_and_qwen3_configs():
@@ -330,11 +299,11 @@ def test_qwen2_and_qwen3_configs():
     extra tensors; neither is permuted."""
     def metadata(arch, **extra):
         kvs = [(k.replace("llama", arch), t, v.replace("llama", arch) if t == gf.STR else v)
-               for k, t, v in llama_metadata()]
+               for k, t, v in gf.llama_metadata()]
         return kvs + [(k, t, v) for k, (t, v) in extra.items()]
 
     biases = [("blk.{i}.attn_q.bias", (64,)), ("blk.{i}.attn_k.bias", (32,)), ("blk.{i}.attn_v.bias", (32,))]
-    header = header_of(metadata("qwen2"), llama_tensors(extra=biases))
+    header = header_of(metadata("qwen2"), gf.llama_tensors(extra=biases))
     config = gguf_config(header)
     assert config["model_type"] == "qwen2" and config["use_sliding_window"] is False
     mapping = gguf_tensor_map(header, config)
@@ -344,7 +313,7 @@ def test_qwen2_and_qwen3_configs():
     norms = [("blk.{i}.attn_q_norm.weight", (40,)), ("blk.{i}.attn_k_norm.weight", (40,))]
     header = header_of(metadata("qwen3", **{"qwen3.attention.key_length": (gf.U32, 40),
                                             "qwen3.attention.value_length": (gf.U32, 40)}),
-                       llama_tensors(q=160, kv=80, extra=norms))
+                       gf.llama_tensors(q=160, kv=80, extra=norms))
     config = gguf_config(header)
     assert config["model_type"] == "qwen3" and config["head_dim"] == 40
     mapping = gguf_tensor_map(header, config)
@@ -360,27 +329,28 @@ def test_config_refusals():
         with pytest.raises(ModelFormatError, match=needle):
             gguf_tensor_map(header, gguf_config(header)) if tensor_map else gguf_config(header)
 
-    tensors = llama_tensors()
-    fails(llama_metadata(**{"general.architecture": (gf.STR, "gemma2")}), tensors, "'gemma2', which is not supported")
-    fails(llama_metadata(**{"llama.block_count": (None, None)}), tensors, "llama.block_count is missing")
-    fails(llama_metadata(**{"llama.block_count": (gf.STR, "2")}), tensors, "must be an integer, got a str")
-    fails(llama_metadata(**{"llama.attention.head_count_kv": (gf.U32, 3)}), tensors, "does not divide")
-    fails(llama_metadata(**{"llama.rope.dimension_count": (gf.U32, 8)}), tensors, "partial rotary")
-    fails(llama_metadata(**{"llama.rope.scaling.type": (gf.STR, "yarn")}), tensors, "'yarn'; only linear")
-    fails(llama_metadata(**{"tokenizer.ggml.eos_token_id": (gf.U32, 32)}), tensors, "outside the vocabulary")
-    fails(llama_metadata(), tensors[:-1], "tensors missing: blk.1.ffn_down.weight", tensor_map=True)
-    fails(llama_metadata(), tensors + [("blk.0.mystery.weight", (4,), "F32", None)],
+    tensors = gf.llama_tensors()
+    fails(gf.llama_metadata(**{"general.architecture": (gf.STR, "gemma2")}), tensors, "'gemma2', which is not")
+    fails(gf.llama_metadata(**{"llama.block_count": (None, None)}), tensors, "llama.block_count is missing")
+    fails(gf.llama_metadata(**{"llama.block_count": (gf.STR, "2")}), tensors, "must be an integer, got a str")
+    fails(gf.llama_metadata(**{"llama.attention.head_count_kv": (gf.U32, 3)}), tensors, "does not divide")
+    fails(gf.llama_metadata(**{"llama.rope.dimension_count": (gf.U32, 8)}), tensors, "partial rotary")
+    fails(gf.llama_metadata(**{"llama.rope.scaling.type": (gf.STR, "yarn")}), tensors, "'yarn'; only linear")
+    fails(gf.llama_metadata(**{"tokenizer.ggml.eos_token_id": (gf.U32, 32)}), tensors, "outside the vocabulary")
+    fails(gf.llama_metadata(), tensors[:-1], "tensors missing: blk.1.ffn_down.weight", tensor_map=True)
+    fails(gf.llama_metadata(), tensors + [("blk.0.mystery.weight", (4,), "F32", None)],
           "does not have: 'blk.0.mystery.weight'", tensor_map=True)
     bad_shape = [t if t[0] != "blk.1.attn_k.weight" else (t[0], (64, 48), "F32", None) for t in tensors]
-    fails(llama_metadata(), bad_shape, r"blk.1.attn_k.weight has shape \[48, 64\], but the metadata gives \[32, 64\]",
-          tensor_map=True)
+    fails(gf.llama_metadata(), bad_shape, r"blk.1.attn_k.weight has shape \[48, 64\], but the metadata gives "
+          r"\[32, 64\]", tensor_map=True)
 
 
 def test_linear_and_llama3_rope_scaling():
     """Linear rope scaling comes from rope.scaling.*; Llama 3's comes back from rope_freqs.weight's
     factors (as llama.cpp's converter computes them) to transformers' five parameters."""
-    kvs = llama_metadata(**{"llama.rope.scaling.type": (gf.STR, "linear"), "llama.rope.scaling.factor": (gf.F32, 4.0)})
-    assert gguf_config(header_of(kvs, llama_tensors()))["rope_scaling"] == {"rope_type": "linear", "factor": 4.0}
+    kvs = gf.llama_metadata(**{"llama.rope.scaling.type": (gf.STR, "linear"),
+                               "llama.rope.scaling.factor": (gf.F32, 4.0)})
+    assert gguf_config(header_of(kvs, gf.llama_tensors()))["rope_scaling"] == {"rope_type": "linear", "factor": 4.0}
 
     for head_dim, theta, params in ((64, 500000.0, (32.0, 1.0, 4.0, 8192)), (128, 500000.0, (8.0, 1.0, 4.0, 8192)),
                                     (16, 10000.0, (4.0, 1.0, 8.0, 2048))):
@@ -392,7 +362,7 @@ def test_linear_and_llama3_rope_scaling():
     factors[-3] *= 1.5
     with pytest.raises(ModelFormatError, match="do not follow Llama 3's rope scaling"):
         llama3_rope_scaling(factors, 64, 500000.0)
-    header = header_of(llama_metadata(), llama_tensors() + [("rope_freqs.weight", (8,), "F32", None)])
+    header = header_of(gf.llama_metadata(), gf.llama_tensors() + [("rope_freqs.weight", (8,), "F32", None)])
     with pytest.raises(ValueError, match="pass them as rope_freqs"):
         gguf_config(header)
     config = gguf_config(header, rope_freqs=llama3_factors(16, 500000.0, 8.0, 1.0, 16.0, 1024))
