@@ -13,12 +13,14 @@ it merges into. Short words rescan a list; long ones use a heap with lazy deleti
 Word::merge_all does (a stale entry is recognised because its pair no longer gives the same
 merge).
 
-Speed: results are cached per word (a dict cleared when full; words over 256 characters are
+Speed: results are cached per word (a dict cleared when full; words over 1,024 characters are
 not). A SentencePiece-style word (a whole sentence, as Llama-2's and Gemma's files have no
 pre-tokenizer) is first cut before each
 "▁" whose preceding character can never be merged with it (no token of the vocabulary contains
-that pair of characters, and both are tokens themselves): no merge can cross such a cut, so the
-pieces' results joined are the word's result, and the pieces repeat enough to be cached.
+that pair of characters, and both are tokens themselves), and, when no merge involves a byte token
+(Llama-2's and Gemma's files), around every character that is not a token itself (its byte tokens
+stand in for it and never merge): no merge can cross such a cut, so the pieces' results joined
+are the word's result, and the pieces repeat enough to be cached.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ __all__ = ["BPE"]
 
 _BYTE_CHARS = [bytes_to_unicode()[b] for b in range(256)]
 _HEAP_MIN_SYMBOLS = 48
-_CACHED_MAX_CHARS = 256  # longer words (a SentencePiece sentence) are not cached whole, their pieces are
+_CACHED_MAX_CHARS = 1024  # longer words (a SentencePiece paragraph) are not cached whole, their pieces are
 _META = "\u2581"
 
 
@@ -116,24 +118,34 @@ class BPE:
                         raise ModelFormatError(f"{where}.merges: merge {rank} ({a!r} {b!r}): {part!r} is not in "
                                                "the vocabulary")
         # a pair listed twice keeps its last rank, as tokenizers' hash map does
-        # keys left * shift + right, values rank * shift + merged (the rank orders them)
-        self._merges = dict(zip(map(add, map(mul, lefts, repeat(shift)), rights),
-                                map(add, map(mul, range(len(merged)), repeat(shift)), merged)))
+        # (left * shift + right) -> rank; _merged[rank] is the token the pair becomes
+        self._merges = dict(zip(map(add, map(mul, lefts, repeat(shift)), rights), range(len(merged))))
+        self._merged = merged
         self.merge_count = len(firsts)
         self._byte_fallback_ids = [vocab.get(f"<0x{b:02X}>") for b in range(256)]
         self._byte_level_ids = [vocab.get(c) for c in _BYTE_CHARS]
         self.cache_size = int(cache_size)
         self._cache: dict = {}
-        self._cut = self._sentencepiece_cut()
+        self._char_symbols: dict = {}  # character -> its initial symbols (SentencePiece-style words)
+        self._cut, self._cut_needs_check = self._sentencepiece_cut(firsts, seconds)
 
-    def _sentencepiece_cut(self):
-        """A regex finding the safe cuts before "▁" (see the module docstring), or None."""
+    def _sentencepiece_cut(self, firsts: list, seconds: list):
+        """(a regex finding safe cuts in a word, whether each cut must still be checked), or (None, _):
+        see the module docstring."""
         if self.byte_level or self.ignore_merges or _META not in self.vocab:
-            return None
+            return None, False
         glued = {token[i - 1] for token in self.vocab if _META in token[1:]
                  for i in range(1, len(token)) if token[i] == _META and token[i - 1] != _META}
         excluded = "".join(re.escape(c) for c in sorted(glued | {_META}))
-        return re.compile(f"(?<=[^{excluded}])(?={_META})")
+        before_meta = f"(?<=[^{excluded}])(?={_META})"
+        byte_tokens = {f"<0x{b:02X}>" for b in range(256)}
+        if not (self.byte_fallback and None not in self._byte_fallback_ids
+                and byte_tokens.isdisjoint(firsts) and byte_tokens.isdisjoint(seconds)):
+            return re.compile(before_meta), True
+        # Byte tokens are never merged: a character that is not a token itself (its bytes stand in
+        # for it) can be cut off on both sides, and no cut needs checking.
+        chars = "".join(f"\\U{ord(c):08x}" for c in sorted(t for t in self.vocab if len(t) == 1))
+        return re.compile(f"{before_meta}|(?<=[^{chars}])|(?=[^{chars}])"), False
 
     # -- words -----------------------------------------------------------------------------------
 
@@ -151,13 +163,16 @@ class BPE:
         if self._cut is not None and len(word) > 12:
             parts = self._cut.split(word)
             if len(parts) > 1:
-                vocab = self.vocab
                 joined = [parts[0]]
-                for part in parts[1:]:
-                    if joined[-1][-1] in vocab:
-                        joined.append(part)
-                    else:  # a character that is not a token itself: no cut after it
-                        joined[-1] += part
+                if self._cut_needs_check:
+                    vocab = self.vocab
+                    for part in parts[1:]:
+                        if joined[-1][-1] in vocab:
+                            joined.append(part)
+                        else:  # a character that is not a token itself: no cut after it
+                            joined[-1] += part
+                else:
+                    joined = [part for part in parts if part]
                 if len(joined) > 1:
                     ids = tuple(self.encode_words(joined))
                     self._store(word, ids)
@@ -189,11 +204,30 @@ class BPE:
                 return symbols
             word = "".join([_BYTE_CHARS[b] for b in word.encode("utf-8")])
         else:
-            get = self.vocab.get
-            symbols = [get(c) for c in word]
-            if None not in symbols:
-                return symbols
+            parts = list(map(self._char_symbols.get, word))
+            if None not in parts:
+                return list(chain.from_iterable(parts))
+            if self._learn_chars(word):
+                return list(chain.from_iterable(map(self._char_symbols.get, word)))
         return self._symbols_with_unknowns(word)
+
+    def _learn_chars(self, word: str) -> bool:
+        """Adds the word's characters to _char_symbols (their token, or their byte-fallback tokens);
+        False when one of them needs the unk token, whose runs only the slow path handles."""
+        table, vocab = self._char_symbols, self.vocab
+        for ch in set(word) - table.keys():
+            token_id = vocab.get(ch)
+            if token_id is not None:
+                table[ch] = (token_id,)
+                continue
+            ids = [None]
+            if self.byte_fallback:
+                ids = [self._byte_fallback_ids[b] for b in ch.encode("utf-8", "surrogatepass")]
+            if None in ids:
+                return False
+            if len(table) < 1_000_000:
+                table[ch] = tuple(ids)
+        return True
 
     def _symbols_with_unknowns(self, word: str) -> list:
         """tokenizers' BPE::merge_word before the merges, for words with characters not in the vocab."""
@@ -232,7 +266,7 @@ class BPE:
             return symbols
         if len(symbols) >= _HEAP_MIN_SYMBOLS:
             return self._merge_heap(symbols)
-        get, shift = self._merges.get, self._shift
+        get, shift, merged = self._merges.get, self._shift, self._merged
         none = 1 << 62
         ranks = [get(symbols[i] * shift + symbols[i + 1], none) for i in range(len(symbols) - 1)]
         while ranks:
@@ -240,7 +274,7 @@ class BPE:
             if best == none:
                 break
             i = ranks.index(best)
-            symbols[i] = best % shift
+            symbols[i] = merged[best]
             del symbols[i + 1]
             del ranks[i]
             if i < len(ranks):
@@ -250,7 +284,7 @@ class BPE:
         return symbols
 
     def _merge_heap(self, symbols: list) -> list:
-        get, shift = self._merges.get, self._shift
+        get, shift, merged = self._merges.get, self._shift, self._merged
         n = len(symbols)
         after = list(range(1, n + 1))
         after[-1] = -1
@@ -270,7 +304,7 @@ class BPE:
             j = after[i]
             if j < 0 or get(symbols[i] * shift + symbols[j]) != value:
                 continue  # stale: one side has merged since
-            symbols[i] = value % shift
+            symbols[i] = merged[value]
             alive[j] = False
             k = after[j]
             after[i] = k
