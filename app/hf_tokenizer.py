@@ -277,14 +277,14 @@ class HFTokenizer:
         self.pad_token_id = self.token_to_id(self.pad_token) if self.pad_token else None
         self.add_bos_token = config.get("add_bos_token")
         self.add_eos_token = config.get("add_eos_token")
+        if isinstance(chat_template_jinja, (bytes, bytearray)):
+            chat_template_jinja = bytes(chat_template_jinja).decode("utf-8")
         self.chat_template = chat_template_jinja if chat_template_jinja is not None else config.get("chat_template")
 
     @classmethod
     def from_texts(cls, tokenizer_json, tokenizer_config=None, chat_template_jinja=None) -> "HFTokenizer":
         """From the files' texts (str or bytes; tokenizer_config.json and chat_template.jinja optional)."""
         config = None if tokenizer_config is None else _json_object(tokenizer_config, "tokenizer_config.json")
-        if isinstance(chat_template_jinja, (bytes, bytearray)):
-            chat_template_jinja = bytes(chat_template_jinja).decode("utf-8")
         return cls(_json_object(tokenizer_json, TOKENIZER_JSON), config, chat_template_jinja)
 
     # -- encoding --------------------------------------------------------------------------------

@@ -628,14 +628,17 @@ def _is_plain_gpt2(data: dict) -> bool:
     """A tokenizer.json that says no more than GPT-2's vocab.json + merges.txt: byte-level BPE with
     GPT-2's own pattern, nothing around it, and <|endoftext|> as its only added token. Such a file
     keeps GPT2Tokenizer (tiktoken's ids; <|endoftext|> in text is plain text unless allowed)."""
+    def kind(key: str):
+        value = data.get(key)
+        return "ByteLevel" if value is None else value.get("type") if isinstance(value, dict) else None
+
     model, pre = data.get("model"), data.get("pre_tokenizer")
     added = data.get("added_tokens") or []
     return (isinstance(model, dict) and model.get("type", "BPE") == "BPE" and not model.get("byte_fallback")
             and not model.get("ignore_merges") and model.get("unk_token") is None
             and data.get("normalizer") is None
             and isinstance(pre, dict) and pre.get("type") == "ByteLevel" and pre.get("use_regex", True)
-            and (data.get("post_processor") or {}).get("type", "ByteLevel") == "ByteLevel"
-            and (data.get("decoder") or {}).get("type", "ByteLevel") == "ByteLevel"
+            and kind("post_processor") == "ByteLevel" and kind("decoder") == "ByteLevel"
             and isinstance(added, list) and [a.get("content") for a in added if isinstance(a, dict)] == [ENDOFTEXT])
 
 

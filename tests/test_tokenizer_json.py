@@ -403,6 +403,8 @@ def test_load_tokenizer_picks_the_file(tmp_path):
     assert isinstance(loaded, HFTokenizer) and loaded.vocab_size == 151669
     assert loaded.chat_template == "{{ messages }}"
     assert isinstance(load_tokenizer(gpt2), GPT2Tokenizer)
+    as_bytes = {name: (tmp_path / name).read_bytes() for name in ("tokenizer.json", "chat_template.jinja")}
+    assert load_tokenizer_from_texts(as_bytes).chat_template == "{{ messages }}"
     with pytest.raises(ValueError, match="no tokenizer files"):
         load_tokenizer(tmp_path / "nowhere")
 
