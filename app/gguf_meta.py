@@ -357,13 +357,16 @@ def llama3_rope_scaling(factors, head_dim: int, rope_theta: float, filename="mod
     if slope <= 0 or intercept >= 0:
         raise ModelFormatError(f"{where}: the factors do not follow Llama 3's rope scaling")
     original = round(-slope / intercept)  # with low_freq_factor 1: original / low = -a / b
-    high = round(1 + original / slope, 6)
-    scaling = {"rope_type": "llama3", "factor": shortest_f32(factor), "low_freq_factor": 1.0,
-               "high_freq_factor": high, "original_max_position_embeddings": original}
-    again = llama3_factors(head_dim, rope_theta, scaling["factor"], 1.0, high, original)
-    if any(abs(a - b) > 1e-5 * max(1.0, abs(b)) for a, b in zip(again, factors)):
-        raise ModelFormatError(f"{where}: the factors do not follow Llama 3's rope scaling")
-    return scaling
+    factor = shortest_f32(factor)
+    fitted = 1 + original / slope
+    for digits in range(7):  # the shortest high_freq_factor that gives the file's factors back
+        high = round(fitted, digits)
+        if high > 1.0:
+            again = llama3_factors(head_dim, rope_theta, factor, 1.0, high, original)
+            if all(abs(a - b) <= 1e-5 * max(1.0, abs(b)) for a, b in zip(again, factors)):
+                return {"rope_type": "llama3", "factor": factor, "low_freq_factor": 1.0, "high_freq_factor": high,
+                        "original_max_position_embeddings": original}
+    raise ModelFormatError(f"{where}: the factors do not follow Llama 3's rope scaling")
 
 
 def gguf_tensor_map(header, config: dict) -> dict:

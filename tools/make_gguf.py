@@ -90,6 +90,11 @@ def write_gguf(path, config: dict, tensors: dict, type_name: str = "F32", tokeni
     writer = gguf.GGUFWriter(str(path), arch)
     heads = config["num_attention_heads"]
     kv_heads = config.get("num_key_value_heads") or heads
+    # transformers 5 writes rope_parameters {rope_type, rope_theta, ...}; older files rope_theta + rope_scaling
+    rope = dict(config.get("rope_parameters") or {})
+    theta = float(config.get("rope_theta", rope.get("rope_theta", 10000.0)))
+    scaling = config.get("rope_scaling") or {k: v for k, v in rope.items() if k != "rope_theta"}
+    rope_type = scaling.get("rope_type", scaling.get("type"))
     head_dim = config.get("head_dim") or config["hidden_size"] // heads
     writer.add_name(name)
     writer.add_context_length(config["max_position_embeddings"])
@@ -98,7 +103,7 @@ def write_gguf(path, config: dict, tensors: dict, type_name: str = "F32", tokeni
     writer.add_feed_forward_length(config["intermediate_size"])
     writer.add_head_count(heads)
     writer.add_head_count_kv(kv_heads)
-    writer.add_rope_freq_base(float(config.get("rope_theta", 10000.0)))
+    writer.add_rope_freq_base(theta)
     writer.add_layer_norm_rms_eps(float(config.get("rms_norm_eps", 1e-6)))
     if "head_dim" in config:
         writer.add_key_length(head_dim)
@@ -107,8 +112,6 @@ def write_gguf(path, config: dict, tensors: dict, type_name: str = "F32", tokeni
     writer.add_vocab_size(config["vocab_size"])
     file_types = {"F32": 0, "F16": 1, "Q4_0": 2, "Q4_1": 3, "Q8_0": 7, "BF16": 32}
     writer.add_file_type(file_types[type_name])
-    scaling = config.get("rope_scaling") or {}
-    rope_type = scaling.get("rope_type", scaling.get("type"))
     if rope_type == "linear":
         writer.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
         writer.add_rope_scaling_factor(float(scaling["factor"]))
@@ -116,7 +119,7 @@ def write_gguf(path, config: dict, tensors: dict, type_name: str = "F32", tokeni
         _add_key(writer, key, value)
 
     if rope_type == "llama3":
-        factors = llama3_factors(head_dim, float(config.get("rope_theta", 10000.0)), scaling["factor"],
+        factors = llama3_factors(head_dim, theta, scaling["factor"],
                                  scaling["low_freq_factor"], scaling["high_freq_factor"],
                                  scaling["original_max_position_embeddings"])
         writer.add_tensor(ROPE_FREQS, np.asarray(factors, np.float32))
