@@ -32,9 +32,9 @@ transformers' GGUF tokenizer.
 
 from __future__ import annotations
 
+from .byte_level import bytes_to_unicode
 from .errors import ModelFormatError
 from .safetensors import brief
-from .tokenizer import bytes_to_unicode
 
 CONTROL, USER_DEFINED = 3, 4
 MAX_SPLIT_TOKEN_CHARS = 1024
