@@ -2,7 +2,7 @@
 
 One path to the engine: everything goes through the same JS API object that scripts and tests use
 (`await api.load(...)`, `await api.generate(prompt, opts, onToken)`,
-`api.stop()`, `api.cancelLoad()`), so the page
+`await api.chat.completions.create({...})`, `api.stop()`, `api.cancelLoad()`), so the page
 exercises exactly what it documents. The UI only touches the DOM; app/web_api.py does the work.
 
     ui.start(js.window.pywebgpt)   # from app/main.py, before or after the engine starts
@@ -15,9 +15,10 @@ one mixin per part of the page, each in its own module:
     app/ui_settings.py  the Settings panel: reading and checking the fields, the model's defaults
     app/ui_output.py    the plain prompt page: Generate, the streaming output, a run's figures
     app/ui_popup.py     the token popup (the five likeliest tokens at a step)
+    app/ui_chat.py      the chat, for models with a chat template
     app/ui_dom.py       JS values and DOM helpers shared by the above
-    app/ui_text.py      every word and number shown, and the parsing of the fields: pure Python,
-                        tested in CPython (tests/test_ui_text.py)
+    app/ui_text.py, app/ui_chat_text.py   every word and number shown, and the parsing of the
+                        fields: pure Python, tested in CPython (tests/test_ui_text.py)
 
 Safety: model output, token texts, file names and error messages are put on the page as text
 (textContent / text nodes), never as HTML, so a model that writes `<img src=x onerror=...>`
@@ -52,6 +53,7 @@ import asyncio
 import js
 from pyodide.ffi import create_proxy
 
+from .ui_chat import ChatPanel
 from .ui_dom import by_id, error_parts, to_js_object, to_py
 from .ui_files import FolderInput
 from .ui_loading import LoadingPanel
@@ -61,17 +63,18 @@ from .ui_settings import SettingsPanel
 from .ui_text import FALLBACK_MODELS, NUMBER_FIELDS, sentence
 
 ELEMENT_IDS = (
-    "status", "error-banner", "error-title", "error-message", "error-hint", "error-fix", "error-dismiss",
+    "status", "skip-link", "error-banner", "error-title", "error-message", "error-hint", "error-fix", "error-dismiss",
     "model-form", "model-select", "load-button", "model-description", "more-sources", "custom-form", "custom-ref",
     "custom-load", "drop-zone", "folder-input", "load-box", "load-title", "load-progress", "cancel-load", "load-text",
     "model-state", "model-details", "model-info", "model-notices", "prompt-panel", "generate-form", "prompt",
     "generate-button", "stop-button", "run-state", "settings", "max-new-tokens", "max-new-tokens-max", "greedy",
     "temperature", "top-k", "top-p", "repetition-penalty", "seed", "stop-strings", "reset-settings", "output",
     "output-prompt", "output-text", "copy-button", "copy-state", "stats", "run-notices", "token-popup",
-    "output-panel")
+    "output-panel", "chat-panel", "chat-tokens", "system-prompt", "chat-log", "chat-notices", "chat-form",
+    "chat-input", "chat-send", "chat-stop", "chat-regenerate", "chat-clear", "chat-state", "chat-stats")
 
 
-class UI(LoadingPanel, FolderInput, SettingsPanel, OutputPanel, TokenPopup):
+class UI(LoadingPanel, FolderInput, SettingsPanel, OutputPanel, TokenPopup, ChatPanel):
     def __init__(self, api):
         self.api = api
         self.proxies: list = []
@@ -84,7 +87,8 @@ class UI(LoadingPanel, FolderInput, SettingsPanel, OutputPanel, TokenPopup):
         self.model_label = ""
         self.loading = False
         self.load_was_auto = False
-        self.generating = False
+        self.generating = False              # a generation or a chat reply runs
+        self.setting_defaults: dict = {}     # the model's generation_config defaults, as field values
         self.tokens: list = []               # one dict per token span: {"events": [event, ...]}
         self.pending: list = []              # events of tokens whose text is not complete yet
         self.current = 0                     # the token span that takes Tab focus (roving tabindex)
@@ -95,6 +99,10 @@ class UI(LoadingPanel, FolderInput, SettingsPanel, OutputPanel, TokenPopup):
         self.prompt_default = "ROMEO:"
         self.run_prompt = ""
         self.run_cleared = True
+        self.chat_mode = False
+        self.messages: list = []             # the conversation, without the system prompt
+        self.bubbles: list = []              # each message's element
+        self.chat_abort = None               # the AbortController of the reply being written
         self.error_fix = None
         self.lost_shown = False  # a device loss was shown while idle: the next action recovers at once
         self.el = {name: by_id(name) for name in ELEMENT_IDS}
@@ -157,7 +165,13 @@ class UI(LoadingPanel, FolderInput, SettingsPanel, OutputPanel, TokenPopup):
         self.on(js.window, "drop", self._on_page_drop)
         for name in NUMBER_FIELDS:
             self.on(e[name], "input", lambda ev: self._clear_invalid(ev.target))
+        self.on(e["chat-form"], "submit", self._on_chat_submit)
+        self.on(e["chat-input"], "keydown", self._on_chat_input_key)
+        self.on(e["chat-stop"], "click", lambda ev: self.stop())
+        self.on(e["chat-regenerate"], "click", lambda ev: self.request_regenerate())
+        self.on(e["chat-clear"], "click", lambda ev: self.clear_chat())
         e["output"].dataset.empty = "true"
+        e["chat-log"].dataset.empty = "true"
         narrow = js.window.matchMedia("(max-width: 59.99rem)")
         self.on(narrow, "change", lambda ev: self.fold(bool(ev.matches)))
         if narrow.matches:
@@ -207,6 +221,7 @@ class UI(LoadingPanel, FolderInput, SettingsPanel, OutputPanel, TokenPopup):
         e["copy-button"].disabled = not (e["output-text"].textContent or e["output-prompt"].textContent)
         e["load-box"].hidden = not self.loading
         e["generate-button"].setAttribute("aria-busy", "true" if self.generating else "false")
+        self.update_chat_controls(ready, busy)
 
     def _on_key(self, event) -> None:
         key = str(event.key)
@@ -227,7 +242,13 @@ class UI(LoadingPanel, FolderInput, SettingsPanel, OutputPanel, TokenPopup):
                     self.token_span(index).focus()
 
     def stop(self) -> None:
-        if self.generating:
+        """Stop (or Esc): ends the generation or the chat reply being written."""
+        if not self.generating:
+            return
+        if self.chat_abort is not None:
+            self.stop_chat()
+            self.el["chat-state"].textContent = "Stopping…"
+        else:
             self.api.stop()
             self.el["run-state"].textContent = "Stopping…"
 

@@ -1,9 +1,9 @@
 """The Model panel: the models list (weights/models.json), loading by list entry, Hub id or URL
 (a folder from this computer: app/ui_files.py), the progress bar, Cancel, and the loaded model's
-details.
+details. A model whose info says `chat: true` switches the page to the chat (app/ui_chat.py).
 
 A mixin of app/ui.py's UI: it reads `api`, `el`, `runtime`, `show_error()`, `_recovering()` and
-the settings mixin, and owns `models`, `model` (the loaded model's info), `model_entry`,
+the settings and chat mixins, and owns `models`, `model` (the loaded model's info), `model_entry`,
 `model_label`, `loading`, `load_was_auto` and `prompt_default`."""
 
 from __future__ import annotations
@@ -194,6 +194,7 @@ class LoadingPanel:
             dl.appendChild(dd)
         self.el["model-details"].hidden = False
         fill_list(self.el["model-notices"], model_notices(info))
+        self.apply_model_defaults()
         self.apply_model_bounds()
         prompt = self.el["prompt"]
         new_prompt = (entry or {}).get("prompt")
@@ -202,5 +203,6 @@ class LoadingPanel:
         if entry is not None:
             self.el["model-select"].value = str(self.models.index(entry))
             self.describe_selected()
+        self.show_mode(bool(info.get("chat")))
         self.update_controls()
         js.document.body.dataset.model = "loaded"

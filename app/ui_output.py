@@ -1,4 +1,4 @@
-"""The plain prompt page: Generate, the streaming output (one
+"""The plain prompt page (models without a chat template): Generate, the streaming output (one
 focusable span per token, text only), the run's figures, Copy, and the banners of a failed run.
 
 A mixin of app/ui.py's UI: it reads `api`, `el`, `read_settings()`, `show_error()` and
@@ -45,7 +45,7 @@ class OutputPanel:
         if self.engine != "ready" or self.generating or self.loading or self.model is None:
             return
         self.generating = True  # at once: a second press before the run starts (a double click) is ignored
-        self.spawn(self.generate())
+        self.spawn(self.chat_send() if self.chat_mode else self.generate())
 
     def clear_output(self, prompt: str) -> None:
         self.hide_popup()

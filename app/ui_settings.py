@@ -1,7 +1,10 @@
 """The Settings panel: reading and checking the sampling fields, marking the wrong ones, Greedy,
-Reset to defaults, the model's bounds (max new tokens, top-k).
+Reset to defaults, the model's bounds (max new tokens, top-k) and its own sampling defaults
+(generation_config.json, through info().model.generation_defaults). The plain prompt page and the
+chat read the same fields.
 
-A mixin of app/ui.py's UI: it reads `el` and `model` (the loaded model's info)."""
+A mixin of app/ui.py's UI: it reads `el` and `model` (the loaded model's info) and owns
+`setting_defaults` (field id -> the current model's default, where it has one)."""
 
 from __future__ import annotations
 
@@ -14,11 +17,15 @@ from .ui_text import (
     NUMBER_FIELDS,
     context_of,
     max_new_tokens_limit,
+    model_defaults,
     parse_settings,
+    settings_for_model,
 )
 
 
 class SettingsPanel:
+    setting_defaults: dict
+
     def fold(self, narrow: bool) -> None:
         """Narrow screens stack the panels: fold the model details and the settings so that the
         prompt, Generate and the output come within a thumb's reach (one tap opens each); wide
@@ -32,7 +39,7 @@ class SettingsPanel:
             self.el[name].disabled = greedy
 
     def reset_settings(self) -> None:
-        for name, value in DEFAULTS.items():
+        for name, value in {**DEFAULTS, **self.setting_defaults}.items():
             if name == "greedy":
                 self.el[name].checked = value
             else:
@@ -56,6 +63,16 @@ class SettingsPanel:
         vocab = self.model.get("vocab_size")
         if vocab:
             self.el["top-k"].max = str(vocab)
+
+    def apply_model_defaults(self) -> None:
+        """A model was loaded: the fields still at the previous model's defaults take this one's
+        (a field the user changed stays as it is)."""
+        new = model_defaults((self.model or {}).get("generation_defaults"), (self.model or {}).get("vocab_size"))
+        current = {name: str(self.el[name].value) for name in NUMBER_FIELDS}
+        for name, value in settings_for_model(current, self.setting_defaults, new).items():
+            self.el[name].value = value
+            self._clear_invalid(self.el[name])
+        self.setting_defaults = new
 
     def _clear_invalid(self, field) -> None:
         field.removeAttribute("aria-invalid")

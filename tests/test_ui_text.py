@@ -3,7 +3,9 @@ counts and durations on None, 0, negative, huge and NaN values; stop-string esca
 banners built from the engine's structured errors (code, chars), never from message text; the
 models list, the load progress line, the model details; the Settings fields (bounds, NaN, Unicode
 digits, greedy); the model's generation_config defaults and how they follow a model switch; a
-run's figures and the token popup's rows."""
+run's figures and the token popup's rows; the chat's request (settings and system prompt into
+chat.completions options), its token count against the context, the dropped-turns notice, a
+reply's figures (reused vs new prompt tokens) and its error banner."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import urllib.parse
 
 import pytest
 
+from app import ui_chat_text as c
 from app import ui_text as t
 from app.errors import GenerationBusy, LoadError, UnknownCharactersError
 
@@ -368,3 +371,67 @@ def test_popup_rows_and_notes():
     assert len(notes) == 3 and "temperature 1" in notes[0] and "id 7" in notes[1] and "3 tokens" in notes[2]
     assert t.popup_notes([], None, 1) == [] and t.popup_notes([], 5, 1) == [
         "The sampled token (id 5) was not among these."]
+
+
+# ------------------------------------------------------------------------------ the chat
+
+
+def test_chat_request_from_the_settings_and_the_conversation():
+    opts = {"max_new_tokens": 64, "temperature": 0.7, "top_k": 20, "top_p": 0.8, "repetition_penalty": 1.1,
+            "seed": 3, "stop": ["\n\n"]}
+    turns = [{"role": "user", "content": "Hi <b>"}, {"role": "assistant", "content": "Hello", "extra": 1}]
+    request = c.chat_request(opts, "Be brief.", turns)
+    assert request == {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi <b>"},
+                                    {"role": "assistant", "content": "Hello"}],
+                       "stream": True, "max_tokens": 64, "temperature": 0.7, "top_k": 20, "top_p": 0.8,
+                       "repetition_penalty": 1.1, "seed": 3, "stop": ["\n\n"]}
+    # A blank system prompt is left out (the template's own default applies); its text is sent as typed.
+    for blank in ("", "  \n\t"):
+        assert c.chat_request({"max_new_tokens": 1, "stop": []}, blank, turns)["messages"][0]["role"] == "user"
+    assert c.chat_request({}, " x ", [])["messages"] == [{"role": "system", "content": " x "}]
+    greedy = c.chat_request({"max_new_tokens": 5, "temperature": 0, "stop": []}, "", [])
+    assert greedy == {"messages": [], "stream": True, "max_tokens": 5, "temperature": 0}
+
+
+@pytest.mark.parametrize("used, context, text", [
+    (1234, 2048, "1,234 / 2,048 tokens"), (0, 256, "0 / 256 tokens"), (None, 8192, "8,192-token context"),
+    (NAN, 256, "256-token context"), (5, None, "5 tokens"), (None, None, ""),
+    (10 ** 9, 32768, "1,000,000,000 / 32,768 tokens"),
+])
+def test_token_count_text(used, context, text):
+    assert c.token_count_text(used, context) == text
+
+
+def test_tokens_used_is_the_prompt_plus_the_reply():
+    assert c.tokens_used({"prompt_tokens": 40, "completion_tokens": 8, "total_tokens": 48}) == 48
+    assert c.tokens_used({"prompt_tokens": 40}) == 40
+    assert c.tokens_used({"completion_tokens": 8}) is None and c.tokens_used(None) is None
+    assert c.tokens_used({"prompt_tokens": NAN, "completion_tokens": 1}) is None
+
+
+def test_dropped_text():
+    assert [c.dropped_text(n) for n in (0, None, -2, NAN, "x")] == [""] * 5
+    assert c.dropped_text(1).startswith("The oldest message no longer fits")
+    assert c.dropped_text(1200).startswith("The 1,200 oldest messages no longer fit")
+
+
+def test_chat_stats_say_how_much_of_the_prompt_was_reused():
+    usage = {"prompt_tokens": 1234, "completion_tokens": 16, "total_tokens": 1250}
+    extra = {"reused_tokens": 1200, "prefilled_tokens": 34, "timings": {"decode_ms_per_token": 25.0, "ttft_ms": 80.2}}
+    assert c.chat_stats(usage, extra, "stop") == [("Prompt", "1,234 tokens (1,200 reused, 34 new)"),
+                                                  ("Reply", "16 tokens"), ("Speed", "40.0 tokens/s"),
+                                                  ("First token", "80 ms"), ("Finished", "end of the reply")]
+    assert c.chat_stats({"prompt_tokens": 9}, {"reused_tokens": 0}, "length") == [
+        ("Prompt", "9 tokens"), ("Finished", "reached the token limit")]
+    assert c.chat_stats(None, None, "abort") == [("Finished", "stopped")]
+    assert c.chat_stats({}, {"timings": {"decode_ms_per_token": NAN}}, None) == [("Finished", "None")]
+    assert [c.chat_finish_text(r) for r in ("cancelled", "eos", "weird")] == ["stopped", "end of the reply", "weird"]
+
+
+def test_chat_error():
+    busy = c.chat_error({"code": "busy", "message": "a generation is already running on this model"})
+    assert busy["title"] == "A reply is already being written" and busy["message"].startswith("A generation")
+    failed = c.chat_error({"code": "input", "message": "messages must not be empty"})
+    assert failed["title"] == "The reply failed" and failed["message"] == "Messages must not be empty"
+    assert "back in the box" in failed["hint"]
+    assert c.chat_error({})["message"] == ""
