@@ -32,6 +32,7 @@ from operator import add, mul
 
 from .byte_level import bytes_to_unicode
 from .errors import ModelFormatError
+from .hf_patterns import chars_class_body
 
 __all__ = ["BPE"]
 
@@ -45,6 +46,9 @@ def _merge_pairs(merges: list, where: str):
     """model.merges ("a b" strings or [a, b] pairs; "#version" lines skipped) -> (firsts, seconds)."""
     if merges and all(isinstance(m, str) for m in (merges[0], merges[-1])):
         lines = [m for m in merges if not m.startswith("#version")] if merges[0].startswith("#version") else merges
+        if set(map(type, lines)) == {str} and set(map(str.count, lines, repeat(" "))) == {1}:
+            parts = " ".join(lines).split(" ")  # one space per line: one split for all
+            return parts[0::2], parts[1::2]
         try:
             pairs = [m.split(" ") for m in lines]
         except (AttributeError, TypeError):
@@ -136,7 +140,7 @@ class BPE:
             return None, False
         glued = {token[i - 1] for token in self.vocab if _META in token[1:]
                  for i in range(1, len(token)) if token[i] == _META and token[i - 1] != _META}
-        excluded = "".join(re.escape(c) for c in sorted(glued | {_META}))
+        excluded = chars_class_body(glued | {_META})
         before_meta = f"(?<=[^{excluded}])(?={_META})"
         byte_tokens = {f"<0x{b:02X}>" for b in range(256)}
         if not (self.byte_fallback and None not in self._byte_fallback_ids
@@ -144,7 +148,7 @@ class BPE:
             return re.compile(before_meta), True
         # Byte tokens are never merged: a character that is not a token itself (its bytes stand in
         # for it) can be cut off on both sides, and no cut needs checking.
-        chars = "".join(f"\\U{ord(c):08x}" for c in sorted(t for t in self.vocab if len(t) == 1))
+        chars = chars_class_body(t for t in self.vocab if len(t) == 1)
         return re.compile(f"{before_meta}|(?<=[^{chars}])|(?=[^{chars}])"), False
 
     # -- words -----------------------------------------------------------------------------------

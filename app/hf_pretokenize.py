@@ -28,7 +28,7 @@ import re
 import unicodedata
 
 from .errors import ModelFormatError
-from .hf_patterns import LiteralPattern, UnicodeRegex, pattern_from_json
+from .hf_patterns import LiteralPattern, UnicodeRegex, class_body, pattern_from_json
 from .unicode_data import LOWERCASE_16, NORMALIZATION_RANGES, NUMBER_RANGES, WHITESPACE
 
 __all__ = ["build_normalizer", "build_pre_tokenizer", "PreTokenizer", "GPT2_SPLIT_PATTERN"]
@@ -67,7 +67,7 @@ def _unicode_normalizer(form: str):
     return run
 
 
-_ACTIVE_RUNS = re.compile("[" + "".join(f"\\U{a:08x}-\\U{b:08x}" for a, b in NORMALIZATION_RANGES) + "]+")
+_ACTIVE_RUNS = re.compile("[" + class_body(NORMALIZATION_RANGES) + "]+")
 
 
 def _lowercase(text: str) -> str:
@@ -257,7 +257,7 @@ class _CharClassPattern:
 
 
 def _digits_step(individual: bool) -> SplitStep:
-    body = "".join(f"\\U{a:08x}-\\U{b:08x}" for a, b in NUMBER_RANGES)  # Rust's char::is_numeric
+    body = class_body(NUMBER_RANGES)  # Rust's char::is_numeric
     return SplitStep(_CharClassPattern(f"[{body}]"), "Isolated" if individual else "Contiguous", False)
 
 

@@ -258,11 +258,11 @@ class HFTokenizer:
         self._post = build_post_processor(data.get("post_processor"))
         self.decoder = Decoder(data.get("decoder"))
 
-        table = dict(self.model.by_id)
-        for token_id, token in self.added.by_id.items():
-            table[token_id] = self.added.decode_text.get(token_id, token["content"])
-        self.vocab_size = max(table) + 1
-        self._id_to_token = [table.get(i) for i in range(self.vocab_size)]
+        by_id, added = self.model.by_id, self.added.by_id
+        self.vocab_size = max(max(by_id), max(added, default=-1)) + 1
+        self._id_to_token = list(map(by_id.get, range(self.vocab_size)))  # added tokens first, as tokenizers
+        for token_id, token in added.items():
+            self._id_to_token[token_id] = self.added.decode_text.get(token_id, token["content"])
         self.special_tokens = {t["content"]: i for i, t in self.added.by_id.items() if t["special"]}
         self._token_bytes: dict = {}  # token string -> its bytes, for a ByteLevel decoder
 

