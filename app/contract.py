@@ -130,13 +130,15 @@ def unpack_topk(raw: bytes, k: int) -> tuple:
 
 # ------------------------------------------------------------------------------ epilogues
 
-# What the matrix kernels (matmul.wgsl) do with each result v of X @ W + b: the constant EPILOGUE.
+# What the matrix kernels (matmul.wgsl, linear.wgsl) do with each result v of X @ W + b: the constant
+# EPILOGUE.
 EPILOGUES = {
     "store": 0,      # Y[r, c] = v
     "gelu_tanh": 1,  # Y[r, c] = gelu_new(v), GPT-2's tanh approximation
     "gelu_erf": 2,   # Y[r, c] = gelu(v), the exact erf form
     "residual": 3,   # Y[r, c] += v (Y is the residual stream)
     "qkv": 4,        # columns [0, C) -> Y; [C, 2C) and [2C, 3C) -> this layer's K and V caches
+    "swiglu": 5,     # Y[r, c] = silu(gate) * up, gate and up from W's rows c and N + c (linear.wgsl)
 }
 
 

@@ -277,13 +277,16 @@ class Model:
     def info(self) -> dict:
         from .config import param_count  # noqa: PLC0415 - app.config is light, but info is rare
 
-        cfg, model = self.config, self._loaded.model
+        cfg, model, generation = self.config, self._loaded.model, self._loaded.generation
         return {
-            "source": self.source, "parameters": param_count(cfg),
+            "source": self.source, "family": cfg.model_type, "parameters": param_count(cfg),
             "n_layer": cfg.n_layer, "n_head": cfg.n_head, "n_embd": cfg.n_embd,
             "vocab_size": cfg.vocab_size, "n_positions": cfg.n_positions, "context": model.n_ctx,
             "dtype": model.weight_dtype, "gpu_bytes": model.gpu_bytes() if not self._unloaded else 0,
             "file_bytes": self._loaded.weight_bytes, "tokenizer": type(self.tokenizer).__name__,
+            "chat": bool(getattr(self.tokenizer, "chat_template", None)),
+            "eos_token_ids": sorted(Generation.eos_token_ids_of(self._loaded)),
+            "generation_defaults": dict(generation.defaults),
             "notices": self.notices, "dispatches_per_decode_step": model.dispatches_per_decode_step,
             "load_s": self.load_s, "load": dict(self.load_stats),
         }

@@ -110,13 +110,22 @@ class Generation:
         self.prompt = list(prompt_ids)
 
     @property
-    def eos_token_id(self) -> int | None:
-        """config.json's eos_token_id (what transformers' generate stops on), else the tokenizer's
-        end-of-text token (GPT-2's <|endoftext|>); None: no end-of-text token."""
-        eos = getattr(getattr(self.loaded, "config", None), "eos_token_id", None)
-        if eos is None:
-            eos = getattr(self.tokenizer, "eos_token_id", None)
-        return eos
+    def eos_token_ids(self) -> set:
+        return self.eos_token_ids_of(self.loaded)
+
+    @staticmethod
+    def eos_token_ids_of(loaded) -> set:
+        """The tokens that end a generation, as transformers' generate() stops: every id of
+        generation_config.json's eos_token_id, else config.json's (one or a list), else the
+        tokenizer's end-of-text token (GPT-2's <|endoftext|>). Empty: no end-of-text token."""
+        generation = getattr(loaded, "generation", None)
+        if generation is not None and generation.eos_token_ids:
+            return set(generation.eos_token_ids)
+        cfg = getattr(loaded, "config", None)
+        ids = getattr(cfg, "eos_token_ids", None) or [getattr(cfg, "eos_token_id", None)]
+        ids = {i for i in ids if i is not None}
+        eos = getattr(loaded.tokenizer, "eos_token_id", None)
+        return ids or ({eos} if eos is not None else set())
 
     def stop(self):
         self.cancelled = True
@@ -130,7 +139,7 @@ class Generation:
         sampler = Sampler(params)
         detok = StreamingDetokenizer(self.tokenizer)
         stops = StopStringMatcher(params.stop or [])
-        eos = self.eos_token_id
+        eos = self.eos_token_ids
         temperature = float(params.temperature)
         seen = list(self.prompt)
         # When the choice needs only the candidates (not `full`: no repetition penalty, top-k <= KMAX
@@ -170,7 +179,7 @@ class Generation:
                 if self.keep_logits and step.full_logits is not None:
                     result.logits.append(step.full_logits)
                 top = alternatives(step)
-                if eos is not None and token == eos and params.stop_on_eos:
+                if token in eos and params.stop_on_eos:
                     finish = "eos"
                     yield TokenEvent(token, "", top)
                     break

@@ -83,12 +83,13 @@ def dispatch(name: str, k: Kernel, groups: Groups, **buffers) -> Dispatch:
 class Kernels:
     """The kernel families for one model on one adapter: model dimensions and shapes in, Dispatch
     values out. `C` is the residual width, `n_ctx` the KV cache positions, `weights` the format
-    of the model's matrices."""
+    of the model's matrices; `kv_heads` (grouped-query attention) defaults to `n_head`."""
 
     def __init__(self, shapes: KernelShapes, weights: str, *, C: int, n_head: int, head_dim: int, n_ctx: int,
-                 eps: float):
+                 eps: float, kv_heads: int | None = None):
         self.shapes, self.weights = shapes, weights
         self.C, self.NH, self.HD, self.n_ctx, self.eps = C, n_head, head_dim, n_ctx, eps
+        self.KVH = kv_heads or n_head
         self.att_splits = cdiv(n_ctx, ATT_BLOCK)
 
     def groups(self, blocks: int) -> int:
@@ -98,9 +99,10 @@ class Kernels:
 
     # -------------------------------------------------------------------------- embedding
     def embed(self, row0: int, rows: int, **buffers) -> tuple:
-        """x[t] = wte[ids[t]] + wpe[pos0 + t] for the ids in one split of the token table:
-        (the prefill dispatch, the decode dispatch)."""
-        k = kernel("embedding.wgsl", "embed", self.weights, C4=self.C // 4, ROW0=row0, ROWS=rows)
+        """x[t] = wte[ids[t]] (+ wpe[pos0 + t] when a position table is bound) for the ids in one
+        split of the token table: (the prefill dispatch, the decode dispatch)."""
+        k = kernel("embedding.wgsl", "embed", self.weights, C4=self.C // 4, ROW0=row0, ROWS=rows,
+                   POSITIONS=buffers.get("wpe") is not None)
         packs = cdiv(self.C // 4, 64)
         return (dispatch("embedding", k, lambda r: (packs, self.groups(r), 1), **buffers),
                 dispatch("embedding", k, (packs, 1, 1), **buffers))
@@ -156,8 +158,9 @@ class Kernels:
 
     # -------------------------------------------------------------------------- attention
     def _attention_kernel(self, entry: str) -> Kernel:
-        return kernel("attention.wgsl", entry, self.weights, C=self.C, NH=self.NH, HD=self.HD, N_CTX=self.n_ctx,
-                      SCALE=1.0 / self.HD ** 0.5, ATT_GROUPS=self.groups(self.NH), ATT_SPLITS=self.att_splits)
+        return kernel("attention.wgsl", entry, self.weights, C=self.NH * self.HD, NH=self.NH, KVH=self.KVH, HD=self.HD,
+                      N_CTX=self.n_ctx, SCALE=1.0 / self.HD ** 0.5, ATT_GROUPS=self.groups(self.NH),
+                      ATT_SPLITS=self.att_splits)
 
     def tiles_fit(self, workgroup_limit: int) -> bool:
         return self._attention_kernel("attention_tiled").workgroup_bytes() <= workgroup_limit
@@ -186,12 +189,13 @@ class Kernels:
         return dispatch("attention", self._attention_kernel("attention"), (self.groups(self.NH), 1, 1), **buffers)
 
     # -------------------------------------------------------------------------- head
-    def lm_head(self, row0: int, rows: int, **buffers) -> Dispatch:
-        """logits[row0 + v] = LayerNorm(last row of x) . table[v] for one split of the table."""
+    def lm_head(self, row0: int, rows: int, rms: bool = False, **buffers) -> Dispatch:
+        """logits[row0 + v] = LayerNorm (or RMSNorm) of the last row of x . table[v] for one split of
+        the table."""
         lanes = self.shapes.head_lanes
         groups = self.groups(cdiv(rows, 256 // lanes))
         k = kernel("lm_head.wgsl", "lm_head", self.weights, C=self.C, C4=self.C // 4, EPS=self.eps, ROW0=row0,
-                   ROWS=rows, HEAD_LANES=lanes, HEAD_GROUPS=groups)
+                   ROWS=rows, HEAD_LANES=lanes, HEAD_GROUPS=groups, RMS=rms)
         return dispatch("ln_f+lm_head", k, (groups, 1, 1), **buffers)
 
     def topk(self, vocab_size: int, step: str, logits: str, part: str, out: str) -> list:
@@ -205,3 +209,48 @@ class Kernels:
             return [dispatch("topk_serial", k("topk_serial"), (1, 1, 1), step=step, logits=logits, out=out)]
         return [dispatch("topk_partial", k("topk_partial"), (groups, 1, 1), step=step, logits=logits, part=part),
                 dispatch("topk_merge", k("topk_merge"), (1, 1, 1), step=step, part=part, out=out)]
+
+    # -------------------------------------------------------------------------- the Llama family
+    def rms_norm(self, name: str, **buffers) -> Dispatch:
+        cpu = self.shapes.cpu
+        k = kernel("rmsnorm.wgsl", "rms_norm_rows" if cpu else "rms_norm", self.weights, C=self.C, C4=self.C // 4,
+                   EPS=self.eps)
+        return dispatch(name, k, (lambda r: (cdiv(r, 64), 1, 1)) if cpu else (lambda r: (r, 1, 1)), **buffers)
+
+    def _linear_kernel(self, entry: str, K: int, N: int, out: str, bias: bool, *, rms_input=False,
+                       att_input=False) -> Kernel:
+        rows = self.shapes.linear_gemv_rows
+        return kernel("linear.wgsl", entry, self.weights, K=K, K4=K // 4, N=N, EPILOGUE=epilogue(out),
+                      HAS_BIAS=bias, RMS_INPUT=rms_input, ATT_INPUT=att_input, ATT_SPLITS=self.att_splits,
+                      HD=self.HD, EPS=self.eps, GEMV_ROWS=rows, GEMV_GROUPS=self.groups(cdiv(N, rows)),
+                      XN4_LEN=K // 4 if rms_input or att_input else 1)
+
+    def linear(self, name: str, K: int, N: int, out: str, **buffers) -> Dispatch:
+        """Y = out(X @ W^T + b), W [N, K], over the rows of a prefill run."""
+        bias = buffers.get("bias") is not None
+        if self.shapes.cpu:
+            k = self._linear_kernel("linear_rows", K, N, out, bias)
+            return dispatch(name, k, lambda r: (cdiv(N, 64), cdiv(r, 4), 1), **buffers)
+        k = self._linear_kernel("linear_tiled", K, N, out, bias)
+        return dispatch(name, k, lambda r: (cdiv(N, 64), cdiv(r, 64), 1), **buffers)
+
+    def linear_gemv(self, name: str, K: int, N: int, out: str, *, rms_input=False, att_input=False,
+                    **buffers) -> Dispatch:
+        """y = out(x @ W^T + b) for one row (decode); `swiglu`: N outputs from 2N rows of W."""
+        k = self._linear_kernel("gemv", K, N, out, buffers.get("bias") is not None, rms_input=rms_input,
+                                att_input=att_input)
+        return dispatch(name, k, (k.values["GEMV_GROUPS"], 1, 1), **buffers)
+
+    def rope(self, qk_norm: bool, **buffers) -> Dispatch:
+        """Rotate this run's q and k heads (RMS-normalized first with qk_norm), keys and values to the
+        cache."""
+        slots = self.NH + 2 * self.KVH
+        cpu = self.shapes.cpu
+        k = kernel("rope.wgsl", "rope_rows" if cpu else "rope", self.weights, NH=self.NH, KVH=self.KVH, HD=self.HD,
+                   N_CTX=self.n_ctx, QK_NORM=qk_norm, EPS=self.eps)
+        groups = (lambda r: (cdiv(r * slots, 64), 1, 1)) if cpu else (lambda r: (slots, r, 1))
+        return dispatch("rope", k, groups, **buffers)
+
+    def swiglu(self, M: int, **buffers) -> Dispatch:
+        k = kernel("swiglu.wgsl", "swiglu", self.weights, M=M)
+        return dispatch("swiglu", k, lambda r: (cdiv(M, 64), r, 1), **buffers)

@@ -35,11 +35,13 @@ import time
 from dataclasses import dataclass, field
 
 from .buffer_plan import BufferPlan
-from .config import GPT2Config, match_tensors
+from .config import config_from_json, match_tensors
+from .config_llama import LlamaConfig
+from .generation_config import GenerationConfig
 from .errors import GPUError, LoadCancelled, LoadError, ModelError, ModelFormatError
 from .gpu import is_null
 from .load_job import LoadJob
-from .model import GPT2
+from .model import model_graph as build_graph
 from .runner import GPUModel
 from .safetensors import is_lfs_pointer, lfs_pointer_error, parse_header, parse_header_length
 from .shapes import KernelShapes
@@ -59,6 +61,8 @@ from .tokenizer import load_tokenizer_from_texts
 from .weights import matrix_dtype
 
 TOKENIZER_FILES = ("vocab.json", "merges.txt", "tokenizer.json", "char_vocab.json")
+TOKENIZER_EXTRAS = ("tokenizer_config.json", "chat_template.jinja")  # beside a tokenizer.json
+GENERATION_CONFIG = "generation_config.json"
 GPT2_VOCAB_SIZE = 50257
 HEAD_PROBE = 64 * 1024          # bytes asked for first: the whole header of any GPT-2 checkpoint
 MAX_LAYERS = 1024               # a config beyond this is corrupt, not a model
@@ -91,7 +95,9 @@ def model_graph(cfg, shapes: KernelShapes, limits: dict, dtype: str, context=Non
         raise LoadError(f"{where}: 'n_layer' is {cfg.n_layer:,}; no model this engine runs has more than "
                         f"{MAX_LAYERS} layers (a corrupt config?)", "too_large")
     try:
-        return GPT2(cfg, shapes, limits, matrix_dtype=dtype, separate_head=separate_head, context=context)
+        return build_graph(cfg, shapes, limits, matrix_dtype=dtype, separate_head=separate_head, context=context)
+    except ModelFormatError as exc:
+        raise LoadError(str(exc), "format") from None
     except ModelError as exc:
         raise LoadError(f"{where}: {exc}", "format") from None
 
@@ -126,11 +132,12 @@ class Tensor:
 class LoadedModel:
     model: GPUModel
     tokenizer: object
-    config: GPT2Config
+    config: object  # GPT2Config or LlamaConfig
     source: str
     notices: list
     weight_bytes: int
     stats: dict = field(default_factory=dict)
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
 
 
 def _format_error(exc: Exception) -> LoadError:
@@ -139,19 +146,23 @@ def _format_error(exc: Exception) -> LoadError:
     return LoadError(str(exc), "format")
 
 
-async def _read_tokenizer(source, cfg: GPT2Config, job: LoadJob):
+async def _read_tokenizer(source, cfg, job: LoadJob):
     job.emit("tokenizer")
     texts: dict = {}
     if isinstance(source, FileSource):
-        for name in TOKENIZER_FILES:
+        for name in TOKENIZER_FILES + TOKENIZER_EXTRAS:
             text = await source.text(name, optional=True)
             if text is not None:
                 texts[name] = text
     else:
         # Ask for the likely files first, so a usual folder costs no 404: a character vocabulary is
-        # small, GPT-2's BPE has 50257 tokens.
-        order = ["char_vocab.json", "bpe", "tokenizer.json"] if cfg.vocab_size < GPT2_VOCAB_SIZE \
-            else ["bpe", "tokenizer.json", "char_vocab.json"]
+        # small, GPT-2's BPE has 50257 tokens, modern models ship tokenizer.json.
+        if isinstance(cfg, LlamaConfig):
+            order = ["tokenizer.json", "bpe", "char_vocab.json"]
+        elif cfg.vocab_size < GPT2_VOCAB_SIZE:
+            order = ["char_vocab.json", "bpe", "tokenizer.json"]
+        else:
+            order = ["bpe", "tokenizer.json", "char_vocab.json"]
         for what in order:
             if what == "bpe":
                 vocab = await source.text("vocab.json", optional=True)
@@ -167,6 +178,11 @@ async def _read_tokenizer(source, cfg: GPT2Config, job: LoadJob):
                     texts[what] = text
                     break
             job.check()
+        if "tokenizer.json" in texts:  # its special tokens and chat template
+            for name in TOKENIZER_EXTRAS:
+                text = await source.text(name, optional=True)
+                if text is not None:
+                    texts[name] = text
     if not texts:
         raise LoadError(f"no tokenizer in {source.label}: expected vocab.json + merges.txt, tokenizer.json or "
                         f"char_vocab.json", "format")
@@ -292,7 +308,7 @@ async def load_model(gpu, ref: str = "", base_url: str = "", context: int | None
         if text is None:
             raise LoadError(f"{CONFIG}: not found in {source.label}", "input")
         try:
-            cfg = GPT2Config.from_json(text, CONFIG)
+            cfg = config_from_json(text, CONFIG)
         except ModelFormatError as exc:
             raise _format_error(exc) from None
         check_device(model_graph(cfg, shapes, limits, "F16", context), budget, CONFIG)  # the smallest it could be
@@ -300,6 +316,15 @@ async def load_model(gpu, ref: str = "", base_url: str = "", context: int | None
 
         # 2. tokenizer
         tokenizer = await _read_tokenizer(source, cfg, job)
+        job.check()
+        generation = GenerationConfig()
+        # Modern models' stop tokens and sampling defaults (GPT-2's say nothing config.json does not).
+        text = await source.text(GENERATION_CONFIG, optional=True) if isinstance(cfg, LlamaConfig) else None
+        if text is not None:
+            try:
+                generation = GenerationConfig.from_json(text, cfg.vocab_size)
+            except ModelFormatError as exc:
+                raise _format_error(exc) from None
         job.check()
 
         # 3. headers, checked against the config and the device
@@ -390,7 +415,7 @@ async def load_model(gpu, ref: str = "", base_url: str = "", context: int | None
     notices = notices + source.notices + list(model.notices)
     job.emit("done", None, total_bytes, total_bytes, stats["from_cache"])
     label = source.base if isinstance(source, UrlSource) else source.label
-    return LoadedModel(model, tokenizer, cfg, label, notices, total_bytes, stats)
+    return LoadedModel(model, tokenizer, cfg, label, notices, total_bytes, stats, generation)
 
 
 def _build_model(gpu, graph, tensors) -> GPUModel:

@@ -1,5 +1,7 @@
-"""GPT-2 on WebGPU: the forward pass as the GPU runs it, in the spirit of nanoGPT's model.py.
+"""The models, as the GPU runs them: GPT-2 and the Llama family, each forward pass in a few lines,
+in the spirit of nanoGPT's model.py.
 
+    GPT-2                                                    kernels
     x = wte[ids] + wpe[pos]                                  embedding.wgsl
     for each block:
         q, k, v = LayerNorm_1(x) @ W_attn + b                matmul.wgsl (k, v go to the KV cache)
@@ -8,33 +10,51 @@
     logits = LayerNorm_f(x[-1]) @ wte.T                      lm_head.wgsl
     top k of logits, log-sum-exp                             topk.wgsl
 
-This module is pure Python: it says which kernels run over which buffers in which order (lists of
-Dispatch values, app/kernels.py) and which buffers exist (app/buffer_plan.py). app/runner.py puts
-that on the GPU: it allocates the buffers, uploads the weights, builds the pipelines once and
-replays a decode step as one prepared list of dispatches.
+    Llama, Mistral, Qwen2, Qwen3
+    x = embed[ids]                                           embedding.wgsl
+    for each block:
+        q, k, v = RMSNorm_1(x) @ [Wq; Wk; Wv].T (+ b)        linear.wgsl (rmsnorm.wgsl in prefill)
+        q, k = rope(norm_qk(q, k), pos); k, v -> KV cache    rope.wgsl (Qwen3's per-head norms)
+        x = x + attention(q, K cache, V cache) @ Wo.T (+ b)  attention.wgsl (grouped KV heads), linear.wgsl
+        g, u = RMSNorm_2(x) @ [Wgate; Wup].T (+ b)           linear.wgsl
+        x = x + (silu(g) * u) @ Wdown.T (+ b)                swiglu.wgsl (fused into the GEMV in decode)
+    logits = RMSNorm_f(x[-1]) @ head.T                       lm_head.wgsl
+    top k of logits, log-sum-exp                             topk.wgsl
 
-A prompt is prefilled in chunks (the tiled matmul, one LayerNorm dispatch each, flash-attention-
-style tiles on a GPU); every generated token is one decode step over the KV cache (matrix-vector
-products with the LayerNorm fused in; on a GPU the attention is split over blocks of 64 cache
-positions that the projection merges as it reads them: 5 dispatches per block). A CPU adapter
-(SwiftShader) gets barrier-free variants of the same kernels (app/shapes.py).
+This module is pure Python: it says which kernels run over which buffers in which order (lists of
+Dispatch values, app/kernels.py) and which buffers exist (app/buffer_plan.py, app/graph.py).
+app/runner.py puts that on the GPU: it allocates the buffers, uploads the weights, builds the
+pipelines once and replays a decode step as one prepared list of dispatches.
+
+A prompt is prefilled in chunks (tiled matmuls, one norm dispatch each, flash-attention-style
+tiles on a GPU); every generated token is one decode step over the KV cache (matrix-vector products
+with the norms fused in; on a GPU the attention is split over blocks of 64 cache positions that the
+next projection merges as it reads them). A CPU adapter (SwiftShader) gets barrier-free variants of
+the same kernels (app/shapes.py).
 
 Weights stay in the dtype they are stored in (app/weights.py): matrices are read by the kernels as
-f32, f16 or bf16 (widened to f32 in registers); the small vectors (biases, LayerNorm) are f32.
+f32, f16 or bf16 (widened to f32 in registers, exactly for bf16); the small vectors (biases, norms)
+are f32. GPT-2's matrices are Conv1D [in, out] (matmul.wgsl), the Llama family's nn.Linear
+[out, in] (linear.wgsl): each as the checkpoint stores it, never transposed.
 """
 
 from __future__ import annotations
 
-from .buffer_plan import BufferSpec, WeightSpec, split_rows
+import math
+import struct
+
 from .config import GPT2Config
-from .contract import TOPK_OUTPUT_MAX_BYTES, TOPK_PARTIAL_WORDS, buffer_size, step_bytes, topk_groups
+from .config_llama import LlamaConfig
 from .errors import ModelError
-from .kernels import Kernels, cdiv
+from .graph import ModelGraph, buffer, matrix, vector
+from .kernels import Kernels
+from .rope import rope_frequencies
 from .shapes import KernelShapes
-from .weights import dtype_bytes
+
+DEFAULT_CONTEXT = 2048  # the Llama family's default KV cache (their configs allow 32k-128k)
 
 
-class GPT2:
+class GPT2(ModelGraph):
     """GPT-2's forward pass for one config on one adapter: weights, buffers and dispatches."""
 
     def __init__(self, cfg: GPT2Config, shapes: KernelShapes, limits: dict, *, matrix_dtype: str,
@@ -42,30 +62,31 @@ class GPT2:
         """`matrix_dtype`: how the matrices sit on the GPU (app/weights.matrix_dtype); `separate_head`:
         the file has its own lm_head.weight (else the head is the token table); `context`: fewer
         positions than the model's n_positions (a smaller KV cache)."""
-        check_shapes(cfg)
+        check_gpt2_shapes(cfg)
         self.cfg, self.shapes, self.limits, self.dtype = cfg, shapes, limits, matrix_dtype
         self.notices: list[str] = []
-        self.n_ctx = self._context(context)
+        want = max(1, min(cfg.n_positions, context or cfg.n_positions))
+        self.n_ctx = self.fit_context(want, self._kernels)
+        if self.n_ctx < cfg.n_positions and (context is None or context > self.n_ctx):
+            self.notices.append(f"context limited to {self.n_ctx} tokens by this GPU's workgroup memory")
         self.chunk = max(1, min(shapes.prefill_chunk, self.n_ctx))
         self.k = self._kernels(self.n_ctx)
-        wg_limit = int(limits.get("maxComputeWorkgroupStorageSize", 16384))
         self.split_attention = shapes.split_attention and not shapes.cpu
-        self.tiled_attention = shapes.tiled_attention and not shapes.cpu and self.k.tiles_fit(wg_limit)
+        self.tiled_attention = shapes.tiled_attention and not shapes.cpu and self.k.tiles_fit(self.workgroup_limit)
         self.mlp_split = self.k.split_k(cfg.d_mlp)
-        self.weights = self._weights(separate_head)
+        self.token_tables("wte.weight", "lm_head.weight" if separate_head else None, cfg.vocab_size, cfg.n_embd)
+        self.weights = self._weights()
         self.buffers = self._buffers()
         self.prefill = self.forward_prefill()
         self.decode = self.forward_decode()
-        self.tail = self.head()
+        self.tail = self.head("ln_f.weight", "ln_f.bias")
 
-    # ------------------------------------------------------------------------ the forward pass
     def forward_prefill(self) -> list:
         """The prompt rows of one chunk through every block (their K and V go to the cache)."""
         k, C, M = self.k, self.cfg.n_embd, self.cfg.d_mlp
-        steps = [prefill for prefill, _ in self.embedding()]
+        steps = [prefill for prefill, _ in self.embedding(positions="wpe.weight")]
         for i in range(self.cfg.n_layer):
-            h = f"h.{i}."
-            kv = f"kv_cache[{i}]"
+            h, kv = f"h.{i}.", f"kv_cache[{i}]"
             steps += [
                 k.layer_norm("layer_norm_1", step="step", x="x", gamma=h + "ln_1.weight", beta=h + "ln_1.bias", y="xn"),
                 *k.matmul("qkv", C, 3 * C, "qkv", step="step", x="xn", w=h + "attn.c_attn.weight",
@@ -77,7 +98,8 @@ class GPT2:
                 *k.matmul("mlp_fc", C, M, self.gelu, step="step", x="xn", w=h + "mlp.c_fc.weight",
                           bias=h + "mlp.c_fc.bias", y="h"),
                 *k.matmul("mlp_proj", M, C, "residual", step="step", x="h", w=h + "mlp.c_proj.weight",
-                          bias=h + "mlp.c_proj.bias", y="x", scratch="split-K partial sums" if self.mlp_split > 1 else None),
+                          bias=h + "mlp.c_proj.bias", y="x",
+                          scratch="split-K partial sums" if self.mlp_split > 1 else None),
             ]
         return steps
 
@@ -85,10 +107,9 @@ class GPT2:
         """One new token through every block, its LayerNorms fused into the projections after them."""
         k, C, M = self.k, self.cfg.n_embd, self.cfg.d_mlp
         att_out = "attention blocks" if self.split_attention else "att"
-        steps = [decode for _, decode in self.embedding()]
+        steps = [decode for _, decode in self.embedding(positions="wpe.weight")]
         for i in range(self.cfg.n_layer):
-            h = f"h.{i}."
-            kv = f"kv_cache[{i}]"
+            h, kv = f"h.{i}.", f"kv_cache[{i}]"
             steps += [
                 k.gemv("ln_1+qkv", C, 3 * C, "qkv", ln_input=True, step="step", x="x", w=h + "attn.c_attn.weight",
                        bias=h + "attn.c_attn.bias", y="q", kv=kv, ln_gamma=h + "ln_1.weight", ln_beta=h + "ln_1.bias"),
@@ -102,125 +123,194 @@ class GPT2:
             ]
         return steps
 
-    def embedding(self) -> list:
-        """(prefill, decode) dispatches of x = wte[ids] + wpe[pos], one per split of the table."""
-        return [self.k.embed(w.row0, w.rows, step="step", wte=w.label, wpe="wpe.weight", x="x", chain="topk out")
-                for w in self.table]
-
-    def head(self) -> list:
-        """logits = LayerNorm_f(last row) @ head.T, then the top candidates: the end of the last
-        prefill chunk and of every decode step."""
-        steps = [self.k.lm_head(w.row0, w.rows, step="step", x="x", ln_gamma="ln_f.weight", ln_beta="ln_f.bias",
-                                wte=w.label, logits="logits") for w in self.head_table]
-        return steps + self.k.topk(self.cfg.vocab_size, step="step", logits="logits", part="topk partial",
-                                   out="topk out")
-
     @property
     def gelu(self) -> str:
         return {"tanh": "gelu_tanh", "erf": "gelu_erf"}[self.cfg.gelu]
 
-    # ------------------------------------------------------------------------ what it runs on
     def _kernels(self, n_ctx: int) -> Kernels:
         cfg = self.cfg
         return Kernels(self.shapes, self.dtype, C=cfg.n_embd, n_head=cfg.n_head, head_dim=cfg.head_dim, n_ctx=n_ctx,
                        eps=cfg.layer_norm_epsilon)
 
-    def _context(self, context: int | None) -> int:
-        """The KV cache's positions: the model's n_positions, or `context` if smaller, as far as
-        the attention kernel that keeps a row of scores in workgroup memory allows."""
-        cfg = self.cfg
-        want = max(1, min(cfg.n_positions, context or cfg.n_positions))
-        limit = int(self.limits.get("maxComputeWorkgroupStorageSize", 16384))
-
-        def fits(n: int) -> bool:
-            k = self._kernels(n)
-            return all(d.kernel.workgroup_bytes() <= limit for d in (
-                k.attention_prefill(False, step="step", q="q", kv="kv", y="y"),
-                k.attention_decode(False, step="step", q="q", kv="kv", y="y")))
-
-        lo, hi = 0, want
-        while lo < hi:  # the largest n <= want that fits (the scores row grows with n)
-            mid = (lo + hi + 1) // 2
-            if fits(mid):
-                lo = mid
-            else:
-                hi = mid - 1
-        if lo == 0:
-            raise ModelError(f"n_embd={cfg.n_embd} is too wide for this GPU's {limit} bytes of workgroup memory")
-        if lo < cfg.n_positions and (context is None or context > lo):
-            self.notices.append(f"context limited to {lo} tokens by this GPU's workgroup memory")
-        return lo
-
-    def _weights(self, separate_head: bool) -> list:
+    def _weights(self) -> list:
         cfg, dt = self.cfg, self.dtype
-        C, M, V = cfg.n_embd, cfg.d_mlp, cfg.vocab_size
-        per_buffer = min(int(self.limits.get("maxStorageBufferBindingSize", 1 << 27)),
-                         int(self.limits.get("maxBufferSize", 1 << 28)))
-        self.table = split_rows("wte", "wte.weight", V, C, dt, per_buffer)
-        self.head_table = split_rows("lm_head", "lm_head.weight", V, C, dt, per_buffer) if separate_head else self.table
-
-        def matrix(name, rows, cols):
-            return WeightSpec(name, (name,), rows, cols, dt)
-
-        def vector(name, n):
-            return WeightSpec(name, (name,), 1, n, "F32")
-
-        out = list(self.table) + (list(self.head_table) if separate_head else [])
-        out.append(matrix("wpe.weight", cfg.n_positions, C))
+        C, M = cfg.n_embd, cfg.d_mlp
+        out = self.table_weights() + [matrix("wpe.weight", cfg.n_positions, C, dt)]
         for i in range(cfg.n_layer):
             h = f"h.{i}."
             out += [vector(h + "ln_1.weight", C), vector(h + "ln_1.bias", C),
-                    matrix(h + "attn.c_attn.weight", C, 3 * C), vector(h + "attn.c_attn.bias", 3 * C),
-                    matrix(h + "attn.c_proj.weight", C, C), vector(h + "attn.c_proj.bias", C),
+                    matrix(h + "attn.c_attn.weight", C, 3 * C, dt), vector(h + "attn.c_attn.bias", 3 * C),
+                    matrix(h + "attn.c_proj.weight", C, C, dt), vector(h + "attn.c_proj.bias", C),
                     vector(h + "ln_2.weight", C), vector(h + "ln_2.bias", C),
-                    matrix(h + "mlp.c_fc.weight", C, M), vector(h + "mlp.c_fc.bias", M),
-                    matrix(h + "mlp.c_proj.weight", M, C), vector(h + "mlp.c_proj.bias", C)]
-        out += [vector("ln_f.weight", C), vector("ln_f.bias", C)]
+                    matrix(h + "mlp.c_fc.weight", C, M, dt), vector(h + "mlp.c_fc.bias", M),
+                    matrix(h + "mlp.c_proj.weight", M, C, dt), vector(h + "mlp.c_proj.bias", C)]
+        return out + [vector("ln_f.weight", C), vector("ln_f.bias", C)]
+
+    def _buffers(self) -> list:
+        cfg, R = self.cfg, self.chunk
+        C, M, NH, HD = cfg.n_embd, cfg.d_mlp, cfg.n_head, cfg.head_dim
+        # K and V caches of each layer: [2, n_head, n_ctx, head_dim] f32
+        out = [buffer(f"kv_cache[{i}]", 2 * NH * self.n_ctx * HD * 4, kind="kv_cache") for i in range(cfg.n_layer)]
+        out += [buffer("x", R * C * 4), buffer("xn", R * C * 4), buffer("q", R * C * 4), buffer("att", R * C * 4),
+                buffer("h", R * M * 4)]
+        if self.mlp_split > 1:
+            out.append(buffer("split-K partial sums", self.mlp_split * R * C * 4))
+        if self.split_attention:
+            out.append(buffer("attention blocks", NH * self.k.att_splits * (HD + 2) * 4))
+        return out + self.io_buffers()
+
+
+class Llama(ModelGraph):
+    """The Llama family's forward pass (llama, mistral, qwen2, qwen3) for one config on one adapter."""
+
+    def __init__(self, cfg: LlamaConfig, shapes: KernelShapes, limits: dict, *, matrix_dtype: str,
+                 separate_head: bool = False, context: int | None = None):
+        """As GPT2's; `context` defaults to DEFAULT_CONTEXT (at most max_position_embeddings)."""
+        check_llama_shapes(cfg)
+        self.cfg, self.shapes, self.limits, self.dtype = cfg, shapes, limits, matrix_dtype
+        self.notices: list[str] = []
+        want = max(1, min(cfg.max_position_embeddings, context or DEFAULT_CONTEXT))
+        self.n_ctx = self.fit_context(want, self._kernels)
+        if context is not None and context > self.n_ctx:
+            self.notices.append(f"context limited to {self.n_ctx} tokens (asked for {context})")
+        cfg.check_context(self.n_ctx)  # a sliding window shorter than the context is refused
+        self.chunk = max(1, min(shapes.prefill_chunk, self.n_ctx))
+        self.k = self._kernels(self.n_ctx)
+        self.split_attention = shapes.split_attention and not shapes.cpu
+        self.tiled_attention = shapes.tiled_attention and not shapes.cpu and self.k.tiles_fit(self.workgroup_limit)
+        self.token_tables("model.embed_tokens.weight", "lm_head.weight" if separate_head else None, cfg.vocab_size,
+                          cfg.hidden_size)
+        self.weights = self._weights()
+        self.buffers = self._buffers()
+        self.prefill = self.forward_prefill()
+        self.decode = self.forward_decode()
+        self.tail = self.head("model.norm.weight", rms=True)
+
+    def forward_prefill(self) -> list:
+        """The prompt rows of one chunk through every block (their K and V go to the cache)."""
+        k, cfg = self.k, self.cfg
+        E, M, Q = cfg.hidden_size, cfg.intermediate_size, cfg.q_size
+        steps = [prefill for prefill, _ in self.embedding()]
+        for i in range(cfg.num_hidden_layers):
+            L, kv = self.layer(i), f"kv_cache[{i}]"
+            steps += [
+                k.rms_norm("rms_norm_1", step="step", x="x", w=L["input_norm"], y="xn"),
+                k.linear("qkv", E, self.qkv_width, "store", step="step", x="xn", w=L["qkv"], bias=L["qkv_bias"],
+                         y="qkv"),
+                k.rope(cfg.qk_norm, step="step", qkv="qkv", q="q", kv=kv, rope_table="rope.cos_sin",
+                       q_norm_w=L["q_norm"], k_norm_w=L["k_norm"]),
+                k.attention_prefill(self.tiled_attention, step="step", q="q", kv=kv, y="att"),
+                k.linear("o_proj", Q, E, "residual", step="step", x="att", w=L["o"], bias=L["o_bias"], y="x"),
+                k.rms_norm("rms_norm_2", step="step", x="x", w=L["post_norm"], y="xn"),
+                k.linear("gate_up", E, 2 * M, "store", step="step", x="xn", w=L["gate_up"], bias=L["gate_up_bias"],
+                         y="gu"),
+                k.swiglu(M, step="step", gu="gu", h="h"),
+                k.linear("down", M, E, "residual", step="step", x="h", w=L["down"], bias=L["down_bias"], y="x"),
+            ]
+        return steps
+
+    def forward_decode(self) -> list:
+        """One new token through every block: the RMSNorms fused into the projections after them,
+        the attention merged by o_proj as it reads it, silu(gate) * up computed by the gate|up GEMV."""
+        k, cfg = self.k, self.cfg
+        E, M, Q = cfg.hidden_size, cfg.intermediate_size, cfg.q_size
+        att_out = "attention blocks" if self.split_attention else "att"
+        steps = [decode for _, decode in self.embedding()]
+        for i in range(cfg.num_hidden_layers):
+            L, kv = self.layer(i), f"kv_cache[{i}]"
+            steps += [
+                k.linear_gemv("rms_norm_1+qkv", E, self.qkv_width, "store", rms_input=True, step="step", x="x",
+                              norm_w=L["input_norm"], w=L["qkv"], bias=L["qkv_bias"], y="qkv"),
+                k.rope(cfg.qk_norm, step="step", qkv="qkv", q="q", kv=kv, rope_table="rope.cos_sin",
+                       q_norm_w=L["q_norm"], k_norm_w=L["k_norm"]),
+                k.attention_decode(self.split_attention, step="step", q="q", kv=kv, y=att_out),
+                k.linear_gemv("o_proj", Q, E, "residual", att_input=self.split_attention, step="step", x=att_out,
+                              w=L["o"], bias=L["o_bias"], y="x"),
+                k.linear_gemv("rms_norm_2+gate_up", E, M, "swiglu", rms_input=True, step="step", x="x",
+                              norm_w=L["post_norm"], w=L["gate_up"], bias=L["gate_up_bias"], y="h"),
+                k.linear_gemv("down", M, E, "residual", step="step", x="h", w=L["down"], bias=L["down_bias"], y="x"),
+            ]
+        return steps
+
+    # ------------------------------------------------------------------------ what it runs on
+    @property
+    def qkv_width(self) -> int:
+        return self.cfg.q_size + 2 * self.cfg.kv_size
+
+    def layer(self, i: int) -> dict:
+        """Buffer labels of block i (None where the family has no such weight)."""
+        cfg, p = self.cfg, f"model.layers.{i}."
+        return {
+            "input_norm": p + "input_layernorm.weight", "post_norm": p + "post_attention_layernorm.weight",
+            "qkv": p + "self_attn.qkv_proj.weight", "qkv_bias": p + "self_attn.qkv_proj.bias" if cfg.qkv_bias else None,
+            "q_norm": p + "self_attn.q_norm.weight" if cfg.qk_norm else None,
+            "k_norm": p + "self_attn.k_norm.weight" if cfg.qk_norm else None,
+            "o": p + "self_attn.o_proj.weight", "o_bias": p + "self_attn.o_proj.bias" if cfg.o_proj_bias else None,
+            "gate_up": p + "mlp.gate_up_proj.weight", "gate_up_bias": p + "mlp.gate_up_proj.bias" if cfg.mlp_bias else None,
+            "down": p + "mlp.down_proj.weight", "down_bias": p + "mlp.down_proj.bias" if cfg.mlp_bias else None,
+        }
+
+    def _kernels(self, n_ctx: int) -> Kernels:
+        cfg = self.cfg
+        return Kernels(self.shapes, self.dtype, C=cfg.hidden_size, n_head=cfg.num_attention_heads,
+                       head_dim=cfg.head_dim, n_ctx=n_ctx, eps=cfg.rms_norm_eps, kv_heads=cfg.num_key_value_heads)
+
+    def _weights(self) -> list:
+        cfg, dt = self.cfg, self.dtype
+        E, M, D, Q = cfg.hidden_size, cfg.intermediate_size, cfg.head_dim, cfg.q_size
+        out = self.table_weights()
+        for i in range(cfg.num_hidden_layers):
+            p, L = f"model.layers.{i}.", self.layer(i)
+            qkv = tuple(p + f"self_attn.{n}_proj.weight" for n in "qkv")
+            gate_up = (p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight")
+            out += [vector(L["input_norm"], E), matrix(L["qkv"], self.qkv_width, E, dt, qkv)]
+            if cfg.qkv_bias:
+                out.append(vector(L["qkv_bias"], self.qkv_width, tuple(p + f"self_attn.{n}_proj.bias" for n in "qkv")))
+            if cfg.qk_norm:
+                out += [vector(L["q_norm"], D), vector(L["k_norm"], D)]
+            out.append(matrix(L["o"], E, Q, dt))
+            if cfg.o_proj_bias:
+                out.append(vector(L["o_bias"], E))
+            out += [vector(L["post_norm"], E), matrix(L["gate_up"], 2 * M, E, dt, gate_up), matrix(L["down"], E, M, dt)]
+            if cfg.mlp_bias:
+                out += [vector(L["gate_up_bias"], 2 * M, (p + "mlp.gate_proj.bias", p + "mlp.up_proj.bias")),
+                        vector(L["down_bias"], E, (p + "mlp.down_proj.bias",))]
+        out.append(vector("model.norm.weight", E))
+        # cos and sin of every (position, frequency): [n_ctx, head_dim / 2] pairs
+        out.append(matrix("rope.cos_sin", self.n_ctx, D, "F32"))
         return out
 
     def _buffers(self) -> list:
         cfg, R = self.cfg, self.chunk
-        C, M, V, NH, HD = cfg.n_embd, cfg.d_mlp, cfg.vocab_size, cfg.n_head, cfg.head_dim
-
-        def buf(label, nbytes, usage="storage", kind="activations", bound=True):
-            return BufferSpec(label, buffer_size(nbytes), usage, kind, bound)
-
-        # K and V caches of each layer: [2, n_head, n_ctx, head_dim] f32
-        out = [buf(f"kv_cache[{i}]", 2 * NH * self.n_ctx * HD * 4, kind="kv_cache") for i in range(cfg.n_layer)]
-        out += [buf("step", step_bytes(R)), buf("x", R * C * 4), buf("xn", R * C * 4), buf("q", R * C * 4),
-                buf("att", R * C * 4), buf("h", R * M * 4)]
-        if self.mlp_split > 1:
-            out.append(buf("split-K partial sums", self.mlp_split * R * C * 4))
+        E, M, Q, KVH, HD = cfg.hidden_size, cfg.intermediate_size, cfg.q_size, cfg.num_key_value_heads, cfg.head_dim
+        # K and V caches of each layer, the KV heads only: [2, kv_heads, n_ctx, head_dim] f32
+        out = [buffer(f"kv_cache[{i}]", 2 * KVH * self.n_ctx * HD * 4, kind="kv_cache")
+               for i in range(cfg.num_hidden_layers)]
+        out += [buffer("x", R * E * 4), buffer("xn", R * E * 4), buffer("qkv", R * self.qkv_width * 4),
+                buffer("q", R * Q * 4), buffer("att", R * Q * 4), buffer("gu", R * 2 * M * 4), buffer("h", R * M * 4)]
         if self.split_attention:
-            out.append(buf("attention blocks", NH * self.k.att_splits * (HD + 2) * 4))
-        out.append(buf("logits", V * 4, "storage_readable"))
-        if not self.shapes.cpu:
-            out.append(buf("topk partial", topk_groups(V) * TOPK_PARTIAL_WORDS * 4))
-        out.append(buf("topk out", TOPK_OUTPUT_MAX_BYTES, "storage_readable"))
-        # Two read-back buffers: a chained decode step is read while the next one runs.
-        out += [buf(f"topk readback {i}", TOPK_OUTPUT_MAX_BYTES, "readback", bound=False) for i in range(2)]
-        out.append(buf("logits readback", V * 4, "readback", bound=False))
-        return out
+            out.append(buffer("attention blocks", cfg.num_attention_heads * self.k.att_splits * (HD + 2) * 4))
+        return out + self.io_buffers()
 
-    def all_dispatches(self) -> list:
-        return self.prefill + self.decode + self.tail
-
-    def decode_weight_bytes(self) -> int:
-        """Bytes of weights one decode step reads: every weight its dispatches bind, except the
-        embedding tables, of which it reads one row each (a token id falls in one split only)."""
-        weights = {w.label: w for w in self.weights}
-        steps = self.decode + self.tail
-        full = {label for d in steps if d.name != "embedding" for _, label in d.bind if label in weights}
-        rows = {weights[label].sources: weights[label].cols * dtype_bytes(weights[label].dtype)
-                for d in steps if d.name == "embedding" for _, label in d.bind if label in weights}
-        return sum(weights[label].nbytes for label in full) + sum(rows.values())
-
-    @property
-    def dispatches_per_decode_step(self) -> int:
-        return sum(1 for d in self.decode + self.tail if all(d.counts()))
+    def computed_tensors(self) -> dict:
+        """The rotary table: for position p and frequency i, (cos, sin) of transformers' float32 angle
+        p * inv_freq[i], rounded from f64 (see rope.wgsl for why not on the GPU)."""
+        inv_freq, scaling = rope_frequencies(self.cfg)
+        f32 = struct.Struct("<f")
+        table = bytearray()
+        for p in range(self.n_ctx):
+            for inv in inv_freq:
+                angle = f32.unpack(f32.pack(p * inv))[0]
+                table += struct.pack("<ff", math.cos(angle) * scaling, math.sin(angle) * scaling)
+        return {"rope.cos_sin": ComputedTensor("F32", (self.n_ctx, self.cfg.head_dim), bytes(table))}
 
 
-def check_shapes(cfg: GPT2Config) -> None:
+class ComputedTensor:
+    def __init__(self, dtype: str, shape: tuple, data: bytes):
+        self.dtype, self.shape, self.data = dtype, shape, data
+
+
+def check_gpt2_shapes(cfg: GPT2Config) -> None:
     """The kernels' own shape rules, checked before anything is downloaded or allocated."""
     if cfg.n_embd % 4:
         raise ModelError(f"n_embd={cfg.n_embd} is not a multiple of 4, which the kernels need")
@@ -230,4 +320,17 @@ def check_shapes(cfg: GPT2Config) -> None:
         raise ModelError(f"MLP width {cfg.d_mlp} is not a multiple of 4, which the kernels need")
 
 
-__all__ = ["GPT2", "check_shapes", "cdiv"]
+def check_llama_shapes(cfg: LlamaConfig) -> None:
+    for key, value in (("hidden_size", cfg.hidden_size), ("intermediate_size", cfg.intermediate_size),
+                       ("head_dim", cfg.head_dim)):
+        if value % 4:
+            raise ModelError(f"{key}={value} is not a multiple of 4, which the kernels need")
+    if cfg.head_dim > 256:
+        raise ModelError(f"head_dim {cfg.head_dim} is over 256, the attention kernel's limit")
+
+
+def model_graph(cfg, shapes: KernelShapes, limits: dict, **options) -> ModelGraph:
+    """The graph of a config's family (GPT2Config or LlamaConfig)."""
+    if isinstance(cfg, LlamaConfig):
+        return Llama(cfg, shapes, limits, **options)
+    return GPT2(cfg, shapes, limits, **options)

@@ -75,6 +75,7 @@ class GPUModel:
         try:
             for spec in self.plan.buffers:
                 self.allocated[spec.label] = gpu.buffer(spec.nbytes, BUFFER_USAGE[spec.usage], spec.label)
+            tensors = {**tensors, **graph.computed_tensors()}
             for w in graph.weights:
                 self._upload(w, tensors)
             gpu.check()

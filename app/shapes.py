@@ -19,6 +19,7 @@ class KernelShapes:
     cpu: bool                    # barrier-free CPU-adapter kernels
     gemv_cols4: int              # GEMV column packs (4 columns) per workgroup, a power of two
     gemv_cols4_narrow: int       # the same for projections with N = n_embd
+    linear_gemv_rows: int        # linear.wgsl GEMV output rows per workgroup, a power of two
     head_lanes: int              # LM-head invocations per vocabulary row (1: no reduction)
     cpu_groups: int              # workgroups per decode dispatch on a CPU adapter
     prefill_chunk: int           # prompt rows per prefill run (Stop is checked between runs)
@@ -35,7 +36,8 @@ class KernelShapes:
         if cpu:
             # One invocation per column pack (no reduction, no barrier); a prefill chunk of 128
             # keeps Stop responsive at SwiftShader's speed.
-            shapes = cls(cpu=True, gemv_cols4=256, gemv_cols4_narrow=256, head_lanes=1, cpu_groups=4,
+            shapes = cls(cpu=True, gemv_cols4=256, gemv_cols4_narrow=256, linear_gemv_rows=256, head_lanes=1,
+                         cpu_groups=4,
                          prefill_chunk=128, split_k_depth=768, split_attention=False, tiled_attention=False)
         else:
             # H200, 117M f16, profile of a decode step at context 128: the 12 K=3072 -> 768
@@ -44,7 +46,8 @@ class KernelShapes:
             # gives fewer round trips and enough output tiles to fill the chip; split K at ~768
             # deep (the 3072-deep MLP projection ran 2.5 of 8.4 ms of a 512-row prefill as one
             # serial loop per tile).
-            shapes = cls(cpu=False, gemv_cols4=2, gemv_cols4_narrow=1, head_lanes=8, cpu_groups=4,
+            shapes = cls(cpu=False, gemv_cols4=2, gemv_cols4_narrow=1, linear_gemv_rows=8, head_lanes=8,
+                         cpu_groups=4,
                          prefill_chunk=512, split_k_depth=768, split_attention=True, tiled_attention=True)
         for old, new in (("no_split_attention", "split_attention"), ("no_tiled_attention", "tiled_attention")):
             if old in overrides:
@@ -58,7 +61,7 @@ class KernelShapes:
         return replace(shapes, **overrides).checked()
 
     def checked(self) -> "KernelShapes":
-        for name in ("gemv_cols4", "gemv_cols4_narrow", "head_lanes"):
+        for name in ("gemv_cols4", "gemv_cols4_narrow", "linear_gemv_rows", "head_lanes"):
             value = getattr(self, name)
             if not (isinstance(value, int) and 1 <= value <= 256 and value & (value - 1) == 0):
                 raise InputError(f"kernel shape {name} must be a power of two from 1 to 256, got {value!r}")

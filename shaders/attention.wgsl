@@ -3,14 +3,17 @@
 //   y[t, h] = softmax(q . K[h, 0..p] * SCALE) @ V[h, 0..p].
 // The same kernel serves prefill (many rows) and decode (one row): the projections have already
 // written this run's keys and values into the cache.
-// Layout: q, y f32 [rows, C] (head h at columns h*HD..); kv f32 [2, NH, N_CTX, HD].
+// Layout: q, y f32 [rows, C] (head h at columns h*HD..); kv f32 [2, KVH, N_CTX, HD]: query head h
+//   reads key/value head h / (NH / KVH) (grouped-query attention; KVH = NH for GPT-2, 1 for
+//   multi-query attention).
 // Workgroup: 256 invocations for one (head, row) at a time, striding over heads and rows;
 //   dispatch (ATT_GROUPS, R, 1) with R <= rows (ATT_GROUPS = NH and R = rows on a GPU, fewer on a
 //   CPU adapter). Scores live in
 //   workgroup memory (N_CTX floats), so N_CTX is bounded by the adapter's workgroup storage.
 // Constants:
 //   C: u32           row length of q and y (NH * HD)
-//   NH: u32          heads
+//   NH: u32          query heads
+//   KVH: u32         key/value heads (divides NH)
 //   HD: u32          head size (<= 256)
 //   N_CTX: u32       KV cache positions
 //   SCALE: f32       score scale (1 / sqrt(HD))
@@ -37,6 +40,8 @@
 @group(0) @binding(2) var<storage, read> kv: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 
+fn kv_head(h: u32) -> u32 { return h / (NH / KVH); }
+
 var<workgroup> scores: array<f32, N_CTX>;
 var<workgroup> partial: array<f32, 256>;
 
@@ -53,8 +58,8 @@ fn attention(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) gro
 fn attend_head(h: u32, t: u32, lid: u32) {
   let n = step.pos0 + t + 1u;            // positions visible to this row
   let q0 = t * C + h * HD;
-  let k0 = h * N_CTX * HD;
-  let v0 = (NH + h) * N_CTX * HD;
+  let k0 = kv_head(h) * N_CTX * HD;
+  let v0 = (KVH + kv_head(h)) * N_CTX * HD;
   var m = NEG_INF;
   for (var p = lid; p < n; p += 256u) {
     var s = 0.0;
@@ -102,8 +107,8 @@ fn attention_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocat
   let t0 = wid.y * QB;
   let rows = step.rows;
   if (t0 >= rows) { return; }            // the same for the whole workgroup
-  let k0 = h * N_CTX * HD;
-  let v0 = (NH + h) * N_CTX * HD;
+  let k0 = kv_head(h) * N_CTX * HD;
+  let v0 = (KVH + kv_head(h)) * N_CTX * HD;
   for (var i = lid; i < QB * HD; i += 256u) {
     let r = t0 + i / HD;
     var v = 0.0;
@@ -175,8 +180,8 @@ fn attention_split(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocat
   let p0 = s * ATT_BLOCK;
   if (p0 >= n) { return; }               // the same for the whole workgroup: no barrier skipped
   let count = min(ATT_BLOCK, n - p0);
-  let k0 = h * N_CTX * HD;
-  let v0 = (NH + h) * N_CTX * HD;
+  let k0 = kv_head(h) * N_CTX * HD;
+  let v0 = (KVH + kv_head(h)) * N_CTX * HD;
   // Scores: 4 invocations per position, each over every 4th dimension, summed through `partial`.
   let pl = lid / 4u;
   var sp = 0.0;
@@ -233,8 +238,8 @@ fn attention_rows(@builtin(global_invocation_id) gid: vec3<u32>) {
   let h = gid.x % NH;
   if (t >= step.rows) { return; }
   let n = step.pos0 + t + 1u;
-  let k0 = h * N_CTX * HD;
-  let v0 = (NH + h) * N_CTX * HD;
+  let k0 = kv_head(h) * N_CTX * HD;
+  let v0 = (KVH + kv_head(h)) * N_CTX * HD;
   var qv: array<f32, HD>;
   var acc: array<f32, HD>;
   for (var d = 0u; d < HD; d++) { qv[d] = q[t * C + h * HD + d] * SCALE; acc[d] = 0.0; }

@@ -1,4 +1,5 @@
-// embedding.wgsl — token + position embedding: x[t, :] = wte[ids[t], :] + wpe[pos0 + t, :].
+// embedding.wgsl — token (+ position) embedding: x[t, :] = wte[ids[t], :] + wpe[pos0 + t, :] (GPT-2),
+// or x[t, :] = wte[ids[t], :] alone (POSITIONS false: the Llama family rotates q and k instead).
 // Layout: wte holds rows [ROW0, ROW0 + ROWS) of the token table (the table may be split across
 //   buffers when it exceeds one binding; each split gets its own dispatch and writes only the rows
 //   whose id falls inside it), wpe is [n_positions, C]; both as WPack, C/4 packs per row.
@@ -12,6 +13,7 @@
 //   C4: u32    C / 4
 //   ROW0: u32  first token row held by this split of the table
 //   ROWS: u32  rows in this split
+//   POSITIONS: bool  add the position table wpe
 @group(0) @binding(0) var<storage, read> step: Step;
 @group(0) @binding(1) var<storage, read> wte: array<WPack>;
 @group(0) @binding(2) var<storage, read> wpe: array<WPack>;
@@ -26,7 +28,9 @@ fn embed(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups)
     var id = step.ids[t];
     if (id == CHAIN_ID) { id = chain[0]; }
     if (id >= ROW0 && id < ROW0 + ROWS) {
-      x[t * C4 + c] = unpack4(wte[(id - ROW0) * C4 + c]) + unpack4(wpe[(step.pos0 + t) * C4 + c]);
+      var v = unpack4(wte[(id - ROW0) * C4 + c]);
+      if (POSITIONS) { v += unpack4(wpe[(step.pos0 + t) * C4 + c]); }
+      x[t * C4 + c] = v;
     }
   }
 }

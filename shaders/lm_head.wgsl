@@ -1,5 +1,6 @@
-// lm_head.wgsl — final LayerNorm fused with the language-model head for the last row:
-//   logits[v] = LayerNorm(x[rows - 1]) . wte[v]   (GPT-2 ties the head to the token embedding).
+// lm_head.wgsl — final LayerNorm (or RMSNorm) fused with the language-model head for the last row:
+//   logits[v] = LayerNorm(x[rows - 1]) . wte[v]   (GPT-2 ties the head to the token embedding)
+//   logits[v] = RMSNorm(x[rows - 1]) . head[v]    (RMS: the Llama family; no mean, no beta)
 // Only the last row's logits are ever needed (prefill predicts one token), so this is a
 // matrix-vector product over the vocabulary; every workgroup normalizes the row itself (a few KB
 // from cache) rather than paying a separate dispatch.
@@ -12,6 +13,7 @@
 //   C: u32            n_embd
 //   C4: u32           C / 4 (the normalized row lives in workgroup memory: C4 * 16 bytes)
 //   EPS: f32          LayerNorm epsilon
+//   RMS: bool         RMSNorm instead of LayerNorm (ln_beta unused)
 //   ROW0: u32         first vocabulary row held by this split of the table
 //   ROWS: u32         rows in this split
 //   HEAD_LANES: u32   invocations per vocabulary row
@@ -31,13 +33,19 @@ var<workgroup> partial: array<f32, 256>;
 @compute @workgroup_size(256)
 fn lm_head(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let row0 = (step.rows - 1u) * C4;
-  var s = 0.0;
-  for (var i = lid; i < C4; i += 256u) { let v = x[row0 + i]; s += v.x + v.y + v.z + v.w; }
-  let mean = workgroup_sum(lid, s) / f32(C);
+  var mean = 0.0;
+  if (!RMS) {
+    var s = 0.0;
+    for (var i = lid; i < C4; i += 256u) { let v = x[row0 + i]; s += v.x + v.y + v.z + v.w; }
+    mean = workgroup_sum(lid, s) / f32(C);
+  }
   var q = 0.0;
   for (var i = lid; i < C4; i += 256u) { let d = x[row0 + i] - mean; q += dot(d, d); }
   let rstd = inverseSqrt(workgroup_sum(lid, q) / f32(C) + EPS);
-  for (var i = lid; i < C4; i += 256u) { xn[i] = (x[row0 + i] - mean) * rstd * ln_gamma[i] + ln_beta[i]; }
+  for (var i = lid; i < C4; i += 256u) {
+    if (RMS) { xn[i] = (x[row0 + i] * rstd) * ln_gamma[i]; }
+    else { xn[i] = (x[row0 + i] - mean) * rstd * ln_gamma[i] + ln_beta[i]; }
+  }
   workgroupBarrier();
   let lane = lid % HEAD_LANES;
   for (var blk = wid.x; blk < HEAD_BLOCKS; blk += HEAD_GROUPS) {

@@ -209,18 +209,20 @@ def gelu_erf_ref(v):
 
 
 def attention_ref(q, kv, nh, hd, pos0, scale):
-    """q [rows, C]; kv [2, NH, N_CTX, HD]; row t sees positions 0..pos0+t."""
+    """q [rows, NH * HD]; kv [2, KVH, N_CTX, HD] (KVH divides NH: query head h reads KV head
+    h // (NH / KVH)); row t sees positions 0..pos0+t."""
     q = np.asarray(q, dtype=np.float64)
     kv = np.asarray(kv, dtype=np.float64)
+    group = nh // kv.shape[1]
     rows = q.shape[0]
     y = np.zeros_like(q)
     for t in range(rows):
         n = pos0 + t + 1
         for h in range(nh):
             qh = q[t, h * hd:(h + 1) * hd]
-            s = kv[0, h, :n] @ qh * scale
+            s = kv[0, h // group, :n] @ qh * scale
             e = np.exp(s - s.max())
-            y[t, h * hd:(h + 1) * hd] = (e / e.sum()) @ kv[1, h, :n]
+            y[t, h * hd:(h + 1) * hd] = (e / e.sum()) @ kv[1, h // group, :n]
     return y
 
 

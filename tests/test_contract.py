@@ -65,7 +65,7 @@ def test_every_graph_dispatch_names_real_constants_and_bindings():
 
 def test_a_wrong_constant_or_binding_is_refused_before_any_gpu_call():
     with pytest.raises(wgsl.ShaderContractError, match="missing N_CTX"):
-        kernel("attention.wgsl", "attention", "F32", C=8, NH=2, HD=4, SCALE=0.5, ATT_GROUPS=2, ATT_SPLITS=1)
+        kernel("attention.wgsl", "attention", "F32", C=8, NH=2, KVH=2, HD=4, SCALE=0.5, ATT_GROUPS=2, ATT_SPLITS=1)
     with pytest.raises(wgsl.ShaderContractError, match="not declared by the shader: BOGUS"):
         kernel("layer_norm.wgsl", "layer_norm", "F32", C=8, C4=2, EPS=1e-5, BOGUS=1)
     with pytest.raises(wgsl.ShaderContractError, match="no entry point"):

@@ -96,7 +96,7 @@ def test_embedding_split_table(kpage, dtype, R):
     bufs = {"step": step_bytes(rows, pos0, ids=ids), "wte0": wte_b[:split * per_row],
             "wte1": wte_b[split * per_row:], "wpe": wpe_b, "x": sentinel((rows + 1) * C),
             "chain": np.array([chained, 3, 2, 1], dtype=np.uint32)}
-    steps = [step("embedding.wgsl", "embed", dict(C4=C // 4, ROW0=row0, ROWS=n),
+    steps = [step("embedding.wgsl", "embed", dict(C4=C // 4, ROW0=row0, ROWS=n, POSITIONS=True),
                   dict(step="step", wte=name, wpe="wpe", x="x", chain="chain"), (cdiv(C // 4, 64), R, 1), SNIPPETS[dtype])
              for row0, n, name in [(0, split, "wte0"), (split, V - split, "wte1")]]
     x = read_f32(kh.run(page, bufs, steps, ["x"])["x"]).reshape(rows + 1, C)
@@ -366,38 +366,40 @@ def test_gelu_tanh_negative_inputs(kpage):
 # ----------------------------------------------------------------------------------- attention
 
 ATT_CASES = [
-    # (entry, NH, HD, ATT_GROUPS, R (workgroup rows), rows, pos0, N_CTX, layer scale)
-    ("attention", 3, 8, 3, 5, 5, 0, 40, 1),          # prefill from position 0, a workgroup per (head, row)
-    ("attention", 5, 12, 2, 1, 1, 299, 300, 1),      # decode at the last slot of a 300 context, groups < heads
-    ("attention", 3, 24, 1, 2, 4, 254, 260, 3),      # rows crossing position 256; scale / layer index
-    ("attention", 5, 64, 3, 2, 2, 511, 520, 1),      # > 512 positions: three strides of 256
-    ("attention", 3, 64, 2, 4, 67, 200, 300, 1),     # many prefill rows crossing 256, R < rows
-    ("attention_tiled", 3, 8, 0, 0, 5, 0, 40, 1),    # prefill from 0: one block of 16 rows, partly used
-    ("attention_tiled", 3, 64, 0, 0, 67, 200, 300, 1),  # 5 row blocks, keys in tiles of 16 past 256
-    ("attention_tiled", 5, 12, 0, 0, 1, 299, 300, 1),   # one row at the last slot
-    ("attention_tiled", 2, 72, 0, 0, 33, 254, 300, 3),  # HD = 72: lanes with 5 and 4 dims; scale / layer
-    ("attention_tiled", 1, 4, 0, 0, 48, 0, 48, 1),      # rows = 3 full blocks, keys = 3 full tiles
-    ("attention_rows", 3, 8, 0, 0, 67, 0, 70, 1),    # 201 (row, head) pairs: 4 workgroups of 64
-    ("attention_rows", 5, 12, 0, 0, 1, 299, 300, 1),
-    ("attention_rows", 5, 24, 0, 0, 4, 254, 260, 3),
-    ("attention_rows", 3, 64, 0, 0, 3, 511, 520, 1),
+    # (entry, NH, HD, ATT_GROUPS, R (workgroup rows), rows, pos0, N_CTX, layer scale, KV heads)
+    ("attention", 3, 8, 3, 5, 5, 0, 40, 1, 1),          # prefill from position 0, a workgroup per (head, row)
+    ("attention", 5, 12, 2, 1, 1, 299, 300, 1, 5),      # decode at the last slot of a 300 context, groups < heads
+    ("attention", 3, 24, 1, 2, 4, 254, 260, 3, 3),      # rows crossing position 256; scale / layer index
+    ("attention", 5, 64, 3, 2, 2, 511, 520, 1, 1),      # > 512 positions: three strides of 256
+    ("attention", 3, 64, 2, 4, 67, 200, 300, 1, 3),     # many prefill rows crossing 256, R < rows
+    ("attention_tiled", 3, 8, 0, 0, 5, 0, 40, 1, 1),    # prefill from 0: one block of 16 rows, partly used
+    ("attention_tiled", 3, 64, 0, 0, 67, 200, 300, 1, 3),  # 5 row blocks, keys in tiles of 16 past 256
+    ("attention_tiled", 5, 12, 0, 0, 1, 299, 300, 1, 5),   # one row at the last slot
+    ("attention_tiled", 2, 72, 0, 0, 33, 254, 300, 3, 1),  # HD = 72: lanes with 5 and 4 dims; scale / layer
+    ("attention_tiled", 1, 4, 0, 0, 48, 0, 48, 1, 1),      # rows = 3 full blocks, keys = 3 full tiles
+    ("attention_rows", 3, 8, 0, 0, 67, 0, 70, 1, 3),    # 201 (row, head) pairs: 4 workgroups of 64
+    ("attention_rows", 5, 12, 0, 0, 1, 299, 300, 1, 1),
+    ("attention_rows", 5, 24, 0, 0, 4, 254, 260, 3, 5),
+    ("attention_rows", 3, 64, 0, 0, 3, 511, 520, 1, 3),
 ]
 
 
-@pytest.mark.parametrize("entry, NH, HD, groups, R, rows, pos0, N_CTX, layer", ATT_CASES,
-                         ids=case_ids(ATT_CASES, lambda e, nh, hd, g, R, rows, pos0, *_:
-                                      f"{e}-nh{nh}-hd{hd}" + (f"-g{g}-R{R}" if g else "") + f"-rows{rows}-pos{pos0}"))
-def test_attention(kpage, entry, NH, HD, groups, R, rows, pos0, N_CTX, layer):
-    """Causal attention of `rows` new rows at pos0.. against the KV cache; cache slots past the last
+@pytest.mark.parametrize("entry, NH, HD, groups, R, rows, pos0, N_CTX, layer, KVH", ATT_CASES,
+                         ids=case_ids(ATT_CASES, lambda e, nh, hd, g, R, rows, pos0, n_ctx, layer, kvh:
+                                      f"{e}-nh{nh}-kvh{kvh}-hd{hd}" + (f"-g{g}-R{R}" if g else "")
+                                      + f"-rows{rows}-pos{pos0}"))
+def test_attention(kpage, entry, NH, HD, groups, R, rows, pos0, N_CTX, layer, KVH):
+    """Causal attention of `rows` new rows at pos0.. against the KV cache, with KVH key/value heads
+    shared by NH / KVH query heads each (1: multi-query; NH: GPT-2); cache slots past the last
     visible position hold huge values that must not leak in; the row after step.rows stays untouched."""
     page, _ = kpage
     r = rng(20 + HD)
     C = NH * HD
     scale = 1.0 / math.sqrt(HD) / layer
     q = f32(r.standard_normal((rows, C)))
-    kv = f32(r.standard_normal((2, NH, N_CTX, HD)))
+    kv = f32(r.standard_normal((2, KVH, N_CTX, HD)))
     kv[:, :, pos0 + rows:] = 1e4
-    consts = dict(C=C, NH=NH, HD=HD, N_CTX=N_CTX, SCALE=scale, ATT_GROUPS=max(groups, 1),
+    consts = dict(C=C, NH=NH, KVH=KVH, HD=HD, N_CTX=N_CTX, SCALE=scale, ATT_GROUPS=max(groups, 1),
                   ATT_SPLITS=cdiv(N_CTX, ATT_BLOCK))
     dispatch = {"attention": (groups, R, 1), "attention_tiled": (NH, cdiv(rows, 16), 1)}.get(
         entry, (cdiv(rows * NH, 64), 1, 1))
@@ -448,7 +450,7 @@ def test_split_attention_merged_by_the_projection(kpage, NH, HD, pos0, N_CTX, dt
     groups = cdiv(N // 4, cols4)
     bufs = {"step": step_bytes(1, pos0), "q": q, "kv": kv, "part": part, "w": w_b, "b": b, "y": x0,
             "kvo": sentinel(4), "g": sentinel(4), "beta": sentinel(4)}
-    att_consts = dict(C=C, NH=NH, HD=HD, N_CTX=N_CTX, SCALE=scale, ATT_GROUPS=NH, ATT_SPLITS=splits)
+    att_consts = dict(C=C, NH=NH, KVH=NH, HD=HD, N_CTX=N_CTX, SCALE=scale, ATT_GROUPS=NH, ATT_SPLITS=splits)
     mm_consts = matmul_consts(C, N, RESIDUAL, C=C, NH=NH, HD=HD, N_CTX=N_CTX, cols4=cols4, gemv_groups=groups,
                               att_input=True)
     steps = [step("attention.wgsl", "attention_split", att_consts, dict(step="step", q="q", kv="kv", y="part"), (NH, splits, 1)),
@@ -495,7 +497,7 @@ def test_lm_head(kpage, C, V, parts, lanes, dtype, rows):
     for i, (row0, n, groups) in enumerate(parts):
         assert groups <= cdiv(n, 256 // lanes)
         bufs[f"wte{i}"] = wte_b[row0 * per_row:(row0 + n) * per_row]
-        consts = dict(C=C, C4=C // 4, EPS=EPS, ROW0=row0, ROWS=n, HEAD_LANES=lanes, HEAD_GROUPS=groups)
+        consts = dict(C=C, C4=C // 4, EPS=EPS, ROW0=row0, ROWS=n, HEAD_LANES=lanes, HEAD_GROUPS=groups, RMS=False)
         steps.append(step("lm_head.wgsl", "lm_head", consts, dict(step="step", x="x", ln_gamma="g", ln_beta="b", wte=f"wte{i}", logits="logits"),
                           (groups, 1, 1), SNIPPETS[dtype]))
     logits = read_f32(kh.run(page, bufs, steps, ["logits"])["logits"])

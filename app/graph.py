@@ -1,0 +1,128 @@
+"""What every model graph (app/model.py) shares: the context it can hold, the token table split
+into buffers that fit one binding, the buffers around the blocks (the Step, logits, top-k and their
+read-back), the embedding and the head, and the facts derived from the dispatch lists.
+
+Standard library only. A subclass sets `cfg`, `shapes`, `limits`, `dtype`, builds `self.k`
+(app/kernels.py Kernels) and writes its forward passes; see app/model.py.
+"""
+
+from __future__ import annotations
+
+from .buffer_plan import BufferSpec, WeightSpec, split_rows
+from .contract import TOPK_OUTPUT_MAX_BYTES, TOPK_PARTIAL_WORDS, buffer_size, step_bytes, topk_groups
+from .errors import ModelError
+from .weights import dtype_bytes
+
+
+def buffer(label: str, nbytes: int, usage: str = "storage", kind: str = "activations", bound: bool = True):
+    return BufferSpec(label, buffer_size(nbytes), usage, kind, bound)
+
+
+def matrix(name: str, rows: int, cols: int, dtype: str, sources: tuple | None = None) -> WeightSpec:
+    return WeightSpec(name, sources or (name,), rows, cols, dtype)
+
+
+def vector(name: str, n: int, sources: tuple | None = None) -> WeightSpec:
+    return WeightSpec(name, sources or (name,), 1, n, "F32")
+
+
+class ModelGraph:
+    """Base of the model graphs: see the module docstring."""
+
+    cfg = None
+    shapes = None
+    limits: dict = {}
+    dtype = "F32"
+
+    @property
+    def workgroup_limit(self) -> int:
+        return int(self.limits.get("maxComputeWorkgroupStorageSize", 16384))
+
+    @property
+    def per_buffer(self) -> int:
+        """The most bytes one bound buffer may hold on this adapter."""
+        return min(int(self.limits.get("maxStorageBufferBindingSize", 1 << 27)),
+                   int(self.limits.get("maxBufferSize", 1 << 28)))
+
+    def fit_context(self, want: int, kernels_for) -> int:
+        """The largest context <= want whose attention kernels (the plain one keeps a row of scores
+        in workgroup memory) fit this adapter; `kernels_for(n)` is the Kernels for context n."""
+        limit = self.workgroup_limit
+
+        def fits(n: int) -> bool:
+            k = kernels_for(n)
+            return all(d.kernel.workgroup_bytes() <= limit for d in (
+                k.attention_prefill(False, step="step", q="q", kv="kv", y="y"),
+                k.attention_decode(False, step="step", q="q", kv="kv", y="y")))
+
+        lo, hi = 0, want
+        while lo < hi:  # the scores row grows with n
+            mid = (lo + hi + 1) // 2
+            if fits(mid):
+                lo = mid
+            else:
+                hi = mid - 1
+        if lo == 0:
+            raise ModelError(f"the attention's head size {kernels_for(1).HD} is too large for this GPU's {limit} "
+                             f"bytes of workgroup memory")
+        return lo
+
+    def token_tables(self, embed_name: str, head_name: str | None, vocab: int, width: int) -> None:
+        """self.table (the token embedding) and self.head_table (the LM head: its own tensor, or the
+        same table when tied), each split by rows into buffers that fit one binding."""
+        self.table = split_rows(embed_name.removesuffix(".weight"), embed_name, vocab, width, self.dtype,
+                                self.per_buffer)
+        self.head_table = (split_rows(head_name.removesuffix(".weight"), head_name, vocab, width, self.dtype,
+                                      self.per_buffer) if head_name else self.table)
+
+    def table_weights(self) -> list:
+        return list(self.table) + (list(self.head_table) if self.head_table is not self.table else [])
+
+    def embedding(self, positions: str | None = None) -> list:
+        """(prefill, decode) dispatches of x = table[ids] (+ positions[pos]), one per split."""
+        return [self.k.embed(w.row0, w.rows, step="step", wte=w.label, wpe=positions, x="x", chain="topk out")
+                for w in self.table]
+
+    def head(self, gamma: str, beta: str | None = None, rms: bool = False) -> list:
+        """logits = norm(last row of x) @ head.T, then the top candidates: the end of the last
+        prefill chunk and of every decode step."""
+        steps = [self.k.lm_head(w.row0, w.rows, rms, step="step", x="x", ln_gamma=gamma, ln_beta=beta, wte=w.label,
+                                logits="logits") for w in self.head_table]
+        return steps + self.k.topk(self.cfg.vocab_size, step="step", logits="logits", part="topk partial",
+                                   out="topk out")
+
+    def io_buffers(self) -> list:
+        """The Step, the logits, the top-k buffers and their read-back."""
+        V = self.cfg.vocab_size
+        out = [buffer("step", step_bytes(self.chunk)), buffer("logits", V * 4, "storage_readable")]
+        if not self.shapes.cpu:
+            out.append(buffer("topk partial", topk_groups(V) * TOPK_PARTIAL_WORDS * 4))
+        out.append(buffer("topk out", TOPK_OUTPUT_MAX_BYTES, "storage_readable"))
+        # Two read-back buffers: a chained decode step is read while the next one runs.
+        out += [buffer(f"topk readback {i}", TOPK_OUTPUT_MAX_BYTES, "readback", bound=False) for i in range(2)]
+        out.append(buffer("logits readback", V * 4, "readback", bound=False))
+        return out
+
+    def computed_tensors(self) -> dict:
+        """Weights the engine computes itself (name -> an object with dtype, shape, data)."""
+        return {}
+
+    def all_dispatches(self) -> list:
+        return self.prefill + self.decode + self.tail
+
+    @property
+    def dispatches_per_decode_step(self) -> int:
+        return sum(1 for d in self.decode + self.tail if all(d.counts()))
+
+    def decode_weight_bytes(self) -> int:
+        """Bytes of weights one decode step reads: every weight its dispatches bind, except the
+        embedding tables and the rotary table, of which it reads one row each (a token id falls in
+        one split of the token table only)."""
+        weights = {w.label: w for w in self.weights}
+        steps = self.decode + self.tail
+        full = {label for d in steps if d.name != "embedding" for name, label in d.bind
+                if label in weights and name != "rope_table"}
+        rows = {weights[label].sources: weights[label].cols * dtype_bytes(weights[label].dtype)
+                for d in steps for name, label in d.bind
+                if label in weights and (d.name == "embedding" or name == "rope_table")}
+        return sum(weights[label].nbytes for label in full) + sum(rows.values())

@@ -1,0 +1,235 @@
+// linear.wgsl — Y = epilogue(X @ W^T + b) for nn.Linear weights, W [N, K] (one row per output): the
+// projections of the Llama family (q|k|v, o, gate|up, down), as Hugging Face stores them.
+// Entry points over the same bindings:
+//   linear_tiled  prefill: many rows; 64x64 output tiles, K in steps of 16 through workgroup memory,
+//                 the next step's loads issued before this step's math; 256 invocations as 16x16,
+//                 each computing 4 rows x 4 columns. Dispatch (ceil(N / 64), ceil(rows / 64), 1).
+//   linear_rows   prefill on CPU adapters: no workgroup memory, no barriers; invocation (c, rb)
+//                 computes output column c of rows 4rb..4rb+3, reading W's row c once for 4 rows.
+//                 Dispatch (ceil(N / 64), ceil(rows / 4), 1).
+//   gemv          decode: one row, each weight read once. A workgroup owns GEMV_ROWS output rows;
+//                 the 256 / GEMV_ROWS lanes of a row split K (each reading consecutive packs, so a
+//                 row's reads are contiguous) and are summed in a tree (GEMV_ROWS = 256 on a CPU
+//                 adapter: one invocation per row, no reduction). Optionally RMS-normalizes the
+//                 input row first (RMS_INPUT, with norm_w: RMSNorm fused into the projection), or
+//                 merges the blocks of the split decode attention (ATT_INPUT: x holds
+//                 attention.wgsl attention_split's per-block results, [H, ATT_SPLITS, HD + 2]).
+//                 Dispatch (GEMV_GROUPS, 1, 1): the workgroups stride over the ceil(N / GEMV_ROWS)
+//                 blocks of rows (all of them on a GPU, a few on a CPU adapter).
+// Layout: X f32 [rows, K]; W [N_W, K] as WPack (K4 = K / 4 packs per row; N_W = N, or 2 N with
+//   swiglu); b f32 [N_W] (HAS_BIAS); Y f32 [rows, N].
+// Epilogues (constant EPILOGUE, named in app/contract.py EPILOGUES):
+//   0 store     Y[r, c] = v
+//   3 residual  Y[r, c] += v              (Y is the residual stream)
+//   5 swiglu    Y[r, c] = silu(g) * u     with g from W's row c and u from row N + c (gate | up)
+// Constants:
+//   K: u32           inner dimension (a multiple of 4)
+//   K4: u32          K / 4
+//   N: u32           outputs per row
+//   EPILOGUE: u32    see above
+//   HAS_BIAS: bool   add b
+//   RMS_INPUT: bool  gemv: RMS-normalize the input row first (norm_w, EPS)
+//   ATT_INPUT: bool  gemv: the input is the split attention's blocks, merged on the way in
+//   ATT_SPLITS: u32  blocks of the split attention
+//   HD: u32          head size (ATT_INPUT: input column i is head i / HD)
+//   EPS: f32         RMSNorm epsilon (RMS_INPUT)
+//   GEMV_ROWS: u32   gemv: output rows per workgroup (a power of two)
+//   GEMV_GROUPS: u32 gemv: workgroups
+//   XN4_LEN: u32     gemv: packs of the prepared input row in workgroup memory (K4 with RMS_INPUT or
+//                    ATT_INPUT, else 1)
+@group(0) @binding(0) var<storage, read> step: Step;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> w: array<WPack>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+@group(0) @binding(5) var<storage, read> norm_w: array<f32>;
+
+fn silu(v: f32) -> f32 { return v / (1.0 + exp(-v)); }
+
+fn bias_of(c: u32) -> f32 {
+  if (HAS_BIAS) { return bias[c]; }
+  return 0.0;
+}
+
+fn store(r: u32, c: u32, v: f32) {
+  if (EPILOGUE == 0u) { y[r * N + c] = v + bias_of(c); }
+  if (EPILOGUE == 3u) { y[r * N + c] = y[r * N + c] + v + bias_of(c); }
+}
+
+fn store_swiglu(r: u32, c: u32, g: f32, u: f32) {
+  y[r * N + c] = silu(g + bias_of(c)) * (u + bias_of(N + c));
+}
+
+fn x4(r: u32, p: u32) -> vec4<f32> {
+  let i = r * K + p * 4u;
+  return vec4<f32>(x[i], x[i + 1u], x[i + 2u], x[i + 3u]);
+}
+
+// ---------------------------------------------------------------------------------- prefill
+const SWIGLU: bool = EPILOGUE == 5u;
+var<workgroup> a_tile: array<array<vec4<f32>, 16>, 16>;  // [k][group of 4 rows]
+var<workgroup> b_tile: array<array<vec4<f32>, 16>, 16>;  // [k][group of 4 columns]
+
+@compute @workgroup_size(256)
+fn linear_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let rows = step.rows;
+  let tx = lid % 16u;   // group of 4 columns within the tile
+  let ty = lid / 16u;   // group of 4 rows within the tile
+  let m0 = wid.y * 64u;
+  let n0 = wid.x * 64u;
+  // What this invocation loads: A row ar, 4 consecutive k from ak; W row n0 + bn, pack bp.
+  let ar = lid / 4u;
+  let ak = (lid % 4u) * 4u;
+  let bn = lid / 4u;
+  let bp = lid % 4u;
+  var a_next = load_a(m0 + ar, ak, rows);
+  var b_next = load_b(n0 + bn, bp);
+  var acc: array<vec4<f32>, 4>;
+  for (var k0 = 0u; k0 < K; k0 += 16u) {
+    a_tile[ak][ar / 4u][ar % 4u] = a_next.x;
+    a_tile[ak + 1u][ar / 4u][ar % 4u] = a_next.y;
+    a_tile[ak + 2u][ar / 4u][ar % 4u] = a_next.z;
+    a_tile[ak + 3u][ar / 4u][ar % 4u] = a_next.w;
+    b_tile[bp * 4u][bn / 4u][bn % 4u] = b_next.x;
+    b_tile[bp * 4u + 1u][bn / 4u][bn % 4u] = b_next.y;
+    b_tile[bp * 4u + 2u][bn / 4u][bn % 4u] = b_next.z;
+    b_tile[bp * 4u + 3u][bn / 4u][bn % 4u] = b_next.w;
+    workgroupBarrier();
+    if (k0 + 16u < K) {  // the next tile's loads overlap this tile's math
+      a_next = load_a(m0 + ar, k0 + 16u + ak, rows);
+      b_next = load_b(n0 + bn, (k0 + 16u) / 4u + bp);
+    }
+    for (var kk = 0u; kk < 16u; kk++) {
+      let bv = b_tile[kk][tx];
+      let av = a_tile[kk][ty];
+      acc[0] += av.x * bv;
+      acc[1] += av.y * bv;
+      acc[2] += av.z * bv;
+      acc[3] += av.w * bv;
+    }
+    workgroupBarrier();
+  }
+  let c = n0 + tx * 4u;
+  for (var i = 0u; i < 4u; i++) {
+    let r = m0 + ty * 4u + i;
+    if (r >= rows) { continue; }
+    for (var j = 0u; j < 4u; j++) {
+      if (c + j < N) { store(r, c + j, acc[i][j]); }
+    }
+  }
+}
+
+fn load_a(r: u32, k: u32, rows: u32) -> vec4<f32> {
+  if (r < rows && k < K) { return x4(r, k / 4u); }
+  return vec4<f32>(0.0);
+}
+
+fn load_b(n: u32, p: u32) -> vec4<f32> {
+  if (n < N && p < K4) { return unpack4(w[n * K4 + p]); }
+  return vec4<f32>(0.0);
+}
+
+@compute @workgroup_size(64)
+fn linear_rows(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let c = gid.x;
+  let r0 = gid.y * 4u;
+  let rows = step.rows;
+  if (c >= N || r0 >= rows) { return; }
+  let n = min(4u, rows - r0);
+  var a0 = vec4<f32>(0.0);
+  var a1 = vec4<f32>(0.0);
+  var a2 = vec4<f32>(0.0);
+  var a3 = vec4<f32>(0.0);
+  let row = c * K4;
+  for (var p = 0u; p < K4; p++) {
+    let wv = unpack4(w[row + p]);
+    a0 += x4(r0, p) * wv;
+    if (n > 1u) { a1 += x4(r0 + 1u, p) * wv; }
+    if (n > 2u) { a2 += x4(r0 + 2u, p) * wv; }
+    if (n > 3u) { a3 += x4(r0 + 3u, p) * wv; }
+  }
+  store(r0, c, a0.x + a0.y + a0.z + a0.w);
+  if (n > 1u) { store(r0 + 1u, c, a1.x + a1.y + a1.z + a1.w); }
+  if (n > 2u) { store(r0 + 2u, c, a2.x + a2.y + a2.z + a2.w); }
+  if (n > 3u) { store(r0 + 3u, c, a3.x + a3.y + a3.z + a3.w); }
+}
+
+// ---------------------------------------------------------------------------------- decode
+const GEMV_LANES: u32 = 256u / GEMV_ROWS;
+const GEMV_BLOCKS: u32 = (N + GEMV_ROWS - 1u) / GEMV_ROWS;
+var<workgroup> gemv_partial: array<vec2<f32>, 256>;
+var<workgroup> x_prep: array<vec4<f32>, XN4_LEN>;  // the input row, normalized (RMS_INPUT) or merged (ATT_INPUT)
+const PREP_INPUT: bool = RMS_INPUT || ATT_INPUT;
+
+fn input4(p: u32) -> vec4<f32> {
+  if (PREP_INPUT) { return x_prep[p]; }
+  return x4(0u, p);
+}
+
+@compute @workgroup_size(256)
+fn gemv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  if (RMS_INPUT) {
+    var q = 0.0;
+    for (var p = lid; p < K4; p += 256u) { let v = x4(0u, p); q += dot(v, v); }
+    let rstd = inverseSqrt(workgroup_sum(lid, q) / f32(K) + EPS);
+    for (var p = lid; p < K4; p += 256u) {
+      let i = p * 4u;
+      x_prep[p] = (x4(0u, p) * rstd) * vec4<f32>(norm_w[i], norm_w[i + 1u], norm_w[i + 2u], norm_w[i + 3u]);
+    }
+    workgroupBarrier();
+  }
+  if (ATT_INPUT) {
+    // Every workgroup merges the attention blocks itself (a few KB from cache) instead of paying a
+    // dispatch for it: input column i is head i / HD, dimension i % HD.
+    let splits = (step.pos0 + ATT_BLOCK) / ATT_BLOCK;  // blocks holding positions 0..pos0
+    for (var p = lid; p < K4; p += 256u) {
+      var out = vec4<f32>(0.0);
+      for (var j = 0u; j < 4u; j++) {
+        let i = p * 4u + j;
+        let base = (i / HD) * ATT_SPLITS * (HD + 2u);
+        let d = i % HD;
+        var m = NEG_INF;
+        for (var s = 0u; s < splits; s++) { m = max(m, x[base + s * (HD + 2u) + HD]); }
+        var l = 0.0;
+        var a = 0.0;
+        for (var s = 0u; s < splits; s++) {
+          let o = base + s * (HD + 2u);
+          let e = exp(x[o + HD] - m);
+          l += e * x[o + HD + 1u];
+          a += e * x[o + d];
+        }
+        out[j] = a / l;
+      }
+      x_prep[p] = out;
+    }
+    workgroupBarrier();
+  }
+  let lane = lid % GEMV_LANES;
+  for (var blk = wid.x; blk < GEMV_BLOCKS; blk += GEMV_GROUPS) {
+    let c = blk * GEMV_ROWS + lid / GEMV_LANES;
+    var acc = vec2<f32>(0.0);  // (gate or plain, up)
+    if (c < N) {
+      var s0 = vec4<f32>(0.0);
+      var s1 = vec4<f32>(0.0);
+      for (var p = lane; p < K4; p += GEMV_LANES) {
+        let xv = input4(p);
+        s0 += xv * unpack4(w[c * K4 + p]);
+        if (SWIGLU) { s1 += xv * unpack4(w[(N + c) * K4 + p]); }
+      }
+      acc = vec2<f32>(s0.x + s0.y + s0.z + s0.w, s1.x + s1.y + s1.z + s1.w);
+    }
+    if (GEMV_LANES > 1u) {  // a tree over the lanes of each row
+      gemv_partial[lid] = acc;
+      workgroupBarrier();
+      for (var half = GEMV_LANES / 2u; half > 0u; half = half >> 1u) {
+        if (lane < half) { gemv_partial[lid] += gemv_partial[lid + half]; }
+        workgroupBarrier();
+      }
+      acc = gemv_partial[lid];
+    }
+    if (lane == 0u && c < N) {
+      if (SWIGLU) { store_swiglu(0u, c, acc.x, acc.y); } else { store(0u, c, acc.x); }
+    }
+    if (GEMV_LANES > 1u) { workgroupBarrier(); }
+  }
+}
