@@ -8,8 +8,8 @@ already seen and drops the oldest turns when the context would overflow (the rep
 section says how many tokens were reused and how many messages were dropped). Every message is
 put on the page as text, never HTML: model output may contain markup.
 
-A mixin of app/ui.py's UI: it reads `api`, `el`, `model`, `check_run_settings()`, `show_error()`,
-`_recovering()` and `_count_run()`, and owns `chat_mode`, `messages`, `bubbles` (the element of
+A mixin of app/ui.py's UI: it reads `api`, `el`, `model`, `lost_shown`, `check_run_settings()`,
+`show_error()` and `_count_run()`, and owns `chat_mode`, `messages`, `bubbles` (the element of
 each message) and `chat_abort` (the AbortController of the reply being written)."""
 
 from __future__ import annotations
@@ -26,12 +26,11 @@ from .ui_chat_text import (
     chat_finish_text,
     chat_request,
     chat_stats,
-    dropped_text,
     token_count_text,
     tokens_used,
 )
 from .ui_dom import empty, error_parts, fill_list, or_none, to_js_object, to_py
-from .ui_text import context_of
+from .ui_text import context_of, sentence
 
 ABORTED = ("AbortError",)  # how an aborted fetch-like call rejects, as in WebLLM and OpenAI's client
 STOPPED = ("abort", "cancelled")  # finish reasons of a reply that Stop (or Esc) ended
@@ -56,8 +55,9 @@ class ChatPanel:
         skip.href = "#chat-input" if chat else "#prompt"
         skip.textContent = "Skip to the message box" if chat else "Skip to the prompt"
         js.document.body.dataset.mode = "chat" if chat else "prompt"
-        if chat:
+        if chat:  # a conversation kept from another model: its size and dropped turns are unknown here
             self.show_token_count(None)
+            self.mark_dropped(0)
 
     def update_chat_controls(self, ready: bool, busy: bool) -> None:
         e = self.el
@@ -201,25 +201,16 @@ class ChatPanel:
         e["chat-state"].dataset.state = "running"
         self.chat_abort = js.AbortController.new()
         self.update_controls()
-        content, finish, usage, extra, failure = [], None, None, None, None
+        request["signal"] = self.chat_abort.signal
+        reply_state = {"content": [], "finish": None, "usage": None, "extra": None}
+        failure = None
         started = time.perf_counter()
         try:
-            request["signal"] = self.chat_abort.signal
-            stream = await self._recovering(lambda: self.api.chat.completions.create(to_js_object(request)))
-            async for chunk in stream:
-                chunk = to_py(chunk) or {}
-                choice = (chunk.get("choices") or [{}])[0]
-                piece = (choice.get("delta") or {}).get("content") or ""
-                if piece:
-                    self.append_reply(reply_text, piece)
-                    content.append(piece)
-                finish = choice.get("finish_reason") or finish
-                usage = chunk.get("usage") or usage
-                extra = chunk.get("pywebgpt") or extra
+            await self.stream_reply(to_js_object(request), reply_text, reply_state)
         except Exception as exc:  # noqa: BLE001 - shown in the banner; the conversation stays
             err = error_parts(exc)
             if err.get("name") in ABORTED or err.get("code") == "cancelled":
-                finish = finish if finish in STOPPED else "abort"
+                reply_state["finish"] = reply_state["finish"] if reply_state["finish"] in STOPPED else "abort"
             else:
                 failure = err
         finally:
@@ -231,8 +222,37 @@ class ChatPanel:
         if failure is not None:
             self.chat_failed(failure, reply, regenerate, text, previous)
         else:
-            self.chat_done(reply, "".join(content), finish, usage, extra, time.perf_counter() - started)
+            self.chat_done(reply, "".join(reply_state["content"]), reply_state["finish"], reply_state["usage"],
+                           reply_state["extra"], time.perf_counter() - started)
         self.update_controls()
+
+    async def stream_reply(self, request, holder, state: dict) -> None:
+        """Run the request (stream: true) and put each piece of the reply in holder as it comes;
+        state collects the text, finish_reason, usage and the pywebgpt section. create() gives the
+        chunks' async iterator (or, as OpenAI's client does, a promise of it); after a device loss
+        already shown, its one 'device_lost' failure is expected and the request is made again."""
+        for attempt in range(2):
+            stream = self.api.chat.completions.create(request)
+            if hasattr(stream, "then"):
+                stream = await stream
+            try:
+                async for chunk in stream:
+                    chunk = to_py(chunk) or {}
+                    choice = (chunk.get("choices") or [{}])[0]
+                    piece = (choice.get("delta") or {}).get("content") or ""
+                    if piece:
+                        self.append_reply(holder, piece)
+                        state["content"].append(piece)
+                    state["finish"] = choice.get("finish_reason") or state["finish"]
+                    state["usage"] = chunk.get("usage") or state["usage"]
+                    state["extra"] = chunk.get("pywebgpt") or state["extra"]
+            except Exception as exc:  # noqa: BLE001 - anything but the expected device loss goes up
+                if attempt or state["content"] or not (self.lost_shown and error_parts(exc)["code"] == "device_lost"):
+                    raise
+                self.lost_shown = False
+                continue
+            self.lost_shown = False
+            return
 
     def append_reply(self, holder, piece: str) -> None:
         log = self.el["chat-log"]
@@ -256,8 +276,7 @@ class ChatPanel:
         extra = extra or {}
         dropped = int(extra.get("dropped_messages") or 0)
         self.mark_dropped(dropped)
-        notices = [n for n in [dropped_text(dropped)] if n] + [str(n) for n in extra.get("notices") or []]
-        fill_list(e["chat-notices"], notices)
+        fill_list(e["chat-notices"], [sentence(str(n)) for n in extra.get("notices") or []])
         stats = e["chat-stats"]
         empty(stats)
         for label, value in chat_stats(usage, extra, finish):

@@ -1,7 +1,6 @@
 """The chat's words and numbers (app/ui_chat.py puts them on the page): the request made from the
-page's settings and conversation, the token count against the context, the notice when old turns
-were dropped, a reply's figures and its error banner. Standard library only, no `js`: CPython
-imports it (tests/test_ui_text.py)."""
+page's settings and conversation, the token count against the context, a reply's figures and its
+error banner. Standard library only, no `js`: CPython imports it (tests/test_ui_text.py)."""
 
 from __future__ import annotations
 
@@ -57,17 +56,6 @@ def tokens_used(usage: dict | None):
     if prompt is None:
         return None
     return int(prompt + (completion or 0))
-
-
-def dropped_text(n) -> str:
-    """The notice when the oldest turns no longer fit the context ("" when none were dropped)."""
-    n = finite(n)
-    if n is None or n < 1:
-        return ""
-    if n == 1:
-        return "The oldest message no longer fits in the model's context: the model did not see it for this reply."
-    return (f"The {n:,.0f} oldest messages no longer fit in the model's context: the model did not see them "
-            "for this reply.")
 
 
 def chat_stats(usage: dict | None, extra: dict | None, finish_reason) -> list:

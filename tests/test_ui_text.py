@@ -4,8 +4,8 @@ banners built from the engine's structured errors (code, chars), never from mess
 models list, the load progress line, the model details; the Settings fields (bounds, NaN, Unicode
 digits, greedy); the model's generation_config defaults and how they follow a model switch; a
 run's figures and the token popup's rows; the chat's request (settings and system prompt into
-chat.completions options), its token count against the context, the dropped-turns notice, a
-reply's figures (reused vs new prompt tokens) and its error banner."""
+chat.completions options), its token count against the context, a reply's
+figures (reused vs new prompt tokens) and its error banner."""
 
 from __future__ import annotations
 
@@ -407,12 +407,6 @@ def test_tokens_used_is_the_prompt_plus_the_reply():
     assert c.tokens_used({"prompt_tokens": 40}) == 40
     assert c.tokens_used({"completion_tokens": 8}) is None and c.tokens_used(None) is None
     assert c.tokens_used({"prompt_tokens": NAN, "completion_tokens": 1}) is None
-
-
-def test_dropped_text():
-    assert [c.dropped_text(n) for n in (0, None, -2, NAN, "x")] == [""] * 5
-    assert c.dropped_text(1).startswith("The oldest message no longer fits")
-    assert c.dropped_text(1200).startswith("The 1,200 oldest messages no longer fit")
 
 
 def test_chat_stats_say_how_much_of_the_prompt_was_reused():
