@@ -4,6 +4,12 @@ upload. Standard library only (the buffer plan and the tools use it in CPython).
 Matrices stay in the dtype they are stored in (f32, f16 or bf16; the kernels widen to f32 in
 registers), unless a file mixes dtypes: then every matrix is widened to f32 once, at load. Small
 vectors (biases, norms) are always widened to f32 at load, exactly.
+
+The block formats Q8_0, Q4_0 and Q4_1 (ggml's, as GGUF stores them) go to the GPU as their bytes,
+unchanged: a row of `cols` weights is cols / 32 blocks (34, 18 or 20 bytes each), rows back to back.
+The kernels dequantize them in registers (shaders/weights_q*.wgsl); shaders/quantize.wgsl makes Q8_0
+and Q4_0 from an f32 / f16 / bf16 matrix on the GPU (quantize-on-load). `matrix_bytes` is the size
+of a matrix in any format, for the buffer plan and the loader alike.
 """
 
 from __future__ import annotations
@@ -11,9 +17,19 @@ from __future__ import annotations
 import struct
 
 from .errors import ModelError
+from .gguf import TYPE_BLOCKS
 from .safetensors import DTYPE_SIZES, bf16_to_f32_bytes
 
 MATRIX_DTYPES = ("F32", "F16", "BF16")
+# name -> (weights per block along a row, bytes per block): the formats stored as blocks.
+BLOCK_FORMATS = {name: blocks for name, blocks in TYPE_BLOCKS.items() if blocks[0] > 1}
+# Every format a matrix can have on the GPU; each has a weight-format snippet (app/wgsl.py
+# WEIGHT_SNIPPETS) that the kernels reading weight tables (linear, embedding, lm_head) are built with.
+WEIGHT_FORMATS = MATRIX_DTYPES + tuple(BLOCK_FORMATS)
+QUANTIZE_FORMATS = ("Q8_0", "Q4_0")  # what shaders/quantize.wgsl makes (its entry points quantize_q8_0 / _q4_0)
+QUANTIZE_SOURCES = {"F32": 0, "F16": 1, "BF16": 2}  # quantize.wgsl's constant SRC for each source dtype
+QUANTIZE_GROUP_SIZE = 64     # invocations per workgroup of quantize.wgsl, one per pair of blocks
+MAX_WORKGROUPS_PER_DIM = 65535  # WebGPU's default maxComputeWorkgroupsPerDimension
 
 
 def matrix_dtype(dtypes) -> tuple[str, str | None]:
@@ -29,7 +45,39 @@ def matrix_dtype(dtypes) -> tuple[str, str | None]:
 
 
 def dtype_bytes(dtype: str) -> int:
+    """Bytes per element of a float dtype (a block format has none: see row_bytes)."""
+    if dtype in BLOCK_FORMATS:
+        raise ModelError(f"{dtype} is stored in blocks of {BLOCK_FORMATS[dtype][0]} weights: its size is per row "
+                         f"(app/weights.py row_bytes / matrix_bytes), not per element")
     return DTYPE_SIZES[dtype]
+
+
+def row_bytes(cols: int, dtype: str) -> int:
+    """Bytes of one row of `cols` weights stored as `dtype` (rows of a block format are whole blocks)."""
+    if dtype in BLOCK_FORMATS:
+        per_block, block_bytes = BLOCK_FORMATS[dtype]
+        if cols % per_block:
+            raise ModelError(f"a {dtype} matrix needs rows of whole blocks of {per_block} weights, but its rows have "
+                             f"{cols}")
+        return cols // per_block * block_bytes
+    return cols * dtype_bytes(dtype)
+
+
+def matrix_bytes(rows: int, cols: int, dtype: str) -> int:
+    """Bytes of a [rows, cols] matrix stored as `dtype` (F32, F16, BF16, Q8_0, Q4_0 or Q4_1) on the GPU,
+    before rounding the buffer up (contract.buffer_size). Rows of a block format are whole blocks, so a
+    slice of whole rows is row_bytes(cols, dtype) per row. The GPU reads the 4-byte words holding a
+    block, so a block format's buffer must be at least matrix_bytes rounded up to 4 (buffer_size does)."""
+    return rows * row_bytes(cols, dtype)
+
+
+def quantize_workgroups(blocks: int, block0: int = 0) -> tuple:
+    """Workgroup counts (x, y, 1) of a quantize.wgsl dispatch writing `blocks` blocks from block `block0`
+    of the destination (invocation t quantizes the pair of blocks 2 (block0 // 2 + t) and the next)."""
+    pairs = (block0 + blocks + 1) // 2 - block0 // 2
+    groups = max(1, -(-pairs // QUANTIZE_GROUP_SIZE))
+    x = min(groups, MAX_WORKGROUPS_PER_DIM)
+    return (x, -(-groups // x), 1)
 
 
 def as_memoryview(data) -> memoryview:

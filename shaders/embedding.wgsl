@@ -2,15 +2,16 @@
 // or x[t, :] = wte[ids[t], :] alone (POSITIONS false: the Llama family rotates q and k instead).
 // Layout: wte holds rows [ROW0, ROW0 + ROWS) of the token table (the table may be split across
 //   buffers when it exceeds one binding; each split gets its own dispatch and writes only the rows
-//   whose id falls inside it), wpe is [n_positions, C]; both as WPack, C/4 packs per row.
-//   x is f32 [rows, C].
+//   whose id falls inside it), wpe is [n_positions, C]; both in the weight format of the module's
+//   snippet (C/4 packs per row; a block format's rows are C / 32 blocks, read through the snippet's
+//   block interface, weights_f32.wgsl: the block's scale and the pack's word). x is f32 [rows, C].
 // Workgroup: 64 invocations along the C/4 packs of a row; dispatch (ceil(C4 / 64), R, 1) with
 //   R <= rows: workgroup row r handles rows r, r + R, ... (R = rows on a GPU, a few on a CPU).
 // A decode step whose id is CHAIN_ID (0xFFFFFFFF) takes the token chosen by the step before it,
 // chain[0] (topk.wgsl's output: its first word is that choice), so decode steps can be queued
 // back to back without waiting for Python (app/model.py submit_decode).
 // Constants:
-//   C4: u32    C / 4
+//   C4: u32    C / 4 (C a multiple of 32 for the block formats)
 //   ROW0: u32  first token row held by this split of the table
 //   ROWS: u32  rows in this split
 //   POSITIONS: bool  add the position table wpe
@@ -20,6 +21,17 @@
 @group(0) @binding(3) var<storage, read_write> x: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read> chain: array<u32>;
 
+// Pack c of a row of the token table (or, positions, of the position table).
+fn table4(positions: bool, row: u32, c: u32) -> vec4<f32> {
+  let g = row * (C4 / WBlockPacks) + c / WBlockPacks;
+  let i = c % WBlockPacks;
+  var ws: array<WPack, WPackWords>;
+  for (var j = 0u; j < WPackWords; j++) {
+    if (positions) { ws[j] = wpe[w_pack_word(g, i, j)]; } else { ws[j] = wte[w_pack_word(g, i, j)]; }
+  }
+  return w_unpack(g, i, ws);
+}
+
 @compute @workgroup_size(64)
 fn embed(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
   let c = gid.x;
@@ -28,8 +40,8 @@ fn embed(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups)
     var id = step.ids[t];
     if (id == CHAIN_ID) { id = chain[0]; }
     if (id >= ROW0 && id < ROW0 + ROWS) {
-      var v = unpack4(wte[(id - ROW0) * C4 + c]);
-      if (POSITIONS) { v += unpack4(wpe[(step.pos0 + t) * C4 + c]); }
+      var v = table4(false, id - ROW0, c);
+      if (POSITIONS) { v += table4(true, step.pos0 + t, c); }
       x[t * C4 + c] = v;
     }
   }

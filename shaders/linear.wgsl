@@ -16,14 +16,20 @@
 //                 attention.wgsl attention_split's per-block results, [H, ATT_SPLITS, HD + 2]).
 //                 Dispatch (GEMV_GROUPS, 1, 1): the workgroups stride over the ceil(N / GEMV_ROWS)
 //                 blocks of rows (all of them on a GPU, a few on a CPU adapter).
-// Layout: X f32 [rows, K]; W [N_W, K] as WPack (K4 = K / 4 packs per row; N_W = N, or 2 N with
-//   swiglu); b f32 [N_W] (HAS_BIAS); Y f32 [rows, N].
+// Layout: X f32 [rows, K]; W [N_W, K] in the weight format of the module's snippet (N_W = N, or 2 N
+//   with swiglu): f32 / f16 / bf16 as WPacks (K4 = K / 4 packs per row), or ggml's Q8_0 / Q4_0 / Q4_1
+//   blocks of 32 weights as stored in GGUF (K a multiple of 32), read through the snippet's block
+//   interface (weights_f32.wgsl) and dequantized in registers; b f32 [N_W] (HAS_BIAS); Y f32 [rows, N].
+//   linear_tiled loads single packs (load4: for a block format, the block's scale and the pack's
+//   word); linear_rows and gemv whole blocks (gemv: lane l of a row takes the row's blocks l, l +
+//   lanes, ..., so a block format gives 256 / GEMV_ROWS lanes K / 32 blocks, 18 at K = 576). How a
+//   block is loaded: weights_q8_0.wgsl.
 // Epilogues (constant EPILOGUE, named in app/contract.py EPILOGUES):
 //   0 store     Y[r, c] = v
 //   3 residual  Y[r, c] += v              (Y is the residual stream)
 //   5 swiglu    Y[r, c] = silu(g) * u     with g from W's row c and u from row N + c (gate | up)
 // Constants:
-//   K: u32           inner dimension (a multiple of 4)
+//   K: u32           inner dimension (a multiple of 4; of 32 for the block formats)
 //   K4: u32          K / 4
 //   N: u32           outputs per row
 //   EPILOGUE: u32    see above
@@ -58,6 +64,24 @@ fn store(r: u32, c: u32, v: f32) {
 
 fn store_swiglu(r: u32, c: u32, g: f32, u: f32) {
   y[r * N + c] = silu(g + bias_of(c)) * (u + bias_of(N + c));
+}
+
+// The weight-format snippet's block interface over this kernel's binding w (KB blocks per row).
+const KB: u32 = K4 / WBlockPacks;
+
+fn block_words(g: u32) -> array<WPack, WBlockWords> {
+  var ws: array<WPack, WBlockWords>;
+  let first = w_first(g);
+  for (var j = 0u; j < WBlockWords; j++) { ws[j] = w[first + j]; }
+  return ws;
+}
+
+fn load4(row: u32, p: u32) -> vec4<f32> {
+  let g = row * KB + p / WBlockPacks;
+  let i = p % WBlockPacks;
+  var ws: array<WPack, WPackWords>;
+  for (var j = 0u; j < WPackWords; j++) { ws[j] = w[w_pack_word(g, i, j)]; }
+  return w_unpack(g, i, ws);
 }
 
 fn x4(r: u32, p: u32) -> vec4<f32> {
@@ -125,7 +149,7 @@ fn load_a(r: u32, k: u32, rows: u32) -> vec4<f32> {
 }
 
 fn load_b(n: u32, p: u32) -> vec4<f32> {
-  if (n < N && p < K4) { return unpack4(w[n * K4 + p]); }
+  if (n < N && p < K4) { return load4(n, p); }
   return vec4<f32>(0.0);
 }
 
@@ -140,13 +164,16 @@ fn linear_rows(@builtin(global_invocation_id) gid: vec3<u32>) {
   var a1 = vec4<f32>(0.0);
   var a2 = vec4<f32>(0.0);
   var a3 = vec4<f32>(0.0);
-  let row = c * K4;
-  for (var p = 0u; p < K4; p++) {
-    let wv = unpack4(w[row + p]);
-    a0 += x4(r0, p) * wv;
-    if (n > 1u) { a1 += x4(r0 + 1u, p) * wv; }
-    if (n > 2u) { a2 += x4(r0 + 2u, p) * wv; }
-    if (n > 3u) { a3 += x4(r0 + 3u, p) * wv; }
+  for (var b = 0u; b < KB; b++) {
+    let wb = w_block(c * KB + b, block_words(c * KB + b));
+    for (var i = 0u; i < WBlockPacks; i++) {
+      let p = b * WBlockPacks + i;
+      let wv = wb[i];
+      a0 += x4(r0, p) * wv;
+      if (n > 1u) { a1 += x4(r0 + 1u, p) * wv; }
+      if (n > 2u) { a2 += x4(r0 + 2u, p) * wv; }
+      if (n > 3u) { a3 += x4(r0 + 3u, p) * wv; }
+    }
   }
   store(r0, c, a0.x + a0.y + a0.z + a0.w);
   if (n > 1u) { store(r0 + 1u, c, a1.x + a1.y + a1.z + a1.w); }
@@ -211,10 +238,11 @@ fn gemv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     if (c < N) {
       var s0 = vec4<f32>(0.0);
       var s1 = vec4<f32>(0.0);
-      for (var p = lane; p < K4; p += GEMV_LANES) {
-        let xv = input4(p);
-        s0 += xv * unpack4(w[c * K4 + p]);
-        if (SWIGLU) { s1 += xv * unpack4(w[(N + c) * K4 + p]); }
+      for (var b = lane; b < KB; b += GEMV_LANES) {
+        var xs: array<vec4<f32>, WBlockPacks>;
+        for (var i = 0u; i < WBlockPacks; i++) { xs[i] = input4(b * WBlockPacks + i); }
+        s0 += w_dot(c * KB + b, block_words(c * KB + b), xs);
+        if (SWIGLU) { s1 += w_dot((N + c) * KB + b, block_words((N + c) * KB + b), xs); }
       }
       acc = vec2<f32>(s0.x + s0.y + s0.z + s0.w, s1.x + s1.y + s1.z + s1.w);
     }

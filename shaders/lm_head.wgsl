@@ -4,13 +4,14 @@
 // Only the last row's logits are ever needed (prefill predicts one token), so this is a
 // matrix-vector product over the vocabulary; every workgroup normalizes the row itself (a few KB
 // from cache) rather than paying a separate dispatch.
-// Layout: x f32 [rows, C]; ln_gamma, ln_beta f32 [C]; wte rows [ROW0, ROW0 + ROWS) of [V, C] as
-//   WPack (C4 packs per row); logits f32 [V].
+// Layout: x f32 [rows, C]; ln_gamma, ln_beta f32 [C]; wte rows [ROW0, ROW0 + ROWS) of [V, C] in the
+//   weight format of the module's snippet (C4 packs per row, or C / 32 blocks of a block format, read
+//   a block per lane per step through the snippet's block interface, weights_f32.wgsl); logits f32 [V].
 // Workgroup: 256 invocations = 256 / HEAD_LANES vocabulary rows x HEAD_LANES lanes (8 on a GPU, 1 on
 //   a CPU adapter); dispatch (HEAD_GROUPS, 1, 1), the workgroups striding over the blocks of rows (one each on a GPU, many on a CPU
 //   adapter, where each workgroup pays the LayerNorm and its barriers again).
 // Constants:
-//   C: u32            n_embd
+//   C: u32            n_embd (a multiple of 32 for the block formats)
 //   C4: u32           C / 4 (the normalized row lives in workgroup memory: C4 * 16 bytes)
 //   EPS: f32          LayerNorm epsilon
 //   RMS: bool         RMSNorm instead of LayerNorm (ln_beta unused)
@@ -29,6 +30,15 @@ const ROWS_PER_BLOCK: u32 = 256u / HEAD_LANES;
 const HEAD_BLOCKS: u32 = (ROWS + ROWS_PER_BLOCK - 1u) / ROWS_PER_BLOCK;
 var<workgroup> xn: array<vec4<f32>, C4>;
 var<workgroup> partial: array<f32, 256>;
+
+// Pack p of table row v.
+fn wte4(v: u32, p: u32) -> vec4<f32> {
+  let g = v * (C4 / WBlockPacks) + p / WBlockPacks;
+  let i = p % WBlockPacks;
+  var ws: array<WPack, WPackWords>;
+  for (var j = 0u; j < WPackWords; j++) { ws[j] = wte[w_pack_word(g, i, j)]; }
+  return w_unpack(g, i, ws);
+}
 
 @compute @workgroup_size(256)
 fn lm_head(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -52,7 +62,20 @@ fn lm_head(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
     let v = blk * ROWS_PER_BLOCK + lid / HEAD_LANES;
     var acc = 0.0;
     if (v < ROWS) {
-      for (var i = lane; i < C4; i += HEAD_LANES) { acc += dot(xn[i], unpack4(wte[v * C4 + i])); }
+      if (WBlockPacks == 1u) {  // a float format: a pack at a time, as dot products
+        for (var i = lane; i < C4; i += HEAD_LANES) { acc += dot(xn[i], wte4(v, i)); }
+      } else {
+        var s = vec4<f32>(0.0);
+        for (var b = lane; b < C4 / WBlockPacks; b += HEAD_LANES) {
+          var xs: array<vec4<f32>, WBlockPacks>;
+          var ws: array<WPack, WBlockWords>;
+          for (var i = 0u; i < WBlockPacks; i++) { xs[i] = xn[b * WBlockPacks + i]; }
+          let g = v * (C4 / WBlockPacks) + b;
+          for (var j = 0u; j < WBlockWords; j++) { ws[j] = wte[w_first(g) + j]; }
+          s += w_dot(g, ws, xs);
+        }
+        acc = s.x + s.y + s.z + s.w;
+      }
     }
     if (HEAD_LANES == 1u) {  // one invocation per row: nothing to reduce, no barrier
       if (v < ROWS) { logits[ROW0 + v] = acc; }

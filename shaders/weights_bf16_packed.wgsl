@@ -6,3 +6,13 @@ fn unpack4(p: WPack) -> vec4<f32> {
   return vec4<f32>(bitcast<f32>(p.x << 16u), bitcast<f32>(p.x & 0xffff0000u),
                    bitcast<f32>(p.y << 16u), bitcast<f32>(p.y & 0xffff0000u));
 }
+
+// The block interface (see weights_f32.wgsl): a block is one pack.
+const WBlockPacks: u32 = 1u;
+const WBlockWords: u32 = 1u;
+const WPackWords: u32 = 1u;
+fn w_first(g: u32) -> u32 { return g; }
+fn w_block(g: u32, ws: array<WPack, 1>) -> array<vec4<f32>, 1> { return array<vec4<f32>, 1>(unpack4(ws[0])); }
+fn w_dot(g: u32, ws: array<WPack, 1>, xs: array<vec4<f32>, 1>) -> vec4<f32> { return xs[0] * unpack4(ws[0]); }
+fn w_pack_word(g: u32, i: u32, j: u32) -> u32 { return g; }
+fn w_unpack(g: u32, i: u32, ws: array<WPack, 1>) -> vec4<f32> { return unpack4(ws[0]); }

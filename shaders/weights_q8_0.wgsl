@@ -1,0 +1,66 @@
+// weights_q8_0.wgsl — weight format snippet: ggml's Q8_0 blocks, exactly the bytes of a GGUF tensor
+// (nothing is repacked on load). A row of K weights is K / 32 blocks of 34 bytes:
+//   [d: f16][32 x int8 q]          weight j = q[j] * d
+// The table is bound as array<u32>; rows are whole blocks back to back, so block g (of the whole
+// table) starts at byte 34 g: at the start of word 17 g / 2 for an even g, two bytes into it for an
+// odd g. No type wider than a u32 is aligned for every block, so one block is read as the 9 whole
+// words holding it (36 bytes for its 34: a tensor's last block may read 2 bytes past its end, inside
+// the 4-byte word the buffer is rounded up to) and its 32 int8 are realigned in registers with one
+// funnel shift per word (none for an odd g). Dequantizing: a byte b becomes float(b) - 128 by putting
+// b ^ 0x80 in the mantissa of 2^23 and subtracting 2^23 + 128 (exact, and no int-to-float
+// conversion, which runs at a quarter of the FMA rate or less on GPUs); w_dot sums x * q for the
+// block and multiplies by d once (32 FMAs and 1 multiply per block, instead of 32 of each).
+// The block interface is described in weights_f32.wgsl.
+alias WPack = u32;
+
+const WBlockPacks: u32 = 8u;
+const WBlockWords: u32 = 9u;
+const WPackWords: u32 = 3u;  // the scale's word and the two words a realigned pack straddles
+
+fn w_first(g: u32) -> u32 { return (17u * g) >> 1u; }
+
+// An f16 (the low 16 bits of h) as f32, exactly, subnormals included (unpack2x16float may flush them).
+fn f16_value(h: u32) -> f32 {
+  let e = (h >> 10u) & 0x1fu;
+  let m = h & 0x3ffu;
+  var v = bitcast<f32>(((e + 112u) << 23u) | (m << 13u));
+  if (e == 0u) { v = f32(m) * 5.9604644775390625e-8; }  // m * 2^-24
+  if (e == 31u) { v = bitcast<f32>(0x7f800000u | (m << 13u)); }
+  return select(v, -v, (h & 0x8000u) != 0u);
+}
+
+// The 4 bytes starting 2 bytes into `lo` (a block at an even g), or `hi` itself (an odd g).
+fn q_realign(odd: bool, lo: u32, hi: u32) -> u32 { return select((lo >> 16u) | (hi << 16u), hi, odd); }
+
+fn q8_0_scale(g: u32, w0: u32) -> f32 { return f16_value(select(w0 & 0xffffu, w0 >> 16u, (g & 1u) != 0u)); }
+
+// 4 int8 (a word, the first in the low byte) as floats.
+fn q8_0_ints(q: u32) -> vec4<f32> {
+  let b = (vec4<u32>(q ^ 0x80808080u) >> vec4<u32>(0u, 8u, 16u, 24u)) & vec4<u32>(0xffu);
+  return bitcast<vec4<f32>>(b | vec4<u32>(0x4b000000u)) - vec4<f32>(8388736.0);
+}
+
+fn w_block(g: u32, ws: array<u32, 9>) -> array<vec4<f32>, 8> {
+  let odd = (g & 1u) != 0u;
+  let d = q8_0_scale(g, ws[0]);
+  var out: array<vec4<f32>, 8>;
+  for (var k = 0u; k < 8u; k++) { out[k] = q8_0_ints(q_realign(odd, ws[k], ws[k + 1u])) * d; }
+  return out;
+}
+
+fn w_dot(g: u32, ws: array<u32, 9>, xs: array<vec4<f32>, 8>) -> vec4<f32> {
+  let odd = (g & 1u) != 0u;
+  var s = vec4<f32>(0.0);
+  for (var k = 0u; k < 8u; k++) { s += xs[k] * q8_0_ints(q_realign(odd, ws[k], ws[k + 1u])); }
+  return s * q8_0_scale(g, ws[0]);
+}
+
+fn w_pack_word(g: u32, i: u32, j: u32) -> u32 {
+  if (j == 0u) { return w_first(g); }
+  let byte = 34u * g + 2u + 4u * i;  // pack i's 4 int8
+  return (byte >> 2u) + select(0u, 1u, j == 2u && (byte & 2u) != 0u);
+}
+
+fn w_unpack(g: u32, i: u32, ws: array<u32, 3>) -> vec4<f32> {
+  return q8_0_ints(q_realign((g & 1u) != 0u, ws[1], ws[2])) * q8_0_scale(g, ws[0]);
+}

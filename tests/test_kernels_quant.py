@@ -1,0 +1,249 @@
+"""The Llama family's weight-table kernels (linear.wgsl's linear_tiled / linear_rows / gemv,
+embedding.wgsl, lm_head.wgsl) reading ggml's Q8_0, Q4_0 and Q4_1 blocks exactly as GGUF stores them
+(34 / 18 / 20-byte blocks, so most blocks start mid-word), run in the page on SwiftShader against
+numpy with the dequantized weights (tools/quants.py, itself equal to the gguf package bit for bit).
+
+Shapes are awkward on purpose: K = 576 / 960 / 2048 / 3072 and K of an odd number of blocks (96, 160,
+480: every other row then starts 2 bytes into a word), N not a multiple of the 64-wide tiles, of
+GEMV_ROWS or of 4, rows not a multiple of 64 or 4; the GPU shapes (GEMV_ROWS 8 and 4, lanes reduced
+in a tree; HEAD_LANES 8) and the CPU-adapter ones (GEMV_ROWS 256, HEAD_LANES 1, fewer workgroups than
+blocks); store, residual and swiglu epilogues, RMS_INPUT and ATT_INPUT. Some rows are scaled down so
+that their blocks' f16 scales are subnormal (an adapter flushing them to zero would fail the exact
+embedding checks). The table bytes are followed by garbage up to a whole word, and output buffers
+start as a sentinel so that writes outside the expected region fail too."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import kernel_harness as kh
+import numpy as np
+import pytest
+from kernel_harness import assert_close, assert_sentinel, f32, read_f32, sentinel, step, step_bytes
+
+from app.contract import ATT_BLOCK, EPILOGUES
+from app.weights import matrix_bytes
+from app.wgsl import WEIGHT_SNIPPETS
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tools.quants import dequantize, quantize  # noqa: E402
+
+pytestmark = pytest.mark.browser
+
+FORMATS = ("Q8_0", "Q4_0", "Q4_1")
+EPS = 1e-6
+STORE, RESIDUAL, SWIGLU = EPILOGUES["store"], EPILOGUES["residual"], EPILOGUES["swiglu"]
+LINEAR_BIND = dict(step="step", x="x", w="w", bias="b", y="y", norm_w="g")
+
+
+@pytest.fixture(scope="module")
+def kpage(booted_page):
+    kh.install(booted_page)
+    return booted_page
+
+
+def cdiv(a, b):
+    return -(-a // b)
+
+
+def packed(values: np.ndarray, fmt: str, seed: int = 0) -> tuple[bytes, np.ndarray]:
+    """A matrix quantized to `fmt` with every fifth row scaled down to subnormal f16 scales: (its GGUF
+    bytes followed by garbage up to a whole word, its dequantized values as float64)."""
+    values = f32(values).copy()
+    values[::5] *= np.float32(1e-4)
+    rows, cols = values.shape
+    blocks = quantize(values, fmt)
+    raw = blocks.tobytes()
+    assert len(raw) == matrix_bytes(rows, cols, fmt)
+    garbage = np.random.default_rng(seed).integers(0, 256, -len(raw) % 4, dtype=np.uint8).tobytes()
+    return raw + garbage, dequantize(blocks, fmt, values.shape).astype(np.float64)
+
+
+def rms_ref(x, w, eps=EPS):
+    x = np.asarray(x, dtype=np.float64)
+    return x / np.sqrt((x * x).mean(axis=-1, keepdims=True) + eps) * w
+
+
+def silu(v):
+    return v / (1.0 + np.exp(-v))
+
+
+def linear_consts(K, N, epilogue, *, bias, rms_input=False, att_input=False, gemv_rows=8, groups=1, hd=4,
+                  splits=1):
+    return dict(K=K, K4=K // 4, N=N, EPILOGUE=epilogue, HAS_BIAS=bias, RMS_INPUT=rms_input, ATT_INPUT=att_input,
+                ATT_SPLITS=splits, HD=hd, EPS=EPS, GEMV_ROWS=gemv_rows, GEMV_GROUPS=groups,
+                XN4_LEN=K // 4 if rms_input or att_input else 1)
+
+
+PREFILL_CASES = [  # (entry, fmt, rows, K, N, epilogue, bias)
+    ("linear_tiled", "Q8_0", 67, 576, 120, STORE, True),
+    ("linear_tiled", "Q4_0", 5, 960, 70, RESIDUAL, False),
+    ("linear_tiled", "Q4_1", 130, 96, 64, STORE, False),
+    ("linear_tiled", "Q4_0", 3, 160, 36, STORE, True),
+    ("linear_tiled", "Q8_0", 2, 3072, 68, RESIDUAL, True),
+    ("linear_rows", "Q8_0", 6, 2048, 36, RESIDUAL, False),
+    ("linear_rows", "Q4_0", 67, 3072, 40, STORE, True),
+    ("linear_rows", "Q4_1", 3, 160, 70, STORE, True),
+    ("linear_rows", "Q4_1", 9, 576, 130, RESIDUAL, False),
+]
+
+
+@pytest.mark.parametrize("entry, fmt, rows, K, N, epilogue, bias", PREFILL_CASES,
+                         ids=[f"{e}-{f}-rows{r}-K{k}-N{n}-{ep}-{'b' if b else 'nob'}"
+                              for e, f, r, k, n, ep, b in PREFILL_CASES])
+def test_linear_prefill_reads_blocks(kpage, entry, fmt, rows, K, N, epilogue, bias):
+    """Y = X @ W^T (+ b), or Y += that, with W in a block format: the tiled kernel reading single packs
+    (partial 64x64 tiles both ways) and the CPU one dequantizing whole blocks for 4 rows at a time."""
+    r = np.random.default_rng(rows + K + N)
+    x = f32(r.standard_normal((rows, K)))
+    w_b, w = packed(0.3 * r.standard_normal((N, K)), fmt, rows)
+    b = f32(0.1 * r.standard_normal(N)) if bias else sentinel(4)
+    y0 = f32(r.standard_normal((rows, N)))
+    ref = x.astype(np.float64) @ w.T + (b if bias else 0)
+    if epilogue == RESIDUAL:
+        ref = ref + y0
+    y_init = np.concatenate([y0.ravel() if epilogue == RESIDUAL else sentinel(rows * N), sentinel(N)])
+    bufs = {"step": step_bytes(rows), "x": x, "w": w_b, "b": b, "y": y_init}
+    dispatch = (cdiv(N, 64), cdiv(rows, 64), 1) if entry == "linear_tiled" else (cdiv(N, 64), cdiv(rows, 4), 1)
+    bind = {k: v for k, v in LINEAR_BIND.items() if k != "norm_w"}
+    steps = [step("linear.wgsl", entry, linear_consts(K, N, epilogue, bias=bias), bind, dispatch, WEIGHT_SNIPPETS[fmt])]
+    y = read_f32(kh.run(kpage, bufs, steps, ["y"])["y"])
+    assert_close(y[:rows * N].reshape(rows, N), ref, 3e-5, f"{entry} {fmt}")
+    assert_sentinel(y[rows * N:], "past the last row")
+
+
+GEMV_CASES = [  # (epilogue, rms_input, fmt, K, N, GEMV_ROWS, groups, bias)
+    (STORE, True, "Q8_0", 576, 120, 8, 15, True),      # GPU shape: 32 lanes per row, 18 blocks
+    (SWIGLU, True, "Q4_0", 960, 100, 8, 13, False),    # gate|up: 2N rows
+    (RESIDUAL, False, "Q4_1", 2048, 36, 4, 9, True),   # 64 lanes per row, one block each
+    (STORE, False, "Q4_0", 96, 260, 8, 33, True),      # 3 blocks over 32 lanes; odd rows start mid-word
+    (SWIGLU, True, "Q8_0", 160, 70, 4, 18, True),
+    (STORE, True, "Q8_0", 3072, 60, 256, 1, False),    # CPU shape: one invocation per row
+    (SWIGLU, True, "Q4_1", 160, 300, 256, 2, True),    # 2 groups striding over the blocks of rows
+    (RESIDUAL, False, "Q4_0", 2048, 300, 256, 1, False),
+]
+
+
+@pytest.mark.parametrize("epilogue, rms_input, fmt, K, N, rows_per_wg, groups, bias", GEMV_CASES,
+                         ids=[f"{ep}-{'rms-' if rms else ''}{f}-K{k}-N{n}-rows{rw}-g{g}-{'b' if b else 'nob'}"
+                              for ep, rms, f, k, n, rw, g, b in GEMV_CASES])
+def test_linear_gemv_reads_blocks(kpage, epilogue, rms_input, fmt, K, N, rows_per_wg, groups, bias):
+    """One row through W^T in a block format, a block per lane per step, with the RMSNorm fused in or
+    not; swiglu from the 2N rows of W. Row 1 of x is garbage that must not leak in."""
+    r = np.random.default_rng(K + N + epilogue)
+    x = f32(r.standard_normal((2, K)))
+    x[1] = 1e4
+    g = f32(1.0 + 0.3 * r.standard_normal(K))
+    rows_w = 2 * N if epilogue == SWIGLU else N
+    w_b, w = packed(0.3 * r.standard_normal((rows_w, K)), fmt, K)
+    b = f32(0.1 * r.standard_normal(rows_w)) if bias else sentinel(4)
+    xin = rms_ref(x[0], g) if rms_input else x[0].astype(np.float64)
+    v = xin @ w.T + (b if bias else 0)
+    y0 = f32(r.standard_normal(N))
+    ref = {STORE: lambda: v, RESIDUAL: lambda: y0 + v, SWIGLU: lambda: silu(v[:N]) * v[N:]}[epilogue]()
+    bufs = {"step": step_bytes(1), "x": x, "w": w_b, "b": b, "g": g if rms_input else sentinel(4),
+            "y": np.concatenate([y0 if epilogue == RESIDUAL else sentinel(N), sentinel(4)])}
+    consts = linear_consts(K, N, epilogue, bias=bias, rms_input=rms_input, gemv_rows=rows_per_wg, groups=groups)
+    steps = [step("linear.wgsl", "gemv", consts, LINEAR_BIND, (groups, 1, 1), WEIGHT_SNIPPETS[fmt])]
+    y = read_f32(kh.run(kpage, bufs, steps, ["y"])["y"])
+    assert_close(y[:N], ref, 3e-5, f"gemv {fmt}")
+    assert_sentinel(y[N:], "past the output")
+
+
+@pytest.mark.parametrize("fmt, NH, KVH, HD, pos0, N_CTX, rows_per_wg", [
+    ("Q8_0", 3, 1, 64, 0, 16, 8),        # C = 192: 6 blocks
+    ("Q4_0", 6, 2, 80, 130, 200, 8),     # C = 480: 15 blocks, 3 attention blocks
+    ("Q4_1", 4, 4, 64, 64, 70, 256),     # CPU-shape projection
+])
+def test_split_attention_merged_by_packed_o_proj(kpage, fmt, NH, KVH, HD, pos0, N_CTX, rows_per_wg):
+    """Decode: attention_split's blocks merged by the o projection reading a block format (gemv with
+    ATT_INPUT, residual): x + attention(q) @ Wo^T."""
+    r = np.random.default_rng(NH * HD + pos0)
+    C = NH * HD
+    splits = cdiv(N_CTX, ATT_BLOCK)
+    scale = 1.0 / math.sqrt(HD)
+    q = f32(r.standard_normal((1, C)))
+    kv = f32(1.5 * r.standard_normal((2, KVH, N_CTX, HD)))
+    kv[:, :, pos0 + 1:] = 1e4
+    att = kh.attention_ref(q, kv, NH, HD, pos0, scale)[0]
+    E = 36
+    w_b, w = packed(0.3 * r.standard_normal((E, C)), fmt, C)
+    x0 = f32(r.standard_normal(E))
+    ref = x0 + att @ w.T
+    bufs = {"step": step_bytes(1, pos0), "q": q, "kv": kv, "part": f32(np.full(NH * splits * (HD + 2), 7e3)),
+            "w": w_b, "b": sentinel(4), "g": sentinel(4), "y": x0}
+    att_consts = dict(C=C, NH=NH, KVH=KVH, HD=HD, N_CTX=N_CTX, SCALE=scale, ATT_GROUPS=NH, ATT_SPLITS=splits)
+    groups = cdiv(E, rows_per_wg)
+    consts = linear_consts(C, E, RESIDUAL, bias=False, att_input=True, gemv_rows=rows_per_wg, groups=groups, hd=HD,
+                           splits=splits)
+    steps = [step("attention.wgsl", "attention_split", att_consts, dict(step="step", q="q", kv="kv", y="part"),
+                  (NH, splits, 1)),
+             step("linear.wgsl", "gemv", consts, dict(LINEAR_BIND, x="part"), (groups, 1, 1), WEIGHT_SNIPPETS[fmt])]
+    assert_close(read_f32(kh.run(kpage, bufs, steps, ["y"])["y"]), ref, 3e-5, f"attention + o_proj {fmt}")
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_embedding_from_packed_table(kpage, fmt):
+    """x[t] = the dequantized row ids[t] of a block-format token table split over two buffers by rows
+    (3 blocks per row: every other row starts mid-word); each split writes only its own ids. Q8_0 and
+    Q4_0 rows equal tools/quants.py's dequantization exactly (one f32 multiply each), subnormal f16
+    scales included; Q4_1's q * d + m may be one fused multiply-add on the GPU."""
+    C, V, rows = 96, 50, 5
+    r = np.random.default_rng(3)
+    table = f32(r.standard_normal((V, C)))
+    table[::5] *= np.float32(1e-4)
+    blocks = quantize(table, fmt)
+    want_table = dequantize(blocks, fmt, table.shape)
+    split = 23
+    ids = [4, 49, 0, 22, 23]
+    row = blocks.shape[1]
+    pad = bytes(-(split * row) % 4)
+    bufs = {"step": step_bytes(rows, 7, ids=ids), "wte0": blocks[:split].tobytes() + pad,
+            "wte1": blocks[split:].tobytes() + bytes(-((V - split) * row) % 4), "wpe": sentinel(4),
+            "x": sentinel((rows + 1) * C), "chain": np.zeros(4, dtype=np.uint32)}
+    steps = [step("embedding.wgsl", "embed", dict(C4=C // 4, ROW0=row0, ROWS=n, POSITIONS=False),
+                  dict(step="step", wte=name, wpe="wpe", x="x", chain="chain"), (1, rows, 1), WEIGHT_SNIPPETS[fmt])
+             for row0, n, name in [(0, split, "wte0"), (split, V - split, "wte1")]]
+    x = read_f32(kh.run(kpage, bufs, steps, ["x"])["x"]).reshape(rows + 1, C)
+    if fmt == "Q4_1":
+        np.testing.assert_allclose(x[:rows], want_table[ids], rtol=2e-7, atol=0)
+    else:
+        np.testing.assert_array_equal(x[:rows], want_table[ids])
+    assert_sentinel(x[rows], "row past step.rows")
+
+
+HEAD_CASES = [  # (fmt, C, V, lanes, parts: (row0, rows, groups))
+    ("Q8_0", 576, 301, 8, [(0, 301, 10)]),
+    ("Q4_0", 160, 301, 1, [(0, 150, 1), (150, 151, 1)]),    # CPU shape, table split over two buffers
+    ("Q4_1", 960, 97, 8, [(0, 97, 4)]),
+    ("Q4_0", 2048, 40, 8, [(0, 40, 2)]),
+    ("Q8_0", 96, 300, 1, [(0, 300, 2)]),
+]
+
+
+@pytest.mark.parametrize("fmt, C, V, lanes, parts", HEAD_CASES,
+                         ids=[f"{f}-C{c}-V{v}-lanes{la}-{len(p)}parts" for f, c, v, la, p in HEAD_CASES])
+def test_lm_head_over_packed_table(kpage, fmt, C, V, lanes, parts):
+    """logits = RMSNorm(last row) . table rows with the table (the head, or the tied embedding) in a
+    block format, a block per lane per step, split over buffers by rows."""
+    rows = 3
+    r = np.random.default_rng(C + V)
+    x = f32(2.0 + r.standard_normal((rows, C)))
+    g = f32(1.0 + 0.3 * r.standard_normal(C))
+    table = f32(0.3 * r.standard_normal((V, C)))
+    blocks = quantize(table, fmt)
+    w = dequantize(blocks, fmt, table.shape).astype(np.float64)
+    bufs = {"step": step_bytes(rows), "x": x, "g": g, "beta": sentinel(4), "logits": sentinel(V + 4)}
+    steps = []
+    for i, (row0, n, groups) in enumerate(parts):
+        raw = blocks[row0:row0 + n].tobytes()
+        bufs[f"wte{i}"] = raw + bytes(-len(raw) % 4)
+        consts = dict(C=C, C4=C // 4, EPS=EPS, ROW0=row0, ROWS=n, HEAD_LANES=lanes, HEAD_GROUPS=groups, RMS=True)
+        steps.append(step("lm_head.wgsl", "lm_head", consts, dict(step="step", x="x", ln_gamma="g", ln_beta="beta",
+                                                                  wte=f"wte{i}", logits="logits"),
+                          (groups, 1, 1), WEIGHT_SNIPPETS[fmt]))
+    logits = read_f32(kh.run(kpage, bufs, steps, ["logits"])["logits"])
+    assert_close(logits[:V], rms_ref(x[-1], g) @ w.T, 3e-5, f"head {fmt}")
+    assert_sentinel(logits[V:], "past the vocabulary")
