@@ -1,4 +1,4 @@
-"""The page UI (issue 9) in headless Chromium on SwiftShader: the default model loads by itself,
+"""The page UI in headless Chromium on SwiftShader: the default model loads by itself,
 generation streams and finishes, Stop / Esc, error banners (bad model, unknown characters, no
 WebGPU), text-only output (a model that writes HTML), the top-5 popup, keyboard use, a phone
 viewport, dark mode, the Content-Security-Policy, and responsiveness during a 200-token run.
@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-from conftest import BOOT_TIMEOUT_MS, ROOT, ConsoleGuard, new_guarded_page, run_py
+from conftest import ROOT, new_guarded_page, run_py
 
 pytestmark = pytest.mark.browser
 
@@ -516,7 +514,8 @@ True""")
     # Back to the bundled model for the tests that follow, loaded by a script this time: the page
     # shows what the engine holds, whoever loaded it.
     ui.evaluate("() => pywebgpt.load('weights/shakespeare-char/')")
-    ui.wait_for_function("() => /Shakespeare \\(bundled\\) is loaded/.test(document.querySelector('#model-state').textContent)")
+    ui.wait_for_function(
+        "() => /Shakespeare \\(bundled\\) is loaded/.test(document.querySelector('#model-state').textContent)")
     assert ui.locator("#max-new-tokens").get_attribute("max") == "255"
     assert ui.locator("#model-select").input_value() == "0"
 
@@ -568,7 +567,9 @@ def test_page_stays_responsive_during_a_200_token_generation(ui):
       });
       m.observer.observe({type: 'longtask', buffered: false});
       let expected = performance.now() + 50;
-      m.timer = setInterval(() => { const now = performance.now(); m.lags.push(Math.max(0, now - expected)); expected = now + 50; }, 50);
+      m.timer = setInterval(() => {
+        const now = performance.now(); m.lags.push(Math.max(0, now - expected)); expected = now + 50;
+      }, 50);
       let last = performance.now();
       const frame = (t) => { m.frames.push(t - last); last = t; if (!m.done) requestAnimationFrame(frame); };
       requestAnimationFrame(frame);
