@@ -21,15 +21,21 @@
 @group(0) @binding(3) var<storage, read_write> x: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read> chain: array<u32>;
 
+fn table_pack(positions: bool, i: u32) -> WPack {
+  if (positions) { return wpe[i]; }
+  return wte[i];
+}
+
 // Pack c of a row of the token table (or, positions, of the position table).
 fn table4(positions: bool, row: u32, c: u32) -> vec4<f32> {
   let g = row * (C4 / WBlockPacks) + c / WBlockPacks;
   let i = c % WBlockPacks;
-  var ws: array<WPack, WPackWords>;
-  for (var j = 0u; j < WPackWords; j++) {
-    if (positions) { ws[j] = wpe[w_pack_word(g, i, j)]; } else { ws[j] = wte[w_pack_word(g, i, j)]; }
-  }
-  return w_unpack(g, i, ws);
+  let w0 = table_pack(positions, w_pack_word(g, i, 0u));
+  var w1 = w0;
+  var w2 = w0;
+  if (WPackWords > 1u) { w1 = table_pack(positions, w_pack_word(g, i, 1u)); }
+  if (WPackWords > 2u) { w2 = table_pack(positions, w_pack_word(g, i, 2u)); }
+  return w_unpack(g, i, array<WPack, 3>(w0, w1, w2));
 }
 
 @compute @workgroup_size(64)

@@ -21,9 +21,12 @@
 //   blocks of 32 weights as stored in GGUF (K a multiple of 32), read through the snippet's block
 //   interface (weights_f32.wgsl) and dequantized in registers; b f32 [N_W] (HAS_BIAS); Y f32 [rows, N].
 //   linear_tiled loads single packs (load4: for a block format, the block's scale and the pack's
-//   word); linear_rows and gemv whole blocks (gemv: lane l of a row takes the row's blocks l, l +
-//   lanes, ..., so a block format gives 256 / GEMV_ROWS lanes K / 32 blocks, 18 at K = 576). How a
-//   block is loaded: weights_q8_0.wgsl.
+//   words). gemv on a GPU gives the lanes of a row consecutive segments of a block (a pack of Q8_0,
+//   a word of nibbles of Q4_0 / Q4_1: 8 or 4 lanes per block), so that a warp reads W and the input
+//   contiguously; one block per lane read W and x 34 / 128 bytes apart per lane and ran 1.5-2x
+//   slower on an H200. On a CPU adapter (one invocation per row) gemv and linear_rows read whole
+//   blocks with one load per word, dequantizing a block once (for 4 rows in linear_rows). The
+//   float formats keep their pack-by-pack loops, compiled to the same loads as before.
 // Epilogues (constant EPILOGUE, named in app/contract.py EPILOGUES):
 //   0 store     Y[r, c] = v
 //   3 residual  Y[r, c] += v              (Y is the residual stream)
@@ -68,20 +71,32 @@ fn store_swiglu(r: u32, c: u32, g: f32, u: f32) {
 
 // The weight-format snippet's block interface over this kernel's binding w (KB blocks per row).
 const KB: u32 = K4 / WBlockPacks;
+const SEGS: u32 = WBlockPacks / WSegPacks;  // segments per block
 
-fn block_words(g: u32) -> array<WPack, WBlockWords> {
-  var ws: array<WPack, WBlockWords>;
-  let first = w_first(g);
-  for (var j = 0u; j < WBlockWords; j++) { ws[j] = w[first + j]; }
-  return ws;
+// Block g's WPacks (a format of fewer than 9 repeats its last: the same load, made once).
+fn block_words(g: u32) -> array<WPack, 9> {
+  let f = w_first(g);
+  return array<WPack, 9>(w[f], w[f + min(1u, WBlockWords - 1u)], w[f + min(2u, WBlockWords - 1u)],
+                         w[f + min(3u, WBlockWords - 1u)], w[f + min(4u, WBlockWords - 1u)],
+                         w[f + min(5u, WBlockWords - 1u)], w[f + min(6u, WBlockWords - 1u)],
+                         w[f + min(7u, WBlockWords - 1u)], w[f + min(8u, WBlockWords - 1u)]);
 }
 
+// The WPacks pack i of block g needs (those of segment i of a block, for w_seg_dot).
+fn seg_words(g: u32, i: u32) -> array<WPack, 3> {
+  let w0 = w[w_pack_word(g, i, 0u)];
+  var w1 = w0;
+  var w2 = w0;
+  if (WPackWords > 1u) { w1 = w[w_pack_word(g, i, 1u)]; }
+  if (WPackWords > 2u) { w2 = w[w_pack_word(g, i, 2u)]; }
+  return array<WPack, 3>(w0, w1, w2);
+}
+
+// Pack p (4 weights) of W's row `row` (a float format: the one WPack, as unpack4(w[row * K4 + p])).
 fn load4(row: u32, p: u32) -> vec4<f32> {
   let g = row * KB + p / WBlockPacks;
   let i = p % WBlockPacks;
-  var ws: array<WPack, WPackWords>;
-  for (var j = 0u; j < WPackWords; j++) { ws[j] = w[w_pack_word(g, i, j)]; }
-  return w_unpack(g, i, ws);
+  return w_unpack(g, i, seg_words(g, i));
 }
 
 fn x4(r: u32, p: u32) -> vec4<f32> {
@@ -164,15 +179,25 @@ fn linear_rows(@builtin(global_invocation_id) gid: vec3<u32>) {
   var a1 = vec4<f32>(0.0);
   var a2 = vec4<f32>(0.0);
   var a3 = vec4<f32>(0.0);
-  for (var b = 0u; b < KB; b++) {
-    let wb = w_block(c * KB + b, block_words(c * KB + b));
-    for (var i = 0u; i < WBlockPacks; i++) {
-      let p = b * WBlockPacks + i;
-      let wv = wb[i];
+  if (WBlockPacks == 1u) {  // a float format: pack by pack
+    for (var p = 0u; p < K4; p++) {
+      let wv = load4(c, p);
       a0 += x4(r0, p) * wv;
       if (n > 1u) { a1 += x4(r0 + 1u, p) * wv; }
       if (n > 2u) { a2 += x4(r0 + 2u, p) * wv; }
       if (n > 3u) { a3 += x4(r0 + 3u, p) * wv; }
+    }
+  } else {  // a block format: each block dequantized once for the 4 rows
+    for (var b = 0u; b < KB; b++) {
+      let wb = w_block(c * KB + b, block_words(c * KB + b));
+      for (var i = 0u; i < WBlockPacks; i++) {
+        let p = b * WBlockPacks + i;
+        let wv = wb[i];
+        a0 += x4(r0, p) * wv;
+        if (n > 1u) { a1 += x4(r0 + 1u, p) * wv; }
+        if (n > 2u) { a2 += x4(r0 + 2u, p) * wv; }
+        if (n > 3u) { a3 += x4(r0 + 3u, p) * wv; }
+      }
     }
   }
   store(r0, c, a0.x + a0.y + a0.z + a0.w);
@@ -191,6 +216,13 @@ const PREP_INPUT: bool = RMS_INPUT || ATT_INPUT;
 fn input4(p: u32) -> vec4<f32> {
   if (PREP_INPUT) { return x_prep[p]; }
   return x4(0u, p);
+}
+
+// The 8 packs of the input that block b of a row multiplies (a block format).
+fn input_block(b: u32) -> array<vec4<f32>, 8> {
+  let p = b * WBlockPacks;
+  return array<vec4<f32>, 8>(input4(p), input4(p + 1u), input4(p + 2u), input4(p + 3u), input4(p + 4u),
+                             input4(p + 5u), input4(p + 6u), input4(p + 7u));
 }
 
 @compute @workgroup_size(256)
@@ -238,11 +270,27 @@ fn gemv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     if (c < N) {
       var s0 = vec4<f32>(0.0);
       var s1 = vec4<f32>(0.0);
-      for (var b = lane; b < KB; b += GEMV_LANES) {
-        var xs: array<vec4<f32>, WBlockPacks>;
-        for (var i = 0u; i < WBlockPacks; i++) { xs[i] = input4(b * WBlockPacks + i); }
-        s0 += w_dot(c * KB + b, block_words(c * KB + b), xs);
-        if (SWIGLU) { s1 += w_dot((N + c) * KB + b, block_words((N + c) * KB + b), xs); }
+      if (WBlockPacks == 1u) {  // a float format: pack by pack
+        for (var p = lane; p < K4; p += GEMV_LANES) {
+          let xv = input4(p);
+          s0 += xv * load4(c, p);
+          if (SWIGLU) { s1 += xv * load4(N + c, p); }
+        }
+      } else if (GEMV_LANES >= 8u) {  // a block format on a GPU: lanes on consecutive segments
+        for (var u = lane; u < KB * SEGS; u += GEMV_LANES) {
+          let b = u / SEGS;
+          let sg = u % SEGS;
+          let xs = array<vec4<f32>, 2>(input4(b * WBlockPacks + w_seg_pack(sg, 0u)),
+                                       input4(b * WBlockPacks + w_seg_pack(sg, WSegPacks - 1u)));
+          s0 += w_seg_dot(c * KB + b, sg, seg_words(c * KB + b, sg), xs);
+          if (SWIGLU) { s1 += w_seg_dot((N + c) * KB + b, sg, seg_words((N + c) * KB + b, sg), xs); }
+        }
+      } else {  // a block format on few lanes (a CPU adapter: one): a block per lane per step
+        for (var b = lane; b < KB; b += GEMV_LANES) {
+          let xs = input_block(b);
+          s0 += w_dot(c * KB + b, block_words(c * KB + b), xs);
+          if (SWIGLU) { s1 += w_dot((N + c) * KB + b, block_words((N + c) * KB + b), xs); }
+        }
       }
       acc = vec2<f32>(s0.x + s0.y + s0.z + s0.w, s1.x + s1.y + s1.z + s1.w);
     }

@@ -6,7 +6,8 @@
 // from cache) rather than paying a separate dispatch.
 // Layout: x f32 [rows, C]; ln_gamma, ln_beta f32 [C]; wte rows [ROW0, ROW0 + ROWS) of [V, C] in the
 //   weight format of the module's snippet (C4 packs per row, or C / 32 blocks of a block format, read
-//   a block per lane per step through the snippet's block interface, weights_f32.wgsl); logits f32 [V].
+//   through the snippet's block interface, weights_f32.wgsl: on a GPU the lanes of a row take
+//   consecutive segments, on a CPU adapter whole blocks, as linear.wgsl's gemv); logits f32 [V].
 // Workgroup: 256 invocations = 256 / HEAD_LANES vocabulary rows x HEAD_LANES lanes (8 on a GPU, 1 on
 //   a CPU adapter); dispatch (HEAD_GROUPS, 1, 1), the workgroups striding over the blocks of rows (one each on a GPU, many on a CPU
 //   adapter, where each workgroup pays the LayerNorm and its barriers again).
@@ -31,13 +32,30 @@ const HEAD_BLOCKS: u32 = (ROWS + ROWS_PER_BLOCK - 1u) / ROWS_PER_BLOCK;
 var<workgroup> xn: array<vec4<f32>, C4>;
 var<workgroup> partial: array<f32, 256>;
 
+// The WPacks pack i of block g needs (those of segment i of a block, for w_seg_dot).
+fn seg_words(g: u32, i: u32) -> array<WPack, 3> {
+  let w0 = wte[w_pack_word(g, i, 0u)];
+  var w1 = w0;
+  var w2 = w0;
+  if (WPackWords > 1u) { w1 = wte[w_pack_word(g, i, 1u)]; }
+  if (WPackWords > 2u) { w2 = wte[w_pack_word(g, i, 2u)]; }
+  return array<WPack, 3>(w0, w1, w2);
+}
+
 // Pack p of table row v.
 fn wte4(v: u32, p: u32) -> vec4<f32> {
   let g = v * (C4 / WBlockPacks) + p / WBlockPacks;
   let i = p % WBlockPacks;
-  var ws: array<WPack, WPackWords>;
-  for (var j = 0u; j < WPackWords; j++) { ws[j] = wte[w_pack_word(g, i, j)]; }
-  return w_unpack(g, i, ws);
+  return w_unpack(g, i, seg_words(g, i));
+}
+
+// Block g's WPacks (a format of fewer than 9 repeats its last: the same load, made once).
+fn block_words(g: u32) -> array<WPack, 9> {
+  let f = w_first(g);
+  return array<WPack, 9>(wte[f], wte[f + min(1u, WBlockWords - 1u)], wte[f + min(2u, WBlockWords - 1u)],
+                         wte[f + min(3u, WBlockWords - 1u)], wte[f + min(4u, WBlockWords - 1u)],
+                         wte[f + min(5u, WBlockWords - 1u)], wte[f + min(6u, WBlockWords - 1u)],
+                         wte[f + min(7u, WBlockWords - 1u)], wte[f + min(8u, WBlockWords - 1u)]);
 }
 
 @compute @workgroup_size(256)
@@ -62,17 +80,28 @@ fn lm_head(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
     let v = blk * ROWS_PER_BLOCK + lid / HEAD_LANES;
     var acc = 0.0;
     if (v < ROWS) {
-      if (WBlockPacks == 1u) {  // a float format: a pack at a time, as dot products
+      if (WBlockPacks == 1u) {  // a float format: pack by pack, as dot products
         for (var i = lane; i < C4; i += HEAD_LANES) { acc += dot(xn[i], wte4(v, i)); }
-      } else {
+      } else if (HEAD_LANES >= 8u) {  // a block format on a GPU: lanes on consecutive segments
+        let segs = WBlockPacks / WSegPacks;
+        var s = vec4<f32>(0.0);
+        for (var u = lane; u < C4 / WBlockPacks * segs; u += HEAD_LANES) {
+          let b = u / segs;
+          let sg = u % segs;
+          let g = v * (C4 / WBlockPacks) + b;
+          let xs = array<vec4<f32>, 2>(xn[b * WBlockPacks + w_seg_pack(sg, 0u)],
+                                       xn[b * WBlockPacks + w_seg_pack(sg, WSegPacks - 1u)]);
+          s += w_seg_dot(g, sg, seg_words(g, sg), xs);
+        }
+        acc = s.x + s.y + s.z + s.w;
+      } else {  // a block format, one invocation per row (a CPU adapter): whole blocks
         var s = vec4<f32>(0.0);
         for (var b = lane; b < C4 / WBlockPacks; b += HEAD_LANES) {
-          var xs: array<vec4<f32>, WBlockPacks>;
-          var ws: array<WPack, WBlockWords>;
-          for (var i = 0u; i < WBlockPacks; i++) { xs[i] = xn[b * WBlockPacks + i]; }
+          let p = b * WBlockPacks;
+          let xs = array<vec4<f32>, 8>(xn[p], xn[p + 1u], xn[p + 2u], xn[p + 3u], xn[p + 4u], xn[p + 5u], xn[p + 6u],
+                                       xn[p + 7u]);
           let g = v * (C4 / WBlockPacks) + b;
-          for (var j = 0u; j < WBlockWords; j++) { ws[j] = wte[w_first(g) + j]; }
-          s += w_dot(g, ws, xs);
+          s += w_dot(g, block_words(g), xs);
         }
         acc = s.x + s.y + s.z + s.w;
       }

@@ -4,12 +4,14 @@
 //                                  nibble; weight = (nibble - 8) * d
 // The table is bound as array<u32>; block g (of the whole table) starts at byte 18 g: at the start
 // of word 9 g / 2 for an even g, two bytes into it for an odd g. No type wider than a u32 is aligned
-// for every block, so one block is read as the 5 whole words holding it (20 bytes for its 18: a
-// tensor's last block may read 2 bytes past its end, inside the 4-byte word the buffer is rounded up
-// to), and its 4 words of nibbles are realigned in registers with one funnel shift each (none for an
-// odd g). A nibble n becomes n - 8 by putting n in the mantissa of 2^23 and subtracting 2^23 + 8
-// (exact, and no int-to-float conversion); w_dot sums x * (n - 8) for the block and multiplies by d
-// once. The block interface is described in weights_f32.wgsl.
+// for every block, so a whole block (w_block, w_dot: a CPU adapter's invocation) is read as the 5
+// words holding it (20 bytes for its 18: a tensor's last block may read 2 bytes past its end, inside
+// the 4-byte word the buffer is rounded up to), its 4 words of nibbles realigned in registers with
+// one funnel shift each (none for an odd g). A segment (what a GPU lane takes) is one word of
+// nibbles, 8 weights (packs s and s + 4): the scale's word and the one or two words it lies in. A
+// nibble n becomes n - 8 by putting n in the mantissa of 2^23 and subtracting 2^23 + 8 (exact, and no
+// int-to-float conversion); the dot products multiply by d once per block or segment. The block
+// interface is described in weights_f32.wgsl.
 alias WPack = u32;
 
 const WBlockPacks: u32 = 8u;
@@ -39,25 +41,28 @@ fn q4_0_levels(q: u32, shift: u32) -> vec4<f32> {
   return bitcast<vec4<f32>>(n | vec4<u32>(0x4b000000u)) - vec4<f32>(8388616.0);
 }
 
-fn w_block(g: u32, ws: array<u32, 5>) -> array<vec4<f32>, 8> {
+fn w_block(g: u32, ws: array<u32, 9>) -> array<vec4<f32>, 8> {
   let odd = (g & 1u) != 0u;
   let d = q4_0_scale(g, ws[0]);
-  var out: array<vec4<f32>, 8>;
-  for (var k = 0u; k < 4u; k++) {
-    let q = q_realign(odd, ws[k], ws[k + 1u]);
-    out[k] = q4_0_levels(q, 0u) * d;
-    out[k + 4u] = q4_0_levels(q, 4u) * d;
-  }
-  return out;
+  let q0 = q_realign(odd, ws[0], ws[1]);
+  let q1 = q_realign(odd, ws[1], ws[2]);
+  let q2 = q_realign(odd, ws[2], ws[3]);
+  let q3 = q_realign(odd, ws[3], ws[4]);
+  return array<vec4<f32>, 8>(q4_0_levels(q0, 0u) * d, q4_0_levels(q1, 0u) * d, q4_0_levels(q2, 0u) * d,
+                             q4_0_levels(q3, 0u) * d, q4_0_levels(q0, 4u) * d, q4_0_levels(q1, 4u) * d,
+                             q4_0_levels(q2, 4u) * d, q4_0_levels(q3, 4u) * d);
 }
 
-fn w_dot(g: u32, ws: array<u32, 5>, xs: array<vec4<f32>, 8>) -> vec4<f32> {
+fn w_dot(g: u32, ws: array<u32, 9>, xs: array<vec4<f32>, 8>) -> vec4<f32> {
   let odd = (g & 1u) != 0u;
-  var s = vec4<f32>(0.0);
-  for (var k = 0u; k < 4u; k++) {
-    let q = q_realign(odd, ws[k], ws[k + 1u]);
-    s += xs[k] * q4_0_levels(q, 0u) + xs[k + 4u] * q4_0_levels(q, 4u);
-  }
+  let q0 = q_realign(odd, ws[0], ws[1]);
+  let q1 = q_realign(odd, ws[1], ws[2]);
+  let q2 = q_realign(odd, ws[2], ws[3]);
+  let q3 = q_realign(odd, ws[3], ws[4]);
+  var s = xs[0] * q4_0_levels(q0, 0u) + xs[4] * q4_0_levels(q0, 4u);
+  s += xs[1] * q4_0_levels(q1, 0u) + xs[5] * q4_0_levels(q1, 4u);
+  s += xs[2] * q4_0_levels(q2, 0u) + xs[6] * q4_0_levels(q2, 4u);
+  s += xs[3] * q4_0_levels(q3, 0u) + xs[7] * q4_0_levels(q3, 4u);
   return s * q4_0_scale(g, ws[0]);
 }
 
@@ -70,4 +75,10 @@ fn w_pack_word(g: u32, i: u32, j: u32) -> u32 {
 
 fn w_unpack(g: u32, i: u32, ws: array<u32, 3>) -> vec4<f32> {
   return q4_0_levels(q_realign((g & 1u) != 0u, ws[1], ws[2]), (i / 4u) * 4u) * q4_0_scale(g, ws[0]);
+}
+const WSegPacks: u32 = 2u;
+fn w_seg_pack(s: u32, j: u32) -> u32 { return s + 4u * j; }
+fn w_seg_dot(g: u32, s: u32, ws: array<u32, 3>, xs: array<vec4<f32>, 2>) -> vec4<f32> {
+  let q = q_realign((g & 1u) != 0u, ws[1], ws[2]);
+  return (xs[0] * q4_0_levels(q, 0u) + xs[1] * q4_0_levels(q, 4u)) * q4_0_scale(g, ws[0]);
 }

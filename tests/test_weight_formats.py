@@ -1,0 +1,103 @@
+"""app/weights.py's sizes of matrices in every weight format (the buffer plan and the loader use
+them), the workgroup counts of quantize.wgsl, and the weight-format snippets' shared interface, in
+CPython (the kernels themselves run in tests/test_kernels_quant.py and test_kernels_quantize.py)."""
+
+from __future__ import annotations
+
+import re
+import sys
+import warnings
+from pathlib import Path
+
+import gguf
+import numpy as np
+import pytest
+
+from app import wgsl
+from app.errors import ModelError
+from app.gguf import tensor_nbytes
+from app.weights import (
+    BLOCK_FORMATS,
+    MAX_WORKGROUPS_PER_DIM,
+    QUANTIZE_FORMATS,
+    QUANTIZE_GROUP_SIZE,
+    WEIGHT_FORMATS,
+    dtype_bytes,
+    matrix_bytes,
+    quantize_workgroups,
+    row_bytes,
+)
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tools.quants import quantize  # noqa: E402
+
+# What every weights_*.wgsl defines (weights_f32.wgsl describes it).
+INTERFACE = ["alias WPack", "const WBlockPacks", "const WBlockWords", "const WPackWords", "const WSegPacks",
+             "fn w_first", "fn w_block", "fn w_dot", "fn w_pack_word", "fn w_unpack", "fn w_seg_pack", "fn w_seg_dot"]
+
+
+@pytest.mark.parametrize("rows, cols", [(1, 32), (3, 576), (960, 2560), (7, 96)])
+@pytest.mark.parametrize("fmt", list(BLOCK_FORMATS))
+def test_block_matrix_bytes_are_the_gguf_bytes(fmt, rows, cols):
+    """A [rows, cols] block-format matrix takes exactly the bytes of the GGUF tensor (the gguf
+    package's quantizer output, and app/gguf.py's tensor size)."""
+    values = np.random.default_rng(rows).standard_normal((rows, cols)).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        packed = gguf.quants.quantize(values, gguf.GGMLQuantizationType[fmt])
+    assert matrix_bytes(rows, cols, fmt) == packed.nbytes == quantize(values, fmt).nbytes
+    assert matrix_bytes(rows, cols, fmt) == tensor_nbytes(fmt, (cols, rows))
+    assert row_bytes(cols, fmt) * rows == matrix_bytes(rows, cols, fmt)
+
+
+@pytest.mark.parametrize("fmt, size", [("F32", 4), ("F16", 2), ("BF16", 2)])
+def test_float_matrix_bytes_are_unchanged(fmt, size):
+    assert matrix_bytes(5, 36, fmt) == 5 * 36 * size == 5 * 36 * dtype_bytes(fmt)
+    assert row_bytes(36, fmt) == 36 * size
+
+
+def test_block_formats_refuse_partial_blocks_and_per_element_sizes():
+    with pytest.raises(ModelError, match="whole blocks of 32 weights, but its rows have 48"):
+        matrix_bytes(2, 48, "Q4_0")
+    with pytest.raises(ModelError, match="Q8_0 is stored in blocks of 32 weights"):
+        dtype_bytes("Q8_0")
+
+
+@pytest.mark.parametrize("blocks, block0", [(1, 0), (1, 1), (2, 1), (5, 3), (129, 0), (128, 7),
+                                            (3 * 65535 * 128 + 5, 1), (200_000_000, 0)])
+def test_quantize_workgroups_cover_every_pair_once(blocks, block0):
+    """Workgroups (x, y) of 64 invocations, one per pair of destination blocks from block0 // 2: enough
+    for every pair, within WebGPU's 65535 per dimension, and less than one row of x too many."""
+    x, y, z = quantize_workgroups(blocks, block0)
+    pairs = (block0 + blocks + 1) // 2 - block0 // 2
+    assert z == 1 and 1 <= x <= MAX_WORKGROUPS_PER_DIM and y >= 1
+    assert x * y * QUANTIZE_GROUP_SIZE >= pairs
+    assert (x * (y - 1)) * QUANTIZE_GROUP_SIZE < pairs
+
+
+@pytest.mark.parametrize("fmt", WEIGHT_FORMATS)
+def test_every_format_has_a_snippet_with_the_block_interface(fmt):
+    """Each weight format names a snippet that defines the whole interface, so every kernel that reads
+    weight tables assembles with it."""
+    source = wgsl.shader_source(wgsl.WEIGHT_SNIPPETS[fmt])
+    code = re.sub(r"//[^\n]*", "", source)
+    missing = [name for name in INTERFACE if not re.search(rf"\b{name}\b", code)]
+    assert not missing, f"{wgsl.WEIGHT_SNIPPETS[fmt]} lacks {missing}"
+
+
+@pytest.mark.parametrize("fmt", list(BLOCK_FORMATS))
+def test_block_formats_size_their_arrays_within_the_interface(fmt):
+    """The fixed array sizes of the interface hold every block format (9 words, 8 packs, 3 words per
+    pack, segments of at most 2 packs), and the formats' constants match their block bytes."""
+    code = wgsl.shader_source(wgsl.WEIGHT_SNIPPETS[fmt])
+    value = {name: int(v) for name, v in re.findall(r"const (W\w+): u32 = (\d+)u;", code)}
+    per_block, block_bytes = BLOCK_FORMATS[fmt]
+    assert value["WBlockPacks"] * 4 == per_block
+    assert -(-(block_bytes + 2) // 4) >= value["WBlockWords"] >= -(-block_bytes // 4) and value["WBlockWords"] <= 9
+    assert value["WPackWords"] <= 3 and value["WSegPacks"] in (1, 2)
+
+
+def test_quantize_kernel_declares_its_constants():
+    assert wgsl.kernel_file("quantize.wgsl").constants == {"BLOCKS": "u32", "BLOCK0": "u32", "SRC": "u32"}
+    for fmt in QUANTIZE_FORMATS:
+        assert set(wgsl.entry_bindings("quantize.wgsl", "quantize_" + fmt.lower())) == {"src", "dst"}
