@@ -25,12 +25,13 @@ import json
 import time
 import weakref
 
+from .chat import fit_conversation, model_chat_template
 from .errors import DeviceLostError, GenerationBusy, InputError, LoadError, NoModelError, PyWebGPTError
 from .generate import Generation, GenerationResult
 from .gpu import GPU, is_null
 from .load_job import LoadJob
 from .loader import load_model as load_onto_gpu
-from .sampling import SamplingParams
+from .sampling import SAMPLING_KEYS, SamplingParams
 from .shapes import KernelShapes
 
 DEVICE_LOST = ("The GPU device was lost ({reason}). Your prompt and output are kept; the next action restarts "
@@ -144,7 +145,9 @@ class Engine:
         t0 = time.perf_counter()
         loaded = await load_onto_gpu(gpu, ref, base_url=_page_url(), context=context, files=files, job=job,
                                      cache=cache, hub=hub, max_gpu_bytes=max_gpu_bytes, shapes=self.shapes)
-        return Model(loaded, gpu, time.perf_counter() - t0)
+        model = Model(loaded, gpu, time.perf_counter() - t0)
+        await model.prepare_chat()
+        return model
 
     async def load(self, ref: str = "", *, files=None, on_progress=None, **options) -> "Model":
         """Load a model as the current one. The previous model is freed only once the new one is on
@@ -251,6 +254,7 @@ class Model:
         self.load_s = load_s
         self.load_stats = dict(loaded.stats)
         self.last_result: GenerationResult | None = None
+        self.chat_template = None                   # app/chat_template.py ChatTemplate, or None
         self._running_ref = None                    # weakref to the stream that owns the model now
         self._unloaded = False
         self._freed = False
@@ -284,12 +288,31 @@ class Model:
             "vocab_size": cfg.vocab_size, "n_positions": cfg.n_positions, "context": model.n_ctx,
             "dtype": model.weight_dtype, "gpu_bytes": model.gpu_bytes() if not self._unloaded else 0,
             "file_bytes": self._loaded.weight_bytes, "tokenizer": type(self.tokenizer).__name__,
-            "chat": bool(getattr(self.tokenizer, "chat_template", None)),
+            "chat": self.chat_template is not None,
             "eos_token_ids": sorted(Generation.eos_token_ids_of(self._loaded)),
             "generation_defaults": dict(generation.defaults),
             "notices": self.notices, "dispatches_per_decode_step": model.dispatches_per_decode_step,
             "load_s": self.load_s, "load": dict(self.load_stats),
         }
+
+    async def prepare_chat(self) -> None:
+        """The model's chat template, compiled, with jinja2 installed from the site's own wheels
+        (app/wheels.py) the first time a model has one. A template that cannot be prepared leaves
+        the model usable with plain prompts, and the notices say why."""
+        if not getattr(self.tokenizer, "chat_template", None):
+            return
+        from . import wheels  # noqa: PLC0415 - only for models with a chat template
+        from .chat_template import compile_template  # noqa: PLC0415 - needs jinja2, installed just above
+
+        try:
+            await wheels.ensure_jinja2()
+            template = model_chat_template(self.tokenizer)
+            compile_template(template.source)
+        except PyWebGPTError as exc:
+            self.notices.append(f"the chat template could not be prepared, so this model takes plain prompts only: "
+                                f"{exc}")
+            return
+        self.chat_template = template
 
     def encode(self, text: str) -> list:
         return self.tokenizer.encode(text)
@@ -301,14 +324,16 @@ class Model:
     def generate(self, prompt: str = "", *, max_new_tokens: int = 200, temperature: float = 1.0,
                  top_k: int = 0, top_p: float = 1.0, repetition_penalty: float = 1.0, seed: int | None = None,
                  stop=(), stop_on_eos: bool = True, prompt_ids=None, return_logits: bool = False,
-                 chain: bool = True) -> "TextStream":
+                 chain: bool = True, reuse_cache: bool = False, skip_special_tokens: bool = False) -> "TextStream":
         """Start a generation: an async iterator of text pieces (`async for piece in ...`).
 
         temperature 0 = greedy; top_k 0 and top_p 1 = off; repetition_penalty 1 = off; seed None
         = random (the same seed gives the same tokens); stop: strings that end the text (not
         included); prompt_ids: token ids instead of prompt text; chain=False runs every decode step
         after Python has read the previous one (the same tokens, slower: app/bench.py compares
-        them). Bad options raise InputError (a ValueError) here, before anything runs. The stream's `.result` (also `model.last_result`)
+        them); skip_special_tokens leaves special tokens (<|im_start|>, ...) out of the text, as
+        transformers' decode(skip_special_tokens=True) does. Bad options raise InputError (a
+        ValueError) here, before anything runs. The stream's `.result` (also `model.last_result`)
         holds tokens, text, finish_reason, dropped_prompt_tokens, notices and timings once it ends.
         """
         self._check_usable()
@@ -327,11 +352,35 @@ class Model:
             if not isinstance(prompt, str):
                 raise InputError(f"prompt must be a string, got {type(prompt).__name__}")
             ids = self.tokenizer.encode(prompt)
-        generation = Generation(self._loaded, ids, params, keep_logits=bool(return_logits), chain=chain)
+        generation = Generation(self._loaded, ids, params, keep_logits=bool(return_logits), chain=chain,
+                                reuse_cache=reuse_cache, skip_special_tokens=bool(skip_special_tokens))
         stream = TextStream(self, generation)
         # weak: a stream dropped unstarted, or left by `break` and no longer referenced, is
         # finalized and releases the model
         self._running_ref = weakref.ref(stream)
+        return stream
+
+    def chat(self, messages, **options) -> "TextStream":
+        """The assistant's reply to a conversation ([{role, content}, ...]), as a TextStream: the
+        model's chat template renders it (with the generation prompt), the oldest turns go when it
+        would not leave max_new_tokens of room in the context (`stream.dropped_messages`, and a
+        notice), and the KV cache of the conversation so far is kept: only the new tokens are
+        prefilled (result.reused_tokens / prefilled_tokens). Options as for generate()."""
+        self._check_usable()
+        if self.chat_template is None:
+            raise InputError("this model has no chat template: give it a plain prompt with generate()")
+        if "prompt_ids" in options:
+            raise InputError("chat() takes messages, not prompt_ids")
+        sampling = {k: v for k, v in options.items() if k in SAMPLING_KEYS}
+        params = SamplingParams(**sampling)  # every value checked before the template runs
+        ids, dropped = fit_conversation(self.chat_template, self.tokenizer, messages, self.context,
+                                        params.max_new_tokens)
+        options.setdefault("skip_special_tokens", True)  # a reply's text, as transformers' chat pipelines give it
+        stream = self.generate(prompt_ids=ids, reuse_cache=True, **options)
+        stream.dropped_messages = dropped
+        if dropped:
+            stream.result.notices.insert(0, f"the conversation does not fit the context of {self.context} tokens "
+                                            f"with room for the reply: its {dropped} oldest messages were left out")
         return stream
 
     def complete(self, prompt: str = "", *, on_piece=None, **options):
@@ -397,6 +446,7 @@ class TextStream:
         self._events = None
         self._done = False
         self._in_step = False
+        self.dropped_messages = 0  # chat(): the oldest messages that did not fit the context
 
     @property
     def finish_reason(self) -> str:

@@ -49,6 +49,8 @@ class GenerationResult:
     notices: list = field(default_factory=list)
     timings: dict = field(default_factory=dict)
     logits: list = field(default_factory=list)  # array('f') per new token, when asked for
+    reused_tokens: int = 0    # prompt tokens whose keys and values the KV cache already held
+    prefilled_tokens: int = 0  # prompt tokens run through the model
 
 
 def candidates_needed(params: SamplingParams) -> tuple[int, bool]:
@@ -80,15 +82,19 @@ def alternatives(step: StepResult) -> list:
 
 class Generation:
     def __init__(self, loaded, prompt_ids: list, params: SamplingParams, keep_logits: bool = False,
-                 chain: bool = True):
+                 chain: bool = True, reuse_cache: bool = False, skip_special_tokens: bool = False):
         """chain=False runs every decode step after Python has read the previous one, even when the
-        GPU could choose the next token (the same tokens, slower; app/bench.py compares the two)."""
+        GPU could choose the next token (the same tokens, slower; app/bench.py compares the two).
+        reuse_cache: keep the KV cache of the longest prefix this prompt shares with what the cache
+        holds (the conversation so far, in a chat) and prefill only the rest."""
         self.loaded = loaded
         self.model = loaded.model
         self.tokenizer = loaded.tokenizer
         self.params = params
         self.keep_logits = keep_logits
         self.chain = chain
+        self.reuse_cache = reuse_cache
+        self.skip_special_tokens = skip_special_tokens
         self.cancelled = False
         n_ctx = self.model.n_ctx
         max_new = params.max_new_tokens
@@ -137,7 +143,7 @@ class Generation:
         if self.keep_logits:
             full = True
         sampler = Sampler(params)
-        detok = StreamingDetokenizer(self.tokenizer)
+        detok = StreamingDetokenizer(self.tokenizer, self.skip_special_tokens)
         stops = StopStringMatcher(params.stop or [])
         eos = self.eos_token_ids
         temperature = float(params.temperature)
@@ -158,8 +164,11 @@ class Generation:
         if self.cancelled:  # stopped before it started: no GPU work at all
             step = None
         else:
-            model.reset()
-            step = await model.prefill(self.prompt, k=k, temperature=temperature, full_logits=full,
+            await model.drain()
+            reused = model.keep_prefix(self.prompt) if self.reuse_cache else model.reset()
+            result.reused_tokens, result.prefilled_tokens = reused, len(self.prompt) - reused
+            model.cached_ids = []  # known again only if this generation ends normally (below)
+            step = await model.prefill(self.prompt[reused:], k=k, temperature=temperature, full_logits=full,
                                        should_stop=lambda: self.cancelled, choice=gpu_choice(0))
         t_prefill = time.perf_counter() - t0
         t_step = time.perf_counter()
@@ -219,6 +228,7 @@ class Generation:
             if ahead is not None:
                 model.rollback(1)
         await model.drain()
+        model.cached_ids = (self.prompt + result.tokens)[:model.pos]  # what the KV cache holds now
         if finish != "stop":  # text held back (a partial character, a possible stop string start)
             tail = stops.flush(detok.flush())
             if tail:

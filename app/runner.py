@@ -68,6 +68,7 @@ class GPUModel:
         self.notices = list(graph.notices)
         self.plan = BufferPlan.of(graph)
         self.pos = 0  # tokens currently in the KV cache
+        self.cached_ids: list = []  # their ids, where known (app/generate.py keeps it): chats reuse them
         self.last_readback_bytes = 0
         self.allocated: dict = {}  # label -> GPU buffer, in plan order
         self._inflight: list = []  # submitted steps not read back yet (submit_decode)
@@ -149,9 +150,21 @@ class GPUModel:
         return list(self._decode_counts)
 
     # ------------------------------------------------------------------------ running
-    def reset(self):
+    def reset(self) -> int:
         """Forget the sequence: the next prefill starts at position 0."""
         self.pos = 0
+        self.cached_ids = []
+        return 0
+
+    def keep_prefix(self, ids) -> int:
+        """Keep the cache's positions for the longest prefix `ids` shares with what it holds, but
+        at least the last id of `ids` to run (its logits are the next token's); returns how many."""
+        held = self.cached_ids[:self.pos]
+        n = 0
+        while n < min(len(held), len(ids) - 1) and held[n] == ids[n]:
+            n += 1
+        self.pos = n
+        return n
 
     def write_step(self, ids, pos0: int, k: int, temperature: float, choice: GpuChoice = GREEDY) -> None:
         self.gpu.write(self.allocated["step"], pack_step(ids, pos0, k, temperature, choice.top_k, choice.top_p,

@@ -19,9 +19,11 @@ import asyncio
 import base64
 import json
 import sys
+import time
 
 from pyodide.ffi import create_proxy
 
+from . import chat
 from .engine import Engine, default_engine
 from .errors import GenerationBusy, LoadError, NoModelError, error_dict
 from .gpu import GPU, is_null
@@ -97,12 +99,13 @@ class _Recovery:
     cancelled = False
 
 
-def _generate(prompt: str, opts_json: str, on_token=None):
-    """pywebgpt.generate: validates and registers the generation synchronously (so a stop() issued
-    right after generate() reaches it), then runs it as a task whose result JSON api.js awaits."""
+def _start(make_stream, respond):
+    """Validate and register a generation synchronously (so a stop() issued right after the call
+    reaches it), then run it as a task whose result JSON api.js awaits. `make_stream(model)` starts
+    the model's TextStream (raising on bad input); `respond(model, stream, error)` drives it to the
+    end and returns the result dict (for a stream that failed, the error dict)."""
     engine = _engine()
     try:
-        options = generation_options(json.loads(opts_json or "{}"))
         if engine.loading is not None:
             raise GenerationBusy("a model is loading: wait for it, then generate")
         if engine.recovering is not None or (engine.model is not None and engine.model.busy):
@@ -112,44 +115,32 @@ def _generate(prompt: str, opts_json: str, on_token=None):
         if engine.needs_recovery:
             recovery = _Recovery()
             engine.recovering = recovery  # stop() and a second generate() see it at once
-            return asyncio.ensure_future(_recover_and_generate(prompt, options, on_token, recovery))
-        stream = engine.current().generate(prompt, **options)
+            return asyncio.ensure_future(_recover_and_run(make_stream, respond, recovery))
+        model = engine.current()
+        stream = make_stream(model)
     except Exception as exc:  # noqa: BLE001 - every bad request becomes a clean rejection
         return _error_json(exc)
-    return asyncio.ensure_future(_run(engine.model, stream, on_token))
+    return asyncio.ensure_future(_run(model, stream, respond))
 
 
-async def _run(model, stream, on_token) -> str:
+async def _run(model, stream, respond) -> str:
     engine = _engine()
     with engine.call():
         try:
-            async for event in stream.token_events():
-                if on_token is not None and not is_null(on_token):
-                    top = [{"id": i, "prob": p, "text": _token_text(model, i)} for i, p in event.top]
-                    on_token(json.dumps({"token": event.token, "text": event.text, "top": top}))
+            return json.dumps(await respond(model, stream))
         except Exception as exc:  # noqa: BLE001 - GPU errors, a lost device, a failing callback
             if await engine.lost_meanwhile(exc):
                 return _error_json(engine.device_lost_error())
             return _error_json(exc)
-    r = stream.result
-    out = {"prompt_ids": r.prompt_ids, "tokens": r.tokens, "text": r.text, "finish_reason": r.finish_reason,
-           "dropped_prompt_tokens": r.dropped_prompt_tokens, "notices": r.notices, "timings": r.timings}
-    if r.logits:
-        out["logits_f32_b64"] = base64.b64encode(b"".join(a.tobytes() for a in r.logits)).decode()
-        out["vocab_size"] = model.config.vocab_size
-    return json.dumps(out)
 
 
-def _token_text(model, token: int) -> str:
-    return model.tokenizer.token_bytes(token).decode("utf-8", "replace")
-
-
-async def _recover_and_generate(prompt: str, options: dict, on_token, recovery: _Recovery) -> str:
-    """generate() after a device loss: restart the GPU, reload the current model, then generate."""
+async def _recover_and_run(make_stream, respond, recovery: _Recovery) -> str:
+    """A generation after a device loss: restart the GPU, reload the current model, then run."""
     engine = _engine()
     try:
         record = await engine.recover()
-        stream = engine.current().generate(prompt, **options)
+        model = engine.current()
+        stream = make_stream(model)
     except LoadError as exc:
         if await engine.lost_meanwhile(exc):
             return _error_json(engine.device_lost_error())
@@ -167,13 +158,66 @@ async def _recover_and_generate(prompt: str, options: dict, on_token, recovery: 
         engine.recovering = None
     if recovery.cancelled:
         stream.stop()
-    out = json.loads(await _run(engine.model, stream, on_token))
+    out = json.loads(await _run(model, stream, respond))
     if "error" not in out and record["reason"] is not None:
         where = "from the browser cache" if record["from_cache"] else "from its source"
-        out["notices"] = [f"the GPU device was lost ({record['reason']}): it was restarted and the model loaded "
-                          f"again {where} in {record['seconds']:.1f} s"] + out["notices"]
+        notice = (f"the GPU device was lost ({record['reason']}): it was restarted and the model loaded again "
+                  f"{where} in {record['seconds']:.1f} s")
+        notices = out["pywebgpt"]["notices"] if "pywebgpt" in out else out["notices"]
+        notices.insert(0, notice)
         out["recovered"] = record
     return json.dumps(out)
+
+
+def _generate(prompt: str, opts_json: str, on_token=None):
+    """pywebgpt.generate(prompt, opts, onToken): the result JSON (tokens, text, finish_reason,
+    timings, ...), or an error."""
+    try:
+        options = generation_options(json.loads(opts_json or "{}"))
+    except Exception as exc:  # noqa: BLE001 - a bad request becomes a clean rejection
+        return _error_json(exc)
+
+    async def respond(model, stream) -> dict:
+        async for event in stream.token_events():
+            if on_token is not None and not is_null(on_token):
+                top = [{"id": i, "prob": p, "text": _token_text(model, i)} for i, p in event.top]
+                on_token(json.dumps({"token": event.token, "text": event.text, "top": top}))
+        r = stream.result
+        out = {"prompt_ids": r.prompt_ids, "tokens": r.tokens, "text": r.text, "finish_reason": r.finish_reason,
+               "dropped_prompt_tokens": r.dropped_prompt_tokens, "notices": r.notices, "timings": r.timings}
+        if r.logits:
+            out["logits_f32_b64"] = base64.b64encode(b"".join(a.tobytes() for a in r.logits)).decode()
+            out["vocab_size"] = model.config.vocab_size
+        return out
+
+    return _start(lambda model: model.generate(prompt, **options), respond)
+
+
+def _chat(request_json: str, on_chunk=None):
+    """pywebgpt.chat.completions.create(request): the ChatCompletion JSON (api.js turns the pieces
+    sent to on_chunk into the chunks of a stream), or an error."""
+    try:
+        request = json.loads(request_json or "{}")
+        messages, options, _ = chat.parse_request(request)
+    except Exception as exc:  # noqa: BLE001 - a bad request becomes a clean rejection
+        return _error_json(exc)
+    cid, created = chat.completion_id(), int(time.time())
+
+    async def respond(model, stream) -> dict:
+        name = str(request.get("model") or model.source)
+        first = True
+        async for event in stream.token_events():
+            if event.text and on_chunk is not None and not is_null(on_chunk):
+                delta = {"role": "assistant", "content": event.text} if first else {"content": event.text}
+                first = False
+                on_chunk(json.dumps(chat.chunk(cid, created, name, delta)))
+        return chat.completion(cid, created, name, stream.result, stream.dropped_messages)
+
+    return _start(lambda model: model.chat(messages, **options), respond)
+
+
+def _token_text(model, token: int) -> str:
+    return model.tokenizer.token_bytes(token).decode("utf-8", "replace")
 
 
 def _stop() -> None:
@@ -212,6 +256,7 @@ async def start(api) -> None:
     _expose(api, "_py", _eval_python)
     _expose(api, "_pyLoad", _load)
     _expose(api, "_pyGenerate", _generate)
+    _expose(api, "_pyChat", _chat)
     _expose(api, "_pyStop", _stop)
     _expose(api, "_pyUnload", _unload)
     _expose(api, "_pyModelInfo", _model_info_json)

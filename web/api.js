@@ -4,6 +4,7 @@
 //   await pywebgpt.load(ref, {onProgress})     -> model info (ref: 'weights/x/', a URL, a Hub id, or {files})
 //   pywebgpt.cancelLoad(), await pywebgpt.cachedModels(), await pywebgpt.clearCache(ref?)
 //   await pywebgpt.generate(prompt, opts, onToken) -> {tokens, text, finish_reason, timings, ...}
+//   await pywebgpt.chat.completions.create({messages, stream, signal, ...}) -> OpenAI-style (see below)
 //   pywebgpt.stop(), await pywebgpt.unload()
 //   pywebgpt.onDeviceLost(listener)            -> unsubscribe(); listener(message) on a loss while idle
 // The methods are thin: Python (app/web_api.py) does the work and installs `_py*` hooks here.
@@ -77,6 +78,18 @@ globalThis.createPyWebGPTApi = function createPyWebGPTApi(onStatus) {
       return out;
     },
     stop() { stops++; if (api._pyStop) api._pyStop(); },
+    // OpenAI-style chat, as WebLLM offers it: chat.completions.create({messages, max_tokens,
+    // temperature, top_p, top_k, repetition_penalty, stop, seed, stream, signal}). Without
+    // `stream`: a Promise of {id, object: 'chat.completion', choices: [{message, finish_reason}],
+    // usage, pywebgpt: {reused_tokens, prefilled_tokens, dropped_messages, notices, timings}}.
+    // With `stream: true`: an async iterator of 'chat.completion.chunk's ({choices: [{delta}]}),
+    // the last one carrying finish_reason, usage and pywebgpt. `signal` (an AbortSignal) stops the
+    // reply: finish_reason 'abort'. Errors as generate()'s.
+    chat: {
+      completions: {
+        create(request = {}) { return chatCreate(request || {}); },
+      },
+    },
     // listener(message) is called when the GPU device is lost while no load() or generate() runs
     // (a driver reset, the GPU process gone), so a page can say so at once instead of at the next
     // action. That next load() or generate() still rejects once with code 'device_lost'; the one
@@ -107,5 +120,50 @@ globalThis.createPyWebGPTApi = function createPyWebGPTApi(onStatus) {
       rejectReady(new Error(message));
     },
   };
+  // The chat request runs in Python (app/web_api.py _chat); pieces arrive through a callback.
+  function chatRun(request, onChunk) {
+    const { signal, ...body } = request;
+    const stopIt = () => api.stop();
+    if (signal) signal.addEventListener('abort', stopIt, { once: true });
+    const done = (async () => {
+      await ready;
+      // Python registers the generation synchronously: an abort that came before reaches it now.
+      const pending = api._pyChat(JSON.stringify(body), onChunk ? (s) => onChunk(JSON.parse(s)) : null);
+      if (signal && signal.aborted && api._pyStop) api._pyStop();
+      const out = JSON.parse(await pending);
+      if (out && out.error) throw engineError(out.error);
+      return out;
+    })();
+    return done.finally(() => { if (signal) signal.removeEventListener('abort', stopIt); });
+  }
+
+  function chatCreate(request) {
+    if (request.stream !== true) return chatRun(request, null);  // Python refuses a stream that is not a boolean
+    const queue = [];
+    let wake = null;
+    let finished = false;
+    let failure = null;
+    const push = (item) => { queue.push(item); if (wake) { wake(); wake = null; } };
+    const done = chatRun(request, (chunk) => push(chunk));
+    done.then((completion) => {
+      const choice = completion.choices[0];
+      push({ id: completion.id, object: 'chat.completion.chunk', created: completion.created, model: completion.model,
+        choices: [{ index: 0, delta: {}, finish_reason: choice.finish_reason, logprobs: null }],
+        usage: completion.usage, pywebgpt: completion.pywebgpt });
+      finished = true;
+      if (wake) { wake(); wake = null; }
+    }, (error) => { failure = error; finished = true; if (wake) { wake(); wake = null; } });
+    return {
+      [Symbol.asyncIterator]() { return this; },
+      async next() {
+        while (!queue.length && !finished) await new Promise((resolve) => { wake = resolve; });
+        if (queue.length) return { value: queue.shift(), done: false };
+        if (failure) { const error = failure; failure = null; throw error; }
+        return { value: undefined, done: true };
+      },
+      async return() { api.stop(); await done.catch(() => {}); return { value: undefined, done: true }; },
+    };
+  }
+
   return api;
 };
