@@ -187,7 +187,8 @@ class GPU:
     def buffer(self, nbytes: int, usage: int, label: str = ""):
         nbytes = buffer_size(nbytes)
         if nbytes > self.limits.get("maxBufferSize", nbytes):
-            raise GPUError(f"buffer {label!r} needs {nbytes} bytes, over this GPU's maxBufferSize {self.limits['maxBufferSize']}")
+            raise GPUError(f"buffer {label!r} needs {nbytes} bytes, over this GPU's maxBufferSize "
+                           f"{self.limits['maxBufferSize']}")
         buf = self.device.createBuffer(_js_obj({"size": nbytes, "usage": usage, "label": label}))
         self.live_buffers += 1
         self.bytes_allocated += nbytes

@@ -37,8 +37,8 @@ from dataclasses import dataclass, field
 from .buffer_plan import BufferPlan
 from .config import config_from_json, match_tensors
 from .config_llama import LlamaConfig
-from .generation_config import GenerationConfig
 from .errors import GPUError, LoadCancelled, LoadError, ModelError, ModelFormatError
+from .generation_config import GenerationConfig
 from .gpu import is_null
 from .load_job import LoadJob
 from .model import model_graph as build_graph

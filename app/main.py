@@ -12,24 +12,25 @@ import js
 
 def start_ui(api):
     try:
-        from pywebgpt import ui
+        from pywebgpt import ui  # noqa: PLC0415 - inside the try: an import failure is reported on the page
 
         ui.start(api)
     except Exception as exc:  # noqa: BLE001 - report on the page; the engine's API stays usable
         message = str(exc) if getattr(exc, "args", None) else exc.__class__.__name__
         status = js.document.getElementById("status")
         if status is not None:
-            status.textContent = f"The page controls failed to start: {message}. The JS API (window.pywebgpt) still works."
+            status.textContent = (f"The page controls failed to start: {message}. "
+                                  "The JS API (window.pywebgpt) still works.")
             status.dataset.state = "error"
         print(f"PyWebGPT UI failed to start: {message}")
 
 
 async def start_engine(api):
     try:
-        from pywebgpt import web_api
+        from pywebgpt import web_api  # noqa: PLC0415 - inside the try: an import failure rejects `ready`
 
         await web_api.start(api)
-    except Exception as exc:  # every start-up failure reaches the page with a readable message
+    except Exception as exc:  # noqa: BLE001 - every start-up failure reaches the page with a readable message
         message = str(exc) if getattr(exc, "args", None) else exc.__class__.__name__
         api._fail(message)
         print(f"PyWebGPT failed to start: {message}", file=sys.stderr)

@@ -246,7 +246,8 @@ class Llama(ModelGraph):
             "q_norm": p + "self_attn.q_norm.weight" if cfg.qk_norm else None,
             "k_norm": p + "self_attn.k_norm.weight" if cfg.qk_norm else None,
             "o": p + "self_attn.o_proj.weight", "o_bias": p + "self_attn.o_proj.bias" if cfg.o_proj_bias else None,
-            "gate_up": p + "mlp.gate_up_proj.weight", "gate_up_bias": p + "mlp.gate_up_proj.bias" if cfg.mlp_bias else None,
+            "gate_up": p + "mlp.gate_up_proj.weight",
+            "gate_up_bias": p + "mlp.gate_up_proj.bias" if cfg.mlp_bias else None,
             "down": p + "mlp.down_proj.weight", "down_bias": p + "mlp.down_proj.bias" if cfg.mlp_bias else None,
         }
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import struct
 import sys
 from array import array
@@ -366,8 +367,6 @@ def _check_offsets(tensors: dict, data_size: int | None, filename) -> None:
 
 def read_header(path) -> SafetensorsHeader:
     """Read and validate the header of a safetensors file on a local file system."""
-    import os
-
     file_size = os.path.getsize(path)
     with open(path, "rb") as f:
         first = f.read(256)  # more than 8 bytes: a whole LFS pointer, for a better message

@@ -57,7 +57,8 @@ class KernelShapes:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(overrides) - known)
         if unknown:
-            raise InputError(f"unknown kernel-shape override(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+            raise InputError(f"unknown kernel-shape override(s) {', '.join(unknown)}; "
+                             f"known: {', '.join(sorted(known))}")
         return replace(shapes, **overrides).checked()
 
     def checked(self) -> "KernelShapes":

@@ -148,7 +148,8 @@ class UrlSource:
         self.notices: list = []
         self.from_cache: set = set()
         self.cache_failed = False
-        if not available and cache not in (False, "off", None) and not is_null(getattr(js.globalThis, "document", None)):
+        in_page = not is_null(getattr(js.globalThis, "document", None))
+        if not available and cache not in (False, "off", None) and in_page:
             self.notices.append("the browser cache (Cache Storage) is not available on this page (a page served over "
                                 "plain http from another machine is not a secure context), so the model will be "
                                 "downloaded again next time")
