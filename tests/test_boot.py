@@ -3,8 +3,7 @@
 import time
 
 import pytest
-
-from conftest import run_py, wait_ready
+from conftest import wait_ready
 
 pytestmark = pytest.mark.browser
 

@@ -5,18 +5,16 @@ GitHub Pages serves it (https://<user>.github.io/<repo>/), using only relative s
 from __future__ import annotations
 
 import ast
-import http.client
 import html.parser
+import http.client
 import json
 import tomllib
 import urllib.parse
 from pathlib import Path
 
-import pytest
-
-from conftest import ROOT, new_guarded_page, wait_ready
-
 import build_site  # tools/ is on sys.path (conftest)
+import pytest
+from conftest import ROOT, new_guarded_page, wait_ready
 from serve import Server
 
 PYSCRIPT = tomllib.loads((ROOT / "pyscript.toml").read_text(encoding="utf-8"))

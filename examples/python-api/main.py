@@ -1,6 +1,5 @@
 # The Python API example (see README.md, "Python API"): load the bundled model, stream text.
 from pyscript import document, when
-
 from pywebgpt import load_model
 
 status = document.getElementById("status")
