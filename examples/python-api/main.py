@@ -1,6 +1,7 @@
 # The Python API example (see README.md, "Python API"): load the bundled model, stream text.
 from pyscript import document, when
 from pywebgpt import load_model
+from pywebgpt.errors import PyWebGPTError
 
 status = document.getElementById("status")
 output_prompt = document.getElementById("output-prompt")
@@ -52,7 +53,9 @@ async def generate(event):
         document.getElementById("stats").textContent = (
             f"{len(r.tokens)} tokens, {r.finish_reason}, {ms:.1f} ms/token")
         say("Done.", "done")
-    except Exception as exc:  # e.g. a character the model does not know
+    except (PyWebGPTError, ValueError) as exc:  # what the library reports (e.g. a character the model
+        # does not know, a lost GPU) and a field that is not a number; anything else is a bug that
+        # PyScript shows on the page (the buttons come back either way)
         say(f"Error: {exc}", "error")
     finally:
         generate_button.disabled, stop_button.disabled = False, True
