@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
+# Karpathy's tiny shakespeare, the bundled model's training text (tests/data/SOURCES.md)
+SHAKESPEARE = ROOT / "tests" / "data" / "tinyshakespeare.txt"
 sys.path.insert(0, str(ROOT / "tools"))
 
 from serve import Server  # noqa: E402

