@@ -49,14 +49,11 @@ FAMILY_SHAPE = dict(num_hidden_layers=2, hidden_size=64, num_attention_heads=4, 
 
 
 def gpt2_tokenizer_dir() -> Path:
-    """Where GPT-2's vocab.json + merges.txt live: weights/ in the repo, else ../shared/data."""
-    for candidate in (REPO / "weights/gpt2-tokenizer", REPO.parent / "shared/data/gpt2-tokenizer"):
-        if (candidate / "vocab.json").exists() and (candidate / "merges.txt").exists():
-            return candidate
-    raise FileNotFoundError(
-        "GPT-2 tokenizer files (vocab.json, merges.txt) not found in "
-        f"{REPO / 'weights/gpt2-tokenizer'} or {REPO.parent / 'shared/data/gpt2-tokenizer'}"
-    )
+    """Where GPT-2's vocab.json + merges.txt live: weights/gpt2-tokenizer, shipped with the repository."""
+    folder = REPO / "weights" / "gpt2-tokenizer"
+    if not ((folder / "vocab.json").exists() and (folder / "merges.txt").exists()):
+        raise FileNotFoundError(f"GPT-2 tokenizer files (vocab.json, merges.txt) not found in {folder}")
+    return folder
 
 
 def char_vocab(vocab_size: int) -> dict:
