@@ -10,8 +10,8 @@ step, GPU memory, the weight bytes a decode step reads per second against the co
 measured in the same run, a decode step's time on the GPU itself from timestamp queries (where the
 adapter has `timestamp-query`; with 5 and with 64 candidates), and the ms per token of whole sampled
 generations (the page's default settings) chained and one step at a time.
-Runtimes: headless Chromium (SwiftShader here) or Node + Dawn (`--runtime node`: an NVIDIA GPU
-where one is set up, see ../shared/gpu/README.md, else SwiftShader).
+Runtimes: headless Chromium (SwiftShader here) or Node + Dawn (`--runtime node`, tools/node_runner.mjs:
+the Vulkan driver that VK_ICD_FILENAMES names, e.g. an NVIDIA GPU's, else SwiftShader).
 """
 
 from __future__ import annotations

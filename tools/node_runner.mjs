@@ -2,7 +2,8 @@
 // The same Python and WGSL as the page, on whatever GPU Dawn finds (an NVIDIA GPU through Vulkan,
 // or SwiftShader). Driven by tools/generate.py --runtime node; prints one JSON object.
 //   node tools/node_runner.mjs '{"model_url": "http://127.0.0.1:8000/models/m/", "prompt": "Hi", "options": {...}}'
-// Order matters: Pyodide is loaded before Dawn's globals are installed (see ../shared/gpu/README.md).
+// Order matters: Pyodide is loaded before Dawn's globals are installed (the other way round,
+// Pyodide's bootstrap fails with "Failed to import _pyodide_core").
 import fs from 'node:fs';
 import path from 'node:path';
 import url from 'node:url';
