@@ -22,12 +22,61 @@ def softmax(values, temperature=1.0):
     return [x / z for x in e]
 
 
+def chi2_sf(x: float, dof: int) -> float:
+    """P(X >= x) for X chi-square with `dof` degrees of freedom: the regularized upper incomplete
+    gamma function Q(dof/2, x/2), by its power series below a + 1 and Lentz's continued fraction
+    above (Numerical Recipes' gammq), both to double precision."""
+    if x <= 0:
+        return 1.0
+    a, z = dof / 2, x / 2
+    log_prefix = a * math.log(z) - z - math.lgamma(a)
+    if z < a + 1:  # P(a, z) = e^-z z^a / Gamma(a + 1) * sum z^n / ((a + 1)...(a + n))
+        term = total = 1 / a
+        n = a
+        while abs(term) > abs(total) * 1e-17:
+            n += 1
+            term *= z / n
+            total += term
+        return max(0.0, 1.0 - total * math.exp(log_prefix))
+    tiny = 1e-300  # Q(a, z) = e^-z z^a / Gamma(a) * 1 / (z + 1 - a - 1 (1 - a) / (z + 3 - a - ...))
+    b = z + 1 - a
+    c, d = 1 / tiny, 1 / b
+    h = d
+    for i in range(1, 10_000):
+        an = -i * (i - a)
+        b += 2
+        d = an * d + b
+        d = tiny if abs(d) < tiny else d
+        c = b + an / c
+        c = tiny if abs(c) < tiny else c
+        d = 1 / d
+        step = d * c
+        h *= step
+        if abs(step - 1) < 1e-16:
+            break
+    else:
+        raise ArithmeticError(f"chi2_sf({x}, {dof}): the continued fraction did not converge")
+    return math.exp(log_prefix) * h
+
+
 def chi_square_p(observed: dict, expected_probs: dict, draws: int) -> float:
-    stats = pytest.importorskip("scipy.stats")
     assert set(observed) <= {i for i, p in expected_probs.items() if p > 0}, "drew a token outside the support"
     chi2 = sum((observed.get(i, 0) - draws * p) ** 2 / (draws * p) for i, p in expected_probs.items() if p > 0)
     dof = sum(1 for p in expected_probs.values() if p > 0) - 1
-    return float(stats.chi2.sf(chi2, dof))
+    return chi2_sf(chi2, dof)
+
+
+def test_chi2_sf_matches_closed_forms():
+    """The p-values the tests below compare against 0.001 and 1e-6: for even dof the survival
+    function is e^-z * sum_{i < dof/2} z^i / i! (z = x/2), for dof 1 it is erfc(sqrt(z))."""
+    for dof in (2, 4, 10, 18, 40, 200):
+        for x in (0.01, 0.5, 1.0, 3.0, dof - 1.0, dof + 0.5, 2.0 * dof, 5.0 * dof + 30, 400.0):
+            z = x / 2
+            exact = math.exp(-z) * math.fsum(z**i / math.factorial(i) for i in range(dof // 2))
+            assert chi2_sf(x, dof) == pytest.approx(exact, rel=1e-10, abs=1e-300), (x, dof)
+    for x in (0.001, 0.3, 1.0, 2.0, 7.5, 30.0, 150.0):
+        assert chi2_sf(x, 1) == pytest.approx(math.erfc(math.sqrt(x / 2)), rel=1e-10, abs=1e-300), x
+    assert chi2_sf(0.0, 5) == 1.0 and chi2_sf(-1.0, 5) == 1.0
 
 
 def draw_counts(sampler, logits, draws, seen=()):
@@ -46,7 +95,8 @@ def test_defaults_and_normalization():
     p = SamplingParams()
     assert (p.max_new_tokens, p.temperature, p.top_k, p.top_p, p.repetition_penalty, p.seed, p.stop, p.stop_on_eos) == (
         200, 1.0, 0, 1.0, 1.0, None, (), True)
-    q = SamplingParams(max_new_tokens=10.0, temperature=1, top_p=1, repetition_penalty=2, seed=7.0, stop=["\n\n", "END"])
+    q = SamplingParams(max_new_tokens=10.0, temperature=1, top_p=1, repetition_penalty=2, seed=7.0,
+                       stop=["\n\n", "END"])
     assert q.max_new_tokens == 10 and type(q.max_new_tokens) is int
     assert type(q.temperature) is float and type(q.top_p) is float and type(q.repetition_penalty) is float
     assert q.seed == 7 and q.stop == ("\n\n", "END")
@@ -107,7 +157,8 @@ def test_validate_after_mutation():
 def test_pcg32_reference_vector():
     """pcg32-demo (pcg-c-basic) with seed 42, stream 54."""
     rng = PCG32(42, 54)
-    assert [rng.next_u32() for _ in range(6)] == [0xA15C02B7, 0x7B47F409, 0xBA1D3330, 0x83D2F293, 0xBFA4784B, 0xCBED606E]
+    assert [rng.next_u32() for _ in range(6)] == [
+        0xA15C02B7, 0x7B47F409, 0xBA1D3330, 0x83D2F293, 0xBFA4784B, 0xCBED606E]
 
 
 def test_uniforms():
@@ -223,7 +274,8 @@ def test_top_k_top_p_edges():
     kept = Sampler(SamplingParams(top_p=probs[0] - 0.01)).distribution(logits)
     assert [i for i, _ in kept] == [0]
     # top-k keeps every token tied with the k-th (as transformers does)
-    assert sorted(i for i, _ in Sampler(SamplingParams(top_k=2)).distribution([1.0, 2.0, 1.0, 0.0, 1.0])) == [0, 1, 2, 4]
+    kept = Sampler(SamplingParams(top_k=2)).distribution([1.0, 2.0, 1.0, 0.0, 1.0])
+    assert sorted(i for i, _ in kept) == [0, 1, 2, 4]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -422,8 +474,9 @@ def test_top_p_alone_equals_full_sort():
             w = [math.exp((logits[i] - logits[order[0]]) / 0.9) for i in order]
             threshold = top_p * math.fsum(w)
             mass, count = 0.0, 0
-            for count, x in enumerate(w, 1):
+            for x in w:  # the shortest prefix of the sorted weights that reaches the threshold
                 mass += x
+                count += 1
                 if mass >= threshold:
                     break
             assert list(ids) == order[:count]
