@@ -303,7 +303,8 @@ def test_gpu_kernel_shapes_give_the_reference_tokens(page, models):
     page.loaded = None
     try:
         use(page, "char")
-        shape = run_py(page, "_g = engine.model.gpu_model.graph\n[_g.shapes.cpu, _g.split_attention, _g.tiled_attention, "
+        shape = run_py(page, "_g = engine.model.gpu_model.graph\n"
+                             "[_g.shapes.cpu, _g.split_attention, _g.tiled_attention, "
                              "_g.chunk, _g.k.att_splits, _g.mlp_split]")
         assert shape == [False, True, True, 512, 8, 4]
         for n_prompt, n_new, seed in ((58, 12, 5), (300, 4, 6)):

@@ -7,8 +7,9 @@ reductions; one workgroup per block) and the CPU-adapter one (barrier-free *_row
 points, GEMV_COLS4 = 256, HEAD_LANES = 1, fewer workgroups than blocks striding over them).
 
 Modules are assembled as the engine assembles them (app/wgsl.py module_source: weight snippet +
-the contract's prelude + the kernel's declared constants + common.wgsl + kernel), through the page's own pywebgpt.gpu; see tests/kernel_harness.py. Output
-buffers start as a sentinel so that writes outside the expected region fail the test too.
+the contract's prelude + the kernel's declared constants + common.wgsl + kernel), through the
+page's own pywebgpt.gpu; see tests/kernel_harness.py. Output buffers start as a sentinel so that
+writes outside the expected region fail the test too.
 f32 arithmetic is compared to float64 numpy with relative and magnitude-scaled absolute tolerances
 of 1e-5..3e-5; f16/bf16 weights are compared against numpy with the same rounded weights."""
 
@@ -97,7 +98,8 @@ def test_embedding_split_table(kpage, dtype, R):
             "wte1": wte_b[split * per_row:], "wpe": wpe_b, "x": sentinel((rows + 1) * C),
             "chain": np.array([chained, 3, 2, 1], dtype=np.uint32)}
     steps = [step("embedding.wgsl", "embed", dict(C4=C // 4, ROW0=row0, ROWS=n, POSITIONS=True),
-                  dict(step="step", wte=name, wpe="wpe", x="x", chain="chain"), (cdiv(C // 4, 64), R, 1), SNIPPETS[dtype])
+                  dict(step="step", wte=name, wpe="wpe", x="x", chain="chain"), (cdiv(C // 4, 64), R, 1),
+                  SNIPPETS[dtype])
              for row0, n, name in [(0, split, "wte0"), (split, V - split, "wte1")]]
     x = read_f32(kh.run(page, bufs, steps, ["x"])["x"]).reshape(rows + 1, C)
     used = [chained if i == CHAIN_ID else i for i in ids]
@@ -126,8 +128,8 @@ def test_layer_norm(kpage, entry, C, rows, groups):
     x = f32(50.0 + 3.0 * r.standard_normal((rows, C)))
     gamma, beta = f32(r.standard_normal(C)), f32(r.standard_normal(C))
     bufs = {"step": step_bytes(rows), "x": x, "g": gamma, "b": beta, "y": sentinel((rows + 1) * C)}
-    steps = [step("layer_norm.wgsl", entry, dict(C=C, C4=C // 4, EPS=EPS), dict(step="step", x="x", gamma="g", beta="b", y="y"),
-                  (groups, 1, 1))]
+    steps = [step("layer_norm.wgsl", entry, dict(C=C, C4=C // 4, EPS=EPS),
+                  dict(step="step", x="x", gamma="g", beta="b", y="y"), (groups, 1, 1))]
     y = read_f32(kh.run(page, bufs, steps, ["y"])["y"]).reshape(rows + 1, C)
     assert_close(y[:rows], kh.layer_norm_ref(x, gamma, beta, EPS), 2e-5, entry)
     assert_sentinel(y[rows], "row past step.rows")
@@ -259,7 +261,8 @@ def test_matmul_split_k(kpage, epilogue, dtype, rows, K, N, split, heads, pos0, 
     bufs, y0, ref, C, NH, HD = many_rows_case(rng(50 + K), epilogue, dtype, rows, K, N, heads, pos0, N_CTX)
     bufs.update({"scratch": sentinel(split * rows * N), "unused": sentinel(4)})
     consts = matmul_consts(K, N, epilogue, C=C, NH=NH, HD=HD, N_CTX=N_CTX, split_k=split)
-    steps = [step("matmul.wgsl", "matmul_tiled", consts, dict(step="step", x="x", w="w", bias="b", y="scratch", kv="unused"),
+    steps = [step("matmul.wgsl", "matmul_tiled", consts,
+                  dict(step="step", x="x", w="w", bias="b", y="scratch", kv="unused"),
                   (cdiv(N, 64), cdiv(rows, 64), split), SNIPPETS[dtype]),
              step("matmul.wgsl", "matmul_split_k_sum", consts, dict(step="step", x="scratch", bias="b", y="y", kv="kv"),
                   (cdiv(N // 4, 64), rows, 1), SNIPPETS[dtype])]
@@ -453,7 +456,8 @@ def test_split_attention_merged_by_the_projection(kpage, NH, HD, pos0, N_CTX, dt
     att_consts = dict(C=C, NH=NH, KVH=NH, HD=HD, N_CTX=N_CTX, SCALE=scale, ATT_GROUPS=NH, ATT_SPLITS=splits)
     mm_consts = matmul_consts(C, N, RESIDUAL, C=C, NH=NH, HD=HD, N_CTX=N_CTX, cols4=cols4, gemv_groups=groups,
                               att_input=True)
-    steps = [step("attention.wgsl", "attention_split", att_consts, dict(step="step", q="q", kv="kv", y="part"), (NH, splits, 1)),
+    steps = [step("attention.wgsl", "attention_split", att_consts, dict(step="step", q="q", kv="kv", y="part"),
+                  (NH, splits, 1)),
              step("matmul.wgsl", "gemv", mm_consts, dict(GEMV_BIND, x="part", kv="kvo"), (groups, 1, 1),
                   SNIPPETS[dtype])]
     out = kh.run(page, bufs, steps, ["y", "part"])
@@ -498,8 +502,8 @@ def test_lm_head(kpage, C, V, parts, lanes, dtype, rows):
         assert groups <= cdiv(n, 256 // lanes)
         bufs[f"wte{i}"] = wte_b[row0 * per_row:(row0 + n) * per_row]
         consts = dict(C=C, C4=C // 4, EPS=EPS, ROW0=row0, ROWS=n, HEAD_LANES=lanes, HEAD_GROUPS=groups, RMS=False)
-        steps.append(step("lm_head.wgsl", "lm_head", consts, dict(step="step", x="x", ln_gamma="g", ln_beta="b", wte=f"wte{i}", logits="logits"),
-                          (groups, 1, 1), SNIPPETS[dtype]))
+        binds = dict(step="step", x="x", ln_gamma="g", ln_beta="b", wte=f"wte{i}", logits="logits")
+        steps.append(step("lm_head.wgsl", "lm_head", consts, binds, (groups, 1, 1), SNIPPETS[dtype]))
     logits = read_f32(kh.run(page, bufs, steps, ["logits"])["logits"])
     want = wte @ kh.layer_norm_ref(x[rows - 1], gamma, beta, EPS)
     assert_close(logits[:V], want, 3e-5, "lm_head")
@@ -559,7 +563,8 @@ def run_topk(page, logits, k, temperature, chunk, kmax, entry, top_k=0, top_p=1.
         steps = [step("topk.wgsl", "topk_serial", consts, dict(step="step", logits="logits", out="out"), (1, 1, 1))]
     else:
         bufs["part"] = sentinel(groups * TOPK_PARTIAL_WORDS)
-        steps = [step("topk.wgsl", "topk_partial", consts, dict(step="step", logits="logits", part="part"), (groups, 1, 1)),
+        steps = [step("topk.wgsl", "topk_partial", consts, dict(step="step", logits="logits", part="part"),
+                      (groups, 1, 1)),
                  step("topk.wgsl", "topk_merge", consts, dict(step="step", part="part", out="out"), (1, 1, 1))]
     raw = kh.run(page, bufs, steps, ["out"])["out"]
     words, vals = read_u32(raw)[1:], read_f32(raw)[1:]  # word 0: the chosen token (choose_token)

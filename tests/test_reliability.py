@@ -415,7 +415,8 @@ def test_generate_pressed_twice_runs_once_and_never_interleaves(ui):
         before = runs(ui)
         # Two presses in the same task (a double click that beats the first run's start), then a
         # keyboard shortcut and a click while the run streams.
-        ui.evaluate("() => { const f = document.getElementById('generate-form'); f.requestSubmit(); f.requestSubmit(); }")
+        ui.evaluate("() => { const f = document.getElementById('generate-form'); "
+                    "f.requestSubmit(); f.requestSubmit(); }")
         ui.wait_for_function("() => /Generating… [2-9]/.test(document.querySelector('#run-state').textContent)",
                              timeout=30_000)
         during = {"gen": ui.evaluate("() => document.body.dataset.gen"), "banner": outcome(ui)["banner"],
@@ -520,7 +521,8 @@ def test_closing_the_page_mid_download_leaves_no_half_written_cache_entry(ui, hu
 
     listing = ui.evaluate("(hub) => pywebgpt.cachedModels({hub})", hub.url)
     entry = [m for m in listing["models"] if m["hub_id"] == repo]
-    assert not entry or (not entry[0]["complete"] and "model.safetensors" not in [f["name"] for f in entry[0]["files"]]), entry
+    assert not entry or (not entry[0]["complete"]
+                         and "model.safetensors" not in [f["name"] for f in entry[0]["files"]]), entry
     logits_js = """async () => (await pywebgpt.generate('', {prompt_ids: [1, 2, 3], max_new_tokens: 2, temperature: 0,
                                                            return_logits: true})).logits_f32_b64"""
     hub.clear_log()

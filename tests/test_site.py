@@ -148,7 +148,8 @@ def test_url_check_catches_absolute_and_foreign_urls(tmp_path):
     (tmp_path / "index.html").write_text(
         '<link rel="icon" href="/favicon.ico"><script src="https://cdn.example/x.js"></script>'
         '<script type="module" src="web/ok.js"></script><a href="#top">x</a>')
-    (tmp_path / "pyscript.toml").write_text('interpreter = "/vendor/pyodide/pyodide.mjs"\n[files]\n"./app/a.py" = "./a.py"\n')
+    (tmp_path / "pyscript.toml").write_text(
+        'interpreter = "/vendor/pyodide/pyodide.mjs"\n[files]\n"./app/a.py" = "./a.py"\n')
     (tmp_path / "web" / "ok.js").write_text("import x from './y.js';\nconst r = fetch('/weights/m/config.json');\n")
     problems = build_site.url_problems(tmp_path)
     assert len(problems) == 4, problems
@@ -297,7 +298,8 @@ def test_built_site_boots_under_a_sub_path(browser, subpath_url):
         assert info["pyodide_version"] == "314.0.7"
         assert page.locator("#status").get_attribute("data-state") == "ready"
         print(f"{len(seen.urls)} requests under {subpath_url}")
-        assert seen.urls and not seen.outside(subpath_url), f"requests outside {subpath_url}: {seen.outside(subpath_url)}"
+        assert seen.urls, f"no requests under {subpath_url}"
+        assert not seen.outside(subpath_url), f"requests outside {subpath_url}: {seen.outside(subpath_url)}"
         assert not seen.failed, f"failed requests: {seen.failed}"
         assert any(u.endswith("/pyodide.asm.wasm") for u in seen.urls)
         assert not guard.unexpected(), "unexpected console/page errors:\n" + "\n".join(guard.unexpected())
@@ -320,11 +322,13 @@ def test_built_site_loads_the_bundled_model_under_a_sub_path(browser, subpath_ur
         model = page.evaluate("(ref) => window.pywebgpt.load(ref)", MODEL + "/")
         assert model["n_layer"] == config["n_layer"] and model["vocab_size"] == config["vocab_size"]
         weights = [u for u in seen.urls if "/weights/" in u and not u.endswith("/weights/models.json")]
-        assert weights and all(urllib.parse.urlsplit(u).path.startswith(SUBPATH + MODEL + "/") for u in weights), weights
+        assert weights, seen.urls
+        assert all(urllib.parse.urlsplit(u).path.startswith(SUBPATH + MODEL + "/") for u in weights), weights
         assert not seen.outside(subpath_url), f"requests outside {subpath_url}: {seen.outside(subpath_url)}"
         # The loader probes the tokenizer files a folder may have (the absent ones answer 404), and
         # cancels a probe of a file's first bytes once it has them (net::ERR_ABORTED).
-        expected = tuple(f"{SUBPATH}{MODEL}/{name}: HTTP 404" for name in ("vocab.json", "merges.txt", "tokenizer.json"))
+        absent = ("vocab.json", "merges.txt", "tokenizer.json")
+        expected = tuple(f"{SUBPATH}{MODEL}/{name}: HTTP 404" for name in absent)
         failed = [f for f in seen.failed if not urllib.parse.urlsplit(f).path.endswith(expected)
                   and not (f.startswith(subpath_url + MODEL + "/") and f.endswith("net::ERR_ABORTED"))]
         assert not failed, f"failed requests: {failed}"

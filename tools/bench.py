@@ -138,7 +138,8 @@ def bench_md_row(r: dict) -> str:
     sampled = r.get("generate_sampled_ms_per_token")
     sampled = f"{sampled['one_step']} / {sampled['chained']}" if sampled else "-"
     return (f"| {r['commit']} | {r['runtime']} | {r['adapter']} | {r['model']} | {r['dtype']} | {r['ready_ms']} | "
-            f"{r['load_cold_s']} / {r['load_warm_s']} | {r['ttft_ms']} | {pre} | {dec} | {p90} | {chained} | {sampled} | "
+            f"{r['load_cold_s']} / {r['load_warm_s']} | {r['ttft_ms']} | {pre} | {dec} | {p90} | {chained} | "
+            f"{sampled} | "
             f"{r['dispatches_per_decode_step']} | {r.get('ffi_calls_per_decode_step')} | "
             f"{r['readback_bytes_per_decode_step']} | {r['weight_gbs_at_first_context']} / "
             f"{r.get('weight_gbs_chained_at_first_context', '-')} | {r.get('copy_gbs')} |\n")

@@ -223,7 +223,8 @@ def safetensors_case(data: bytes) -> bytes:
             del header[name]
         elif kind == 8 and isinstance(entry, dict):  # the same tensor under another name
             other = name[len("transformer."):] if name.startswith("transformer.") else "transformer." + name
-            header[draw.pick([other, name + "x", "h.1." + name.split(".")[-1], "<img src=x>", "\ud800", ""])] = dict(entry)
+            renamed = draw.pick([other, name + "x", "h.1." + name.split(".")[-1], "<img src=x>", "\ud800", ""])
+            header[renamed] = dict(entry)
         elif kind == 9:
             header["__metadata__"] = json_value(draw)
         elif kind == 10 and len(tensors) > 1:
@@ -252,7 +253,8 @@ def safetensors_case(data: bytes) -> bytes:
     if how == 3:
         file = file[: draw.below(len(file) + 1)]
     elif how == 4:
-        file = b"version https://git-lfs.github.com/spec/v1\noid sha256:00\nsize " + str(draw.pick(JSON_VALUES)).encode("utf-8", "surrogatepass")
+        size = str(draw.pick(JSON_VALUES)).encode("utf-8", "surrogatepass")
+        file = b"version https://git-lfs.github.com/spec/v1\noid sha256:00\nsize " + size
     return file
 
 
@@ -358,7 +360,8 @@ def check_config(data: bytes) -> str:
         assert type(value) is int and value > 0, (key, value)
     assert cfg.n_embd % cfg.n_head == 0 and cfg.head_dim * cfg.n_head == cfg.n_embd
     assert cfg.n_inner is None or (type(cfg.n_inner) is int and cfg.n_inner > 0)
-    assert type(cfg.layer_norm_epsilon) is float and math.isfinite(cfg.layer_norm_epsilon) and cfg.layer_norm_epsilon > 0
+    eps = cfg.layer_norm_epsilon
+    assert type(eps) is float and math.isfinite(eps) and eps > 0
     assert cfg.gelu in ("tanh", "erf") and type(cfg.tie_word_embeddings) is bool
     for token in (cfg.bos_token_id, cfg.eos_token_id):
         assert token is None or (type(token) is int and 0 <= token < cfg.vocab_size)

@@ -175,7 +175,8 @@ def main(argv=None) -> int:
     if args.json:
         args.json.write_text(text)
     d1, d2 = report["delta_after_generations"], report["delta_after_cycles"]
-    leaked = any(d[k] for d in (d1, d2) for k in ("live_buffers", "bytes_allocated")) or report["unloaded_live_buffers"] != [0]
+    leaked = (any(d[k] for d in (d1, d2) for k in ("live_buffers", "bytes_allocated"))
+              or report["unloaded_live_buffers"] != [0])
     return 1 if leaked else 0
 
 
