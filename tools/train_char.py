@@ -34,6 +34,7 @@ CPU smoke run:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
 import math
@@ -42,9 +43,13 @@ import platform
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    from transformers import GPT2Config
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO_ROOT / "tests" / "data" / "tinyshakespeare.txt"  # shipped with the repository
@@ -105,7 +110,7 @@ class BatchSampler:
 # ----------------------------------------------------------------------------- model
 
 
-def make_config(vocab_size: int, args) -> "GPT2Config":
+def make_config(vocab_size: int, args) -> GPT2Config:
     from transformers import GPT2Config
 
     return GPT2Config(
@@ -242,7 +247,8 @@ def lr_at(progress_it: float, args) -> float:
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default=str(DEFAULT_DATA), help="text file (default: %(default)s)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--iters", type=int, default=5000)
@@ -261,14 +267,21 @@ def parse_args(argv=None):
     p.add_argument("--grad-clip", type=float, default=1.0)
     p.add_argument("--eval-interval", type=int, default=250)
     p.add_argument("--eval-iters", type=int, default=50, help="batches per split in the periodic estimates")
-    p.add_argument("--final-eval-iters", type=int, default=200, help="batches per split in the final estimate (nanoGPT's 200)")
-    p.add_argument("--keep", choices=["best", "last"], default="best", help="save the best-val checkpoint (nanoGPT) or the last one")
+    p.add_argument("--final-eval-iters", type=int, default=200,
+                   help="batches per split in the final estimate (nanoGPT's 200)")
+    p.add_argument("--keep", choices=["best", "last"], default="best",
+                   help="save the best-val checkpoint (nanoGPT) or the last one")
     p.add_argument("--device", choices=["cuda", "cpu"], default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--compile", choices=["auto", "on", "off"], default="auto", help="torch.compile (auto: on CUDA only, falls back to eager if it fails)")
+    p.add_argument("--compile", choices=["auto", "on", "off"], default="auto",
+                   help="torch.compile (auto: on CUDA only, falls back to eager if it fails)")
     p.add_argument("--seed", type=int, default=1337)
     p.add_argument("--dtype-out", choices=list(DTYPES), default="float16")
-    p.add_argument("--time-budget", type=float, default=0.0, help="seconds; if > 0 the run ends when the training steps after the first have used them (periodic evals included), the lr schedule following elapsed/budget where that is ahead of it/iters, so a slow machine still ends with a fully decayed lr")
-    p.add_argument("--sample-chars", type=int, default=300, help="length of the sample written into the model card (0: none)")
+    p.add_argument("--time-budget", type=float, default=0.0,
+                   help="seconds; if > 0 the run ends when the training steps after the first have used them "
+                        "(periodic evals included), the lr schedule following elapsed/budget where that is ahead "
+                        "of it/iters, so a slow machine still ends with a fully decayed lr")
+    p.add_argument("--sample-chars", type=int, default=300,
+                   help="length of the sample written into the model card (0: none)")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
     if args.n_embd % args.n_head:
@@ -309,10 +322,11 @@ def train(argv=None) -> dict:
 
     if device.type == "cuda":
         gpu = torch.cuda.get_device_name(device)
-        autocast_ctx = lambda: torch.autocast("cuda", dtype=torch.bfloat16)
+
+        def autocast_ctx():
+            return torch.autocast("cuda", dtype=torch.bfloat16)
     else:
         gpu = None
-        import contextlib
         autocast_ctx = contextlib.nullcontext
 
     train_s = BatchSampler(train_ids, args.block_size, args.batch_size, args.seed, device)
@@ -326,7 +340,7 @@ def train(argv=None) -> dict:
     if use_compile:
         try:
             fwd = torch.compile(model)
-        except Exception as e:  # pragma: no cover - depends on the platform
+        except RuntimeError as e:  # pragma: no cover - depends on the platform (e.g. no Dynamo on this Python)
             log(f"torch.compile unavailable ({type(e).__name__}: {e}); running eager")
             fwd, use_compile = model, False
 
@@ -358,8 +372,9 @@ def train(argv=None) -> dict:
         if it % args.eval_interval == 0 or last:
             tr = estimate_loss(model, eval_train, args.eval_iters, autocast_ctx)
             va = estimate_loss(model, eval_val, args.eval_iters, autocast_ctx)
-            history.append({"iter": it, "train": tr, "val": va, "lr": lr_at(progress, args), "time": round(time.time() - t_loop, 2)})
-            log(f"iter {it:5d}: train loss {tr:.4f}, val loss {va:.4f}, lr {lr_at(progress, args):.2e}, {time.time() - t_loop:.1f}s")
+            elapsed, lr = time.time() - t_loop, lr_at(progress, args)
+            history.append({"iter": it, "train": tr, "val": va, "lr": lr, "time": round(elapsed, 2)})
+            log(f"iter {it:5d}: train loss {tr:.4f}, val loss {va:.4f}, lr {lr:.2e}, {elapsed:.1f}s")
             if va < best_val:
                 best_val, best_iter = va, it
                 if args.keep == "best":
@@ -373,7 +388,7 @@ def train(argv=None) -> dict:
         if it == 0 and use_compile:
             try:
                 loss = train_step(x, y)
-            except Exception as e:  # pragma: no cover - depends on the platform
+            except RuntimeError as e:  # pragma: no cover - Dynamo/Inductor failures (no compiler, no Triton...)
                 log(f"torch.compile failed on the first step ({type(e).__name__}: {str(e)[:300]}); running eager")
                 fwd, use_compile = model, False
                 optimizer.zero_grad(set_to_none=True)
@@ -396,7 +411,8 @@ def train(argv=None) -> dict:
         torch.cuda.synchronize()
     train_time = time.time() - t_loop
     iters_done = it
-    log(f"training: {iters_done} iters in {train_time:.1f}s ({1000 * train_time / max(1, iters_done):.1f} ms/iter incl. evals)"
+    log(f"training: {iters_done} iters in {train_time:.1f}s "
+        f"({1000 * train_time / max(1, iters_done):.1f} ms/iter incl. evals)"
         + (" [stopped by --time-budget]" if stopped_by_time else ""))
 
     if args.keep == "best" and best_state is not None:
@@ -411,7 +427,8 @@ def train(argv=None) -> dict:
     final_train = estimate_loss(model, eval_train, args.final_eval_iters, _null)
     final_val = estimate_loss(model, eval_val, args.final_eval_iters, _null)
     full_val = full_split_loss(model, val_ids, args.block_size, device)
-    log(f"final (float32 weights): train {final_train:.4f}, val {final_val:.4f} ({args.final_eval_iters} batches), full val split {full_val:.4f}")
+    log(f"final (float32 weights): train {final_train:.4f}, val {final_val:.4f} "
+        f"({args.final_eval_iters} batches), full val split {full_val:.4f}")
 
     # Save: transformers' own save_pretrained, weights cast to --dtype-out.
     out = Path(args.out)
@@ -477,23 +494,18 @@ def train(argv=None) -> dict:
 
 
 def _null():
-    import contextlib
-
     return contextlib.nullcontext()
 
 
 def write_model_card(out: Path, r: dict, sizes: dict) -> None:
     a = r["args"]
-    try:
-        import transformers
-
-        tf_version = transformers.__version__
-    except Exception:  # pragma: no cover
-        tf_version = "?"
+    from transformers import __version__ as tf_version  # train() has already imported transformers
     data_name = Path(a.data).name
-    hw = f"1x {r['gpu']}" if r["gpu"] else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    cpu = f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    hw = f"1x {r['gpu']}" if r["gpu"] else cpu
     rows = "\n".join(
-        f"| {h['iter']} | {h['train']:.4f} | {h['val']:.4f} | {h['lr']:.2e} | {h['time']:.0f} |" for h in r["history"]
+        f"| {h['iter']} | {h['train']:.4f} | {h['val']:.4f} | {h['lr']:.2e} | {h['time']:.0f} |"
+        for h in r["history"]
     )
     cmd = (
         f"python3 tools/train_char.py --out weights/shakespeare-char --device {a.device} --seed {a.seed} "
@@ -519,6 +531,20 @@ def write_model_card(out: Path, r: dict, sizes: dict) -> None:
             "\n## Sample\n\nSampled by the training script from the saved weights (prompt `ROMEO:`, temperature 0.8, "
             f"torch seed {a.seed}, {a.sample_chars} new characters):\n\n```text\n{r['sample']}\n```\n"
         )
+    files = {  # the model card's table of files: name -> what it holds
+        "config.json": f"`GPT2Config` (written by `save_pretrained`, transformers {tf_version})",
+        "model.safetensors": f"weights in {a.dtype_out}, tensor names as `save_pretrained` writes them "
+                             "(`transformer.wte.weight`, ...; no `lm_head.weight`: it is tied to "
+                             "`transformer.wte.weight`)",
+        "char_vocab.json": "JSON object character -> token id (UTF-8); ids follow the sorted set of characters "
+                           f'of the whole text; `"\\n"` is id {a._newline_id}',
+    }
+    file_rows = "\n".join(f"| `{name}` | {sizes.get(name, 0):,} | {what} |" for name, what in files.items())
+    optimizer = (f"AdamW, betas ({a.beta1}, {a.beta2}), weight decay {a.weight_decay} on 2-D tensors "
+                 "(matmuls, embeddings), none on biases/LayerNorm")
+    precision = "bf16 autocast, float32 master weights" if a.device == "cuda" else "float32"
+    first_step = f"{r['first_step_time']:.0f} s of it the first step" + (
+        ", including compilation" if r["compiled"] else "")
     card = f"""# shakespeare-char: a character-level GPT-2 trained on Tiny Shakespeare
 
 PyWebGPT's bundled default model. It is a standard Hugging Face GPT-2 (`GPT2LMHeadModel`,
@@ -532,9 +558,7 @@ Trained by `tools/train_char.py` with nanoGPT's `shakespeare-char` recipe.
 
 | file | bytes | what |
 | --- | ---: | --- |
-| `config.json` | {sizes.get('config.json', 0):,} | `GPT2Config` (written by `save_pretrained`, transformers {tf_version}) |
-| `model.safetensors` | {sizes.get('model.safetensors', 0):,} | weights in {a.dtype_out}, tensor names as `save_pretrained` writes them (`transformer.wte.weight`, ...; no `lm_head.weight`: it is tied to `transformer.wte.weight`) |
-| `char_vocab.json` | {sizes.get('char_vocab.json', 0):,} | JSON object character -> token id (UTF-8); ids follow the sorted set of characters of the whole text; `"\\n"` is id {a._newline_id} |
+{file_rows}
 | `README.md` | - | this card |
 
 Tokens: encode a string by looking up each character in `char_vocab.json` (characters outside the
@@ -572,13 +596,13 @@ the last 10 % ({r['n_val']:,}) for validation.
 | --- | --- |
 | steps | {r['iters_done']} of {a.iters}{' (ended by --time-budget)' if r['stopped_by_time'] else ''} |
 | batch | {a.batch_size} sequences x {a.block_size} characters |
-| optimizer | AdamW, betas ({a.beta1}, {a.beta2}), weight decay {a.weight_decay} on 2-D tensors (matmuls, embeddings), none on biases/LayerNorm |
+| optimizer | {optimizer} |
 | learning rate | {a.lr:g}, linear warmup {a.warmup_iters} steps, cosine decay to {a.min_lr:g} |
 | gradient clipping | {a.grad_clip} |
-| precision | {'bf16 autocast, float32 master weights' if a.device == 'cuda' else 'float32'}; torch.compile {'on' if r['compiled'] else 'off'} |
+| precision | {precision}; torch.compile {'on' if r['compiled'] else 'off'} |
 | seed | {a.seed} (init, dropout and batch order) |
 | hardware | {hw} |
-| training time | {r['train_time']:.0f} s ({r['first_step_time']:.0f} s of it the first step{', including compilation' if r['compiled'] else ''}) |
+| training time | {r['train_time']:.0f} s ({first_step}) |
 | software | torch {torch.__version__}, transformers {tf_version} |
 | checkpoint kept | {r['kept']} (periodic estimates on {a.eval_iters} batches per split) |
 
