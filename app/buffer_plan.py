@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from .contract import buffer_size
 from .errors import LoadError
-from .weights import dtype_bytes
+from .weights import matrix_bytes, row_bytes
 
 USAGES = ("storage", "storage_readable", "readback")  # GPU side: app/runner.py BUFFER_USAGE
 
@@ -30,8 +30,8 @@ class BufferSpec:
 @dataclass(frozen=True)
 class WeightSpec:
     """A weight buffer: rows [row0, row0 + rows) of the tensors `sources`, concatenated by rows
-    (one tensor for most; e.g. q, k and v together), stored as `dtype`; a vector has cols = its
-    length and rows = 1."""
+    (one tensor for most; e.g. q, k and v together), stored as `dtype` (a float dtype, or a block
+    format of app/weights.py); a vector has cols = its length and rows = 1."""
 
     label: str
     sources: tuple       # tensor names
@@ -42,13 +42,12 @@ class WeightSpec:
 
     @property
     def nbytes(self) -> int:
-        return self.rows * self.cols * dtype_bytes(self.dtype)
+        return matrix_bytes(self.rows, self.cols, self.dtype)
 
 
 def split_rows(label: str, source: str, rows: int, cols: int, dtype: str, per_buffer: int) -> list:
     """A [rows, cols] table as WeightSpecs of whole rows that each fit `per_buffer` bytes."""
-    row_bytes = cols * dtype_bytes(dtype)
-    per = max(1, per_buffer // row_bytes)
+    per = max(1, per_buffer // row_bytes(cols, dtype))
     return [WeightSpec(f"{label}[{r}:{min(rows, r + per)}]", (source,), min(per, rows - r), cols, dtype, r)
             for r in range(0, rows, per)]
 

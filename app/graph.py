@@ -11,7 +11,7 @@ from __future__ import annotations
 from .buffer_plan import BufferSpec, WeightSpec, split_rows
 from .contract import TOPK_OUTPUT_MAX_BYTES, TOPK_PARTIAL_WORDS, buffer_size, step_bytes, topk_groups
 from .errors import ModelError
-from .weights import dtype_bytes
+from .weights import row_bytes
 
 
 def buffer(label: str, nbytes: int, usage: str = "storage", kind: str = "activations", bound: bool = True):
@@ -33,6 +33,13 @@ class ModelGraph:
     shapes = None
     limits: dict = {}
     dtype = "F32"
+    # a matrix's format on the GPU where it is not `dtype` (a GGUF's mix), by the name of its tensor
+    # (the label of one made of several, such as q|k|v)
+    formats: dict = {}
+
+    def fmt(self, key: str) -> str:
+        """The format a matrix sits in on the GPU (its weight-format snippet in the kernels)."""
+        return self.formats.get(key, self.dtype)
 
     @property
     def workgroup_limit(self) -> int:
@@ -70,24 +77,25 @@ class ModelGraph:
     def token_tables(self, embed_name: str, head_name: str | None, vocab: int, width: int) -> None:
         """self.table (the token embedding) and self.head_table (the LM head: its own tensor, or the
         same table when tied), each split by rows into buffers that fit one binding."""
-        self.table = split_rows(embed_name.removesuffix(".weight"), embed_name, vocab, width, self.dtype,
+        self.table = split_rows(embed_name.removesuffix(".weight"), embed_name, vocab, width, self.fmt(embed_name),
                                 self.per_buffer)
-        self.head_table = (split_rows(head_name.removesuffix(".weight"), head_name, vocab, width, self.dtype,
-                                      self.per_buffer) if head_name else self.table)
+        self.head_table = (split_rows(head_name.removesuffix(".weight"), head_name, vocab, width,
+                                      self.fmt(head_name), self.per_buffer) if head_name else self.table)
 
     def table_weights(self) -> list:
         return list(self.table) + (list(self.head_table) if self.head_table is not self.table else [])
 
     def embedding(self, positions: str | None = None) -> list:
         """(prefill, decode) dispatches of x = table[ids] (+ positions[pos]), one per split."""
-        return [self.k.embed(w.row0, w.rows, step="step", wte=w.label, wpe=positions, x="x", chain="topk out")
+        return [self.k.embed(w.row0, w.rows, w.dtype, step="step", wte=w.label, wpe=positions, x="x",
+                             chain="topk out")
                 for w in self.table]
 
     def head(self, gamma: str, beta: str | None = None, rms: bool = False) -> list:
         """logits = norm(last row of x) @ head.T, then the top candidates: the end of the last
         prefill chunk and of every decode step."""
-        steps = [self.k.lm_head(w.row0, w.rows, rms, step="step", x="x", ln_gamma=gamma, ln_beta=beta, wte=w.label,
-                                logits="logits") for w in self.head_table]
+        steps = [self.k.lm_head(w.row0, w.rows, w.dtype, rms, step="step", x="x", ln_gamma=gamma, ln_beta=beta,
+                                wte=w.label, logits="logits") for w in self.head_table]
         return steps + self.k.topk(self.cfg.vocab_size, step="step", logits="logits", part="topk partial",
                                    out="topk out")
 
@@ -122,7 +130,7 @@ class ModelGraph:
         steps = self.decode + self.tail
         full = {label for d in steps if d.name != "embedding" for name, label in d.bind
                 if label in weights and name != "rope_table"}
-        rows = {weights[label].sources: weights[label].cols * dtype_bytes(weights[label].dtype)
+        rows = {weights[label].sources: row_bytes(weights[label].cols, weights[label].dtype)
                 for d in steps for name, label in d.bind
                 if label in weights and (d.name == "embedding" or name == "rope_table")}
         return sum(weights[label].nbytes for label in full) + sum(rows.values())

@@ -27,7 +27,7 @@ class Kernel:
 
     shader: str
     entry: str
-    weights: str        # 'F32', 'F16' or 'BF16': the weight-format snippet of the module
+    weights: str        # the weight format (app/weights.py WEIGHT_FORMATS): the module's weight snippet
     constants: tuple    # ((name, value), ...) sorted by name
 
     @property
@@ -98,10 +98,10 @@ class Kernels:
         return min(blocks, self.shapes.cpu_groups) if self.shapes.cpu else blocks
 
     # -------------------------------------------------------------------------- embedding
-    def embed(self, row0: int, rows: int, **buffers) -> tuple:
+    def embed(self, row0: int, rows: int, fmt: str, **buffers) -> tuple:
         """x[t] = wte[ids[t]] (+ wpe[pos0 + t] when a position table is bound) for the ids in one
-        split of the token table: (the prefill dispatch, the decode dispatch)."""
-        k = kernel("embedding.wgsl", "embed", self.weights, C4=self.C // 4, ROW0=row0, ROWS=rows,
+        split of the token table stored as `fmt`: (the prefill dispatch, the decode dispatch)."""
+        k = kernel("embedding.wgsl", "embed", fmt, C4=self.C // 4, ROW0=row0, ROWS=rows,
                    POSITIONS=buffers.get("wpe") is not None)
         packs = cdiv(self.C // 4, 64)
         return (dispatch("embedding", k, lambda r: (packs, self.groups(r), 1), **buffers),
@@ -189,12 +189,12 @@ class Kernels:
         return dispatch("attention", self._attention_kernel("attention"), (self.groups(self.NH), 1, 1), **buffers)
 
     # -------------------------------------------------------------------------- head
-    def lm_head(self, row0: int, rows: int, rms: bool = False, **buffers) -> Dispatch:
+    def lm_head(self, row0: int, rows: int, fmt: str, rms: bool = False, **buffers) -> Dispatch:
         """logits[row0 + v] = LayerNorm (or RMSNorm) of the last row of x . table[v] for one split of
-        the table."""
+        the table (stored as `fmt`)."""
         lanes = self.shapes.head_lanes
         groups = self.groups(cdiv(rows, 256 // lanes))
-        k = kernel("lm_head.wgsl", "lm_head", self.weights, C=self.C, C4=self.C // 4, EPS=self.eps, ROW0=row0,
+        k = kernel("lm_head.wgsl", "lm_head", fmt, C=self.C, C4=self.C // 4, EPS=self.eps, ROW0=row0,
                    ROWS=rows, HEAD_LANES=lanes, HEAD_GROUPS=groups, RMS=rms)
         return dispatch("ln_f+lm_head", k, (groups, 1, 1), **buffers)
 
@@ -217,27 +217,28 @@ class Kernels:
                    EPS=self.eps)
         return dispatch(name, k, (lambda r: (cdiv(r, 64), 1, 1)) if cpu else (lambda r: (r, 1, 1)), **buffers)
 
-    def _linear_kernel(self, entry: str, K: int, N: int, out: str, bias: bool, *, rms_input=False,
-                       att_input=False) -> Kernel:
+    def _linear_kernel(self, entry: str, K: int, N: int, out: str, bias: bool, fmt: str | None, *,
+                       rms_input=False, att_input=False) -> Kernel:
         rows = self.shapes.linear_gemv_rows
-        return kernel("linear.wgsl", entry, self.weights, K=K, K4=K // 4, N=N, EPILOGUE=epilogue(out),
+        return kernel("linear.wgsl", entry, fmt or self.weights, K=K, K4=K // 4, N=N, EPILOGUE=epilogue(out),
                       HAS_BIAS=bias, RMS_INPUT=rms_input, ATT_INPUT=att_input, ATT_SPLITS=self.att_splits,
                       HD=self.HD, EPS=self.eps, GEMV_ROWS=rows, GEMV_GROUPS=self.groups(cdiv(N, rows)),
                       XN4_LEN=K // 4 if rms_input or att_input else 1)
 
-    def linear(self, name: str, K: int, N: int, out: str, **buffers) -> Dispatch:
-        """Y = out(X @ W^T + b), W [N, K], over the rows of a prefill run."""
+    def linear(self, name: str, K: int, N: int, out: str, fmt: str | None = None, **buffers) -> Dispatch:
+        """Y = out(X @ W^T + b), W [N, K] stored as `fmt` (default: the model's), over the rows of a
+        prefill run."""
         bias = buffers.get("bias") is not None
         if self.shapes.cpu:
-            k = self._linear_kernel("linear_rows", K, N, out, bias)
+            k = self._linear_kernel("linear_rows", K, N, out, bias, fmt)
             return dispatch(name, k, lambda r: (cdiv(N, 64), cdiv(r, 4), 1), **buffers)
-        k = self._linear_kernel("linear_tiled", K, N, out, bias)
+        k = self._linear_kernel("linear_tiled", K, N, out, bias, fmt)
         return dispatch(name, k, lambda r: (cdiv(N, 64), cdiv(r, 64), 1), **buffers)
 
-    def linear_gemv(self, name: str, K: int, N: int, out: str, *, rms_input=False, att_input=False,
-                    **buffers) -> Dispatch:
+    def linear_gemv(self, name: str, K: int, N: int, out: str, fmt: str | None = None, *, rms_input=False,
+                    att_input=False, **buffers) -> Dispatch:
         """y = out(x @ W^T + b) for one row (decode); `swiglu`: N outputs from 2N rows of W."""
-        k = self._linear_kernel("gemv", K, N, out, buffers.get("bias") is not None, rms_input=rms_input,
+        k = self._linear_kernel("gemv", K, N, out, buffers.get("bias") is not None, fmt, rms_input=rms_input,
                                 att_input=att_input)
         return dispatch(name, k, (k.values["GEMV_GROUPS"], 1, 1), **buffers)
 

@@ -39,6 +39,8 @@ from .config import config_from_json, match_tensors
 from .config_llama import LlamaConfig
 from .errors import GPUError, LoadCancelled, LoadError, ModelError, ModelFormatError
 from .generation_config import GenerationConfig
+from .gguf_load import GGUF_PROBE, describe, read_rope_freqs, weight_formats
+from .gguf_load import read_header as read_gguf_header
 from .gpu import is_null
 from .load_job import LoadJob
 from .model import model_graph as build_graph
@@ -266,6 +268,117 @@ async def _read_layout(source, job: LoadJob) -> tuple:
     return headers, tensors
 
 
+@dataclass
+class Layout:
+    """What steps 1-3 found, whatever the files: the model, its graph for this device, the files to
+    download and how their bytes become tensors."""
+
+    cfg: object
+    tokenizer: object
+    generation: GenerationConfig
+    graph: object
+    notices: list
+    files: list                 # (file name, probe), in download order
+    tensors: object             # views {file name: JS Uint8Array} -> {name: tensor}
+    recheck: object             # (file name, data, size) -> None: offsets against a size known only now
+
+
+async def _read_folder(source, job: LoadJob, shapes, limits: dict, budget: tuple, context) -> Layout:
+    """A Hugging Face folder: config.json, the tokenizer files, safetensors headers."""
+    # 1. config.json
+    job.emit("config", CONFIG)
+    text = await source.text(CONFIG)
+    if text is None:
+        raise LoadError(f"{CONFIG}: not found in {source.label}", "input")
+    try:
+        cfg = config_from_json(text, CONFIG)
+    except ModelFormatError as exc:
+        raise _format_error(exc) from None
+    check_device(model_graph(cfg, shapes, limits, "F16", context), budget, CONFIG)  # the smallest it could be
+    job.check()
+
+    # 2. tokenizer
+    tokenizer = await _read_tokenizer(source, cfg, job)
+    job.check()
+    generation = GenerationConfig()
+    # Modern models' stop tokens and sampling defaults (GPT-2's say nothing config.json does not).
+    text = await source.text(GENERATION_CONFIG, optional=True) if isinstance(cfg, LlamaConfig) else None
+    if text is not None:
+        try:
+            generation = GenerationConfig.from_json(text, cfg.vocab_size)
+        except ModelFormatError as exc:
+            raise _format_error(exc) from None
+    job.check()
+
+    # 3. headers, checked against the config and the device
+    headers, stored = await _read_layout(source, job)
+    try:
+        mapping, notices = match_tensors(cfg, stored, WEIGHTS if len(headers) == 1 else INDEX)
+    except ModelFormatError as exc:
+        raise _format_error(exc) from None
+    notices = list(notices)
+    try:
+        weight_dtype, mixed = matrix_dtype(info.dtype for info in mapping.values() if len(info.shape) == 2)
+    except ModelError as exc:
+        raise LoadError(f"{headers[0][0]}: {exc}", "format") from None
+    if mixed:
+        notices.append(mixed)
+    if weight_dtype == "BF16" or "BF16" in {info.dtype for info in mapping.values()}:
+        notices.append("BF16 weights: the matrices stay BF16 on the GPU and are widened to f32 inside the "
+                       "kernels (exact); biases and LayerNorm parameters are converted to F32 (exact)")
+    graph = model_graph(cfg, shapes, limits, weight_dtype, context, "lm_head.weight" in mapping, headers[0][0])
+
+    def recheck(name, data, size):
+        header = next(h for n, _, h in headers if n == name)
+        try:
+            header = parse_header(data.subarray(8, 8 + header.header_len).to_bytes(), size, name)
+        except ModelFormatError as exc:
+            raise _format_error(exc) from None
+        stored.update(header.tensors)
+
+    def tensors(views):
+        out = {}
+        for name, info in mapping.items():
+            t = stored[info.name]  # as read again where the size was unknown
+            out[name] = Tensor(t.dtype, tuple(t.shape),
+                               views[t.filename].subarray(t.data_offset, t.data_offset + t.nbytes))
+        return out
+
+    return Layout(cfg, tokenizer, generation, graph, notices, [(n, p) for n, p, _ in headers], tensors, recheck)
+
+
+async def _read_gguf(source, job: LoadJob, shapes, limits: dict, budget: tuple, context) -> Layout:
+    """One GGUF file (app/gguf_load.py): its header holds the config and the tokenizer."""
+    name = source.gguf_name
+    job.emit("headers", name)
+    probe = await source.probe(name, GGUF_PROBE)
+    if looks_like_html(probe.head):
+        raise _html_error(name, getattr(source, "url", lambda n: n)(name))
+    header = await read_gguf_header(source, name, probe)
+    job.check()
+    job.emit("tokenizer")
+    model = describe(header, name, await read_rope_freqs(source, name, header))
+    job.check()
+    cfg, stored = model.config, model.stored_formats()
+    # the graph once to learn which tensors each GPU buffer holds, then with their formats
+    plain = model_graph(cfg, shapes, limits, "F16", context, "lm_head.weight" in stored, name)
+    dtype, formats = weight_formats(plain.weights, stored, name)
+    try:
+        graph = build_graph(cfg, shapes, limits, matrix_dtype=dtype, separate_head="lm_head.weight" in stored,
+                            context=context, formats=formats)
+    except ModelError as exc:
+        raise LoadError(f"{name}: {exc}", "format") from None
+
+    def recheck(_name, _data, size):
+        end = max((info.data_offset + info.nbytes for info, _ in model.mapping.values()), default=0)
+        if end > size:
+            raise LoadError(f"{name}: the file is {size:,} bytes, but its tensors go on to byte {end:,} "
+                            f"(a truncated download?)", "format")
+
+    return Layout(cfg, model.tokenizer, model.generation, graph, list(model.notices), [(name, probe)],
+                  lambda views: model.tensors(views[name]), recheck)
+
+
 def _parse_index(text: str) -> list:
     try:
         index = json.loads(text)
@@ -302,58 +415,20 @@ async def load_model(gpu, ref: str = "", base_url: str = "", context: int | None
     limits = dict(gpu.limits)
     arrays = []
     try:
-        # 1. config.json
-        job.emit("config", CONFIG)
-        text = await source.text(CONFIG)
-        if text is None:
-            raise LoadError(f"{CONFIG}: not found in {source.label}", "input")
-        try:
-            cfg = config_from_json(text, CONFIG)
-        except ModelFormatError as exc:
-            raise _format_error(exc) from None
-        check_device(model_graph(cfg, shapes, limits, "F16", context), budget, CONFIG)  # the smallest it could be
-        job.check()
-
-        # 2. tokenizer
-        tokenizer = await _read_tokenizer(source, cfg, job)
-        job.check()
-        generation = GenerationConfig()
-        # Modern models' stop tokens and sampling defaults (GPT-2's say nothing config.json does not).
-        text = await source.text(GENERATION_CONFIG, optional=True) if isinstance(cfg, LlamaConfig) else None
-        if text is not None:
-            try:
-                generation = GenerationConfig.from_json(text, cfg.vocab_size)
-            except ModelFormatError as exc:
-                raise _format_error(exc) from None
-        job.check()
-
-        # 3. headers, checked against the config and the device
-        headers, stored = await _read_layout(source, job)
-        try:
-            mapping, notices = match_tensors(cfg, stored, WEIGHTS if len(headers) == 1 else INDEX)
-        except ModelFormatError as exc:
-            raise _format_error(exc) from None
-        notices = list(notices)
-        try:
-            weight_dtype, mixed = matrix_dtype(info.dtype for info in mapping.values() if len(info.shape) == 2)
-        except ModelError as exc:
-            raise LoadError(f"{headers[0][0]}: {exc}", "format") from None
-        if mixed:
-            notices.append(mixed)
-        if weight_dtype == "BF16" or "BF16" in {info.dtype for info in mapping.values()}:
-            notices.append("BF16 weights: the matrices stay BF16 on the GPU and are widened to f32 inside the "
-                           "kernels (exact); biases and LayerNorm parameters are converted to F32 (exact)")
-        graph = model_graph(cfg, shapes, limits, weight_dtype, context, "lm_head.weight" in mapping, headers[0][0])
-        stats["gpu_bytes_estimate"] = check_device(graph, budget, headers[0][0]).total
+        read = _read_gguf if source.gguf_name else _read_folder
+        layout = await read(source, job, shapes, limits, budget, context)
+        cfg, tokenizer, generation, graph, notices = (layout.cfg, layout.tokenizer, layout.generation, layout.graph,
+                                                      layout.notices)
+        stats["gpu_bytes_estimate"] = check_device(graph, budget, layout.files[0][0]).total
         job.check()
 
         # 4. the bytes, file by file (into JS memory)
-        job.file_count = len(headers)
-        job.overall_total = sum(p.size or 0 for _, p, _ in headers)
+        job.file_count = len(layout.files)
+        job.overall_total = sum(p.size or 0 for _, p in layout.files)
         job.overall_t0 = time.perf_counter()
         views = {}
         total_bytes = 0
-        for i, (name, probe, header) in enumerate(headers):
+        for i, (name, probe) in enumerate(layout.files):
             job.file_index = i
             job.check()
             data, from_cache = await source.read(name, probe.size)
@@ -361,24 +436,14 @@ async def load_model(gpu, ref: str = "", base_url: str = "", context: int | None
             size = int(data.length)
             total_bytes += size
             if probe.size is None:  # the size was unknown until now: check the offsets again
-                try:
-                    header = parse_header(data.subarray(8, 8 + header.header_len).to_bytes(), size, name)
-                except ModelFormatError as exc:
-                    raise _format_error(exc) from None
-                for key, info in header.tensors.items():
-                    stored[key] = info
+                layout.recheck(name, data, size)
             job.overall_done += size
             if not from_cache:
                 await source.store(name, data, size, getattr(source, "etags", {}).get(name))
             views[name] = data
             source.seen[name] = size
         job.check()
-        mapping = {name: stored[info.name] for name, info in mapping.items()}
-        tensors = {
-            name: Tensor(info.dtype, tuple(info.shape),
-                         views[info.filename].subarray(info.data_offset, info.data_offset + info.nbytes))
-            for name, info in mapping.items()
-        }
+        tensors = layout.tensors(views)
 
         # 5. the GPU
         job.emit("upload", None, 0, total_bytes)
@@ -403,7 +468,7 @@ async def load_model(gpu, ref: str = "", base_url: str = "", context: int | None
         arrays.clear()
     stats.update({
         "file_bytes": total_bytes,
-        "from_cache": bool(source.from_cache) and all(name in source.from_cache for name, _, _ in headers),
+        "from_cache": bool(source.from_cache) and all(name in source.from_cache for name, _ in layout.files),
         "peak_js_bytes": int(F.stats().peak),
         "wasm_heap_after": _wasm_heap_bytes(),
         "seconds": round(time.perf_counter() - job.t0, 3),

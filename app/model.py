@@ -164,10 +164,13 @@ class Llama(ModelGraph):
     """The Llama family's forward pass (llama, mistral, qwen2, qwen3) for one config on one adapter."""
 
     def __init__(self, cfg: LlamaConfig, shapes: KernelShapes, limits: dict, *, matrix_dtype: str,
-                 separate_head: bool = False, context: int | None = None):
-        """As GPT2's; `context` defaults to DEFAULT_CONTEXT (at most max_position_embeddings)."""
+                 separate_head: bool = False, context: int | None = None, formats: dict | None = None):
+        """As GPT2's; `context` defaults to DEFAULT_CONTEXT (at most max_position_embeddings);
+        `formats`: weight label -> its format where it is not `matrix_dtype` (a GGUF's Q8_0 / Q4_0 /
+        Q4_1 matrices stay as the file stores them)."""
         check_llama_shapes(cfg)
         self.cfg, self.shapes, self.limits, self.dtype = cfg, shapes, limits, matrix_dtype
+        self.formats = dict(formats or {})
         self.notices: list[str] = []
         want = max(1, min(cfg.max_position_embeddings, context or DEFAULT_CONTEXT))
         self.n_ctx = self.fit_context(want, self._kernels)
@@ -195,17 +198,19 @@ class Llama(ModelGraph):
             L, kv = self.layer(i), f"kv_cache[{i}]"
             steps += [
                 k.rms_norm("rms_norm_1", step="step", x="x", w=L["input_norm"], y="xn"),
-                k.linear("qkv", E, self.qkv_width, "store", step="step", x="xn", w=L["qkv"], bias=L["qkv_bias"],
-                         y="qkv"),
+                k.linear("qkv", E, self.qkv_width, "store", self.fmt(L["qkv"]), step="step", x="xn", w=L["qkv"],
+                         bias=L["qkv_bias"], y="qkv"),
                 k.rope(cfg.qk_norm, step="step", qkv="qkv", q="q", kv=kv, rope_table="rope.cos_sin",
                        q_norm_w=L["q_norm"], k_norm_w=L["k_norm"]),
                 k.attention_prefill(self.tiled_attention, step="step", q="q", kv=kv, y="att"),
-                k.linear("o_proj", Q, E, "residual", step="step", x="att", w=L["o"], bias=L["o_bias"], y="x"),
+                k.linear("o_proj", Q, E, "residual", self.fmt(L["o"]), step="step", x="att", w=L["o"],
+                         bias=L["o_bias"], y="x"),
                 k.rms_norm("rms_norm_2", step="step", x="x", w=L["post_norm"], y="xn"),
-                k.linear("gate_up", E, 2 * M, "store", step="step", x="xn", w=L["gate_up"], bias=L["gate_up_bias"],
-                         y="gu"),
+                k.linear("gate_up", E, 2 * M, "store", self.fmt(L["gate_up"]), step="step", x="xn", w=L["gate_up"],
+                         bias=L["gate_up_bias"], y="gu"),
                 k.swiglu(M, step="step", gu="gu", h="h"),
-                k.linear("down", M, E, "residual", step="step", x="h", w=L["down"], bias=L["down_bias"], y="x"),
+                k.linear("down", M, E, "residual", self.fmt(L["down"]), step="step", x="h", w=L["down"],
+                         bias=L["down_bias"], y="x"),
             ]
         return steps
 
@@ -219,16 +224,20 @@ class Llama(ModelGraph):
         for i in range(cfg.num_hidden_layers):
             L, kv = self.layer(i), f"kv_cache[{i}]"
             steps += [
-                k.linear_gemv("rms_norm_1+qkv", E, self.qkv_width, "store", rms_input=True, step="step", x="x",
+                k.linear_gemv("rms_norm_1+qkv", E, self.qkv_width, "store", self.fmt(L["qkv"]), rms_input=True,
+                              step="step", x="x",
                               norm_w=L["input_norm"], w=L["qkv"], bias=L["qkv_bias"], y="qkv"),
                 k.rope(cfg.qk_norm, step="step", qkv="qkv", q="q", kv=kv, rope_table="rope.cos_sin",
                        q_norm_w=L["q_norm"], k_norm_w=L["k_norm"]),
                 k.attention_decode(self.split_attention, step="step", q="q", kv=kv, y=att_out),
-                k.linear_gemv("o_proj", Q, E, "residual", att_input=self.split_attention, step="step", x=att_out,
+                k.linear_gemv("o_proj", Q, E, "residual", self.fmt(L["o"]), att_input=self.split_attention,
+                              step="step", x=att_out,
                               w=L["o"], bias=L["o_bias"], y="x"),
-                k.linear_gemv("rms_norm_2+gate_up", E, M, "swiglu", rms_input=True, step="step", x="x",
+                k.linear_gemv("rms_norm_2+gate_up", E, M, "swiglu", self.fmt(L["gate_up"]), rms_input=True,
+                              step="step", x="x",
                               norm_w=L["post_norm"], w=L["gate_up"], bias=L["gate_up_bias"], y="h"),
-                k.linear_gemv("down", M, E, "residual", step="step", x="h", w=L["down"], bias=L["down_bias"], y="x"),
+                k.linear_gemv("down", M, E, "residual", self.fmt(L["down"]), step="step", x="h", w=L["down"],
+                              bias=L["down_bias"], y="x"),
             ]
         return steps
 
@@ -257,22 +266,23 @@ class Llama(ModelGraph):
                        head_dim=cfg.head_dim, n_ctx=n_ctx, eps=cfg.rms_norm_eps, kv_heads=cfg.num_key_value_heads)
 
     def _weights(self) -> list:
-        cfg, dt = self.cfg, self.dtype
+        cfg = self.cfg
         E, M, D, Q = cfg.hidden_size, cfg.intermediate_size, cfg.head_dim, cfg.q_size
         out = self.table_weights()
         for i in range(cfg.num_hidden_layers):
             p, L = f"model.layers.{i}.", self.layer(i)
             qkv = tuple(p + f"self_attn.{n}_proj.weight" for n in "qkv")
             gate_up = (p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight")
-            out += [vector(L["input_norm"], E), matrix(L["qkv"], self.qkv_width, E, dt, qkv)]
+            out += [vector(L["input_norm"], E), matrix(L["qkv"], self.qkv_width, E, self.fmt(L["qkv"]), qkv)]
             if cfg.qkv_bias:
                 out.append(vector(L["qkv_bias"], self.qkv_width, tuple(p + f"self_attn.{n}_proj.bias" for n in "qkv")))
             if cfg.qk_norm:
                 out += [vector(L["q_norm"], D), vector(L["k_norm"], D)]
-            out.append(matrix(L["o"], E, Q, dt))
+            out.append(matrix(L["o"], E, Q, self.fmt(L["o"])))
             if cfg.o_proj_bias:
                 out.append(vector(L["o_bias"], E))
-            out += [vector(L["post_norm"], E), matrix(L["gate_up"], 2 * M, E, dt, gate_up), matrix(L["down"], E, M, dt)]
+            out += [vector(L["post_norm"], E), matrix(L["gate_up"], 2 * M, E, self.fmt(L["gate_up"]), gate_up),
+                    matrix(L["down"], E, M, self.fmt(L["down"]))]
             if cfg.mlp_bias:
                 out += [vector(L["gate_up_bias"], 2 * M, (p + "mlp.gate_proj.bias", p + "mlp.up_proj.bias")),
                         vector(L["down_bias"], E, (p + "mlp.down_proj.bias",))]

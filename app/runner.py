@@ -18,7 +18,7 @@ from .buffer_plan import BufferPlan
 from .contract import CHAIN_ID, KMAX, pack_step, topk_output_bytes, unpack_topk
 from .errors import ModelError
 from .gpu import COPY_DST, COPY_SRC, GPU, MAP_READ, STORAGE
-from .weights import as_memoryview, dtype_bytes, widen_to_f32
+from .weights import as_memoryview, matrix_bytes, row_bytes, widen_to_f32
 
 BUFFER_USAGE = {"storage": STORAGE | COPY_DST, "storage_readable": STORAGE | COPY_DST | COPY_SRC,
                 "readback": MAP_READ | COPY_DST}
@@ -88,22 +88,37 @@ class GPUModel:
     # ------------------------------------------------------------------------ weights
     def _upload(self, w, tensors: dict) -> None:
         """Rows [row0, row0 + rows) of each source tensor, one after the other, widened to f32 where
-        the GPU keeps another dtype than the file."""
+        the GPU keeps another dtype than the file. A tensor with a `row_order` (a GGUF's Q and K,
+        whose rows llama.cpp permuted) is put back in Hugging Face's row order on the way."""
         buf = self.allocated[w.label]
-        offset = 0
+        parts, offset = [], 0  # (offset, tensor, first byte, bytes, row order) of each source
         for name in w.sources:
             t = tensors[name]
             cols = t.shape[-1] if t.shape else 1
             rows = w.rows if len(w.sources) == 1 else (t.shape[0] if len(t.shape) == 2 else 1)
-            src_row_bytes = cols * dtype_bytes(t.dtype)
-            start, nbytes = w.row0 * src_row_bytes, rows * src_row_bytes
-            if t.dtype == w.dtype and not isinstance(t.data, (bytes, bytearray, memoryview)):
-                self.gpu.write_js(buf, offset, t.data, start, nbytes)  # JS Uint8Array: never via wasm
+            src_row = row_bytes(cols, t.dtype)
+            parts.append((offset, t, w.row0 * src_row, rows * src_row, src_row, getattr(t, "row_order", None)))
+            offset += matrix_bytes(rows, cols, w.dtype)
+        # writeBuffer takes whole 4-byte words from a 4-byte offset: slices of the file's own bytes
+        # go straight from JS memory; a permuted tensor, a widened one, or block rows that start or
+        # end mid-word (34-byte Q8_0 blocks) are assembled here and written once.
+        if all(t.dtype == w.dtype and order is None and at % 4 == 0 and n % 4 == 0
+               and not isinstance(t.data, (bytes, bytearray, memoryview)) for at, t, _, n, _, order in parts):
+            for at, t, start, n, _, _ in parts:
+                self.gpu.write_js(buf, at, t.data, start, n)  # JS Uint8Array: never via wasm
+            return
+        out = bytearray()
+        for _, t, start, n, src_row, order in parts:
+            raw = t.data if isinstance(t.data, (bytes, bytearray, memoryview)) else t.data.to_bytes()
+            raw = as_memoryview(raw)
+            if order is not None:
+                first = start // src_row
+                raw = b"".join(raw[r * src_row:(r + 1) * src_row] for r in order[first:first + n // src_row])
             else:
-                raw = t.data if isinstance(t.data, (bytes, bytearray, memoryview)) else t.data.to_bytes()
-                raw = as_memoryview(raw)[start:start + nbytes]
-                self.gpu.write(buf, raw if t.dtype == w.dtype else widen_to_f32(raw, t.dtype), offset)
-            offset += rows * cols * dtype_bytes(w.dtype)
+                raw = raw[start:start + n]
+            out += raw if t.dtype == w.dtype else widen_to_f32(raw, t.dtype)
+        out += bytes(-len(out) % 4)
+        self.gpu.write(buf, out, 0)
 
     # ------------------------------------------------------------------------ pipelines
     def _build(self) -> None:

@@ -71,6 +71,22 @@ def resolve_reference(ref: str, base_url: str = "", hub: str | None = None) -> s
     return url if url.endswith("/") else url + "/"
 
 
+def split_gguf_reference(ref) -> tuple:
+    """(the folder reference, the .gguf file name) for a reference to one GGUF file: a URL, a
+    path, a Hub file ('org/name/model.Q8_0.gguf') or its Hub page (.../blob/main/model.gguf);
+    (ref, None) for anything else."""
+    ref = str(ref).strip()
+    if not ref.lower().endswith(".gguf") or "/" not in ref:
+        return ref, None
+    folder, name = ref.rsplit("/", 1)
+    page = re.match(r"^https://(?:www\.)?huggingface\.co/([\w.-]+/[\w.-]+)/(?:blob|resolve)/([\w.-]+)$", folder)
+    if page:
+        return f"{HUB}/{page.group(1)}/resolve/{page.group(2)}/", name
+    if re.fullmatch(r"[\w][\w.-]*/[\w][\w.-]*", folder) and not folder.startswith("weights/"):
+        return folder, name  # a Hub id, as a folder reference without its slash is
+    return folder + "/", name
+
+
 def hub_id(base: str, hub: str | None = None) -> str | None:
     """'https://huggingface.co/org/name/resolve/main/' -> 'org/name' (None for other URLs)."""
     for root in {HUB, (hub or HUB).rstrip("/")}:
@@ -134,6 +150,7 @@ class UrlSource:
     """Files under a base URL: fetch() through web/fetch.js, and the browser's Cache Storage."""
 
     kind = "url"
+    gguf_name = None  # the model is this one .gguf file of the folder
 
     def __init__(self, base: str, job: LoadJob, cache=True):
         self.base = base
@@ -417,6 +434,15 @@ class FileSource:
             folder = "/".join(parts[:-1])
             folders.setdefault(folder, {})[parts[-1]] = file
         with_config = sorted((f for f, names in folders.items() if CONFIG in names), key=lambda f: (f.count("/"), f))
+        self.gguf_name = None
+        ggufs = [(f, n) for f, names in folders.items() for n in names if n.lower().endswith(".gguf")]
+        if not with_config and len(ggufs) == 1:  # one GGUF file holds the whole model
+            self.folder, self.gguf_name = ggufs[0]
+            self.files = folders[self.folder]
+            return
+        if not with_config and len(ggufs) > 1:
+            shown = ", ".join(n for _, n in ggufs[:6])
+            raise LoadError(f"the picked files hold {len(ggufs)} GGUF files ({shown}): pick one of them", "input")
         if not with_config:
             names = sorted(f"{folder}/{n}" if folder else n for folder, names in folders.items() for n in names)
             shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
@@ -520,4 +546,7 @@ def make_source(ref, files, base_url: str, job: LoadJob, cache, hub):
                 file, path = item, _get(item, "webkitRelativePath") or _get(item, "name")
             entries.append((str(path or _get(file, "name", "")), file))
         return FileSource(entries, job)
-    return UrlSource(resolve_reference(ref, base_url, hub), job, cache)
+    folder, gguf_name = split_gguf_reference(ref)
+    source = UrlSource(resolve_reference(folder, base_url, hub), job, cache)
+    source.gguf_name = gguf_name
+    return source

