@@ -1,4 +1,4 @@
-"""Generation through the JS API (issue 7) on one booted page, with tiny random models served from
+"""Generation through the JS API on one booted page, with tiny random models served from
 tmp folders: streaming, Stop (mid-decode, mid-prefill), stop strings, EOS, the context policy, seeds
 against the CPython sampler, greedy against tools/reference.py, one generation at a time, the
 Node runner against the browser, and the Python API (app/api.py) in the page.
@@ -284,7 +284,7 @@ def decode_step_counts(page, n_layer: int, gpu_shapes: bool) -> list:
 
 
 def test_decode_step_budgets(page, models):
-    """Issue 10's per-step budgets: dispatches <= 6 n_layer + 4, read-back <= 1 KB for greedy and
+    """A decode step stays within its budgets: dispatches <= 6 n_layer + 4, read-back <= 1 KB for greedy and
     top-k 64, and Python -> JS calls per step independent of the number of layers."""
     two, four = decode_step_counts(page, 2, False), decode_step_counts(page, 4, False)
     assert [c["calls"] for c in two] == [c["calls"] for c in four]

@@ -1,4 +1,4 @@
-"""Model loading in the browser (issue 6): references, the imitation Hub, caching, cancel, picked
+"""Model loading in the browser: references, the imitation Hub, caching, cancel, picked
 folders, and the bad-input matrix. One page for the whole module; tiny models; nothing leaves
 127.0.0.1."""
 

@@ -1,4 +1,4 @@
-"""Reliability and security in the browser (issue 11): GPU device loss, leaks, concurrency, model
+"""Reliability and security in the browser: GPU device loss, leaks, concurrency, model
 strings never becoming HTML, no request outside the site and the chosen model source, no CSP
 violation.
 

@@ -1,4 +1,4 @@
-"""app/safetensors.py: header parsing, the bad-file rows of issue 6's matrix, a fuzz, dtype helpers."""
+"""app/safetensors.py: header parsing, bad files refused with a clear message, a fuzz, dtype helpers."""
 
 import json
 import struct
@@ -124,7 +124,7 @@ def test_size_unknown_checks_only_what_it_can():
     assert parse_header_length(struct.pack("<Q", 10**6), None, FILE) == 10**6
 
 
-# --- issue 6's matrix: files that must be refused with a clear message ----------------------------
+# --- bad files: each must be refused with a clear message ---------------------------------------
 
 LFS_POINTER = (
     b"version https://git-lfs.github.com/spec/v1\n"

@@ -1,4 +1,4 @@
-"""CPU smoke test of tools/train_char.py (issue 8): a tiny config for a few dozen steps on a small
+"""CPU smoke test of tools/train_char.py: a tiny config for a few dozen steps on a small
 text; the loss goes down, the run is reproducible, and the folder it writes is what the page
 loads: transformers.GPT2LMHeadModel.from_pretrained reads it, app/config.py + app/safetensors.py
 + app/tokenizer.py accept it (the loader's own checks, in CPython), and tools/reference.py agrees

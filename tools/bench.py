@@ -31,7 +31,7 @@ from serve import Server  # noqa: E402
 
 from vendor import vendor  # noqa: E402
 
-PROMPT_IDS = [464, 5044, 1110, 373, 257, 1263, 11, 3223, 290, 6388, 1755]  # 11 tokens, as the peer figure
+PROMPT_IDS = [464, 5044, 1110, 373, 257, 1263, 11, 3223, 290, 6388, 1755]  # 11 tokens, as in BENCH.md's WebGPT figure
 
 
 def bench_code(prompts, contexts, steps, tuning: dict | None = None, profile: bool = False,
