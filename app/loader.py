@@ -60,7 +60,7 @@ from .sources import (
     make_source,
 )
 from .tokenizer import load_tokenizer_from_texts
-from .weights import matrix_dtype
+from .weights import QUANTIZE_FORMATS, matrix_dtype
 
 TOKENIZER_FILES = ("vocab.json", "merges.txt", "tokenizer.json", "char_vocab.json")
 TOKENIZER_EXTRAS = ("tokenizer_config.json", "chat_template.jinja")  # beside a tokenizer.json
@@ -102,6 +102,30 @@ def model_graph(cfg, shapes: KernelShapes, limits: dict, dtype: str, context=Non
         raise LoadError(str(exc), "format") from None
     except ModelError as exc:
         raise LoadError(f"{where}: {exc}", "format") from None
+
+
+def quantize_format(quantize) -> str | None:
+    """'q8_0' / 'Q4_0' / None -> the block format name, or LoadError('input')."""
+    if quantize in (None, "", False, "none"):
+        return None
+    name = str(quantize).upper()
+    if name not in QUANTIZE_FORMATS:
+        raise LoadError(f"quantize must be one of {', '.join(f.lower() for f in QUANTIZE_FORMATS)} (or none), got "
+                        f"{str(quantize)[:40]!r}", "input")
+    return name
+
+
+def check_quantizable(cfg, quantize: str) -> None:
+    """Quantize-on-load needs the Llama family (GPT-2's Conv1D matrices run through matmul.wgsl,
+    which reads floats) and rows of whole 32-weight blocks."""
+    if not isinstance(cfg, LlamaConfig):
+        raise LoadError(f"quantize {quantize.lower()!r} works for Llama-family models (llama, mistral, qwen2, "
+                        f"qwen3); this is {cfg.model_type}", "input")
+    for key, value in (("hidden_size", cfg.hidden_size), ("intermediate_size", cfg.intermediate_size),
+                       ("num_attention_heads * head_dim", cfg.q_size)):
+        if value % 32:
+            raise LoadError(f"{CONFIG}: {key} is {value}, not a multiple of 32: {quantize} blocks of 32 weights do "
+                            f"not fit its rows", "input")
 
 
 def check_device(graph, budget: tuple, where: str) -> BufferPlan:
@@ -283,8 +307,10 @@ class Layout:
     recheck: object             # (file name, data, size) -> None: offsets against a size known only now
 
 
-async def _read_folder(source, job: LoadJob, shapes, limits: dict, budget: tuple, context) -> Layout:
-    """A Hugging Face folder: config.json, the tokenizer files, safetensors headers."""
+async def _read_folder(source, job: LoadJob, shapes, limits: dict, budget: tuple, context,
+                       quantize: str | None = None) -> Layout:
+    """A Hugging Face folder: config.json, the tokenizer files, safetensors headers. `quantize`: the
+    block format the matrices get on the GPU (app/weights.py QUANTIZE_FORMATS), or None."""
     # 1. config.json
     job.emit("config", CONFIG)
     text = await source.text(CONFIG)
@@ -294,7 +320,10 @@ async def _read_folder(source, job: LoadJob, shapes, limits: dict, budget: tuple
         cfg = config_from_json(text, CONFIG)
     except ModelFormatError as exc:
         raise _format_error(exc) from None
-    check_device(model_graph(cfg, shapes, limits, "F16", context), budget, CONFIG)  # the smallest it could be
+    if quantize:
+        check_quantizable(cfg, quantize)
+    smallest = quantize or "F16"
+    check_device(model_graph(cfg, shapes, limits, smallest, context), budget, CONFIG)  # the smallest it could be
     job.check()
 
     # 2. tokenizer
@@ -326,6 +355,10 @@ async def _read_folder(source, job: LoadJob, shapes, limits: dict, budget: tuple
     if weight_dtype == "BF16" or "BF16" in {info.dtype for info in mapping.values()}:
         notices.append("BF16 weights: the matrices stay BF16 on the GPU and are widened to f32 inside the "
                        "kernels (exact); biases and LayerNorm parameters are converted to F32 (exact)")
+    if quantize:
+        notices.append(f"{weight_dtype} matrices quantized to {quantize} on the GPU while loading (as llama.cpp "
+                       f"quantizes); norms and biases stay F32")
+        weight_dtype = quantize
     graph = model_graph(cfg, shapes, limits, weight_dtype, context, "lm_head.weight" in mapping, headers[0][0])
 
     def recheck(name, data, size):
@@ -399,9 +432,12 @@ def _parse_index(text: str) -> list:
 
 async def load_model(gpu, ref: str = "", base_url: str = "", context: int | None = None, *, files=None,
                      job: LoadJob | None = None, on_progress=None, cache=True, hub: str | None = None,
-                     max_gpu_bytes: int | None = None, shapes: KernelShapes | None = None) -> LoadedModel:
+                     max_gpu_bytes: int | None = None, shapes: KernelShapes | None = None,
+                     quantize: str | None = None) -> LoadedModel:
     """Check, download and put a model on the GPU; see the module docstring. Raises LoadError.
-    `shapes`: the kernel shapes (default: the adapter's, app/shapes.py)."""
+    `shapes`: the kernel shapes (default: the adapter's, app/shapes.py); `quantize` ('q8_0' or
+    'q4_0'): a Llama-family model's float matrices become those blocks on the GPU while loading."""
+    quantize = quantize_format(quantize)
     job = job or LoadJob(on_progress)
     shapes = shapes or KernelShapes.for_adapter(gpu.is_cpu)
     F = _fetch_js()
@@ -415,8 +451,13 @@ async def load_model(gpu, ref: str = "", base_url: str = "", context: int | None
     limits = dict(gpu.limits)
     arrays = []
     try:
-        read = _read_gguf if source.gguf_name else _read_folder
-        layout = await read(source, job, shapes, limits, budget, context)
+        if source.gguf_name:
+            layout = await _read_gguf(source, job, shapes, limits, budget, context)
+            if quantize:
+                layout.notices.append(f"quantize {quantize.lower()!r} ignored: a GGUF file's weights are used as "
+                                      f"it stores them")
+        else:
+            layout = await _read_folder(source, job, shapes, limits, budget, context, quantize)
         cfg, tokenizer, generation, graph, notices = (layout.cfg, layout.tokenizer, layout.generation, layout.graph,
                                                       layout.notices)
         stats["gpu_bytes_estimate"] = check_device(graph, budget, layout.files[0][0]).total
@@ -480,6 +521,8 @@ async def load_model(gpu, ref: str = "", base_url: str = "", context: int | None
     notices = notices + source.notices + list(model.notices)
     job.emit("done", None, total_bytes, total_bytes, stats["from_cache"])
     label = source.base if isinstance(source, UrlSource) else source.label
+    if source.gguf_name:
+        label += source.gguf_name
     return LoadedModel(model, tokenizer, cfg, label, notices, total_bytes, stats, generation)
 
 

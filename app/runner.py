@@ -15,10 +15,21 @@ from array import array
 from dataclasses import dataclass
 
 from .buffer_plan import BufferPlan
-from .contract import CHAIN_ID, KMAX, pack_step, topk_output_bytes, unpack_topk
+from .contract import CHAIN_ID, KMAX, buffer_size, pack_step, topk_output_bytes, unpack_topk
 from .errors import ModelError
 from .gpu import COPY_DST, COPY_SRC, GPU, MAP_READ, STORAGE
-from .weights import as_memoryview, matrix_bytes, row_bytes, widen_to_f32
+from .kernels import kernel
+from .weights import (
+    BLOCK_FORMATS,
+    QUANTIZE_FORMATS,
+    QUANTIZE_SOURCES,
+    as_memoryview,
+    dtype_bytes,
+    matrix_bytes,
+    quantize_workgroups,
+    row_bytes,
+    widen_to_f32,
+)
 
 BUFFER_USAGE = {"storage": STORAGE | COPY_DST, "storage_readable": STORAGE | COPY_DST | COPY_SRC,
                 "readback": MAP_READ | COPY_DST}
@@ -73,12 +84,18 @@ class GPUModel:
         self.allocated: dict = {}  # label -> GPU buffer, in plan order
         self._inflight: list = []  # submitted steps not read back yet (submit_decode)
         self._next_staging = 0
+        self._quantizers: dict = {}  # quantize-on-load pipelines, by kernel
+        self._quantize_staging, self._quantize_staging_bytes = None, 0
         try:
             for spec in self.plan.buffers:
                 self.allocated[spec.label] = gpu.buffer(spec.nbytes, BUFFER_USAGE[spec.usage], spec.label)
             tensors = {**tensors, **graph.computed_tensors()}
             for w in graph.weights:
                 self._upload(w, tensors)
+            if self._quantize_staging is not None:  # freed once the queued quantize dispatches are done
+                gpu.free(self._quantize_staging)
+                self._quantize_staging = None
+            self._quantizers.clear()
             gpu.check()
             self._build()
         except BaseException:
@@ -99,6 +116,9 @@ class GPUModel:
             src_row = row_bytes(cols, t.dtype)
             parts.append((offset, t, w.row0 * src_row, rows * src_row, src_row, getattr(t, "row_order", None)))
             offset += matrix_bytes(rows, cols, w.dtype)
+        if w.dtype in QUANTIZE_FORMATS and any(t.dtype in QUANTIZE_SOURCES for _, t, *_ in parts):
+            self._quantize(w, buf, parts)
+            return
         # writeBuffer takes whole 4-byte words from a 4-byte offset: slices of the file's own bytes
         # go straight from JS memory; a permuted tensor, a widened one, or block rows that start or
         # end mid-word (34-byte Q8_0 blocks) are assembled here and written once.
@@ -119,6 +139,41 @@ class GPUModel:
             out += raw if t.dtype == w.dtype else widen_to_f32(raw, t.dtype)
         out += bytes(-len(out) % 4)
         self.gpu.write(buf, out, 0)
+
+    def _quantize(self, w, buf, parts) -> None:
+        """Quantize-on-load: each float source goes to a staging buffer as the file stores it, and
+        shaders/quantize.wgsl writes its blocks into the weight buffer, after the previous part's."""
+        block_bytes = BLOCK_FORMATS[w.dtype][1]
+        for at, t, start, n, _, order in parts:
+            if t.dtype not in QUANTIZE_SOURCES or order is not None:
+                raise ModelError(f"{w.label}: cannot quantize a {t.dtype} tensor to {w.dtype} on load")
+            staging = self._staging(n)
+            if isinstance(t.data, (bytes, bytearray, memoryview)):
+                self.gpu.write(staging, as_memoryview(t.data)[start:start + n], 0)
+            else:
+                self.gpu.write_js(staging, 0, t.data, start, n)  # JS Uint8Array: never via wasm
+            blocks = n // dtype_bytes(t.dtype) // 32
+            block0 = at // block_bytes
+            k = kernel("quantize.wgsl", "quantize_" + w.dtype.lower(), w.dtype, BLOCKS=blocks, BLOCK0=block0,
+                       SRC=QUANTIZE_SOURCES[t.dtype])
+            pipeline = self._quantizers.get(k)
+            if pipeline is None:
+                pipeline = self._quantizers[k] = self.gpu.pipeline(self.gpu.shader_module(k.source(), k.shader),
+                                                                   k.entry, k.label)
+            binding = k.bindings()
+            group = self.gpu.bind_group(pipeline, {binding["src"].index: staging, binding["dst"].index: buf},
+                                        f"quantize {w.label}")
+            self.gpu.run(pipeline, group, *quantize_workgroups(blocks, block0))
+
+    def _staging(self, nbytes: int):
+        """One staging buffer for quantize-on-load, grown as needed: queue order makes the next
+        write wait for the dispatch that read the previous matrix."""
+        if self._quantize_staging is None or self._quantize_staging_bytes < nbytes:
+            if self._quantize_staging is not None:
+                self.gpu.free(self._quantize_staging)
+            self._quantize_staging_bytes = buffer_size(nbytes)
+            self._quantize_staging = self.gpu.storage(self._quantize_staging_bytes, "quantize-on-load source")
+        return self._quantize_staging
 
     # ------------------------------------------------------------------------ pipelines
     def _build(self) -> None:

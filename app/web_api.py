@@ -59,11 +59,11 @@ def _model_info_json() -> str:
 async def _load(ref: str, opts_json: str, on_progress=None, files=None) -> str:
     """pywebgpt.load(ref | {files}, opts): the model's info, or an error (api.js throws it as a
     LoadError). opts: context, cache (true | false | 'refresh'), hub (base URL for Hub ids),
-    maxGpuBytes."""
+    maxGpuBytes, quantize ('q8_0' | 'q4_0': float matrices quantized on the GPU while loading)."""
     engine = _engine()
     opts = json.loads(opts_json or "{}")
     options = {"context": opts.get("context"), "cache": opts.get("cache", True), "hub": opts.get("hub"),
-               "max_gpu_bytes": opts.get("maxGpuBytes", opts.get("max_gpu_bytes"))}
+               "max_gpu_bytes": opts.get("maxGpuBytes", opts.get("max_gpu_bytes")), "quantize": opts.get("quantize")}
     progress = on_progress if on_progress is not None and not is_null(on_progress) else None
     try:
         with engine.call():

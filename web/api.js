@@ -33,7 +33,8 @@ globalThis.createPyWebGPTApi = function createPyWebGPTApi(onStatus) {
       return info;
     },
     // ref: 'weights/x/', a URL, a Hub id, or picked files: {files: FileList | File[] | [{path, file}]}
-    // (or the FileList itself). opts: {onProgress(p), context, cache: true|false|'refresh', hub, maxGpuBytes}.
+    // (or the FileList itself). opts: {onProgress(p), context, cache: true|false|'refresh', hub, maxGpuBytes,
+    // quantize: 'q8_0'|'q4_0'}.
     // A model that cannot be loaded rejects with an Error named 'LoadError' with a .code.
     async load(ref, opts = {}) {
       await ready;

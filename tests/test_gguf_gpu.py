@@ -1,0 +1,212 @@
+"""GGUF files and quantize-on-load in the page on SwiftShader, against transformers reading the same
+GGUF files in CPython (from_pretrained(gguf_file=...), which dequantizes every block to f32 itself).
+
+A small random Llama with a tokenizer and a chat template (tests/chat_model.py) is written by
+tools/make_gguf.py as a GGUF of every supported type (F32, F16, BF16, Q8_0, Q4_0, Q4_1: Q/K rows
+permuted and blocks quantized as llama.cpp does). Each loads as it is, its config, tokenizer and
+chat template from the metadata: greedy ids equal and logits within 1e-3 of transformers'. The
+same model's f16 safetensors folder loaded with quantize: 'q8_0' / 'q4_0' (blocks made on the GPU)
+gives the logits of the GGUF of that type (blocks made by ggml's quantizer), so the two quantizers
+agree. Also: a GGUF from the imitation Hub with progress and the browser cache, a picked .gguf file,
+bad quantize options, and malformed GGUF files refused before anything is allocated on the GPU."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import numpy as np
+import pytest
+import torch
+from chat_model import make_chat_model
+from conftest import BOOT_TIMEOUT_MS, ROOT, ConsoleGuard, run_py, wait_ready
+from hub_server import Hub
+from serve import Server
+
+from tools.make_gguf import TYPES, hf_folder_to_gguf
+
+pytestmark = pytest.mark.browser
+
+PROMPT = [(13 * i + 5) % 95 for i in range(40)]
+NEW = 8
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """{'folder': the f16 safetensors folder, type: its GGUF file} in one served directory."""
+    root = tmp_path_factory.mktemp("gguf")
+    folder = make_chat_model(root)
+    # a GGUF byte-level BPE needs merges (llama.cpp refuses a file without): "~" becomes "ab"
+    spec = json.loads((folder / "tokenizer.json").read_text())
+    vocab = spec["model"]["vocab"]
+    vocab["ab"] = vocab.pop("~")
+    spec["model"]["merges"] = [["a", "b"]]
+    (folder / "tokenizer.json").write_text(json.dumps(spec))
+    out = {"folder": folder}
+    for type_name in TYPES:
+        path = hf_folder_to_gguf(folder, root / f"chat.{type_name}.gguf", type_name)
+        path.chmod(0o644)
+        out[type_name] = path
+    return out
+
+
+@pytest.fixture(scope="module")
+def page(browser, site_server, files):
+    server = Server(ROOT, mounts={"/gguf/": files["folder"].parent}).start()
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(BOOT_TIMEOUT_MS)
+    guard = ConsoleGuard(page)
+    guard.allow(r"status of 404")  # optional files of the safetensors folder
+    page.goto(server.url)
+    wait_ready(page)
+    yield page
+    problems = guard.unexpected()
+    context.close()
+    server.stop()
+    assert not problems, "unexpected console/page errors:\n" + "\n".join(problems)
+
+
+_REF: dict = {}
+
+
+def transformers_run(path):
+    """(greedy ids, logits [NEW, vocab]) of transformers in f32 on a GGUF file."""
+    from transformers import AutoModelForCausalLM
+
+    if path not in _REF:
+        model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32).eval()
+        with torch.no_grad():
+            out = model.generate(torch.tensor([PROMPT]), max_new_tokens=NEW, do_sample=False, eos_token_id=None,
+                                 pad_token_id=0)
+            logits = model(out[:, :-1]).logits[0, len(PROMPT) - 1:].numpy()
+        _REF[path] = (out[0, len(PROMPT):].tolist(), logits)
+    return _REF[path]
+
+
+def run(page, ref: str, **opts) -> dict:
+    return page.evaluate("""async ([ref, opts, prompt, n]) => {
+      try {
+        const info = await pywebgpt.load(ref, {cache: false, ...opts});
+        const out = await pywebgpt.generate('', {prompt_ids: prompt, max_new_tokens: n, temperature: 0,
+                                                 stop_on_eos: false, return_logits: true});
+        return {info, out};
+      } catch (e) { return {error: {code: e.code, message: e.message}}; }
+    }""", [ref, opts, PROMPT, NEW])
+
+
+def logits_of(out: dict) -> np.ndarray:
+    raw = np.frombuffer(base64.b64decode(out["logits_f32_b64"]), dtype="<f4")
+    return raw.reshape(-1, out["vocab_size"])
+
+
+def check_equal(result: dict, path) -> float:
+    assert "error" not in result, result
+    ids, want = transformers_run(path)
+    got = logits_of(result["out"])
+    assert result["out"]["tokens"] == ids
+    worst = float(np.abs(got - want).max())
+    assert worst < 1e-3, worst
+    return worst
+
+
+@pytest.mark.parametrize("type_name", TYPES)
+def test_a_gguf_of_each_type_loads_as_it_is_and_equals_transformers(page, files, type_name):
+    result = run(page, f"/gguf/{files[type_name].name}")
+    check_equal(result, files[type_name])
+    info = result["info"]
+    assert info["family"] == "llama" and info["chat"] is True and info["vocab_size"] == 100
+    matrices = {type_name} if type_name in ("Q8_0", "Q4_0", "Q4_1", "F16", "BF16") else {"F32"}
+    assert set(info["weight_formats"]) == matrices, info["weight_formats"]
+    assert info["load"]["file_bytes"] == files[type_name].stat().st_size
+
+
+@pytest.mark.parametrize("fmt", ["q8_0", "q4_0"])
+def test_quantize_on_load_equals_the_gguf_quantizer(page, files, fmt):
+    """The folder's f16 matrices quantized on the GPU give the logits of ggml's quantization of the
+    same matrices (the GGUF of that type), and the weights take the packed size."""
+    result = run(page, f"/gguf/{files['folder'].name}/", quantize=fmt)
+    check_equal(result, files[fmt.upper()])
+    info = result["info"]
+    assert info["weight_formats"] == [fmt.upper()]
+    assert any(f"quantized to {fmt.upper()}" in n for n in info["notices"]), info["notices"]
+    plain = run(page, f"/gguf/{files['folder'].name}/")
+    assert info["gpu_bytes_by_kind"]["weights"] < 0.7 * plain["info"]["gpu_bytes_by_kind"]["weights"]
+
+
+def test_bad_quantize_options_are_refused(page, files):
+    for bad, words in (("q5_k", "quantize must be one of q8_0, q4_0"), (7, "quantize must be one of")):
+        r = run(page, f"/gguf/{files['folder'].name}/", quantize=bad)
+        assert r["error"]["code"] == "input" and words in r["error"]["message"], r
+    r = run(page, "weights/shakespeare-char/", quantize="q8_0")
+    assert r["error"]["code"] == "input" and "Llama-family" in r["error"]["message"], r
+
+
+def test_a_gguf_from_the_hub_loads_with_progress_and_then_from_the_cache(page, files):
+    hub = Hub().start()
+    try:
+        repo = hub.add("test/chat-GGUF", files["folder"].parent)
+        ref = f"{repo}/{files['Q4_0'].name}"
+        load = """async ([ref, hub]) => {
+          const events = [];
+          const info = await pywebgpt.load(ref, {hub, onProgress: (p) => events.push(p)});
+          return {info, events};
+        }"""
+        cold = page.evaluate(load, [ref, hub.url])
+        assert cold["info"]["source"].endswith(files["Q4_0"].name), cold["info"]["source"]
+        downloads = [e for e in cold["events"] if e["phase"] == "download"]
+        assert downloads and downloads[-1]["loaded"] == files["Q4_0"].stat().st_size
+        hub.clear_log()
+        warm = page.evaluate(load, [ref, hub.url])
+        assert warm["info"]["load"]["from_cache"] is True and hub.requests() == []
+        page.evaluate("([repo, hub]) => pywebgpt.clearCache(repo, {hub})", [repo, hub.url])
+    finally:
+        hub.stop()
+
+
+def test_a_picked_gguf_file_loads(page, files):
+    page.evaluate("() => { const i = document.createElement('input'); i.type = 'file'; i.id = 'pick-gguf'; "
+                  "i.hidden = true; document.body.append(i); }")
+    page.locator("#pick-gguf").set_input_files(files["Q8_0"])
+    info = page.evaluate("async () => pywebgpt.load({files: document.querySelector('#pick-gguf').files})")
+    assert info["weight_formats"] == ["Q8_0"] and info["chat"] is True, info
+
+
+def malformed(good: bytes) -> dict:
+    """name -> bytes of a GGUF file that must be refused."""
+    import struct
+
+    version_at, count_at = 4, 8
+    out = {"truncated.gguf": good[:len(good) // 2],
+           "absurd-count.gguf": good[:count_at] + struct.pack("<Q", 1 << 40) + good[count_at + 8:],
+           "version-9.gguf": good[:version_at] + struct.pack("<I", 9) + good[version_at + 4:]}
+    # a lying offset: the last tensor's data offset moved past the end of the file
+    from app.gguf import parse_gguf_header
+
+    header = parse_gguf_header(good, len(good))
+    last = list(header.tensors.values())[-1]
+    key = last.name.encode() + struct.pack("<I", len(last.dims)) + struct.pack(f"<{len(last.dims)}Q", *last.dims)
+    at = good.index(key) + len(key) + 4  # after the type id: the u64 offset
+    out["lying-offset.gguf"] = good[:at] + struct.pack("<Q", last.offset + (1 << 30)) + good[at + 8:]
+    type_at = good.index(key) + len(key)
+    out["unknown-type.gguf"] = good[:type_at] + struct.pack("<I", 99) + good[type_at + 4:]
+    return out
+
+
+def test_malformed_gguf_files_are_refused_before_any_gpu_allocation(page, files, tmp_path):
+    bad_dir = files["folder"].parent / "bad"
+    bad_dir.mkdir(exist_ok=True)
+    for name, data in malformed(files["Q8_0"].read_bytes()).items():
+        (bad_dir / name).write_bytes(data)
+        (bad_dir / name).chmod(0o644)
+    run_py(page, "engine.unload() if engine.model else None\nNone")
+    before = run_py(page, "gpu.live_buffers")
+    for name, words in (("truncated.gguf", "truncated"), ("absurd-count.gguf", "metadata"),
+                        ("version-9.gguf", "version"), ("lying-offset.gguf", "end of the file"),
+                        ("unknown-type.gguf", "type")):
+        r = run(page, f"/gguf/bad/{name}")
+        assert r.get("error", {}).get("code") == "format", (name, r)
+        assert name in r["error"]["message"] and words in r["error"]["message"].lower(), (name, r["error"])
+        assert run_py(page, "gpu.live_buffers") == before, name
+    ok = run(page, f"/gguf/{files['Q8_0'].name}")  # the page is still usable
+    check_equal(ok, files["Q8_0"])
