@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -210,3 +212,21 @@ def test_malformed_gguf_files_are_refused_before_any_gpu_allocation(page, files,
         assert run_py(page, "gpu.live_buffers") == before, name
     ok = run(page, f"/gguf/{files['Q8_0'].name}")  # the page is still usable
     check_equal(ok, files["Q8_0"])
+
+
+@pytest.mark.slow
+def test_the_cli_takes_a_gguf_file_and_quantize(files, tmp_path):
+    """tools/generate.py --model FILE.gguf, and --quantize on a folder: the same --json and
+    --dump-logits contract, the same ids and logits as transformers on the GGUF."""
+    ids = ",".join(map(str, PROMPT))
+    for model, extra, want in ((files["Q4_1"], [], files["Q4_1"]),
+                               (files["folder"], ["--quantize", "q4_0"], files["Q4_0"])):
+        dump = tmp_path / f"{want.stem}.npy"
+        proc = subprocess.run([sys.executable, str(ROOT / "tools/generate.py"), "--model", str(model), "--prompt-ids",
+                               ids, "--max-new-tokens", str(NEW), "--no-stop-on-eos", "--json", "--dump-logits",
+                               str(dump), *extra], capture_output=True, text=True, cwd=ROOT, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        report = json.loads(proc.stdout.strip().splitlines()[-1])
+        want_ids, want_logits = transformers_run(want)
+        assert report["tokens"] == want_ids and report["model"]["weight_formats"] == [want.stem.split(".")[-1]]
+        assert float(np.abs(np.load(dump) - want_logits).max()) < 1e-3

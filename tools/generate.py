@@ -1,10 +1,11 @@
 """Generate text with PyWebGPT from the command line: the real engine, in a real runtime.
 
-    python tools/generate.py --model DIR (--prompt TEXT | --prompt-ids 1,2,3) [--max-new-tokens N]
+    python tools/generate.py --model DIR|FILE.gguf (--prompt TEXT | --prompt-ids 1,2,3) [--max-new-tokens N]
         [--temperature T] [--top-k K] [--top-p P] [--repetition-penalty R] [--seed S] [--stop STR]
-        [--json] [--dump-logits FILE.npy] [--runtime browser|node] [--browser PATH]
+        [--quantize q8_0|q4_0] [--json] [--dump-logits FILE.npy] [--runtime browser|node] [--browser PATH]
 
-It serves the site, mounts the model folder (anywhere on disk) under /models/, and runs the page's
+It serves the site, mounts the model folder (or the GGUF file's folder; anywhere on disk) under
+/models/, and runs the page's
 own engine: in headless Chromium with WebGPU (default; SwiftShader unless a GPU is usable), or in
 Node + Dawn (`--runtime node`, which reaches a real NVIDIA GPU on a machine without a display).
 Temperature 0 means greedy. A model it cannot run: exit status 2 and one line `error: ...`.
@@ -51,6 +52,8 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--stop", action="append", default=None, help="stop string (repeatable)")
     p.add_argument("--no-stop-on-eos", action="store_true", help="keep going past the end-of-text token")
+    p.add_argument("--quantize", choices=("q8_0", "q4_0"), default=None,
+                   help="quantize a Llama-family model's float matrices on the GPU while loading")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--dump-logits", type=Path, help="write float32 [new_tokens, vocab] logits to this .npy")
     p.add_argument("--runtime", choices=("browser", "node"), default="browser")
@@ -61,7 +64,8 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True, help="a model folder: config.json, model.safetensors, tokenizer files")
+    p.add_argument("--model", required=True, help="a model folder (config.json, model.safetensors, tokenizer files) "
+                                                   "or a .gguf file")
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--prompt")
     g.add_argument("--prompt-ids", help="comma-separated token ids")
@@ -115,7 +119,9 @@ def run_browser(args, server: Server, model_ref: str, prompt: str, opts: dict) -
             page.goto(server.url)
             try:
                 info = page.evaluate("() => window.pywebgpt.ready")
-                model = page.evaluate("(ref) => window.pywebgpt.load(ref)", model_ref)
+                # "./": a site path, not a Hub id such as org/name/file.gguf
+                model = page.evaluate("([ref, o]) => window.pywebgpt.load(ref, o)",
+                                      ["./" + model_ref, load_options(args)])
                 results = [page.evaluate("([p, o]) => window.pywebgpt.generate(p, o)", [prompt, opts])
                            for _ in range(max(1, args.repeat))]
             except PlaywrightError as exc:
@@ -136,7 +142,7 @@ def run_node(args, server: Server, model_ref: str, prompt: str, opts: dict, extr
         env["VK_ICD_FILENAMES"] = SWIFTSHADER_ICD  # no GPU driver configured: software Vulkan
         env["LD_LIBRARY_PATH"] = "/usr/lib/chromium:" + env.get("LD_LIBRARY_PATH", "")
     payload = {"model_url": server.url + model_ref, "prompt": prompt, "options": opts, "repeat": max(1, args.repeat),
-               **(extra or {})}
+               "load_options": load_options(args), **(extra or {})}
     proc = subprocess.run([node, str(ROOT / "tools" / "node_runner.mjs"), json.dumps(payload)],
                           capture_output=True, text=True, env=env)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
@@ -149,24 +155,33 @@ def run_node(args, server: Server, model_ref: str, prompt: str, opts: dict, extr
     return out
 
 
+def load_options(args) -> dict:
+    """pywebgpt.load()'s options from the command line."""
+    return {"quantize": args.quantize} if getattr(args, "quantize", None) else {}
+
+
 def model_folder(model: str) -> Path:
-    """--model as a folder the engine can load (config.json present), or CliError."""
-    model_dir = Path(model).expanduser().resolve()
-    if not model_dir.is_dir():
-        raise CliError(f"--model {model}: not a folder")
-    if not (model_dir / "config.json").is_file():
+    """--model as a folder the engine can load (config.json present) or a .gguf file, or CliError."""
+    path = Path(model).expanduser().resolve()
+    if path.is_file() and path.suffix.lower() == ".gguf":
+        return path
+    if not path.is_dir():
+        raise CliError(f"--model {model}: not a folder nor a .gguf file")
+    if not (path / "config.json").is_file():
         raise CliError(f"--model {model}: no config.json in that folder")
-    return model_dir
+    return path
 
 
-def run_model(args, model_dir: Path, prompt: str, opts: dict) -> dict:
-    """Serve the site with the model mounted under /models/m/ and generate in the chosen runtime."""
+def run_model(args, model_path: Path, prompt: str, opts: dict) -> dict:
+    """Serve the site with the model folder (or a GGUF file's folder) mounted under /models/m/ and
+    generate in the chosen runtime."""
     if args.runtime == "browser":  # the Node runner needs no vendor/ (nor npm)
         vendor()
-    server = Server(ROOT, mounts={"/models/m/": model_dir}).start()
+    gguf = model_path.is_file()
+    server = Server(ROOT, mounts={"/models/m/": model_path.parent if gguf else model_path}).start()
     try:
         runner = run_node if args.runtime == "node" else run_browser
-        return runner(args, server, "models/m/", prompt, opts)
+        return runner(args, server, "models/m/" + (model_path.name if gguf else ""), prompt, opts)
     finally:
         server.stop()
 
@@ -180,7 +195,7 @@ def print_report(args, out: dict) -> None:
         "prompt_ids": result["prompt_ids"], "tokens": result["tokens"], "text": result["text"],
         "finish_reason": result["finish_reason"], "timings": timings, "adapter": info.get("adapter"),
         "runtime": args.runtime,
-        "model": {k: out["model"].get(k) for k in ("parameters", "dtype", "context", "gpu_bytes")},
+        "model": {k: out["model"].get(k) for k in ("parameters", "dtype", "weight_formats", "context", "gpu_bytes")},
     }
     if result.get("notices"):
         report["notices"] = result["notices"]

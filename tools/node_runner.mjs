@@ -59,9 +59,9 @@ except Exception as exc:
 `);
   const info = await api.ready;
   const readyMs = performance.now() - t0;
-  const model = await api.load(args.model_url);
+  const model = await api.load(args.model_url, args.load_options || {});
   let warmModel = null;
-  if (args.reload) warmModel = await api.load(args.model_url);  // second load, e.g. for tools/bench.py
+  if (args.reload) warmModel = await api.load(args.model_url, args.load_options || {});  // second load, e.g. for tools/bench.py
   const results = [];
   for (let i = 0; i < (args.repeat || 1); i++) {
     results.push(await api.generate(args.prompt ?? '', args.options || {}));
