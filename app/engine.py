@@ -31,7 +31,7 @@ from .generate import Generation, GenerationResult
 from .gpu import GPU, is_null
 from .load_job import LoadJob
 from .loader import load_model as load_onto_gpu
-from .sampling import SAMPLING_KEYS, SamplingParams
+from .sampling import SAMPLING_KEYS, SamplingParams, check_context_policy
 from .shapes import KernelShapes
 
 DEVICE_LOST = ("The GPU device was lost ({reason}). Your prompt and output are kept; the next action restarts "
@@ -326,7 +326,8 @@ class Model:
     def generate(self, prompt: str = "", *, max_new_tokens: int = 200, temperature: float = 1.0,
                  top_k: int = 0, top_p: float = 1.0, repetition_penalty: float = 1.0, seed: int | None = None,
                  stop=(), stop_on_eos: bool = True, prompt_ids=None, return_logits: bool = False,
-                 chain: bool = True, reuse_cache: bool = False, skip_special_tokens: bool = False) -> "TextStream":
+                 chain: bool = True, reuse_cache: bool = False, skip_special_tokens: bool = False,
+                 context_policy: str = "truncate", keep_first: int = 0) -> "TextStream":
         """Start a generation: an async iterator of text pieces (`async for piece in ...`).
 
         temperature 0 = greedy; top_k 0 and top_p 1 = off; repetition_penalty 1 = off; seed None
@@ -334,13 +335,15 @@ class Model:
         included); prompt_ids: token ids instead of prompt text; chain=False runs every decode step
         after Python has read the previous one (the same tokens, slower: app/bench.py compares
         them); skip_special_tokens leaves special tokens (<|im_start|>, ...) out of the text, as
-        transformers' decode(skip_special_tokens=True) does. Bad options raise InputError (a
+        transformers' decode(skip_special_tokens=True) does; context_policy 'slide' (with
+        keep_first) keeps generating past the context (app/generate.py). Bad options raise InputError (a
         ValueError) here, before anything runs. The stream's `.result` (also `model.last_result`)
         holds tokens, text, finish_reason, dropped_prompt_tokens, notices and timings once it ends.
         """
         self._check_usable()
         if self._running is not None:
             raise GenerationBusy("a generation is already running on this model; wait for it or call stop()")
+        check_context_policy(context_policy, keep_first)
         params = SamplingParams(max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k or 0,
                                 top_p=top_p, repetition_penalty=repetition_penalty, seed=seed,
                                 stop=list(stop) if isinstance(stop, (list, tuple)) else stop,
@@ -355,7 +358,8 @@ class Model:
                 raise InputError(f"prompt must be a string, got {type(prompt).__name__}")
             ids = self.tokenizer.encode(prompt)
         generation = Generation(self._loaded, ids, params, keep_logits=bool(return_logits), chain=chain,
-                                reuse_cache=reuse_cache, skip_special_tokens=bool(skip_special_tokens))
+                                reuse_cache=reuse_cache, skip_special_tokens=bool(skip_special_tokens),
+                                context_policy=context_policy, keep_first=keep_first)
         stream = TextStream(self, generation)
         # weak: a stream dropped unstarted, or left by `break` and no longer referenced, is
         # finalized and releases the model

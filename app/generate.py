@@ -51,6 +51,18 @@ class GenerationResult:
     logits: list = field(default_factory=list)  # array('f') per new token, when asked for
     reused_tokens: int = 0    # prompt tokens whose keys and values the KV cache already held
     prefilled_tokens: int = 0  # prompt tokens run through the model
+    # context_policy 'slide': each time the context filled, {token: how many new tokens there were,
+    # kept_first, kept_last}: the model then saw ids[:kept_first] + ids[-kept_last:] of all ids so far
+    slides: list = field(default_factory=list)
+
+
+def slide_window(ids: list, n_ctx: int, keep_first: int) -> tuple:
+    """(kept_first, kept_last) when `ids` no longer fit a context of n_ctx: the first tokens stay
+    (an instruction, a system prompt) and half of the room after them is freed, so that a long
+    generation recomputes the window every (n_ctx - keep_first) / 2 tokens, not every token."""
+    keep_first = min(keep_first, n_ctx // 2)
+    kept_last = max(1, (n_ctx - keep_first) // 2)
+    return keep_first, min(kept_last, len(ids) - keep_first)
 
 
 def candidates_needed(params: SamplingParams) -> tuple[int, bool]:
@@ -82,11 +94,15 @@ def alternatives(step: StepResult) -> list:
 
 class Generation:
     def __init__(self, loaded, prompt_ids: list, params: SamplingParams, keep_logits: bool = False,
-                 chain: bool = True, reuse_cache: bool = False, skip_special_tokens: bool = False):
+                 chain: bool = True, reuse_cache: bool = False, skip_special_tokens: bool = False,
+                 context_policy: str = "truncate", keep_first: int = 0):
         """chain=False runs every decode step after Python has read the previous one, even when the
         GPU could choose the next token (the same tokens, slower; app/bench.py compares the two).
         reuse_cache: keep the KV cache of the longest prefix this prompt shares with what the cache
-        holds (the conversation so far, in a chat) and prefill only the rest."""
+        holds (the conversation so far, in a chat) and prefill only the rest. context_policy
+        'truncate' caps max_new_tokens at the context and drops the prompt's oldest tokens to make
+        room; 'slide' keeps going when the context fills: the first `keep_first` tokens stay, the
+        oldest of the rest go, and the window is recomputed (prefilled again at its new positions)."""
         self.loaded = loaded
         self.model = loaded.model
         self.tokenizer = loaded.tokenizer
@@ -101,6 +117,19 @@ class Generation:
         self.result = GenerationResult(prompt_ids=list(prompt_ids))
         if not prompt_ids:
             raise InputError("the prompt is empty: give at least one token")
+        self.slide = context_policy == "slide"
+        self.keep_first = keep_first
+        if self.slide:
+            self.max_new = max_new
+            self.prompt = list(prompt_ids)
+            if len(prompt_ids) >= n_ctx:
+                first, last = slide_window(self.prompt, n_ctx, keep_first)
+                self.prompt = self.prompt[:first] + self.prompt[len(self.prompt) - last:]
+                self.result.dropped_prompt_tokens = len(prompt_ids) - len(self.prompt)
+                self.result.notices.append(
+                    f"the prompt has {len(prompt_ids)} tokens, more than the context of {n_ctx}: its first {first} "
+                    f"and last {last} were kept")
+            return
         if max_new > n_ctx - 1:
             self.result.notices.append(f"max_new_tokens lowered from {max_new} to {n_ctx - 1}, the context minus one")
             max_new = n_ctx - 1
@@ -210,6 +239,13 @@ class Generation:
                     model.rollback(1)
                     ahead = None
                     chain_misses += 1
+                if self.slide and ahead is None and model.pos >= model.n_ctx:  # full: recompute a window
+                    step = await self._slide(seen, k, temperature, full, gpu_choice(0))
+                    if step is None:
+                        finish = "cancelled"
+                        break
+                    t_step = time.perf_counter()
+                    continue
                 handle = ahead or model.submit_decode(token, k=k, temperature=temperature, full_logits=full,
                                                       choice=gpu_choice(0))
                 ahead = None
@@ -228,7 +264,8 @@ class Generation:
             if ahead is not None:
                 model.rollback(1)
         await model.drain()
-        model.cached_ids = (self.prompt + result.tokens)[:model.pos]  # what the KV cache holds now
+        # what the KV cache holds now (after a slide, a window: not a prefix of these ids)
+        model.cached_ids = [] if result.slides else (self.prompt + result.tokens)[:model.pos]
         if finish != "stop":  # text held back (a partial character, a possible stop string start)
             tail = stops.flush(detok.flush())
             if tail:
@@ -247,6 +284,21 @@ class Generation:
             "chain_misses": chain_misses,
             "total_ms": (time.perf_counter() - t0) * 1000,
         })
+
+    async def _slide(self, seen: list, k: int, temperature: float, full: bool, choice) -> StepResult | None:
+        """The context is full: prefill the window of `seen` (every id so far, the newest not in the
+        cache yet) from position 0; its last step gives the next token."""
+        model, result = self.model, self.result
+        first, last = slide_window(seen, model.n_ctx, self.keep_first)
+        if not result.slides:
+            result.notices.append(f"the context of {model.n_ctx} tokens filled: the first {first} tokens are kept and "
+                                  f"the oldest of the rest dropped, the window recomputed each time it fills")
+        result.slides.append({"token": len(result.tokens), "kept_first": first, "kept_last": last})
+        await model.drain()
+        model.reset()
+        window = seen[:first] + seen[len(seen) - last:]
+        return await model.prefill(window, k=k, temperature=temperature, full_logits=full,
+                                   should_stop=lambda: self.cancelled, choice=choice)
 
     def _choose(self, sampler, step: StepResult, seen: list) -> int:
         if step.full_logits is not None:

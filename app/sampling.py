@@ -140,7 +140,8 @@ class SamplingParams:
 
 
 # Options a generation takes besides the sampling settings (app/engine.py Model.generate).
-GENERATION_KEYS = ("prompt_ids", "return_logits")
+GENERATION_KEYS = ("prompt_ids", "return_logits", "context_policy", "keep_first")
+CONTEXT_POLICIES = ("truncate", "slide")
 SAMPLING_KEYS = ("max_new_tokens", "temperature", "top_k", "top_p", "repetition_penalty", "seed", "stop",
                  "stop_on_eos")
 
@@ -160,7 +161,19 @@ def generation_options(opts: dict) -> dict:
     if opts.get("prompt_ids") is not None:
         out["prompt_ids"] = opts["prompt_ids"]
     out["return_logits"] = bool(opts.get("return_logits"))
+    for key in ("context_policy", "keep_first"):
+        if opts.get(key) is not None:
+            out[key] = opts[key]
+    check_context_policy(out.get("context_policy", "truncate"), out.get("keep_first", 0))
     return out
+
+
+def check_context_policy(policy, keep_first) -> None:
+    """InputError unless `policy` is one of CONTEXT_POLICIES and keep_first a count of tokens."""
+    if policy not in CONTEXT_POLICIES:
+        raise InputError(f"context_policy must be one of {', '.join(CONTEXT_POLICIES)}, got {str(policy)[:40]!r}")
+    if type(keep_first) is not int or keep_first < 0:
+        raise InputError(f"keep_first must be a whole number of tokens >= 0, got {str(keep_first)[:40]!r}")
 
 
 class PCG32:

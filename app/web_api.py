@@ -184,7 +184,8 @@ def _generate(prompt: str, opts_json: str, on_token=None):
                 on_token(json.dumps({"token": event.token, "text": event.text, "top": top}))
         r = stream.result
         out = {"prompt_ids": r.prompt_ids, "tokens": r.tokens, "text": r.text, "finish_reason": r.finish_reason,
-               "dropped_prompt_tokens": r.dropped_prompt_tokens, "notices": r.notices, "timings": r.timings}
+               "dropped_prompt_tokens": r.dropped_prompt_tokens, "notices": r.notices, "timings": r.timings,
+               "slides": r.slides}
         if r.logits:
             out["logits_f32_b64"] = base64.b64encode(b"".join(a.tobytes() for a in r.logits)).decode()
             out["vocab_size"] = model.config.vocab_size

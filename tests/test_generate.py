@@ -655,6 +655,39 @@ def test_context_policy_at_the_boundary(page, models):
     assert most["tokens"] == ref_greedy(folder, long[4:5], 31)[0]
 
 
+def test_sliding_context_keeps_the_first_tokens_and_equals_recomputation(page, models):
+    """context_policy 'slide' generates past a context of 32: each time it fills, the first
+    keep_first tokens stay, the oldest of the rest go, and the tokens that follow equal the
+    reference run from scratch on exactly that window (positions restart at 0), window by window."""
+    use(page, "char", context=32)
+    folder = models["char"]
+    ids = prompt(12, seed=11)
+    r = generate(page, ids, max_new_tokens=60, temperature=0, context_policy="slide", keep_first=4)
+    assert r["finish_reason"] == "length" and len(r["tokens"]) == 60, r
+    slides = r["slides"]
+    assert len(slides) >= 3 and all(s["kept_first"] == 4 for s in slides), slides
+    assert any("first 4 tokens are kept" in n for n in r["notices"]), r["notices"]
+    every = ids + r["tokens"]
+    assert r["tokens"][:slides[0]["token"]] == ref_greedy(folder, ids, slides[0]["token"])[0]
+    for i, s in enumerate(slides):
+        upto = len(ids) + s["token"]  # ids the model had seen when the context filled
+        window = every[:s["kept_first"]] + every[upto - s["kept_last"]:upto]
+        assert len(window) < 32
+        end = slides[i + 1]["token"] if i + 1 < len(slides) else len(r["tokens"])
+        assert r["tokens"][s["token"]:end] == ref_greedy(folder, window, end - s["token"])[0], i
+
+    bad = page.evaluate("""async () => {
+      const out = [];
+      for (const o of [{context_policy: 'wrap'}, {keep_first: -1}, {keep_first: 1.5}]) {
+        try { await pywebgpt.generate('', {prompt_ids: [1, 2], max_new_tokens: 2, ...o}); out.push(null); }
+        catch (e) { out.push({code: e.code, message: e.message}); }
+      }
+      return out;
+    }""")
+    assert [b["code"] for b in bad] == ["input"] * 3, bad
+    assert "context_policy must be one of truncate, slide" in bad[0]["message"]
+
+
 # ------------------------------------------------------------------------------------ seeds, sampler
 
 
