@@ -1,23 +1,42 @@
-"""Engine benchmark, run inside the page or the Node runner on a loaded model (tools/bench.py).
+"""Engine benchmark, run inside the page or the Node runner (tools/bench.py).
 
-Measures what issue 10 asks for with the same code paths users run: prefill tokens/s at several
-prompt lengths, decode ms/token (median, p90) at several contexts, one step at a time and chained
-as a greedy generation runs them, dispatches / FFI calls / bytes read back per decode step, GPU
-memory, and the effective bandwidth of the weight reads of a decode step against a
-copyBufferToBuffer measured on the same device in the same run; with the loaded model, whole
-generations with the page's default sampling settings, chained and one step at a time.
+Measures, with the same code paths users run: prefill tokens/s at several prompt lengths, decode
+ms/token (median, p90) at several contexts, one step at a time and chained as a greedy generation
+runs them, dispatches / FFI calls / bytes read back per decode step, GPU memory, and, with a loaded
+model, whole generations with the page's default sampling settings.
+
+Every figure is also set against what the adapter can do, measured in the same run by
+shaders/roofline.wgsl through the engine's own GPU code (`roofline`): the read bandwidth of a
+streaming kernel (vec4<u32> loads, grid-stride) and the f32 FMA rate. A decode step is reported as
+the bytes it must read (its weights, one row of the token table, the KV cache up to the context)
+per unit of time and as a fraction of that read roofline; a prefill as TFLOP/s against the FMA
+rate. `kernel_times` times each dispatch of a decode step on the GPU (timestamp queries, one
+compute pass per dispatch) with the bytes it reads.
+
+`synthetic` benchmarks a model shape without its file: the graph of a named config (a Llama-1B,
+SmolLM2-135M, GPT-2 117M / XL) with random weights made on the GPU in the chosen format (float, or
+valid Q8_0 / Q4_0 / Q4_1 blocks), so a 2.5 GB model costs nothing to carry to a lent GPU.
 Figures only: nothing here asserts a time.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import struct
 import time
+import zlib
 
 import js
 
+from .buffer_plan import BufferPlan
+from .config import config_from_dict, param_count
 from .contract import KMAX
 from .gpu import COPY_DST, COPY_SRC, STORAGE, _js_obj, is_null
+from .kernels import kernel
+from .model import model_graph
+from .runner import GPUModel
+from .weights import row_bytes
 
 
 def _ids(n: int, vocab: int) -> list:
@@ -149,16 +168,29 @@ async def sampled_generation_ms(model, new_tokens: int = 64, prompt_length: int 
 
 
 async def run(engine_model, prompt_lengths=(16, 128, 512), contexts=(16, 128, 512), decode_steps: int = 20,
-              copy_probe: bool = True, generate_tokens: int = 64) -> dict:
+              copy_probe: bool = True, generate_tokens: int = 64, kernel_times: bool = True) -> dict:
     """Every figure for one loaded model (app/engine.py Model)."""
-    gpu, model = engine_model.gpu, engine_model.gpu_model
+    out = await measure(engine_model.gpu, engine_model.gpu_model, prompt_lengths, contexts, decode_steps,
+                        copy_probe=copy_probe, per_kernel=kernel_times)
+    if generate_tokens > 0:
+        out["generate_sampled_ms_per_token"] = await sampled_generation_ms(engine_model, generate_tokens)
+    return out
+
+
+async def measure(gpu, model, prompt_lengths=(16, 128, 512), contexts=(16, 128, 512), decode_steps: int = 20,
+                  copy_probe: bool = True, per_kernel: bool = True) -> dict:
+    """Every figure of a GPU model (app/runner.py GPUModel) that needs no tokenizer, with the
+    adapter's roofline measured in the same run."""
     cfg = model.cfg
     V, n_ctx = cfg.vocab_size, model.n_ctx
-    out = {"n_ctx": n_ctx, "dtype": model.weight_dtype, "gpu_bytes": model.gpu_bytes(),
+    out = {"n_ctx": n_ctx, "dtype": model.weight_dtype,
+           "weight_formats": sorted({model.weight_dtype, *getattr(model.graph, "formats", {}).values()}),
+           "gpu_bytes": model.gpu_bytes(), "weight_gpu_bytes": model.plan.by_kind().get("weights"),
            "dispatches_per_decode_step": model.dispatches_per_decode_step,
            "dispatch_limit": 6 * cfg.n_layer + 4, "prefill": {}, "decode": {}, "decode_chained": {}}
     out["compile_s"] = round(await model.warm_up(), 3)  # no-op cost if already compiled
     await spin_up(model)
+    out["roofline"] = await roofline(gpu)
 
     for n in prompt_lengths:
         n = min(n, n_ctx - 1)
@@ -204,8 +236,10 @@ async def run(engine_model, prompt_lengths=(16, 128, 512), contexts=(16, 128, 51
     out["readback_bytes_per_decode_step"] = model.last_readback_bytes
     out["gpu_timestamps"] = await gpu_decode_times(gpu, model, contexts[0], decode_steps + 3)
     out["gpu_timestamps_k64"] = await gpu_decode_times(gpu, model, contexts[0], decode_steps + 3, k=KMAX)
-    if generate_tokens > 0:
-        out["generate_sampled_ms_per_token"] = await sampled_generation_ms(engine_model, generate_tokens)
+    if per_kernel:
+        # at the context of gpu_timestamps, whose pass_ms the sum of the dispatches is set against
+        out["kernel_times"] = await kernel_times(model, min(contexts[0], n_ctx - decode_steps - 6),
+                                                 reps=3 if gpu.is_cpu else 10)
     wbytes = model.graph.decode_weight_bytes()
     out["weight_bytes_per_decode_step"] = wbytes
     first_ctx = str(min(contexts[0], n_ctx - decode_steps - 6))
@@ -216,10 +250,402 @@ async def run(engine_model, prompt_lengths=(16, 128, 512), contexts=(16, 128, 51
     if copy_probe:
         copy = await copy_bandwidth_gbs(gpu)
         out["copy_gbs"] = round(copy, 1)
+        out["roofline"]["copy_gbs"] = out["copy_gbs"]
         out["fraction_of_copy_bandwidth"] = round(out["weight_gbs_at_first_context"] / copy, 3)
         out["fraction_of_copy_bandwidth_chained"] = round(out["weight_gbs_chained_at_first_context"] / copy, 3)
+    against_roofline(out, model.graph)
     model.reset()
     return out
+
+
+# ------------------------------------------------------------------------------ the roofline
+
+QUERY_SET_MAX = 4096  # WebGPU's most queries in one set
+# (loads in flight per invocation, contiguous range per invocation, workgroups) tried for the read
+# roofline; the best counts
+READ_SHAPES_GPU = ((1, False, 1024), (4, False, 1024), (1, False, 4096), (4, False, 4096), (1, False, 16384),
+                   (4, False, 16384))
+READ_SHAPES_CPU = ((4, False, 16), (1, True, 4), (1, True, 16), (1, True, 64))
+
+
+def _roofline_kernel(gpu, entry: str, **values):
+    """(Kernel, pipeline) of a shaders/roofline.wgsl entry point, built as every engine kernel is."""
+    consts = {"READ_UNROLL": 1, "READ_CHUNKED": False, "FMA_ITERS": 1, "FILL_FORMAT": 0, **values}
+    k = kernel("roofline.wgsl", entry, "F32", **consts)
+    return k, gpu.pipeline(gpu.shader_module(k.source(), k.shader), k.entry, k.label)
+
+
+def _bind(gpu, k, pipeline, label: str, **buffers):
+    binding = k.bindings()
+    return gpu.bind_group(pipeline, {binding[name].index: buf for name, buf in buffers.items()}, label)
+
+
+async def _time_dispatches(gpu, pipeline, group, groups: int, reps: int) -> dict:
+    """`reps` dispatches of (groups, 1, 1) in one compute pass, best of three submissions: the
+    GPU's own time between the pass's start and end (timestamp queries, where the adapter has
+    them) and the host's from submit to done."""
+    stamps = "timestamp-query" in gpu.features
+    query_set = resolved = None
+    if stamps:
+        query_set = gpu.device.createQuerySet(_js_obj({"type": "timestamp", "count": 2}))
+        resolved = gpu.buffer(16, QUERY_RESOLVE | COPY_SRC, "roofline timestamps")
+    try:
+        best = {"wall_s": None, "gpu_s": None}
+        for _ in range(3):
+            encoder = gpu.device.createCommandEncoder()
+            desc = _js_obj({"timestampWrites": _js_obj({"querySet": query_set, "beginningOfPassWriteIndex": 0,
+                                                         "endOfPassWriteIndex": 1})}) if stamps else None
+            cpass = encoder.beginComputePass(desc)
+            cpass.setPipeline(pipeline)
+            cpass.setBindGroup(0, group)
+            for _ in range(reps):
+                cpass.dispatchWorkgroups(groups)
+            cpass.end()
+            if stamps:
+                encoder.resolveQuerySet(query_set, 0, 2, resolved, 0)
+            t0 = time.perf_counter()
+            gpu.submit(encoder)
+            await gpu.queue.onSubmittedWorkDone()
+            wall = time.perf_counter() - t0
+            best["wall_s"] = wall if best["wall_s"] is None else min(best["wall_s"], wall)
+            if stamps:
+                begin, end = struct.unpack("<2Q", await gpu.read(resolved, 16))
+                if end > begin:
+                    ns = (end - begin) / 1e9
+                    best["gpu_s"] = ns if best["gpu_s"] is None else min(best["gpu_s"], ns)
+        gpu.check()
+        return best
+    finally:
+        if query_set is not None:
+            query_set.destroy()
+            gpu.free(resolved)
+
+
+def _best_seconds(t: dict) -> float:
+    return t["gpu_s"] if t["gpu_s"] else t["wall_s"]
+
+
+async def roofline(gpu, read_bytes: int | None = None) -> dict:
+    """The adapter's read bandwidth (GB/s) and f32 FMA rate (TFLOP/s), from shaders/roofline.wgsl.
+
+    Read: a buffer of `read_bytes` (1 GiB on a GPU, far beyond its L2; 64 MiB on a CPU adapter)
+    streamed by each (loads in flight, workgroups) shape, `reps` passes over it in one compute pass;
+    the best shape is the roofline. FMA: 8 independent vec4 chains per invocation. Each figure is
+    the GPU's own time (timestamps) where the adapter has them, else submit-to-done."""
+    cpu = gpu.is_cpu
+    limit = min(int(gpu.limits.get("maxStorageBufferBindingSize", 1 << 27)),
+                int(gpu.limits.get("maxBufferSize", 1 << 28)))
+    nbytes = min(read_bytes or ((64 << 20) if cpu else (1 << 30)), limit) // 16 * 16
+    src = gpu.buffer(nbytes, STORAGE | COPY_DST, "roofline source")
+    sink = gpu.buffer(16, STORAGE, "roofline sink")
+    out = {"read_bytes": nbytes, "timing": "gpu timestamps" if "timestamp-query" in gpu.features else "host",
+           "read_shapes": []}
+    try:
+        await fill_random(gpu, src, "F32", seed=7, groups=16 if cpu else 4096)
+        reps = 2 if cpu else 20
+        for unroll, chunked, groups in READ_SHAPES_CPU if cpu else READ_SHAPES_GPU:
+            k, pipeline = _roofline_kernel(gpu, "read_stream", READ_UNROLL=unroll, READ_CHUNKED=chunked)
+            group = _bind(gpu, k, pipeline, "roofline read", src=src, sink=sink)
+            await _time_dispatches(gpu, pipeline, group, groups, 1)  # warm
+            t = await _time_dispatches(gpu, pipeline, group, groups, reps)
+            gbs = nbytes * reps / _best_seconds(t) / 1e9
+            out["read_shapes"].append({"unroll": unroll, "chunked": chunked, "workgroups": groups, "gbs": round(gbs, 3),
+                                       "host_gbs": round(nbytes * reps / t["wall_s"] / 1e9, 3)})
+        out["read_gbs"] = max(r["gbs"] for r in out["read_shapes"])
+        groups, iters, reps = (16, 256, 2) if cpu else (8192, 512, 5)
+        k, pipeline = _roofline_kernel(gpu, "fma_rate", FMA_ITERS=iters)
+        group = _bind(gpu, k, pipeline, "roofline fma", sink=sink)
+        await _time_dispatches(gpu, pipeline, group, groups, 1)
+        t = await _time_dispatches(gpu, pipeline, group, groups, reps)
+        flop = 256 * groups * iters * 128 * reps
+        out["fma_tflops"] = round(flop / _best_seconds(t) / 1e12, 4)
+        out["fma_shape"] = {"workgroups": groups, "iterations": iters,
+                            "gflop_per_dispatch": round(flop / reps / 1e9, 2)}
+    finally:
+        gpu.free(src)
+        gpu.free(sink)
+    return out
+
+
+# ------------------------------------------------------------------------------ random weights
+
+FILL_FORMATS = {"F32": 0, "F16": 1, "BF16": 2, "Q8_0": 3, "Q4_0": 4, "Q4_1": 5}  # roofline.wgsl FILL_FORMAT
+
+
+async def fill_random(gpu, buf, fmt: str, seed: int, spread: float = 0.02, centre: float = 0.0,
+                      groups: int | None = None, params=None) -> None:
+    """Fill the whole of `buf` with random weights in format `fmt` (roofline.wgsl fill_random);
+    `params`: a 16-byte storage buffer to reuse (queue order makes each dispatch see its own
+    values), else one is made and freed."""
+    words = int(buf.size) // 4
+    groups = groups or (16 if gpu.is_cpu else min(65535, -(-words // 256)))
+    own = params is None
+    if own:
+        params = gpu.buffer(16, STORAGE | COPY_DST, "fill parameters")
+    try:
+        gpu.write(params, struct.pack("<Iff", seed & 0xFFFFFFFF, spread, centre) + bytes(4))
+        k, pipeline = _roofline_kernel(gpu, "fill_random", FILL_FORMAT=FILL_FORMATS[fmt])
+        gpu.run(pipeline, _bind(gpu, k, pipeline, "fill", dst=buf, params=params), groups)
+        if own:
+            await gpu.queue.onSubmittedWorkDone()
+    finally:
+        if own:
+            gpu.free(params)
+
+
+def weight_spread(w) -> tuple:
+    """(spread, centre) of a synthetic weight: norms near 1, biases near 0, matrices about 1/sqrt(width),
+    so activations stay finite through every layer (their values do not change the timings)."""
+    if w.rows == 1:
+        return (0.02, 0.0) if w.label.endswith("bias") else (0.1, 1.0)
+    return (1.0 / math.sqrt(min(w.rows, w.cols)), 0.0)
+
+
+class RandomGPUModel(GPUModel):
+    """A GPUModel whose weights are made on the GPU (random, in each weight's format) instead of
+    uploaded; computed tensors (the rotary table) are uploaded as usual. Filling is queued work:
+    nothing crosses from the host but a few bytes per weight."""
+
+    def _upload(self, w, tensors: dict) -> None:
+        if any(name in tensors for name in w.sources):
+            super()._upload(w, tensors)
+            return
+        if getattr(self, "_fill_params", None) is None:
+            self._fill_params = self.gpu.buffer(16, STORAGE | COPY_DST, "fill parameters")
+        spread, centre = weight_spread(w)
+        k, pipeline = _roofline_kernel(self.gpu, "fill_random", FILL_FORMAT=FILL_FORMATS[w.dtype])
+        buf = self.allocated[w.label]
+        self.gpu.write(self._fill_params, struct.pack("<Iff", zlib.crc32(w.label.encode()), spread, centre) + bytes(4))
+        words = int(buf.size) // 4
+        groups = 16 if self.gpu.is_cpu else min(65535, -(-words // 256))
+        self.gpu.run(pipeline, _bind(self.gpu, k, pipeline, f"fill {w.label}", dst=buf, params=self._fill_params),
+                     groups)
+
+    def free(self):
+        params = getattr(self, "_fill_params", None)
+        if params is not None:
+            self.gpu.free(params)
+            self._fill_params = None
+        super().free()
+
+
+# Configs of the model shapes `synthetic` runs, as their config.json say (rope scaling left out:
+# it changes no kernel's work).
+SYNTHETIC = {
+    "llama-1b": {"model_type": "llama", "hidden_size": 2048, "num_hidden_layers": 16, "num_attention_heads": 32,
+                 "num_key_value_heads": 8, "head_dim": 64, "intermediate_size": 8192, "vocab_size": 128256,
+                 "max_position_embeddings": 131072, "rms_norm_eps": 1e-5, "rope_theta": 500000.0,
+                 "tie_word_embeddings": True},
+    "smollm2-135m": {"model_type": "llama", "hidden_size": 576, "num_hidden_layers": 30, "num_attention_heads": 9,
+                     "num_key_value_heads": 3, "intermediate_size": 1536, "vocab_size": 49152,
+                     "max_position_embeddings": 8192, "rms_norm_eps": 1e-5, "rope_theta": 100000.0,
+                     "tie_word_embeddings": True},
+    "gpt2-117m": {"model_type": "gpt2", "n_layer": 12, "n_head": 12, "n_embd": 768, "n_positions": 1024,
+                  "vocab_size": 50257},
+    "gpt2-xl": {"model_type": "gpt2", "n_layer": 48, "n_head": 25, "n_embd": 1600, "n_positions": 1024,
+                "vocab_size": 50257},
+    # small shapes for tests (tests/test_bench.py) and quick looks on a CPU adapter
+    "llama-tiny": {"model_type": "llama", "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+                   "num_key_value_heads": 2, "intermediate_size": 128, "vocab_size": 300,
+                   "max_position_embeddings": 512, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
+                   "tie_word_embeddings": True},
+    "gpt2-tiny": {"model_type": "gpt2", "n_layer": 2, "n_head": 2, "n_embd": 64, "n_positions": 512,
+                  "vocab_size": 100},
+}
+# Token tables stored in another format than the matrices, as the real files do: SmolLM2's Q4_1
+# GGUF keeps token_embd in Q8_0.
+SYNTHETIC_TABLE_FORMATS = {("smollm2-135m", "Q4_1"): "Q8_0"}
+
+
+def synthetic_graph(name: str, fmt: str, shapes, limits: dict, context: int | None = None):
+    """(config, model graph) of a SYNTHETIC shape with its matrices in `fmt` (f32, f16, bf16, q8_0,
+    q4_0, q4_1; GPT-2's only in the float formats, which its matmul kernels read)."""
+    if name not in SYNTHETIC:
+        raise ValueError(f"unknown synthetic model {name!r}; known: {', '.join(SYNTHETIC)}")
+    cfg = config_from_dict(json.loads(json.dumps(SYNTHETIC[name])), f"synthetic {name}")
+    dtype = fmt.upper()
+    if dtype not in FILL_FORMATS:
+        raise ValueError(f"unknown weight format {fmt!r}; known: {', '.join(f.lower() for f in FILL_FORMATS)}")
+    options = {"matrix_dtype": dtype, "context": context}
+    if SYNTHETIC[name]["model_type"] == "gpt2":
+        if dtype not in ("F32", "F16", "BF16"):
+            raise ValueError(f"GPT-2's matrices are read as floats: {fmt} is for the Llama family")
+        options["context"] = min(context or cfg.n_positions, cfg.n_positions)
+    else:
+        table = SYNTHETIC_TABLE_FORMATS.get((name, dtype))
+        if table:
+            options["formats"] = {"model.embed_tokens.weight": table}
+    return cfg, model_graph(cfg, shapes, limits, **options)
+
+
+async def synthetic(engine, name: str, fmt: str = "f16", prompt_lengths=(16, 128, 512), contexts=(16, 128, 512),
+                    decode_steps: int = 20, profile_kernels: bool = False, per_kernel: bool = True) -> dict:
+    """Every figure of `measure` for a SYNTHETIC model shape with random weights in `fmt`, made on
+    the engine's device (beside any loaded model) and freed afterwards."""
+    gpu = await engine.get_gpu()
+    context = -(-(max(max(prompt_lengths), max(contexts)) + decode_steps + 8) // 64) * 64
+    cfg, graph = synthetic_graph(name, fmt, engine.shapes, gpu.limits, context)
+    plan = BufferPlan.of(graph)
+    plan.check_limits(graph.limits, f"synthetic {name}")
+    t0 = time.perf_counter()
+    model = RandomGPUModel(gpu, graph, {})
+    try:
+        await gpu.queue.onSubmittedWorkDone()
+        out = {"model": name, "synthetic": True, "parameters": param_count(cfg), "family": cfg.model_type,
+               "make_s": round(time.perf_counter() - t0, 3)}
+        out.update(await measure(gpu, model, prompt_lengths, contexts, decode_steps, per_kernel=per_kernel))
+        if profile_kernels:
+            out["profile"] = [await profile(model, "decode", contexts[min(1, len(contexts) - 1)]),
+                              await profile(model, "prefill", max(prompt_lengths), reps=5)]
+    finally:
+        model.free()
+    return out
+
+
+# ------------------------------------------------------------------------------ bytes and FLOPs
+
+def kv_bytes_read(graph, ctx: int) -> int:
+    """KV-cache bytes a decode step at position `ctx` reads: K and V of positions 0..ctx, every
+    layer (f32)."""
+    k = graph.k
+    return graph.cfg.n_layer * 2 * k.KVH * (ctx + 1) * k.HD * 4
+
+
+def decode_bytes_read(graph, ctx: int) -> int:
+    """Bytes a decode step must read at least: its weights (one row of the token table) and the
+    KV cache; activations (a few KB a dispatch) left out."""
+    return graph.decode_weight_bytes() + kv_bytes_read(graph, ctx)
+
+
+def _tables(graph) -> set:
+    return {w.label for w in list(graph.table) + list(graph.head_table)}
+
+
+def prefill_flops(graph, n: int) -> int:
+    """FLOPs of a prefill of `n` tokens from position 0: every projection for every row (2 per
+    multiply-add), causal attention (q.k and p.v over the positions up to each row), the head for
+    the last row only."""
+    tables = _tables(graph)
+    matrices = sum(w.rows * w.cols for w in graph.weights
+                   if w.rows > 1 and w.label not in tables and w.label not in ("wpe.weight", "rope.cos_sin"))
+    head = sum(w.rows * w.cols for w in graph.head_table)
+    k = graph.k
+    attention = graph.cfg.n_layer * k.NH * k.HD * 2 * (n * (n + 1) // 2)
+    return 2 * (n * matrices + head + attention)
+
+
+def dispatch_bytes(graph, d, ctx: int) -> int:
+    """Bytes dispatch `d` of a decode step at position `ctx` reads: the weights it binds (one row
+    of a token table or of the rotary table) and, for the attention, the KV cache."""
+    weights = {w.label: w for w in graph.weights}
+    n = 0
+    for name, label in d.bind:
+        if label in weights:
+            w = weights[label]
+            n += row_bytes(w.cols, w.dtype) if d.name == "embedding" or name == "rope_table" else w.nbytes
+        elif d.name == "attention" and label.startswith("kv_cache"):
+            n += 2 * graph.k.KVH * (ctx + 1) * graph.k.HD * 4
+    return n
+
+
+def against_roofline(out: dict, graph) -> None:
+    """Decode figures as bytes read per second and fractions of the read roofline, prefill figures
+    as TFLOP/s and fractions of the FMA rate (added to `out` in place)."""
+    roof = out.get("roofline") or {}
+    read, fma = roof.get("read_gbs"), roof.get("fma_tflops")
+    if not read:
+        return
+    dec = {}
+    for ctx, one in out["decode"].items():
+        nbytes = decode_bytes_read(graph, int(ctx))
+        entry = {"bytes": nbytes, "roofline_ms": round(nbytes / read / 1e6, 4)}
+        for key, figures in (("one_step", one), ("chained", out["decode_chained"].get(ctx))):
+            if figures:
+                gbs = nbytes / (figures["ms_median"] / 1000) / 1e9
+                entry[key] = {"ms": figures["ms_median"], "gbs": round(gbs, 3), "fraction": round(gbs / read, 4)}
+        dec[ctx] = entry
+    out["decode_vs_roofline"] = dec
+    stamps = out.get("gpu_timestamps")
+    if stamps and stamps.get("pass_ms"):
+        nbytes = decode_bytes_read(graph, stamps["context"])
+        gbs = nbytes / (stamps["pass_ms"] / 1000) / 1e9
+        stamps["gbs"] = round(gbs, 3)
+        stamps["fraction_of_read_roofline"] = round(gbs / read, 4)
+    times = out.get("kernel_times")
+    if times:
+        for e in times["kernels"].values():
+            e["fraction_of_read_roofline"] = (round(e["bytes"] / (e["ms"] / 1000) / 1e9 / read, 4) if e["ms"] > 0
+                                              else None)
+        gbs = times["bytes"] / (times["sum_ms"] / 1000) / 1e9 if times["sum_ms"] else 0
+        times["fraction_of_read_roofline"] = round(gbs / read, 4)
+    if fma:
+        for n, v in out["prefill"].items():
+            flops = prefill_flops(graph, int(n))
+            tflops = flops / (v["ms"] / 1000) / 1e12
+            v.update({"gflop": round(flops / 1e9, 3), "tflops": round(tflops, 4),
+                      "fraction_of_fma": round(tflops / fma, 4)})
+
+
+async def kernel_times(model, ctx: int, reps: int = 10) -> dict | None:
+    """Each dispatch of a decode step at context `ctx` timed on the GPU: every dispatch in its own
+    compute pass with timestamps at its start and end, `reps` runs (after one untimed), the median
+    per dispatch; summed by kernel name with the bytes it reads (dispatch_bytes) as GB/s. The sum
+    leaves out what a whole step adds between dispatches (gpu_timestamps' pass_ms less this sum).
+    None without "timestamp-query"."""
+    gpu, graph = model.gpu, model.graph
+    if "timestamp-query" not in gpu.features:
+        return None
+    steps = graph.decode + graph.tail
+    counts = model.decode_counts()
+    live = [i for i in range(len(steps)) if all(counts[3 * i:3 * i + 3])][:QUERY_SET_MAX // 2]
+    n = 2 * len(live)
+    query_set = gpu.device.createQuerySet(_js_obj({"type": "timestamp", "count": n}))
+    resolved = gpu.buffer(n * 8, QUERY_RESOLVE | COPY_SRC, "kernel timestamps")
+    ctx = max(1, min(ctx, model.n_ctx - 2))
+    per = [[] for _ in live]
+    try:
+        model.reset()
+        await model.prefill(_ids(ctx, model.cfg.vocab_size), k=1)
+        model.write_step([1], model.pos, 5, 0.0)  # every run re-runs the step at this position
+        descriptors = [_js_obj({"timestampWrites": _js_obj({"querySet": query_set, "beginningOfPassWriteIndex": 2 * j,
+                                                            "endOfPassWriteIndex": 2 * j + 1})})
+                       for j in range(len(live))]
+        for rep in range(reps + 1):
+            encoder = gpu.device.createCommandEncoder()
+            for j, i in enumerate(live):
+                pipe, group = model.decode_plan.steps[i]
+                cpass = encoder.beginComputePass(descriptors[j])
+                cpass.setPipeline(pipe)
+                cpass.setBindGroup(0, group)
+                cpass.dispatchWorkgroups(*counts[3 * i:3 * i + 3])
+                cpass.end()
+            encoder.resolveQuerySet(query_set, 0, n, resolved, 0)
+            gpu.submit(encoder)
+            ns = struct.unpack(f"<{n}Q", await gpu.read(resolved, n * 8))
+            if rep:
+                for j in range(len(live)):
+                    per[j].append(max(0, ns[2 * j + 1] - ns[2 * j]))
+        gpu.check()
+    finally:
+        query_set.destroy()
+        gpu.free(resolved)
+        model.reset()
+    if not any(any(p) for p in per):
+        return None
+    kernels: dict = {}
+    for j, i in enumerate(live):
+        d = steps[i]
+        entry = kernels.setdefault(model.decode_names[i], {"dispatches": 0, "ms": 0.0, "bytes": 0})
+        entry["dispatches"] += 1
+        entry["ms"] += _median(per[j]) / 1e6
+        entry["bytes"] += dispatch_bytes(graph, d, ctx)
+    total = sum(e["ms"] for e in kernels.values())
+    for e in kernels.values():
+        e["gbs"] = round(e["bytes"] / (e["ms"] / 1000) / 1e9, 3) if e["ms"] > 0 else None
+        e["share"] = round(e["ms"] / total, 4) if total else None
+        e["ms"] = round(e["ms"], 4)
+    return {"context": ctx, "reps": reps, "dispatches": len(live), "sum_ms": round(total, 4),
+            "bytes": sum(e["bytes"] for e in kernels.values()), "kernels": kernels}
 
 
 async def _time_plan(model, plan, counts, reps: int) -> float:

@@ -1,7 +1,10 @@
-"""tools/bench.py end to end on a tiny model in headless Chromium (SwiftShader): the JSON object it
-prints carries every figure of a BENCH.md row, the counts are within the per-step budgets, and the
-chained and one-step sampled generations agreed on their tokens (bench.py fails otherwise). Times
-are only checked to be measured (positive), never compared: speed lives in BENCH.md."""
+"""tools/bench.py end to end in headless Chromium (SwiftShader), on a tiny model folder and on tiny
+synthetic models (random weights made on the GPU, Q4_0 and F16): the JSON object it prints carries
+every figure of a BENCH.md row, the roofline measured in the same run (read bandwidth, FMA rate) and
+every decode / prefill figure set against it, per-dispatch GPU times whose bytes add up to what a
+step reads; the counts are within the per-step budgets, and the chained and one-step sampled
+generations agreed on their tokens (bench.py fails otherwise). Times are only checked to be measured
+(positive) and fractions to be fractions, never compared: speed lives in BENCH.md."""
 
 from __future__ import annotations
 
@@ -52,4 +55,48 @@ def test_bench_prints_every_figure(tmp_path_factory):
     # the row BENCH.md would get has a cell for every column
     md = bench_md_row(row)
     assert md.count("|") == BENCH_HEADER.splitlines()[0].count("|") == BENCH_HEADER.splitlines()[1].count("|")
-    assert f"| {sampled['one_step']} / {sampled['chained']} |" in md
+    check_roofline_figures(row)
+
+
+def check_roofline_figures(row: dict) -> None:
+    roof = row["roofline"]
+    assert roof["read_gbs"] > 0 and roof["fma_tflops"] > 0 and roof["copy_gbs"] > 0, roof
+    assert roof["read_gbs"] == max(s["gbs"] for s in roof["read_shapes"]) and roof["read_bytes"] > 0
+    contexts = list(row["decode"])
+    assert list(row["decode_vs_roofline"]) == contexts
+    for ctx, figures in row["decode_vs_roofline"].items():
+        # the KV cache up to the context, on top of the weights
+        assert figures["bytes"] > row["weight_bytes_per_decode_step"] > 0, figures
+        assert figures["roofline_ms"] > 0
+        for key, source in (("one_step", "decode"), ("chained", "decode_chained")):
+            assert figures[key]["ms"] == row[source][ctx]["ms_median"]
+            assert figures[key]["gbs"] > 0 and 0 < figures[key]["fraction"] <= 1.5, figures
+    assert 0 < row["gpu_timestamps"]["fraction_of_read_roofline"] <= 1.5, row["gpu_timestamps"]
+    for n, figures in row["prefill"].items():
+        assert figures["gflop"] > 0 and figures["tflops"] > 0 and 0 < figures["fraction_of_fma"] <= 1.5, (n, figures)
+    times = row["kernel_times"]
+    assert times["dispatches"] == row["dispatches_per_decode_step"]
+    assert sum(k["dispatches"] for k in times["kernels"].values()) == times["dispatches"]
+    assert times["sum_ms"] > 0 and abs(sum(k["share"] for k in times["kernels"].values()) - 1) < 1e-3, times
+    # the dispatches' bytes are the step's: weights (one table row) and the KV cache at that context
+    # (each layer's rope dispatch counts the rotary table's row, which the step reads once)
+    step_bytes = row["decode_vs_roofline"][str(times["context"])]["bytes"]
+    assert abs(times["bytes"] - step_bytes) <= 0.01 * step_bytes, (times, step_bytes)
+    md = bench_md_row(row)
+    assert md.count("|") == BENCH_HEADER.splitlines()[0].count("|") == BENCH_HEADER.splitlines()[1].count("|")
+    assert f"| {roof['read_gbs']} |" in md
+
+
+def test_bench_synthetic_models_against_the_roofline():
+    """No file: the shapes' weights are made on the GPU (valid Q4_0 blocks, random f16)."""
+    cmd = [sys.executable, str(ROOT / "tools/bench.py"), "--synthetic", "llama-tiny:q4_0", "--synthetic",
+           "gpt2-tiny:f16", "--no-bench-md", "--commit", "test", "--prompts", "5,20", "--contexts", "4,20",
+           "--steps", "3"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    rows = [json.loads(line) for line in proc.stdout.strip().splitlines()]
+    assert [(r["model"], r["weight_formats"]) for r in rows] == [("llama-tiny", ["Q4_0"]), ("gpt2-tiny", ["F16"])]
+    for row in rows:
+        assert row["synthetic"] and row["parameters"] > 0 and row["gpu_bytes"] > row["weight_gpu_bytes"] > 0
+        assert row["dispatches_per_decode_step"] <= row["dispatch_limit"]
+        check_roofline_figures(row)
