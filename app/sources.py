@@ -161,7 +161,8 @@ class UrlSource:
         self.cache_read = self.cache_write and cache != "refresh"
         self.manifest: dict | None = None   # name -> size, from a complete earlier load
         self.seen: dict = {}                # name -> size of every file this load used
-        self.etags: dict = {}
+        self.etags: dict = {}               # name -> ETag the server sent for it this load
+        self.stored_etags: dict = {}        # name -> ETag of the cached copy (from the manifest)
         self.notices: list = []
         self.from_cache: set = set()
         self.cache_failed = False
@@ -191,11 +192,43 @@ class UrlSource:
             if isinstance(files, dict) and all(isinstance(v, int) for v in files.values()):
                 self.manifest = files
                 self.stored = manifest.get("stored")
+                etags = manifest.get("etags")
+                self.stored_etags = {k: v for k, v in etags.items() if isinstance(v, str)} \
+                    if isinstance(etags, dict) else {}
         except (ValueError, KeyError, TypeError):
             self.manifest = None
+        if self.manifest is not None:
+            await self._revalidate()
+
+    async def _revalidate(self) -> None:
+        """A cached model is checked against the server once per load: one request for one byte of
+        each weight file, whose ETag must be the one the cached copy was stored with. A changed file
+        makes the whole folder download again; no answer (offline) uses the cache, and says so."""
+        for name, etag in self.stored_etags.items():
+            r = await self.F.revalidate(self.url(name), self.job.signal)
+            self._count()
+            if _get(r, "error") is not None:
+                if self.job.cancelled:
+                    raise LoadCancelled()
+                self.notices.append("the server could not be reached to check for a newer version (offline?): "
+                                    "the cached copy was used")
+                return
+            status, now = int(_get(r, "status", 0)), _get(r, "etag")
+            if status in (200, 206) and now is not None and str(now) == etag:
+                continue
+            if status in (200, 206):
+                self.notices.append(f"{name} changed on the server since it was cached: the model was downloaded "
+                                    f"again")
+                await self.F.cacheDelete(to_js([self.url(n) for n in [*self.manifest, MANIFEST]]))
+                self.manifest, self.cache_read = None, False
+                return
+            self.notices.append(f"{name}: the server answered HTTP {status} when asked whether the cached copy is "
+                                f"current: the cached copy was used")
+            return
 
     def known_absent(self, name: str) -> bool:
-        return self.manifest is not None and name not in self.manifest
+        # a folder of GGUF files: the manifest lists those loaded so far, not every file there
+        return self.manifest is not None and name not in self.manifest and not name.lower().endswith(".gguf")
 
     # -- errors
     def _http_error(self, name: str, r, optional: bool):
@@ -406,7 +439,10 @@ class UrlSource:
         if not self.cache_write or self.cache_failed or self.manifest is not None and set(self.seen) <= set(
                 self.from_cache):
             return
-        manifest = json.dumps({"files": self.seen, "stored": js.Date.new().toISOString(), "base": self.base})
+        files = {**(self.manifest or {}), **self.seen}  # other GGUF files of the folder stay listed
+        etags = {k: v for k, v in {**self.stored_etags, **self.etags}.items() if k in files}
+        manifest = json.dumps({"files": files, "stored": js.Date.new().toISOString(), "base": self.base,
+                               "etags": etags})
         r = await self.F.cachePut(self.url(MANIFEST), manifest, len(manifest), None)
         if _get(r, "error") is not None:
             self.notices.append(f"the model was not cached ({_get(r, 'message', '')})")

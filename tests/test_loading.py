@@ -5,6 +5,7 @@ folders, and the bad-input matrix. One page for the whole module; tiny models; n
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import struct
 import subprocess
@@ -236,8 +237,10 @@ def test_hub_cold_then_warm_load_counts_requests(page, hub, models):
 
     hub.clear_log()
     warm = ok(result := load(page, repo, hub=hub.url))
-    assert hub.requests() == [], "the second load must not touch the network"
-    assert warm["load"]["from_cache"] is True and warm["load"]["network_bytes"] == 0
+    # the second load asks only whether the weights are still the cached ones: one byte, by ETag
+    assert {e["range"] for e in hub.requests()} == {"bytes=0-0"}, hub.requests()
+    assert [e["path"].rsplit("/", 1)[-1] for e in hub.requests() if e["server"] == "cdn"] == ["model.safetensors"]
+    assert warm["load"]["from_cache"] is True and warm["load"]["network_bytes"] <= 1
     assert any(e["phase"] == "download" and e["from_cache"] for e in result["events"])
     assert any("from the browser cache" in n for n in warm["notices"])
     assert logits(page) == first
@@ -257,6 +260,37 @@ def test_hub_cold_then_warm_load_counts_requests(page, hub, models):
     hub.clear_log()
     again = ok(load(page, repo, hub=hub.url))
     assert again["load"]["from_cache"] is False and hub.requests(repo)
+
+
+def test_a_cached_model_changed_on_the_hub_is_downloaded_again_and_offline_uses_the_cache(page, models, tmp_path):
+    """The cached copy is revalidated by ETag on each load: a weights file changed on the server
+    (a new ETag) makes the folder download again, with a notice; offline the cached copy is used,
+    with a notice, and generates the same."""
+    import shutil
+
+    folder = tmp_path / "tiny-changing"
+    shutil.copytree(models / "tiny", folder)
+    hub = Hub().start()
+    try:
+        repo = hub.add("test/changing", folder)
+        ok(load(page, repo, hub=hub.url))
+        first = logits(page)
+        os.utime(folder / "model.safetensors", ns=(1, 10**18))  # same bytes, a new ETag
+        again = ok(load(page, repo, hub=hub.url))
+        assert again["load"]["from_cache"] is False, again["load"]
+        assert any("changed on the server" in n for n in again["notices"]), again["notices"]
+        assert logits(page) == first
+        page.context.set_offline(True)
+        try:
+            offline = ok(load(page, repo, hub=hub.url))
+        finally:
+            page.context.set_offline(False)
+        assert offline["load"]["from_cache"] is True
+        assert any("could not be reached" in n for n in offline["notices"]), offline["notices"]
+        assert logits(page) == first
+        page.evaluate("([repo, hub]) => pywebgpt.clearCache(repo, {hub})", [repo, hub.url])
+    finally:
+        hub.stop()
 
 
 def test_sharded_f16_bf16_and_picked_folders_load_the_same_model(page, hub, models):
@@ -486,7 +520,8 @@ def _matrix(models: Path, binding_limit: int) -> dict:
         "config-wrong-type": (config(n_layer="2"), {}, "format", ["config.json", "'n_layer' must be an integer"]),
         "config-missing-key": (config(n_embd=...), {}, "format", ["config.json", "missing key 'n_embd'"]),
         "config-negative": (config(n_head=-2), {}, "format", ["'n_head' must be positive"]),
-        "not-gpt2": (config(model_type="llama"), {}, "format", ["'model_type' is 'llama'", "GPT-2"]),
+        "not-supported": (config(model_type="t5"), {}, "format", ["'model_type' is 't5'", "supported: ", "llama"]),
+        "llama-missing-key": (config(model_type="llama"), {}, "format", ["config.json", "missing key 'hidden_size'"]),
         "absurd-layers": (config(n_layer=10**9), {}, "too_large", ["n_layer", "1,000,000,000"]),
         "too-large-for-device": (config(n_layer=400, n_embd=2048, n_head=16), {}, "too_large",
                                  ["GPU memory", "maxGpuBytes"]),

@@ -171,6 +171,21 @@ globalThis.pywebgptFetch = (() => {
       return info;
     },
 
+    // Is the cached copy still the server's? One byte asked for: the answer's ETag tells. (No
+    // If-None-Match: it is not a CORS-safelisted header, so every check would cost a preflight,
+    // and a host that does not allow it in preflights would look offline.)
+    async revalidate(url, signal) {
+      let response;
+      try {
+        response = await fetch(url, { headers: { Range: 'bytes=0-0' }, signal, cache: 'no-store' });
+      } catch (err) {
+        return failure(err);
+      }
+      const info = headersOf(response);
+      if (response.body) response.body.cancel().catch(() => {});
+      return info;
+    },
+
     // Bytes [start, end] of url (a second header read when the header is longer than the probe).
     async range(url, start, end, signal) {
       let response;
