@@ -16,6 +16,7 @@ one mixin per part of the page, each in its own module:
     app/ui_output.py    the plain prompt page: Generate, the streaming output, a run's figures
     app/ui_popup.py     the token popup (the five likeliest tokens at a step)
     app/ui_chat.py      the chat, for models with a chat template
+    app/ui_selftest.py  the "Check this GPU" button (pywebgpt.selfTest())
     app/ui_dom.py       JS values and DOM helpers shared by the above
     app/ui_text.py, app/ui_chat_text.py   every word and number shown, and the parsing of the
                         fields: pure Python, tested in CPython (tests/test_ui_text.py)
@@ -59,6 +60,7 @@ from .ui_files import FolderInput
 from .ui_loading import LoadingPanel
 from .ui_output import OutputPanel
 from .ui_popup import TokenPopup
+from .ui_selftest import SelfTestPanel
 from .ui_settings import SettingsPanel
 from .ui_text import FALLBACK_MODELS, NUMBER_FIELDS, sentence
 
@@ -71,10 +73,11 @@ ELEMENT_IDS = (
     "temperature", "top-k", "top-p", "repetition-penalty", "seed", "stop-strings", "reset-settings", "output",
     "output-prompt", "output-text", "copy-button", "copy-state", "stats", "run-notices", "token-popup",
     "output-panel", "chat-panel", "chat-tokens", "system-prompt", "chat-log", "chat-notices", "chat-form",
-    "chat-input", "chat-send", "chat-stop", "chat-regenerate", "chat-clear", "chat-state", "chat-stats")
+    "chat-input", "chat-send", "chat-stop", "chat-regenerate", "chat-clear", "chat-state", "chat-stats",
+    "selftest-button", "selftest-result")
 
 
-class UI(LoadingPanel, FolderInput, SettingsPanel, OutputPanel, TokenPopup, ChatPanel):
+class UI(LoadingPanel, FolderInput, SettingsPanel, OutputPanel, TokenPopup, ChatPanel, SelfTestPanel):
     def __init__(self, api):
         self.api = api
         self.proxies: list = []
@@ -105,6 +108,9 @@ class UI(LoadingPanel, FolderInput, SettingsPanel, OutputPanel, TokenPopup, Chat
         self.chat_abort = None               # the AbortController of the reply being written
         self.error_fix = None
         self.lost_shown = False  # a device loss was shown while idle: the next action recovers at once
+        self.checking = False                # the GPU self-test runs
+        self.selftest_source = None
+        self.selftest_out = None
         self.el = {name: by_id(name) for name in ELEMENT_IDS}
 
     # ------------------------------------------------------------------------------ plumbing
@@ -170,6 +176,7 @@ class UI(LoadingPanel, FolderInput, SettingsPanel, OutputPanel, TokenPopup, Chat
         self.on(e["chat-stop"], "click", lambda ev: self.stop())
         self.on(e["chat-regenerate"], "click", lambda ev: self.request_regenerate())
         self.on(e["chat-clear"], "click", lambda ev: self.clear_chat())
+        self.bind_selftest()
         e["output"].dataset.empty = "true"
         e["chat-log"].dataset.empty = "true"
         narrow = js.window.matchMedia("(max-width: 59.99rem)")
@@ -213,7 +220,7 @@ class UI(LoadingPanel, FolderInput, SettingsPanel, OutputPanel, TokenPopup, Chat
     def update_controls(self) -> None:
         e = self.el
         ready = self.engine == "ready"
-        busy = self.loading or self.generating
+        busy = self.loading or self.generating or self.checking
         for name in ("model-select", "load-button", "custom-ref", "custom-load", "folder-input"):
             e[name].disabled = not ready or busy
         e["generate-button"].disabled = not ready or busy or self.model is None
@@ -222,6 +229,7 @@ class UI(LoadingPanel, FolderInput, SettingsPanel, OutputPanel, TokenPopup, Chat
         e["load-box"].hidden = not self.loading
         e["generate-button"].setAttribute("aria-busy", "true" if self.generating else "false")
         self.update_chat_controls(ready, busy)
+        self.update_selftest_controls(ready, busy)
 
     def _on_key(self, event) -> None:
         key = str(event.key)

@@ -23,7 +23,7 @@ import time
 
 from pyodide.ffi import create_proxy
 
-from . import chat
+from . import chat, selftest
 from .engine import Engine, default_engine
 from .errors import GenerationBusy, LoadError, NoModelError, error_dict
 from .gpu import GPU, is_null
@@ -264,4 +264,5 @@ async def start(api) -> None:
     _expose(api, "_pyCancelLoad", _cancel_load)
     _expose(api, "_pyCachedModels", _cached_models)
     _expose(api, "_pyClearCache", _clear_cache)
+    _expose(api, "_pySelfTest", selftest.js_self_test)
     api._ok(json.dumps(runtime_info(gpu)))

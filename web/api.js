@@ -6,6 +6,7 @@
 //   await pywebgpt.generate(prompt, opts, onToken) -> {tokens, text, finish_reason, timings, ...}
 //   await pywebgpt.chat.completions.create({messages, stream, signal, ...}) -> OpenAI-style (see below)
 //   pywebgpt.stop(), await pywebgpt.unload()
+//   await pywebgpt.selfTest()                  -> {verdict, max_abs_delta, ids_agree, ...} (app/selftest.py)
 //   pywebgpt.onDeviceLost(listener)            -> unsubscribe(); listener(message) on a loss while idle
 // The methods are thin: Python (app/web_api.py) does the work and installs `_py*` hooks here.
 // A classic script (not a module) so that the page defines it before anything else loads.
@@ -79,6 +80,16 @@ globalThis.createPyWebGPTApi = function createPyWebGPTApi(onStatus) {
       return out;
     },
     stop() { stops++; if (api._pyStop) api._pyStop(); },
+    // Runs the current model's golden record (golden.json beside its config.json, tools/golden.py)
+    // on this GPU: {verdict: 'pass' | 'drift' | 'fail' | 'no golden record', max_abs_delta, ids_agree,
+    // first_mismatch, tolerance, reload, message, cases, ...}. opts: {url} (another record) or
+    // {record} (the record itself). Rejects as generate() does: no model, busy, device lost.
+    async selfTest(opts = {}) {
+      await ready;
+      const out = JSON.parse(await api._pySelfTest(JSON.stringify(opts || {})));
+      if (out && out.error) throw engineError(out.error);
+      return out;
+    },
     // OpenAI-style chat, as WebLLM offers it: chat.completions.create({messages, max_tokens,
     // temperature, top_p, top_k, repetition_penalty, stop, seed, stream, signal}). Without
     // `stream`: a Promise of {id, object: 'chat.completion', choices: [{message, finish_reason}],
