@@ -17,6 +17,7 @@ one mixin per part of the page, each in its own module:
     app/ui_popup.py     the token popup (the five likeliest tokens at a step)
     app/ui_chat.py      the chat, for models with a chat template
     app/ui_selftest.py  the "Check this GPU" button (pywebgpt.selfTest())
+    app/ui_storage.py   the models stored in this browser, persistent storage, offline state
     app/ui_dom.py       JS values and DOM helpers shared by the above
     app/ui_text.py, app/ui_chat_text.py   every word and number shown, and the parsing of the
                         fields: pure Python, tested in CPython (tests/test_ui_text.py)
@@ -62,6 +63,7 @@ from .ui_output import OutputPanel
 from .ui_popup import TokenPopup
 from .ui_selftest import SelfTestPanel
 from .ui_settings import SettingsPanel
+from .ui_storage import StoragePanel
 from .ui_text import FALLBACK_MODELS, NUMBER_FIELDS, sentence
 
 ELEMENT_IDS = (
@@ -74,10 +76,10 @@ ELEMENT_IDS = (
     "output-prompt", "output-text", "copy-button", "copy-state", "stats", "run-notices", "token-popup",
     "output-panel", "chat-panel", "chat-tokens", "system-prompt", "chat-log", "chat-notices", "chat-form",
     "chat-input", "chat-send", "chat-stop", "chat-regenerate", "chat-clear", "chat-state", "chat-stats",
-    "selftest-button", "selftest-result")
+    "selftest-button", "selftest-result", "storage", "offline-state", "cached-list", "cached-summary")
 
 
-class UI(LoadingPanel, FolderInput, SettingsPanel, OutputPanel, TokenPopup, ChatPanel, SelfTestPanel):
+class UI(LoadingPanel, FolderInput, SettingsPanel, OutputPanel, TokenPopup, ChatPanel, SelfTestPanel, StoragePanel):
     def __init__(self, api):
         self.api = api
         self.proxies: list = []
@@ -111,6 +113,7 @@ class UI(LoadingPanel, FolderInput, SettingsPanel, OutputPanel, TokenPopup, Chat
         self.checking = False                # the GPU self-test runs
         self.selftest_source = None
         self.selftest_out = None
+        self.persist_state = None
         self.el = {name: by_id(name) for name in ELEMENT_IDS}
 
     # ------------------------------------------------------------------------------ plumbing
@@ -177,6 +180,7 @@ class UI(LoadingPanel, FolderInput, SettingsPanel, OutputPanel, TokenPopup, Chat
         self.on(e["chat-regenerate"], "click", lambda ev: self.request_regenerate())
         self.on(e["chat-clear"], "click", lambda ev: self.clear_chat())
         self.bind_selftest()
+        self.bind_storage()
         e["output"].dataset.empty = "true"
         e["chat-log"].dataset.empty = "true"
         narrow = js.window.matchMedia("(max-width: 59.99rem)")
@@ -208,6 +212,7 @@ class UI(LoadingPanel, FolderInput, SettingsPanel, OutputPanel, TokenPopup, Chat
         self.api.onDeviceLost(lost)
         self.update_controls()
         js.document.body.dataset.ui = "ready"
+        self.spawn(self.refresh_storage())
         current = self.current_model_info()
         if current is not None:  # a script loaded a model already
             self.set_model(current, None, current.get("source", ""))

@@ -123,7 +123,8 @@ def built_site(tmp_path_factory) -> Path:
 
 def test_built_site_has_the_page_runtime_and_models_and_nothing_else(built_site):
     top = {p.name for p in built_site.iterdir()}
-    assert top == {"index.html", "pyscript.toml", "app", "shaders", "web", "vendor", "weights", ".nojekyll"}, top
+    assert top == {"index.html", "pyscript.toml", "sw.js", "app", "shaders", "web", "vendor", "weights",
+                   ".nojekyll"}, top
     for key in FILES:
         assert (built_site / _local(key)).is_file(), key
     assert (built_site / _local(PYSCRIPT["interpreter"])).is_file()

@@ -2,7 +2,8 @@
 
     python3 tools/build_site.py [--out _site]
 
-The site is the page and only what it needs: index.html, pyscript.toml, app/, shaders/, web/,
+The site is the page and only what it needs: index.html, pyscript.toml, the service worker sw.js
+(offline use), app/, shaders/, web/,
 every folder under weights/ (models, and shared files such as gpt2-tokenizer/), and the pinned
 browser runtime
 in vendor/ (copied from node_modules by tools/vendor.py, which runs `npm ci` when needed). No
@@ -29,7 +30,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 
 import vendor as vendoring  # noqa: E402
 
-PAGE_FILES = ["index.html", "pyscript.toml"]
+PAGE_FILES = ["index.html", "pyscript.toml", "sw.js"]  # sw.js: at the root, to control the whole site
 PAGE_DIRS = ["app", "shaders", "web"]
 IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".*", "*.map", "VERSIONS.json")
 LFS_POINTER = b"version https://git-lfs"
