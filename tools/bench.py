@@ -210,8 +210,8 @@ def run_target(args, kind: str, target, code: str) -> tuple:
             vocab = gguf_vocab(path) if gguf else json.loads((path / "config.json").read_text())["vocab_size"]
             args.repeat = 1
             out = run_node(args, server, ref, "", ttft_options(vocab), extra={"python": code, "reload": True})
-        else:
-            out = run_browser_bench(args, server, ref, code)
+        else:  # "./": a site path, not a Hub id such as org/name/file.gguf
+            out = run_browser_bench(args, server, "./" + ref, code)
     finally:
         server.stop()
     return path.stem if gguf else path.name, out
