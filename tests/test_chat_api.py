@@ -182,36 +182,75 @@ def test_bad_requests_are_refused_clearly(page):
     assert "error" not in ok and ok["usage"]["completion_tokens"] >= 1, ok
 
 
+REAL_QUESTIONS = ["What is the capital of France?", "And of Germany?", "Write a poem about it."]
+REAL_TOKENS = 6
+
+
 @pytest.mark.slow
-def test_the_real_smollm2_gguf_answers_as_transformers_reading_it(browser, site_server):
+def test_the_real_smollm2_gguf_chats_three_turns_as_transformers_reading_it(browser, site_server):
     """The real SmolLM2-135M-Instruct GGUF (Q4_1 matrices, a Q8_0 token table) loaded as it is: the
     config, tokenizer and chat template from its metadata, the blocks dequantized inside the
-    kernels. Its greedy chat reply equals transformers' from_pretrained(gguf_file=...), which
-    dequantizes the same blocks to f32 itself and renders the same template."""
+    kernels. Three greedy turns equal transformers' from_pretrained(gguf_file=...) (which
+    dequantizes the same blocks to f32 itself and renders the same template), the second and third
+    prefilling only their new tokens; the third is streamed and stopped midway by an AbortSignal
+    (its pieces so far are the start of transformers' reply)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     gguf = smollm2_gguf()
-    messages = [{"role": "user", "content": "What is the capital of France?"}]
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32).eval()
-    ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
-    with torch.no_grad():
-        out = model.generate(**ids, max_new_tokens=8, do_sample=False, eos_token_id=2, pad_token_id=2)
-    want = tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
+    messages, want = [], []
+    for question in REAL_QUESTIONS:
+        messages.append({"role": "user", "content": question})
+        ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
+                                            return_dict=True)
+        with torch.no_grad():
+            out = model.generate(**ids, max_new_tokens=REAL_TOKENS, do_sample=False, eos_token_id=2, pad_token_id=2)
+        reply = tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
+        want.append((ids["input_ids"].shape[1], reply))
+        messages.append({"role": "assistant", "content": reply})
     del model
 
     page, guard, close = open_page(browser, gguf.parent / "x", f"/models/{gguf.name}")
     try:
-        info = page.evaluate("() => pywebgpt.info()")
-        r = create(page, {"messages": messages, "max_tokens": 8, "temperature": 0})
+        info = page.evaluate("() => pywebgpt.info()")["model"]
+        messages, got = [], []
+        for question in REAL_QUESTIONS[:2]:
+            messages.append({"role": "user", "content": question})
+            r = create(page, {"messages": messages, "max_tokens": REAL_TOKENS, "temperature": 0})
+            assert "error" not in r, r
+            got.append(r)
+            messages.append(r["choices"][0]["message"])
+        messages.append({"role": "user", "content": REAL_QUESTIONS[2]})
+        chunks = page.evaluate("""async ([messages, n]) => {
+          const controller = new AbortController();
+          const chunks = [];
+          const stream = await pywebgpt.chat.completions.create({messages, max_tokens: n, temperature: 0,
+                                                                 stream: true, signal: controller.signal});
+          for await (const chunk of stream) {
+            chunks.push(chunk);
+            if (chunks.length === 3) controller.abort();
+          }
+          return chunks;
+        }""", [messages, REAL_TOKENS])
     finally:
         problems = guard.unexpected()
         close()
-    model_info = info["model"]
-    assert model_info["weight_formats"] == ["Q4_1", "Q8_0"], model_info
-    f16_bytes = 2 * model_info["parameters"]
-    assert model_info["gpu_bytes_by_kind"]["weights"] < 0.4 * f16_bytes, model_info  # kept as blocks
-    assert "error" not in r, r
-    assert r["usage"]["prompt_tokens"] == ids["input_ids"].shape[1], r["usage"]
-    assert r["choices"][0]["message"]["content"] == want, (r["choices"][0]["message"], want)
+    assert info["weight_formats"] == ["Q4_1", "Q8_0"], info
+    assert info["gpu_bytes_by_kind"]["weights"] < 0.4 * 2 * info["parameters"], info  # packed: < 40% of f16
+    last = chunks[-1]
+    assert last["choices"][0]["finish_reason"] == "abort", last
+    assert last["usage"]["completion_tokens"] < REAL_TOKENS, last
+    text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks)
+    assert text and want[2][1].startswith(text), (text, want[2][1])
+    got.append({"usage": last["usage"], "pywebgpt": last["pywebgpt"]})
+    for n, (r, (n_prompt, reply)) in enumerate(zip(got, want)):
+        assert r["usage"]["prompt_tokens"] == n_prompt, (n, r["usage"], n_prompt)
+        if n < 2:
+            assert r["choices"][0]["message"]["content"] == reply, (n, r)
+        extra = r["pywebgpt"]
+        if n:  # the conversation so far stays in the KV cache: only the new turn is prefilled
+            before = got[n - 1]["usage"]
+            assert extra["reused_tokens"] >= before["prompt_tokens"] + before["completion_tokens"] - 1, extra
+            assert extra["prefilled_tokens"] < n_prompt - before["prompt_tokens"], extra
     assert not problems, problems
