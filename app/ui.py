@@ -76,7 +76,8 @@ ELEMENT_IDS = (
     "output-prompt", "output-text", "copy-button", "copy-state", "stats", "run-notices", "token-popup",
     "output-panel", "chat-panel", "chat-tokens", "system-prompt", "chat-log", "chat-notices", "chat-form",
     "chat-input", "chat-send", "chat-stop", "chat-regenerate", "chat-clear", "chat-state", "chat-stats",
-    "selftest-button", "selftest-result", "storage", "offline-state", "cached-list", "cached-summary")
+    "selftest-button", "selftest-result", "storage", "offline-state", "cached-list", "cached-summary",
+    "quantize-select")
 
 
 class UI(LoadingPanel, FolderInput, SettingsPanel, OutputPanel, TokenPopup, ChatPanel, SelfTestPanel, StoragePanel):

@@ -105,7 +105,11 @@ class LoadingPanel:
         self.update_controls()
         progress = create_proxy(self._on_progress)
         try:
-            opts = to_js_object({"onProgress": progress})
+            options = {"onProgress": progress}
+            quantize = str(e["quantize-select"].value or "")
+            if quantize and not auto:  # the bundled default loads as it is
+                options["quantize"] = quantize
+            opts = to_js_object(options)
             target = files if files is not None else ref
             loader = self.api._autoLoad if auto and hasattr(self.api, "_autoLoad") else self.api.load
             info = to_py(await self._recovering(lambda: loader(target, opts)))

@@ -356,6 +356,32 @@ def test_the_chat_fits_a_phone(page):
         page.set_viewport_size(DESKTOP)
 
 
+def test_the_weights_option_quantizes_a_picked_model_while_loading(page, chat_model):
+    """'Weights on the GPU: 4-bit' makes the picked Llama folder's matrices Q4_0 while loading (the
+    model info and its notice say so); for the GPT-2 character model the same option is refused
+    with a banner naming the model families it works for, and the loaded model stays."""
+    page.locator("#more-sources").evaluate("(d) => { d.open = true; }")
+    page.select_option("#quantize-select", "q4_0")
+    try:
+        before = loads(page)
+        page.locator("#folder-input").set_input_files(chat_model)
+        wait_model(page, before)
+        assert banner(page) is None, banner(page)
+        info = page.evaluate("() => pywebgpt.info().model")
+        assert info["weight_formats"] == ["Q4_0"] and info["chat"] is True, info
+        assert any("quantized to Q4_0" in n for n in info["notices"]), info["notices"]
+        before = loads(page)
+        page.select_option("#model-select", "0")
+        page.click("#load-button")
+        wait_model(page, before)
+        assert "Llama-family" in (banner(page) or ""), banner(page)
+        assert page.evaluate("() => pywebgpt.info().model.weight_formats") == ["Q4_0"]
+        page.click("#error-dismiss")
+    finally:
+        page.select_option("#quantize-select", "")
+        page.locator("#more-sources").evaluate("(d) => { d.open = false; }")
+
+
 def test_back_to_the_character_model_brings_back_the_plain_page_and_its_settings(page):
     page.click("#reset-settings")  # the chat model's own defaults
     assert page.locator("#temperature").input_value() == "0.6" and page.locator("#top-k").input_value() == "12"
