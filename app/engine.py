@@ -132,7 +132,8 @@ class Engine:
 
     async def load_model(self, ref: str = "", *, on_progress=None, context: int | None = None, cache=True,
                          hub: str | None = None, max_gpu_bytes: int | None = None, files=None,
-                         job: LoadJob | None = None, quantize: str | None = None) -> "Model":
+                         job: LoadJob | None = None, quantize: str | None = None,
+                         dtype: str | None = None) -> "Model":
         """Check, download and put a model on the GPU; returns a Model (it does not replace the
         current one: see `load`). Raises LoadError (.code says the kind)."""
         gpu = await self.get_gpu()
@@ -145,7 +146,7 @@ class Engine:
         t0 = time.perf_counter()
         loaded = await load_onto_gpu(gpu, ref, base_url=_page_url(), context=context, files=files, job=job,
                                      cache=cache, hub=hub, max_gpu_bytes=max_gpu_bytes, shapes=self.shapes,
-                                     quantize=quantize)
+                                     quantize=quantize, dtype=dtype)
         model = Model(loaded, gpu, time.perf_counter() - t0)
         await model.prepare_chat()
         return model

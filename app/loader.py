@@ -115,6 +115,18 @@ def quantize_format(quantize) -> str | None:
     return name
 
 
+def widen_option(dtype, quantize) -> bool:
+    """The dtype load option: None (as stored) or 'F32' (widened); LoadError('input') otherwise."""
+    if dtype in (None, ""):
+        return False
+    if str(dtype).upper() not in ("F32", "FLOAT32"):
+        raise LoadError(f"dtype must be 'F32' (float matrices widened to f32) or left out, got {str(dtype)[:40]!r}",
+                        "input")
+    if quantize:
+        raise LoadError("dtype 'F32' and quantize exclude each other: choose one", "input")
+    return True
+
+
 def check_quantizable(cfg, quantize: str) -> None:
     """Quantize-on-load needs the Llama family (GPT-2's Conv1D matrices run through matmul.wgsl,
     which reads floats) and rows of whole 32-weight blocks."""
@@ -308,7 +320,7 @@ class Layout:
 
 
 async def _read_folder(source, job: LoadJob, shapes, limits: dict, budget: tuple, context,
-                       quantize: str | None = None) -> Layout:
+                       quantize: str | None = None, widen: bool = False) -> Layout:
     """A Hugging Face folder: config.json, the tokenizer files, safetensors headers. `quantize`: the
     block format the matrices get on the GPU (app/weights.py QUANTIZE_FORMATS), or None."""
     # 1. config.json
@@ -355,6 +367,9 @@ async def _read_folder(source, job: LoadJob, shapes, limits: dict, budget: tuple
     if weight_dtype == "BF16" or "BF16" in {info.dtype for info in mapping.values()}:
         notices.append("BF16 weights: the matrices stay BF16 on the GPU and are widened to f32 inside the "
                        "kernels (exact); biases and LayerNorm parameters are converted to F32 (exact)")
+    if widen and weight_dtype != "F32":
+        notices.append(f"{weight_dtype} matrices widened to F32 while loading (the dtype option)")
+        weight_dtype = "F32"
     if quantize:
         notices.append(f"{weight_dtype} matrices quantized to {quantize} on the GPU while loading (as llama.cpp "
                        f"quantizes); norms and biases stay F32")
@@ -433,11 +448,13 @@ def _parse_index(text: str) -> list:
 async def load_model(gpu, ref: str = "", base_url: str = "", context: int | None = None, *, files=None,
                      job: LoadJob | None = None, on_progress=None, cache=True, hub: str | None = None,
                      max_gpu_bytes: int | None = None, shapes: KernelShapes | None = None,
-                     quantize: str | None = None) -> LoadedModel:
+                     quantize: str | None = None, dtype: str | None = None) -> LoadedModel:
     """Check, download and put a model on the GPU; see the module docstring. Raises LoadError.
     `shapes`: the kernel shapes (default: the adapter's, app/shapes.py); `quantize` ('q8_0' or
-    'q4_0'): a Llama-family model's float matrices become those blocks on the GPU while loading."""
+    'q4_0'): a Llama-family model's float matrices become those blocks on the GPU while loading;
+    `dtype` 'F32': float matrices are widened to f32 (more memory, f32 storage)."""
     quantize = quantize_format(quantize)
+    widen = widen_option(dtype, quantize)
     job = job or LoadJob(on_progress)
     shapes = shapes or KernelShapes.for_adapter(gpu.is_cpu)
     F = _fetch_js()
@@ -453,11 +470,11 @@ async def load_model(gpu, ref: str = "", base_url: str = "", context: int | None
     try:
         if source.gguf_name:
             layout = await _read_gguf(source, job, shapes, limits, budget, context)
-            if quantize:
-                layout.notices.append(f"quantize {quantize.lower()!r} ignored: a GGUF file's weights are used as "
-                                      f"it stores them")
+            if quantize or widen:
+                option = f"quantize {quantize.lower()!r}" if quantize else "dtype 'F32'"
+                layout.notices.append(f"{option} ignored: a GGUF file's weights are used as it stores them")
         else:
-            layout = await _read_folder(source, job, shapes, limits, budget, context, quantize)
+            layout = await _read_folder(source, job, shapes, limits, budget, context, quantize, widen)
         cfg, tokenizer, generation, graph, notices = (layout.cfg, layout.tokenizer, layout.generation, layout.graph,
                                                       layout.notices)
         stats["gpu_bytes_estimate"] = check_device(graph, budget, layout.files[0][0]).total

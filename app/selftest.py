@@ -177,7 +177,7 @@ def evaluate(record: dict, observed: list, basis: str) -> dict:
             "tolerance": {"basis": basis, "atol": atol, "rtol": rtol, "drift_factor": DRIFT_FACTOR}}
 
 
-def reload_advice(basis: str, verdict: str, formats, load_options: dict, f32_option: bool) -> dict | None:
+def reload_advice(basis: str, verdict: str, formats, load_options: dict) -> dict | None:
     """How to load the model with wider weights, when rounding them may explain a drift or fail."""
     if verdict not in ("drift", "fail") or basis == "F32":
         return None
@@ -186,11 +186,8 @@ def reload_advice(basis: str, verdict: str, formats, load_options: dict, f32_opt
                 "how": "load the model again without the quantize option: pywebgpt.load(ref) keeps the float "
                        "weights as stored"}
     if set(formats) & {"F16", "BF16"}:
-        how = ("load the model again with float32 weights: pywebgpt.load(ref, {dtype: 'F32'})" if f32_option else
-               "float32 weights need the load option {dtype: 'F32'}, which this version of the loader does not "
-               "have yet; meanwhile convert the folder with tools/convert.py SRC OUT_DIR --dtype float32 and load "
-               "that")
-        return {"options": {"dtype": "F32"}, "supported": bool(f32_option), "how": how}
+        return {"options": {"dtype": "F32"}, "supported": True,
+                "how": "load the model again with float32 weights: pywebgpt.load(ref, {dtype: 'F32'})"}
     return None
 
 
@@ -301,15 +298,6 @@ async def _greedy(model, prompt_ids: list, n: int):
     return result
 
 
-def _f32_load_option() -> bool:
-    """Whether the loader takes {dtype: 'F32'} (widened weights) yet."""
-    import inspect  # noqa: PLC0415 - only when advice is needed
-
-    from .engine import Engine  # noqa: PLC0415 - the engine imports the browser; this module must not
-
-    return "dtype" in inspect.signature(Engine.load_model).parameters
-
-
 async def self_test(model, *, record: dict | None = None, url: str | None = None, files=None,
                     load_options: dict | None = None) -> dict:
     """Run the model's golden record on this GPU; returns the verdict and the figures (see the module
@@ -355,9 +343,7 @@ async def self_test(model, *, record: dict | None = None, url: str | None = None
                 mismatch[f"{key}_text"] = text(mismatch[key]).decode("utf-8", "replace")
     out.update({"record_url": where, "reference": record.get("reference"), "dtype": info.get("dtype"),
                 "weight_formats": sorted(formats), "seconds": time.perf_counter() - t0})
-    wants_advice = out["verdict"] in ("drift", "fail") and basis != "F32"
-    out["reload"] = reload_advice(basis, out["verdict"], formats, load_options or {},
-                                  _f32_load_option() if wants_advice else False)
+    out["reload"] = reload_advice(basis, out["verdict"], formats, load_options or {})
     out["message"] = " ".join(describe(out))
     return out
 

@@ -59,11 +59,13 @@ def _model_info_json() -> str:
 async def _load(ref: str, opts_json: str, on_progress=None, files=None) -> str:
     """pywebgpt.load(ref | {files}, opts): the model's info, or an error (api.js throws it as a
     LoadError). opts: context, cache (true | false | 'refresh'), hub (base URL for Hub ids),
-    maxGpuBytes, quantize ('q8_0' | 'q4_0': float matrices quantized on the GPU while loading)."""
+    maxGpuBytes, quantize ('q8_0' | 'q4_0': float matrices quantized on the GPU while loading), dtype
+    ('F32': float matrices widened to f32 while loading, e.g. when the self-test finds f16 drifting)."""
     engine = _engine()
     opts = json.loads(opts_json or "{}")
     options = {"context": opts.get("context"), "cache": opts.get("cache", True), "hub": opts.get("hub"),
-               "max_gpu_bytes": opts.get("maxGpuBytes", opts.get("max_gpu_bytes")), "quantize": opts.get("quantize")}
+               "max_gpu_bytes": opts.get("maxGpuBytes", opts.get("max_gpu_bytes")), "quantize": opts.get("quantize"),
+               "dtype": opts.get("dtype")}
     progress = on_progress if on_progress is not None and not is_null(on_progress) else None
     try:
         with engine.call():

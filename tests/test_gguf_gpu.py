@@ -5,7 +5,7 @@ A small random Llama with a tokenizer and a chat template (tests/chat_model.py) 
 tools/make_gguf.py as a GGUF of every supported type (F32, F16, BF16, Q8_0, Q4_0, Q4_1: Q/K rows
 permuted and blocks quantized as llama.cpp does). Each loads as it is, its config, tokenizer and
 chat template from the metadata: greedy ids equal and logits within 1e-3 of transformers'. The
-same model's f16 safetensors folder loaded with quantize: 'q8_0' / 'q4_0' (blocks made on the GPU)
+same model's f32 safetensors folder loaded with quantize: 'q8_0' / 'q4_0' (blocks made on the GPU)
 gives the logits of the GGUF of that type (blocks made by ggml's quantizer), so the two quantizers
 agree. Also: a GGUF from the imitation Hub with progress and the browser cache, a picked .gguf file,
 bad quantize options, and malformed GGUF files refused before anything is allocated on the GPU."""
@@ -35,7 +35,8 @@ NEW = 8
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
-    """{'folder': the f16 safetensors folder, type: its GGUF file} in one served directory."""
+    """{'folder': the f32 safetensors folder, 'f16': an f16 copy, type: its GGUF file} in one served
+    directory."""
     root = tmp_path_factory.mktemp("gguf")
     folder = make_chat_model(root)
     # a GGUF byte-level BPE needs merges (llama.cpp refuses a file without): "~" becomes "ab"
@@ -44,7 +45,17 @@ def files(tmp_path_factory):
     vocab["ab"] = vocab.pop("~")
     spec["model"]["merges"] = [["a", "b"]]
     (folder / "tokenizer.json").write_text(json.dumps(spec))
-    out = {"folder": folder}
+    out = {"folder": folder, "f16": root / "chat-f16"}
+    from safetensors.numpy import load_file, save_file
+
+    out["f16"].mkdir()
+    for f in folder.iterdir():
+        if f.suffix != ".safetensors":
+            (out["f16"] / f.name).write_bytes(f.read_bytes())
+    tensors = {k: v.astype(np.float16) for k, v in load_file(str(folder / "model.safetensors")).items()}
+    save_file(tensors, str(out["f16"] / "model.safetensors"), metadata={"format": "pt"})
+    for f in out["f16"].iterdir():
+        f.chmod(0o644)
     for type_name in TYPES:
         path = hf_folder_to_gguf(folder, root / f"chat.{type_name}.gguf", type_name)
         path.chmod(0o644)
@@ -125,7 +136,7 @@ def test_a_gguf_of_each_type_loads_as_it_is_and_equals_transformers(page, files,
 
 @pytest.mark.parametrize("fmt", ["q8_0", "q4_0"])
 def test_quantize_on_load_equals_the_gguf_quantizer(page, files, fmt):
-    """The folder's f16 matrices quantized on the GPU give the logits of ggml's quantization of the
+    """The folder's f32 matrices quantized on the GPU give the logits of ggml's quantization of the
     same matrices (the GGUF of that type), and the weights take the packed size."""
     result = run(page, f"/gguf/{files['folder'].name}/", quantize=fmt)
     check_equal(result, files[fmt.upper()])
@@ -142,6 +153,19 @@ def test_bad_quantize_options_are_refused(page, files):
         assert r["error"]["code"] == "input" and words in r["error"]["message"], r
     r = run(page, "weights/shakespeare-char/", quantize="q8_0")
     assert r["error"]["code"] == "input" and "Llama-family" in r["error"]["message"], r
+    r = run(page, f"/gguf/{files['folder'].name}/", dtype="F16")
+    assert r["error"]["code"] == "input" and "dtype must be 'F32'" in r["error"]["message"], r
+
+
+def test_the_dtype_option_widens_f16_matrices_to_f32(page, files):
+    """{dtype: 'F32'} keeps the f16 folder's values (widened exactly): the same logits as loaded as
+    stored, with twice the weight bytes."""
+    plain = run(page, f"/gguf/{files['f16'].name}/")
+    wide = run(page, f"/gguf/{files['f16'].name}/", dtype="F32")
+    assert wide["info"]["weight_formats"] == ["F32"] and plain["info"]["weight_formats"] == ["F16"]
+    assert any("widened to F32" in n for n in wide["info"]["notices"]), wide["info"]["notices"]
+    assert float(np.abs(logits_of(wide["out"]) - logits_of(plain["out"])).max()) < 1e-4
+    assert wide["out"]["tokens"] == plain["out"]["tokens"]
 
 
 def test_a_gguf_from_the_hub_loads_with_progress_and_then_from_the_cache(page, files):

@@ -123,12 +123,12 @@ def test_records_of_other_weights_or_shapes_are_refused():
 
 
 def test_reload_advice_names_a_load_option_for_rounded_weights():
-    assert selftest.reload_advice("F32", "fail", ["F16"], {}, False) is None
-    assert selftest.reload_advice("F16", "pass", ["F16"], {}, False) is None
-    advice = selftest.reload_advice("F16", "drift", ["F16"], {}, False)
-    assert advice["options"] == {"dtype": "F32"} and advice["supported"] is False and "--dtype float32" in advice["how"]
-    assert selftest.reload_advice("BF16", "fail", ["BF16"], {}, True)["how"].endswith("{dtype: 'F32'})")
-    quantized = selftest.reload_advice("Q8_0", "drift", ["Q8_0"], {"quantize": "q8_0"}, False)
+    assert selftest.reload_advice("F32", "fail", ["F16"], {}) is None
+    assert selftest.reload_advice("F16", "pass", ["F16"], {}) is None
+    advice = selftest.reload_advice("F16", "drift", ["F16"], {})
+    assert advice["options"] == {"dtype": "F32"} and advice["supported"] is True
+    assert selftest.reload_advice("BF16", "fail", ["BF16"], {})["how"].endswith("{dtype: 'F32'})")
+    quantized = selftest.reload_advice("Q8_0", "drift", ["Q8_0"], {"quantize": "q8_0"})
     assert quantized["options"] == {"quantize": None} and quantized["supported"]
 
 
@@ -269,4 +269,10 @@ def test_rounded_weights_drift_and_the_result_offers_wider_ones(page):
     assert out["verdict"] == "drift" and out["ids_agree"] and out["tolerance"]["basis"] == "F16", out["message"]
     assert 0.059 < out["max_abs_delta"] < 0.061
     assert out["reload"]["options"] == {"dtype": "F32"} and "float32" in out["reload"]["how"]
+    assert out["reload"]["supported"] is True
     assert "To check with wider weights" in out["message"]
+    wide = page.evaluate("(opts) => pywebgpt.load('weights/shakespeare-char/', {cache: false, ...opts})",
+                         out["reload"]["options"])  # the advice's options load as they say
+    assert wide["dtype"] == "F32" and any("widened to F32" in n for n in wide["notices"]), wide
+    assert self_test(page)["verdict"] == "pass"
+    load(page, "weights/shakespeare-char/")
