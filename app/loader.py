@@ -1,9 +1,11 @@
-"""Load a model folder (Hugging Face layout) onto the GPU: `load_model(gpu, ref, ...)`, or
-`pywebgpt.load(...)` in the page. Where the files come from: app/sources.py.
+"""Load a model folder (Hugging Face layout) or one GGUF file onto the GPU: `load_model(gpu, ref,
+...)`, or `pywebgpt.load(...)` in the page. Where the files come from: app/sources.py.
 
 A folder holds config.json, the weights (model.safetensors, or model.safetensors.index.json with its
 shards) in F32, F16 or BF16, and a tokenizer: vocab.json + merges.txt, tokenizer.json or
-char_vocab.json.
+char_vocab.json. A GGUF file holds all three (app/gguf_load.py): steps 1-3 below read its header
+instead, and its matrices stay in their block formats. Options: `quantize` (Q8_0 / Q4_0 made on
+the GPU from a folder's float matrices), `dtype` 'F32' (float matrices widened).
 
 Order of work, so that a bad model fails early and nothing is allocated for it:
   1. config.json: parsed and checked (app/config.py); the model's buffer plan (app/buffer_plan.py)

@@ -32,10 +32,12 @@ with the norms fused in; on a GPU the attention is split over blocks of 64 cache
 next projection merges as it reads them). A CPU adapter (SwiftShader) gets barrier-free variants of
 the same kernels (app/shapes.py).
 
-Weights stay in the dtype they are stored in (app/weights.py): matrices are read by the kernels as
-f32, f16 or bf16 (widened to f32 in registers, exactly for bf16); the small vectors (biases, norms)
-are f32. GPT-2's matrices are Conv1D [in, out] (matmul.wgsl), the Llama family's nn.Linear
-[out, in] (linear.wgsl): each as the checkpoint stores it, never transposed.
+Weights stay in the format they are stored in (app/weights.py): matrices are read by the kernels as
+f32, f16 or bf16 (widened to f32 in registers, exactly for bf16), or as GGUF's Q8_0 / Q4_0 / Q4_1
+blocks (dequantized in registers; a GGUF may mix formats, so each Llama matrix has its own:
+`self.fmt(name)`); the small vectors (biases, norms) are f32. GPT-2's matrices are Conv1D [in, out]
+(matmul.wgsl), the Llama family's nn.Linear [out, in] (linear.wgsl): each as the checkpoint stores
+it, never transposed.
 """
 
 from __future__ import annotations
