@@ -540,7 +540,7 @@ async def load_model(gpu, ref: str = "", base_url: str = "", context: int | None
     notices = notices + source.notices + list(model.notices)
     job.emit("done", None, total_bytes, total_bytes, stats["from_cache"])
     label = source.base if isinstance(source, UrlSource) else source.label
-    if source.gguf_name:
+    if source.gguf_name and isinstance(source, UrlSource):
         label += source.gguf_name
     return LoadedModel(model, tokenizer, cfg, label, notices, total_bytes, stats, generation)
 

@@ -498,6 +498,8 @@ class FileSource:
 
     @property
     def label(self) -> str:
+        if self.gguf_name:
+            return f"picked file {self.gguf_name}"
         return f"picked folder {self.folder or '.'}/"
 
     def names(self) -> set:

@@ -77,7 +77,7 @@ ELEMENT_IDS = (
     "output-panel", "chat-panel", "chat-tokens", "system-prompt", "chat-log", "chat-notices", "chat-form",
     "chat-input", "chat-send", "chat-stop", "chat-regenerate", "chat-clear", "chat-state", "chat-stats",
     "selftest-button", "selftest-result", "storage", "offline-state", "cached-list", "cached-summary",
-    "quantize-select")
+    "quantize-select", "gguf-input")
 
 
 class UI(LoadingPanel, FolderInput, SettingsPanel, OutputPanel, TokenPopup, ChatPanel, SelfTestPanel, StoragePanel):
@@ -148,6 +148,7 @@ class UI(LoadingPanel, FolderInput, SettingsPanel, OutputPanel, TokenPopup, Chat
         self.on(e["model-select"], "change", lambda ev: self.describe_selected())
         self.on(e["custom-form"], "submit", self._on_custom_submit)
         self.on(e["folder-input"], "change", self._on_folder_picked)
+        self.on(e["gguf-input"], "change", self._on_gguf_picked)
         self.on(e["cancel-load"], "click", lambda ev: self.cancel_load())
         self.on(e["generate-form"], "submit", self._on_generate_submit)
         self.on(e["stop-button"], "click", lambda ev: self.stop())
@@ -227,7 +228,7 @@ class UI(LoadingPanel, FolderInput, SettingsPanel, OutputPanel, TokenPopup, Chat
         e = self.el
         ready = self.engine == "ready"
         busy = self.loading or self.generating or self.checking
-        for name in ("model-select", "load-button", "custom-ref", "custom-load", "folder-input"):
+        for name in ("model-select", "load-button", "custom-ref", "custom-load", "folder-input", "gguf-input"):
             e[name].disabled = not ready or busy
         e["generate-button"].disabled = not ready or busy or self.model is None
         e["stop-button"].disabled = not self.generating

@@ -22,11 +22,17 @@ class FolderInput:
         folder = path.split("/")[0] if "/" in path else "picked files"
         self.spawn(self.load_files(files, f"folder {folder}"))
 
+    def _on_gguf_picked(self, event) -> None:
+        files = or_none(self.el["gguf-input"].files)
+        if files is not None and files.length:
+            self.spawn(self.load_files(files, str(files.item(0).name)))
+
     async def load_files(self, files, label: str):
         try:
             await self.load(None, label=label, files=files)
         finally:
             self.el["folder-input"].value = ""
+            self.el["gguf-input"].value = ""
 
     def _on_drag_over(self, event) -> None:
         event.preventDefault()

@@ -191,12 +191,16 @@ def test_a_gguf_from_the_hub_loads_with_progress_and_then_from_the_cache(page, f
         hub.stop()
 
 
-def test_a_picked_gguf_file_loads(page, files):
-    page.evaluate("() => { const i = document.createElement('input'); i.type = 'file'; i.id = 'pick-gguf'; "
-                  "i.hidden = true; document.body.append(i); }")
-    page.locator("#pick-gguf").set_input_files(files["Q8_0"])
-    info = page.evaluate("async () => pywebgpt.load({files: document.querySelector('#pick-gguf').files})")
+def test_a_gguf_file_picked_on_the_page_loads(page, files):
+    """The page's 'Or one GGUF file' input loads the file as it is, and names it."""
+    page.wait_for_function("() => !document.querySelector('#gguf-input').disabled")
+    before = page.evaluate("() => Number(document.body.dataset.loads || 0)")
+    page.locator("#more-sources").evaluate("(d) => { d.open = true; }")
+    page.locator("#gguf-input").set_input_files(files["Q8_0"])
+    page.wait_for_function("(n) => Number(document.body.dataset.loads || 0) > n", arg=before)
+    info = page.evaluate("() => pywebgpt.info().model")
     assert info["weight_formats"] == ["Q8_0"] and info["chat"] is True, info
+    assert info["source"] == f"picked file {files['Q8_0'].name}", info["source"]
 
 
 def malformed(good: bytes) -> dict:
