@@ -582,8 +582,9 @@ def against_roofline(out: dict, graph) -> None:
         for n, v in out["prefill"].items():
             flops = prefill_flops(graph, int(n))
             tflops = flops / (v["ms"] / 1000) / 1e12
-            v.update({"gflop": round(flops / 1e9, 3), "tflops": round(tflops, 4),
-                      "fraction_of_fma": round(tflops / fma, 4)})
+            # significant digits, not decimals: a tiny model's prefill is a few GFLOP/s
+            v.update({"gflop": float(f"{flops / 1e9:.4g}"), "tflops": float(f"{tflops:.4g}"),
+                      "fraction_of_fma": float(f"{tflops / fma:.4g}")})
 
 
 async def kernel_times(model, ctx: int, reps: int = 10) -> dict | None:
