@@ -227,17 +227,15 @@ class Llama(ModelGraph):
             L, kv = self.layer(i), f"kv_cache[{i}]"
             steps += [
                 k.linear_gemv("rms_norm_1+qkv", E, self.qkv_width, "store", self.fmt(L["qkv"]), rms_input=True,
-                              step="step", x="x",
-                              norm_w=L["input_norm"], w=L["qkv"], bias=L["qkv_bias"], y="qkv"),
+                              step="step", x="x", norm_w=L["input_norm"], w=L["qkv"], bias=L["qkv_bias"], y="qkv"),
                 k.rope(cfg.qk_norm, step="step", qkv="qkv", q="q", kv=kv, rope_table="rope.cos_sin",
                        q_norm_w=L["q_norm"], k_norm_w=L["k_norm"]),
                 k.attention_decode(self.split_attention, step="step", q="q", kv=kv, y=att_out),
                 k.linear_gemv("o_proj", Q, E, "residual", self.fmt(L["o"]), att_input=self.split_attention,
-                              step="step", x=att_out,
-                              w=L["o"], bias=L["o_bias"], y="x"),
+                              step="step", x=att_out, w=L["o"], bias=L["o_bias"], y="x"),
                 k.linear_gemv("rms_norm_2+gate_up", E, M, "swiglu", self.fmt(L["gate_up"]), rms_input=True,
-                              step="step", x="x",
-                              norm_w=L["post_norm"], w=L["gate_up"], bias=L["gate_up_bias"], y="h"),
+                              step="step", x="x", norm_w=L["post_norm"], w=L["gate_up"], bias=L["gate_up_bias"],
+                              y="h"),
                 k.linear_gemv("down", M, E, "residual", self.fmt(L["down"]), step="step", x="h", w=L["down"],
                               bias=L["down_bias"], y="x"),
             ]
