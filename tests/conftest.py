@@ -17,7 +17,6 @@ SHAKESPEARE = ROOT / "tests" / "data" / "tinyshakespeare.txt"
 sys.path.insert(0, str(ROOT / "tools"))
 
 from serve import Server  # noqa: E402
-
 from vendor import vendor  # noqa: E402
 
 CHROMIUM = os.environ.get("PYWEBGPT_CHROMIUM", "/usr/bin/chromium")

@@ -16,10 +16,10 @@ import json
 import math
 
 import numpy as np
-from conftest import run_py
 
 from app import contract
 from app.wgsl import WEIGHT_SNIPPETS
+from conftest import run_py
 
 SNIPPETS = {
     "f32": WEIGHT_SNIPPETS["F32"],

@@ -14,7 +14,6 @@ import sys
 
 from bench import BENCH_HEADER, bench_md_row
 from conftest import ROOT
-
 from tools.make_model import cached_model
 
 TINY = dict(n_layer=2, n_head=2, n_embd=64, n_positions=512, vocab_size=100, tokenizer="char", seed=3)

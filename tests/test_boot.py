@@ -3,6 +3,7 @@
 import time
 
 import pytest
+
 from conftest import wait_ready
 
 pytestmark = pytest.mark.browser

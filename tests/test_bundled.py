@@ -10,11 +10,11 @@ import json
 import re
 
 import pytest
-from conftest import BOOT_TIMEOUT_MS, ROOT, SHAKESPEARE, ConsoleGuard
-from reference import greedy, load_hf_folder
 
 from app.config import GPT2Config, match_tensors, param_count
 from app.safetensors import read_header
+from conftest import BOOT_TIMEOUT_MS, ROOT, SHAKESPEARE, ConsoleGuard
+from reference import greedy, load_hf_folder
 
 FOLDER = ROOT / "weights" / "shakespeare-char"
 MODEL_FILES = ("config.json", "model.safetensors", "char_vocab.json")

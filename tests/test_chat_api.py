@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from chat_model import CONTEXT, make_chat_model
 from conftest import BOOT_TIMEOUT_MS, ROOT, ConsoleGuard, wait_ready
 from gguf_files import smollm2_gguf

@@ -17,6 +17,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from chat_model import CONTEXT, make_chat_model
 from test_ui import (
     DESKTOP,

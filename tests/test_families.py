@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 import torch
 import transformers
-from reference import forward, greedy, load_hf_folder
 from transformers import AutoConfig, AutoModelForCausalLM
 from transformers.modeling_rope_utils import _compute_linear_scaling_rope_parameters, _compute_llama3_parameters
 from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
@@ -29,6 +28,7 @@ from app.config import (
 )
 from app.errors import ModelFormatError
 from app.rope import default_inverse_frequencies, linear_scaled, llama3_scaled, rope_frequencies
+from reference import forward, greedy, load_hf_folder
 from tools.make_model import main as make_model_main
 from tools.make_model import make_model
 

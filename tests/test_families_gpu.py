@@ -18,9 +18,9 @@ import sys
 import numpy as np
 import pytest
 import torch
+
 from conftest import BOOT_TIMEOUT_MS, ROOT, ConsoleGuard, run_py, wait_ready
 from serve import Server
-
 from tools.make_model import cached_model
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

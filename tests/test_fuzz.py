@@ -32,9 +32,10 @@ works (a shorter byte string is a simpler case: fewer mutations, earlier choices
 
 from __future__ import annotations
 
-from fuzz_properties import TEXT, check_config, check_safetensors, check_sampling, check_tokenizer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from fuzz_properties import TEXT, check_config, check_safetensors, check_sampling, check_tokenizer
 
 CASES = 10_000
 FUZZ = settings(max_examples=CASES, deadline=None, database=None, suppress_health_check=list(HealthCheck))

@@ -35,7 +35,6 @@ for path in (ROOT, ROOT / "tests"):
         sys.path.insert(0, str(path))
 
 import gguf_files as gf  # noqa: E402
-
 from app.errors import ModelFormatError  # noqa: E402
 from app.gguf import MAX_HEADER_BYTES, TYPE_BLOCKS, GGUFNeedMoreBytes, parse_gguf_header  # noqa: E402
 from app.gguf_meta import gguf_config, gguf_tensor_map, rope_freqs_tensor  # noqa: E402

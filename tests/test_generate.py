@@ -17,12 +17,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import BOOT_TIMEOUT_MS, ROOT, ConsoleGuard, run_py, wait_ready
-from reference import KVCacheModel, greedy, load_hf_folder
-from serve import Server
 
 from app.sampling import Sampler, SamplingParams
 from app.tokenizer import CharTokenizer, GPT2Tokenizer
+from conftest import BOOT_TIMEOUT_MS, ROOT, ConsoleGuard, run_py, wait_ready
+from reference import KVCacheModel, greedy, load_hf_folder
+from serve import Server
 from tools.make_model import cached_model
 
 pytestmark = pytest.mark.browser

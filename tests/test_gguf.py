@@ -17,8 +17,8 @@ for path in (ROOT, ROOT / "tests"):
         sys.path.insert(0, str(path))
 
 import gguf  # noqa: E402
-import gguf_files as gf  # noqa: E402
 
+import gguf_files as gf  # noqa: E402
 from app.errors import ModelFormatError  # noqa: E402
 from app.gguf import (  # noqa: E402
     MAX_HEADER_BYTES,

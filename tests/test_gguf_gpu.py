@@ -20,11 +20,11 @@ import sys
 import numpy as np
 import pytest
 import torch
+
 from chat_model import make_chat_model
 from conftest import BOOT_TIMEOUT_MS, ROOT, ConsoleGuard, run_py, wait_ready
 from hub_server import Hub
 from serve import Server
-
 from tools.make_gguf import TYPES, hf_folder_to_gguf
 
 pytestmark = pytest.mark.browser

@@ -19,9 +19,9 @@ for path in (ROOT, ROOT / "tests"):
         sys.path.insert(0, str(path))
 
 import gguf  # noqa: E402
-import gguf_files as gf  # noqa: E402
 from tokenizers import Tokenizer  # noqa: E402
 
+import gguf_files as gf  # noqa: E402
 from app.errors import ModelFormatError  # noqa: E402
 from app.gguf import read_gguf_header  # noqa: E402
 from app.gguf_tokenizer import gguf_tokenizer  # noqa: E402

@@ -18,9 +18,12 @@ from __future__ import annotations
 import math
 import re
 
-import kernel_harness as kh
 import numpy as np
 import pytest
+
+import kernel_harness as kh
+from app.contract import ATT_BLOCK, CHAIN_ID, EPILOGUES, KMAX, TOPK_CHUNK, TOPK_PARTIAL_WORDS
+from app.sampling import Sampler, SamplingParams
 from conftest import run_py
 from kernel_harness import (
     NEG_INF,
@@ -36,9 +39,6 @@ from kernel_harness import (
     step_bytes,
     weight,
 )
-
-from app.contract import ATT_BLOCK, CHAIN_ID, EPILOGUES, KMAX, TOPK_CHUNK, TOPK_PARTIAL_WORDS
-from app.sampling import Sampler, SamplingParams
 
 pytestmark = pytest.mark.browser
 

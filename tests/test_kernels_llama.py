@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import math
 
-import kernel_harness as kh
 import numpy as np
 import pytest
-from kernel_harness import SNIPPETS, assert_close, assert_sentinel, f32, read_f32, sentinel, step, step_bytes, weight
 
+import kernel_harness as kh
 from app.contract import ATT_BLOCK, EPILOGUES
+from kernel_harness import SNIPPETS, assert_close, assert_sentinel, f32, read_f32, sentinel, step, step_bytes, weight
 
 pytestmark = pytest.mark.browser
 

@@ -18,14 +18,14 @@ import math
 import sys
 from pathlib import Path
 
-import kernel_harness as kh
 import numpy as np
 import pytest
-from kernel_harness import assert_close, assert_sentinel, f32, read_f32, sentinel, step, step_bytes
 
+import kernel_harness as kh
 from app.contract import ATT_BLOCK, EPILOGUES
 from app.weights import matrix_bytes
 from app.wgsl import WEIGHT_SNIPPETS
+from kernel_harness import assert_close, assert_sentinel, f32, read_f32, sentinel, step, step_bytes
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tools.quants import dequantize, quantize  # noqa: E402

@@ -13,13 +13,13 @@ from __future__ import annotations
 import warnings
 
 import gguf
-import kernel_harness as kh
 import numpy as np
 import pytest
-from kernel_harness import step, to_bf16_bits
 
+import kernel_harness as kh
 from app.weights import BLOCK_FORMATS, QUANTIZE_FORMATS, QUANTIZE_SOURCES, quantize_workgroups
 from app.wgsl import WEIGHT_SNIPPETS
+from kernel_harness import step, to_bf16_bits
 
 pytestmark = pytest.mark.browser
 

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from conftest import BOOT_TIMEOUT_MS, ROOT, ConsoleGuard, run_py, wait_ready
 from hub_server import Hub
 from serve import Server
-
 from tools.make_model import cached_model
 
 pytestmark = pytest.mark.browser

@@ -19,10 +19,10 @@ import urllib.parse
 from pathlib import Path
 
 import pytest
+
 import shell_manifest  # tools/ is on sys.path (conftest)
 from conftest import ROOT, new_guarded_page, run_py, wait_ready
 from serve import Server, SiteHandler
-
 from vendor import vendor
 
 BUNDLED = ROOT / "weights" / "shakespeare-char"

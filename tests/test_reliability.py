@@ -25,11 +25,11 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+
 from conftest import BOOT_TIMEOUT_MS, ROOT, ConsoleGuard, run_py
 from hub_server import Hub
 from leaks import measure
 from serve import Server
-
 from tools.make_model import cached_model
 
 pytestmark = pytest.mark.browser

@@ -14,12 +14,12 @@ import json
 import shutil
 from pathlib import Path
 
-import golden  # tools/ is on sys.path (conftest)
 import pytest
+
+import golden  # tools/ is on sys.path (conftest)
+from app import selftest
 from conftest import ROOT, new_guarded_page, run_py, wait_ready
 from serve import Server
-
-from app import selftest
 
 BUNDLED = ROOT / "weights" / "shakespeare-char"
 RECORD = json.loads((BUNDLED / "golden.json").read_text(encoding="utf-8"))

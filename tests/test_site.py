@@ -12,8 +12,9 @@ import tomllib
 import urllib.parse
 from pathlib import Path
 
-import build_site  # tools/ is on sys.path (conftest)
 import pytest
+
+import build_site  # tools/ is on sys.path (conftest)
 from conftest import ROOT, new_guarded_page, wait_ready
 from serve import Server
 

@@ -15,12 +15,12 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT
-from reference import greedy, load_hf_folder
 
 from app.config import GPT2Config, match_tensors
 from app.safetensors import read_header
 from app.tokenizer import CharTokenizer, load_tokenizer_from_texts
+from conftest import ROOT
+from reference import greedy, load_hf_folder
 
 pytestmark = pytest.mark.slow
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from conftest import ROOT, new_guarded_page, run_py
 
 pytestmark = pytest.mark.browser

@@ -37,7 +37,6 @@ sys.path.insert(0, str(ROOT))
 
 from generate import CHROMIUM_ARGS, CliError, _clean_js_error, run_node  # noqa: E402
 from serve import Server  # noqa: E402
-
 from vendor import vendor  # noqa: E402
 
 PROMPT_IDS = [464, 5044, 1110, 373, 257, 1263, 11, 3223, 290, 6388, 1755]  # 11 tokens, as in BENCH.md's WebGPT figure

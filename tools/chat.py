@@ -24,7 +24,6 @@ sys.path.insert(0, str(ROOT / "tools"))
 sys.path.insert(0, str(ROOT))
 
 import generate  # noqa: E402
-
 from app.chat_template import chat_ids, load_chat_template  # noqa: E402
 from app.errors import PyWebGPTError  # noqa: E402
 

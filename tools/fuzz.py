@@ -25,8 +25,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tools"), str(ROOT)]
 
-import fuzz_properties  # noqa: E402
 from hypothesis import HealthCheck, given, seed, settings  # noqa: E402
+
+import fuzz_properties  # noqa: E402
 
 
 def run(name: str, examples: int, rng_seed: int | None = None) -> dict:

@@ -27,7 +27,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 
 from serve import Server  # noqa: E402
-
 from vendor import vendor  # noqa: E402
 
 CHROMIUM_ARGS = [

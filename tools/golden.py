@@ -34,11 +34,10 @@ TOOLS = str(Path(__file__).resolve().parent)
 if TOOLS not in sys.path:
     sys.path.insert(0, TOOLS)
 
-from reference import load_hf_folder, new_kv_model, weight_files  # noqa: E402
-
 from app.config import config_from_json  # noqa: E402
 from app.safetensors import read_header  # noqa: E402
 from app.tokenizer import load_tokenizer_from_texts  # noqa: E402
+from reference import load_hf_folder, new_kv_model, weight_files  # noqa: E402
 
 FORMAT = "pywebgpt-golden/1"
 DEFAULT_PROMPTS = ["ROMEO:", "First Citizen:\nBefore we proceed", "The meaning of life is"]

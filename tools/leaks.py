@@ -142,10 +142,10 @@ def main(argv=None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="also write the report here")
     args = parser.parse_args(argv)
 
-    from make_model import cached_model
     from playwright.sync_api import sync_playwright
-    from serve import Server
 
+    from make_model import cached_model
+    from serve import Server
     from vendor import vendor
 
     sys.path.insert(0, str(ROOT / "tests"))
