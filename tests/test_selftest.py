@@ -12,6 +12,8 @@ from __future__ import annotations
 import copy
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -136,6 +138,26 @@ def test_record_url_sits_beside_the_model():
     assert selftest.record_url("http://h/weights/m/") == "http://h/weights/m/golden.json"
     assert selftest.record_url("https://h/x/model.Q8_0.gguf") == "https://h/x/golden.json"
     assert selftest.record_url("picked folder m/") is None
+
+
+@pytest.mark.slow
+def test_cli_runs_the_self_test_in_node_and_refuses_a_folder_without_a_record(tmp_path):
+    """tools/selftest.py drives pywebgpt.selfTest() in the Node runner (the H200's path): the bundled
+    model passes with the numbers; a folder without golden.json is refused before anything runs."""
+    tool = [sys.executable, str(ROOT / "tools" / "selftest.py")]
+    out = subprocess.run([*tool, str(BUNDLED), "--runtime", "node", "--json"], capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["verdict"] == "pass" and report["ids_agree"] is True, report
+    assert 0 <= report["max_abs_delta"] <= report["tolerance"]["atol"], report
+    assert report["runtime"] == "node" and report["weight_formats"] == ["F16"] and report["adapter"]
+
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    (bare / "config.json").write_text((BUNDLED / "config.json").read_text(encoding="utf-8"), encoding="utf-8")
+    out = subprocess.run([*tool, str(bare), "--runtime", "node"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "no golden.json" in out.stderr, out
 
 
 # ------------------------------------------------------------------------------------ browser
