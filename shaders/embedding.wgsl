@@ -33,9 +33,15 @@ fn table4(positions: bool, row: u32, c: u32) -> vec4<f32> {
   let w0 = table_pack(positions, w_pack_word(g, i, 0u));
   var w1 = w0;
   var w2 = w0;
+  var w3 = w0;
+  var w4 = w0;
+  var w5 = w0;
   if (WPackWords > 1u) { w1 = table_pack(positions, w_pack_word(g, i, 1u)); }
   if (WPackWords > 2u) { w2 = table_pack(positions, w_pack_word(g, i, 2u)); }
-  return w_unpack(g, i, array<WPack, 3>(w0, w1, w2));
+  if (WPackWords > 3u) { w3 = table_pack(positions, w_pack_word(g, i, 3u)); }
+  if (WPackWords > 4u) { w4 = table_pack(positions, w_pack_word(g, i, 4u)); }
+  if (WPackWords > 5u) { w5 = table_pack(positions, w_pack_word(g, i, 5u)); }
+  return w_unpack(g, i, array<WPack, 6>(w0, w1, w2, w3, w4, w5));
 }
 
 @compute @workgroup_size(64)
