@@ -13,8 +13,7 @@ multiple of the 64-wide tiles, of GEMV_ROWS or of 4, rows not a multiple of 64 o
 HEAD_LANES 1, fewer workgroups than blocks); store, residual and swiglu epilogues, RMS_INPUT and
 ATT_INPUT. Some rows are scaled down so that their blocks' f16 scales are subnormal (an adapter flushing
 them to zero would fail the exact embedding checks). The table bytes are followed by garbage up to a
-whole word, and output buffers
-start as a sentinel so that writes outside the expected region fail too."""
+whole word, and output buffers start as a sentinel so that writes outside the expected region fail too."""
 
 from __future__ import annotations
 
