@@ -18,12 +18,13 @@
 //                 blocks of rows (all of them on a GPU, a few on a CPU adapter).
 // Layout: X f32 [rows, K]; W [N_W, K] in the weight format of the module's snippet (N_W = N, or 2 N
 //   with swiglu): f32 / f16 / bf16 as WPacks (K4 = K / 4 packs per row), or ggml's Q8_0 / Q4_0 / Q4_1
-//   blocks of 32 weights as stored in GGUF (K a multiple of 32), read through the snippet's block
-//   interface (weights_f32.wgsl) and dequantized in registers; b f32 [N_W] (HAS_BIAS); Y f32 [rows, N].
+//   blocks of 32 weights or Q4_K / Q6_K super-blocks of 256 (8 blocks of 32 to the kernels) as stored
+//   in GGUF (K a multiple of 32, or 256), read through the snippet's block interface
+//   (weights_f32.wgsl) and dequantized in registers; b f32 [N_W] (HAS_BIAS); Y f32 [rows, N].
 //   linear_tiled loads single packs (load4: for a block format, the block's scale and the pack's
 //   words). gemv on a GPU gives the lanes of a row consecutive segments of a block (a pack of Q8_0,
-//   a word of nibbles of Q4_0 / Q4_1: 8 or 4 lanes per block), so that a warp reads W and the input
-//   contiguously; one block per lane read W and x 34 / 128 bytes apart per lane and ran 1.5-2x
+//   Q4_K or Q6_K, a word of nibbles of Q4_0 / Q4_1: 8 or 4 lanes per block), so that a warp reads W
+//   and the input contiguously; one block per lane read W and x 34 / 128 bytes apart per lane and ran 1.5-2x
 //   slower on an H200. On a CPU adapter (one invocation per row) gemv and linear_rows read whole
 //   blocks with one load per word, dequantizing a block once (for 4 rows in linear_rows). The
 //   float formats keep their pack-by-pack loops, compiled to the same loads as before.
@@ -32,7 +33,7 @@
 //   3 residual  Y[r, c] += v              (Y is the residual stream)
 //   5 swiglu    Y[r, c] = silu(g) * u     with g from W's row c and u from row N + c (gate | up)
 // Constants:
-//   K: u32           inner dimension (a multiple of 4; of 32 for the block formats)
+//   K: u32           inner dimension (a multiple of 4; of 32 or 256 for the block formats)
 //   K4: u32          K / 4
 //   N: u32           outputs per row
 //   EPILOGUE: u32    see above
