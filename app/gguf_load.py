@@ -5,7 +5,7 @@ Standard library only, with the reading done through a source (app/sources.py), 
 runs in the page and in CPython tests with a fake source. The pure parts: app/gguf.py (the
 header), app/gguf_meta.py (config and tensor names), app/gguf_tokenizer.py (tokenizer.json).
 
-What reaches the GPU: Q8_0 / Q4_0 / Q4_1 / F16 / BF16 / F32 matrices as their bytes (the kernels
+What reaches the GPU: Q8_0 / Q4_0 / Q4_1 / Q4_K / Q6_K / F16 / BF16 / F32 matrices as their bytes (the kernels
 dequantize in registers), the small vectors widened to F32, and llama.cpp's Q/K row permutation
 undone row by row on upload (rows are whole blocks). A matrix the graph concatenates (q|k|v,
 gate|up) needs one format for all its parts: a mix of float formats is widened to F32, a mix with a

@@ -34,7 +34,7 @@ the same kernels (app/shapes.py).
 
 Weights stay in the format they are stored in (app/weights.py): matrices are read by the kernels as
 f32, f16 or bf16 (widened to f32 in registers, exactly for bf16), or as GGUF's Q8_0 / Q4_0 / Q4_1
-blocks (dequantized in registers; a GGUF may mix formats, so each Llama matrix has its own:
+blocks or Q4_K / Q6_K super-blocks (dequantized in registers; a GGUF may mix formats, so each Llama matrix has its own:
 `self.fmt(name)`); the small vectors (biases, norms) are f32. GPT-2's matrices are Conv1D [in, out]
 (matmul.wgsl), the Llama family's nn.Linear [out, in] (linear.wgsl): each as the checkpoint stores
 it, never transposed.
@@ -169,7 +169,7 @@ class Llama(ModelGraph):
                  separate_head: bool = False, context: int | None = None, formats: dict | None = None):
         """As GPT2's; `context` defaults to DEFAULT_CONTEXT (at most max_position_embeddings);
         `formats`: weight label -> its format where it is not `matrix_dtype` (a GGUF's Q8_0 / Q4_0 /
-        Q4_1 matrices stay as the file stores them)."""
+        Q4_1 / Q4_K / Q6_K matrices stay as the file stores them)."""
         check_llama_shapes(cfg)
         self.cfg, self.shapes, self.limits, self.dtype = cfg, shapes, limits, matrix_dtype
         self.formats = dict(formats or {})

@@ -5,9 +5,11 @@ Matrices stay in the dtype they are stored in (f32, f16 or bf16; the kernels wid
 registers), unless a file mixes dtypes: then every matrix is widened to f32 once, at load. Small
 vectors (biases, norms) are always widened to f32 at load, exactly.
 
-The block formats Q8_0, Q4_0 and Q4_1 (ggml's, as GGUF stores them) go to the GPU as their bytes,
-unchanged: a row of `cols` weights is cols / 32 blocks (34, 18 or 20 bytes each), rows back to back.
-The kernels dequantize them in registers (shaders/weights_q*.wgsl); shaders/quantize.wgsl makes Q8_0
+The block formats Q8_0, Q4_0 and Q4_1 and the k-quants Q4_K and Q6_K (ggml's, as GGUF stores them)
+go to the GPU as their bytes, unchanged: a row of `cols` weights is cols / 32 blocks (34, 18 or 20
+bytes each), or cols / 256 super-blocks (144 or 210 bytes), rows back to back (a row of another
+width is refused with the format's block size). The kernels dequantize them in registers
+(shaders/weights_q*.wgsl; a k-quant's super-block is 8 blocks of 32 to them); shaders/quantize.wgsl makes Q8_0
 and Q4_0 from an f32 / f16 / bf16 matrix on the GPU (quantize-on-load). `matrix_bytes` is the size
 of a matrix in any format, for the buffer plan and the loader alike.
 """
@@ -64,7 +66,7 @@ def row_bytes(cols: int, dtype: str) -> int:
 
 
 def matrix_bytes(rows: int, cols: int, dtype: str) -> int:
-    """Bytes of a [rows, cols] matrix stored as `dtype` (F32, F16, BF16, Q8_0, Q4_0 or Q4_1) on the GPU,
+    """Bytes of a [rows, cols] matrix stored as `dtype` (a WEIGHT_FORMATS name) on the GPU,
     before rounding the buffer up (contract.buffer_size). Rows of a block format are whole blocks, so a
     slice of whole rows is row_bytes(cols, dtype) per row. The GPU reads the 4-byte words holding a
     block, so a block format's buffer must be at least matrix_bytes rounded up to 4 (buffer_size does)."""

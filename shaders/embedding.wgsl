@@ -11,7 +11,7 @@
 // chain[0] (topk.wgsl's output: its first word is that choice), so decode steps can be queued
 // back to back without waiting for Python (app/model.py submit_decode).
 // Constants:
-//   C4: u32    C / 4 (C a multiple of 32 for the block formats)
+//   C4: u32    C / 4 (C a multiple of 32 for the block formats, 256 for Q4_K / Q6_K)
 //   ROW0: u32  first token row held by this split of the table
 //   ROWS: u32  rows in this split
 //   POSITIONS: bool  add the position table wpe
@@ -33,9 +33,15 @@ fn table4(positions: bool, row: u32, c: u32) -> vec4<f32> {
   let w0 = table_pack(positions, w_pack_word(g, i, 0u));
   var w1 = w0;
   var w2 = w0;
+  var w3 = w0;
+  var w4 = w0;
+  var w5 = w0;
   if (WPackWords > 1u) { w1 = table_pack(positions, w_pack_word(g, i, 1u)); }
   if (WPackWords > 2u) { w2 = table_pack(positions, w_pack_word(g, i, 2u)); }
-  return w_unpack(g, i, array<WPack, 3>(w0, w1, w2));
+  if (WPackWords > 3u) { w3 = table_pack(positions, w_pack_word(g, i, 3u)); }
+  if (WPackWords > 4u) { w4 = table_pack(positions, w_pack_word(g, i, 4u)); }
+  if (WPackWords > 5u) { w5 = table_pack(positions, w_pack_word(g, i, 5u)); }
+  return w_unpack(g, i, array<WPack, 6>(w0, w1, w2, w3, w4, w5));
 }
 
 @compute @workgroup_size(64)

@@ -18,12 +18,13 @@
 //                 blocks of rows (all of them on a GPU, a few on a CPU adapter).
 // Layout: X f32 [rows, K]; W [N_W, K] in the weight format of the module's snippet (N_W = N, or 2 N
 //   with swiglu): f32 / f16 / bf16 as WPacks (K4 = K / 4 packs per row), or ggml's Q8_0 / Q4_0 / Q4_1
-//   blocks of 32 weights as stored in GGUF (K a multiple of 32), read through the snippet's block
-//   interface (weights_f32.wgsl) and dequantized in registers; b f32 [N_W] (HAS_BIAS); Y f32 [rows, N].
+//   blocks of 32 weights or Q4_K / Q6_K super-blocks of 256 (8 blocks of 32 to the kernels) as stored
+//   in GGUF (K a multiple of 32, or 256), read through the snippet's block interface
+//   (weights_f32.wgsl) and dequantized in registers; b f32 [N_W] (HAS_BIAS); Y f32 [rows, N].
 //   linear_tiled loads single packs (load4: for a block format, the block's scale and the pack's
 //   words). gemv on a GPU gives the lanes of a row consecutive segments of a block (a pack of Q8_0,
-//   a word of nibbles of Q4_0 / Q4_1: 8 or 4 lanes per block), so that a warp reads W and the input
-//   contiguously; one block per lane read W and x 34 / 128 bytes apart per lane and ran 1.5-2x
+//   Q4_K or Q6_K, a word of nibbles of Q4_0 / Q4_1: 8 or 4 lanes per block), so that a warp reads W
+//   and the input contiguously; one block per lane read W and x 34 / 128 bytes apart per lane and ran 1.5-2x
 //   slower on an H200. On a CPU adapter (one invocation per row) gemv and linear_rows read whole
 //   blocks with one load per word, dequantizing a block once (for 4 rows in linear_rows). The
 //   float formats keep their pack-by-pack loops, compiled to the same loads as before.
@@ -32,7 +33,7 @@
 //   3 residual  Y[r, c] += v              (Y is the residual stream)
 //   5 swiglu    Y[r, c] = silu(g) * u     with g from W's row c and u from row N + c (gate | up)
 // Constants:
-//   K: u32           inner dimension (a multiple of 4; of 32 for the block formats)
+//   K: u32           inner dimension (a multiple of 4; of 32 or 256 for the block formats)
 //   K4: u32          K / 4
 //   N: u32           outputs per row
 //   EPILOGUE: u32    see above
@@ -73,23 +74,31 @@ fn store_swiglu(r: u32, c: u32, g: f32, u: f32) {
 const KB: u32 = K4 / WBlockPacks;
 const SEGS: u32 = WBlockPacks / WSegPacks;  // segments per block
 
-// Block g's WPacks (a format of fewer than 9 repeats its last: the same load, made once).
-fn block_words(g: u32) -> array<WPack, 9> {
-  let f = w_first(g);
-  return array<WPack, 9>(w[f], w[f + min(1u, WBlockWords - 1u)], w[f + min(2u, WBlockWords - 1u)],
-                         w[f + min(3u, WBlockWords - 1u)], w[f + min(4u, WBlockWords - 1u)],
-                         w[f + min(5u, WBlockWords - 1u)], w[f + min(6u, WBlockWords - 1u)],
-                         w[f + min(7u, WBlockWords - 1u)], w[f + min(8u, WBlockWords - 1u)]);
+// Block g's WPacks (a format needing fewer than 20 repeats its last: the same load, made once).
+fn block_words(g: u32) -> array<WPack, 20> {
+  return array<WPack, 20>(w[w_block_word(g, 0u)], w[w_block_word(g, 1u)], w[w_block_word(g, 2u)],
+                          w[w_block_word(g, 3u)], w[w_block_word(g, 4u)], w[w_block_word(g, 5u)],
+                          w[w_block_word(g, 6u)], w[w_block_word(g, 7u)], w[w_block_word(g, 8u)],
+                          w[w_block_word(g, 9u)], w[w_block_word(g, 10u)], w[w_block_word(g, 11u)],
+                          w[w_block_word(g, 12u)], w[w_block_word(g, 13u)], w[w_block_word(g, 14u)],
+                          w[w_block_word(g, 15u)], w[w_block_word(g, 16u)], w[w_block_word(g, 17u)],
+                          w[w_block_word(g, 18u)], w[w_block_word(g, 19u)]);
 }
 
 // The WPacks pack i of block g needs (those of segment i of a block, for w_seg_dot).
-fn seg_words(g: u32, i: u32) -> array<WPack, 3> {
+fn seg_words(g: u32, i: u32) -> array<WPack, 6> {
   let w0 = w[w_pack_word(g, i, 0u)];
   var w1 = w0;
   var w2 = w0;
+  var w3 = w0;
+  var w4 = w0;
+  var w5 = w0;
   if (WPackWords > 1u) { w1 = w[w_pack_word(g, i, 1u)]; }
   if (WPackWords > 2u) { w2 = w[w_pack_word(g, i, 2u)]; }
-  return array<WPack, 3>(w0, w1, w2);
+  if (WPackWords > 3u) { w3 = w[w_pack_word(g, i, 3u)]; }
+  if (WPackWords > 4u) { w4 = w[w_pack_word(g, i, 4u)]; }
+  if (WPackWords > 5u) { w5 = w[w_pack_word(g, i, 5u)]; }
+  return array<WPack, 6>(w0, w1, w2, w3, w4, w5);
 }
 
 // Pack p (4 weights) of W's row `row` (a float format: the one WPack, as unpack4(w[row * K4 + p])).

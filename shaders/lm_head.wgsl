@@ -12,7 +12,7 @@
 //   a CPU adapter); dispatch (HEAD_GROUPS, 1, 1), the workgroups striding over the blocks of rows (one each on a GPU, many on a CPU
 //   adapter, where each workgroup pays the LayerNorm and its barriers again).
 // Constants:
-//   C: u32            n_embd (a multiple of 32 for the block formats)
+//   C: u32            n_embd (a multiple of 32 for the block formats, 256 for Q4_K / Q6_K)
 //   C4: u32           C / 4 (the normalized row lives in workgroup memory: C4 * 16 bytes)
 //   EPS: f32          LayerNorm epsilon
 //   RMS: bool         RMSNorm instead of LayerNorm (ln_beta unused)
@@ -33,13 +33,19 @@ var<workgroup> xn: array<vec4<f32>, C4>;
 var<workgroup> partial: array<f32, 256>;
 
 // The WPacks pack i of block g needs (those of segment i of a block, for w_seg_dot).
-fn seg_words(g: u32, i: u32) -> array<WPack, 3> {
+fn seg_words(g: u32, i: u32) -> array<WPack, 6> {
   let w0 = wte[w_pack_word(g, i, 0u)];
   var w1 = w0;
   var w2 = w0;
+  var w3 = w0;
+  var w4 = w0;
+  var w5 = w0;
   if (WPackWords > 1u) { w1 = wte[w_pack_word(g, i, 1u)]; }
   if (WPackWords > 2u) { w2 = wte[w_pack_word(g, i, 2u)]; }
-  return array<WPack, 3>(w0, w1, w2);
+  if (WPackWords > 3u) { w3 = wte[w_pack_word(g, i, 3u)]; }
+  if (WPackWords > 4u) { w4 = wte[w_pack_word(g, i, 4u)]; }
+  if (WPackWords > 5u) { w5 = wte[w_pack_word(g, i, 5u)]; }
+  return array<WPack, 6>(w0, w1, w2, w3, w4, w5);
 }
 
 // Pack p of table row v.
@@ -49,13 +55,15 @@ fn wte4(v: u32, p: u32) -> vec4<f32> {
   return w_unpack(g, i, seg_words(g, i));
 }
 
-// Block g's WPacks (a format of fewer than 9 repeats its last: the same load, made once).
-fn block_words(g: u32) -> array<WPack, 9> {
-  let f = w_first(g);
-  return array<WPack, 9>(wte[f], wte[f + min(1u, WBlockWords - 1u)], wte[f + min(2u, WBlockWords - 1u)],
-                         wte[f + min(3u, WBlockWords - 1u)], wte[f + min(4u, WBlockWords - 1u)],
-                         wte[f + min(5u, WBlockWords - 1u)], wte[f + min(6u, WBlockWords - 1u)],
-                         wte[f + min(7u, WBlockWords - 1u)], wte[f + min(8u, WBlockWords - 1u)]);
+// Block g's WPacks (a format needing fewer than 20 repeats its last: the same load, made once).
+fn block_words(g: u32) -> array<WPack, 20> {
+  return array<WPack, 20>(wte[w_block_word(g, 0u)], wte[w_block_word(g, 1u)], wte[w_block_word(g, 2u)],
+                          wte[w_block_word(g, 3u)], wte[w_block_word(g, 4u)], wte[w_block_word(g, 5u)],
+                          wte[w_block_word(g, 6u)], wte[w_block_word(g, 7u)], wte[w_block_word(g, 8u)],
+                          wte[w_block_word(g, 9u)], wte[w_block_word(g, 10u)], wte[w_block_word(g, 11u)],
+                          wte[w_block_word(g, 12u)], wte[w_block_word(g, 13u)], wte[w_block_word(g, 14u)],
+                          wte[w_block_word(g, 15u)], wte[w_block_word(g, 16u)], wte[w_block_word(g, 17u)],
+                          wte[w_block_word(g, 18u)], wte[w_block_word(g, 19u)]);
 }
 
 @compute @workgroup_size(256)

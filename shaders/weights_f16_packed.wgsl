@@ -10,14 +10,14 @@ fn unpack4(p: WPack) -> vec4<f32> {
 const WBlockPacks: u32 = 1u;
 const WBlockWords: u32 = 1u;
 const WPackWords: u32 = 1u;
-fn w_first(g: u32) -> u32 { return g; }
-fn w_block(g: u32, ws: array<WPack, 9>) -> array<vec4<f32>, 8> {
+fn w_block_word(g: u32, k: u32) -> u32 { return g; }
+fn w_block(g: u32, ws: array<WPack, 20>) -> array<vec4<f32>, 8> {
   return array<vec4<f32>, 8>(unpack4(ws[0]), vec4<f32>(), vec4<f32>(), vec4<f32>(), vec4<f32>(), vec4<f32>(),
                              vec4<f32>(), vec4<f32>());
 }
-fn w_dot(g: u32, ws: array<WPack, 9>, xs: array<vec4<f32>, 8>) -> vec4<f32> { return xs[0] * unpack4(ws[0]); }
+fn w_dot(g: u32, ws: array<WPack, 20>, xs: array<vec4<f32>, 8>) -> vec4<f32> { return xs[0] * unpack4(ws[0]); }
 fn w_pack_word(g: u32, i: u32, j: u32) -> u32 { return g; }
-fn w_unpack(g: u32, i: u32, ws: array<WPack, 3>) -> vec4<f32> { return unpack4(ws[0]); }
+fn w_unpack(g: u32, i: u32, ws: array<WPack, 6>) -> vec4<f32> { return unpack4(ws[0]); }
 const WSegPacks: u32 = 1u;
 fn w_seg_pack(s: u32, j: u32) -> u32 { return 0u; }
-fn w_seg_dot(g: u32, s: u32, ws: array<WPack, 3>, xs: array<vec4<f32>, 2>) -> vec4<f32> { return xs[0] * unpack4(ws[0]); }
+fn w_seg_dot(g: u32, s: u32, ws: array<WPack, 6>, xs: array<vec4<f32>, 2>) -> vec4<f32> { return xs[0] * unpack4(ws[0]); }

@@ -19,6 +19,7 @@ const WBlockWords: u32 = 5u;
 const WPackWords: u32 = 3u;  // the scale's word and the two words a realigned word of nibbles straddles
 
 fn w_first(g: u32) -> u32 { return (9u * g) >> 1u; }
+fn w_block_word(g: u32, k: u32) -> u32 { return w_first(g) + min(k, 4u); }
 
 // An f16 (the low 16 bits of h) as f32, exactly, subnormals included (unpack2x16float may flush them).
 fn f16_value(h: u32) -> f32 {
@@ -41,7 +42,7 @@ fn q4_0_levels(q: u32, shift: u32) -> vec4<f32> {
   return bitcast<vec4<f32>>(n | vec4<u32>(0x4b000000u)) - vec4<f32>(8388616.0);
 }
 
-fn w_block(g: u32, ws: array<u32, 9>) -> array<vec4<f32>, 8> {
+fn w_block(g: u32, ws: array<u32, 20>) -> array<vec4<f32>, 8> {
   let odd = (g & 1u) != 0u;
   let d = q4_0_scale(g, ws[0]);
   let q0 = q_realign(odd, ws[0], ws[1]);
@@ -53,7 +54,7 @@ fn w_block(g: u32, ws: array<u32, 9>) -> array<vec4<f32>, 8> {
                              q4_0_levels(q2, 4u) * d, q4_0_levels(q3, 4u) * d);
 }
 
-fn w_dot(g: u32, ws: array<u32, 9>, xs: array<vec4<f32>, 8>) -> vec4<f32> {
+fn w_dot(g: u32, ws: array<u32, 20>, xs: array<vec4<f32>, 8>) -> vec4<f32> {
   let odd = (g & 1u) != 0u;
   let q0 = q_realign(odd, ws[0], ws[1]);
   let q1 = q_realign(odd, ws[1], ws[2]);
@@ -73,12 +74,12 @@ fn w_pack_word(g: u32, i: u32, j: u32) -> u32 {
   return (byte >> 2u) + select(0u, 1u, j == 2u && (byte & 2u) != 0u);
 }
 
-fn w_unpack(g: u32, i: u32, ws: array<u32, 3>) -> vec4<f32> {
+fn w_unpack(g: u32, i: u32, ws: array<u32, 6>) -> vec4<f32> {
   return q4_0_levels(q_realign((g & 1u) != 0u, ws[1], ws[2]), (i / 4u) * 4u) * q4_0_scale(g, ws[0]);
 }
 const WSegPacks: u32 = 2u;
 fn w_seg_pack(s: u32, j: u32) -> u32 { return s + 4u * j; }
-fn w_seg_dot(g: u32, s: u32, ws: array<u32, 3>, xs: array<vec4<f32>, 2>) -> vec4<f32> {
+fn w_seg_dot(g: u32, s: u32, ws: array<u32, 6>, xs: array<vec4<f32>, 2>) -> vec4<f32> {
   let q = q_realign((g & 1u) != 0u, ws[1], ws[2]);
   return (xs[0] * q4_0_levels(q, 0u) + xs[1] * q4_0_levels(q, 4u)) * q4_0_scale(g, ws[0]);
 }

@@ -15,6 +15,7 @@ const WBlockWords: u32 = 5u;
 const WPackWords: u32 = 2u;  // d and m's word, and the word of nibbles
 
 fn w_first(g: u32) -> u32 { return 5u * g; }
+fn w_block_word(g: u32, k: u32) -> u32 { return w_first(g) + min(k, 4u); }
 
 // An f16 (the low 16 bits of h) as f32, exactly, subnormals included (unpack2x16float may flush them).
 fn f16_value(h: u32) -> f32 {
@@ -32,7 +33,7 @@ fn q4_1_levels(q: u32, shift: u32) -> vec4<f32> {
   return bitcast<vec4<f32>>(n | vec4<u32>(0x4b000000u)) - vec4<f32>(8388608.0);
 }
 
-fn w_block(g: u32, ws: array<u32, 9>) -> array<vec4<f32>, 8> {
+fn w_block(g: u32, ws: array<u32, 20>) -> array<vec4<f32>, 8> {
   let d = f16_value(ws[0] & 0xffffu);
   let m = f16_value(ws[0] >> 16u);
   return array<vec4<f32>, 8>(q4_1_levels(ws[1], 0u) * d + m, q4_1_levels(ws[2], 0u) * d + m,
@@ -41,7 +42,7 @@ fn w_block(g: u32, ws: array<u32, 9>) -> array<vec4<f32>, 8> {
                              q4_1_levels(ws[3], 4u) * d + m, q4_1_levels(ws[4], 4u) * d + m);
 }
 
-fn w_dot(g: u32, ws: array<u32, 9>, xs: array<vec4<f32>, 8>) -> vec4<f32> {
+fn w_dot(g: u32, ws: array<u32, 20>, xs: array<vec4<f32>, 8>) -> vec4<f32> {
   var s = xs[0] * q4_1_levels(ws[1], 0u) + xs[4] * q4_1_levels(ws[1], 4u);
   s += xs[1] * q4_1_levels(ws[2], 0u) + xs[5] * q4_1_levels(ws[2], 4u);
   s += xs[2] * q4_1_levels(ws[3], 0u) + xs[6] * q4_1_levels(ws[3], 4u);
@@ -53,12 +54,12 @@ fn w_dot(g: u32, ws: array<u32, 9>, xs: array<vec4<f32>, 8>) -> vec4<f32> {
 // Pack i (4 weights) is the low (i < 4) or high nibbles of the block's word of nibbles i % 4.
 fn w_pack_word(g: u32, i: u32, j: u32) -> u32 { return 5u * g + select(0u, 1u + i % 4u, j == 1u); }
 
-fn w_unpack(g: u32, i: u32, ws: array<u32, 3>) -> vec4<f32> {
+fn w_unpack(g: u32, i: u32, ws: array<u32, 6>) -> vec4<f32> {
   return q4_1_levels(ws[1], (i / 4u) * 4u) * f16_value(ws[0] & 0xffffu) + f16_value(ws[0] >> 16u);
 }
 const WSegPacks: u32 = 2u;
 fn w_seg_pack(s: u32, j: u32) -> u32 { return s + 4u * j; }
-fn w_seg_dot(g: u32, s: u32, ws: array<u32, 3>, xs: array<vec4<f32>, 2>) -> vec4<f32> {
+fn w_seg_dot(g: u32, s: u32, ws: array<u32, 6>, xs: array<vec4<f32>, 2>) -> vec4<f32> {
   let d = f16_value(ws[0] & 0xffffu);
   let m = f16_value(ws[0] >> 16u);
   return (xs[0] * q4_1_levels(ws[1], 0u) + xs[1] * q4_1_levels(ws[1], 4u)) * d + (xs[0] + xs[1]) * m;

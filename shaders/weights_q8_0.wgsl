@@ -20,6 +20,7 @@ const WBlockWords: u32 = 9u;
 const WPackWords: u32 = 3u;  // the scale's word and the two words a realigned pack straddles
 
 fn w_first(g: u32) -> u32 { return (17u * g) >> 1u; }
+fn w_block_word(g: u32, k: u32) -> u32 { return w_first(g) + min(k, 8u); }
 
 // An f16 (the low 16 bits of h) as f32, exactly, subnormals included (unpack2x16float may flush them).
 fn f16_value(h: u32) -> f32 {
@@ -42,7 +43,7 @@ fn q8_0_ints(q: u32) -> vec4<f32> {
   return bitcast<vec4<f32>>(b | vec4<u32>(0x4b000000u)) - vec4<f32>(8388736.0);
 }
 
-fn w_block(g: u32, ws: array<u32, 9>) -> array<vec4<f32>, 8> {
+fn w_block(g: u32, ws: array<u32, 20>) -> array<vec4<f32>, 8> {
   let odd = (g & 1u) != 0u;
   let d = q8_0_scale(g, ws[0]);
   return array<vec4<f32>, 8>(
@@ -52,7 +53,7 @@ fn w_block(g: u32, ws: array<u32, 9>) -> array<vec4<f32>, 8> {
       q8_0_ints(q_realign(odd, ws[6], ws[7])) * d, q8_0_ints(q_realign(odd, ws[7], ws[8])) * d);
 }
 
-fn w_dot(g: u32, ws: array<u32, 9>, xs: array<vec4<f32>, 8>) -> vec4<f32> {
+fn w_dot(g: u32, ws: array<u32, 20>, xs: array<vec4<f32>, 8>) -> vec4<f32> {
   let odd = (g & 1u) != 0u;
   var s = xs[0] * q8_0_ints(q_realign(odd, ws[0], ws[1]));
   s += xs[1] * q8_0_ints(q_realign(odd, ws[1], ws[2]));
@@ -71,11 +72,11 @@ fn w_pack_word(g: u32, i: u32, j: u32) -> u32 {
   return (byte >> 2u) + select(0u, 1u, j == 2u && (byte & 2u) != 0u);
 }
 
-fn w_unpack(g: u32, i: u32, ws: array<u32, 3>) -> vec4<f32> {
+fn w_unpack(g: u32, i: u32, ws: array<u32, 6>) -> vec4<f32> {
   return q8_0_ints(q_realign((g & 1u) != 0u, ws[1], ws[2])) * q8_0_scale(g, ws[0]);
 }
 const WSegPacks: u32 = 1u;
 fn w_seg_pack(s: u32, j: u32) -> u32 { return s; }
-fn w_seg_dot(g: u32, s: u32, ws: array<u32, 3>, xs: array<vec4<f32>, 2>) -> vec4<f32> {
+fn w_seg_dot(g: u32, s: u32, ws: array<u32, 6>, xs: array<vec4<f32>, 2>) -> vec4<f32> {
   return xs[0] * q8_0_ints(q_realign((g & 1u) != 0u, ws[1], ws[2])) * q8_0_scale(g, ws[0]);
 }

@@ -47,17 +47,19 @@ def write_tokenizer(folder: Path) -> dict:
     return vocab
 
 
-def make_chat_model(root: Path) -> Path:
+def make_chat_model(root: Path, name: str = "chat-model", **shape) -> Path:
     """A 2-layer random Llama (context 256, vocabulary 100) with the tokenizer above. Its lm_head
     row for <|im_end|> is zero, so greedy replies never end by themselves (Stop has something to
-    stop, and a reply's length is the Max new tokens setting)."""
+    stop, and a reply's length is the Max new tokens setting). `shape`: other sizes (hidden_size,
+    intermediate_size, ...) than the 64-wide default."""
     from safetensors.numpy import load_file, save_file
 
-    folder = root / "chat-model"
+    folder = root / name
     vocab_size = 100
-    make_model(folder, model_type="llama", num_hidden_layers=2, hidden_size=64, num_attention_heads=4,
-               num_key_value_heads=2, intermediate_size=128, vocab_size=vocab_size, max_position_embeddings=CONTEXT,
-               tie_word_embeddings=False, init_std=0.2, bos_token_id=98, eos_token_id=99)
+    sizes = {**dict(num_hidden_layers=2, hidden_size=64, num_attention_heads=4, num_key_value_heads=2,
+                    intermediate_size=128, init_std=0.2), **shape}
+    make_model(folder, model_type="llama", vocab_size=vocab_size, max_position_embeddings=CONTEXT,
+               tie_word_embeddings=False, bos_token_id=98, eos_token_id=99, **sizes)
     (folder / "char_vocab.json").unlink()
     vocab = write_tokenizer(folder)
     assert len(vocab) == vocab_size and vocab["<|im_end|>"] == 99

@@ -4,11 +4,13 @@ GGUF files in CPython (from_pretrained(gguf_file=...), which dequantizes every b
 A small random Llama with a tokenizer and a chat template (tests/chat_model.py) is written by
 tools/make_gguf.py as a GGUF of every supported type (F32, F16, BF16, Q8_0, Q4_0, Q4_1: Q/K rows
 permuted and blocks quantized as llama.cpp does). Each loads as it is, its config, tokenizer and
-chat template from the metadata: greedy ids equal and logits within 1e-3 of transformers'. The
-same model's f32 safetensors folder loaded with quantize: 'q8_0' / 'q4_0' (blocks made on the GPU)
-gives the logits of the GGUF of that type (blocks made by ggml's quantizer), so the two quantizers
-agree. Also: a GGUF from the imitation Hub with progress and the browser cache, a picked .gguf file,
-bad quantize options, and malformed GGUF files refused before anything is allocated on the GPU."""
+chat template from the metadata: greedy ids equal and logits within 1e-3 of transformers'. The same
+model's f32 safetensors folder loaded with quantize: 'q8_0' / 'q4_0' (blocks made on the GPU) gives
+the logits of the GGUF of that type (blocks made by ggml's quantizer), so the two quantizers agree.
+The k-quants Q4_K and Q6_K (and a Q4_K_M-like mix of the two) take a 256-wide copy of the model,
+since their rows are whole super-blocks of 256. Also: a GGUF from the imitation Hub with progress
+and the browser cache, a picked .gguf file, bad quantize options, and malformed GGUF files refused
+before anything is allocated on the GPU."""
 
 from __future__ import annotations
 
@@ -25,12 +27,21 @@ from chat_model import make_chat_model
 from conftest import BOOT_TIMEOUT_MS, ROOT, ConsoleGuard, run_py, wait_ready
 from hub_server import Hub
 from serve import Server
-from tools.make_gguf import TYPES, hf_folder_to_gguf
+from tools.make_gguf import K_TYPES, TYPES, hf_folder_to_gguf
 
 pytestmark = pytest.mark.browser
 
 PROMPT = [(13 * i + 5) % 95 for i in range(40)]
 NEW = 8
+
+
+def use_merges(folder) -> None:
+    """A GGUF byte-level BPE needs merges (llama.cpp refuses a file without): "~" becomes "ab"."""
+    spec = json.loads((folder / "tokenizer.json").read_text())
+    vocab = spec["model"]["vocab"]
+    vocab["ab"] = vocab.pop("~")
+    spec["model"]["merges"] = [["a", "b"]]
+    (folder / "tokenizer.json").write_text(json.dumps(spec))
 
 
 @pytest.fixture(scope="module")
@@ -39,12 +50,7 @@ def files(tmp_path_factory):
     directory."""
     root = tmp_path_factory.mktemp("gguf")
     folder = make_chat_model(root)
-    # a GGUF byte-level BPE needs merges (llama.cpp refuses a file without): "~" becomes "ab"
-    spec = json.loads((folder / "tokenizer.json").read_text())
-    vocab = spec["model"]["vocab"]
-    vocab["ab"] = vocab.pop("~")
-    spec["model"]["merges"] = [["a", "b"]]
-    (folder / "tokenizer.json").write_text(json.dumps(spec))
+    use_merges(folder)
     out = {"folder": folder, "f16": root / "chat-f16"}
     from safetensors.numpy import load_file, save_file
 
@@ -58,6 +64,12 @@ def files(tmp_path_factory):
         f.chmod(0o644)
     for type_name in TYPES:
         path = hf_folder_to_gguf(folder, root / f"chat.{type_name}.gguf", type_name)
+        path.chmod(0o644)
+        out[type_name] = path
+    wide = make_chat_model(root, "chat-256", hidden_size=256, intermediate_size=512)
+    use_merges(wide)
+    for type_name in K_TYPES:
+        path = hf_folder_to_gguf(wide, root / f"chat-256.{type_name}.gguf", type_name)
         path.chmod(0o644)
         out[type_name] = path
     return out
@@ -132,6 +144,24 @@ def test_a_gguf_of_each_type_loads_as_it_is_and_equals_transformers(page, files,
     matrices = {type_name} if type_name in ("Q8_0", "Q4_0", "Q4_1", "F16", "BF16") else {"F32"}
     assert set(info["weight_formats"]) == matrices, info["weight_formats"]
     assert info["load"]["file_bytes"] == files[type_name].stat().st_size
+
+
+@pytest.mark.parametrize("type_name, formats", [("Q4_K", ["Q4_K"]), ("Q6_K", ["Q6_K"]),
+                                                ("Q4_K_M", ["Q4_K", "Q6_K"])])
+def test_a_k_quant_gguf_stays_packed_and_equals_transformers(page, files, type_name, formats):
+    """Q4_K / Q6_K super-blocks (210-byte Q6_K rows start mid-word) read by every kernel of the
+    Llama graph (embedding, GEMV, prefill, LM head) as the file stores them: greedy ids and logits
+    of transformers' dequantization. The mix keeps each matrix's own format (Q6_K output and the
+    ffn_down of layer 1), and the weights take the packed size."""
+    result = run(page, f"/gguf/{files[type_name].name}")
+    check_equal(result, files[type_name])
+    info = result["info"]
+    assert sorted(info["weight_formats"]) == formats, info["weight_formats"]
+    from app.gguf import read_gguf_header
+
+    packed = sum(t.nbytes for t in read_gguf_header(files[type_name]).tensors.values())
+    # the file's tensor bytes and the f32 rope table (64 KiB), where f32 matrices would take 6x more
+    assert info["gpu_bytes_by_kind"]["weights"] < 1.2 * packed, (info["gpu_bytes_by_kind"], packed)
 
 
 @pytest.mark.parametrize("fmt", ["q8_0", "q4_0"])

@@ -1,16 +1,19 @@
 """The Llama family's weight-table kernels (linear.wgsl's linear_tiled / linear_rows / gemv,
-embedding.wgsl, lm_head.wgsl) reading ggml's Q8_0, Q4_0 and Q4_1 blocks exactly as GGUF stores them
-(34 / 18 / 20-byte blocks, so most blocks start mid-word), run in the page on SwiftShader against
-numpy with the dequantized weights (tools/quants.py, itself equal to the gguf package bit for bit).
+embedding.wgsl, lm_head.wgsl) reading ggml's Q8_0, Q4_0 and Q4_1 blocks and Q4_K and Q6_K super-blocks
+exactly as GGUF stores them (34 / 18 / 20-byte blocks, 144 / 210-byte super-blocks, so many start
+mid-word), run in the page on SwiftShader against numpy with the dequantized weights (tools/quants.py,
+itself equal to the gguf package bit for bit; the gguf package's own dequantizer for the k-quants,
+whose blocks tools/kquants.py makes).
 
 Shapes are awkward on purpose: K = 576 / 960 / 2048 / 3072 and K of an odd number of blocks (96, 160,
-480: every other row then starts 2 bytes into a word), N not a multiple of the 64-wide tiles, of
-GEMV_ROWS or of 4, rows not a multiple of 64 or 4; the GPU shapes (GEMV_ROWS 8 and 4, lanes reduced
-in a tree; HEAD_LANES 8) and the CPU-adapter ones (GEMV_ROWS 256, HEAD_LANES 1, fewer workgroups than
-blocks); store, residual and swiglu epilogues, RMS_INPUT and ATT_INPUT. Some rows are scaled down so
-that their blocks' f16 scales are subnormal (an adapter flushing them to zero would fail the exact
-embedding checks). The table bytes are followed by garbage up to a whole word, and output buffers
-start as a sentinel so that writes outside the expected region fail too."""
+480: every other row then starts 2 bytes into a word); for the k-quants K = 256 ... 3072 (an odd number
+of Q6_K super-blocks: every other row starts mid-word, and every other super-block does), N not a
+multiple of the 64-wide tiles, of GEMV_ROWS or of 4, rows not a multiple of 64 or 4; the GPU shapes
+(GEMV_ROWS 8 and 4, lanes reduced in a tree; HEAD_LANES 8) and the CPU-adapter ones (GEMV_ROWS 256,
+HEAD_LANES 1, fewer workgroups than blocks); store, residual and swiglu epilogues, RMS_INPUT and
+ATT_INPUT. Some rows are scaled down so that their blocks' f16 scales are subnormal (an adapter flushing
+them to zero would fail the exact embedding checks). The table bytes are followed by garbage up to a
+whole word, and output buffers start as a sentinel so that writes outside the expected region fail too."""
 
 from __future__ import annotations
 
@@ -28,11 +31,20 @@ from app.wgsl import WEIGHT_SNIPPETS
 from kernel_harness import assert_close, assert_sentinel, f32, read_f32, sentinel, step, step_bytes
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tools.quants import dequantize, quantize  # noqa: E402
+from tools import kquants, quants  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
-FORMATS = ("Q8_0", "Q4_0", "Q4_1")
+FORMATS = ("Q8_0", "Q4_0", "Q4_1", "Q4_K", "Q6_K")
+
+
+def quantize(values, fmt):
+    return (kquants if fmt in kquants.BLOCK_BYTES else quants).quantize(values, fmt)
+
+
+def dequantize(blocks, fmt, shape):
+    return (kquants if fmt in kquants.BLOCK_BYTES else quants).dequantize(blocks, fmt, shape)
+
 EPS = 1e-6
 STORE, RESIDUAL, SWIGLU = EPILOGUES["store"], EPILOGUES["residual"], EPILOGUES["swiglu"]
 LINEAR_BIND = dict(step="step", x="x", w="w", bias="b", y="y", norm_w="g")
@@ -87,6 +99,10 @@ PREFILL_CASES = [  # (entry, fmt, rows, K, N, epilogue, bias)
     ("linear_rows", "Q4_0", 67, 3072, 40, STORE, True),
     ("linear_rows", "Q4_1", 3, 160, 70, STORE, True),
     ("linear_rows", "Q4_1", 9, 576, 130, RESIDUAL, False),
+    ("linear_tiled", "Q4_K", 67, 768, 120, STORE, True),
+    ("linear_tiled", "Q6_K", 5, 256, 70, RESIDUAL, False),
+    ("linear_rows", "Q6_K", 6, 1536, 36, RESIDUAL, False),
+    ("linear_rows", "Q4_K", 9, 512, 70, STORE, True),
 ]
 
 
@@ -123,6 +139,12 @@ GEMV_CASES = [  # (epilogue, rms_input, fmt, K, N, GEMV_ROWS, groups, bias)
     (STORE, True, "Q8_0", 3072, 60, 256, 1, False),    # CPU shape: one invocation per row
     (SWIGLU, True, "Q4_1", 160, 300, 256, 2, True),    # 2 groups striding over the blocks of rows
     (RESIDUAL, False, "Q4_0", 2048, 300, 256, 1, False),
+    (STORE, True, "Q4_K", 2048, 120, 8, 15, True),     # GPU shape: 8 lanes per sub-block of 32
+    (SWIGLU, True, "Q6_K", 768, 100, 8, 13, False),    # 3 super-blocks per row: odd ones start mid-word
+    (RESIDUAL, False, "Q6_K", 3072, 36, 4, 9, True),
+    (RESIDUAL, False, "Q4_K", 1536, 36, 4, 9, False),
+    (STORE, True, "Q4_K", 256, 60, 256, 1, False),     # CPU shape
+    (SWIGLU, True, "Q6_K", 256, 70, 256, 2, True),
 ]
 
 
@@ -156,6 +178,8 @@ def test_linear_gemv_reads_blocks(kpage, epilogue, rms_input, fmt, K, N, rows_pe
     ("Q8_0", 3, 1, 64, 0, 16, 8),        # C = 192: 6 blocks
     ("Q4_0", 6, 2, 80, 130, 200, 8),     # C = 480: 15 blocks, 3 attention blocks
     ("Q4_1", 4, 4, 64, 64, 70, 256),     # CPU-shape projection
+    ("Q6_K", 12, 4, 64, 40, 64, 8),      # C = 768: 3 super-blocks
+    ("Q4_K", 4, 2, 64, 3, 16, 256),      # C = 256: one super-block, CPU shape
 ])
 def test_split_attention_merged_by_packed_o_proj(kpage, fmt, NH, KVH, HD, pos0, N_CTX, rows_per_wg):
     """Decode: attention_split's blocks merged by the o projection reading a block format (gemv with
@@ -187,10 +211,11 @@ def test_split_attention_merged_by_packed_o_proj(kpage, fmt, NH, KVH, HD, pos0, 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_embedding_from_packed_table(kpage, fmt):
     """x[t] = the dequantized row ids[t] of a block-format token table split over two buffers by rows
-    (3 blocks per row: every other row starts mid-word); each split writes only its own ids. Q8_0 and
-    Q4_0 rows equal tools/quants.py's dequantization exactly (one f32 multiply each), subnormal f16
-    scales included; Q4_1's q * d + m may be one fused multiply-add on the GPU."""
-    C, V, rows = 96, 50, 5
+    (3 blocks or super-blocks per row: every other row starts mid-word, but for Q4_K); each split
+    writes only its own ids. Q8_0, Q4_0 and Q6_K rows equal the numpy dequantization exactly (one f32
+    multiply each), subnormal f16 scales included; Q4_1's q * d + m and Q4_K's d sc q - dmin m may be
+    one fused multiply-add on the GPU."""
+    C, V, rows = (768 if fmt in kquants.BLOCK_BYTES else 96), 50, 5
     r = np.random.default_rng(3)
     table = f32(r.standard_normal((V, C)))
     table[::5] *= np.float32(1e-4)
@@ -204,11 +229,16 @@ def test_embedding_from_packed_table(kpage, fmt):
             "wte1": blocks[split:].tobytes() + bytes(-((V - split) * row) % 4), "wpe": sentinel(4),
             "x": sentinel((rows + 1) * C), "chain": np.zeros(4, dtype=np.uint32)}
     steps = [step("embedding.wgsl", "embed", dict(C4=C // 4, ROW0=row0, ROWS=n, POSITIONS=False),
-                  dict(step="step", wte=name, wpe="wpe", x="x", chain="chain"), (1, rows, 1), WEIGHT_SNIPPETS[fmt])
+                  dict(step="step", wte=name, wpe="wpe", x="x", chain="chain"), (cdiv(C // 4, 64), rows, 1),
+                  WEIGHT_SNIPPETS[fmt])
              for row0, n, name in [(0, split, "wte0"), (split, V - split, "wte1")]]
     x = read_f32(kh.run(kpage, bufs, steps, ["x"])["x"]).reshape(rows + 1, C)
     if fmt == "Q4_1":
         np.testing.assert_allclose(x[:rows], want_table[ids], rtol=2e-7, atol=0)
+    elif fmt == "Q4_K":  # an FMA rounds once: off by at most an ulp of the largest term, d sc q or dmin m
+        want = want_table[ids]
+        ulp = 2.0 ** -22 * np.abs(want).max(axis=1, keepdims=True)
+        assert (np.abs(x[:rows] - want) <= ulp).all(), np.abs(x[:rows] - want).max()
     else:
         np.testing.assert_array_equal(x[:rows], want_table[ids])
     assert_sentinel(x[rows], "row past step.rows")
@@ -220,6 +250,10 @@ HEAD_CASES = [  # (fmt, C, V, lanes, parts: (row0, rows, groups))
     ("Q4_1", 960, 97, 8, [(0, 97, 4)]),
     ("Q4_0", 2048, 40, 8, [(0, 40, 2)]),
     ("Q8_0", 96, 300, 1, [(0, 300, 2)]),
+    ("Q4_K", 1536, 301, 8, [(0, 301, 10)]),
+    ("Q6_K", 768, 97, 1, [(0, 50, 1), (50, 47, 1)]),     # CPU shape, split: the second split starts mid-word
+    ("Q6_K", 3072, 40, 8, [(0, 40, 2)]),
+    ("Q4_K", 256, 300, 1, [(0, 300, 2)]),
 ]
 
 

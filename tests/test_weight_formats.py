@@ -29,15 +29,20 @@ from app.weights import (
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tools import kquants  # noqa: E402
 from tools.quants import quantize  # noqa: E402
+
+K_FORMATS = [fmt for fmt in BLOCK_FORMATS if fmt in kquants.BLOCK_BYTES]
+BLOCK32_FORMATS = [fmt for fmt in BLOCK_FORMATS if fmt not in kquants.BLOCK_BYTES]
 
 # What every weights_*.wgsl defines (weights_f32.wgsl describes it).
 INTERFACE = ["alias WPack", "const WBlockPacks", "const WBlockWords", "const WPackWords", "const WSegPacks",
-             "fn w_first", "fn w_block", "fn w_dot", "fn w_pack_word", "fn w_unpack", "fn w_seg_pack", "fn w_seg_dot"]
+             "fn w_block_word", "fn w_block", "fn w_dot", "fn w_pack_word", "fn w_unpack", "fn w_seg_pack",
+             "fn w_seg_dot"]
 
 
 @pytest.mark.parametrize("rows, cols", [(1, 32), (3, 576), (960, 2560), (7, 96)])
-@pytest.mark.parametrize("fmt", list(BLOCK_FORMATS))
+@pytest.mark.parametrize("fmt", BLOCK32_FORMATS)
 def test_block_matrix_bytes_are_the_gguf_bytes(fmt, rows, cols):
     """A [rows, cols] block-format matrix takes exactly the bytes of the GGUF tensor (the gguf
     package's quantizer output, and app/gguf.py's tensor size)."""
@@ -47,6 +52,18 @@ def test_block_matrix_bytes_are_the_gguf_bytes(fmt, rows, cols):
         packed = gguf.quants.quantize(values, gguf.GGMLQuantizationType[fmt])
     assert matrix_bytes(rows, cols, fmt) == packed.nbytes == quantize(values, fmt).nbytes
     assert matrix_bytes(rows, cols, fmt) == tensor_nbytes(fmt, (cols, rows))
+    assert row_bytes(cols, fmt) * rows == matrix_bytes(rows, cols, fmt)
+
+
+@pytest.mark.parametrize("rows, cols", [(1, 256), (3, 768), (7, 2560)])
+@pytest.mark.parametrize("fmt", K_FORMATS)
+def test_k_quant_matrix_bytes_are_the_gguf_bytes(fmt, rows, cols):
+    """A [rows, cols] Q4_K / Q6_K matrix takes exactly the bytes of the GGUF tensor (ggml's sizes as the
+    gguf package lists them, tools/kquants.py's blocks, and app/gguf.py's tensor size)."""
+    values = np.random.default_rng(rows).standard_normal((rows, cols)).astype(np.float32)
+    per_block, block_bytes = gguf.GGML_QUANT_SIZES[gguf.GGMLQuantizationType[fmt]]
+    assert BLOCK_FORMATS[fmt] == (per_block, block_bytes) == (256, kquants.BLOCK_BYTES[fmt])
+    assert matrix_bytes(rows, cols, fmt) == kquants.quantize(values, fmt).nbytes == tensor_nbytes(fmt, (cols, rows))
     assert row_bytes(cols, fmt) * rows == matrix_bytes(rows, cols, fmt)
 
 
@@ -61,6 +78,9 @@ def test_block_formats_refuse_partial_blocks_and_per_element_sizes():
         matrix_bytes(2, 48, "Q4_0")
     with pytest.raises(ModelError, match="Q8_0 is stored in blocks of 32 weights"):
         dtype_bytes("Q8_0")
+    partial = "Q4_K matrix needs rows of whole blocks of 256 weights, but its rows have 288$"
+    with pytest.raises(ModelError, match=partial):
+        matrix_bytes(2, 288, "Q4_K")
 
 
 @pytest.mark.parametrize("blocks, block0", [(1, 0), (1, 1), (2, 1), (5, 3), (129, 0), (128, 7),
@@ -87,14 +107,17 @@ def test_every_format_has_a_snippet_with_the_block_interface(fmt):
 
 @pytest.mark.parametrize("fmt", list(BLOCK_FORMATS))
 def test_block_formats_size_their_arrays_within_the_interface(fmt):
-    """The fixed array sizes of the interface hold every block format (9 words, 8 packs, 3 words per
-    pack, segments of at most 2 packs), and the formats' constants match their block bytes."""
+    """The fixed array sizes of the interface hold every block format (20 words, 8 packs, 6 words per
+    pack, segments of at most 2 packs), and the formats' constants match their block bytes: a block of
+    32 is read whole (its bytes, or 2 more when it starts mid-word); a k-quant's interface block is a
+    32-weight sub-block of its super-block."""
     code = wgsl.shader_source(wgsl.WEIGHT_SNIPPETS[fmt])
     value = {name: int(v) for name, v in re.findall(r"const (W\w+): u32 = (\d+)u;", code)}
     per_block, block_bytes = BLOCK_FORMATS[fmt]
-    assert value["WBlockPacks"] * 4 == per_block
-    assert -(-(block_bytes + 2) // 4) >= value["WBlockWords"] >= -(-block_bytes // 4) and value["WBlockWords"] <= 9
-    assert value["WPackWords"] <= 3 and value["WSegPacks"] in (1, 2)
+    assert value["WBlockPacks"] * 4 == 32 and per_block % 32 == 0
+    if per_block == 32:
+        assert -(-(block_bytes + 2) // 4) >= value["WBlockWords"] >= -(-block_bytes // 4)
+    assert value["WBlockWords"] <= 20 and value["WPackWords"] <= 6 and value["WSegPacks"] in (1, 2)
 
 
 def test_quantize_kernel_declares_its_constants():

@@ -1,6 +1,7 @@
 """Write a GGUF file from a Hugging Face llama / qwen2 / qwen3 folder, as llama.cpp's converter does.
 
-    python tools/make_gguf.py HF_DIR OUT.gguf [--type F32|F16|BF16|Q8_0|Q4_0|Q4_1] [--version 2|3]
+    python tools/make_gguf.py HF_DIR OUT.gguf [--type F32|F16|BF16|Q8_0|Q4_0|Q4_1|Q4_K|Q6_K|Q4_K_M]
+        [--version 2|3]
         [--pre gpt2|llama-bpe|qwen2|smollm|...]
 
 For tests and benchmarks: a random-weight model of your own (tools/make_family.py, or transformers'
@@ -11,8 +12,11 @@ save_pretrained) becomes a GGUF of each supported type, written with the gguf pa
     scaling as the rope_freqs.weight tensor of per-frequency factors (as the converter does);
   - tensor names blk.N.attn_q.weight, ...; Q and K rows of llama models permuted as
     convert_hf_to_gguf.py's LlamaModel.permute does;
-  - 2-D weights stored as --type (quantized by tools/quants.py, which equals ggml's quantizer),
-    1-D ones (norms, biases) as F32, as llama.cpp stores them;
+  - 2-D weights stored as --type (quantized by tools/quants.py, which equals ggml's quantizer; the
+    k-quants Q4_K / Q6_K by tools/kquants.py: ggml's layout, plain round-to-nearest, rows of whole
+    super-blocks of 256 or refused), 1-D ones (norms, biases) as F32, as llama.cpp stores them;
+    Q4_K_M is Q4_K with Q6_K for output.weight and ffn_down of the layers llama.cpp's use_more_bits
+    picks (llama.cpp's Q4_K_M also gives those layers' attn_v Q6_K: not done here, see README);
   - the tokenizer, when the folder has one (vocab.json + merges.txt, or a byte-level BPE
     tokenizer.json), as tokenizer.ggml.model "gpt2" with tokens, token types, merges, the special
     ids of config.json and the chat template of tokenizer_config.json.
@@ -35,9 +39,12 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from app.gguf_meta import GLOBAL_TENSORS, LAYER_TENSORS, ROPE_FREQS, llama3_factors, permute_row_order  # noqa: E402
+from tools import kquants  # noqa: E402
 from tools.quants import quantize  # noqa: E402
 
 TYPES = ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1")
+K_TYPES = ("Q4_K", "Q6_K", "Q4_K_M")  # written from rows of whole super-blocks of 256 only
+FILE_TYPES = {"F32": 0, "F16": 1, "Q4_0": 2, "Q4_1": 3, "Q8_0": 7, "Q4_K": 14, "Q4_K_M": 15, "Q6_K": 18, "BF16": 32}
 ARCHITECTURES = ("llama", "qwen2", "qwen3")
 CONTROL, USER_DEFINED, NORMAL = 3, 4, 1
 
@@ -69,6 +76,8 @@ def _ggml_array(values: np.ndarray, type_name: str):
 
         bf16 = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32)).to(torch.bfloat16)
         return bf16.view(torch.int16).numpy().view(np.uint16), gguf.GGMLQuantizationType.BF16
+    if type_name in kquants.BLOCK_BYTES:
+        return kquants.quantize(values, type_name), gguf.GGMLQuantizationType[type_name]
     if values.shape[-1] % 32:
         print(f"note: rows of {values.shape[-1]} values are not whole blocks of 32: stored as F32", file=sys.stderr)
         return values.astype(np.float32), None
@@ -84,8 +93,8 @@ def write_gguf(path, config: dict, tensors: dict, type_name: str = "F32", tokeni
     arch = config["model_type"]
     if arch not in ARCHITECTURES:
         raise ValueError(f"model_type {arch!r} is not one of {ARCHITECTURES}")
-    if type_name not in TYPES:
-        raise ValueError(f"type {type_name!r} is not one of {TYPES}")
+    if type_name not in TYPES + K_TYPES:
+        raise ValueError(f"type {type_name!r} is not one of {TYPES + K_TYPES}")
     path = Path(path)
     writer = gguf.GGUFWriter(str(path), arch)
     heads = config["num_attention_heads"]
@@ -110,8 +119,7 @@ def write_gguf(path, config: dict, tensors: dict, type_name: str = "F32", tokeni
         writer.add_value_length(head_dim)
     writer.add_rope_dimension_count(head_dim)
     writer.add_vocab_size(config["vocab_size"])
-    file_types = {"F32": 0, "F16": 1, "Q4_0": 2, "Q4_1": 3, "Q8_0": 7, "BF16": 32}
-    writer.add_file_type(file_types[type_name])
+    writer.add_file_type(FILE_TYPES[type_name])
     if rope_type == "linear":
         writer.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
         writer.add_rope_scaling_factor(float(scaling["factor"]))
@@ -130,7 +138,7 @@ def write_gguf(path, config: dict, tensors: dict, type_name: str = "F32", tokeni
         target = gguf_name(hf_name)
         if arch == "llama" and (".attn_q." in target or ".attn_k." in target):
             values = values[np.asarray(permute_row_order(heads if ".attn_q." in target else kv_heads, len(values)))]
-        array, raw_dtype = _ggml_array(values, type_name)
+        array, raw_dtype = _ggml_array(values, tensor_type(target, type_name, config["num_hidden_layers"]))
         writer.add_tensor(target, array, raw_dtype=raw_dtype)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
@@ -139,6 +147,22 @@ def write_gguf(path, config: dict, tensors: dict, type_name: str = "F32", tokeni
     if version != 3:
         set_version(path, version)
     return path
+
+
+def use_more_bits(layer: int, layers: int) -> bool:
+    """llama.cpp's choice of the layers whose ffn_down (and attn_v) Q4_K_M keeps in Q6_K."""
+    return layer < layers // 8 or layer >= 7 * layers // 8 or (layer - layers // 8) % 3 == 2
+
+
+def tensor_type(target: str, type_name: str, layers: int) -> str:
+    """The type GGUF tensor `target` is written in for the file type `type_name`."""
+    if type_name != "Q4_K_M":
+        return type_name
+    if target == "output.weight":
+        return "Q6_K"
+    if ".ffn_down." in target and use_more_bits(int(target.split(".")[1]), layers):
+        return "Q6_K"
+    return "Q4_K"
 
 
 def set_version(path: Path, version: int) -> None:
@@ -234,7 +258,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Write a GGUF file from a Hugging Face llama/qwen2/qwen3 folder.")
     parser.add_argument("hf_dir")
     parser.add_argument("out")
-    parser.add_argument("--type", default="F32", choices=TYPES, help="type of the 2-D weights (default F32)")
+    parser.add_argument("--type", default="F32", choices=TYPES + K_TYPES,
+                        help="type of the 2-D weights (default F32)")
     parser.add_argument("--version", type=int, default=3, choices=(2, 3))
     parser.add_argument("--pre", default="gpt2", help="tokenizer.ggml.pre (default gpt2)")
     args = parser.parse_args(argv)

@@ -20,6 +20,11 @@ from __future__ import annotations
 
 import numpy as np
 
+try:
+    from tools import kquants
+except ImportError:  # run as a script from tools/
+    import kquants
+
 BLOCK_ELEMENTS = 32
 # type -> bytes per block of 32 values
 BLOCK_BYTES = {"Q8_0": 34, "Q4_0": 18, "Q4_1": 20}
@@ -116,6 +121,8 @@ def decode(raw, type_name: str, shape) -> np.ndarray:
     shape = tuple(int(s) for s in shape)
     if type_name in BLOCK_BYTES:
         return dequantize(raw, type_name, shape)
+    if type_name in kquants.BLOCK_BYTES:
+        return kquants.dequantize(raw, type_name, shape)
     data = np.frombuffer(raw, dtype=np.uint8) if not isinstance(raw, np.ndarray) else raw.reshape(-1)
     if type_name == "F32":
         return data.view("<f4").astype(np.float32).reshape(shape)
@@ -123,7 +130,8 @@ def decode(raw, type_name: str, shape) -> np.ndarray:
         return data.view("<f2").astype(np.float32).reshape(shape)
     if type_name == "BF16":  # the top half of a float32
         return (data.view("<u2").astype(np.uint32) << np.uint32(16)).view(np.float32).reshape(shape)
-    raise ValueError(f"cannot decode {type_name!r}; types: F32, F16, BF16, {', '.join(BLOCK_BYTES)}")
+    raise ValueError(f"cannot decode {type_name!r}; types: F32, F16, BF16, "
+                     f"{', '.join((*BLOCK_BYTES, *kquants.BLOCK_BYTES))}")
 
 
 if __name__ == "__main__":
