@@ -18,7 +18,7 @@ from reference import greedy, load_hf_folder
 from serve import Server
 from tools.make_model import cached_model
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 # 8 layers of 256: a 27 MB F32 file whose largest tensor (the token table) is 1.5 MB
 SHAPE = dict(n_layer=8, n_head=4, n_embd=256, n_positions=64, vocab_size=1500, tokenizer="char", init_std=0.1)
