@@ -356,10 +356,8 @@ class Layout:
     files: list                 # (file name, probe), in download order
     placed: dict                # graph tensor name -> Placed
     recheck: object             # (file name, size) -> None: offsets against a size known only now
-
-    def file_end(self, name: str) -> int:
-        """One past the last tensor byte of file `name`: its size where the server did not say."""
-        return max((p.start + p.nbytes for p in self.placed.values() if p.file == name), default=0)
+    ends: dict                  # file name -> one past its last tensor byte (every tensor, used or not):
+                                # its size where the server did not say
 
 
 async def _read_folder(source, job: LoadJob, shapes, limits: dict, budget: tuple, context,
@@ -428,7 +426,10 @@ async def _read_folder(source, job: LoadJob, shapes, limits: dict, budget: tuple
 
     placed = {name: Placed(t.filename, t.data_offset, t.nbytes, Tensor(t.dtype, tuple(t.shape)))
               for name, t in ((name, stored[info.name]) for name, info in mapping.items())}
-    return Layout(cfg, tokenizer, generation, graph, notices, [(n, p) for n, p, _ in headers], placed, recheck)
+    ends = {n: max((t.data_offset + t.nbytes for t in h.tensors.values()), default=8 + h.header_len)
+            for n, _, h in headers}
+    return Layout(cfg, tokenizer, generation, graph, notices, [(n, p) for n, p, _ in headers], placed, recheck,
+                  ends)
 
 
 async def _read_gguf(source, job: LoadJob, shapes, limits: dict, budget: tuple, context) -> Layout:
@@ -460,8 +461,9 @@ async def _read_gguf(source, job: LoadJob, shapes, limits: dict, budget: tuple, 
                             f"(a truncated download?)", "format")
 
     placed = {hf: Placed(name, start, nbytes, tensor) for hf, (start, nbytes, tensor) in model.placed().items()}
+    end = max((info.data_offset + info.nbytes for info in header.tensors.values()), default=probe.size or 0)
     return Layout(cfg, model.tokenizer, model.generation, graph, list(model.notices), [(name, probe)], placed,
-                  recheck)
+                  recheck, {name: end})
 
 
 def _parse_index(text: str) -> list:
@@ -631,7 +633,7 @@ async def _stream_files(source, layout: Layout, model: GPUModel, job: LoadJob, F
     for i, (name, probe) in enumerate(layout.files):
         job.file_index = i
         job.check()
-        size = await source.stream(name, probe.size, handover.file(name), handover, layout.file_end(name),
+        size = await source.stream(name, probe.size, handover.file(name), handover, layout.ends[name],
                                    layout.recheck)
         total_bytes += size
         job.overall_done += size
