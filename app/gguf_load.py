@@ -87,14 +87,10 @@ class GGUFModel:
         """HF tensor name -> its format in the file."""
         return {hf: info.type_name for hf, (info, _) in self.mapping.items()}
 
-    def tensors(self, view) -> dict:
-        """HF name -> GGUFTensor over `view` (the whole file as a JS Uint8Array or bytes)."""
-        out = {}
-        for hf, (info, m) in self.mapping.items():
-            data = view.subarray(info.data_offset, info.data_offset + info.nbytes) if hasattr(view, "subarray") \
-                else memoryview(view)[info.data_offset:info.data_offset + info.nbytes]
-            out[hf] = GGUFTensor(info.type_name, tuple(m.shape), data, m.row_order())
-        return out
+    def placed(self) -> dict:
+        """HF name -> (first byte in the file, bytes, GGUFTensor without its bytes yet)."""
+        return {hf: (info.data_offset, info.nbytes, GGUFTensor(info.type_name, tuple(m.shape), None, m.row_order()))
+                for hf, (info, m) in self.mapping.items()}
 
 
 def describe(header, name: str, rope_freqs=None) -> GGUFModel:

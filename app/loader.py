@@ -16,10 +16,13 @@ Order of work, so that a bad model fails early and nothing is allocated for it:
      names, dtypes and shapes against the config, offsets against the file size, then the buffer
      plan for the stored dtypes: every buffer against maxBufferSize / maxStorageBufferBindingSize,
      every pipeline's workgroup memory, the total against the budget.
-  4. the downloads, each streamed by web/fetch.js into one preallocated JS Uint8Array with
-     progress; the bytes go to the GPU from there (`gpu.write_js`), never through the wasm heap.
-  5. the GPU model (app/runner.py), allocated from the same plan. Anything that fails frees what
-     it allocated.
+  4. the GPU model (app/runner.py): every buffer of the same plan allocated, still empty.
+  5. the files, each streamed by web/fetch.js chunk by chunk (a download, a cached copy, a picked
+     file); each tensor (or a few small neighbours together) is handed over as soon as its bytes
+     are in and goes to the GPU at once (`gpu.write_js`, never through the wasm heap, or through
+     the runner's conversions), then is let go: JS holds a few tensors, never a whole file. A
+     download is written to Cache Storage as it streams. Anything that fails frees what it
+     allocated, and leaves no partial file in the cache.
 
 Progress and cancel: app/load_job.py. Cache Storage: app/sources.py (reading and writing) and
 app/model_cache.py (listing and deleting).
@@ -34,7 +37,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .buffer_plan import BufferPlan
 from .config import config_from_json, match_tensors
@@ -165,7 +168,40 @@ def check_device(graph, budget: tuple, where: str) -> BufferPlan:
 class Tensor:
     dtype: str
     shape: tuple
-    data: object  # JS Uint8Array view of the fetched file
+    data: object = None  # JS Uint8Array of its bytes (None: what is known before they come)
+
+
+@dataclass(frozen=True)
+class Placed:
+    """Where one of the graph's tensors lies in a file: bytes [start, start + nbytes) of `file`;
+    `tensor` says what it is (no bytes yet: its data is filled in when they arrive)."""
+
+    file: str
+    start: int
+    nbytes: int
+    tensor: object  # Tensor or GGUFTensor
+
+
+GROUP_BYTES = 256 << 10  # small neighbouring tensors are handed over together, up to this many bytes
+GROUP_GAP = 4096         # ... when at most this many bytes (alignment padding) lie between them
+
+
+def tensor_groups(placed: dict) -> list:
+    """[(start, end, [tensor names])] of one file's tensors in file order: each tensor alone,
+    except that small neighbours share a group of at most GROUP_BYTES (fewer calls between JS and
+    Python) and overlapping tensors always share one."""
+    groups: list = []
+    for name, where in sorted(placed.items(), key=lambda item: (item[1].start, item[0])):
+        start, end = where.start, where.start + where.nbytes
+        if groups:
+            g_start, g_end, names = groups[-1]
+            overlaps = start < g_end
+            fits = start <= g_end + GROUP_GAP and max(end, g_end) - g_start <= GROUP_BYTES
+            if overlaps or fits:
+                groups[-1] = (g_start, max(end, g_end), names + [name])
+                continue
+        groups.append((start, end, [name]))
+    return groups
 
 
 @dataclass
@@ -259,6 +295,7 @@ async def _read_header(source, name: str, probe):
         if len(head) < 8 + header_len:
             raise LoadError(f"{name}: header length {header_len:,} bytes is larger than the file "
                             f"({len(head):,} bytes): the file is truncated or not a safetensors file", "format")
+    probe.head = head  # the whole header, for a second look once the size is known (recheck)
     try:
         return parse_header(head[8:8 + header_len], size, name)
     except ModelFormatError as exc:
@@ -317,8 +354,10 @@ class Layout:
     graph: object
     notices: list
     files: list                 # (file name, probe), in download order
-    tensors: object             # views {file name: JS Uint8Array} -> {name: tensor}
-    recheck: object             # (file name, data, size) -> None: offsets against a size known only now
+    placed: dict                # graph tensor name -> Placed
+    recheck: object             # (file name, size) -> None: offsets against a size known only now
+    ends: dict                  # file name -> one past its last tensor byte (every tensor, used or not):
+                                # its size where the server did not say
 
 
 async def _read_folder(source, job: LoadJob, shapes, limits: dict, budget: tuple, context,
@@ -378,23 +417,19 @@ async def _read_folder(source, job: LoadJob, shapes, limits: dict, budget: tuple
         weight_dtype = quantize
     graph = model_graph(cfg, shapes, limits, weight_dtype, context, "lm_head.weight" in mapping, headers[0][0])
 
-    def recheck(name, data, size):
-        header = next(h for n, _, h in headers if n == name)
+    def recheck(name, size):
+        probe, header = next((p, h) for n, p, h in headers if n == name)
         try:
-            header = parse_header(data.subarray(8, 8 + header.header_len).to_bytes(), size, name)
+            parse_header(probe.head[8:8 + header.header_len], size, name)
         except ModelFormatError as exc:
             raise _format_error(exc) from None
-        stored.update(header.tensors)
 
-    def tensors(views):
-        out = {}
-        for name, info in mapping.items():
-            t = stored[info.name]  # as read again where the size was unknown
-            out[name] = Tensor(t.dtype, tuple(t.shape),
-                               views[t.filename].subarray(t.data_offset, t.data_offset + t.nbytes))
-        return out
-
-    return Layout(cfg, tokenizer, generation, graph, notices, [(n, p) for n, p, _ in headers], tensors, recheck)
+    placed = {name: Placed(t.filename, t.data_offset, t.nbytes, Tensor(t.dtype, tuple(t.shape)))
+              for name, t in ((name, stored[info.name]) for name, info in mapping.items())}
+    ends = {n: max((t.data_offset + t.nbytes for t in h.tensors.values()), default=8 + h.header_len)
+            for n, _, h in headers}
+    return Layout(cfg, tokenizer, generation, graph, notices, [(n, p) for n, p, _ in headers], placed, recheck,
+                  ends)
 
 
 async def _read_gguf(source, job: LoadJob, shapes, limits: dict, budget: tuple, context) -> Layout:
@@ -419,14 +454,16 @@ async def _read_gguf(source, job: LoadJob, shapes, limits: dict, budget: tuple, 
     except ModelError as exc:
         raise LoadError(f"{name}: {exc}", "format") from None
 
-    def recheck(_name, _data, size):
+    def recheck(_name, size):
         end = max((info.data_offset + info.nbytes for info, _ in model.mapping.values()), default=0)
         if end > size:
             raise LoadError(f"{name}: the file is {size:,} bytes, but its tensors go on to byte {end:,} "
                             f"(a truncated download?)", "format")
 
-    return Layout(cfg, model.tokenizer, model.generation, graph, list(model.notices), [(name, probe)],
-                  lambda views: model.tensors(views[name]), recheck)
+    placed = {hf: Placed(name, start, nbytes, tensor) for hf, (start, nbytes, tensor) in model.placed().items()}
+    end = max((info.data_offset + info.nbytes for info in header.tensors.values()), default=probe.size or 0)
+    return Layout(cfg, model.tokenizer, model.generation, graph, list(model.notices), [(name, probe)], placed,
+                  recheck, {name: end})
 
 
 def _parse_index(text: str) -> list:
@@ -468,7 +505,6 @@ async def load_model(gpu, ref: str = "", base_url: str = "", context: int | None
     await source.start()
     budget = gpu_budget(max_gpu_bytes)
     limits = dict(gpu.limits)
-    arrays = []
     try:
         if source.gguf_name:
             layout = await _read_gguf(source, job, shapes, limits, budget, context)
@@ -482,50 +518,27 @@ async def load_model(gpu, ref: str = "", base_url: str = "", context: int | None
         stats["gpu_bytes_estimate"] = check_device(graph, budget, layout.files[0][0]).total
         job.check()
 
-        # 4. the bytes, file by file (into JS memory)
-        job.file_count = len(layout.files)
-        job.overall_total = sum(p.size or 0 for _, p in layout.files)
-        job.overall_t0 = time.perf_counter()
-        views = {}
-        total_bytes = 0
-        for i, (name, probe) in enumerate(layout.files):
-            job.file_index = i
-            job.check()
-            data, from_cache = await source.read(name, probe.size)
-            arrays.append(data)
-            size = int(data.length)
-            total_bytes += size
-            if probe.size is None:  # the size was unknown until now: check the offsets again
-                layout.recheck(name, data, size)
-            job.overall_done += size
-            if not from_cache:
-                await source.store(name, data, size, getattr(source, "etags", {}).get(name))
-            views[name] = data
-            source.seen[name] = size
-        job.check()
-        tensors = layout.tensors(views)
-
-        # 5. the GPU
-        job.emit("upload", None, 0, total_bytes)
-        model = _build_model(gpu, graph, tensors)
-        del tensors
-        if job.cancelled:
-            model.free()
-            raise LoadCancelled()
-        job.emit("compile", None, total_bytes, total_bytes)
+        # 4. the GPU buffers; 5. the bytes, streamed into them file by file
+        model = _build_model(gpu, graph, {n: p.tensor for n, p in layout.placed.items()}, stream=True)
         try:
-            stats["compile_s"] = round(await model.warm_up(), 3)
-        except Exception as exc:
+            total_bytes = await _stream_files(source, layout, model, job, F)
+            job.emit("upload", None, total_bytes, total_bytes)
+            _finish_model(model)
+            if job.cancelled:
+                raise LoadCancelled()
+            job.emit("compile", None, total_bytes, total_bytes)
+            try:
+                stats["compile_s"] = round(await model.warm_up(), 3)
+            except Exception as exc:
+                raise LoadError(f"the GPU could not run the model: {exc}", "gpu") from exc
+            if job.cancelled:
+                raise LoadCancelled()
+            await source.finish()
+        except BaseException:
             model.free()
-            raise LoadError(f"the GPU could not run the model: {exc}", "gpu") from exc
-        if job.cancelled:
-            model.free()
-            raise LoadCancelled()
-        await source.finish()
+            raise
     finally:
-        for data in arrays:
-            F.released(int(data.length))
-        arrays.clear()
+        F.released(int(F.stats().allocated))  # whatever a failed stream still counted as held
     stats.update({
         "file_bytes": total_bytes,
         "from_cache": bool(source.from_cache) and all(name in source.from_cache for name, _ in layout.files),
@@ -545,14 +558,88 @@ async def load_model(gpu, ref: str = "", base_url: str = "", context: int | None
     return LoadedModel(model, tokenizer, cfg, label, notices, total_bytes, stats, generation)
 
 
-def _build_model(gpu, graph, tensors) -> GPUModel:
+def _gpu_failure(exc: BaseException) -> LoadError:
+    if isinstance(exc, LoadError):
+        return exc
+    message = str(exc) or type(exc).__name__
+    code = "gpu" if isinstance(exc, GPUError) else "format"
+    return LoadError(f"the GPU could not take the model: {message}", code)
+
+
+def _build_model(gpu, graph, tensors, stream: bool = False) -> GPUModel:
     """The graph on the GPU (GPUModel frees what it made when it fails half-way)."""
     try:
-        return GPUModel(gpu, graph, tensors)
+        return GPUModel(gpu, graph, tensors, stream=stream)
     except Exception as exc:
-        message = str(exc) or type(exc).__name__
-        code = "gpu" if isinstance(exc, GPUError) else "format"
-        raise LoadError(f"the GPU could not take the model: {message}", code) from exc
+        raise _gpu_failure(exc) from exc
+
+
+def _finish_model(model: GPUModel) -> None:
+    try:
+        model.finish_upload()
+    except Exception as exc:
+        raise _gpu_failure(exc) from exc
+
+
+class _Handover:
+    """The Python end of one streamed file: web/fetch.js calls it with each group of tensors
+    (tensor_groups) as its bytes complete; the tensors go to the GPU model at once. A group whose
+    bytes the model keeps (a weight waiting for its other parts) is counted as held in fetch.js's
+    stats until the model lets it go. A failure is kept here (fetch.js only hears 'stop')."""
+
+    def __init__(self, layout: Layout, model: GPUModel, F):
+        self.layout, self.model, self.F = layout, model, F
+        self.kept: list = []      # (bytes, tensor names) of groups the model still keeps
+        self.failure = None
+        self.groups: list = []
+
+    def file(self, name: str) -> list:
+        """Start file `name`: -> its groups as fetch.js takes them, [start0, end0, start1, ...]."""
+        self.groups = tensor_groups({n: p for n, p in self.layout.placed.items() if p.file == name})
+        return [x for start, end, _ in self.groups for x in (start, end)]
+
+    def __call__(self, index, data) -> int:
+        try:
+            start, _, names = self.groups[int(index)]
+            arrived = {}
+            for n in names:
+                where = self.layout.placed[n]
+                first = where.start - start
+                arrived[n] = replace(where.tensor, data=data.subarray(first, first + where.nbytes))
+            still = self.model.take(arrived)
+            for entry in [k for k in self.kept if not still & set(k[1])]:
+                self.kept.remove(entry)
+                self.F.released(entry[0])
+            if still & set(names):
+                self.kept.append((int(data.length), names))
+                return 1
+            return 0
+        except BaseException as exc:  # noqa: BLE001 - re-raised by the loader once fetch.js has stopped
+            self.failure = exc
+            return -1
+
+    def check(self) -> None:
+        if self.failure is not None:
+            raise _gpu_failure(self.failure) from self.failure
+
+
+async def _stream_files(source, layout: Layout, model: GPUModel, job: LoadJob, F) -> int:
+    """Every weights file streamed into the model's buffers; -> the bytes read."""
+    job.file_count = len(layout.files)
+    job.overall_total = sum(p.size or 0 for _, p in layout.files)
+    job.overall_t0 = time.perf_counter()
+    handover = _Handover(layout, model, F)
+    total_bytes = 0
+    for i, (name, probe) in enumerate(layout.files):
+        job.file_index = i
+        job.check()
+        size = await source.stream(name, probe.size, handover.file(name), handover, layout.ends[name],
+                                   layout.recheck)
+        total_bytes += size
+        job.overall_done += size
+        source.seen[name] = size
+    job.check()
+    return total_bytes
 
 
 def _wasm_heap_bytes() -> int | None:

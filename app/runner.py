@@ -69,9 +69,13 @@ class StepResult:
 class GPUModel:
     """A model graph on the GPU, with its KV cache. `tensors` maps the graph's tensor names to
     objects with .dtype, .shape and .data (bytes-like, or a JS Uint8Array that goes to the GPU
-    without a copy through wasm). On failure every buffer made so far is freed."""
+    without a copy through wasm). On failure every buffer made so far is freed.
 
-    def __init__(self, gpu: GPU, graph, tensors: dict):
+    stream=True: every buffer is made now, `tensors` only says what will come (.dtype, .shape,
+    .row_order; no bytes); `take` uploads the tensors as they arrive and `finish_upload` ends the
+    load (app/loader.py streams a file this way)."""
+
+    def __init__(self, gpu: GPU, graph, tensors: dict, stream: bool = False):
         self.gpu, self.graph = gpu, graph
         self.cfg = graph.cfg
         self.n_ctx, self.chunk = graph.n_ctx, graph.chunk
@@ -86,29 +90,51 @@ class GPUModel:
         self._next_staging = 0
         self._quantizers: dict = {}  # quantize-on-load pipelines, by kernel
         self._quantize_staging, self._quantize_staging_bytes = None, 0
+        self._stream = None  # the weights still to come, while a load streams them (StreamedUpload)
         try:
             for spec in self.plan.buffers:
                 self.allocated[spec.label] = gpu.buffer(spec.nbytes, BUFFER_USAGE[spec.usage], spec.label)
+            if stream:
+                self._stream = StreamedUpload(self, tensors)
+                return
             tensors = {**tensors, **graph.computed_tensors()}
             for w in graph.weights:
                 self._upload(w, tensors)
-            if self._quantize_staging is not None:  # freed once the queued quantize dispatches are done
-                gpu.free(self._quantize_staging)
-                self._quantize_staging = None
-            self._quantizers.clear()
-            gpu.check()
-            self._build()
+            self._ready()
         except BaseException:
             self.free()
             raise
 
+    def _ready(self) -> None:
+        """Every weight is written: free the load's staging, build the pipelines."""
+        if self._quantize_staging is not None:  # freed once the queued quantize dispatches are done
+            self.gpu.free(self._quantize_staging)
+            self._quantize_staging = None
+        self._quantizers.clear()
+        self.gpu.check()
+        self._build()
+
+    # ------------------------------------------------------------------------ streamed weights
+    def take(self, tensors: dict) -> set:
+        """Upload what the arriving `tensors` (name -> tensor with its bytes) complete, on a model made
+        with stream=True; returns the names of every tensor whose bytes it still keeps (a weight
+        whose parts cannot be written apart waits for all of them). Failures leave the model to be
+        freed by the caller."""
+        return self._stream.add(tensors)
+
+    def finish_upload(self) -> None:
+        """After the last tensor: check that every weight was written, then build the pipelines."""
+        missing = self._stream.missing()
+        if missing:
+            raise ModelError(f"{missing}: its tensors never arrived (the file ended early?)")
+        self._stream = None
+        self._ready()
+
     # ------------------------------------------------------------------------ weights
-    def _upload(self, w, tensors: dict) -> None:
-        """Rows [row0, row0 + rows) of each source tensor, one after the other, widened to f32 where
-        the GPU keeps another dtype than the file. A tensor with a `row_order` (a GGUF's Q and K,
-        whose rows llama.cpp permuted) is put back in Hugging Face's row order on the way."""
-        buf = self.allocated[w.label]
-        parts, offset = [], 0  # (offset, tensor, first byte, bytes, row order) of each source
+    def _parts(self, w, tensors: dict) -> list:
+        """(offset in the buffer, tensor, first byte, bytes, bytes per row, row order) of each source
+        of weight `w`, in the buffer's order."""
+        parts, offset = [], 0
         for name in w.sources:
             t = tensors[name]
             cols = t.shape[-1] if t.shape else 1
@@ -116,29 +142,69 @@ class GPUModel:
             src_row = row_bytes(cols, t.dtype)
             parts.append((offset, t, w.row0 * src_row, rows * src_row, src_row, getattr(t, "row_order", None)))
             offset += matrix_bytes(rows, cols, w.dtype)
-        if w.dtype in QUANTIZE_FORMATS and any(t.dtype in QUANTIZE_SOURCES for _, t, *_ in parts):
+        return parts
+
+    @staticmethod
+    def _gpu_bytes(part, dtype: str):
+        """A part's rows as the GPU keeps them: in Hugging Face's row order, widened to `dtype`."""
+        _, t, start, n, src_row, order = part
+        if isinstance(t.data, (bytes, bytearray, memoryview)):
+            raw = as_memoryview(t.data)
+        elif order is None:  # only the slice crosses into wasm
+            raw, start = as_memoryview(t.data.subarray(start, start + n).to_bytes()), 0
+        else:
+            raw = as_memoryview(t.data.to_bytes())
+        if order is not None:
+            first = start // src_row
+            raw = b"".join(raw[r * src_row:(r + 1) * src_row] for r in order[first:first + n // src_row])
+        else:
+            raw = raw[start:start + n]
+        return raw if t.dtype == dtype else widen_to_f32(raw, t.dtype)
+
+    @staticmethod
+    def _direct(part, dtype: str) -> bool:
+        """Can the part go from the file's JS bytes to the GPU as they are (writeBuffer takes whole
+        4-byte words from a 4-byte offset)?"""
+        at, t, _, n, _, order = part
+        return (t.dtype == dtype and order is None and at % 4 == 0 and n % 4 == 0
+                and not isinstance(t.data, (bytes, bytearray, memoryview)))
+
+    def _quantized(self, w, parts) -> bool:
+        return w.dtype in QUANTIZE_FORMATS and any(t.dtype in QUANTIZE_SOURCES for _, t, *_ in parts)
+
+    def _upload(self, w, tensors: dict) -> None:
+        """Rows [row0, row0 + rows) of each source tensor, one after the other, widened to f32 where
+        the GPU keeps another dtype than the file. A tensor with a `row_order` (a GGUF's Q and K,
+        whose rows llama.cpp permuted) is put back in Hugging Face's row order on the way."""
+        buf = self.allocated[w.label]
+        parts = self._parts(w, tensors)
+        if self._quantized(w, parts):
             self._quantize(w, buf, parts)
             return
-        # writeBuffer takes whole 4-byte words from a 4-byte offset: slices of the file's own bytes
-        # go straight from JS memory; a permuted tensor, a widened one, or block rows that start or
-        # end mid-word (34-byte Q8_0 blocks) are assembled here and written once.
-        if all(t.dtype == w.dtype and order is None and at % 4 == 0 and n % 4 == 0
-               and not isinstance(t.data, (bytes, bytearray, memoryview)) for at, t, _, n, _, order in parts):
+        # slices of the file's own bytes go straight from JS memory; a permuted tensor, a widened
+        # one, or block rows that start or end mid-word (34-byte Q8_0 blocks) are assembled here and
+        # written once.
+        if all(self._direct(part, w.dtype) for part in parts):
             for at, t, start, n, _, _ in parts:
                 self.gpu.write_js(buf, at, t.data, start, n)  # JS Uint8Array: never via wasm
             return
         out = bytearray()
-        for _, t, start, n, src_row, order in parts:
-            raw = t.data if isinstance(t.data, (bytes, bytearray, memoryview)) else t.data.to_bytes()
-            raw = as_memoryview(raw)
-            if order is not None:
-                first = start // src_row
-                raw = b"".join(raw[r * src_row:(r + 1) * src_row] for r in order[first:first + n // src_row])
-            else:
-                raw = raw[start:start + n]
-            out += raw if t.dtype == w.dtype else widen_to_f32(raw, t.dtype)
+        for part in parts:
+            out += self._gpu_bytes(part, w.dtype)
         out += bytes(-len(out) % 4)
         self.gpu.write(buf, out, 0)
+
+    def _upload_part(self, w, part) -> None:
+        """One source of weight `w` on its own (StreamedUpload: its offset and length are whole words)."""
+        buf = self.allocated[w.label]
+        if self._quantized(w, [part]):
+            self._quantize(w, buf, [part])
+        elif self._direct(part, w.dtype):
+            at, t, start, n, _, _ = part
+            self.gpu.write_js(buf, at, t.data, start, n)
+        else:
+            out = self._gpu_bytes(part, w.dtype)
+            self.gpu.write(buf, bytes(out) + bytes(-len(out) % 4), part[0])
 
     def _quantize(self, w, buf, parts) -> None:
         """Quantize-on-load: each float source goes to a staging buffer as the file stores it, and
@@ -392,3 +458,67 @@ class GPUModel:
             except Exception:  # noqa: BLE001 - free the rest regardless (a lost device may refuse)
                 pass
         self.allocated = {}
+
+
+class StreamedUpload:
+    """The weights of a GPUModel still to be written while a load streams its tensors in file order
+    (app/loader.py): each source of a weight is written as soon as its tensor arrives, at its own
+    offset, so nothing but the arriving tensors is held. A weight whose parts cannot be written
+    apart (a part that starts or ends mid-word: 34-byte Q8_0 block rows, an odd-length F16 part) keeps
+    the tensors that came until its last one arrives, then is written whole."""
+
+    def __init__(self, model: GPUModel, infos: dict):
+        self.model = model
+        self.waiting: dict = {}  # tensor name -> [(weight, part index, or None: the weight as a whole)]
+        self.parts: dict = {}    # weight label -> its parts as `infos` describe them
+        self.left: set = set()   # (weight label, part index or None) not written yet
+        self.held: dict = {}     # weight label -> {tensor name: tensor} of a weight written whole
+        computed = model.graph.computed_tensors()
+        infos = {**infos, **computed}
+        for w in model.graph.weights:
+            missing = [name for name in w.sources if name not in infos]
+            if missing:
+                raise ModelError(f"{w.label}: no tensor {missing[0]!r} among the model's tensors")
+            parts = self.parts[w.label] = model._parts(w, infos)
+            if model._quantized(w, parts) or self._apart(parts, w.dtype):
+                keys = list(range(len(parts)))
+            else:
+                keys = [None]
+            for key in keys:
+                self.left.add((w.label, key))
+                names = w.sources if key is None else [w.sources[key]]
+                for name in names:
+                    self.waiting.setdefault(name, []).append((w, key))
+        self.add(computed)
+
+    @staticmethod
+    def _apart(parts, dtype: str) -> bool:
+        """Can each part be written alone? Every part starts on a word, and every one but the last
+        ends on one (the last is padded to a word, which then overwrites nothing)."""
+        for i, (at, t, _, n, _, _) in enumerate(parts):
+            out = n if t.dtype == dtype else n // dtype_bytes(t.dtype) * 4
+            if at % 4 or (i < len(parts) - 1 and out % 4):
+                return False
+        return True
+
+    def add(self, tensors: dict) -> set:
+        """Write what `tensors` complete; -> the names of the tensors still kept (see GPUModel.take)."""
+        model = self.model
+        for name, t in tensors.items():
+            for w, key in self.waiting.get(name, ()):
+                if key is None:
+                    held = self.held.setdefault(w.label, {})
+                    held[name] = t
+                    if all(source in held for source in w.sources):
+                        model._upload(w, held)
+                        del self.held[w.label]
+                        self.left.discard((w.label, None))
+                    continue
+                at, _, start, n, src_row, order = self.parts[w.label][key]
+                model._upload_part(w, (at, t, start, n, src_row, order))
+                self.left.discard((w.label, key))
+        return {name for held in self.held.values() for name in held}
+
+    def missing(self) -> str | None:
+        """The label of a weight not fully written yet, or None."""
+        return min((label for label, _ in self.left), default=None)

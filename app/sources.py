@@ -358,8 +358,12 @@ class UrlSource:
         self.job.stats["network_bytes"] += len(data)
         return data
 
-    async def read(self, name: str, size: int | None):
-        """The whole file as a JS Uint8Array, with progress. -> (array, from_cache)"""
+    async def stream(self, name: str, size: int | None, ranges: list, handover, expected: int, recheck) -> int:
+        """The whole file streamed to `handover` (app/loader.py: called from web/fetch.js with each
+        group of tensors, [start0, end0, ...] = `ranges`, as soon as its bytes are in), with progress:
+        from the cache when it holds the file, else downloaded and written to the cache as it comes.
+        -> the file's size. Where `size` is unknown, `recheck(name, size)` checks the tensors
+        against the size read, and the cache entry is stored only if it is `expected` bytes."""
         url = self.url(name)
         job = self.job
         started = time.perf_counter()
@@ -368,30 +372,40 @@ class UrlSource:
         def progress(loaded):
             job.emit("download", name, int(loaded), size, state["from_cache"], started)
 
-        proxy = create_proxy(progress)
+        progress_proxy, group_proxy, groups = create_proxy(progress), create_proxy(handover), to_js(ranges)
         try:
             if self.cache_read:
                 state["from_cache"] = True
-                r = await self.F.cacheRead(url, job.signal, proxy, PROGRESS_EVERY_MS)
+                r = await self.F.cacheRead(url, size, groups, group_proxy, job.signal, progress_proxy,
+                                           PROGRESS_EVERY_MS)
+                handover.check()
                 if _get(r, "error") == "abort" or job.cancelled:
                     raise LoadCancelled()
-                data = _get(r, "bytes")
-                if data is not None and (size is None or int(data.length) == size):
+                stored, loaded = _get(r, "size"), _get(r, "loaded")
+                if _get(r, "error") is None and loaded is not None and int(loaded) == int(stored):
+                    got = int(loaded)
+                    if size is None:
+                        recheck(name, got)
                     self.from_cache.add(name)
-                    job.stats["cache_bytes"] += int(data.length)
-                    return data, True
-                if data is not None:  # a stale or damaged entry: forget it, download again
-                    self.F.released(int(data.length))
+                    job.stats["cache_bytes"] += got
+                    return got
+                if not _get(r, "missing") or _get(r, "stale"):  # a stale or damaged entry: forget it, download again
                     await self.F.cacheDelete(to_js([url]))
                 state["from_cache"] = False
                 started = time.perf_counter()
-            r = await self.F.download(url, size, job.signal, proxy, PROGRESS_EVERY_MS)
+            cache_size = None
+            if self.cache_write and not self.cache_failed:
+                cache_size = size if size is not None else expected
+            r = await self.F.download(url, size, groups, group_proxy, job.signal, progress_proxy, PROGRESS_EVERY_MS,
+                                      cache_size, self.etags.get(name))
         finally:
-            proxy.destroy()
-        self._count(int(_get(r, "loaded", 0) or 0))
+            progress_proxy.destroy()
+            group_proxy.destroy()
+        loaded = int(_get(r, "loaded", 0) or 0)
+        self._count(loaded)
+        handover.check()
         kind = _get(r, "error")
         if kind is not None:
-            loaded = int(_get(r, "loaded", 0) or 0)
             if kind == "size":
                 raise LoadError(f"{name}: the server sent more than the {_mb(size)} the file has; the file changed "
                                 f"while loading? Try again", "network")
@@ -403,27 +417,31 @@ class UrlSource:
             self._network_error(name, r)
         if not _get(r, "ok", False):
             self._http_error(name, r, False)
-        data = _get(r, "bytes")
-        got = int(data.length)
-        if size is not None and got != size:
-            self.F.released(got)
-            raise LoadError(f"{name}: the download ended after {_mb(got)} but the file has {_mb(size)} "
+        if size is None:
+            recheck(name, loaded)
+        elif loaded != size:
+            raise LoadError(f"{name}: the download ended after {_mb(loaded)} but the file has {_mb(size)} "
                             f"(connection closed early?); try again", "network")
         etag = _get(r, "etag")
         if etag:
             self.etags[name] = str(etag)
-        return data, False
+        if cache_size is not None:
+            self._cache_outcome(name, _get(r, "cache"), loaded)
+        return loaded
 
     # -- cache
     async def store(self, name: str, data, size: int, etag) -> None:
-        """Put one complete, size-checked file in Cache Storage; a full quota turns caching off."""
+        """Put one complete, size-checked small file in Cache Storage; a full quota turns caching off."""
         if not self.cache_write or self.cache_failed:
             return
-        job = self.job
-        job.emit("cache", name, 0, size)
-        r = await self.F.cachePut(self.url(name), data, size, etag)
-        kind = _get(r, "error")
+        self.job.emit("cache", name, 0, size)
+        self._cache_outcome(name, await self.F.cachePut(self.url(name), data, size, etag), size)
+
+    def _cache_outcome(self, name: str, r, size: int) -> None:
+        """What became of writing `name` to the cache: a failure is a notice and turns caching off."""
+        kind = _get(r, "error") if r is not None else "cache"
         if kind is None:
+            self.job.emit("cache", name, size, size)
             return
         self.cache_failed = True
         if kind == "quota":
@@ -547,27 +565,31 @@ class FileSource:
             self._read_error(name, r)
         return _get(r, "bytes").to_bytes()[start:end + 1]
 
-    async def read(self, name: str, size: int | None):
+    async def stream(self, name: str, size: int | None, ranges: list, handover, expected: int, recheck) -> int:
+        """The picked file streamed to `handover` (see UrlSource.stream); -> its size."""
         job = self.job
         started = time.perf_counter()
-        proxy = create_proxy(lambda loaded: job.emit("download", name, int(loaded), size, False, started))
+        progress_proxy = create_proxy(lambda loaded: job.emit("download", name, int(loaded), size, False, started))
+        group_proxy = create_proxy(handover)
         try:
-            r = await self.F.fileRead(self.files[name], job.signal, proxy, PROGRESS_EVERY_MS)
+            r = await self.F.fileRead(self.files[name], to_js(ranges), group_proxy, job.signal, progress_proxy,
+                                      PROGRESS_EVERY_MS)
         finally:
-            proxy.destroy()
+            progress_proxy.destroy()
+            group_proxy.destroy()
+        handover.check()
+        got = int(_get(r, "loaded", 0) or 0)
+        if _get(r, "error") == "size" or (_get(r, "error") is None and size is not None and got != size):
+            raise LoadError(f"{name}: the file changed while it was read ({_mb(got)}, expected {_mb(size)}); pick it "
+                            f"again", "input")
         if _get(r, "error") is not None:
             self._read_error(name, r)
-        data = _get(r, "bytes")
-        if size is not None and int(data.length) != size:
-            raise LoadError(f"{name}: the file changed while it was read ({_mb(int(data.length))}, expected "
-                            f"{_mb(size)}); pick it again", "input")
-        self.seen[name] = int(data.length)
-        return data, False
+        if size is None:
+            recheck(name, got)
+        self.seen[name] = got
+        return got
 
     async def start(self) -> None:
-        return None
-
-    async def store(self, name, data, size, etag) -> None:
         return None
 
     async def finish(self) -> None:

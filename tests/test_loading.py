@@ -207,7 +207,7 @@ def test_site_folder_loads_with_progress_and_an_honest_estimate(page, models):
     assert info["n_layer"] == 2 and info["vocab_size"] == 100 and info["tokenizer"] == "CharTokenizer"
     size = (models / "tiny/model.safetensors").stat().st_size
     stats = info["load"]
-    assert stats["file_bytes"] == size and stats["from_cache"] is False and stats["peak_js_bytes"] == size
+    assert stats["file_bytes"] == size and stats["from_cache"] is False and 0 < stats["peak_js_bytes"] <= 2 * size
     assert abs(stats["gpu_bytes_estimate"] - info["gpu_bytes"]) <= 0.05 * info["gpu_bytes"], stats
     events = result["events"]
     phases = [e["phase"] for e in events]

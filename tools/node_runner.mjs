@@ -20,6 +20,19 @@ function finish(report, code) {
   process.stdout.write(JSON.stringify(report) + '\n', () => process.exit(code));
 }
 
+// Peak process memory while the model loads (rss, arrayBuffers, external: process.memoryUsage()),
+// sampled every 50 ms: what a load costs beyond the GPU copy (tools/bench.py reports it).
+function memorySampler() {
+  const peak = { rss: 0, arrayBuffers: 0, external: 0, heapUsed: 0 };
+  const sample = () => {
+    const m = process.memoryUsage();
+    for (const key of Object.keys(peak)) peak[key] = Math.max(peak[key], m[key]);
+  };
+  sample();
+  const timer = setInterval(sample, 50);
+  return { stop() { clearInterval(timer); sample(); return peak; } };
+}
+
 function fail(message) {
   finish({ error: String(message) }, 2);
 }
@@ -59,7 +72,10 @@ except Exception as exc:
 `);
   const info = await api.ready;
   const readyMs = performance.now() - t0;
+  const before = process.memoryUsage();
+  const sampler = memorySampler();
   const model = await api.load(args.model_url, args.load_options || {});
+  const loadMemory = { before, peak: sampler.stop() };
   let warmModel = null;
   if (args.reload) warmModel = await api.load(args.model_url, args.load_options || {});  // second load, e.g. for tools/bench.py
   const results = [];
@@ -68,7 +84,7 @@ except Exception as exc:
   }
   // Optional Python run after the generations (tools/bench.py: app/bench.py on the loaded model).
   const python = args.python ? JSON.parse(await api._py(args.python)) : undefined;
-  finish({ info, ready_ms: readyMs, model, warm_model: warmModel,
+  finish({ info, ready_ms: readyMs, model, load_memory: loadMemory, warm_model: warmModel,
     result: results[results.length - 1], results, python }, 0);
 } catch (err) {
   fail(err && err.message ? err.message : err);

@@ -1,11 +1,13 @@
 // Byte plumbing for the model loader (app/loader.py). Python decides; this file only moves bytes:
 //   - probe(url, n): the first n bytes of a file with a Range request (works with or without
 //     Range support: without it, the 200 response is read for n bytes and then cancelled),
-//   - download(url, size): a whole file streamed into one preallocated Uint8Array, with progress
-//     callbacks and an AbortSignal; the bytes stay in JS memory (never copied into the wasm heap),
-//   - Cache Storage ('pywebgpt-models-v1'): read, write (only complete, size-checked files),
-//     list, delete,
-//   - File objects (a folder the user picked or dropped): prefix, text, whole file with progress.
+//   - download(url, size, groups, onGroup): a weights file streamed chunk by chunk, each tensor (or
+//     group of neighbouring tensors) handed to Python whole as soon as its bytes are in, then let go:
+//     JS holds a few tensors at a time, never the file (nor does the wasm heap); progress callbacks
+//     and an AbortSignal; written to Cache Storage as it streams,
+//   - Cache Storage ('pywebgpt-models-v1'): read (streamed the same way), write (only complete,
+//     size-checked files), list, delete,
+//   - File objects (a folder the user picked or dropped): prefix, text, a file streamed the same way.
 // Functions never throw for expected failures: they return {error: kind, message, ...} with kind
 // one of 'abort', 'network', 'memory', 'size', 'quota', 'cache', 'read', so that Python can word
 // the message. A classic script, so the page, a worker and the Node runner share it.
@@ -15,6 +17,7 @@ globalThis.pywebgptFetch = (() => {
   const STORED_HEADER = 'X-PyWebGPT-Stored';
   const ETAG_HEADER = 'X-PyWebGPT-ETag';
   const CHUNK = 4 << 20;
+  const TAP_QUEUE = 1 << 20;  // bytes a streamed cache write may have waiting for the disk
   const stats = { allocated: 0, peak: 0 };
 
   function failure(err, extra = {}) {
@@ -51,53 +54,134 @@ globalThis.pywebgptFetch = (() => {
     return bytes;
   }
 
-  // Reads a stream into `target` (preallocated, `size` bytes) or, when size is null, into a growing
-  // buffer. Stops with {error: 'size'} when the stream carries more bytes than expected.
-  async function readStream(stream, size, signal, onProgress, everyMs) {
+  // The body of a file streamed to its tensors: `groups` is a flat [start0, end0, start1, end1, ...]
+  // of byte ranges in file order (each a tensor or a few neighbouring ones). Each range is gathered
+  // into its own Uint8Array and handed over whole, `onGroup(i, bytes)`, as soon as its last byte is
+  // in; the answer says what became of it: 0 done with (released here), 1 kept by the caller (who
+  // calls released() later), -1 stop (the caller failed: it keeps its own error). So JS holds the
+  // ranges being gathered and the chunk in hand, never the file. `tap` (cacheTap) gets every chunk.
+  // Stops with {error: 'size'} when the stream carries more than `size` bytes.
+  async function streamGroups(stream, size, groups, signal, onProgress, everyMs, onGroup, tap) {
     const reader = stream.getReader();
-    let target = size == null ? allocate(1 << 20) : allocate(size);
+    const count = groups.length / 2;
+    let g = 0;
+    let target = null;
     let loaded = 0;
     let last = 0;
+    const stop = (out) => {
+      reader.cancel().catch(() => {});
+      if (tap) tap.abort(new Error(out.message || out.error));
+      if (target) { stats.allocated -= target.length; target = null; }
+      return { ...out, loaded: out.loaded ?? loaded, groups_done: g };
+    };
     const onAbort = () => { reader.cancel().catch(() => {}); };
     if (signal) {
-      if (signal.aborted) { onAbort(); return { error: 'abort', message: 'aborted', loaded }; }
+      if (signal.aborted) return stop({ error: 'abort', message: 'aborted' });
       signal.addEventListener('abort', onAbort, { once: true });
     }
     try {
       for (;;) {
         const { done, value } = await reader.read();
-        if (signal && signal.aborted) return { error: 'abort', message: 'aborted', loaded };
+        if (signal && signal.aborted) return stop({ error: 'abort', message: 'aborted' });
         if (done) break;
-        if (loaded + value.length > target.length) {
-          if (size != null) {
-            reader.cancel().catch(() => {});
-            return { error: 'size', message: `more than ${size} bytes`, loaded: loaded + value.length };
+        const end = loaded + value.length;
+        if (size != null && end > size) return stop({ error: 'size', message: `more than ${size} bytes`, loaded: end });
+        if (tap) await tap.push(value);
+        // the chunk in hand and what waits for the cache are held too, beside the gathered ranges
+        const held = value.length + (tap ? tap.queued() : 0);
+        stats.peak = Math.max(stats.peak, stats.allocated + held);
+        let pos = loaded;
+        while (g < count && pos < end) {
+          const first = groups[2 * g];
+          const stopAt = groups[2 * g + 1];
+          if (first >= end) break;
+          if (target === null) {
+            target = allocate(stopAt - first);
+            stats.peak = Math.max(stats.peak, stats.allocated + held);
           }
-          const grown = allocate(Math.max(target.length * 2, loaded + value.length));
-          grown.set(target.subarray(0, loaded));
-          stats.allocated -= target.length;
-          target = grown;
+          const from = Math.max(first, pos);
+          const to = Math.min(stopAt, end);
+          target.set(value.subarray(from - loaded, to - loaded), from - first);
+          pos = to;
+          if (to < stopAt) break;
+          const answer = onGroup(g, target);
+          if (answer === -1) return stop({ error: 'stopped', message: 'stopped by the caller', loaded: end });
+          if (answer !== 1) stats.allocated -= target.length;
+          target = null;
+          g++;
         }
-        target.set(value, loaded);
-        loaded += value.length;
+        loaded = end;
         if (onProgress) {
           const now = performance.now();
           if (now - last >= everyMs) { last = now; onProgress(loaded); }
         }
       }
     } catch (err) {
-      if (signal && signal.aborted) return { error: 'abort', message: 'aborted', loaded };
-      return failure(err, { loaded });
+      if (signal && signal.aborted) return stop({ error: 'abort', message: 'aborted' });
+      return stop(failure(err, { error: err instanceof RangeError ? 'memory' : 'network' }));
     } finally {
       if (signal) signal.removeEventListener('abort', onAbort);
     }
+    if (target) { stats.allocated -= target.length; target = null; }
     if (onProgress) onProgress(loaded);
-    if (size == null) {
-      const exact = target.slice(0, loaded);
-      stats.allocated -= target.length - loaded;
-      target = exact;
-    }
-    return { bytes: target, loaded };
+    let cache = null;
+    if (tap) cache = await tap.close(size == null || loaded === size ? loaded : null);
+    return { loaded, groups_done: g, cache };
+  }
+
+  // Writes a download into Cache Storage while it streams, never holding it whole: the chunks go
+  // into the body of the Response that cache.put stores, with backpressure (push waits while
+  // more than TAP_QUEUE bytes wait for the disk). An error or a wrong size errors the body, so
+  // cache.put rejects and no partial entry is left. A put that fails (a full quota) only stops
+  // the tap; its outcome is close()'s answer: {ok} or {error: 'quota' | 'cache', ...}.
+  function cacheTap(url, size, etag) {
+    let controller = null;
+    let dead = null;
+    let wake = null;
+    const rouse = () => { if (wake) { const w = wake; wake = null; w(); } };
+    const body = new ReadableStream({
+      start(c) { controller = c; },
+      pull() { rouse(); },
+      cancel(reason) { dead = dead || reason || new Error('cancelled'); rouse(); },
+    }, new ByteLengthQueuingStrategy({ highWaterMark: TAP_QUEUE }));
+    const headers = {
+      'Content-Type': 'application/octet-stream',
+      [SIZE_HEADER]: String(size),
+      [STORED_HEADER]: new Date().toISOString(),
+    };
+    if (etag) headers[ETAG_HEADER] = String(etag);
+    const put = caches.open(CACHE_NAME)
+      .then((cache) => cache.put(url, new Response(body, { headers })))
+      .then(() => ({ ok: true }), (err) => { dead = dead || err; rouse(); return cacheFailure(err); });
+    return {
+      async push(chunk) {
+        if (dead) return;
+        controller.enqueue(chunk);
+        while (!dead && controller.desiredSize <= 0) await new Promise((resolve) => { wake = resolve; });
+      },
+      queued() { return dead ? 0 : Math.max(0, TAP_QUEUE - controller.desiredSize); },
+      abort(reason) {
+        if (!dead) { dead = reason; try { controller.error(reason); } catch (err) { /* already closed */ } }
+        put.catch(() => {});
+      },
+      // `loaded`: the bytes streamed when they are the file's size, else null (nothing is stored)
+      async close(loaded) {
+        if (loaded == null || loaded !== size) {
+          this.abort(new Error(`the download has ${loaded} bytes, not ${size}`));
+          await put;
+          return { error: 'cache', name: 'SizeError', message: 'the download was not the size the file has' };
+        }
+        if (!dead) controller.close();
+        return put;
+      },
+    };
+  }
+
+  function cacheFailure(err) {
+    const out = failure(err);
+    if (out.error !== 'quota') out.error = 'cache';
+    if (/quota/i.test(out.message)) out.error = 'quota';
+    return out;
   }
 
   // The first n bytes of the stream, then cancel the rest (a server that ignored Range).
@@ -130,6 +214,7 @@ globalThis.pywebgptFetch = (() => {
 
   const api = {
     CACHE_NAME,
+    TAP_QUEUE,
     stats() { return { allocated: stats.allocated, peak: stats.peak }; },
     resetStats() { stats.allocated = 0; stats.peak = 0; },
     released(n) { stats.allocated = Math.max(0, stats.allocated - n); },
@@ -209,8 +294,10 @@ globalThis.pywebgptFetch = (() => {
       return info;
     },
 
-    // The whole file, streamed into one Uint8Array of `size` bytes (null: size unknown).
-    async download(url, size, signal, onProgress, everyMs = 100) {
+    // The whole file streamed to its tensors (streamGroups), `size` bytes (null: unknown). With
+    // `cacheSize` (the size to store it under), it is written to Cache Storage as it streams; the
+    // answer's `cache` says how that went. The answer's `etag` is the download's own.
+    async download(url, size, groups, onGroup, signal, onProgress, everyMs = 100, cacheSize = null, etag = null) {
       let response;
       try {
         response = await fetch(url, { signal, cache: 'no-store' });
@@ -220,10 +307,12 @@ globalThis.pywebgptFetch = (() => {
       const info = headersOf(response);
       if (!response.ok) { info.body = await errorText(response); return info; }
       if (!response.body) return { ...info, error: 'read', message: 'the response has no body' };
+      const tap = cacheSize != null && api.cacheAvailable() ? cacheTap(url, cacheSize, info.etag || etag) : null;
       let result;
       try {
-        result = await readStream(response.body, size, signal, onProgress, everyMs);
+        result = await streamGroups(response.body, size, groups, signal, onProgress, everyMs, onGroup, tap);
       } catch (err) {
+        if (tap) tap.abort(err);
         return failure(err, info);
       }
       return { ...info, ...result };
@@ -246,7 +335,9 @@ globalThis.pywebgptFetch = (() => {
       }
     },
 
-    async cacheRead(url, signal, onProgress, everyMs = 100) {
+    // A cached file streamed to its tensors (streamGroups). {missing: true} when there is no entry
+    // or it is not `size` bytes (then nothing is read); the answer's `loaded` tells a short body.
+    async cacheRead(url, size, groups, onGroup, signal, onProgress, everyMs = 100) {
       let response;
       try {
         const cache = await caches.open(CACHE_NAME);
@@ -255,10 +346,13 @@ globalThis.pywebgptFetch = (() => {
         return failure(err, { error: 'cache' });
       }
       if (!response) return { missing: true };
-      const size = Number(response.headers.get(SIZE_HEADER));
-      if (!Number.isSafeInteger(size) || size < 0 || !response.body) return { missing: true };
-      const result = await readStream(response.body, size, signal, onProgress, everyMs);
-      return { ...result, size };
+      const stored = Number(response.headers.get(SIZE_HEADER));
+      if (!Number.isSafeInteger(stored) || stored < 0 || !response.body || (size != null && stored !== size)) {
+        if (response.body) response.body.cancel().catch(() => {});
+        return { missing: true, stale: true };
+      }
+      const result = await streamGroups(response.body, stored, groups, signal, onProgress, everyMs, onGroup, null);
+      return { ...result, size: stored };
     },
 
     async cachePrefix(url, n) {
@@ -310,10 +404,7 @@ globalThis.pywebgptFetch = (() => {
         await cache.put(url, new Response(body, { headers }));
         return { ok: true };
       } catch (err) {
-        const out = failure(err);
-        if (out.error !== 'quota') out.error = 'cache';
-        if (/quota/i.test(out.message)) out.error = 'quota';
-        return out;
+        return cacheFailure(err);
       }
     },
 
@@ -386,9 +477,10 @@ globalThis.pywebgptFetch = (() => {
       }
     },
 
-    async fileRead(file, signal, onProgress, everyMs = 100) {
+    // A picked file streamed to its tensors (streamGroups).
+    async fileRead(file, groups, onGroup, signal, onProgress, everyMs = 100) {
       try {
-        return await readStream(file.stream(), file.size, signal, onProgress, everyMs);
+        return await streamGroups(file.stream(), file.size, groups, signal, onProgress, everyMs, onGroup, null);
       } catch (err) {
         return failure(err, { error: err instanceof RangeError ? 'memory' : 'read' });
       }
