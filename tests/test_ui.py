@@ -624,6 +624,7 @@ def test_csp_is_set_and_enforced(ui):
     directives = {d.split()[0]: d.split()[1:] for d in policy.split(";") if d.strip()}
     assert directives["default-src"] == ["'self'"]
     assert set(directives["script-src"]) == {"'self'", "'unsafe-eval'", "'wasm-unsafe-eval'"}
+    assert set(directives["worker-src"]) == {"'self'", "blob:"}  # the engine worker (web/engine-client.js)
     assert "'unsafe-inline'" not in policy and directives["object-src"] == ["'none'"]
     assert "https://huggingface.co" in directives["connect-src"]
     # Enforced: an inline script is refused (and reported), and nothing else was refused so far.

@@ -25,6 +25,17 @@
   });
   window.pywebgpt = api;
 
+  // The engine (Python, the GPU, generation) runs in a dedicated worker (web/engine-worker.js,
+  // connected by web/engine-client.js), so the main thread keeps only the DOM and the page UI.
+  // `ready` also waits for the page UI to bind (app/main.py calls api._uiBound()), so a script that
+  // awaits it finds the page's controls bound, as when Python ran on this thread.
+  let uiBound;
+  const bound = new Promise((resolve) => { uiBound = resolve; });
+  api._uiBound = () => uiBound();
+  const engineOk = api._ok;
+  api._ok = (infoJson) => { bound.then(() => engineOk(infoJson)); };
+  if ('gpu' in navigator) connectPyWebGPTWorker(api, 'web/engine-worker.js');
+
   // The page UI (app/ui.py) loads the default model when the page opens, through `_autoLoad`. Any
   // explicit load (the user's choice, a script, a test) takes precedence: it cancels that automatic
   // load first instead of failing as busy. Every load or unload that settles is announced with a
