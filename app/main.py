@@ -1,13 +1,16 @@
 # Entry point run by PyScript on the page's main thread (see index.html): bind the page UI
-# (app/ui.py) to window.pywebgpt. The engine itself (app/web_api.py: Python, the GPU, generation)
-# runs in a dedicated Web Worker (web/engine-worker.js), which web/boot.js starts at once, in
-# parallel with this interpreter; window.pywebgpt passes each call to it. The package is shipped
-# into Pyodide's file system as `pywebgpt` by pyscript.toml's [files], here and in the worker.
+# (app/ui.py) to window.pywebgpt, then start the engine (app/web_api.py: Python, the GPU,
+# generation). Where the engine runs is web/boot.js's choice: on this thread (the default), or,
+# with `?engine=worker` in the page's address, in a dedicated Web Worker (web/engine-worker.js)
+# that boot.js starts at once, in parallel with this interpreter; window.pywebgpt then passes each
+# call to it and this thread keeps only the DOM. The package is shipped into Pyodide's file system
+# as `pywebgpt` by pyscript.toml's [files], here and in the worker.
 #
 # Neither half can take the other down: if the engine cannot start (no WebGPU, a module that fails
 # to import), the JS API's `ready` rejects with a readable message, which web/boot.js shows in
 # #status and the UI shows in its banner; if the UI fails to bind, the JS API still works.
 import json
+import sys
 
 import js
 from pyodide.ffi import create_proxy
@@ -28,10 +31,21 @@ def start_ui(api):
         print(f"PyWebGPT UI failed to start: {message}")
 
 
+async def start_engine(api):
+    try:
+        from pywebgpt import web_api  # noqa: PLC0415 - inside the try: an import failure rejects `ready`
+
+        await web_api.start(api)
+    except Exception as exc:  # noqa: BLE001 - every start-up failure reaches the page with a readable message
+        message = str(exc) if getattr(exc, "args", None) else exc.__class__.__name__
+        api._fail(message)
+        print(f"PyWebGPT failed to start: {message}", file=sys.stderr)
+
+
 async def eval_page_python(code: str) -> str:
     """Test and console hook (`pywebgpt._pyPage(code)`): run Python source in the page's own
-    interpreter (the UI's; `pywebgpt._py` runs code in the engine worker's), with `ui` in scope;
-    the value of the last expression comes back as JSON."""
+    interpreter (the UI's), with `ui` in scope; the value of the last expression comes back as JSON.
+    `pywebgpt._py` runs code where the engine runs (this interpreter, or the engine worker's)."""
     from pyodide.code import eval_code_async  # noqa: PLC0415
     from pywebgpt import ui  # noqa: PLC0415
 
@@ -42,3 +56,5 @@ api = js.window.pywebgpt
 api._pyPage = create_proxy(eval_page_python)
 start_ui(api)
 api._uiBound()
+if not api._engineInWorker:
+    await start_engine(api)  # noqa: F704 - PyScript runs this module with top-level await

@@ -48,7 +48,9 @@ def test_no_webgpu_shows_a_clear_message(guarded_page, site_url):
 def test_adapter_null_shows_a_clear_message(guarded_page, site_url):
     page, guard = guarded_page
     guard.allow("adapter|PyWebGPT failed to start")
-    patch_engine_worker(page, "GPU.prototype.requestAdapter = async function () { return null; };")
+    no_adapter = "GPU.prototype.requestAdapter = async function () { return null; };"
+    page.add_init_script(no_adapter)  # the engine on the page's thread
+    patch_engine_worker(page, no_adapter)  # the engine in its worker (?engine=worker)
     page.goto(site_url)
     error = page.evaluate("() => window.pywebgpt.ready.then(() => null, (e) => e.message)")
     assert error and "no GPU adapter" in error

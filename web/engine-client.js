@@ -13,9 +13,9 @@
 globalThis.connectPyWebGPTWorker = function connectPyWebGPTWorker(api, workerUrl) {
   // A blob: worker runs under this page's Content-Security-Policy (web/engine-worker.js says why).
   const script = new URL(workerUrl, location.href).href;
-  const prelude = `self.pywebgptScriptBase = ${JSON.stringify(script)}; importScripts(${JSON.stringify(script)});`;
+  const prelude = `import ${JSON.stringify(script)};`;
   const blobUrl = URL.createObjectURL(new Blob([prelude], { type: 'text/javascript' }));
-  const worker = new Worker(blobUrl, { name: 'pywebgpt-engine' });
+  const worker = new Worker(blobUrl, { name: 'pywebgpt-engine', type: 'module' });
   const pending = new Map();  // call id -> {resolve, reject, callbacks}
   let nextId = 1;
   let model = 'null';

@@ -13,12 +13,16 @@
 // The page starts it from a blob: URL (web/engine-client.js), so that it runs under the page's own
 // Content-Security-Policy (a blob: worker inherits its creator's policy; a worker loaded from a URL
 // would take its policy from response headers, which a static host does not send): the engine's
-// downloads are refused outside connect-src exactly as the page's were. That prelude sets
-// `pywebgptScriptBase` (this folder's URL) and imports this file. A violation here is passed to
-// the page, which dispatches it on its document (where the page and its tests watch for them).
-// A classic worker: importScripts runs the same classic scripts the page and the Node runner load.
-const SCRIPT_BASE = globalThis.pywebgptScriptBase || location.href;
-importScripts(...['fetch.js', 'api.js', 'replay.js'].map((name) => new URL(name, SCRIPT_BASE).href));
+// downloads are refused outside connect-src exactly as the page's were. That prelude imports this
+// module. A violation here is passed to the page, which dispatches it on its document (where the
+// page and its tests watch for them). A module worker: Pyodide probes for a classic worker with
+// importScripts('data:...'), which this policy would refuse (and report) in a classic one.
+// The same classic scripts the page and the Node runner load define their globals when imported.
+import './fetch.js';
+import './api.js';
+import './replay.js';
+
+const SCRIPT_BASE = import.meta.url;
 addEventListener('securitypolicyviolation', (e) => postMessage({ type: 'csp', violation: {
   violatedDirective: e.violatedDirective, effectiveDirective: e.effectiveDirective, blockedURI: e.blockedURI,
   documentURI: e.documentURI, originalPolicy: e.originalPolicy, disposition: e.disposition, sample: e.sample,
