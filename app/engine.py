@@ -39,8 +39,13 @@ DEVICE_LOST = ("The GPU device was lost ({reason}). Your prompt and output are k
 
 
 def _page_url() -> str:
+    """The page's address, which model references and web/wheels/ resolve against. The engine worker
+    (web/engine-worker.js) sets `pywebgptPageUrl`: its own location is its script's, not the page's."""
     import js  # noqa: PLC0415 - Pyodide only
 
+    page = getattr(js.globalThis, "pywebgptPageUrl", None)
+    if page is not None and not is_null(page):
+        return str(page)
     location = getattr(js.globalThis, "location", None)
     return "" if is_null(location) else str(location.href)
 

@@ -26,18 +26,25 @@ Safety: model output, token texts, file names and error messages are put on the 
 (textContent / text nodes), never as HTML, so a model that writes `<img src=x onerror=...>`
 shows those characters and nothing runs.
 
-Responsiveness: the engine runs on the main thread, but every decode step awaits the GPU (a
-mapAsync readback), so the browser gets a turn between tokens; the UI work per token is one
-span appended. tests/test_ui.py measures the long tasks and the input delay during a 200-token
-generation.
+Responsiveness: this UI talks to the engine only through window.pywebgpt. The engine runs on the
+main thread by default (every decode step awaits the GPU, so the browser gets a turn between
+tokens, but loading a model holds the thread for seconds); with `?engine=worker` in the address it
+runs in a dedicated Web Worker (web/engine-worker.js) and this thread only does the DOM work, one
+span appended per token. tests/test_longtasks.py (tools/longtasks.py) checks that, in the worker
+setup, loading, a 1,000-token prefill and a 200-token generation leave no main-thread task over
+50 ms and that typing stays responsive; tests/test_ui.py records the long tasks and the input delay
+during a 200-token generation of the bundled model.
 
 Content-Security-Policy (index.html's <meta>): `default-src 'self'; script-src 'self'
-'unsafe-eval' 'wasm-unsafe-eval'; style-src 'self'; connect-src 'self' https://huggingface.co
+'unsafe-eval' 'wasm-unsafe-eval'; worker-src 'self' blob:; style-src 'self'; connect-src 'self' https://huggingface.co
 https://*.huggingface.co https://*.hf.co http://localhost:* http://127.0.0.1:*; object-src 'none';
 base-uri 'self'; form-action 'none'`.
   - 'unsafe-eval' is required by PyScript 0.7 (it compiles its plugin hooks with Function(); with
     only 'wasm-unsafe-eval' the page stops at "Evaluating a string as JavaScript violates ...").
     It also covers Pyodide's WebAssembly; 'wasm-unsafe-eval' is listed for when it can go.
+  - worker-src blob: the engine worker starts from a blob: URL so that it runs under this same
+    policy (a worker loaded from a URL takes its policy from response headers, which a static host
+    does not send); its connect-src refusals are reported on this document (web/engine-client.js).
   - No inline scripts or styles: everything is in web/ and vendor/ ('self'); the UI sets styles
     through the CSSOM only (allowed by style-src 'self').
   - connect-src: a <meta> policy cannot change after the page loads, so "only where the user

@@ -41,12 +41,12 @@ def importable(module: str) -> bool:
 
 def default_source() -> str:
     """The package's own web/wheels/ folder when there is one (Node), else web/wheels/ under the page's
-    URL. A worker is not at the site's root: it passes the source itself."""
+    URL (in the engine worker, the page's URL that it was given: web/engine-worker.js)."""
     if os.path.isfile(os.path.join(LOCAL_FOLDER, MANIFEST)):
         return LOCAL_FOLDER
-    import js  # noqa: PLC0415 - Pyodide only: CPython has jinja2 installed or passes a folder
+    from .engine import _page_url  # noqa: PLC0415 - Pyodide only: CPython has jinja2 installed or passes a folder
 
-    return urllib.parse.urljoin(str(js.location.href), SITE_FOLDER)  # as the page resolves its own links
+    return urllib.parse.urljoin(_page_url(), SITE_FOLDER)  # as the page resolves its own links
 
 
 def check_wheel(data: bytes, entry: dict) -> None:

@@ -93,8 +93,25 @@ def wait_ready(page) -> dict:
 
 
 def run_py(page, code: str):
-    """Run Python source in the page's interpreter; returns the last expression's value (JSON)."""
+    """Run Python source in the engine's interpreter (the engine worker's, with `engine`, `gpu` and
+    `scratch` in scope); returns the last expression's value (JSON)."""
     return json.loads(page.evaluate("async (code) => await window.pywebgpt._py(code)", code))
+
+
+def run_page_py(page, code: str):
+    """Run Python source in the page UI's own interpreter (on the main thread, with `ui` in scope);
+    returns the last expression's value (JSON)."""
+    return json.loads(page.evaluate("async (code) => await window.pywebgpt._pyPage(code)", code))
+
+
+def patch_engine_worker(target, script: str) -> None:
+    """The engine worker's init script: `script` runs in web/engine-worker.js before anything else
+    (a page's init scripts do not reach its workers). `target`: a page or a browser context."""
+    def prepend(route):
+        response = route.fetch()
+        route.fulfill(response=response, body=script + "\n" + response.text())
+
+    target.route("**/web/engine-worker.js", prepend)
 
 
 @pytest.fixture(scope="module")

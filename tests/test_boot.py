@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from conftest import wait_ready
+from conftest import patch_engine_worker, wait_ready
 
 pytestmark = pytest.mark.browser
 
@@ -27,8 +27,8 @@ def test_page_boots_and_reports_info(guarded_page, site_url):
     status = page.locator("#status")
     assert status.get_attribute("data-state") == "ready"
     assert "Ready" in status.inner_text()
-    # Everything the page needed came from its own origin.
-    foreign = [u for u in requests if not u.startswith(site_url)]
+    # Everything the page needed came from its own origin (the engine worker's blob: URL is this origin's).
+    foreign = [u for u in requests if not u.startswith((site_url, "blob:" + site_url.rstrip("/") + "/"))]
     assert requests and not foreign, f"requests to other origins: {foreign}"
 
 
@@ -48,7 +48,9 @@ def test_no_webgpu_shows_a_clear_message(guarded_page, site_url):
 def test_adapter_null_shows_a_clear_message(guarded_page, site_url):
     page, guard = guarded_page
     guard.allow("adapter|PyWebGPT failed to start")
-    page.add_init_script("GPU.prototype.requestAdapter = async function () { return null; };")
+    no_adapter = "GPU.prototype.requestAdapter = async function () { return null; };"
+    page.add_init_script(no_adapter)  # the engine on the page's thread
+    patch_engine_worker(page, no_adapter)  # the engine in its worker (?engine=worker)
     page.goto(site_url)
     error = page.evaluate("() => window.pywebgpt.ready.then(() => null, (e) => e.message)")
     assert error and "no GPU adapter" in error

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 import shell_manifest  # tools/ is on sys.path (conftest)
-from conftest import ROOT, new_guarded_page, run_py, wait_ready
+from conftest import ROOT, new_guarded_page, run_page_py, wait_ready
 from serve import Server, SiteHandler
 from vendor import vendor
 
@@ -161,7 +161,7 @@ def test_storage_panel_lists_the_cached_model_deletes_it_and_asks_for_persistenc
     assert item.count() == 1
     assert item.first.locator("span").text_content() == "Shakespeare (bundled): 21.6 MB (3 files)"
     assert page.evaluate("() => window.__persistCalls") == 0, "21.6 MB is under the 100 MB threshold"
-    run_py(page, "from pywebgpt import ui_storage, ui\nui_storage.PERSIST_BYTES = 1_000_000\n"
+    run_page_py(page, "from pywebgpt import ui_storage, ui\nui_storage.PERSIST_BYTES = 1_000_000\n"
                  "await ui.APP.refresh_storage()\nTrue")
     assert page.evaluate("() => window.__persistCalls") == 1
     state = page.evaluate("() => document.body.dataset.persist")
@@ -175,7 +175,7 @@ def test_storage_panel_lists_the_cached_model_deletes_it_and_asks_for_persistenc
     assert page.locator("#cached-summary").text_content().startswith(
         "Deleted Shakespeare (bundled) (21.6 MB freed). No models are stored in this browser yet")
     assert page.evaluate("() => pywebgpt.cachedModels()")["models"] == []
-    run_py(page, "from pywebgpt import ui_storage\nui_storage.PERSIST_BYTES = 100_000_000\nTrue")
+    run_page_py(page, "from pywebgpt import ui_storage\nui_storage.PERSIST_BYTES = 100_000_000\nTrue")
 
 
 @pytest.mark.browser

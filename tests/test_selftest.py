@@ -20,7 +20,7 @@ import pytest
 
 import golden  # tools/ is on sys.path (conftest)
 from app import selftest
-from conftest import ROOT, new_guarded_page, run_py, wait_ready
+from conftest import ROOT, new_guarded_page, run_page_py, wait_ready
 from serve import Server
 
 BUNDLED = ROOT / "weights" / "shakespeare-char"
@@ -253,7 +253,7 @@ def test_an_altered_record_fails_with_the_numbers_and_the_button_shows_them_as_t
     assert shown["lines"][0].startswith(f"Fail: this GPU does not compute what {PAYLOAD} computes"), shown["lines"]
     assert any(line.startswith("Largest logit difference") for line in shown["lines"]), shown["lines"]
     assert any("prompt 1, step 4" in line for line in shown["lines"]), shown["lines"]
-    out = run_py(page, "from pywebgpt import ui\nui.APP.selftest_out")
+    out = run_page_py(page, "from pywebgpt import ui\nui.APP.selftest_out")
     assert float(shown["delta"]) == out["max_abs_delta"] >= 0.5 - 1e-4
     mismatch = out["first_mismatch"]
     assert (mismatch["case"], mismatch["step"], mismatch["near_tie"]) == (0, 3, False), mismatch

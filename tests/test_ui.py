@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import ROOT, new_guarded_page, run_py
+from conftest import ROOT, new_guarded_page, run_page_py
 
 pytestmark = pytest.mark.browser
 
@@ -486,7 +486,7 @@ def test_model_output_is_text_never_html(ui, tmp_path):
     assert popup.locator("img, script").count() == 0
     shot(ui, "desktop-xss-as-text")
     # Injected straight into the UI's token renderer, as the engine's callback would.
-    run_py(ui, f"""
+    run_page_py(ui, f"""
 from pywebgpt import ui
 ui.APP._on_token({{"token": 1, "text": {PAYLOAD!r}, "top": [{{"id": 1, "prob": 1.0, "text": {PAYLOAD!r}}}]}})
 True""")
@@ -624,6 +624,7 @@ def test_csp_is_set_and_enforced(ui):
     directives = {d.split()[0]: d.split()[1:] for d in policy.split(";") if d.strip()}
     assert directives["default-src"] == ["'self'"]
     assert set(directives["script-src"]) == {"'self'", "'unsafe-eval'", "'wasm-unsafe-eval'"}
+    assert set(directives["worker-src"]) == {"'self'", "blob:"}  # the engine worker (web/engine-client.js)
     assert "'unsafe-inline'" not in policy and directives["object-src"] == ["'none'"]
     assert "https://huggingface.co" in directives["connect-src"]
     # Enforced: an inline script is refused (and reported), and nothing else was refused so far.
@@ -660,7 +661,7 @@ def test_phone_viewport(ui):
         shot(ui, "phone-top", full_page=False)
         # The engine's token events, fed to the UI's renderer (real runs are tested above; here the
         # layout is what matters).
-        run_py(ui, """
+        run_page_py(ui, """
 from pywebgpt import ui
 ui.APP.clear_output("JULIET:")
 for i, ch in enumerate("\\nO Romeo, Romeo! wherefore art thou Romeo?"):

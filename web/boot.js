@@ -25,6 +25,20 @@
   });
   window.pywebgpt = api;
 
+  // Where the engine (Python, the GPU, generation) runs: on this thread, started by app/main.py
+  // (the default), or with `?engine=worker` in the page's address in a dedicated worker
+  // (web/engine-worker.js, connected by web/engine-client.js), so that this thread keeps only the
+  // DOM and the page UI (tests/test_longtasks.py measures both). `ready` also waits for the page UI
+  // to bind (app/main.py calls api._uiBound()), so a script that awaits it finds the page's
+  // controls bound, wherever the engine runs.
+  api._engineInWorker = new URLSearchParams(location.search).get('engine') === 'worker';
+  let uiBound;
+  const bound = new Promise((resolve) => { uiBound = resolve; });
+  api._uiBound = () => uiBound();
+  const engineOk = api._ok;
+  api._ok = (infoJson) => { bound.then(() => engineOk(infoJson)); };
+  if (api._engineInWorker && 'gpu' in navigator) connectPyWebGPTWorker(api, 'web/engine-worker.js');
+
   // The page UI (app/ui.py) loads the default model when the page opens, through `_autoLoad`. Any
   // explicit load (the user's choice, a script, a test) takes precedence: it cancels that automatic
   // load first instead of failing as busy. Every load or unload that settles is announced with a
