@@ -4,6 +4,17 @@
 // parameters, one small storage buffer written once per prefill chunk or decode step) + the
 // kernel's constants + this file + the kernel file.
 
+// An f16 (the low 16 bits of h) as f32, exactly, subnormals included (unpack2x16float may flush them):
+// the block formats' scales and mins.
+fn f16_value(h: u32) -> f32 {
+  let e = (h >> 10u) & 0x1fu;
+  let m = h & 0x3ffu;
+  var v = bitcast<f32>(((e + 112u) << 23u) | (m << 13u));
+  if (e == 0u) { v = f32(m) * 5.9604644775390625e-8; }  // m * 2^-24
+  if (e == 31u) { v = bitcast<f32>(0x7f800000u | (m << 13u)); }
+  return select(v, -v, (h & 0x8000u) != 0u);
+}
+
 // NaN test on the bits: WGSL lets implementations assume no NaNs, and SwiftShader folds v != v.
 fn is_nan(v: f32) -> bool { return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u; }
 

@@ -17,16 +17,6 @@ const WPackWords: u32 = 2u;  // d and m's word, and the word of nibbles
 fn w_first(g: u32) -> u32 { return 5u * g; }
 fn w_block_word(g: u32, k: u32) -> u32 { return w_first(g) + min(k, 4u); }
 
-// An f16 (the low 16 bits of h) as f32, exactly, subnormals included (unpack2x16float may flush them).
-fn f16_value(h: u32) -> f32 {
-  let e = (h >> 10u) & 0x1fu;
-  let m = h & 0x3ffu;
-  var v = bitcast<f32>(((e + 112u) << 23u) | (m << 13u));
-  if (e == 0u) { v = f32(m) * 5.9604644775390625e-8; }  // m * 2^-24
-  if (e == 31u) { v = bitcast<f32>(0x7f800000u | (m << 13u)); }
-  return select(v, -v, (h & 0x8000u) != 0u);
-}
-
 // The nibbles at bit `shift` (0: low, 4: high) of a word's 4 bytes, as floats.
 fn q4_1_levels(q: u32, shift: u32) -> vec4<f32> {
   let n = (vec4<u32>(q >> shift) >> vec4<u32>(0u, 8u, 16u, 24u)) & vec4<u32>(0xfu);

@@ -27,16 +27,6 @@ fn w_block_word(g: u32, k: u32) -> u32 {
   return select(q4_k_base(g) + k, q4_k_nibbles(g) + min(k, 11u) - 4u, k >= 4u);
 }
 
-// An f16 (the low 16 bits of h) as f32, exactly, subnormals included (unpack2x16float may flush them).
-fn f16_value(h: u32) -> f32 {
-  let e = (h >> 10u) & 0x1fu;
-  let m = h & 0x3ffu;
-  var v = bitcast<f32>(((e + 112u) << 23u) | (m << 13u));
-  if (e == 0u) { v = f32(m) * 5.9604644775390625e-8; }  // m * 2^-24
-  if (e == 31u) { v = bitcast<f32>(0x7f800000u | (m << 13u)); }
-  return select(v, -v, (h & 0x8000u) != 0u);
-}
-
 // (d sc, dmin m) of sub-block j from the header word and the 3 words of scales.
 fn q4_k_scale_min(j: u32, head: u32, s0: u32, s1: u32, s2: u32) -> vec2<f32> {
   let sh = 8u * (j & 3u);

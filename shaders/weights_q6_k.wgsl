@@ -33,16 +33,6 @@ fn w_block_word(g: u32, k: u32) -> u32 {
   return (q6_k_qh(g) >> 2u) + min(k, 19u) - 11u;
 }
 
-// An f16 (the low 16 bits of h) as f32, exactly, subnormals included (unpack2x16float may flush them).
-fn f16_value(h: u32) -> f32 {
-  let e = (h >> 10u) & 0x1fu;
-  let m = h & 0x3ffu;
-  var v = bitcast<f32>(((e + 112u) << 23u) | (m << 13u));
-  if (e == 0u) { v = f32(m) * 5.9604644775390625e-8; }  // m * 2^-24
-  if (e == 31u) { v = bitcast<f32>(0x7f800000u | (m << 13u)); }
-  return select(v, -v, (h & 0x8000u) != 0u);
-}
-
 // The 4 bytes starting at `lo` (an even super-block) or 2 bytes into it (an odd one).
 fn q6_k_realign(odd: bool, lo: u32, hi: u32) -> u32 { return select(lo, (lo >> 16u) | (hi << 16u), odd); }
 

@@ -22,16 +22,6 @@ const WPackWords: u32 = 3u;  // the scale's word and the two words a realigned p
 fn w_first(g: u32) -> u32 { return (17u * g) >> 1u; }
 fn w_block_word(g: u32, k: u32) -> u32 { return w_first(g) + min(k, 8u); }
 
-// An f16 (the low 16 bits of h) as f32, exactly, subnormals included (unpack2x16float may flush them).
-fn f16_value(h: u32) -> f32 {
-  let e = (h >> 10u) & 0x1fu;
-  let m = h & 0x3ffu;
-  var v = bitcast<f32>(((e + 112u) << 23u) | (m << 13u));
-  if (e == 0u) { v = f32(m) * 5.9604644775390625e-8; }  // m * 2^-24
-  if (e == 31u) { v = bitcast<f32>(0x7f800000u | (m << 13u)); }
-  return select(v, -v, (h & 0x8000u) != 0u);
-}
-
 // The 4 bytes starting 2 bytes into `lo` (a block at an even g), or `hi` itself (an odd g).
 fn q_realign(odd: bool, lo: u32, hi: u32) -> u32 { return select((lo >> 16u) | (hi << 16u), hi, odd); }
 
