@@ -7,6 +7,7 @@ import json
 import os
 import re
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -78,6 +79,26 @@ def new_guarded_page(context):
     page.set_default_timeout(BOOT_TIMEOUT_MS)
     guard = ConsoleGuard(page)
     return page, guard
+
+
+@contextmanager
+def mounted_site_page(browser, mounts: dict, allow=()):
+    """The site served with `mounts` (Server's), booted in a page of a new browser context; console
+    errors other than the `allow` patterns fail the test when the block ends."""
+    server = Server(ROOT, mounts=mounts).start()
+    context = browser.new_context()
+    try:
+        page, guard = new_guarded_page(context)
+        for pattern in allow:
+            guard.allow(pattern)
+        page.goto(server.url)
+        wait_ready(page)
+        yield page
+        problems = guard.unexpected()
+    finally:
+        context.close()
+        server.stop()
+    assert not problems, "unexpected console/page errors:\n" + "\n".join(problems)
 
 
 @pytest.fixture

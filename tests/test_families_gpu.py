@@ -19,8 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import BOOT_TIMEOUT_MS, ROOT, ConsoleGuard, run_py, wait_ready
-from serve import Server
+from conftest import ROOT, mounted_site_page, run_py
 from tools.make_model import cached_model
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -57,19 +56,9 @@ def models(tmp_path_factory) -> dict:
 @pytest.fixture(scope="module")
 def page(browser, site_server, models):
     root = next(iter(models.values())).parent
-    server = Server(ROOT, mounts={"/families/": root}).start()
-    context = browser.new_context()
-    page = context.new_page()
-    page.set_default_timeout(BOOT_TIMEOUT_MS)
-    guard = ConsoleGuard(page)
-    guard.allow(r"status of 404")  # optional files a folder does not have (chat_template.jinja, ...)
-    page.goto(server.url)
-    wait_ready(page)
-    yield page
-    problems = guard.unexpected()
-    context.close()
-    server.stop()
-    assert not problems, "unexpected console/page errors:\n" + "\n".join(problems)
+    # 404s: optional files a folder does not have (chat_template.jinja, ...)
+    with mounted_site_page(browser, {"/families/": root}, allow=[r"status of 404"]) as page:
+        yield page
 
 
 _REF: dict = {}

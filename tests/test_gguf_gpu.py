@@ -24,9 +24,8 @@ import pytest
 import torch
 
 from chat_model import make_chat_model
-from conftest import BOOT_TIMEOUT_MS, ROOT, ConsoleGuard, run_py, wait_ready
+from conftest import ROOT, mounted_site_page, run_py
 from hub_server import Hub
-from serve import Server
 from tools.make_gguf import K_TYPES, TYPES, hf_folder_to_gguf
 
 pytestmark = pytest.mark.browser
@@ -77,19 +76,9 @@ def files(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def page(browser, site_server, files):
-    server = Server(ROOT, mounts={"/gguf/": files["folder"].parent}).start()
-    context = browser.new_context()
-    page = context.new_page()
-    page.set_default_timeout(BOOT_TIMEOUT_MS)
-    guard = ConsoleGuard(page)
-    guard.allow(r"status of 404")  # optional files of the safetensors folder
-    page.goto(server.url)
-    wait_ready(page)
-    yield page
-    problems = guard.unexpected()
-    context.close()
-    server.stop()
-    assert not problems, "unexpected console/page errors:\n" + "\n".join(problems)
+    # 404s: optional files of the safetensors folder
+    with mounted_site_page(browser, {"/gguf/": files["folder"].parent}, allow=[r"status of 404"]) as page:
+        yield page
 
 
 _REF: dict = {}

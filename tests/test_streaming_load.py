@@ -12,10 +12,9 @@ import struct
 import numpy as np
 import pytest
 
-from conftest import BOOT_TIMEOUT_MS, ROOT, ConsoleGuard, run_py, wait_ready
+from conftest import mounted_site_page, run_py
 from hub_server import Hub
 from reference import greedy, load_hf_folder
-from serve import Server
 from tools.make_model import cached_model
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -50,20 +49,9 @@ def hub():
 
 @pytest.fixture(scope="module")
 def page(browser, site_server, model):
-    server = Server(ROOT, mounts={"/models/": model.parent}).start()
-    context = browser.new_context()
-    page = context.new_page()
-    page.set_default_timeout(BOOT_TIMEOUT_MS)
-    guard = ConsoleGuard(page)
-    for pattern in (r"Failed to load resource", r"net::ERR_"):
-        guard.allow(pattern)
-    page.goto(server.url)
-    wait_ready(page)
-    yield page
-    problems = guard.unexpected()
-    context.close()
-    server.stop()
-    assert not problems, "unexpected console/page errors:\n" + "\n".join(problems)
+    with mounted_site_page(browser, {"/models/": model.parent},
+                           allow=[r"Failed to load resource", r"net::ERR_"]) as page:
+        yield page
 
 
 def largest_tensor(path) -> int:
