@@ -21,6 +21,7 @@ import re
 import shutil
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -104,7 +105,10 @@ def _clean_js_error(message: str) -> str:
     return (m.group(1) if m else lines[-1] if lines else text).strip()
 
 
-def run_browser(args, server: Server, model_ref: str, prompt: str, opts: dict) -> dict:
+@contextmanager
+def site_page(args, server: Server):
+    """Headless Chromium on the served site once pywebgpt is ready: yields (page, runtime info). A
+    JavaScript error inside the block becomes a CliError with the engine's message."""
     from playwright.sync_api import Error as PlaywrightError  # noqa: PLC0415
     from playwright.sync_api import sync_playwright  # noqa: PLC0415
 
@@ -117,17 +121,20 @@ def run_browser(args, server: Server, model_ref: str, prompt: str, opts: dict) -
             page.set_default_timeout(0)
             page.goto(server.url)
             try:
-                info = page.evaluate("() => window.pywebgpt.ready")
-                # "./": a site path, not a Hub id such as org/name/file.gguf
-                model = page.evaluate("([ref, o]) => window.pywebgpt.load(ref, o)",
-                                      ["./" + model_ref, load_options(args)])
-                results = [page.evaluate("([p, o]) => window.pywebgpt.generate(p, o)", [prompt, opts])
-                           for _ in range(max(1, args.repeat))]
+                yield page, page.evaluate("() => window.pywebgpt.ready")
             except PlaywrightError as exc:
                 raise CliError(_clean_js_error(exc.message)) from None
-            return {"info": info, "model": model, "result": results[-1], "results": results}
         finally:
             browser.close()
+
+
+def run_browser(args, server: Server, model_ref: str, prompt: str, opts: dict) -> dict:
+    with site_page(args, server) as (page, info):
+        # "./": a site path, not a Hub id such as org/name/file.gguf
+        model = page.evaluate("([ref, o]) => window.pywebgpt.load(ref, o)", ["./" + model_ref, load_options(args)])
+        results = [page.evaluate("([p, o]) => window.pywebgpt.generate(p, o)", [prompt, opts])
+                   for _ in range(max(1, args.repeat))]
+    return {"info": info, "model": model, "result": results[-1], "results": results}
 
 
 def run_node(args, server: Server, model_ref: str, prompt: str, opts: dict, extra: dict | None = None) -> dict:

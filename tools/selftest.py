@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 
-from generate import CHROMIUM_ARGS, CliError, _clean_js_error, model_folder, run_node  # noqa: E402
+from generate import CliError, model_folder, run_node, site_page  # noqa: E402
 from serve import Server  # noqa: E402
 from vendor import vendor  # noqa: E402
 
@@ -52,26 +52,10 @@ def load_options(args) -> dict:
 
 
 def run_browser(args, server: Server) -> dict:
-    from playwright.sync_api import Error as PlaywrightError  # noqa: PLC0415
-    from playwright.sync_api import sync_playwright  # noqa: PLC0415
-
-    if not Path(args.browser).exists():
-        raise CliError(f"Chromium not found at {args.browser} (apt-get install -y chromium, or --browser PATH)")
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=args.browser, args=CHROMIUM_ARGS, headless=True)
-        try:
-            page = browser.new_page()
-            page.set_default_timeout(0)
-            page.goto(server.url)
-            try:
-                info = page.evaluate("() => window.pywebgpt.ready")
-                model = page.evaluate("([ref, o]) => window.pywebgpt.load(ref, o)", ["./models/m/", load_options(args)])
-                report = page.evaluate("() => window.pywebgpt.selfTest()")
-            except PlaywrightError as exc:
-                raise CliError(_clean_js_error(exc.message)) from None
-            return {"info": info, "model": model, "report": report}
-        finally:
-            browser.close()
+    with site_page(args, server) as (page, info):
+        model = page.evaluate("([ref, o]) => window.pywebgpt.load(ref, o)", ["./models/m/", load_options(args)])
+        report = page.evaluate("() => window.pywebgpt.selfTest()")
+    return {"info": info, "model": model, "report": report}
 
 
 def run(args) -> dict:
