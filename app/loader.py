@@ -519,7 +519,7 @@ async def load_model(gpu, ref: str = "", base_url: str = "", context: int | None
         job.check()
 
         # 4. the GPU buffers; 5. the bytes, streamed into them file by file
-        model = _build_model(gpu, graph, {n: p.tensor for n, p in layout.placed.items()}, stream=True)
+        model = _build_model(gpu, graph, {n: p.tensor for n, p in layout.placed.items()})
         try:
             total_bytes = await _stream_files(source, layout, model, job, F)
             job.emit("upload", None, total_bytes, total_bytes)
@@ -566,10 +566,11 @@ def _gpu_failure(exc: BaseException) -> LoadError:
     return LoadError(f"the GPU could not take the model: {message}", code)
 
 
-def _build_model(gpu, graph, tensors, stream: bool = False) -> GPUModel:
-    """The graph on the GPU (GPUModel frees what it made when it fails half-way)."""
+def _build_model(gpu, graph, tensors) -> GPUModel:
+    """The graph's buffers on the GPU, waiting for the streamed weights (GPUModel frees what it made
+    when it fails half-way)."""
     try:
-        return GPUModel(gpu, graph, tensors, stream=stream)
+        return GPUModel(gpu, graph, tensors, stream=True)
     except Exception as exc:
         raise _gpu_failure(exc) from exc
 
