@@ -201,8 +201,11 @@ def print_report(args, out: dict) -> None:
         "prompt_ids": result["prompt_ids"], "tokens": result["tokens"], "text": result["text"],
         "finish_reason": result["finish_reason"], "timings": timings, "adapter": info.get("adapter"),
         "runtime": args.runtime,
-        "model": {k: out["model"].get(k) for k in ("parameters", "dtype", "weight_formats", "context", "gpu_bytes")},
+        "model": {k: out["model"].get(k) for k in ("parameters", "dtype", "weight_formats", "context", "gpu_bytes",
+                                                   "load")},
     }
+    if out.get("load_memory"):  # the Node runner's process.memoryUsage() before and at its peak during the load
+        report["load_memory"] = out["load_memory"]
     if result.get("notices"):
         report["notices"] = result["notices"]
     if args.dump_logits is not None:
