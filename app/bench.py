@@ -31,7 +31,7 @@ import js
 
 from .buffer_plan import BufferPlan
 from .config import config_from_dict, param_count
-from .contract import KMAX
+from .contract import CHAIN_DEPTH_MAX, DEFAULT_CHAIN_DEPTH, KMAX
 from .gpu import COPY_DST, COPY_SRC, STORAGE, _js_obj, is_null
 from .kernels import kernel
 from .model import model_graph
@@ -78,19 +78,23 @@ async def copy_bandwidth_gbs(gpu, nbytes: int = 256 << 20, repeats: int = 10) ->
 QUERY_RESOLVE = 0x0200  # GPUBufferUsage.QUERY_RESOLVE
 
 
-async def chained_steps(model, token: int, steps: int, k: int = 5, pass_descriptor=lambda i: None) -> list:
-    """`steps` decode steps chained as a greedy generation runs them (app/generate.py): each is
-    queued, fed on the GPU, before the previous one is read, so the round trip to Python overlaps
-    the GPU's work. Returns the seconds between consecutive results (the first from the start);
-    `pass_descriptor(i)`: step i's compute-pass descriptor (timestamps)."""
-    handle = model.submit_decode(token, k=k, pass_descriptor=pass_descriptor(0))
+async def chained_steps(model, token: int, steps: int, k: int = 5, pass_descriptor=lambda i: None,
+                        depth: int = DEFAULT_CHAIN_DEPTH) -> list:
+    """`steps` decode steps chained as a greedy generation runs them (app/generate.py): `depth`
+    steps are queued, fed on the GPU, ahead of the one Python reads, so the round trip to Python
+    overlaps the GPU's work. Returns the seconds between consecutive results (the first from the
+    start); `pass_descriptor(i)`: step i's compute-pass descriptor (timestamps)."""
+    queued = [model.submit_decode(token, k=k, pass_descriptor=pass_descriptor(0))]
+    submitted = 1
     times, t_prev = [], time.perf_counter()
-    for i in range(1, steps + 1):
-        ahead = model.submit_decode(None, k=k, pass_descriptor=pass_descriptor(i)) if i < steps else None
-        await model.collect(handle)
+    for _ in range(steps):
+        while submitted < steps and len(queued) <= depth:
+            queued.append(model.submit_decode(None, k=k, pass_descriptor=pass_descriptor(submitted)))
+            submitted += 1
+        await model.collect(queued.pop(0))
         now = time.perf_counter()
         times.append(now - t_prev)
-        t_prev, handle = now, ahead
+        t_prev = now
     return times
 
 
@@ -233,6 +237,12 @@ async def measure(gpu, model, prompt_lengths=(16, 128, 512), contexts=(16, 128, 
         chained = (await chained_steps(model, token, decode_steps + 4))[3:3 + decode_steps]
         out["decode_chained"][str(ctx)] = {"ms_median": round(_median(chained) * 1000, 3),
                                            "ms_p90": round(_p90(chained) * 1000, 3)}
+        if ctx == contexts[0]:  # the same with more steps queued ahead of the one read
+            for depth in range(1, CHAIN_DEPTH_MAX + 1):
+                model.reset()
+                await model.prefill(_ids(ctx, V), k=5)
+                chained = (await chained_steps(model, token, decode_steps + 4, depth=depth))[3:3 + decode_steps]
+                out.setdefault("decode_chained_by_depth", {})[str(depth)] = round(_median(chained) * 1000, 3)
     out["readback_bytes_per_decode_step"] = model.last_readback_bytes
     out["gpu_timestamps"] = await gpu_decode_times(gpu, model, contexts[0], decode_steps + 3)
     out["gpu_timestamps_k64"] = await gpu_decode_times(gpu, model, contexts[0], decode_steps + 3, k=KMAX)

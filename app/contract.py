@@ -114,6 +114,10 @@ def topk_output_bytes(k: int) -> int:
 
 
 TOPK_OUTPUT_MAX_BYTES = topk_output_bytes(KMAX)
+# Decode steps a chained generation may queue ahead of the one Python reads next: each step in
+# flight has its own read-back buffer (CHAIN_DEPTH_MAX + 1 of them).
+CHAIN_DEPTH_MAX = 3
+DEFAULT_CHAIN_DEPTH = 1
 # topk_partial's per-chunk record: KMAX ids, KMAX values, the chunk's max and sum.
 TOPK_PARTIAL_WORDS = 2 * KMAX + 2
 

@@ -23,7 +23,7 @@ import math
 import time
 from dataclasses import dataclass, field
 
-from .contract import KMAX
+from .contract import CHAIN_DEPTH_MAX, DEFAULT_CHAIN_DEPTH, KMAX
 from .errors import InputError
 from .runner import GpuChoice, StepResult
 from .sampling import Sampler, SamplingParams, StopStringMatcher
@@ -95,20 +95,26 @@ def alternatives(step: StepResult) -> list:
 class Generation:
     def __init__(self, loaded, prompt_ids: list, params: SamplingParams, keep_logits: bool = False,
                  chain: bool = True, reuse_cache: bool = False, skip_special_tokens: bool = False,
-                 context_policy: str = "truncate", keep_first: int = 0):
+                 context_policy: str = "truncate", keep_first: int = 0, chain_depth: int | None = None):
         """chain=False runs every decode step after Python has read the previous one, even when the
         GPU could choose the next token (the same tokens, slower; app/bench.py compares the two).
         reuse_cache: keep the KV cache of the longest prefix this prompt shares with what the cache
         holds (the conversation so far, in a chat) and prefill only the rest. context_policy
         'truncate' caps max_new_tokens at the context and drops the prompt's oldest tokens to make
         room; 'slide' keeps going when the context fills: the first `keep_first` tokens stay, the
-        oldest of the rest go, and the window is recomputed (prefilled again at its new positions)."""
+        oldest of the rest go, and the window is recomputed (prefilled again at its new positions).
+        chain_depth: decode steps queued ahead of the one Python reads (1 to CHAIN_DEPTH_MAX; None:
+        this module's DEFAULT_CHAIN_DEPTH, read when the generation is made)."""
         self.loaded = loaded
         self.model = loaded.model
         self.tokenizer = loaded.tokenizer
         self.params = params
         self.keep_logits = keep_logits
         self.chain = chain
+        chain_depth = DEFAULT_CHAIN_DEPTH if chain_depth is None else chain_depth
+        if not (isinstance(chain_depth, int) and 1 <= chain_depth <= CHAIN_DEPTH_MAX):
+            raise InputError(f"chain_depth must be an integer from 1 to {CHAIN_DEPTH_MAX}, got {chain_depth!r}")
+        self.chain_depth = chain_depth
         self.reuse_cache = reuse_cache
         self.skip_special_tokens = skip_special_tokens
         self.cancelled = False
@@ -181,13 +187,14 @@ class Generation:
         # or greedy), each step also chooses the next token on the GPU as the sampler will (given
         # the number it will draw), so the next decode step can be queued, fed on the GPU, before
         # Python has read this one (model.submit_decode): the round trip to Python hides behind
-        # the GPU's work. `ahead` is that queued step; Python's own choice is checked against it.
+        # the GPU's work. `ahead` holds the queued steps (up to chain_depth), each fed the choice of
+        # the one before it; Python's own choice is checked against the first.
         chain = self.chain and not full
 
         def gpu_choice(ahead_of_next: int) -> GpuChoice:
             return GpuChoice(params.top_k, params.top_p, sampler.upcoming_draw(ahead_of_next))
 
-        ahead = None
+        ahead: list = []
         chain_misses = 0  # queued steps redone: the GPU's f32 choice differed from Python's f64 one
         t0 = time.perf_counter()
         if self.cancelled:  # stopped before it started: no GPU work at all
@@ -234,23 +241,24 @@ class Generation:
                 if self.cancelled:
                     finish = "cancelled"
                     break
-                if ahead is not None and token != step.choice:  # not what the queued step was fed
+                if ahead and token != step.choice:  # not what the queued steps were fed
                     await model.drain()
-                    model.rollback(1)
-                    ahead = None
+                    model.rollback(len(ahead))
+                    ahead = []
                     chain_misses += 1
-                if self.slide and ahead is None and model.pos >= model.n_ctx:  # full: recompute a window
+                if self.slide and not ahead and model.pos >= model.n_ctx:  # full: recompute a window
                     step = await self._slide(seen, k, temperature, full, gpu_choice(0))
                     if step is None:
                         finish = "cancelled"
                         break
                     t_step = time.perf_counter()
                     continue
-                handle = ahead or model.submit_decode(token, k=k, temperature=temperature, full_logits=full,
-                                                      choice=gpu_choice(0))
-                ahead = None
-                if chain and len(result.tokens) + 1 < self.max_new and model.pos < model.n_ctx:
-                    ahead = model.submit_decode(None, k=k, temperature=temperature, choice=gpu_choice(1))
+                handle = ahead.pop(0) if ahead else model.submit_decode(token, k=k, temperature=temperature,
+                                                                        full_logits=full, choice=gpu_choice(0))
+                while (chain and len(ahead) < self.chain_depth and len(result.tokens) + len(ahead) + 1 < self.max_new
+                       and model.pos < model.n_ctx):
+                    ahead.append(model.submit_decode(None, k=k, temperature=temperature,
+                                                     choice=gpu_choice(len(ahead) + 1)))
                 step = await model.collect(handle)
                 now = time.perf_counter()
                 decode_times.append(now - t_step)
@@ -261,8 +269,8 @@ class Generation:
             # A step queued but never taken: forget its position now (nothing awaited here, so this
             # also holds when the consumer drops the generator mid-way); it is read back below, or
             # by the model's next prefill.
-            if ahead is not None:
-                model.rollback(1)
+            if ahead:
+                model.rollback(len(ahead))
         await model.drain()
         # what the KV cache holds now (after a slide, a window: not a prefix of these ids)
         model.cached_ids = [] if result.slides else (self.prompt + result.tokens)[:model.pos]

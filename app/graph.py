@@ -9,7 +9,7 @@ Standard library only. A subclass sets `cfg`, `shapes`, `limits`, `dtype`, build
 from __future__ import annotations
 
 from .buffer_plan import BufferSpec, WeightSpec, split_rows
-from .contract import TOPK_OUTPUT_MAX_BYTES, TOPK_PARTIAL_WORDS, buffer_size, step_bytes, topk_groups
+from .contract import CHAIN_DEPTH_MAX, TOPK_OUTPUT_MAX_BYTES, TOPK_PARTIAL_WORDS, buffer_size, step_bytes, topk_groups
 from .errors import ModelError
 from .weights import row_bytes
 
@@ -106,8 +106,9 @@ class ModelGraph:
         if not self.shapes.cpu:
             out.append(buffer("topk partial", topk_groups(V) * TOPK_PARTIAL_WORDS * 4))
         out.append(buffer("topk out", TOPK_OUTPUT_MAX_BYTES, "storage_readable"))
-        # Two read-back buffers: a chained decode step is read while the next one runs.
-        out += [buffer(f"topk readback {i}", TOPK_OUTPUT_MAX_BYTES, "readback", bound=False) for i in range(2)]
+        # A read-back buffer for each step in flight: chained decode steps are read while the next ones run.
+        out += [buffer(f"topk readback {i}", TOPK_OUTPUT_MAX_BYTES, "readback", bound=False)
+                for i in range(CHAIN_DEPTH_MAX + 1)]
         out.append(buffer("logits readback", V * 4, "readback", bound=False))
         return out
 

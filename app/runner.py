@@ -15,7 +15,7 @@ from array import array
 from dataclasses import dataclass
 
 from .buffer_plan import BufferPlan
-from .contract import CHAIN_ID, KMAX, buffer_size, pack_step, topk_output_bytes, unpack_topk
+from .contract import CHAIN_DEPTH_MAX, CHAIN_ID, KMAX, buffer_size, pack_step, topk_output_bytes, unpack_topk
 from .errors import ModelError
 from .gpu import COPY_DST, COPY_SRC, GPU, MAP_READ, STORAGE
 from .kernels import kernel
@@ -274,7 +274,7 @@ class GPUModel:
         self._decode_counts = [c for d in graph.decode for c in d.counts()] + self._tail_counts
         self._decode_counts_js = None
         self.dispatches_per_decode_step = graph.dispatches_per_decode_step
-        self.stagings = [self.allocated["topk readback 0"], self.allocated["topk readback 1"]]
+        self.stagings = [self.allocated[f"topk readback {i}"] for i in range(CHAIN_DEPTH_MAX + 1)]
         gpu.check()
 
     def prefill_counts(self, rows: int, last: bool = True) -> list:

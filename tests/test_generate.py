@@ -865,3 +865,44 @@ out""")
     assert out["after_unload"] and "unloaded" in out["after_unload"]
     # the JS API's model was not disturbed
     assert generate(page, ids, max_new_tokens=4, temperature=0)["tokens"] == want[:4]
+
+
+def test_deeper_chains_give_the_same_tokens(page, models):
+    """With up to CHAIN_DEPTH_MAX steps queued ahead of the one Python reads, greedy and sampled
+    tokens are those of one step at a time; every queued step past the end (max_new_tokens, a stop
+    string) or fed another token than the sampler drew is read and rolled back, and nothing stays in
+    flight."""
+    use(page, "char")
+    ids = prompt(9, seed=8)
+    want, _, margin = ref_greedy(models["char"], ids, 16)
+    assert margin > 1e-3
+    text = generate(page, ids, max_new_tokens=16, temperature=0)["text"]
+    i = first_unique(text, 2, 5)
+    sampled = dict(max_new_tokens=20, temperature=1.5, top_k=40, seed=21)
+    one_step = generate(page, ids, return_logits=True, **sampled)["tokens"]
+    depth = run_py(page, "from pywebgpt import contract as _c, generate as _g\n"
+                         "_g.DEFAULT_CHAIN_DEPTH = _c.CHAIN_DEPTH_MAX\n_g.DEFAULT_CHAIN_DEPTH")
+    try:
+        assert depth > 1
+        run_py(page, CHAIN_SPY)
+        r = generate(page, ids, max_new_tokens=16, temperature=0)
+        log, pos, inflight = run_py(page, CHAIN_STATE)
+        assert r["tokens"] == want and log == [want[0]] + [None] * 14 and (pos, inflight) == (len(ids) + 15, 0)
+        r = generate(page, ids, max_new_tokens=16, temperature=0, stop=[text[i:i + 2]])
+        state = run_py(page, "_m = engine.model.gpu_model\n[_m.pos, _m.in_flight]")
+        assert r["finish_reason"] == "stop" and r["tokens"] == want[:i + 2]
+        assert state == [len(ids) + len(r["tokens"]) - 1, 0]
+        r = generate(page, ids, **sampled)
+        assert r["tokens"] == one_step and r["timings"]["chained"]
+        run_py(page, WRONG_DRAWS)
+        try:
+            got = generate(page, ids, **sampled)
+        finally:
+            run_py(page, RIGHT_DRAWS)
+        assert got["tokens"] == one_step and got["timings"]["chain_misses"] >= 3
+        assert run_py(page, "_m = engine.model.gpu_model\n[_m.pos, _m.in_flight]") == [len(ids) + 19, 0]
+    finally:
+        run_py(page, "from pywebgpt import contract as _c, generate as _g\n"
+                     "_g.DEFAULT_CHAIN_DEPTH = _c.DEFAULT_CHAIN_DEPTH\n_m = engine.model.gpu_model\n"
+                     "if hasattr(_m, '_unspied_submit'):\n    _m.submit_decode = _m._unspied_submit\n"
+                     "    del _m._unspied_submit\nNone")
