@@ -115,9 +115,11 @@ def topk_output_bytes(k: int) -> int:
 
 TOPK_OUTPUT_MAX_BYTES = topk_output_bytes(KMAX)
 # Decode steps a chained generation may queue ahead of the one Python reads next: each step in
-# flight has its own read-back buffer (CHAIN_DEPTH_MAX + 1 of them).
+# flight has its own read-back buffer (CHAIN_DEPTH_MAX + 1 of them). Two by default: on the H200
+# (Node + Dawn, GPT-2 117M f16, GPU pass 0.69 ms) one step ahead left the GPU idle between steps
+# (0.85-1.16 ms per token), two kept it busy (0.70 ms); deeper bought nothing (BENCH.md).
 CHAIN_DEPTH_MAX = 3
-DEFAULT_CHAIN_DEPTH = 1
+DEFAULT_CHAIN_DEPTH = 2
 # topk_partial's per-chunk record: KMAX ids, KMAX values, the chunk's max and sum.
 TOPK_PARTIAL_WORDS = 2 * KMAX + 2
 
