@@ -7,8 +7,9 @@ permuted and blocks quantized as llama.cpp does). Each loads as it is, its confi
 chat template from the metadata: greedy ids equal and logits within 1e-3 of transformers'. The same
 model's f32 safetensors folder loaded with quantize: 'q8_0' / 'q4_0' (blocks made on the GPU) gives
 the logits of the GGUF of that type (blocks made by ggml's quantizer), so the two quantizers agree.
-The k-quants Q4_K and Q6_K (and a Q4_K_M-like mix of the two) take a 256-wide copy of the model,
-since their rows are whole super-blocks of 256. Also: a GGUF from the imitation Hub with progress
+The k-quants Q4_K and Q6_K and llama.cpp's mixes Q4_K_M and Q5_K_M (Q4_K / Q5_K with Q6_K attn_v and
+ffn_down in some layers) take a 256-wide copy of the model, since their rows are whole super-blocks of
+256. Also: a GGUF from the imitation Hub with progress
 and the browser cache, a picked .gguf file, bad quantize options, and malformed GGUF files refused
 before anything is allocated on the GPU."""
 
@@ -26,7 +27,7 @@ import torch
 from chat_model import make_chat_model
 from conftest import ROOT, mounted_site_page, run_py
 from hub_server import Hub
-from tools.make_gguf import K_TYPES, TYPES, hf_folder_to_gguf
+from tools.make_gguf import MIXES, TYPES, hf_folder_to_gguf
 
 pytestmark = pytest.mark.browser
 
@@ -67,7 +68,7 @@ def files(tmp_path_factory):
         out[type_name] = path
     wide = make_chat_model(root, "chat-256", hidden_size=256, intermediate_size=512)
     use_merges(wide)
-    for type_name in K_TYPES:
+    for type_name, _ in K_CASES:
         path = hf_folder_to_gguf(wide, root / f"chat-256.{type_name}.gguf", type_name)
         path.chmod(0o644)
         out[type_name] = path
@@ -135,22 +136,38 @@ def test_a_gguf_of_each_type_loads_as_it_is_and_equals_transformers(page, files,
     assert info["load"]["file_bytes"] == files[type_name].stat().st_size
 
 
-@pytest.mark.parametrize("type_name, formats", [("Q4_K", ["Q4_K"]), ("Q6_K", ["Q6_K"]),
-                                                ("Q4_K_M", ["Q4_K", "Q6_K"])])
+K_CASES = [("Q4_K", ["Q4_K"]), ("Q6_K", ["Q6_K"]), ("Q4_K_M", ["Q4_K", "Q6_K"]), ("Q5_K_M", ["Q5_K", "Q6_K"])]
+
+
+@pytest.mark.parametrize("type_name, formats", K_CASES)
 def test_a_k_quant_gguf_stays_packed_and_equals_transformers(page, files, type_name, formats):
-    """Q4_K / Q6_K super-blocks (210-byte Q6_K rows start mid-word) read by every kernel of the
+    """Q4_K / Q5_K / Q6_K super-blocks (210-byte Q6_K rows start mid-word) read by every kernel of the
     Llama graph (embedding, GEMV, prefill, LM head) as the file stores them: greedy ids and logits
-    of transformers' dequantization. The mix keeps each matrix's own format (Q6_K output and the
-    ffn_down of layer 1), and the weights take the packed size."""
+    of transformers' dequantization, and the weights take the packed size. The mixes are llama.cpp's
+    (tools/make_gguf.py tensor_type): in layer 1 of 2, attn_v and ffn_down are Q6_K while q and k
+    stay Q4_K / Q5_K, so that layer's q|k|v runs as two GEMVs (one per format) writing one output,
+    one dispatch more per decode step than a file of one format."""
     result = run(page, f"/gguf/{files[type_name].name}")
     check_equal(result, files[type_name])
     info = result["info"]
     assert sorted(info["weight_formats"]) == formats, info["weight_formats"]
     from app.gguf import read_gguf_header
 
-    packed = sum(t.nbytes for t in read_gguf_header(files[type_name]).tensors.values())
+    tensors = read_gguf_header(files[type_name]).tensors
+    packed = sum(t.nbytes for t in tensors.values())
     # the file's tensor bytes and the f32 rope table (64 KiB), where f32 matrices would take 6x more
     assert info["gpu_bytes_by_kind"]["weights"] < 1.2 * packed, (info["gpu_bytes_by_kind"], packed)
+    plain_steps = 5 * 2 + 4
+    if type_name in MIXES:
+        base = MIXES[type_name]
+        types = {name: t.type_name for name, t in tensors.items() if len(t.dims) == 2}
+        assert types == {"token_embd.weight": base, "output.weight": "Q6_K",
+                         **{f"blk.{i}.{leaf}.weight": "Q6_K" if i == 1 and leaf in ("attn_v", "ffn_down") else base
+                            for i in range(2) for leaf in ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate",
+                                                           "ffn_up", "ffn_down")}}, types
+        assert info["dispatches_per_decode_step"] == plain_steps + 1, info
+    else:
+        assert info["dispatches_per_decode_step"] == plain_steps, info
 
 
 @pytest.mark.parametrize("fmt", ["q8_0", "q4_0"])

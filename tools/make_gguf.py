@@ -1,6 +1,6 @@
 """Write a GGUF file from a Hugging Face llama / qwen2 / qwen3 folder, as llama.cpp's converter does.
 
-    python tools/make_gguf.py HF_DIR OUT.gguf [--type F32|F16|BF16|Q8_0|Q4_0|Q4_1|Q4_K|Q6_K|Q4_K_M]
+    python tools/make_gguf.py HF_DIR OUT.gguf [--type F32|F16|BF16|Q8_0|Q4_0|Q4_1|Q4_K|Q5_K|Q6_K|Q4_K_M|Q5_K_M]
         [--version 2|3]
         [--pre gpt2|llama-bpe|qwen2|smollm|...]
 
@@ -13,10 +13,10 @@ save_pretrained) becomes a GGUF of each supported type, written with the gguf pa
   - tensor names blk.N.attn_q.weight, ...; Q and K rows of llama models permuted as
     convert_hf_to_gguf.py's LlamaModel.permute does;
   - 2-D weights stored as --type (quantized by tools/quants.py, which equals ggml's quantizer; the
-    k-quants Q4_K / Q6_K by tools/kquants.py: ggml's layout, plain round-to-nearest, rows of whole
-    super-blocks of 256 or refused), 1-D ones (norms, biases) as F32, as llama.cpp stores them;
-    Q4_K_M is Q4_K with Q6_K for output.weight and ffn_down of the layers llama.cpp's use_more_bits
-    picks (llama.cpp's Q4_K_M also gives those layers' attn_v Q6_K: not done here, see README);
+    k-quants Q4_K / Q5_K / Q6_K by tools/kquants.py: ggml's layout, plain round-to-nearest, rows of
+    whole super-blocks of 256 or refused), 1-D ones (norms, biases) as F32, as llama.cpp stores them;
+    Q4_K_M / Q5_K_M mix types tensor by tensor as llama.cpp does (tensor_type: Q6_K output and the
+    attn_v and ffn_down of the layers use_more_bits picks);
   - the tokenizer, when the folder has one (vocab.json + merges.txt, or a byte-level BPE
     tokenizer.json), as tokenizer.ggml.model "gpt2" with tokens, token types, merges, the special
     ids of config.json and the chat template of tokenizer_config.json.
@@ -43,8 +43,10 @@ from tools import kquants  # noqa: E402
 from tools.quants import quantize  # noqa: E402
 
 TYPES = ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1")
-K_TYPES = ("Q4_K", "Q6_K", "Q4_K_M")  # written from rows of whole super-blocks of 256 only
-FILE_TYPES = {"F32": 0, "F16": 1, "Q4_0": 2, "Q4_1": 3, "Q8_0": 7, "Q4_K": 14, "Q4_K_M": 15, "Q6_K": 18, "BF16": 32}
+MIXES = {"Q4_K_M": "Q4_K", "Q5_K_M": "Q5_K"}  # llama.cpp's mixes: their base type (tensor_type)
+K_TYPES = ("Q4_K", "Q5_K", "Q6_K", *MIXES)  # written from rows of whole super-blocks of 256 only
+FILE_TYPES = {"F32": 0, "F16": 1, "Q4_0": 2, "Q4_1": 3, "Q8_0": 7, "Q4_K": 14, "Q4_K_M": 15, "Q5_K": 16,
+              "Q5_K_M": 17, "Q6_K": 18, "BF16": 32}
 ARCHITECTURES = ("llama", "qwen2", "qwen3")
 CONTROL, USER_DEFINED, NORMAL = 3, 4, 1
 
@@ -138,7 +140,8 @@ def write_gguf(path, config: dict, tensors: dict, type_name: str = "F32", tokeni
         target = gguf_name(hf_name)
         if arch == "llama" and (".attn_q." in target or ".attn_k." in target):
             values = values[np.asarray(permute_row_order(heads if ".attn_q." in target else kv_heads, len(values)))]
-        array, raw_dtype = _ggml_array(values, tensor_type(target, type_name, config["num_hidden_layers"]))
+        kind = tensor_type(target, type_name, config["num_hidden_layers"], bool(config.get("tie_word_embeddings")))
+        array, raw_dtype = _ggml_array(values, kind)
         writer.add_tensor(target, array, raw_dtype=raw_dtype)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
@@ -150,19 +153,25 @@ def write_gguf(path, config: dict, tensors: dict, type_name: str = "F32", tokeni
 
 
 def use_more_bits(layer: int, layers: int) -> bool:
-    """llama.cpp's choice of the layers whose ffn_down (and attn_v) Q4_K_M keeps in Q6_K."""
+    """llama.cpp's choice of the layers whose attn_v and ffn_down Q4_K_M / Q5_K_M keep in Q6_K."""
     return layer < layers // 8 or layer >= 7 * layers // 8 or (layer - layers // 8) % 3 == 2
 
 
-def tensor_type(target: str, type_name: str, layers: int) -> str:
-    """The type GGUF tensor `target` is written in for the file type `type_name`."""
-    if type_name != "Q4_K_M":
+def tensor_type(target: str, type_name: str, layers: int, tied: bool = False) -> str:
+    """The type GGUF tensor `target` is written in for the file type `type_name`, as llama.cpp's
+    llama_tensor_get_type picks it for a dense model (src/llama-quant.cpp): Q4_K_M and Q5_K_M are
+    Q4_K / Q5_K with Q6_K for output.weight (token_embd.weight when the head is tied to it) and for
+    attn_v and ffn_down of the layers use_more_bits picks, so a layer's q and k (Q4_K) and v (Q6_K)
+    may differ. (llama.cpp falls back to Q5_0 / Q5_1 / Q8_0 for rows that are not whole super-blocks;
+    those are refused here.)"""
+    if type_name not in MIXES:
         return type_name
-    if target == "output.weight":
+    if target == "output.weight" or (tied and target == "token_embd.weight"):
         return "Q6_K"
-    if ".ffn_down." in target and use_more_bits(int(target.split(".")[1]), layers):
+    leaf = target.split(".")
+    if leaf[0] == "blk" and leaf[2] in ("attn_v", "ffn_down") and use_more_bits(int(leaf[1]), layers):
         return "Q6_K"
-    return "Q4_K"
+    return MIXES[type_name]
 
 
 def set_version(path: Path, version: int) -> None:
