@@ -94,6 +94,7 @@ GGML_TYPE_NAMES = {
 
 # The tensor types this engine reads: name -> (elements per block, bytes per block).
 # Q8_0: f16 scale + 32 int8. Q4_0: f16 scale + 16 bytes of nibbles. Q4_1: f16 scale, f16 min + 16 bytes.
+# Q5_0 / Q5_1: Q4_0 / Q4_1 with 4 bytes of fifth bits before the nibbles.
 # The k-quants are super-blocks of 256: Q4_K: f16 d, f16 dmin, 12 bytes of 6-bit scales and mins, 128
 # bytes of nibbles. Q5_K: Q4_K's header, 32 bytes of fifth bits, 128 bytes of nibbles. Q6_K: 128 bytes
 # of low nibbles, 64 of high 2-bit pairs, 16 int8 scales, f16 d.
@@ -104,6 +105,8 @@ TYPE_BLOCKS = {
     "Q8_0": (32, 34),
     "Q4_0": (32, 18),
     "Q4_1": (32, 20),
+    "Q5_0": (32, 22),
+    "Q5_1": (32, 24),
     "Q4_K": (256, 144),
     "Q5_K": (256, 176),
     "Q6_K": (256, 210),

@@ -114,9 +114,11 @@ def test_f32_gguf_round_trips_to_the_original_weights(tmp_path, name):
 
 @pytest.mark.parametrize("model,type_name", [("llama-gqa", t) for t in ("F16", "BF16", "Q8_0", "Q4_0", "Q4_1")]
                          + [("qwen2", "Q4_1"), ("qwen3", "Q8_0"), ("qwen3", "Q4_0")]
-                         + [("llama-256", "Q6_K"), ("llama-256", "Q4_K_M")])
+                         + [("llama-256", "Q6_K"), ("llama-256", "Q4_K_M"), ("llama-256", "Q5_K_M"),
+                            ("llama-gqa", "Q4_K_M"), ("llama-gqa", "Q5_K_M")])
 def test_each_tensor_type_gives_transformers_gguf_loading(tmp_path, model, type_name):
-    """For every supported type (the k-quants on a model whose rows are whole super-blocks of 256), the
+    """For every supported type (the k-quants on a model whose rows are whole super-blocks of 256; the
+    mixes also on a 64-wide one, whose rows llama.cpp's rule writes as Q5_0 / Q5_1 and Q8_0), the
     converted folder's weights equal what transformers dequantizes from the same GGUF, bit for bit, and the
     logits and greedy ids are the same. (transformers' GGUF loading drops llama's biases and rope scaling, so
     those models are checked against their original weights above instead.)"""

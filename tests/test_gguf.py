@@ -38,7 +38,7 @@ from tools import kquants  # noqa: E402
 from tools.make_gguf import set_version  # noqa: E402
 from tools.quants import quantize  # noqa: E402
 
-SUPPORTED = ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q4_K", "Q5_K", "Q6_K")
+SUPPORTED = ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K")
 
 
 def parse(data: bytes, file_size="len", filename="test.gguf"):
@@ -72,8 +72,8 @@ def write_with_gguf_py(path: Path, version: int = 3, endianess=None) -> dict:
     writer.add_int64("test.i64", -(2**40))
     writer.add_float64("test.f64", 1e300)
     written = {}
-    for type_name, shape in zip(SUPPORTED, [(3, 5), (2, 7), (4, 3), (3, 64), (5, 32), (2, 96), (3, 256),
-                                                  (3, 512), (2, 768)], strict=True):
+    for type_name, shape in zip(SUPPORTED, [(3, 5), (2, 7), (4, 3), (3, 64), (5, 32), (2, 96), (3, 96), (5, 64),
+                                                  (3, 256), (3, 512), (2, 768)], strict=True):
         values = rng.standard_normal(shape).astype(np.float32)
         if type_name == "F32":
             array, raw_dtype = values, None

@@ -27,11 +27,12 @@ import torch
 from chat_model import make_chat_model
 from conftest import ROOT, mounted_site_page, run_py
 from hub_server import Hub
-from tools.make_gguf import MIXES, TYPES, hf_folder_to_gguf
+from tools.make_gguf import TYPES, hf_folder_to_gguf
 
 pytestmark = pytest.mark.browser
 
 PROMPT = [(13 * i + 5) % 95 for i in range(40)]
+PLAIN_TYPES = tuple(t for t in TYPES if t not in ("Q5_0", "Q5_1"))  # those two: in the narrow mixes below
 NEW = 8
 
 
@@ -62,16 +63,19 @@ def files(tmp_path_factory):
     save_file(tensors, str(out["f16"] / "model.safetensors"), metadata={"format": "pt"})
     for f in out["f16"].iterdir():
         f.chmod(0o644)
-    for type_name in TYPES:
+    for type_name in PLAIN_TYPES:
         path = hf_folder_to_gguf(folder, root / f"chat.{type_name}.gguf", type_name)
         path.chmod(0o644)
         out[type_name] = path
     wide = make_chat_model(root, "chat-256", hidden_size=256, intermediate_size=512)
     use_merges(wide)
-    for type_name, _ in K_CASES:
-        path = hf_folder_to_gguf(wide, root / f"chat-256.{type_name}.gguf", type_name)
+    for name, _, _ in K_CASES:
+        narrow = name.startswith("narrow.")
+        type_name = name.removeprefix("narrow.")
+        path = hf_folder_to_gguf(folder if narrow else wide, root / f"chat{'' if narrow else '-256'}.{type_name}.gguf",
+                                 type_name)
         path.chmod(0o644)
-        out[type_name] = path
+        out[name] = path
     return out
 
 
@@ -125,7 +129,7 @@ def check_equal(result: dict, path) -> float:
     return worst
 
 
-@pytest.mark.parametrize("type_name", TYPES)
+@pytest.mark.parametrize("type_name", PLAIN_TYPES)
 def test_a_gguf_of_each_type_loads_as_it_is_and_equals_transformers(page, files, type_name):
     result = run(page, f"/gguf/{files[type_name].name}")
     check_equal(result, files[type_name])
@@ -136,38 +140,54 @@ def test_a_gguf_of_each_type_loads_as_it_is_and_equals_transformers(page, files,
     assert info["load"]["file_bytes"] == files[type_name].stat().st_size
 
 
-K_CASES = [("Q4_K", ["Q4_K"]), ("Q6_K", ["Q6_K"]), ("Q4_K_M", ["Q4_K", "Q6_K"]), ("Q5_K_M", ["Q5_K", "Q6_K"])]
+K_CASES = [  # (file, the formats its matrices keep on the GPU, a mix's (base type, attn_v / ffn_down type))
+    ("Q4_K", ["Q4_K"], None),
+    ("Q6_K", ["Q6_K"], None),
+    ("Q4_K_M", ["Q4_K", "Q6_K"], ("Q4_K", "Q6_K")),
+    ("Q5_K_M", ["Q5_K", "Q6_K"], ("Q5_K", "Q6_K")),
+    ("narrow.Q4_K_M", ["Q5_0", "Q8_0"], ("Q5_0", "Q8_0")),   # 64-wide rows: llama.cpp's fallbacks
+    ("narrow.Q5_K_M", ["Q5_1", "Q8_0"], ("Q5_1", "Q8_0")),
+]
 
 
-@pytest.mark.parametrize("type_name, formats", K_CASES)
-def test_a_k_quant_gguf_stays_packed_and_equals_transformers(page, files, type_name, formats):
+@pytest.mark.parametrize("name, formats, mix", K_CASES, ids=[c[0] for c in K_CASES])
+def test_a_k_quant_gguf_stays_packed_and_equals_transformers(page, files, name, formats, mix):
     """Q4_K / Q5_K / Q6_K super-blocks (210-byte Q6_K rows start mid-word) read by every kernel of the
     Llama graph (embedding, GEMV, prefill, LM head) as the file stores them: greedy ids and logits
     of transformers' dequantization, and the weights take the packed size. The mixes are llama.cpp's
     (tools/make_gguf.py tensor_type): in layer 1 of 2, attn_v and ffn_down are Q6_K while q and k
     stay Q4_K / Q5_K, so that layer's q|k|v runs as two GEMVs (one per format) writing one output,
-    one dispatch more per decode step than a file of one format."""
-    result = run(page, f"/gguf/{files[type_name].name}")
-    check_equal(result, files[type_name])
+    one dispatch more per decode step than a file of one format. Of a model whose rows are not whole
+    super-blocks (64 wide, as SmolLM2's 576 or Qwen2.5's 896), llama.cpp writes Q5_0 / Q5_1 instead
+    of Q4_K / Q5_K and Q8_0 instead of Q6_K (output.weight too): the same split, with those blocks."""
+    from app.gguf import read_gguf_header
+    from app.gguf_load import describe
+    from app.model import Llama
+    from app.shapes import KernelShapes
+
+    path = files[name]
+    result = run(page, f"/gguf/{path.name}")
+    check_equal(result, path)
     info = result["info"]
     assert sorted(info["weight_formats"]) == formats, info["weight_formats"]
-    from app.gguf import read_gguf_header
-
-    tensors = read_gguf_header(files[type_name]).tensors
-    packed = sum(t.nbytes for t in tensors.values())
-    # the file's tensor bytes and the f32 rope table (64 KiB), where f32 matrices would take 6x more
-    assert info["gpu_bytes_by_kind"]["weights"] < 1.2 * packed, (info["gpu_bytes_by_kind"], packed)
-    plain_steps = 5 * 2 + 4
-    if type_name in MIXES:
-        base = MIXES[type_name]
-        types = {name: t.type_name for name, t in tensors.items() if len(t.dims) == 2}
-        assert types == {"token_embd.weight": base, "output.weight": "Q6_K",
-                         **{f"blk.{i}.{leaf}.weight": "Q6_K" if i == 1 and leaf in ("attn_v", "ffn_down") else base
-                            for i in range(2) for leaf in ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate",
-                                                           "ffn_up", "ffn_down")}}, types
-        assert info["dispatches_per_decode_step"] == plain_steps + 1, info
-    else:
+    header = read_gguf_header(path)
+    cfg = describe(header, path.name).config
+    packed = sum(t.nbytes for t in header.tensors.values())
+    # the file's tensor bytes, the f32 rope table, and each buffer rounded up to 16 bytes
+    rope = info["context"] * cfg.head_dim * 4
+    assert packed <= info["gpu_bytes_by_kind"]["weights"] <= packed + rope + 16 * (len(header.tensors) + 1), \
+        (info["gpu_bytes_by_kind"], packed)
+    plain_steps = Llama(cfg, KernelShapes.for_adapter(True), {}, matrix_dtype="F16").dispatches_per_decode_step
+    if mix is None:
         assert info["dispatches_per_decode_step"] == plain_steps, info
+        return
+    base, more = mix
+    types = {name: t.type_name for name, t in header.tensors.items() if len(t.dims) == 2}
+    assert types == {"token_embd.weight": base, "output.weight": more,
+                     **{f"blk.{i}.{leaf}.weight": more if i == 1 and leaf in ("attn_v", "ffn_down") else base
+                        for i in range(2) for leaf in ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate",
+                                                       "ffn_up", "ffn_down")}}, types
+    assert info["dispatches_per_decode_step"] == plain_steps + 1, info
 
 
 @pytest.mark.parametrize("fmt", ["q8_0", "q4_0"])

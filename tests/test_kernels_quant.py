@@ -1,6 +1,7 @@
 """The Llama family's weight-table kernels (linear.wgsl's linear_tiled / linear_rows / gemv,
-embedding.wgsl, lm_head.wgsl) reading ggml's Q8_0, Q4_0 and Q4_1 blocks and Q4_K, Q5_K and Q6_K
-super-blocks exactly as GGUF stores them (34 / 18 / 20-byte blocks, 144 / 176 / 210-byte super-blocks, so many start
+embedding.wgsl, lm_head.wgsl) reading ggml's Q8_0, Q4_0, Q4_1, Q5_0 and Q5_1 blocks and Q4_K, Q5_K and
+Q6_K super-blocks exactly as GGUF stores them (34 / 18 / 20 / 22 / 24-byte blocks, 144 / 176 / 210-byte
+super-blocks, so many start
 mid-word), run in the page on SwiftShader against numpy with the dequantized weights (tools/quants.py,
 itself equal to the gguf package bit for bit; the gguf package's own dequantizer for the k-quants,
 whose blocks tools/kquants.py makes).
@@ -36,7 +37,7 @@ from tools import kquants, quants  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
-FORMATS = ("Q8_0", "Q4_0", "Q4_1", "Q4_K", "Q5_K", "Q6_K")
+FORMATS = ("Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K")
 
 
 def quantize(values, fmt):
@@ -106,6 +107,10 @@ PREFILL_CASES = [  # (entry, fmt, rows, K, N, epilogue, bias)
     ("linear_rows", "Q4_K", 9, 512, 70, STORE, True),
     ("linear_tiled", "Q5_K", 67, 2048, 121, STORE, True),
     ("linear_rows", "Q5_K", 9, 768, 37, RESIDUAL, False),
+    ("linear_tiled", "Q5_0", 67, 576, 121, STORE, True),
+    ("linear_tiled", "Q5_1", 3, 960, 36, RESIDUAL, True),
+    ("linear_rows", "Q5_0", 5, 96, 70, STORE, True),
+    ("linear_rows", "Q5_1", 9, 160, 37, RESIDUAL, False),
 ]
 
 
@@ -151,6 +156,12 @@ GEMV_CASES = [  # (epilogue, rms_input, fmt, K, N, GEMV_ROWS, groups, bias)
     (STORE, True, "Q5_K", 3072, 121, 8, 16, True),     # GPU shape
     (RESIDUAL, False, "Q5_K", 768, 37, 4, 10, False),
     (SWIGLU, True, "Q5_K", 256, 71, 256, 2, True),     # CPU shape
+    (STORE, True, "Q5_0", 576, 120, 8, 15, True),
+    (SWIGLU, True, "Q5_1", 960, 100, 8, 13, False),
+    (STORE, False, "Q5_0", 96, 260, 8, 33, True),      # 3 blocks: odd rows start mid-word
+    (RESIDUAL, False, "Q5_1", 2048, 36, 4, 9, True),
+    (SWIGLU, True, "Q5_0", 160, 300, 256, 2, True),    # CPU shape
+    (STORE, True, "Q5_1", 3072, 60, 256, 1, False),
 ]
 
 
@@ -218,9 +229,9 @@ def test_split_attention_merged_by_packed_o_proj(kpage, fmt, NH, KVH, HD, pos0, 
 def test_embedding_from_packed_table(kpage, fmt):
     """x[t] = the dequantized row ids[t] of a block-format token table split over two buffers by rows
     (3 blocks or super-blocks per row: every other row starts mid-word, but for Q4_K); each split
-    writes only its own ids. Q8_0, Q4_0 and Q6_K rows equal the numpy dequantization exactly (one f32
-    multiply each), subnormal f16 scales included; Q4_1's q * d + m and Q4_K's / Q5_K's d sc q - dmin m
-    may be one fused multiply-add on the GPU."""
+    writes only its own ids. Q8_0, Q4_0, Q5_0 and Q6_K rows equal the numpy dequantization exactly (one
+    f32 multiply each), subnormal f16 scales included; Q4_1's / Q5_1's q * d + m and Q4_K's / Q5_K's
+    d sc q - dmin m may be one fused multiply-add on the GPU."""
     C, V, rows = (768 if fmt in kquants.BLOCK_BYTES else 96), 50, 5
     r = np.random.default_rng(3)
     table = f32(r.standard_normal((V, C)))
@@ -239,7 +250,7 @@ def test_embedding_from_packed_table(kpage, fmt):
                   WEIGHT_SNIPPETS[fmt])
              for row0, n, name in [(0, split, "wte0"), (split, V - split, "wte1")]]
     x = read_f32(kh.run(kpage, bufs, steps, ["x"])["x"]).reshape(rows + 1, C)
-    if fmt == "Q4_1":
+    if fmt in ("Q4_1", "Q5_1"):
         np.testing.assert_allclose(x[:rows], want_table[ids], rtol=2e-7, atol=0)
     elif fmt in ("Q4_K", "Q5_K"):  # an FMA rounds once: off by at most an ulp of the largest term, d sc q or dmin m
         want = want_table[ids]
@@ -262,6 +273,8 @@ HEAD_CASES = [  # (fmt, C, V, lanes, parts: (row0, rows, groups))
     ("Q4_K", 256, 300, 1, [(0, 300, 2)]),
     ("Q5_K", 768, 97, 1, [(0, 50, 1), (50, 47, 1)]),     # CPU shape, split
     ("Q5_K", 2048, 41, 8, [(0, 41, 2)]),
+    ("Q5_0", 160, 301, 1, [(0, 150, 1), (150, 151, 1)]),
+    ("Q5_1", 576, 97, 8, [(0, 97, 4)]),
 ]
 
 
@@ -296,6 +309,7 @@ FUSED_CASES = [  # (entry, rows, K, parts: ((fmt, N), ...), GEMV_ROWS, epilogue)
     ("gemv", 1, 256, (("Q6_K", 40), ("Q4_K", 20), ("Q5_K", 12)), 256, STORE),  # CPU shape
     ("linear_tiled", 67, 768, (("Q4_K", 70), ("Q6_K", 30)), 8, STORE),
     ("linear_rows", 5, 256, (("Q8_0", 33), ("Q6_K", 7)), 8, RESIDUAL),
+    ("gemv", 1, 576, (("Q5_0", 64), ("Q8_0", 32)), 8, STORE),             # llama.cpp's fallbacks for K = 576
 ]
 
 
