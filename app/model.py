@@ -33,9 +33,12 @@ next projection merges as it reads them). A CPU adapter (SwiftShader) gets barri
 the same kernels (app/shapes.py).
 
 Weights stay in the format they are stored in (app/weights.py): matrices are read by the kernels as
-f32, f16 or bf16 (widened to f32 in registers, exactly for bf16), or as GGUF's Q8_0 / Q4_0 / Q4_1
-blocks or Q4_K / Q6_K super-blocks (dequantized in registers; a GGUF may mix formats, so each Llama matrix has its own:
-`self.fmt(name)`); the small vectors (biases, norms) are f32. GPT-2's matrices are Conv1D [in, out]
+f32, f16 or bf16 (widened to f32 in registers, exactly for bf16), or as GGUF's blocks and k-quant
+super-blocks (app/weights.py BLOCK_FORMATS; dequantized in registers). A GGUF may mix formats, so each
+Llama matrix has its own (`self.fmt(name)`); a fused q|k|v or gate|up whose parts are stored in
+different formats (llama.cpp's Q4_K_M: attn_v in Q6_K in some layers) is one GPU matrix and dispatch
+per run of parts of one format, each writing its columns of the shared output (`fused_weights`). The
+small vectors (biases, norms) are f32. GPT-2's matrices are Conv1D [in, out]
 (matmul.wgsl), the Llama family's nn.Linear [out, in] (linear.wgsl): each as the checkpoint stores
 it, never transposed.
 """
@@ -168,8 +171,8 @@ class Llama(ModelGraph):
     def __init__(self, cfg: LlamaConfig, shapes: KernelShapes, limits: dict, *, matrix_dtype: str,
                  separate_head: bool = False, context: int | None = None, formats: dict | None = None):
         """As GPT2's; `context` defaults to DEFAULT_CONTEXT (at most max_position_embeddings);
-        `formats`: weight label -> its format where it is not `matrix_dtype` (a GGUF's Q8_0 / Q4_0 /
-        Q4_1 / Q4_K / Q6_K matrices stay as the file stores them)."""
+        `formats`: weight label (or tensor name) -> its format where it is not `matrix_dtype` (a GGUF's
+        matrices stay as the file stores them: app/gguf_load.py weight_formats)."""
         check_llama_shapes(cfg)
         self.cfg, self.shapes, self.limits, self.dtype = cfg, shapes, limits, matrix_dtype
         self.formats = dict(formats or {})

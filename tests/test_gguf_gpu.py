@@ -3,7 +3,7 @@ GGUF files in CPython (from_pretrained(gguf_file=...), which dequantizes every b
 
 A small random Llama with a tokenizer and a chat template (tests/chat_model.py) is written by
 tools/make_gguf.py as a GGUF of every supported type (F32, F16, BF16, Q8_0, Q4_0, Q4_1: Q/K rows
-permuted and blocks quantized as llama.cpp does). Each loads as it is, its config, tokenizer and
+permuted and blocks quantized as llama.cpp does; Q5_0 / Q5_1 through its Q4_K_M / Q5_K_M below). Each loads as it is, its config, tokenizer and
 chat template from the metadata: greedy ids equal and logits within 1e-3 of transformers'. The same
 model's f32 safetensors folder loaded with quantize: 'q8_0' / 'q4_0' (blocks made on the GPU) gives
 the logits of the GGUF of that type (blocks made by ggml's quantizer), so the two quantizers agree.
