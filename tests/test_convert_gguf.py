@@ -159,8 +159,8 @@ def test_version_2_and_output_dtypes(tmp_path):
 def test_cli_errors_are_one_line_with_exit_2(tmp_path, capsys):
     """Unsupported tensor types (named with the tensor), truncated files, values beyond float16 and
     --dtype bfloat16 for a GPT-2 source: exit status 2 and one line `error: ...`."""
-    q5k = gf.build(gf.llama_metadata(), [("blk.0.ffn_up.weight", (256, 2), "Q5_K", 0)], data=bytes(352))
-    (tmp_path / "q5k.gguf").write_bytes(q5k)
+    q3k = gf.build(gf.llama_metadata(), [("blk.0.ffn_up.weight", (256, 2), "Q3_K", 0)], data=bytes(220))
+    (tmp_path / "q3k.gguf").write_bytes(q3k)
     hf = random_hf_model(tmp_path / "hf", "llama-gqa")
     whole = hf_folder_to_gguf(hf, tmp_path / "whole.gguf", "F32").read_bytes()
     (tmp_path / "cut.gguf").write_bytes(whole[:len(whole) - 100])
@@ -172,7 +172,7 @@ def test_cli_errors_are_one_line_with_exit_2(tmp_path, capsys):
     data[info.data_offset:info.data_offset + 4] = np.float32(1e6).tobytes()
     big.write_bytes(bytes(data))
     cases = [
-        ([tmp_path / "q5k.gguf", tmp_path / "o1"], "tensor 'blk.0.ffn_up.weight' is of type Q5_K"),
+        ([tmp_path / "q3k.gguf", tmp_path / "o1"], "tensor 'blk.0.ffn_up.weight' is of type Q3_K"),
         ([tmp_path / "cut.gguf", tmp_path / "o2"], "past the end of the file"),
         ([big, tmp_path / "o3", "--dtype", "float16"], "not finite in float16"),
         ([hf, tmp_path / "o4", "--dtype", "bfloat16"], "bfloat16 is for GGUF sources"),

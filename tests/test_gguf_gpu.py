@@ -3,15 +3,15 @@ GGUF files in CPython (from_pretrained(gguf_file=...), which dequantizes every b
 
 A small random Llama with a tokenizer and a chat template (tests/chat_model.py) is written by
 tools/make_gguf.py as a GGUF of every supported type (F32, F16, BF16, Q8_0, Q4_0, Q4_1: Q/K rows
-permuted and blocks quantized as llama.cpp does; Q5_0 / Q5_1 through its Q4_K_M / Q5_K_M below). Each loads as it is, its config, tokenizer and
-chat template from the metadata: greedy ids equal and logits within 1e-3 of transformers'. The same
+permuted and blocks quantized as llama.cpp does). Each loads as it is, its config, tokenizer and chat
+template from the metadata: greedy ids equal and logits within 1e-3 of transformers'. The same
 model's f32 safetensors folder loaded with quantize: 'q8_0' / 'q4_0' (blocks made on the GPU) gives
 the logits of the GGUF of that type (blocks made by ggml's quantizer), so the two quantizers agree.
 The k-quants Q4_K and Q6_K and llama.cpp's mixes Q4_K_M and Q5_K_M (Q4_K / Q5_K with Q6_K attn_v and
 ffn_down in some layers) take a 256-wide copy of the model, since their rows are whole super-blocks of
-256. Also: a GGUF from the imitation Hub with progress
-and the browser cache, a picked .gguf file, bad quantize options, and malformed GGUF files refused
-before anything is allocated on the GPU."""
+256; the mixes of the 64-wide model are llama.cpp's fallbacks for such rows, Q5_0 / Q5_1 with Q8_0.
+Also: a GGUF from the imitation Hub with progress and the browser cache, a picked .gguf file, bad
+quantize options, and malformed GGUF files refused before anything is allocated on the GPU."""
 
 from __future__ import annotations
 
