@@ -76,6 +76,10 @@ def files(tmp_path_factory):
                                  type_name)
         path.chmod(0o644)
         out[name] = path
+    # gate in Q4_K, up in Q8_0 in layer 0 (llama-quantize --tensor-type): a gate|up of two formats
+    path = hf_folder_to_gguf(wide, root / "chat-256.gate-up.gguf", "Q4_K_M", overrides={"blk.0.ffn_up.weight": "Q8_0"})
+    path.chmod(0o644)
+    out["gate-up"] = path
     return out
 
 
@@ -188,6 +192,25 @@ def test_a_k_quant_gguf_stays_packed_and_equals_transformers(page, files, name, 
                         for i in range(2) for leaf in ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate",
                                                        "ffn_up", "ffn_down")}}, types
     assert info["dispatches_per_decode_step"] == plain_steps + 1, info
+
+
+def test_a_gate_up_of_two_formats_decodes_through_swiglu(page, files):
+    """A layer whose gate and up are stored in different formats (Q4_K, Q8_0) runs its gate|up as
+    one projection per format into the gate|up buffer and swiglu.wgsl after them, in prefill and in
+    decode (two dispatches more per decode step than the fused GEMV with the SwiGLU in it): the same
+    ids and logits as transformers."""
+    result = run(page, f"/gguf/{files['gate-up'].name}")
+    check_equal(result, files["gate-up"])
+    info = result["info"]
+    assert sorted(info["weight_formats"]) == ["Q4_K", "Q6_K", "Q8_0"], info["weight_formats"]
+    from app.gguf import read_gguf_header
+    from app.gguf_load import describe
+    from app.model import Llama
+    from app.shapes import KernelShapes
+
+    cfg = describe(read_gguf_header(files["gate-up"]), files["gate-up"].name).config
+    plain_steps = Llama(cfg, KernelShapes.for_adapter(True), {}, matrix_dtype="F16").dispatches_per_decode_step
+    assert info["dispatches_per_decode_step"] == plain_steps + 1 + 2, info  # layer 1's q|k|v, layer 0's gate|up
 
 
 @pytest.mark.parametrize("fmt", ["q8_0", "q4_0"])

@@ -23,8 +23,9 @@ save_pretrained) becomes a GGUF of each supported type, written with the gguf pa
     tokenizer.json), as tokenizer.ggml.model "gpt2" with tokens, token types, merges, the special
     ids of config.json and the chat template of tokenizer_config.json.
 
-Importable: write_gguf(path, config, tensors, type_name, tokenizer=None, version=3) and
-hf_folder_to_gguf(hf_dir, out_path, type_name, ...).
+Importable: write_gguf(path, config, tensors, type_name, tokenizer=None, version=3, overrides=None) and
+hf_folder_to_gguf(hf_dir, out_path, type_name, ..., overrides=None) (overrides: GGUF tensor name ->
+its type, for files llama-quantize's --tensor-type would make).
 """
 
 from __future__ import annotations
@@ -89,9 +90,10 @@ def _ggml_array(values: np.ndarray, type_name: str):
 
 
 def write_gguf(path, config: dict, tensors: dict, type_name: str = "F32", tokenizer: dict | None = None,
-               version: int = 3, name: str = "random model") -> Path:
+               version: int = 3, name: str = "random model", overrides: dict | None = None) -> Path:
     """config: a config.json dict; tensors: HF name -> float numpy array; tokenizer: GGUF tokenizer
-    keys (tokenizer.ggml.*, tokenizer.chat_template) -> values."""
+    keys (tokenizer.ggml.*, tokenizer.chat_template) -> values; overrides: GGUF tensor name -> the
+    type to write it in instead (as llama-quantize's --tensor-type does)."""
     import gguf
 
     arch = config["model_type"]
@@ -142,8 +144,8 @@ def write_gguf(path, config: dict, tensors: dict, type_name: str = "F32", tokeni
         target = gguf_name(hf_name)
         if arch == "llama" and (".attn_q." in target or ".attn_k." in target):
             values = values[np.asarray(permute_row_order(heads if ".attn_q." in target else kv_heads, len(values)))]
-        kind = tensor_type(target, type_name, config["num_hidden_layers"], bool(config.get("tie_word_embeddings")),
-                           values.shape[-1])
+        kind = (overrides or {}).get(target) or tensor_type(
+            target, type_name, config["num_hidden_layers"], bool(config.get("tie_word_embeddings")), values.shape[-1])
         array, raw_dtype = _ggml_array(values, kind)
         writer.add_tensor(target, array, raw_dtype=raw_dtype)
     writer.write_header_to_file()
@@ -263,7 +265,8 @@ def hf_tokenizer_metadata(folder: Path, config: dict, pre: str = "gpt2") -> dict
     return metadata
 
 
-def hf_folder_to_gguf(hf_dir, out_path, type_name: str = "F32", version: int = 3, pre: str = "gpt2") -> Path:
+def hf_folder_to_gguf(hf_dir, out_path, type_name: str = "F32", version: int = 3, pre: str = "gpt2",
+                      overrides: dict | None = None) -> Path:
     from safetensors.torch import load_file
 
     hf_dir = Path(hf_dir)
@@ -272,7 +275,7 @@ def hf_folder_to_gguf(hf_dir, out_path, type_name: str = "F32", version: int = 3
     for path in sorted(hf_dir.glob("*.safetensors")):
         tensors.update({name: t.float().numpy() for name, t in load_file(path).items()})
     return write_gguf(out_path, config, tensors, type_name, hf_tokenizer_metadata(hf_dir, config, pre), version,
-                      name=hf_dir.name)
+                      name=hf_dir.name, overrides=overrides)
 
 
 def main(argv=None) -> int:
