@@ -10,7 +10,7 @@ kernels dequantize in registers), the small vectors widened to F32, and llama.cp
 permutation undone row by row on upload (rows are whole blocks). A matrix the graph concatenates
 (q|k|v, gate|up) whose parts are stored in different float formats is widened to F32; parts in
 different formats with a block format among them stay as stored, each run of parts of one format in
-its own GPU buffer and dispatch (app/model.py Llama.fused).
+its own GPU buffer and dispatch (app/model.py Llama.fused_weights).
 """
 
 from __future__ import annotations

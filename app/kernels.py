@@ -221,7 +221,8 @@ class Kernels:
                        rms_input=False, att_input=False, y_cols: int | None = None, y_col0: int = 0) -> Kernel:
         rows = self.shapes.linear_gemv_rows
         if out == "swiglu" and (y_col0 or (y_cols or N) != N):
-            raise ValueError("a swiglu projection writes a whole row of its output (Y_COL0 0, Y_COLS N)")
+            raise wgsl.ShaderContractError("linear.wgsl's swiglu epilogue writes whole rows of Y: Y_COL0 must be 0 "
+                                           "and Y_COLS N")
         return kernel("linear.wgsl", entry, fmt or self.weights, K=K, K4=K // 4, N=N, EPILOGUE=epilogue(out),
                       HAS_BIAS=bias, RMS_INPUT=rms_input, ATT_INPUT=att_input, ATT_SPLITS=self.att_splits,
                       HD=self.HD, EPS=self.eps, GEMV_ROWS=rows, GEMV_GROUPS=self.groups(cdiv(N, rows)),

@@ -196,3 +196,6 @@ def test_a_fused_matrix_whose_parts_mix_formats_runs_one_dispatch_per_format():
         assert [(d.name, d.kernel.weights) for d in gate_up[2:]] == [
             ("rms_norm_2+gate_up", "Q4_K"), ("rms_norm_2+gate_up", "Q8_0"), ("swiglu", "Q4_K")]
         assert graph.dispatches_per_decode_step == plain.dispatches_per_decode_step + 3
+    with pytest.raises(wgsl.ShaderContractError, match="swiglu epilogue writes whole rows"):
+        graph.k.linear_gemv("gate_up", 256, 256, "swiglu", "Q4_K", y_cols=512, y_col0=256, step="step", x="x",
+                            w="w", y="h")
