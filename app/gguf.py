@@ -94,8 +94,10 @@ GGML_TYPE_NAMES = {
 
 # The tensor types this engine reads: name -> (elements per block, bytes per block).
 # Q8_0: f16 scale + 32 int8. Q4_0: f16 scale + 16 bytes of nibbles. Q4_1: f16 scale, f16 min + 16 bytes.
+# Q5_0 / Q5_1: Q4_0 / Q4_1 with 4 bytes of fifth bits before the nibbles.
 # The k-quants are super-blocks of 256: Q4_K: f16 d, f16 dmin, 12 bytes of 6-bit scales and mins, 128
-# bytes of nibbles. Q6_K: 128 bytes of low nibbles, 64 of high 2-bit pairs, 16 int8 scales, f16 d.
+# bytes of nibbles. Q5_K: Q4_K's header, 32 bytes of fifth bits, 128 bytes of nibbles. Q6_K: 128 bytes
+# of low nibbles, 64 of high 2-bit pairs, 16 int8 scales, f16 d.
 TYPE_BLOCKS = {
     "F32": (1, 4),
     "F16": (1, 2),
@@ -103,7 +105,10 @@ TYPE_BLOCKS = {
     "Q8_0": (32, 34),
     "Q4_0": (32, 18),
     "Q4_1": (32, 20),
+    "Q5_0": (32, 22),
+    "Q5_1": (32, 24),
     "Q4_K": (256, 144),
+    "Q5_K": (256, 176),
     "Q6_K": (256, 210),
 }
 GGML_TYPE_IDS = {name: type_id for type_id, name in GGML_TYPE_NAMES.items() if name in TYPE_BLOCKS}
@@ -126,7 +131,7 @@ class GGUFNeedMoreBytes(Exception):
 @dataclass(frozen=True)
 class GGUFTensorInfo:
     name: str
-    type_name: str  # a TYPE_BLOCKS key: 'F32', 'F16', 'BF16', 'Q8_0', 'Q4_0', 'Q4_1', 'Q4_K' or 'Q6_K'
+    type_name: str  # a TYPE_BLOCKS key
     type_id: int
     dims: tuple  # ggml order: dims[0] is the fastest-varying (a row's length)
     offset: int  # relative to the data section

@@ -5,11 +5,12 @@ Standard library only, with the reading done through a source (app/sources.py), 
 runs in the page and in CPython tests with a fake source. The pure parts: app/gguf.py (the
 header), app/gguf_meta.py (config and tensor names), app/gguf_tokenizer.py (tokenizer.json).
 
-What reaches the GPU: Q8_0 / Q4_0 / Q4_1 / Q4_K / Q6_K / F16 / BF16 / F32 matrices as their bytes (the kernels
-dequantize in registers), the small vectors widened to F32, and llama.cpp's Q/K row permutation
-undone row by row on upload (rows are whole blocks). A matrix the graph concatenates (q|k|v,
-gate|up) needs one format for all its parts: a mix of float formats is widened to F32, a mix with a
-block format is refused (tools/convert.py makes a float folder of such a file).
+What reaches the GPU: matrices in every format of app/weights.py WEIGHT_FORMATS as their bytes (the
+kernels dequantize in registers), the small vectors widened to F32, and llama.cpp's Q/K row
+permutation undone row by row on upload (rows are whole blocks). A matrix the graph concatenates
+(q|k|v, gate|up) whose parts are stored in different float formats is widened to F32; parts in
+different formats with a block format among them stay as stored, each run of parts of one format in
+its own GPU buffer and dispatch (app/model.py Llama.fused_weights).
 """
 
 from __future__ import annotations
@@ -118,10 +119,14 @@ def describe(header, name: str, rope_freqs=None) -> GGUFModel:
     return GGUFModel(cfg, tokenizer, generation, by_hf, notices)
 
 
-def weight_formats(weights, stored: dict, where: str) -> tuple:
+def weight_formats(weights, stored: dict) -> tuple:
     """(the graph's default matrix format, {key: format} where it differs) for a graph's WeightSpecs
     whose sources are stored in the formats `stored` (HF name -> format). The key is the tensor's
-    name for a weight of one tensor (the token table's splits share it), else the weight's label."""
+    name for a weight of one tensor (the token table's splits share it), else the weight's label. A
+    weight of several tensors (q|k|v, gate|up) in float formats only is widened to F32; one whose
+    tensors mix a block format with others keeps each tensor's own format, keyed by the tensor's name
+    (llama.cpp's Q4_K_M stores some layers' attn_v as Q6_K): app/model.py then runs it in one
+    dispatch per run of parts of one format."""
     chosen = {}
     for w in weights:
         kinds = {stored[s] for s in w.sources if s in stored}
@@ -132,9 +137,8 @@ def weight_formats(weights, stored: dict, where: str) -> tuple:
         elif kinds <= set(MATRIX_DTYPES):
             fmt = "F32"
         else:
-            raise LoadError(f"{where}: {w.label} is made of {', '.join(w.sources)}, stored in different formats "
-                            f"({', '.join(sorted(kinds))}), which the GPU needs as one; convert the file with "
-                            f"`python tools/convert.py {where} OUT_DIR`", "format")
+            chosen.update({s: stored[s] for s in w.sources})
+            continue
         chosen[w.sources[0] if len(w.sources) == 1 else w.label] = fmt  # the key graph.fmt() looks up
     if not chosen:
         return "F32", {}

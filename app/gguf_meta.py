@@ -77,7 +77,7 @@ def unpermute_row_order(n_head: int, rows: int) -> list:
 
     llama.cpp stores head h's row h*d + 2*i + j (d = rows / n_head, i < d/2, j in {0, 1}) from HF's
     row h*d + j*d/2 + i. A weight [rows, cols] or a bias [rows] is permuted the same way; rows are
-    whole quantization blocks, so packed Q8_0/Q4_0/Q4_1/Q4_K/Q6_K rows move as they are.
+    whole quantization blocks, so packed rows of the block formats move as they are.
     """
     if n_head <= 0 or rows % (2 * n_head):
         raise ValueError(f"{rows} rows do not split into {n_head} heads of an even size")

@@ -218,28 +218,35 @@ class Kernels:
         return dispatch(name, k, (lambda r: (cdiv(r, 64), 1, 1)) if cpu else (lambda r: (r, 1, 1)), **buffers)
 
     def _linear_kernel(self, entry: str, K: int, N: int, out: str, bias: bool, fmt: str | None, *,
-                       rms_input=False, att_input=False) -> Kernel:
+                       rms_input=False, att_input=False, y_cols: int | None = None, y_col0: int = 0) -> Kernel:
         rows = self.shapes.linear_gemv_rows
+        if out == "swiglu" and (y_col0 or (y_cols or N) != N):
+            raise wgsl.ShaderContractError("linear.wgsl's swiglu epilogue writes whole rows of Y: Y_COL0 must be 0 "
+                                           "and Y_COLS N")
         return kernel("linear.wgsl", entry, fmt or self.weights, K=K, K4=K // 4, N=N, EPILOGUE=epilogue(out),
                       HAS_BIAS=bias, RMS_INPUT=rms_input, ATT_INPUT=att_input, ATT_SPLITS=self.att_splits,
                       HD=self.HD, EPS=self.eps, GEMV_ROWS=rows, GEMV_GROUPS=self.groups(cdiv(N, rows)),
-                      XN4_LEN=K // 4 if rms_input or att_input else 1)
+                      XN4_LEN=K // 4 if rms_input or att_input else 1, Y_COLS=y_cols or N, Y_COL0=y_col0)
 
-    def linear(self, name: str, K: int, N: int, out: str, fmt: str | None = None, **buffers) -> Dispatch:
+    def linear(self, name: str, K: int, N: int, out: str, fmt: str | None = None, *, y_cols: int | None = None,
+               y_col0: int = 0, **buffers) -> Dispatch:
         """Y = out(X @ W^T + b), W [N, K] stored as `fmt` (default: the model's), over the rows of a
-        prefill run."""
+        prefill run; `y_cols` / `y_col0`: Y has y_cols columns, of which this writes N from y_col0 (one
+        part of a fused matrix whose parts are stored in different formats)."""
         bias = buffers.get("bias") is not None
+        cols = dict(y_cols=y_cols, y_col0=y_col0)
         if self.shapes.cpu:
-            k = self._linear_kernel("linear_rows", K, N, out, bias, fmt)
+            k = self._linear_kernel("linear_rows", K, N, out, bias, fmt, **cols)
             return dispatch(name, k, lambda r: (cdiv(N, 64), cdiv(r, 4), 1), **buffers)
-        k = self._linear_kernel("linear_tiled", K, N, out, bias, fmt)
+        k = self._linear_kernel("linear_tiled", K, N, out, bias, fmt, **cols)
         return dispatch(name, k, lambda r: (cdiv(N, 64), cdiv(r, 64), 1), **buffers)
 
     def linear_gemv(self, name: str, K: int, N: int, out: str, fmt: str | None = None, *, rms_input=False,
-                    att_input=False, **buffers) -> Dispatch:
-        """y = out(x @ W^T + b) for one row (decode); `swiglu`: N outputs from 2N rows of W."""
+                    att_input=False, y_cols: int | None = None, y_col0: int = 0, **buffers) -> Dispatch:
+        """y = out(x @ W^T + b) for one row (decode); `swiglu`: N outputs from 2N rows of W; `y_cols` /
+        `y_col0` as in `linear`."""
         k = self._linear_kernel("gemv", K, N, out, buffers.get("bias") is not None, fmt, rms_input=rms_input,
-                                att_input=att_input)
+                                att_input=att_input, y_cols=y_cols, y_col0=y_col0)
         return dispatch(name, k, (k.values["GEMV_GROUPS"], 1, 1), **buffers)
 
     def rope(self, qk_norm: bool, **buffers) -> Dispatch:

@@ -447,7 +447,7 @@ async def _read_gguf(source, job: LoadJob, shapes, limits: dict, budget: tuple, 
     cfg, stored = model.config, model.stored_formats()
     # the graph once to learn which tensors each GPU buffer holds, then with their formats
     plain = model_graph(cfg, shapes, limits, "F16", context, "lm_head.weight" in stored, name)
-    dtype, formats = weight_formats(plain.weights, stored, name)
+    dtype, formats = weight_formats(plain.weights, stored)
     try:
         graph = build_graph(cfg, shapes, limits, matrix_dtype=dtype, separate_head="lm_head.weight" in stored,
                             context=context, formats=formats)

@@ -33,9 +33,12 @@ next projection merges as it reads them). A CPU adapter (SwiftShader) gets barri
 the same kernels (app/shapes.py).
 
 Weights stay in the format they are stored in (app/weights.py): matrices are read by the kernels as
-f32, f16 or bf16 (widened to f32 in registers, exactly for bf16), or as GGUF's Q8_0 / Q4_0 / Q4_1
-blocks or Q4_K / Q6_K super-blocks (dequantized in registers; a GGUF may mix formats, so each Llama matrix has its own:
-`self.fmt(name)`); the small vectors (biases, norms) are f32. GPT-2's matrices are Conv1D [in, out]
+f32, f16 or bf16 (widened to f32 in registers, exactly for bf16), or as GGUF's blocks and k-quant
+super-blocks (app/weights.py BLOCK_FORMATS; dequantized in registers). A GGUF may mix formats, so each
+Llama matrix has its own (`self.fmt(name)`); a fused q|k|v or gate|up whose parts are stored in
+different formats (llama.cpp's Q4_K_M: attn_v in Q6_K in some layers) is one GPU matrix and dispatch
+per run of parts of one format, each writing its columns of the shared output (`fused_weights`). The
+small vectors (biases, norms) are f32. GPT-2's matrices are Conv1D [in, out]
 (matmul.wgsl), the Llama family's nn.Linear [out, in] (linear.wgsl): each as the checkpoint stores
 it, never transposed.
 """
@@ -168,8 +171,8 @@ class Llama(ModelGraph):
     def __init__(self, cfg: LlamaConfig, shapes: KernelShapes, limits: dict, *, matrix_dtype: str,
                  separate_head: bool = False, context: int | None = None, formats: dict | None = None):
         """As GPT2's; `context` defaults to DEFAULT_CONTEXT (at most max_position_embeddings);
-        `formats`: weight label -> its format where it is not `matrix_dtype` (a GGUF's Q8_0 / Q4_0 /
-        Q4_1 / Q4_K / Q6_K matrices stay as the file stores them)."""
+        `formats`: weight label (or tensor name) -> its format where it is not `matrix_dtype` (a GGUF's
+        matrices stay as the file stores them: app/gguf_load.py weight_formats)."""
         check_llama_shapes(cfg)
         self.cfg, self.shapes, self.limits, self.dtype = cfg, shapes, limits, matrix_dtype
         self.formats = dict(formats or {})
@@ -200,16 +203,16 @@ class Llama(ModelGraph):
             L, kv = self.layer(i), f"kv_cache[{i}]"
             steps += [
                 k.rms_norm("rms_norm_1", step="step", x="x", w=L["input_norm"], y="xn"),
-                k.linear("qkv", E, self.qkv_width, "store", self.fmt(L["qkv"]), step="step", x="xn", w=L["qkv"],
-                         bias=L["qkv_bias"], y="qkv"),
+                *self.projection(k.linear, "qkv", E, L["qkv"], "store", step="step", x="xn", bias=L["qkv_bias"],
+                                 y="qkv"),
                 k.rope(cfg.qk_norm, step="step", qkv="qkv", q="q", kv=kv, rope_table="rope.cos_sin",
                        q_norm_w=L["q_norm"], k_norm_w=L["k_norm"]),
                 k.attention_prefill(self.tiled_attention, step="step", q="q", kv=kv, y="att"),
                 k.linear("o_proj", Q, E, "residual", self.fmt(L["o"]), step="step", x="att", w=L["o"],
                          bias=L["o_bias"], y="x"),
                 k.rms_norm("rms_norm_2", step="step", x="x", w=L["post_norm"], y="xn"),
-                k.linear("gate_up", E, 2 * M, "store", self.fmt(L["gate_up"]), step="step", x="xn", w=L["gate_up"],
-                         bias=L["gate_up_bias"], y="gu"),
+                *self.projection(k.linear, "gate_up", E, L["gate_up"], "store", step="step", x="xn",
+                                 bias=L["gate_up_bias"], y="gu"),
                 k.swiglu(M, step="step", gu="gu", h="h"),
                 k.linear("down", M, E, "residual", self.fmt(L["down"]), step="step", x="h", w=L["down"],
                          bias=L["down_bias"], y="x"),
@@ -226,20 +229,61 @@ class Llama(ModelGraph):
         for i in range(cfg.num_hidden_layers):
             L, kv = self.layer(i), f"kv_cache[{i}]"
             steps += [
-                k.linear_gemv("rms_norm_1+qkv", E, self.qkv_width, "store", self.fmt(L["qkv"]), rms_input=True,
-                              step="step", x="x", norm_w=L["input_norm"], w=L["qkv"], bias=L["qkv_bias"], y="qkv"),
+                *self.projection(k.linear_gemv, "rms_norm_1+qkv", E, L["qkv"], "store", rms_input=True, step="step",
+                                 x="x", norm_w=L["input_norm"], bias=L["qkv_bias"], y="qkv"),
                 k.rope(cfg.qk_norm, step="step", qkv="qkv", q="q", kv=kv, rope_table="rope.cos_sin",
                        q_norm_w=L["q_norm"], k_norm_w=L["k_norm"]),
                 k.attention_decode(self.split_attention, step="step", q="q", kv=kv, y=att_out),
                 k.linear_gemv("o_proj", Q, E, "residual", self.fmt(L["o"]), att_input=self.split_attention,
                               step="step", x=att_out, w=L["o"], bias=L["o_bias"], y="x"),
-                k.linear_gemv("rms_norm_2+gate_up", E, M, "swiglu", self.fmt(L["gate_up"]), rms_input=True,
-                              step="step", x="x", norm_w=L["post_norm"], w=L["gate_up"], bias=L["gate_up_bias"],
-                              y="h"),
+                *self.gate_up_decode(L),
                 k.linear_gemv("down", M, E, "residual", self.fmt(L["down"]), step="step", x="h", w=L["down"],
                               bias=L["down_bias"], y="x"),
             ]
         return steps
+
+    def projection(self, run, name: str, K: int, label: str, out: str, **buffers) -> list:
+        """X @ W^T of the fused matrix `label` (q|k|v or gate|up) by `run` (Kernels.linear or
+        linear_gemv): one dispatch, or one per part stored in its own format (self.fused), each
+        writing its columns of the same output."""
+        parts = self.fused[label]
+        if len(parts) == 1:
+            w, _ = parts[0]
+            return [run(name, K, w.rows, out, w.dtype, w=w.label, **buffers)]
+        cols = sum(w.rows for w, _ in parts)
+        return [run(name, K, w.rows, out, w.dtype, y_cols=cols, y_col0=col0, w=w.label, **buffers)
+                for w, col0 in parts]
+
+    def gate_up_decode(self, L: dict) -> list:
+        """h = silu(gate) * up of the decode row: computed by the gate|up GEMV itself, or, when gate
+        and up are stored in different formats, by swiglu.wgsl after one GEMV per format."""
+        k, E, M = self.k, self.cfg.hidden_size, self.cfg.intermediate_size
+        norm = dict(rms_input=True, step="step", x="x", norm_w=L["post_norm"], bias=L["gate_up_bias"])
+        parts = self.fused[L["gate_up"]]
+        if len(parts) == 1:
+            w, _ = parts[0]
+            return [k.linear_gemv("rms_norm_2+gate_up", E, M, "swiglu", w.dtype, w=w.label, y="h", **norm)]
+        return [*self.projection(k.linear_gemv, "rms_norm_2+gate_up", E, L["gate_up"], "store", y="gu", **norm),
+                k.swiglu(M, step="step", gu="gu", h="h")]
+
+    def fused_weights(self, label: str, sources: tuple, rows: tuple, cols: int, names: tuple, pattern: str) -> list:
+        """The GPU matrices of a fused matrix (q|k|v, gate|up) of the tensors `sources` ([rows[i],
+        cols] each), with the first output column each writes: [(WeightSpec, col0)]. One matrix
+        `label` when the parts share a format; else one per run of consecutive parts of one format
+        (llama.cpp's Q4_K_M keeps some layers' attn_v in Q6_K, their q and k in Q4_K), labelled
+        `pattern` with the names of its parts (...self_attn.q_k_proj.weight, ...self_attn.v_proj.weight)."""
+        kinds = [self.fmt(s) for s in sources]
+        if label in self.formats or len(set(kinds)) == 1:
+            return [(matrix(label, sum(rows), cols, self.formats.get(label, kinds[0]), sources), 0)]
+        parts, start = [], 0
+        for end in range(1, len(sources) + 1):
+            if end == len(sources) or kinds[end] != kinds[start]:
+                n = sum(rows[start:end])
+                col0 = sum(rows[:start])
+                part = matrix(pattern.format("_".join(names[start:end])), n, cols, kinds[start], sources[start:end])
+                parts.append((part, col0))
+                start = end
+        return parts
 
     # ------------------------------------------------------------------------ what it runs on
     @property
@@ -267,13 +311,18 @@ class Llama(ModelGraph):
 
     def _weights(self) -> list:
         cfg = self.cfg
-        E, M, D, Q = cfg.hidden_size, cfg.intermediate_size, cfg.head_dim, cfg.q_size
+        E, M, D, Q, KV = cfg.hidden_size, cfg.intermediate_size, cfg.head_dim, cfg.q_size, cfg.kv_size
         out = self.table_weights()
+        self.fused = {}  # fused matrix label -> [(WeightSpec, first output column)]: see fused_weights
         for i in range(cfg.num_hidden_layers):
             p, L = f"model.layers.{i}.", self.layer(i)
             qkv = tuple(p + f"self_attn.{n}_proj.weight" for n in "qkv")
             gate_up = (p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight")
-            out += [vector(L["input_norm"], E), matrix(L["qkv"], self.qkv_width, E, self.fmt(L["qkv"]), qkv)]
+            self.fused[L["qkv"]] = self.fused_weights(L["qkv"], qkv, (Q, KV, KV), E, ("q", "k", "v"),
+                                                      p + "self_attn.{}_proj.weight")
+            self.fused[L["gate_up"]] = self.fused_weights(L["gate_up"], gate_up, (M, M), E, ("gate", "up"),
+                                                          p + "mlp.{}_proj.weight")
+            out += [vector(L["input_norm"], E), *(w for w, _ in self.fused[L["qkv"]])]
             if cfg.qkv_bias:
                 out.append(vector(L["qkv_bias"], self.qkv_width, tuple(p + f"self_attn.{n}_proj.bias" for n in "qkv")))
             if cfg.qk_norm:
@@ -281,7 +330,7 @@ class Llama(ModelGraph):
             out.append(matrix(L["o"], E, Q, self.fmt(L["o"])))
             if cfg.o_proj_bias:
                 out.append(vector(L["o_bias"], E))
-            out += [vector(L["post_norm"], E), matrix(L["gate_up"], 2 * M, E, self.fmt(L["gate_up"]), gate_up),
+            out += [vector(L["post_norm"], E), *(w for w, _ in self.fused[L["gate_up"]]),
                     matrix(L["down"], E, M, self.fmt(L["down"]))]
             if cfg.mlp_bias:
                 out += [vector(L["gate_up_bias"], 2 * M, (p + "mlp.gate_proj.bias", p + "mlp.up_proj.bias")),

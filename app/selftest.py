@@ -41,15 +41,19 @@ RECORD_NAME = "golden.json"
 NO_RECORD = "no golden record"
 VERDICTS = ("pass", "drift", "fail", NO_RECORD)
 # Coarser to the right: the basis of a model whose matrices mix formats is its coarsest one.
-PRECISION_ORDER = ("F32", "F16", "BF16", "Q8_0", "Q6_K", "Q4_K", "Q4_1", "Q4_0")
+PRECISION_ORDER = ("F32", "F16", "BF16", "Q8_0", "Q6_K", "Q5_K", "Q5_1", "Q5_0", "Q4_K", "Q4_1", "Q4_0")
 # (atol, rtol) per logit. F32: float32 sums in another order, ~1e-5 relative on logits of a few
-# tens; F16 rounds each weight to 11 bits, BF16 to 8, and a Q8_0 / Q6_K / Q4 block to 8 / 6 / 4 bits.
+# tens; F16 rounds each weight to 11 bits, BF16 to 8, and a Q8_0 / Q6_K / Q5_K / Q4 block to 8 / 6 / 5 / 4
+# bits.
 TOLERANCES = {
     "F32": (1e-3, 1e-4),
     "F16": (2e-2, 2e-3),
     "BF16": (1.5e-1, 1e-2),
     "Q8_0": (3e-1, 2e-2),
     "Q6_K": (5e-1, 3e-2),
+    "Q5_K": (7e-1, 4e-2),
+    "Q5_1": (7e-1, 4e-2),
+    "Q5_0": (7e-1, 4e-2),
     "Q4_K": (1.0, 5e-2),
     "Q4_1": (1.0, 5e-2),
     "Q4_0": (1.0, 5e-2),

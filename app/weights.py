@@ -5,12 +5,13 @@ Matrices stay in the dtype they are stored in (f32, f16 or bf16; the kernels wid
 registers), unless a file mixes dtypes: then every matrix is widened to f32 once, at load. Small
 vectors (biases, norms) are always widened to f32 at load, exactly.
 
-The block formats Q8_0, Q4_0 and Q4_1 and the k-quants Q4_K and Q6_K (ggml's, as GGUF stores them)
-go to the GPU as their bytes, unchanged: a row of `cols` weights is cols / 32 blocks (34, 18 or 20
-bytes each), or cols / 256 super-blocks (144 or 210 bytes), rows back to back (a row of another
-width is refused with the format's block size). The kernels dequantize them in registers
-(shaders/weights_q*.wgsl; a k-quant's super-block is 8 blocks of 32 to them); shaders/quantize.wgsl makes Q8_0
-and Q4_0 from an f32 / f16 / bf16 matrix on the GPU (quantize-on-load). `matrix_bytes` is the size
+The block formats (BLOCK_FORMATS, from app/gguf.py TYPE_BLOCKS, the one list of the types this
+engine reads: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 and the k-quants Q4_K, Q5_K, Q6_K, ggml's, as GGUF stores
+them) go to the GPU as their bytes, unchanged: a row of `cols` weights is cols / 32 blocks (34, 18,
+20, 22 or 24 bytes each), or cols / 256 super-blocks (144, 176 or 210 bytes), rows back to back (a
+row of another width is refused with the format's block size). The kernels dequantize them in registers
+(shaders/weights_q*.wgsl; a k-quant's super-block is 8 blocks of 32 to them); shaders/quantize.wgsl
+makes Q8_0 and Q4_0 from an f32 / f16 / bf16 matrix on the GPU (quantize-on-load). `matrix_bytes` is the size
 of a matrix in any format, for the buffer plan and the loader alike.
 """
 

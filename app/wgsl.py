@@ -29,7 +29,8 @@ from .contract import SHARED_CONSTANTS, wgsl_literal, wgsl_prelude
 COMMON = "common.wgsl"
 WEIGHT_SNIPPETS = {"F32": "weights_f32.wgsl", "F16": "weights_f16_packed.wgsl", "BF16": "weights_bf16_packed.wgsl",
                    "Q8_0": "weights_q8_0.wgsl", "Q4_0": "weights_q4_0.wgsl", "Q4_1": "weights_q4_1.wgsl",
-                   "Q4_K": "weights_q4_k.wgsl", "Q6_K": "weights_q6_k.wgsl"}
+                   "Q5_0": "weights_q5_0.wgsl", "Q5_1": "weights_q5_1.wgsl",
+                   "Q4_K": "weights_q4_k.wgsl", "Q5_K": "weights_q5_k.wgsl", "Q6_K": "weights_q6_k.wgsl"}
 
 _CONSTANT_LINE = re.compile(r"^//\s+([A-Z][A-Z0-9_]*): (u32|i32|f32|bool)\b")
 _BINDING = re.compile(r"@group\(0\)\s*@binding\((\d+)\)\s*var<storage,\s*(read|read_write)>\s*(\w+)\s*:")

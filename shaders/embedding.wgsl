@@ -11,7 +11,7 @@
 // chain[0] (topk.wgsl's output: its first word is that choice), so decode steps can be queued
 // back to back without waiting for Python (app/model.py submit_decode).
 // Constants:
-//   C4: u32    C / 4 (C a multiple of 32 for the block formats, 256 for Q4_K / Q6_K)
+//   C4: u32    C / 4 (C a multiple of 32 for the block formats, 256 for the k-quants)
 //   ROW0: u32  first token row held by this split of the table
 //   ROWS: u32  rows in this split
 //   POSITIONS: bool  add the position table wpe

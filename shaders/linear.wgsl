@@ -17,13 +17,15 @@
 //                 Dispatch (GEMV_GROUPS, 1, 1): the workgroups stride over the ceil(N / GEMV_ROWS)
 //                 blocks of rows (all of them on a GPU, a few on a CPU adapter).
 // Layout: X f32 [rows, K]; W [N_W, K] in the weight format of the module's snippet (N_W = N, or 2 N
-//   with swiglu): f32 / f16 / bf16 as WPacks (K4 = K / 4 packs per row), or ggml's Q8_0 / Q4_0 / Q4_1
-//   blocks of 32 weights or Q4_K / Q6_K super-blocks of 256 (8 blocks of 32 to the kernels) as stored
-//   in GGUF (K a multiple of 32, or 256), read through the snippet's block interface
-//   (weights_f32.wgsl) and dequantized in registers; b f32 [N_W] (HAS_BIAS); Y f32 [rows, N].
+//   with swiglu): f32 / f16 / bf16 as WPacks (K4 = K / 4 packs per row), or ggml's Q8_0 / Q4_0 / Q4_1 /
+//   Q5_0 / Q5_1 blocks of 32 weights or Q4_K / Q5_K / Q6_K super-blocks of 256 (8 blocks of 32 to the
+//   kernels) as stored in GGUF (K a multiple of 32, or 256), read through the snippet's block interface
+//   (weights_f32.wgsl) and dequantized in registers; b f32 [Y_COLS] (HAS_BIAS; 2 N with swiglu);
+//   Y f32 [rows, Y_COLS], of which this dispatch writes columns Y_COL0 .. Y_COL0 + N - 1 (and adds
+//   b[Y_COL0 + c]).
 //   linear_tiled loads single packs (load4: for a block format, the block's scale and the pack's
 //   words). gemv on a GPU gives the lanes of a row consecutive segments of a block (a pack of Q8_0,
-//   Q4_K or Q6_K, a word of nibbles of Q4_0 / Q4_1: 8 or 4 lanes per block), so that a warp reads W
+//   or a k-quant, a word of nibbles of Q4_0 / Q4_1 / Q5_0 / Q5_1: 8 or 4 lanes per block), so that a warp reads W
 //   and the input contiguously; one block per lane read W and x 34 / 128 bytes apart per lane and ran 1.5-2x
 //   slower on an H200. On a CPU adapter (one invocation per row) gemv and linear_rows read whole
 //   blocks with one load per word, dequantizing a block once (for 4 rows in linear_rows). The
@@ -35,7 +37,10 @@
 // Constants:
 //   K: u32           inner dimension (a multiple of 4; of 32 or 256 for the block formats)
 //   K4: u32          K / 4
-//   N: u32           outputs per row
+//   N: u32           outputs per row (rows of W this dispatch reads)
+//   Y_COLS: u32      columns of a row of Y (N, or more when several dispatches write one Y: the parts
+//                    of a fused q|k|v or gate|up whose weights are stored in different formats)
+//   Y_COL0: u32      the first column of Y (and element of b) this dispatch writes (0 with swiglu)
 //   EPILOGUE: u32    see above
 //   HAS_BIAS: bool   add b
 //   RMS_INPUT: bool  gemv: RMS-normalize the input row first (norm_w, EPS)
@@ -62,8 +67,9 @@ fn bias_of(c: u32) -> f32 {
 }
 
 fn store(r: u32, c: u32, v: f32) {
-  if (EPILOGUE == 0u) { y[r * N + c] = v + bias_of(c); }
-  if (EPILOGUE == 3u) { y[r * N + c] = y[r * N + c] + v + bias_of(c); }
+  let i = r * Y_COLS + Y_COL0 + c;
+  if (EPILOGUE == 0u) { y[i] = v + bias_of(Y_COL0 + c); }
+  if (EPILOGUE == 3u) { y[i] = y[i] + v + bias_of(Y_COL0 + c); }
 }
 
 fn store_swiglu(r: u32, c: u32, g: f32, u: f32) {

@@ -12,7 +12,7 @@
 //   a CPU adapter); dispatch (HEAD_GROUPS, 1, 1), the workgroups striding over the blocks of rows (one each on a GPU, many on a CPU
 //   adapter, where each workgroup pays the LayerNorm and its barriers again).
 // Constants:
-//   C: u32            n_embd (a multiple of 32 for the block formats, 256 for Q4_K / Q6_K)
+//   C: u32            n_embd (a multiple of 32 for the block formats, 256 for the k-quants)
 //   C4: u32           C / 4 (the normalized row lives in workgroup memory: C4 * 16 bytes)
 //   EPS: f32          LayerNorm epsilon
 //   RMS: bool         RMSNorm instead of LayerNorm (ln_beta unused)

@@ -2,8 +2,8 @@
 // elements along a matrix row; unpack4 widens a pack to vec4<f32>.
 //
 // The block interface, which every weights_*.wgsl implements (the float formats trivially, a block
-// being one pack; weights_q8_0 / q4_0 / q4_1 with ggml's blocks of 32; weights_q4_k / q6_k with the
-// 32-weight sub-blocks of ggml's super-blocks of 256). A row of K weights is stored as K / (4
+// being one pack; weights_q8_0 / q4_0 / q4_1 / q5_0 / q5_1 with ggml's blocks of 32; weights_q4_k /
+// q5_k / q6_k with the 32-weight sub-blocks of ggml's super-blocks of 256). A row of K weights is stored as K / (4
 // WBlockPacks) blocks; block g of a table (g = row * blocks per row + b: rows are whole blocks, or
 // whole super-blocks, back to back) lies in the WPacks w_block_word(g, k), k < WBlockWords. The functions
 // are pure: the kernel reads the WPacks from its own binding (every module gets a snippet, and only
@@ -21,7 +21,7 @@
 //                                  (the caller adds the 4 components up at the end)
 //   w_pack_word(g, i, j) -> u32    the j-th WPack that pack i of block g needs (j < WPackWords)
 //   w_unpack(g, i, ws: array<WPack, 6>) -> vec4<f32>   pack i's 4 weights from those WPacks
-//   WSegPacks: u32     packs of a segment: the packs of a block that share their WPacks (Q4_0 / Q4_1:
+//   WSegPacks: u32     packs of a segment: the packs of a block that share their WPacks (Q4_0 / Q4_1 / Q5_0 / Q5_1:
 //                      the low and high nibbles of a word, packs s and s + 4; else 1)
 //   w_seg_pack(s, j) -> u32        the j-th pack of segment s (j < WSegPacks; segment s's WPacks are
 //                                  those of its pack 0)

@@ -140,3 +140,62 @@ def test_decode_reads_each_weight_once_and_one_row_of_each_table():
     vectors = L * (4 * C + 3 * C + C + M + C) + 2 * C
     assert graph.decode_weight_bytes() == matrices * 2 + vectors * 4 + 2 * C * 2
     assert graph.dispatches_per_decode_step == 5 * L + 4 <= 6 * L + 4
+
+
+def test_a_fused_matrix_whose_parts_mix_formats_runs_one_dispatch_per_format():
+    """llama.cpp's Q4_K_M keeps some layers' attn_v (and ffn_down) in Q6_K, their q and k in Q4_K:
+    that layer's q|k|v becomes a q|k matrix and a v matrix, each in its own format and buffer (the
+    buffer plan counts their packed bytes), run as one GEMV each writing its columns of the qkv
+    output (and one linear per format in prefill); a gate|up in two formats decodes through two GEMVs
+    and swiglu.wgsl. Layers of one format keep one dispatch each: a decode step has one dispatch more
+    per extra part of a q|k|v and two more per split gate|up (llama.cpp's mixes split only q|k|v:
+    within the budget of 6 per layer + 4)."""
+    import json
+
+    from app.config import config_from_json
+    from app.gguf_load import weight_formats
+    from app.model import Llama
+    from app.weights import matrix_bytes
+
+    cfg = config_from_json(json.dumps({
+        "model_type": "llama", "hidden_size": 256, "intermediate_size": 512, "num_hidden_layers": 3,
+        "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 100, "max_position_embeddings": 64}),
+        "config.json")
+    p = "model.layers.1."
+    for cpu in (False, True):
+        shapes = KernelShapes.for_adapter(cpu)
+        plain = Llama(cfg, shapes, LIMITS, matrix_dtype="F16")
+        stored = {s: "Q4_K" for w in plain.weights for s in w.sources}
+        stored |= {p + "self_attn.v_proj.weight": "Q6_K", p + "mlp.down_proj.weight": "Q6_K",
+                   "model.layers.2.mlp.up_proj.weight": "Q8_0"}
+        dtype, formats = weight_formats(plain.weights, stored)
+        assert dtype == "Q4_K"
+        graph = Llama(cfg, shapes, LIMITS, matrix_dtype=dtype, formats=formats)
+        weights = {w.label: w for w in graph.weights}
+        assert (weights[p + "self_attn.q_k_proj.weight"].rows, weights[p + "self_attn.q_k_proj.weight"].dtype) == \
+            (256 + 128, "Q4_K")
+        assert weights[p + "self_attn.v_proj.weight"].dtype == weights[p + "mlp.down_proj.weight"].dtype == "Q6_K"
+        assert p + "self_attn.qkv_proj.weight" not in weights and "model.layers.0.self_attn.qkv_proj.weight" in weights
+        assert weights["model.layers.2.mlp.up_proj.weight"].dtype == "Q8_0"
+        shapes_of = {"q": (256, 256), "k": (128, 256), "v": (128, 256), "o": (256, 256), "gate": (512, 256),
+                     "up": (512, 256), "down": (256, 512)}
+        tensors = {f"model.layers.{i}.{'self_attn' if n in 'qkvo' else 'mlp'}.{n}_proj.weight": shape
+                   for i in range(3) for n, shape in shapes_of.items()}
+        layer_matrices = [w for w in graph.weights if w.label.startswith("model.layers.") and w.rows > 1]
+        assert sum(w.nbytes for w in layer_matrices) == sum(matrix_bytes(*shape, stored[name])
+                                                            for name, shape in tensors.items())
+        plan = {b.label: b.nbytes for b in BufferPlan.of(graph).buffers}
+        assert all(plan[w.label] == contract.buffer_size(w.nbytes) for w in layer_matrices)
+        qkv = [d for d in graph.decode if d.name == "rms_norm_1+qkv"]
+        layer1 = [(d.kernel.weights, d.kernel.values["N"], d.kernel.values["Y_COL0"], d.kernel.values["Y_COLS"],
+                   dict(d.bind)["w"]) for d in qkv[1:3]]
+        assert layer1 == [("Q4_K", 384, 0, 512, p + "self_attn.q_k_proj.weight"),
+                          ("Q6_K", 128, 384, 512, p + "self_attn.v_proj.weight")]
+        assert len(qkv) == 4 and len([d for d in graph.prefill if d.name == "qkv"]) == 4
+        gate_up = [d for d in graph.decode if d.name in ("rms_norm_2+gate_up", "swiglu")]
+        assert [(d.name, d.kernel.weights) for d in gate_up[2:]] == [
+            ("rms_norm_2+gate_up", "Q4_K"), ("rms_norm_2+gate_up", "Q8_0"), ("swiglu", "Q4_K")]
+        assert graph.dispatches_per_decode_step == plain.dispatches_per_decode_step + 3
+    with pytest.raises(wgsl.ShaderContractError, match="swiglu epilogue writes whole rows"):
+        graph.k.linear_gemv("gate_up", 256, 256, "swiglu", "Q4_K", y_cols=512, y_col0=256, step="step", x="x",
+                            w="w", y="h")

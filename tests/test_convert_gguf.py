@@ -114,9 +114,11 @@ def test_f32_gguf_round_trips_to_the_original_weights(tmp_path, name):
 
 @pytest.mark.parametrize("model,type_name", [("llama-gqa", t) for t in ("F16", "BF16", "Q8_0", "Q4_0", "Q4_1")]
                          + [("qwen2", "Q4_1"), ("qwen3", "Q8_0"), ("qwen3", "Q4_0")]
-                         + [("llama-256", "Q6_K"), ("llama-256", "Q4_K_M")])
+                         + [("llama-256", "Q6_K"), ("llama-256", "Q4_K_M"), ("llama-256", "Q5_K_M"),
+                            ("llama-gqa", "Q4_K_M"), ("llama-gqa", "Q5_K_M")])
 def test_each_tensor_type_gives_transformers_gguf_loading(tmp_path, model, type_name):
-    """For every supported type (the k-quants on a model whose rows are whole super-blocks of 256), the
+    """For every supported type (the k-quants on a model whose rows are whole super-blocks of 256; the
+    mixes also on a 64-wide one, whose rows llama.cpp's rule writes as Q5_0 / Q5_1 and Q8_0), the
     converted folder's weights equal what transformers dequantizes from the same GGUF, bit for bit, and the
     logits and greedy ids are the same. (transformers' GGUF loading drops llama's biases and rope scaling, so
     those models are checked against their original weights above instead.)"""
@@ -157,8 +159,8 @@ def test_version_2_and_output_dtypes(tmp_path):
 def test_cli_errors_are_one_line_with_exit_2(tmp_path, capsys):
     """Unsupported tensor types (named with the tensor), truncated files, values beyond float16 and
     --dtype bfloat16 for a GPT-2 source: exit status 2 and one line `error: ...`."""
-    q5k = gf.build(gf.llama_metadata(), [("blk.0.ffn_up.weight", (256, 2), "Q5_K", 0)], data=bytes(352))
-    (tmp_path / "q5k.gguf").write_bytes(q5k)
+    q3k = gf.build(gf.llama_metadata(), [("blk.0.ffn_up.weight", (256, 2), "Q3_K", 0)], data=bytes(220))
+    (tmp_path / "q3k.gguf").write_bytes(q3k)
     hf = random_hf_model(tmp_path / "hf", "llama-gqa")
     whole = hf_folder_to_gguf(hf, tmp_path / "whole.gguf", "F32").read_bytes()
     (tmp_path / "cut.gguf").write_bytes(whole[:len(whole) - 100])
@@ -170,7 +172,7 @@ def test_cli_errors_are_one_line_with_exit_2(tmp_path, capsys):
     data[info.data_offset:info.data_offset + 4] = np.float32(1e6).tobytes()
     big.write_bytes(bytes(data))
     cases = [
-        ([tmp_path / "q5k.gguf", tmp_path / "o1"], "tensor 'blk.0.ffn_up.weight' is of type Q5_K"),
+        ([tmp_path / "q3k.gguf", tmp_path / "o1"], "tensor 'blk.0.ffn_up.weight' is of type Q3_K"),
         ([tmp_path / "cut.gguf", tmp_path / "o2"], "past the end of the file"),
         ([big, tmp_path / "o3", "--dtype", "float16"], "not finite in float16"),
         ([hf, tmp_path / "o4", "--dtype", "bfloat16"], "bfloat16 is for GGUF sources"),

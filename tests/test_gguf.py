@@ -38,7 +38,7 @@ from tools import kquants  # noqa: E402
 from tools.make_gguf import set_version  # noqa: E402
 from tools.quants import quantize  # noqa: E402
 
-SUPPORTED = ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q4_K", "Q6_K")
+SUPPORTED = ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K")
 
 
 def parse(data: bytes, file_size="len", filename="test.gguf"):
@@ -72,8 +72,8 @@ def write_with_gguf_py(path: Path, version: int = 3, endianess=None) -> dict:
     writer.add_int64("test.i64", -(2**40))
     writer.add_float64("test.f64", 1e300)
     written = {}
-    for type_name, shape in zip(SUPPORTED, [(3, 5), (2, 7), (4, 3), (3, 64), (5, 32), (2, 96), (3, 256),
-                                                  (2, 768)]):
+    for type_name, shape in zip(SUPPORTED, [(3, 5), (2, 7), (4, 3), (3, 64), (5, 32), (2, 96), (3, 96), (5, 64),
+                                                  (3, 256), (3, 512), (2, 768)], strict=True):
         values = rng.standard_normal(shape).astype(np.float32)
         if type_name == "F32":
             array, raw_dtype = values, None
@@ -248,9 +248,9 @@ def test_tensor_infos():
     refused(gf.build([ARCH], [("t", (4, 0), "F32", None)]), "dimension of size 0")
     refused(gf.build([ARCH], [("t", (2**31, 2**31, 2**31), "F32", 0)], data=b""), "2**62 elements")
     refused(gf.build([ARCH], [("t", (4,), 99, 0)]), "tensor 't' has unknown ggml type id 99")
-    message = refused(gf.build([ARCH], [("blk.0.ffn_up.weight", (256,), "Q5_K", 0)], data=bytes(176)),
-                      "tensor 'blk.0.ffn_up.weight' is of type Q5_K")
-    assert "Q4_1" in message and "Q6_K" in message  # the supported types are listed
+    message = refused(gf.build([ARCH], [("blk.0.ffn_up.weight", (256,), "Q3_K", 0)], data=bytes(110)),
+                      "tensor 'blk.0.ffn_up.weight' is of type Q3_K")
+    assert "Q4_1" in message and "Q5_K" in message and "Q6_K" in message  # the supported types are listed
     refused(gf.build([ARCH], [("t", (256,), "Q2_K", 0)], data=bytes(84)), "of type Q2_K")
     refused(gf.build([ARCH], [("t", (128, 2), "Q4_K", 0)], data=bytes(144)), "whole blocks of 256", "has 128")
     refused(gf.build([ARCH], [("t", (768, 2), "Q6_K", 0)], data=bytes(1259)), "end past the end of the file")

@@ -3,14 +3,15 @@ GGUF files in CPython (from_pretrained(gguf_file=...), which dequantizes every b
 
 A small random Llama with a tokenizer and a chat template (tests/chat_model.py) is written by
 tools/make_gguf.py as a GGUF of every supported type (F32, F16, BF16, Q8_0, Q4_0, Q4_1: Q/K rows
-permuted and blocks quantized as llama.cpp does). Each loads as it is, its config, tokenizer and
-chat template from the metadata: greedy ids equal and logits within 1e-3 of transformers'. The same
+permuted and blocks quantized as llama.cpp does). Each loads as it is, its config, tokenizer and chat
+template from the metadata: greedy ids equal and logits within 1e-3 of transformers'. The same
 model's f32 safetensors folder loaded with quantize: 'q8_0' / 'q4_0' (blocks made on the GPU) gives
 the logits of the GGUF of that type (blocks made by ggml's quantizer), so the two quantizers agree.
-The k-quants Q4_K and Q6_K (and a Q4_K_M-like mix of the two) take a 256-wide copy of the model,
-since their rows are whole super-blocks of 256. Also: a GGUF from the imitation Hub with progress
-and the browser cache, a picked .gguf file, bad quantize options, and malformed GGUF files refused
-before anything is allocated on the GPU."""
+The k-quants Q4_K and Q6_K and llama.cpp's mixes Q4_K_M and Q5_K_M (Q4_K / Q5_K with Q6_K attn_v and
+ffn_down in some layers) take a 256-wide copy of the model, since their rows are whole super-blocks of
+256; the mixes of the 64-wide model are llama.cpp's fallbacks for such rows, Q5_0 / Q5_1 with Q8_0.
+Also: a GGUF from the imitation Hub with progress and the browser cache, a picked .gguf file, bad
+quantize options, and malformed GGUF files refused before anything is allocated on the GPU."""
 
 from __future__ import annotations
 
@@ -26,11 +27,12 @@ import torch
 from chat_model import make_chat_model
 from conftest import ROOT, mounted_site_page, run_py
 from hub_server import Hub
-from tools.make_gguf import K_TYPES, TYPES, hf_folder_to_gguf
+from tools.make_gguf import TYPES, hf_folder_to_gguf
 
 pytestmark = pytest.mark.browser
 
 PROMPT = [(13 * i + 5) % 95 for i in range(40)]
+PLAIN_TYPES = tuple(t for t in TYPES if t not in ("Q5_0", "Q5_1"))  # those two: in the narrow mixes below
 NEW = 8
 
 
@@ -61,16 +63,23 @@ def files(tmp_path_factory):
     save_file(tensors, str(out["f16"] / "model.safetensors"), metadata={"format": "pt"})
     for f in out["f16"].iterdir():
         f.chmod(0o644)
-    for type_name in TYPES:
+    for type_name in PLAIN_TYPES:
         path = hf_folder_to_gguf(folder, root / f"chat.{type_name}.gguf", type_name)
         path.chmod(0o644)
         out[type_name] = path
     wide = make_chat_model(root, "chat-256", hidden_size=256, intermediate_size=512)
     use_merges(wide)
-    for type_name in K_TYPES:
-        path = hf_folder_to_gguf(wide, root / f"chat-256.{type_name}.gguf", type_name)
+    for name, _, _ in K_CASES:
+        narrow = name.startswith("narrow.")
+        type_name = name.removeprefix("narrow.")
+        path = hf_folder_to_gguf(folder if narrow else wide, root / f"chat{'' if narrow else '-256'}.{type_name}.gguf",
+                                 type_name)
         path.chmod(0o644)
-        out[type_name] = path
+        out[name] = path
+    # gate in Q4_K, up in Q8_0 in layer 0 (llama-quantize --tensor-type): a gate|up of two formats
+    path = hf_folder_to_gguf(wide, root / "chat-256.gate-up.gguf", "Q4_K_M", overrides={"blk.0.ffn_up.weight": "Q8_0"})
+    path.chmod(0o644)
+    out["gate-up"] = path
     return out
 
 
@@ -124,7 +133,7 @@ def check_equal(result: dict, path) -> float:
     return worst
 
 
-@pytest.mark.parametrize("type_name", TYPES)
+@pytest.mark.parametrize("type_name", PLAIN_TYPES)
 def test_a_gguf_of_each_type_loads_as_it_is_and_equals_transformers(page, files, type_name):
     result = run(page, f"/gguf/{files[type_name].name}")
     check_equal(result, files[type_name])
@@ -135,22 +144,73 @@ def test_a_gguf_of_each_type_loads_as_it_is_and_equals_transformers(page, files,
     assert info["load"]["file_bytes"] == files[type_name].stat().st_size
 
 
-@pytest.mark.parametrize("type_name, formats", [("Q4_K", ["Q4_K"]), ("Q6_K", ["Q6_K"]),
-                                                ("Q4_K_M", ["Q4_K", "Q6_K"])])
-def test_a_k_quant_gguf_stays_packed_and_equals_transformers(page, files, type_name, formats):
-    """Q4_K / Q6_K super-blocks (210-byte Q6_K rows start mid-word) read by every kernel of the
+K_CASES = [  # (file, the formats its matrices keep on the GPU, a mix's (base type, attn_v / ffn_down type))
+    ("Q4_K", ["Q4_K"], None),
+    ("Q6_K", ["Q6_K"], None),
+    ("Q4_K_M", ["Q4_K", "Q6_K"], ("Q4_K", "Q6_K")),
+    ("Q5_K_M", ["Q5_K", "Q6_K"], ("Q5_K", "Q6_K")),
+    ("narrow.Q4_K_M", ["Q5_0", "Q8_0"], ("Q5_0", "Q8_0")),   # 64-wide rows: llama.cpp's fallbacks
+    ("narrow.Q5_K_M", ["Q5_1", "Q8_0"], ("Q5_1", "Q8_0")),
+]
+
+
+@pytest.mark.parametrize("name, formats, mix", K_CASES, ids=[c[0] for c in K_CASES])
+def test_a_k_quant_gguf_stays_packed_and_equals_transformers(page, files, name, formats, mix):
+    """Q4_K / Q5_K / Q6_K super-blocks (210-byte Q6_K rows start mid-word) read by every kernel of the
     Llama graph (embedding, GEMV, prefill, LM head) as the file stores them: greedy ids and logits
-    of transformers' dequantization. The mix keeps each matrix's own format (Q6_K output and the
-    ffn_down of layer 1), and the weights take the packed size."""
-    result = run(page, f"/gguf/{files[type_name].name}")
-    check_equal(result, files[type_name])
+    of transformers' dequantization, and the weights take the packed size. The mixes are llama.cpp's
+    (tools/make_gguf.py tensor_type): in layer 1 of 2, attn_v and ffn_down are Q6_K while q and k
+    stay Q4_K / Q5_K, so that layer's q|k|v runs as two GEMVs (one per format) writing one output,
+    one dispatch more per decode step than a file of one format. Of a model whose rows are not whole
+    super-blocks (64 wide, as SmolLM2's 576 or Qwen2.5's 896), llama.cpp writes Q5_0 / Q5_1 instead
+    of Q4_K / Q5_K and Q8_0 instead of Q6_K (output.weight too): the same split, with those blocks."""
+    from app.gguf import read_gguf_header
+    from app.gguf_load import describe
+    from app.model import Llama
+    from app.shapes import KernelShapes
+
+    path = files[name]
+    result = run(page, f"/gguf/{path.name}")
+    check_equal(result, path)
     info = result["info"]
     assert sorted(info["weight_formats"]) == formats, info["weight_formats"]
-    from app.gguf import read_gguf_header
+    header = read_gguf_header(path)
+    cfg = describe(header, path.name).config
+    packed = sum(t.nbytes for t in header.tensors.values())
+    # the file's tensor bytes, the f32 rope table, and each buffer rounded up to 16 bytes
+    rope = info["context"] * cfg.head_dim * 4
+    assert packed <= info["gpu_bytes_by_kind"]["weights"] <= packed + rope + 16 * (len(header.tensors) + 1), \
+        (info["gpu_bytes_by_kind"], packed)
+    plain_steps = Llama(cfg, KernelShapes.for_adapter(True), {}, matrix_dtype="F16").dispatches_per_decode_step
+    if mix is None:
+        assert info["dispatches_per_decode_step"] == plain_steps, info
+        return
+    base, more = mix
+    types = {name: t.type_name for name, t in header.tensors.items() if len(t.dims) == 2}
+    assert types == {"token_embd.weight": base, "output.weight": more,
+                     **{f"blk.{i}.{leaf}.weight": more if i == 1 and leaf in ("attn_v", "ffn_down") else base
+                        for i in range(2) for leaf in ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate",
+                                                       "ffn_up", "ffn_down")}}, types
+    assert info["dispatches_per_decode_step"] == plain_steps + 1, info
 
-    packed = sum(t.nbytes for t in read_gguf_header(files[type_name]).tensors.values())
-    # the file's tensor bytes and the f32 rope table (64 KiB), where f32 matrices would take 6x more
-    assert info["gpu_bytes_by_kind"]["weights"] < 1.2 * packed, (info["gpu_bytes_by_kind"], packed)
+
+def test_a_gate_up_of_two_formats_decodes_through_swiglu(page, files):
+    """A layer whose gate and up are stored in different formats (Q4_K, Q8_0) runs its gate|up as
+    one projection per format into the gate|up buffer and swiglu.wgsl after them, in prefill and in
+    decode (two dispatches more per decode step than the fused GEMV with the SwiGLU in it): the same
+    ids and logits as transformers."""
+    result = run(page, f"/gguf/{files['gate-up'].name}")
+    check_equal(result, files["gate-up"])
+    info = result["info"]
+    assert sorted(info["weight_formats"]) == ["Q4_K", "Q6_K", "Q8_0"], info["weight_formats"]
+    from app.gguf import read_gguf_header
+    from app.gguf_load import describe
+    from app.model import Llama
+    from app.shapes import KernelShapes
+
+    cfg = describe(read_gguf_header(files["gate-up"]), files["gate-up"].name).config
+    plain_steps = Llama(cfg, KernelShapes.for_adapter(True), {}, matrix_dtype="F16").dispatches_per_decode_step
+    assert info["dispatches_per_decode_step"] == plain_steps + 1 + 2, info  # layer 1's q|k|v, layer 0's gate|up
 
 
 @pytest.mark.parametrize("fmt", ["q8_0", "q4_0"])

@@ -44,10 +44,10 @@ def silu(v):
 
 
 def linear_consts(K, N, epilogue, *, bias, rms_input=False, att_input=False, gemv_rows=8, groups=1, hd=4,
-                  splits=1):
+                  splits=1, y_cols=None, y_col0=0):
     return dict(K=K, K4=K // 4, N=N, EPILOGUE=epilogue, HAS_BIAS=bias, RMS_INPUT=rms_input, ATT_INPUT=att_input,
                 ATT_SPLITS=splits, HD=hd, EPS=EPS, GEMV_ROWS=gemv_rows, GEMV_GROUPS=groups,
-                XN4_LEN=K // 4 if rms_input or att_input else 1)
+                XN4_LEN=K // 4 if rms_input or att_input else 1, Y_COLS=y_cols or N, Y_COL0=y_col0)
 
 
 LINEAR_BIND = dict(step="step", x="x", w="w", bias="b", y="y", norm_w="g")

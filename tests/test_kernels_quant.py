@@ -1,6 +1,7 @@
 """The Llama family's weight-table kernels (linear.wgsl's linear_tiled / linear_rows / gemv,
-embedding.wgsl, lm_head.wgsl) reading ggml's Q8_0, Q4_0 and Q4_1 blocks and Q4_K and Q6_K super-blocks
-exactly as GGUF stores them (34 / 18 / 20-byte blocks, 144 / 210-byte super-blocks, so many start
+embedding.wgsl, lm_head.wgsl) reading ggml's Q8_0, Q4_0, Q4_1, Q5_0 and Q5_1 blocks and Q4_K, Q5_K and
+Q6_K super-blocks exactly as GGUF stores them (34 / 18 / 20 / 22 / 24-byte blocks, 144 / 176 / 210-byte
+super-blocks, so many start
 mid-word), run in the page on SwiftShader against numpy with the dequantized weights (tools/quants.py,
 itself equal to the gguf package bit for bit; the gguf package's own dequantizer for the k-quants,
 whose blocks tools/kquants.py makes).
@@ -11,7 +12,8 @@ of Q6_K super-blocks: every other row starts mid-word, and every other super-blo
 multiple of the 64-wide tiles, of GEMV_ROWS or of 4, rows not a multiple of 64 or 4; the GPU shapes
 (GEMV_ROWS 8 and 4, lanes reduced in a tree; HEAD_LANES 8) and the CPU-adapter ones (GEMV_ROWS 256,
 HEAD_LANES 1, fewer workgroups than blocks); store, residual and swiglu epilogues, RMS_INPUT and
-ATT_INPUT. Some rows are scaled down so that their blocks' f16 scales are subnormal (an adapter flushing
+ATT_INPUT; the parts of one fused matrix in different formats writing their own columns of one output
+(Y_COLS / Y_COL0). Some rows are scaled down so that their blocks' f16 scales are subnormal (an adapter flushing
 them to zero would fail the exact embedding checks). The table bytes are followed by garbage up to a
 whole word, and output buffers start as a sentinel so that writes outside the expected region fail too."""
 
@@ -35,7 +37,7 @@ from tools import kquants, quants  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
-FORMATS = ("Q8_0", "Q4_0", "Q4_1", "Q4_K", "Q6_K")
+FORMATS = ("Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K")
 
 
 def quantize(values, fmt):
@@ -83,10 +85,10 @@ def silu(v):
 
 
 def linear_consts(K, N, epilogue, *, bias, rms_input=False, att_input=False, gemv_rows=8, groups=1, hd=4,
-                  splits=1):
+                  splits=1, y_cols=None, y_col0=0):
     return dict(K=K, K4=K // 4, N=N, EPILOGUE=epilogue, HAS_BIAS=bias, RMS_INPUT=rms_input, ATT_INPUT=att_input,
                 ATT_SPLITS=splits, HD=hd, EPS=EPS, GEMV_ROWS=gemv_rows, GEMV_GROUPS=groups,
-                XN4_LEN=K // 4 if rms_input or att_input else 1)
+                XN4_LEN=K // 4 if rms_input or att_input else 1, Y_COLS=y_cols or N, Y_COL0=y_col0)
 
 
 PREFILL_CASES = [  # (entry, fmt, rows, K, N, epilogue, bias)
@@ -103,6 +105,12 @@ PREFILL_CASES = [  # (entry, fmt, rows, K, N, epilogue, bias)
     ("linear_tiled", "Q6_K", 5, 256, 70, RESIDUAL, False),
     ("linear_rows", "Q6_K", 6, 1536, 36, RESIDUAL, False),
     ("linear_rows", "Q4_K", 9, 512, 70, STORE, True),
+    ("linear_tiled", "Q5_K", 67, 2048, 121, STORE, True),
+    ("linear_rows", "Q5_K", 9, 768, 37, RESIDUAL, False),
+    ("linear_tiled", "Q5_0", 67, 576, 121, STORE, True),
+    ("linear_tiled", "Q5_1", 3, 960, 36, RESIDUAL, True),
+    ("linear_rows", "Q5_0", 5, 96, 70, STORE, True),
+    ("linear_rows", "Q5_1", 9, 160, 37, RESIDUAL, False),
 ]
 
 
@@ -145,6 +153,15 @@ GEMV_CASES = [  # (epilogue, rms_input, fmt, K, N, GEMV_ROWS, groups, bias)
     (RESIDUAL, False, "Q4_K", 1536, 36, 4, 9, False),
     (STORE, True, "Q4_K", 256, 60, 256, 1, False),     # CPU shape
     (SWIGLU, True, "Q6_K", 256, 70, 256, 2, True),
+    (STORE, True, "Q5_K", 3072, 121, 8, 16, True),     # GPU shape
+    (RESIDUAL, False, "Q5_K", 768, 37, 4, 10, False),
+    (SWIGLU, True, "Q5_K", 256, 71, 256, 2, True),     # CPU shape
+    (STORE, True, "Q5_0", 576, 120, 8, 15, True),
+    (SWIGLU, True, "Q5_1", 960, 100, 8, 13, False),
+    (STORE, False, "Q5_0", 96, 260, 8, 33, True),      # 3 blocks: odd rows start mid-word
+    (RESIDUAL, False, "Q5_1", 2048, 36, 4, 9, True),
+    (SWIGLU, True, "Q5_0", 160, 300, 256, 2, True),    # CPU shape
+    (STORE, True, "Q5_1", 3072, 60, 256, 1, False),
 ]
 
 
@@ -212,9 +229,9 @@ def test_split_attention_merged_by_packed_o_proj(kpage, fmt, NH, KVH, HD, pos0, 
 def test_embedding_from_packed_table(kpage, fmt):
     """x[t] = the dequantized row ids[t] of a block-format token table split over two buffers by rows
     (3 blocks or super-blocks per row: every other row starts mid-word, but for Q4_K); each split
-    writes only its own ids. Q8_0, Q4_0 and Q6_K rows equal the numpy dequantization exactly (one f32
-    multiply each), subnormal f16 scales included; Q4_1's q * d + m and Q4_K's d sc q - dmin m may be
-    one fused multiply-add on the GPU."""
+    writes only its own ids. Q8_0, Q4_0, Q5_0 and Q6_K rows equal the numpy dequantization exactly (one
+    f32 multiply each), subnormal f16 scales included; Q4_1's / Q5_1's q * d + m and Q4_K's / Q5_K's
+    d sc q - dmin m may be one fused multiply-add on the GPU."""
     C, V, rows = (768 if fmt in kquants.BLOCK_BYTES else 96), 50, 5
     r = np.random.default_rng(3)
     table = f32(r.standard_normal((V, C)))
@@ -233,9 +250,9 @@ def test_embedding_from_packed_table(kpage, fmt):
                   WEIGHT_SNIPPETS[fmt])
              for row0, n, name in [(0, split, "wte0"), (split, V - split, "wte1")]]
     x = read_f32(kh.run(kpage, bufs, steps, ["x"])["x"]).reshape(rows + 1, C)
-    if fmt == "Q4_1":
+    if fmt in ("Q4_1", "Q5_1"):
         np.testing.assert_allclose(x[:rows], want_table[ids], rtol=2e-7, atol=0)
-    elif fmt == "Q4_K":  # an FMA rounds once: off by at most an ulp of the largest term, d sc q or dmin m
+    elif fmt in ("Q4_K", "Q5_K"):  # an FMA rounds once: off by at most an ulp of the largest term, d sc q or dmin m
         want = want_table[ids]
         ulp = 2.0 ** -22 * np.abs(want).max(axis=1, keepdims=True)
         assert (np.abs(x[:rows] - want) <= ulp).all(), np.abs(x[:rows] - want).max()
@@ -254,6 +271,10 @@ HEAD_CASES = [  # (fmt, C, V, lanes, parts: (row0, rows, groups))
     ("Q6_K", 768, 97, 1, [(0, 50, 1), (50, 47, 1)]),     # CPU shape, split: the second split starts mid-word
     ("Q6_K", 3072, 40, 8, [(0, 40, 2)]),
     ("Q4_K", 256, 300, 1, [(0, 300, 2)]),
+    ("Q5_K", 768, 97, 1, [(0, 50, 1), (50, 47, 1)]),     # CPU shape, split
+    ("Q5_K", 2048, 41, 8, [(0, 41, 2)]),
+    ("Q5_0", 160, 301, 1, [(0, 150, 1), (150, 151, 1)]),
+    ("Q5_1", 576, 97, 8, [(0, 97, 4)]),
 ]
 
 
@@ -281,3 +302,51 @@ def test_lm_head_over_packed_table(kpage, fmt, C, V, lanes, parts):
     logits = read_f32(kh.run(kpage, bufs, steps, ["logits"])["logits"])
     assert_close(logits[:V], rms_ref(x[-1], g) @ w.T, 3e-5, f"head {fmt}")
     assert_sentinel(logits[V:], "past the vocabulary")
+
+
+FUSED_CASES = [  # (entry, rows, K, parts: ((fmt, N), ...), GEMV_ROWS, epilogue)
+    ("gemv", 1, 512, (("Q4_K", 72), ("Q6_K", 24)), 8, STORE),             # q|k in Q4_K, v in Q6_K: GPU shape
+    ("gemv", 1, 256, (("Q6_K", 40), ("Q4_K", 20), ("Q5_K", 12)), 256, STORE),  # CPU shape
+    ("linear_tiled", 67, 768, (("Q4_K", 70), ("Q6_K", 30)), 8, STORE),
+    ("linear_rows", 5, 256, (("Q8_0", 33), ("Q6_K", 7)), 8, RESIDUAL),
+    ("gemv", 1, 576, (("Q5_0", 64), ("Q8_0", 32)), 8, STORE),             # llama.cpp's fallbacks for K = 576
+]
+
+
+@pytest.mark.parametrize("entry, rows, K, parts, rows_per_wg, epilogue", FUSED_CASES,
+                         ids=[f"{e}-rows{r}-K{k}-{'+'.join(f for f, _ in p)}" for e, r, k, p, _, _ in FUSED_CASES])
+def test_parts_of_a_fused_matrix_in_different_formats_write_their_own_columns(kpage, entry, rows, K, parts,
+                                                                              rows_per_wg, epilogue):
+    """A fused q|k|v whose parts a GGUF stores in different formats (llama.cpp's Q4_K_M: v in Q6_K
+    in some layers) runs one dispatch per part, each reading its own table and writing columns
+    Y_COL0 .. Y_COL0 + N - 1 of the one output of Y_COLS columns, adding its slice of the shared
+    bias: together they equal X @ [W1; W2; ...]^T + b, and nothing past the output is written."""
+    r = np.random.default_rng(K + rows)
+    cols = sum(n for _, n in parts)
+    x = f32(r.standard_normal((rows, K)))
+    g = f32(1.0 + 0.3 * r.standard_normal(K))
+    b = f32(0.1 * r.standard_normal(cols))
+    y0 = f32(r.standard_normal((rows, cols)))
+    xin = rms_ref(x, g) if entry == "gemv" else x.astype(np.float64)
+    bufs = {"step": step_bytes(rows), "x": x, "b": b, "g": g,
+            "y": np.concatenate([y0.ravel() if epilogue == RESIDUAL else sentinel(rows * cols), sentinel(4)])}
+    steps, dense, col0 = [], [], 0
+    for i, (fmt, n) in enumerate(parts):
+        bufs[f"w{i}"], w = packed(0.3 * r.standard_normal((n, K)), fmt, i)
+        dense.append(w)
+        bind = dict(LINEAR_BIND, w=f"w{i}")
+        if entry == "gemv":
+            groups = cdiv(n, rows_per_wg)
+            consts = linear_consts(K, n, epilogue, bias=True, rms_input=True, gemv_rows=rows_per_wg, groups=groups,
+                                   y_cols=cols, y_col0=col0)
+            steps.append(step("linear.wgsl", "gemv", consts, bind, (groups, 1, 1), WEIGHT_SNIPPETS[fmt]))
+        else:
+            del bind["norm_w"]
+            tiles = (cdiv(n, 64), cdiv(rows, 64), 1) if entry == "linear_tiled" else (cdiv(n, 64), cdiv(rows, 4), 1)
+            consts = linear_consts(K, n, epilogue, bias=True, y_cols=cols, y_col0=col0)
+            steps.append(step("linear.wgsl", entry, consts, bind, tiles, WEIGHT_SNIPPETS[fmt]))
+        col0 += n
+    ref = xin @ np.concatenate(dense).T + b + (y0 if epilogue == RESIDUAL else 0)
+    y = read_f32(kh.run(kpage, bufs, steps, ["y"])["y"])
+    assert_close(y[:rows * cols].reshape(rows, cols), ref, 3e-5, f"{entry} parts")
+    assert_sentinel(y[rows * cols:], "past the output")

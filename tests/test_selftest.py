@@ -104,10 +104,19 @@ def test_a_different_token_fails_unless_the_reference_had_a_near_tie():
 @pytest.mark.parametrize("record_dtype, formats, basis", [
     ("F16", ["F16"], "F32"), ("F32", ["F32"], "F32"), ("BF16", ["BF16"], "F32"), ("F16", ["F32"], "F32"),
     ("F32", ["F16"], "F16"), ("F32", ["BF16"], "BF16"), ("F16", ["F16", "Q8_0"], "Q8_0"),
-    ("BF16", ["Q4_0", "Q8_0"], "Q4_0"), ("F16", ["Q3_K"], "Q4_0"),
+    ("BF16", ["Q4_0", "Q8_0"], "Q4_0"), ("F16", ["Q3_K"], "Q4_0"), ("F32", ["Q4_K", "Q6_K"], "Q4_K"),
+    ("F32", ["Q5_0", "Q8_0"], "Q5_0"), ("F32", ["Q5_K", "Q6_K"], "Q5_K"),
 ])
 def test_tolerance_basis(record_dtype, formats, basis):
     assert selftest.tolerance_basis(record_dtype, formats) == basis
+
+
+def test_every_weight_format_has_a_precision_rank_and_a_tolerance():
+    """A format the GPU can hold (app/weights.py WEIGHT_FORMATS) is never judged by the unknown-format
+    fallback: it has its place in PRECISION_ORDER and its TOLERANCES row."""
+    from app.weights import WEIGHT_FORMATS
+
+    assert set(WEIGHT_FORMATS) == set(selftest.PRECISION_ORDER) == set(selftest.TOLERANCES)
 
 
 def test_records_of_other_weights_or_shapes_are_refused():

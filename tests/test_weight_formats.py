@@ -58,8 +58,9 @@ def test_block_matrix_bytes_are_the_gguf_bytes(fmt, rows, cols):
 @pytest.mark.parametrize("rows, cols", [(1, 256), (3, 768), (7, 2560)])
 @pytest.mark.parametrize("fmt", K_FORMATS)
 def test_k_quant_matrix_bytes_are_the_gguf_bytes(fmt, rows, cols):
-    """A [rows, cols] Q4_K / Q6_K matrix takes exactly the bytes of the GGUF tensor (ggml's sizes as the
-    gguf package lists them, tools/kquants.py's blocks, and app/gguf.py's tensor size)."""
+    """A [rows, cols] k-quant (Q4_K / Q5_K / Q6_K) matrix takes exactly the bytes of the GGUF tensor
+    (ggml's sizes as the gguf package lists them, tools/kquants.py's blocks, and app/gguf.py's tensor
+    size)."""
     values = np.random.default_rng(rows).standard_normal((rows, cols)).astype(np.float32)
     per_block, block_bytes = gguf.GGML_QUANT_SIZES[gguf.GGMLQuantizationType[fmt]]
     assert BLOCK_FORMATS[fmt] == (per_block, block_bytes) == (256, kquants.BLOCK_BYTES[fmt])

@@ -6,7 +6,7 @@ SRC is one of
   - a Hugging Face GPT-2 folder: config.json + model.safetensors, or sharded
     (model.safetensors.index.json), or pytorch_model.bin (sharded: pytorch_model.bin.index.json);
   - a nanoGPT checkpoint: ckpt.pt (a dict with 'model_args' and 'model'), or a folder holding one;
-  - a GGUF file (llama, qwen2, qwen3; F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q6_K tensors): written as a
+  - a GGUF file (llama, qwen2, qwen3; the tensor types of app/gguf.py TYPE_BLOCKS): written as a
     standard Hugging Face folder with a tokenizer.json, see tools/convert_gguf.py. --dtype defaults
     to float32 there (dequantized values are exact in float32); bfloat16 is for GGUF sources only.
 

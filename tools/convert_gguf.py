@@ -2,7 +2,7 @@
 
     python tools/convert.py MODEL.gguf OUT_DIR [--dtype float32|float16|bfloat16]
 
-Reads llama, qwen2 and qwen3 GGUF files (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K and Q6_K tensors) with the
+Reads llama, qwen2 and qwen3 GGUF files (the tensor types of app/gguf.py TYPE_BLOCKS) with the
 page's own parser (app/gguf.py: every bound checked), and writes what transformers'
 `from_pretrained(OUT_DIR)` reads:
 

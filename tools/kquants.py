@@ -1,5 +1,5 @@
-"""ggml's k-quants Q4_K and Q6_K in numpy: valid super-blocks from float values, and their
-dequantization (the gguf package's, which equals ggml-quants.c's dequantize_row_q4_K / q6_K).
+"""ggml's k-quants Q4_K, Q5_K and Q6_K in numpy: valid super-blocks from float values, and their
+dequantization (the gguf package's, which equals ggml-quants.c's dequantize_row_q4_K / q5_K / q6_K).
 
 The gguf package (0.19) dequantizes k-quants but cannot make them, so `quantize` builds the blocks
 itself with plain round-to-nearest: the bytes are exactly ggml's layout (what llama.cpp and
@@ -9,6 +9,8 @@ reference is the dequantization of these very bytes.
 
     Q4_K  256 weights, 144 bytes: [d: f16][dmin: f16][scales: 12 bytes][qs: 128 bytes]
           sub-block j of 32: weight = d * sc_j * nibble - dmin * m_j (6-bit sc_j, m_j)
+    Q5_K  256 weights, 176 bytes: [d: f16][dmin: f16][scales: 12 bytes][qh: 32 bytes][qs: 128 bytes]
+          as Q4_K with a 5th bit: weight = d * sc_j * (nibble + 16 * bit j of qh[l]) - dmin * m_j
     Q6_K  256 weights, 210 bytes: [ql: 128 bytes][qh: 64 bytes][scales: 16 x int8][d: f16]
           group g of 16: weight = d * scales[g] * (6-bit value - 32)
 
@@ -20,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 SUPER_BLOCK = 256
-BLOCK_BYTES = {"Q4_K": 144, "Q6_K": 210}
+BLOCK_BYTES = {"Q4_K": 144, "Q5_K": 176, "Q6_K": 210}
 
 
 def _super_blocks(values: np.ndarray) -> np.ndarray:
@@ -43,21 +45,28 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
         return np.where(den == 0, np.float32(0), num / np.where(den == 0, 1, den)).astype(np.float32)
 
 
-def _quantize_q4_k(blocks: np.ndarray) -> np.ndarray:
+def _quantize_q4_k(blocks: np.ndarray, bits: int = 4) -> np.ndarray:
+    """Q4_K (bits 4) or Q5_K (bits 5): 6-bit scales and mins per sub-block of 32, levels 0 .. 2^bits - 1."""
+    top = (1 << bits) - 1
     sub = blocks.reshape(-1, 8, 32)
     low = np.minimum(sub.min(axis=2), 0)                        # ggml keeps the min at or below 0
-    scale = (sub.max(axis=2) - low) / np.float32(15)
+    scale = (sub.max(axis=2) - low) / np.float32(top)
     d_bytes, d = _f16(scale.max(axis=1) / np.float32(63))
     dmin_bytes, dmin = _f16(-low.min(axis=1) / np.float32(63))
     sc = np.clip(np.rint(_ratio(scale, d[:, None])), 0, 63).astype(np.uint8)
     m = np.clip(np.rint(_ratio(-low, dmin[:, None])), 0, 63).astype(np.uint8)
     step = d[:, None] * sc.astype(np.float32)
     offset = dmin[:, None] * m.astype(np.float32)
-    q = np.clip(np.rint(_ratio(sub + offset[:, :, None], step[:, :, None])), 0, 15).astype(np.uint8)
+    q = np.clip(np.rint(_ratio(sub + offset[:, :, None], step[:, :, None])), 0, top).astype(np.uint8)
     scales = np.concatenate([sc[:, :4] | ((sc[:, 4:] >> 4) << 6), m[:, :4] | ((m[:, 4:] >> 4) << 6),
                              (sc[:, 4:] & 15) | ((m[:, 4:] & 15) << 4)], axis=1)
-    qs = (q[:, 0::2] | (q[:, 1::2] << 4)).reshape(-1, 128)      # pair k: sub-block 2k low, 2k + 1 high
-    return np.concatenate([d_bytes, dmin_bytes, scales, qs], axis=1)
+    low4 = q & 15
+    qs = (low4[:, 0::2] | (low4[:, 1::2] << 4)).reshape(-1, 128)  # pair k: sub-block 2k low, 2k + 1 high
+    if bits == 4:
+        return np.concatenate([d_bytes, dmin_bytes, scales, qs], axis=1)
+    # qh[l]: bit j is the 5th bit of weight l of sub-block j
+    qh = ((q >> 4).astype(np.uint8) << np.arange(8, dtype=np.uint8)[None, :, None]).sum(axis=1, dtype=np.uint8)
+    return np.concatenate([d_bytes, dmin_bytes, scales, qh, qs], axis=1)
 
 
 def _quantize_q6_k(blocks: np.ndarray) -> np.ndarray:
@@ -77,8 +86,8 @@ def quantize(values, type_name: str) -> np.ndarray:
     """float values [..., K] (K a multiple of 256) -> uint8 super-blocks [..., K / 256 * block bytes]."""
     values = np.asarray(values, dtype=np.float32)
     blocks = _super_blocks(values)
-    if type_name == "Q4_K":
-        packed = _quantize_q4_k(blocks)
+    if type_name in ("Q4_K", "Q5_K"):
+        packed = _quantize_q4_k(blocks, 4 if type_name == "Q4_K" else 5)
     elif type_name == "Q6_K":
         packed = _quantize_q6_k(blocks)
     else:

@@ -1,6 +1,7 @@
 """Write a GGUF file from a Hugging Face llama / qwen2 / qwen3 folder, as llama.cpp's converter does.
 
-    python tools/make_gguf.py HF_DIR OUT.gguf [--type F32|F16|BF16|Q8_0|Q4_0|Q4_1|Q4_K|Q6_K|Q4_K_M]
+    python tools/make_gguf.py HF_DIR OUT.gguf
+        [--type F32|F16|BF16|Q8_0|Q4_0|Q4_1|Q5_0|Q5_1|Q4_K|Q5_K|Q6_K|Q4_K_M|Q5_K_M]
         [--version 2|3]
         [--pre gpt2|llama-bpe|qwen2|smollm|...]
 
@@ -13,16 +14,18 @@ save_pretrained) becomes a GGUF of each supported type, written with the gguf pa
   - tensor names blk.N.attn_q.weight, ...; Q and K rows of llama models permuted as
     convert_hf_to_gguf.py's LlamaModel.permute does;
   - 2-D weights stored as --type (quantized by tools/quants.py, which equals ggml's quantizer; the
-    k-quants Q4_K / Q6_K by tools/kquants.py: ggml's layout, plain round-to-nearest, rows of whole
-    super-blocks of 256 or refused), 1-D ones (norms, biases) as F32, as llama.cpp stores them;
-    Q4_K_M is Q4_K with Q6_K for output.weight and ffn_down of the layers llama.cpp's use_more_bits
-    picks (llama.cpp's Q4_K_M also gives those layers' attn_v Q6_K: not done here, see README);
+    k-quants Q4_K / Q5_K / Q6_K by tools/kquants.py: ggml's layout, plain round-to-nearest, rows of
+    whole super-blocks of 256 or refused), 1-D ones (norms, biases) as F32, as llama.cpp stores them;
+    Q4_K_M / Q5_K_M mix types tensor by tensor as llama.cpp does (tensor_type: Q6_K output and the
+    attn_v and ffn_down of the layers use_more_bits picks; Q5_0 / Q5_1 / Q8_0 for rows that are not
+    whole super-blocks);
   - the tokenizer, when the folder has one (vocab.json + merges.txt, or a byte-level BPE
     tokenizer.json), as tokenizer.ggml.model "gpt2" with tokens, token types, merges, the special
     ids of config.json and the chat template of tokenizer_config.json.
 
-Importable: write_gguf(path, config, tensors, type_name, tokenizer=None, version=3) and
-hf_folder_to_gguf(hf_dir, out_path, type_name, ...).
+Importable: write_gguf(path, config, tensors, type_name, tokenizer=None, version=3, overrides=None) and
+hf_folder_to_gguf(hf_dir, out_path, type_name, ..., overrides=None) (overrides: GGUF tensor name ->
+its type, for files llama-quantize's --tensor-type would make).
 """
 
 from __future__ import annotations
@@ -42,9 +45,11 @@ from app.gguf_meta import GLOBAL_TENSORS, LAYER_TENSORS, ROPE_FREQS, llama3_fact
 from tools import kquants  # noqa: E402
 from tools.quants import quantize  # noqa: E402
 
-TYPES = ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1")
-K_TYPES = ("Q4_K", "Q6_K", "Q4_K_M")  # written from rows of whole super-blocks of 256 only
-FILE_TYPES = {"F32": 0, "F16": 1, "Q4_0": 2, "Q4_1": 3, "Q8_0": 7, "Q4_K": 14, "Q4_K_M": 15, "Q6_K": 18, "BF16": 32}
+TYPES = ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1")
+MIXES = {"Q4_K_M": "Q4_K", "Q5_K_M": "Q5_K"}  # llama.cpp's mixes: their base type (tensor_type)
+K_TYPES = ("Q4_K", "Q5_K", "Q6_K", *MIXES)  # k-quants: the pure ones need rows of whole super-blocks of 256
+FILE_TYPES = {"F32": 0, "F16": 1, "Q4_0": 2, "Q4_1": 3, "Q8_0": 7, "Q5_0": 8, "Q5_1": 9, "Q4_K": 14, "Q4_K_M": 15,
+              "Q5_K": 16, "Q5_K_M": 17, "Q6_K": 18, "BF16": 32}
 ARCHITECTURES = ("llama", "qwen2", "qwen3")
 CONTROL, USER_DEFINED, NORMAL = 3, 4, 1
 
@@ -85,9 +90,10 @@ def _ggml_array(values: np.ndarray, type_name: str):
 
 
 def write_gguf(path, config: dict, tensors: dict, type_name: str = "F32", tokenizer: dict | None = None,
-               version: int = 3, name: str = "random model") -> Path:
+               version: int = 3, name: str = "random model", overrides: dict | None = None) -> Path:
     """config: a config.json dict; tensors: HF name -> float numpy array; tokenizer: GGUF tokenizer
-    keys (tokenizer.ggml.*, tokenizer.chat_template) -> values."""
+    keys (tokenizer.ggml.*, tokenizer.chat_template) -> values; overrides: GGUF tensor name -> the
+    type to write it in instead (as llama-quantize's --tensor-type does)."""
     import gguf
 
     arch = config["model_type"]
@@ -138,7 +144,9 @@ def write_gguf(path, config: dict, tensors: dict, type_name: str = "F32", tokeni
         target = gguf_name(hf_name)
         if arch == "llama" and (".attn_q." in target or ".attn_k." in target):
             values = values[np.asarray(permute_row_order(heads if ".attn_q." in target else kv_heads, len(values)))]
-        array, raw_dtype = _ggml_array(values, tensor_type(target, type_name, config["num_hidden_layers"]))
+        kind = (overrides or {}).get(target) or tensor_type(
+            target, type_name, config["num_hidden_layers"], bool(config.get("tie_word_embeddings")), values.shape[-1])
+        array, raw_dtype = _ggml_array(values, kind)
         writer.add_tensor(target, array, raw_dtype=raw_dtype)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
@@ -150,19 +158,34 @@ def write_gguf(path, config: dict, tensors: dict, type_name: str = "F32", tokeni
 
 
 def use_more_bits(layer: int, layers: int) -> bool:
-    """llama.cpp's choice of the layers whose ffn_down (and attn_v) Q4_K_M keeps in Q6_K."""
+    """llama.cpp's choice of the layers whose attn_v and ffn_down Q4_K_M / Q5_K_M keep in Q6_K."""
     return layer < layers // 8 or layer >= 7 * layers // 8 or (layer - layers // 8) % 3 == 2
 
 
-def tensor_type(target: str, type_name: str, layers: int) -> str:
-    """The type GGUF tensor `target` is written in for the file type `type_name`."""
-    if type_name != "Q4_K_M":
-        return type_name
-    if target == "output.weight":
-        return "Q6_K"
-    if ".ffn_down." in target and use_more_bits(int(target.split(".")[1]), layers):
-        return "Q6_K"
-    return "Q4_K"
+# llama.cpp's tensor_type_fallback: the type a k-quant tensor whose rows are not whole super-blocks
+# of 256 is written in instead (F16 where the rows are not whole blocks of 32 either)
+FALLBACKS = {"Q4_K": "Q5_0", "Q5_K": "Q5_1", "Q6_K": "Q8_0"}
+
+
+def tensor_type(target: str, type_name: str, layers: int, tied: bool = False, cols: int = 256) -> str:
+    """The type GGUF tensor `target` (rows of `cols` values) is written in for the file type
+    `type_name`, as llama.cpp's llama_tensor_get_type picks it for a dense model (src/llama-quant.cpp):
+    Q4_K_M and Q5_K_M are Q4_K / Q5_K with Q6_K for output.weight (token_embd.weight when the head is
+    tied to it; Q8_0 when its rows are not whole super-blocks) and for attn_v and ffn_down of the
+    layers use_more_bits picks, so a layer's q and k (Q4_K) and v (Q6_K) may differ; a k-quant
+    tensor whose rows are not whole super-blocks falls back to FALLBACKS (a 576-wide model's Q4_K_M
+    is mostly Q5_0, with Q8_0 where it would be Q6_K)."""
+    if type_name not in MIXES:
+        kind = type_name
+    elif target == "output.weight" or (tied and target == "token_embd.weight"):
+        kind = "Q6_K" if cols % 256 == 0 else "Q8_0"
+    else:
+        leaf = target.split(".")
+        more = leaf[0] == "blk" and leaf[2] in ("attn_v", "ffn_down") and use_more_bits(int(leaf[1]), layers)
+        kind = "Q6_K" if more else MIXES[type_name]
+    if type_name in MIXES and kind in FALLBACKS and cols % 256:
+        kind = FALLBACKS[kind] if cols % 32 == 0 else "F16"
+    return kind
 
 
 def set_version(path: Path, version: int) -> None:
@@ -242,7 +265,8 @@ def hf_tokenizer_metadata(folder: Path, config: dict, pre: str = "gpt2") -> dict
     return metadata
 
 
-def hf_folder_to_gguf(hf_dir, out_path, type_name: str = "F32", version: int = 3, pre: str = "gpt2") -> Path:
+def hf_folder_to_gguf(hf_dir, out_path, type_name: str = "F32", version: int = 3, pre: str = "gpt2",
+                      overrides: dict | None = None) -> Path:
     from safetensors.torch import load_file
 
     hf_dir = Path(hf_dir)
@@ -251,7 +275,7 @@ def hf_folder_to_gguf(hf_dir, out_path, type_name: str = "F32", version: int = 3
     for path in sorted(hf_dir.glob("*.safetensors")):
         tensors.update({name: t.float().numpy() for name, t in load_file(path).items()})
     return write_gguf(out_path, config, tensors, type_name, hf_tokenizer_metadata(hf_dir, config, pre), version,
-                      name=hf_dir.name)
+                      name=hf_dir.name, overrides=overrides)
 
 
 def main(argv=None) -> int:

@@ -1,5 +1,7 @@
 """ggml's block formats Q8_0, Q4_0 and Q4_1 in numpy: quantize and dequantize exactly as ggml does
-(ggml-quants.c's quantize_row_*_ref and dequantize_row_*), plus F32 / F16 / BF16 decoding.
+(ggml-quants.c's quantize_row_*_ref and dequantize_row_*), plus F32 / F16 / BF16 decoding. Q5_0 and
+Q5_1 (Q4_0 / Q4_1 with 4 bytes of fifth bits qh after the scales) are the gguf package's port of the
+same reference code.
 
 Every format packs 32 consecutive values of a row (a block) as:
 
@@ -27,7 +29,8 @@ except ImportError:  # run as a script from tools/
 
 BLOCK_ELEMENTS = 32
 # type -> bytes per block of 32 values
-BLOCK_BYTES = {"Q8_0": 34, "Q4_0": 18, "Q4_1": 20}
+BLOCK_BYTES = {"Q8_0": 34, "Q4_0": 18, "Q4_1": 20, "Q5_0": 22, "Q5_1": 24}
+GGUF_PORTED = ("Q5_0", "Q5_1")  # made and read by the gguf package's numpy port of ggml's reference code
 FLOAT_TYPES = {"F32": np.float32, "F16": np.float16, "BF16": None}
 
 
@@ -71,7 +74,12 @@ def quantize(values, type_name: str) -> np.ndarray:
     values = np.asarray(values, dtype=np.float32)
     blocks = _blocks(values)
     with np.errstate(invalid="ignore", over="ignore"):
-        if type_name == "Q8_0":
+        if type_name in GGUF_PORTED:
+            from gguf import GGMLQuantizationType
+            from gguf.quants import quantize as gguf_quantize
+
+            packed = gguf_quantize(blocks, getattr(GGMLQuantizationType, type_name)).reshape(len(blocks), -1)
+        elif type_name == "Q8_0":
             d = np.abs(blocks).max(axis=1) / np.float32(127)
             q = _round_half_away(blocks * _inverse(d)[:, None]).astype(np.int8).view(np.uint8)
             packed = np.concatenate([_f16_bytes(d), q], axis=1)
@@ -104,6 +112,11 @@ def dequantize(raw, type_name: str, shape) -> np.ndarray:
     if data.size != n_blocks * BLOCK_BYTES[type_name]:
         raise ValueError(f"{type_name} {shape} needs {n_blocks * BLOCK_BYTES[type_name]} bytes, got {data.size}")
     blocks = data.reshape(n_blocks, BLOCK_BYTES[type_name])
+    if type_name in GGUF_PORTED:
+        from gguf import GGMLQuantizationType
+        from gguf.quants import dequantize as gguf_dequantize
+
+        return gguf_dequantize(blocks, getattr(GGMLQuantizationType, type_name)).reshape(shape).astype(np.float32)
     d = np.ascontiguousarray(blocks[:, 0:2]).view(np.float16).astype(np.float32)  # [n, 1]
     with np.errstate(invalid="ignore", over="ignore"):
         if type_name == "Q8_0":
