@@ -140,3 +140,34 @@ def test_decode_reads_each_weight_once_and_one_row_of_each_table():
     vectors = L * (4 * C + 3 * C + C + M + C) + 2 * C
     assert graph.decode_weight_bytes() == matrices * 2 + vectors * 4 + 2 * C * 2
     assert graph.dispatches_per_decode_step == 5 * L + 4 <= 6 * L + 4
+
+
+def test_decode_gemv_variants_apply_on_a_gpu_where_they_fit():
+    """The decode GEMV variants (app/shapes.py) change a GPU's kernels only: 16-byte loads for F16 /
+    BF16 rows of a multiple of 8, staging for Q8_0 / Q4_0 / Q4_1 in chunks shrunk until the workgroup
+    memory fits the adapter's limit; a CPU adapter's kernels stay as they are; bad values are refused."""
+    from app.errors import InputError
+    from app.kernels import Kernels
+
+    on = {"gemv_wide_f16": True, "gemv_unroll": 4, "gemv_stage_blocks": 64}
+
+    def gemv(fmt, K, cpu=False, limit=16384):
+        k = Kernels(KernelShapes.for_adapter(cpu, on), fmt, C=K, n_head=K // 64, head_dim=64, n_ctx=64, eps=1e-5,
+                    workgroup_limit=limit)
+        return k.linear_gemv("gemv", K, 8192, "swiglu", fmt, rms_input=True, step="step", x="x", w="w", y="y").kernel
+
+    assert gemv("F16", 2048).snippet == "weights_f16_wide.wgsl"
+    assert gemv("BF16", 960).snippet == "weights_bf16_wide.wgsl"
+    assert gemv("F16", 196).snippet == "weights_f16_packed.wgsl"  # K % 8 != 0
+    assert gemv("F16", 2048).values["GEMV_UNROLL"] == 4
+    small, large = gemv("Q4_0", 2048), gemv("Q4_0", 2048, limit=49152)
+    assert 0 < small.values["STAGE_BLOCKS"] < large.values["STAGE_BLOCKS"] == 64
+    assert small.workgroup_bytes() <= 16384 < gemv("Q4_0", 2048, limit=16384 * 8).workgroup_bytes()
+    assert gemv("Q8_0", 576, limit=49152).values["STAGE_BLOCKS"] == 576 // 32  # never more than a row
+    assert gemv("Q4_K", 2048).values["STAGE_BLOCKS"] == 0
+    for fmt in ("F16", "Q4_0"):
+        cpu = gemv(fmt, 2048, cpu=True)
+        assert (cpu.wide, cpu.values["GEMV_UNROLL"], cpu.values["STAGE_BLOCKS"]) == (False, 1, 0)
+    for bad in ({"gemv_unroll": 3}, {"gemv_stage_blocks": -1}, {"gemv_wide_f16": 1}):
+        with pytest.raises(InputError, match=next(iter(bad))):
+            KernelShapes.for_adapter(False, bad)
