@@ -236,7 +236,8 @@ class Kernels:
         return not self.shapes.cpu and self.shapes.gemv_wide_f16 and fmt in wgsl.WIDE_SNIPPETS and K % 8 == 0
 
     def _linear_kernel(self, entry: str, K: int, N: int, out: str, bias: bool, fmt: str | None, *,
-                       rms_input=False, att_input=False, stage_blocks: int = 0, wide: bool = False) -> Kernel:
+                       rms_input=False, att_input=False, copy_input=False, stage_blocks: int = 0,
+                       wide: bool = False) -> Kernel:
         rows = self.shapes.linear_gemv_rows
         fmt = fmt or self.weights
         row_words = stage_words = 1
@@ -246,7 +247,8 @@ class Kernels:
         return kernel("linear.wgsl", entry, fmt, wide, K=K, K4=K // 4, N=N, EPILOGUE=epilogue(out),
                       HAS_BIAS=bias, RMS_INPUT=rms_input, ATT_INPUT=att_input, ATT_SPLITS=self.att_splits,
                       HD=self.HD, EPS=self.eps, GEMV_ROWS=rows, GEMV_GROUPS=self.groups(cdiv(N, rows)),
-                      XN4_LEN=K // 4 if rms_input or att_input else 1, GEMV_UNROLL=self.unroll,
+                      XN4_LEN=K // 4 if rms_input or att_input or copy_input else 1, COPY_INPUT=copy_input,
+                      GEMV_UNROLL=self.unroll,
                       STAGE_BLOCKS=stage_blocks, STAGE_ROW_WORDS=row_words, STAGE_WORDS=stage_words)
 
     def linear(self, name: str, K: int, N: int, out: str, fmt: str | None = None, **buffers) -> Dispatch:
@@ -263,13 +265,17 @@ class Kernels:
                     att_input=False, **buffers) -> Dispatch:
         """y = out(x @ W^T + b) for one row (decode); `swiglu`: N outputs from 2N rows of W."""
         fmt = fmt or self.weights
+        gpu = not self.shapes.cpu
+        opts = dict(rms_input=rms_input, att_input=att_input, wide=self.wide(fmt, K))
         bias = buffers.get("bias") is not None
-        k = self._linear_kernel("gemv", K, N, out, bias, fmt, rms_input=rms_input, att_input=att_input,
-                                wide=self.wide(fmt, K))
-        stage = min(self.shapes.gemv_stage_blocks, K // 32) if fmt in STAGED_FORMATS and not self.shapes.cpu else 0
+        k = self._linear_kernel("gemv", K, N, out, bias, fmt, **opts)
+        if gpu and self.shapes.gemv_copy_input and not (rms_input or att_input):
+            copied = self._linear_kernel("gemv", K, N, out, bias, fmt, **opts, copy_input=True)
+            if copied.workgroup_bytes() <= self.workgroup_limit:
+                k, opts = copied, dict(opts, copy_input=True)
+        stage = min(self.shapes.gemv_stage_blocks, K // 32) if gpu and fmt in STAGED_FORMATS else 0
         while stage:  # the most blocks per chunk, up to the shape's, that fit this adapter's workgroup memory
-            staged = self._linear_kernel("gemv", K, N, out, bias, fmt, rms_input=rms_input, att_input=att_input,
-                                         stage_blocks=stage)
+            staged = self._linear_kernel("gemv", K, N, out, bias, fmt, **opts, stage_blocks=stage)
             if staged.workgroup_bytes() <= self.workgroup_limit:
                 k = staged
                 break

@@ -32,6 +32,8 @@ class KernelShapes:
     gemv_unroll: int = 1         # packs or segments a lane loads before multiplying them: 1, 2 or 4
     gemv_stage_blocks: int = 0   # Q8_0 / Q4_0 / Q4_1 GEMV: blocks of each row staged through workgroup
                                  # memory at a time (0: not staged; fewer where the memory is short)
+    gemv_copy_input: bool = False  # a GEMV's plain input row (down) copied into workgroup memory once
+                                   # per workgroup, where it fits, instead of read once per output row
 
     @classmethod
     def for_adapter(cls, is_cpu: bool, overrides: dict | None = None) -> "KernelShapes":
@@ -77,8 +79,9 @@ class KernelShapes:
         if not (isinstance(self.gemv_stage_blocks, int) and 0 <= self.gemv_stage_blocks <= 256):
             raise InputError(f"kernel shape gemv_stage_blocks must be an integer from 0 to 256, "
                              f"got {self.gemv_stage_blocks!r}")
-        if not isinstance(self.gemv_wide_f16, bool):
-            raise InputError(f"kernel shape gemv_wide_f16 must be true or false, got {self.gemv_wide_f16!r}")
+        for name in ("gemv_wide_f16", "gemv_copy_input"):
+            if not isinstance(getattr(self, name), bool):
+                raise InputError(f"kernel shape {name} must be true or false, got {getattr(self, name)!r}")
         for name in ("cpu_groups", "prefill_chunk", "split_k_depth"):
             value = getattr(self, name)
             if not (isinstance(value, int) and value >= 1):

@@ -19,7 +19,7 @@
 //                 GPU variants (app/shapes.py KernelShapes, all off by default): F16 / BF16 rows as
 //                 blocks of 8 in one 16-byte load (weights_f16_wide.wgsl); GEMV_UNROLL loads per lane
 //                 before the math; Q8_0 / Q4_0 / Q4_1 rows staged through workgroup memory
-//                 (STAGE_BLOCKS).
+//                 (STAGE_BLOCKS); the plain input row copied into workgroup memory (COPY_INPUT).
 // Layout: X f32 [rows, K]; W [N_W, K] in the weight format of the module's snippet (N_W = N, or 2 N
 //   with swiglu): f32 / f16 / bf16 as WPacks (K4 = K / 4 packs per row), or ggml's Q8_0 / Q4_0 / Q4_1
 //   blocks of 32 weights or Q4_K / Q6_K super-blocks of 256 (8 blocks of 32 to the kernels) as stored
@@ -49,8 +49,10 @@
 //   EPS: f32         RMSNorm epsilon (RMS_INPUT)
 //   GEMV_ROWS: u32   gemv: output rows per workgroup (a power of two)
 //   GEMV_GROUPS: u32 gemv: workgroups
-//   XN4_LEN: u32     gemv: packs of the prepared input row in workgroup memory (K4 with RMS_INPUT or
-//                    ATT_INPUT, else 1)
+//   COPY_INPUT: bool gemv: copy the plain input row into workgroup memory first (read once per
+//                    workgroup instead of once per output row; a GPU variant, see below)
+//   XN4_LEN: u32     gemv: packs of the prepared input row in workgroup memory (K4 with RMS_INPUT,
+//                    ATT_INPUT or COPY_INPUT, else 1)
 //   GEMV_UNROLL: u32 gemv on a GPU: packs or segments a lane loads before multiplying them (1, 2 or
 //                    4: more bytes in flight per lane; the same additions in the same order)
 //   STAGE_BLOCKS: u32    gemv: blocks of each row staged through workgroup memory at a time (0: not
@@ -232,7 +234,7 @@ const GEMV_BLOCKS: u32 = (N + GEMV_ROWS - 1u) / GEMV_ROWS;
 const GEMV_SEGS: u32 = KB * SEGS;  // segments of a row
 var<workgroup> gemv_partial: array<vec2<f32>, 256>;
 var<workgroup> x_prep: array<vec4<f32>, XN4_LEN>;  // the input row, normalized (RMS_INPUT) or merged (ATT_INPUT)
-const PREP_INPUT: bool = RMS_INPUT || ATT_INPUT;
+const PREP_INPUT: bool = RMS_INPUT || ATT_INPUT || COPY_INPUT;
 
 fn input4(p: u32) -> vec4<f32> {
   if (PREP_INPUT) { return x_prep[p]; }
@@ -412,6 +414,10 @@ fn gemv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       let i = p * 4u;
       x_prep[p] = (x4(0u, p) * rstd) * vec4<f32>(norm_w[i], norm_w[i + 1u], norm_w[i + 2u], norm_w[i + 3u]);
     }
+    workgroupBarrier();
+  }
+  if (COPY_INPUT) {
+    for (var p = lid; p < K4; p += 256u) { x_prep[p] = x4(0u, p); }
     workgroupBarrier();
   }
   if (ATT_INPUT) {

@@ -165,9 +165,21 @@ def test_decode_gemv_variants_apply_on_a_gpu_where_they_fit():
     assert small.workgroup_bytes() <= 16384 < gemv("Q4_0", 2048, limit=16384 * 8).workgroup_bytes()
     assert gemv("Q8_0", 576, limit=49152).values["STAGE_BLOCKS"] == 576 // 32  # never more than a row
     assert gemv("Q4_K", 2048).values["STAGE_BLOCKS"] == 0
+
+    def down(fmt, limit):  # a plain input row, K = 8192: 32 KB copied
+        k = Kernels(KernelShapes.for_adapter(False, {**on, "gemv_copy_input": True}), fmt, C=2048, n_head=32,
+                    head_dim=64, n_ctx=64, eps=1e-5, workgroup_limit=limit)
+        return k.linear_gemv("down", 8192, 2048, "residual", fmt, step="step", x="x", w="w", y="y").kernel
+
+    assert not down("F16", 16384).values["COPY_INPUT"] and down("F16", 49152).values["COPY_INPUT"]
+    for limit in (40960, 49152):  # 32 KB of input leave room for fewer blocks, or for all 64
+        copied = down("Q4_0", limit)
+        assert copied.values["COPY_INPUT"] and copied.workgroup_bytes() <= limit, copied.values
+        assert 0 < copied.values["STAGE_BLOCKS"] < 64 if limit == 40960 else copied.values["STAGE_BLOCKS"] == 64
     for fmt in ("F16", "Q4_0"):
         cpu = gemv(fmt, 2048, cpu=True)
-        assert (cpu.wide, cpu.values["GEMV_UNROLL"], cpu.values["STAGE_BLOCKS"]) == (False, 1, 0)
-    for bad in ({"gemv_unroll": 3}, {"gemv_stage_blocks": -1}, {"gemv_wide_f16": 1}):
+        assert (cpu.wide, cpu.values["GEMV_UNROLL"], cpu.values["STAGE_BLOCKS"], cpu.values["COPY_INPUT"]) == (
+            False, 1, 0, False)
+    for bad in ({"gemv_unroll": 3}, {"gemv_stage_blocks": -1}, {"gemv_wide_f16": 1}, {"gemv_copy_input": "yes"}):
         with pytest.raises(InputError, match=next(iter(bad))):
             KernelShapes.for_adapter(False, bad)

@@ -154,11 +154,11 @@ def test_a_k_quant_gguf_stays_packed_and_equals_transformers(page, files, type_n
 
 
 # Every decode GEMV variant a GPU may be given (app/shapes.py), on together with the GPU kernel shapes.
-GEMV_VARIANTS = {"cpu": False, "gemv_wide_f16": True, "gemv_unroll": 4, "gemv_stage_blocks": 8}
+GEMV_VARIANTS = {"cpu": False, "gemv_wide_f16": True, "gemv_unroll": 4, "gemv_stage_blocks": 8, "gemv_copy_input": True}
 DECODE_GEMVS = """
 _g = engine.model.gpu_model.graph
 [[d.name, d.kernel.snippet, d.kernel.values.get("GEMV_UNROLL", d.kernel.values.get("HEAD_UNROLL")),
-  d.kernel.values.get("STAGE_BLOCKS", 0), d.kernel.values.get("K", 0)]
+  d.kernel.values.get("STAGE_BLOCKS", 0), d.kernel.values.get("K", 0), d.kernel.values.get("COPY_INPUT", False)]
  for d in _g.decode + _g.tail if d.kernel.entry in ("gemv", "lm_head")]
 """
 
@@ -166,9 +166,9 @@ _g = engine.model.gpu_model.graph
 @pytest.mark.parametrize("type_name", ["F16", "BF16", "Q8_0", "Q4_0", "Q4_1"])
 def test_gpu_gemv_variants_give_the_greedy_ids_of_transformers(page, files, type_name):
     """The decode GEMV variants (F16 / BF16 in 16-byte loads, 4 loads per lane before the math, Q8_0 /
-    Q4_0 / Q4_1 rows staged through workgroup memory) all on, with the GPU kernel shapes forced on
-    SwiftShader: greedy ids and logits of transformers, and every decode GEMV and the head built
-    with them."""
+    Q4_0 / Q4_1 rows staged through workgroup memory, down's input copied there) all on, with the GPU
+    kernel shapes forced on SwiftShader: greedy ids and logits of transformers, and every decode GEMV
+    and the head built with them."""
     run_py(page, f"engine.shape_overrides = {GEMV_VARIANTS!r}\nNone")
     try:
         result = run(page, f"/gguf/{files[type_name].name}")
@@ -177,8 +177,8 @@ def test_gpu_gemv_variants_give_the_greedy_ids_of_transformers(page, files, type
     finally:
         run_py(page, "engine.shape_overrides = {}\nNone")
     assert len(gemvs) == 4 * 2 + 1, gemvs  # q|k|v, o, gate|up, down per layer; the head
-    for name, snippet, unroll, stage, K in gemvs:
-        assert unroll == 4, gemvs
+    for name, snippet, unroll, stage, K, copied in gemvs:
+        assert unroll == 4 and copied == (name == "down"), gemvs
         if type_name in ("F16", "BF16"):
             assert snippet.endswith("_wide.wgsl"), gemvs
         elif name != "ln_f+lm_head":

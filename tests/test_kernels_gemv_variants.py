@@ -1,13 +1,13 @@
-"""The decode GEMV variants a GPU may be given (app/shapes.py KernelShapes: gemv_wide_f16, gemv_unroll,
-gemv_stage_blocks), each built exactly as the engine builds it (app/kernels.py Kernels.linear_gemv and
-lm_head for the GPU shapes, cpu false) and run in the page on SwiftShader against numpy: linear.wgsl's
-gemv plain, with RMS_INPUT, with ATT_INPUT (split attention blocks merged on the way in), swiglu and
-residual, and lm_head.wgsl, for F32 / F16 / BF16 and Q8_0 / Q4_0 / Q4_1 / Q4_K / Q6_K where a variant
-applies, on awkward shapes: K = 576 / 960 / 2048 / 3072 and odd numbers of blocks (every other row
-starting mid-word), N and vocabulary rows not a multiple of GEMV_ROWS, staged chunks that do not
-divide K. Each case also checks that the variant it names is the one the kernel got (snippet,
-GEMV_UNROLL, STAGE_BLOCKS), so a silent fallback to the default would fail. One module each
-(tests/kernel_harness.py)."""
+"""The decode GEMV variants a GPU may be given (app/shapes.py KernelShapes: gemv_wide_f16,
+gemv_unroll, gemv_stage_blocks, gemv_copy_input), each built exactly as the engine builds it
+(app/kernels.py Kernels.linear_gemv and lm_head for the GPU shapes, cpu false) and run in the page on
+SwiftShader against numpy: linear.wgsl's gemv plain, with RMS_INPUT, with ATT_INPUT (split attention
+blocks merged on the way in), swiglu and residual, and lm_head.wgsl, for F32 / F16 / BF16 and Q8_0 /
+Q4_0 / Q4_1 / Q4_K / Q6_K where a variant applies, on awkward shapes: K = 576 / 960 / 2048 / 3072 and
+odd numbers of blocks (every other row starting mid-word), N and vocabulary rows not a multiple of
+GEMV_ROWS, staged chunks that do not divide K. Each case also checks that the variant it names is the
+one the kernel got (snippet, GEMV_UNROLL, STAGE_BLOCKS, COPY_INPUT), so a silent fallback to the
+default would fail. One module each (tests/kernel_harness.py)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ EPS = 1e-6
 FLOAT_DTYPES = {"F32": "f32", "F16": "f16p", "BF16": "bf16p"}  # the bytes kernel_harness.weight makes
 WIDE = {"gemv_wide_f16": True}
 WIDE4 = {"gemv_wide_f16": True, "gemv_unroll": 4}
-ALL = {"gemv_wide_f16": True, "gemv_unroll": 4, "gemv_stage_blocks": 32}
+ALL = {"gemv_wide_f16": True, "gemv_unroll": 4, "gemv_stage_blocks": 32, "gemv_copy_input": True}
 
 
 def cdiv(a, b):
@@ -52,7 +52,7 @@ def matrix(values: np.ndarray, fmt: str, seed: int) -> tuple[bytes, np.ndarray]:
     return packed(values, fmt, seed)
 
 
-def expect_variant(k, fmt: str, K: int, overrides: dict) -> None:
+def expect_variant(k, fmt: str, K: int, overrides: dict, plain_input: bool = False) -> None:
     values = k.values
     unroll = values.get("GEMV_UNROLL", values.get("HEAD_UNROLL"))
     assert unroll == overrides.get("gemv_unroll", 1), values
@@ -60,6 +60,7 @@ def expect_variant(k, fmt: str, K: int, overrides: dict) -> None:
     if k.shader == "linear.wgsl":
         staged = overrides.get("gemv_stage_blocks", 0) and fmt in ("Q8_0", "Q4_0", "Q4_1")
         assert bool(values["STAGE_BLOCKS"]) == bool(staged), values
+        assert values["COPY_INPUT"] == (overrides.get("gemv_copy_input", False) and plain_input), values
 
 
 def rms_ref(x, w):
@@ -87,7 +88,7 @@ def attention_blocks(r, n_head: int, head_dim: int, splits: int, used: int) -> t
 GEMV_CASES = [  # (fmt, mode, K, N, overrides)
     ("F16", "rms", 576, 140, WIDE4),
     ("F16", "swiglu", 960, 70, WIDE),
-    ("F16", "residual", 2048, 36, {"gemv_unroll": 2}),
+    ("F16", "residual", 2048, 36, {"gemv_unroll": 2, "gemv_copy_input": True}),
     ("F16", "att", 3072, 100, ALL),
     ("F16", "plain", 196, 36, WIDE4),          # K % 8 != 0: the packed snippet, unrolled
     ("BF16", "rms", 960, 100, {"gemv_wide_f16": True, "gemv_unroll": 2}),
@@ -96,9 +97,10 @@ GEMV_CASES = [  # (fmt, mode, K, N, overrides)
     ("F32", "plain", 3072, 36, ALL),
     ("Q8_0", "rms", 576, 140, {"gemv_stage_blocks": 16}),
     ("Q8_0", "swiglu", 960, 70, {"gemv_stage_blocks": 8, "gemv_unroll": 2}),
-    ("Q8_0", "residual", 2048, 36, {"gemv_unroll": 4}),
+    ("Q8_0", "residual", 2048, 36, {"gemv_unroll": 4, "gemv_copy_input": True}),
     ("Q8_0", "att", 2048, 100, {"gemv_stage_blocks": 4}),
-    ("Q4_0", "residual", 3072, 36, ALL),        # 3 chunks of 32 blocks
+    ("Q4_0", "residual", 3072, 36, ALL),        # the copied input leaves room for chunks of 4 blocks
+    ("Q4_0", "residual", 3072, 40, {"gemv_stage_blocks": 32, "gemv_unroll": 4}),  # 3 chunks of 32 blocks
     ("Q4_0", "swiglu", 960, 70, {"gemv_stage_blocks": 16}),    # 30 blocks: chunks of 16 and 14
     ("Q4_0", "rms", 2048, 100, {"gemv_unroll": 4}),
     ("Q4_0", "att", 960, 36, {"gemv_stage_blocks": 8}),
@@ -140,7 +142,7 @@ def test_gemv_variant_equals_numpy(kpage, fmt, mode, K, N, overrides):
     out = {"swiglu": "swiglu", "residual": "residual", "att": "residual"}.get(mode, "store")
     d = k.linear_gemv("gemv", K, N, out, fmt, rms_input=mode == "rms", att_input=mode == "att", step="step", x="x",
                       w="w", bias="b" if bias else None, y="y", norm_w="g" if mode == "rms" else None)
-    expect_variant(d.kernel, fmt, K, overrides)
+    expect_variant(d.kernel, fmt, K, overrides, plain_input=mode not in ("rms", "att"))
     v = xin @ w.T + (b if bias else 0)
     ref = silu(v[:N]) * v[N:] if mode == "swiglu" else (y0 + v if out == "residual" else v)
     bufs = {"step": step_b, "x": x, "w": w_b, "b": b, "g": g,

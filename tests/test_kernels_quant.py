@@ -86,8 +86,8 @@ def linear_consts(K, N, epilogue, *, bias, rms_input=False, att_input=False, gem
                   splits=1):
     return dict(K=K, K4=K // 4, N=N, EPILOGUE=epilogue, HAS_BIAS=bias, RMS_INPUT=rms_input, ATT_INPUT=att_input,
                 ATT_SPLITS=splits, HD=hd, EPS=EPS, GEMV_ROWS=gemv_rows, GEMV_GROUPS=groups,
-                XN4_LEN=K // 4 if rms_input or att_input else 1, GEMV_UNROLL=1, STAGE_BLOCKS=0, STAGE_ROW_WORDS=1,
-                STAGE_WORDS=1)
+                XN4_LEN=K // 4 if rms_input or att_input else 1, COPY_INPUT=False, GEMV_UNROLL=1, STAGE_BLOCKS=0,
+                STAGE_ROW_WORDS=1, STAGE_WORDS=1)
 
 
 PREFILL_CASES = [  # (entry, fmt, rows, K, N, epilogue, bias)
