@@ -163,7 +163,8 @@ _g = engine.model.gpu_model.graph
 """
 
 
-@pytest.mark.parametrize("type_name", ["F16", "BF16", "Q8_0", "Q4_0", "Q4_1"])
+@pytest.mark.slow
+@pytest.mark.parametrize("type_name", ["F16", "Q4_0"])  # the others' kernels: tests/test_kernels_gemv_variants.py
 def test_gpu_gemv_variants_give_the_greedy_ids_of_transformers(page, files, type_name):
     """The decode GEMV variants (F16 / BF16 in 16-byte loads, 4 loads per lane before the math, Q8_0 /
     Q4_0 / Q4_1 rows staged through workgroup memory, down's input copied there) all on, with the GPU
