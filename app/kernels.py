@@ -15,6 +15,10 @@ from typing import Callable
 from . import wgsl
 from .contract import ATT_BLOCK, epilogue, topk_groups
 from .shapes import KernelShapes
+from .weights import BLOCK_FORMATS
+
+DEFAULT_WORKGROUP_BYTES = 16384  # WebGPU's default maxComputeWorkgroupStorageSize
+STAGED_FORMATS = ("Q8_0", "Q4_0", "Q4_1")  # block formats the staged GEMV reads (linear.wgsl STAGE_BLOCKS)
 
 
 def cdiv(a: int, b: int) -> int:
@@ -29,6 +33,7 @@ class Kernel:
     entry: str
     weights: str        # the weight format (app/weights.py WEIGHT_FORMATS): the module's weight snippet
     constants: tuple    # ((name, value), ...) sorted by name
+    wide: bool = False  # F16 / BF16 bound as blocks of 8 (app/wgsl.py WIDE_SNIPPETS)
 
     @property
     def values(self) -> dict:
@@ -38,20 +43,24 @@ class Kernel:
     def label(self) -> str:
         return f"{self.shader}:{self.entry}"
 
+    @property
+    def snippet(self) -> str:
+        return (wgsl.WIDE_SNIPPETS if self.wide else wgsl.WEIGHT_SNIPPETS)[self.weights]
+
     def source(self) -> str:
-        return wgsl.module_source(self.shader, wgsl.WEIGHT_SNIPPETS[self.weights], self.values)
+        return wgsl.module_source(self.shader, self.snippet, self.values)
 
     def bindings(self) -> dict:
         return wgsl.entry_bindings(self.shader, self.entry)
 
     def workgroup_bytes(self) -> int:
-        return wgsl.workgroup_bytes(self.shader, self.entry, self.values)
+        return wgsl.workgroup_bytes(self.shader, self.entry, self.values, self.snippet)
 
 
-def kernel(shader: str, entry: str, weights: str, **values) -> Kernel:
+def kernel(shader: str, entry: str, weights: str, wide: bool = False, **values) -> Kernel:
     wgsl.check_constants(shader, values)
     wgsl.entry_bindings(shader, entry)  # the entry point exists
-    return Kernel(shader, entry, weights, tuple(sorted(values.items())))
+    return Kernel(shader, entry, weights, tuple(sorted(values.items())), wide)
 
 
 Groups = tuple | Callable[[int], tuple]
@@ -86,8 +95,8 @@ class Kernels:
     of the model's matrices; `kv_heads` (grouped-query attention) defaults to `n_head`."""
 
     def __init__(self, shapes: KernelShapes, weights: str, *, C: int, n_head: int, head_dim: int, n_ctx: int,
-                 eps: float, kv_heads: int | None = None):
-        self.shapes, self.weights = shapes, weights
+                 eps: float, kv_heads: int | None = None, workgroup_limit: int = DEFAULT_WORKGROUP_BYTES):
+        self.shapes, self.weights, self.workgroup_limit = shapes, weights, workgroup_limit
         self.C, self.NH, self.HD, self.n_ctx, self.eps = C, n_head, head_dim, n_ctx, eps
         self.KVH = kv_heads or n_head
         self.att_splits = cdiv(n_ctx, ATT_BLOCK)
@@ -194,8 +203,8 @@ class Kernels:
         the table (stored as `fmt`)."""
         lanes = self.shapes.head_lanes
         groups = self.groups(cdiv(rows, 256 // lanes))
-        k = kernel("lm_head.wgsl", "lm_head", fmt, C=self.C, C4=self.C // 4, EPS=self.eps, ROW0=row0,
-                   ROWS=rows, HEAD_LANES=lanes, HEAD_GROUPS=groups, RMS=rms)
+        k = kernel("lm_head.wgsl", "lm_head", fmt, self.wide(fmt, self.C), C=self.C, C4=self.C // 4, EPS=self.eps,
+                   ROW0=row0, ROWS=rows, HEAD_LANES=lanes, HEAD_GROUPS=groups, RMS=rms, HEAD_UNROLL=self.unroll)
         return dispatch("ln_f+lm_head", k, (groups, 1, 1), **buffers)
 
     def topk(self, vocab_size: int, step: str, logits: str, part: str, out: str) -> list:
@@ -217,16 +226,33 @@ class Kernels:
                    EPS=self.eps)
         return dispatch(name, k, (lambda r: (cdiv(r, 64), 1, 1)) if cpu else (lambda r: (r, 1, 1)), **buffers)
 
+    # ------------------------------------------------------- decode GEMV variants (GPU only)
+    @property
+    def unroll(self) -> int:
+        return 1 if self.shapes.cpu else self.shapes.gemv_unroll
+
+    def wide(self, fmt: str, K: int) -> bool:
+        """Whether a GPU decode kernel reads this F16 / BF16 matrix (rows of K) as blocks of 8."""
+        return not self.shapes.cpu and self.shapes.gemv_wide_f16 and fmt in wgsl.WIDE_SNIPPETS and K % 8 == 0
+
     def _linear_kernel(self, entry: str, K: int, N: int, out: str, bias: bool, fmt: str | None, *,
-                       rms_input=False, att_input=False, y_cols: int | None = None, y_col0: int = 0) -> Kernel:
+                       rms_input=False, att_input=False, y_cols: int | None = None, y_col0: int = 0,
+                       copy_input=False, stage_blocks: int = 0, wide: bool = False) -> Kernel:
         rows = self.shapes.linear_gemv_rows
+        fmt = fmt or self.weights
         if out == "swiglu" and (y_col0 or (y_cols or N) != N):
             raise wgsl.ShaderContractError("linear.wgsl's swiglu epilogue writes whole rows of Y: Y_COL0 must be 0 "
                                            "and Y_COLS N")
-        return kernel("linear.wgsl", entry, fmt or self.weights, K=K, K4=K // 4, N=N, EPILOGUE=epilogue(out),
+        row_words = stage_words = 1
+        if stage_blocks:  # the words stage_blocks blocks span from any 2-byte offset, and the 2 bytes past
+            row_words = cdiv(stage_blocks * BLOCK_FORMATS[fmt][1] + 8, 4)
+            stage_words = row_words * rows * (2 if out == "swiglu" else 1)
+        return kernel("linear.wgsl", entry, fmt, wide, K=K, K4=K // 4, N=N, EPILOGUE=epilogue(out),
                       HAS_BIAS=bias, RMS_INPUT=rms_input, ATT_INPUT=att_input, ATT_SPLITS=self.att_splits,
                       HD=self.HD, EPS=self.eps, GEMV_ROWS=rows, GEMV_GROUPS=self.groups(cdiv(N, rows)),
-                      XN4_LEN=K // 4 if rms_input or att_input else 1, Y_COLS=y_cols or N, Y_COL0=y_col0)
+                      XN4_LEN=K // 4 if rms_input or att_input or copy_input else 1, COPY_INPUT=copy_input,
+                      GEMV_UNROLL=self.unroll, Y_COLS=y_cols or N, Y_COL0=y_col0,
+                      STAGE_BLOCKS=stage_blocks, STAGE_ROW_WORDS=row_words, STAGE_WORDS=stage_words)
 
     def linear(self, name: str, K: int, N: int, out: str, fmt: str | None = None, *, y_cols: int | None = None,
                y_col0: int = 0, **buffers) -> Dispatch:
@@ -245,8 +271,22 @@ class Kernels:
                     att_input=False, y_cols: int | None = None, y_col0: int = 0, **buffers) -> Dispatch:
         """y = out(x @ W^T + b) for one row (decode); `swiglu`: N outputs from 2N rows of W; `y_cols` /
         `y_col0` as in `linear`."""
-        k = self._linear_kernel("gemv", K, N, out, buffers.get("bias") is not None, fmt, rms_input=rms_input,
-                                att_input=att_input, y_cols=y_cols, y_col0=y_col0)
+        fmt = fmt or self.weights
+        gpu = not self.shapes.cpu
+        opts = dict(rms_input=rms_input, att_input=att_input, wide=self.wide(fmt, K), y_cols=y_cols, y_col0=y_col0)
+        bias = buffers.get("bias") is not None
+        k = self._linear_kernel("gemv", K, N, out, bias, fmt, **opts)
+        if gpu and self.shapes.gemv_copy_input and not (rms_input or att_input):
+            copied = self._linear_kernel("gemv", K, N, out, bias, fmt, **opts, copy_input=True)
+            if copied.workgroup_bytes() <= self.workgroup_limit:
+                k, opts = copied, dict(opts, copy_input=True)
+        stage = min(self.shapes.gemv_stage_blocks, K // 32) if gpu and fmt in STAGED_FORMATS else 0
+        while stage:  # the most blocks per chunk, up to the shape's, that fit this adapter's workgroup memory
+            staged = self._linear_kernel("gemv", K, N, out, bias, fmt, **opts, stage_blocks=stage)
+            if staged.workgroup_bytes() <= self.workgroup_limit:
+                k = staged
+                break
+            stage //= 2
         return dispatch(name, k, (k.values["GEMV_GROUPS"], 1, 1), **buffers)
 
     def rope(self, qk_norm: bool, **buffers) -> Dispatch:

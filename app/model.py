@@ -307,7 +307,8 @@ class Llama(ModelGraph):
     def _kernels(self, n_ctx: int) -> Kernels:
         cfg = self.cfg
         return Kernels(self.shapes, self.dtype, C=cfg.hidden_size, n_head=cfg.num_attention_heads,
-                       head_dim=cfg.head_dim, n_ctx=n_ctx, eps=cfg.rms_norm_eps, kv_heads=cfg.num_key_value_heads)
+                       head_dim=cfg.head_dim, n_ctx=n_ctx, eps=cfg.rms_norm_eps, kv_heads=cfg.num_key_value_heads,
+                       workgroup_limit=self.workgroup_limit)
 
     def _weights(self) -> list:
         cfg = self.cfg

@@ -26,6 +26,14 @@ class KernelShapes:
     split_k_depth: int           # k per split of a long prefill projection (GPU)
     split_attention: bool        # decode attention split over blocks of ATT_BLOCK positions (GPU)
     tiled_attention: bool        # flash-attention-style prefill where the tiles fit (GPU)
+    # Decode GEMV variants on a GPU (linear.wgsl gemv, lm_head.wgsl), off by default until measured;
+    # a CPU adapter ignores them (its one invocation per row reads whole blocks):
+    gemv_wide_f16: bool = False  # F16 / BF16 rows as blocks of 8 halves, one 16-byte load each (K % 8 == 0)
+    gemv_unroll: int = 1         # packs or segments a lane loads before multiplying them: 1, 2 or 4
+    gemv_stage_blocks: int = 0   # Q8_0 / Q4_0 / Q4_1 GEMV: blocks of each row staged through workgroup
+                                 # memory at a time (0: not staged; fewer where the memory is short)
+    gemv_copy_input: bool = False  # a GEMV's plain input row (down) copied into workgroup memory once
+                                   # per workgroup, where it fits, instead of read once per output row
 
     @classmethod
     def for_adapter(cls, is_cpu: bool, overrides: dict | None = None) -> "KernelShapes":
@@ -66,6 +74,14 @@ class KernelShapes:
             value = getattr(self, name)
             if not (isinstance(value, int) and 1 <= value <= 256 and value & (value - 1) == 0):
                 raise InputError(f"kernel shape {name} must be a power of two from 1 to 256, got {value!r}")
+        if self.gemv_unroll not in (1, 2, 4):
+            raise InputError(f"kernel shape gemv_unroll must be 1, 2 or 4, got {self.gemv_unroll!r}")
+        if not (isinstance(self.gemv_stage_blocks, int) and 0 <= self.gemv_stage_blocks <= 256):
+            raise InputError(f"kernel shape gemv_stage_blocks must be an integer from 0 to 256, "
+                             f"got {self.gemv_stage_blocks!r}")
+        for name in ("gemv_wide_f16", "gemv_copy_input"):
+            if not isinstance(getattr(self, name), bool):
+                raise InputError(f"kernel shape {name} must be true or false, got {getattr(self, name)!r}")
         for name in ("cpu_groups", "prefill_chunk", "split_k_depth"):
             value = getattr(self, name)
             if not (isinstance(value, int) and value >= 1):

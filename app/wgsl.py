@@ -31,6 +31,9 @@ WEIGHT_SNIPPETS = {"F32": "weights_f32.wgsl", "F16": "weights_f16_packed.wgsl", 
                    "Q8_0": "weights_q8_0.wgsl", "Q4_0": "weights_q4_0.wgsl", "Q4_1": "weights_q4_1.wgsl",
                    "Q5_0": "weights_q5_0.wgsl", "Q5_1": "weights_q5_1.wgsl",
                    "Q4_K": "weights_q4_k.wgsl", "Q5_K": "weights_q5_k.wgsl", "Q6_K": "weights_q6_k.wgsl"}
+# The same bytes bound as 16-byte blocks of 8 weights, for a GPU's decode GEMV and LM head
+# (KernelShapes.gemv_wide_f16; rows of a multiple of 8 weights).
+WIDE_SNIPPETS = {"F16": "weights_f16_wide.wgsl", "BF16": "weights_bf16_wide.wgsl"}
 
 _CONSTANT_LINE = re.compile(r"^//\s+([A-Z][A-Z0-9_]*): (u32|i32|f32|bool)\b")
 _BINDING = re.compile(r"@group\(0\)\s*@binding\((\d+)\)\s*var<storage,\s*(read|read_write)>\s*(\w+)\s*:")
@@ -41,6 +44,7 @@ _ENTRY = re.compile(r"@compute\s+@workgroup_size\([^)]*\)\s*fn\s+(\w+)")
 _IDENT = re.compile(r"(?<![.\w])[A-Za-z_]\w*")  # not after ".": a member or swizzle
 _LOCAL = re.compile(r"\b(?:let|var)\s+(\w+)")
 _COMMENT = re.compile(r"//[^\n]*")
+_WPACK_ALIAS = re.compile(r"^alias\s+WPack\s*=\s*([^;]+);", re.M)
 
 
 class ShaderContractError(ValueError):
@@ -229,8 +233,9 @@ def _type_size(text: str, env: dict) -> tuple[int, int]:
     raise ShaderContractError(f"cannot size WGSL type {text!r}")
 
 
-def workgroup_bytes(shader: str, entry: str, values: dict) -> int:
-    """Workgroup memory `entry` uses with these constants."""
+def workgroup_bytes(shader: str, entry: str, values: dict, snippet: str | None = None) -> int:
+    """Workgroup memory `entry` uses with these constants (and the weight snippet's WPack type, for
+    a workgroup array of WPacks)."""
     kf = kernel_file(shader)
     env = {k: v for k, (_, v) in SHARED_CONSTANTS.items() if isinstance(v, int)}
     env.update({k: int(v) for k, v in values.items() if isinstance(v, (int, bool))})
@@ -240,7 +245,10 @@ def workgroup_bytes(shader: str, entry: str, values: dict) -> int:
         except (ShaderContractError, SyntaxError, ZeroDivisionError):
             pass  # not an integer constant (floats, bit patterns): never a workgroup size
     total = 0
+    alias = _WPACK_ALIAS.search(shader_source(snippet)) if snippet else None
     for _, type_text in kf.workgroup_vars[entry]:
+        if alias:
+            type_text = re.sub(r"\bWPack\b", alias.group(1).strip(), type_text)
         size, align = _type_size(type_text, env)
         total = -(-total // align) * align + size
     return total

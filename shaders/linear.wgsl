@@ -16,6 +16,10 @@
 //                 attention.wgsl attention_split's per-block results, [H, ATT_SPLITS, HD + 2]).
 //                 Dispatch (GEMV_GROUPS, 1, 1): the workgroups stride over the ceil(N / GEMV_ROWS)
 //                 blocks of rows (all of them on a GPU, a few on a CPU adapter).
+//                 GPU variants (app/shapes.py KernelShapes, all off by default): F16 / BF16 rows as
+//                 blocks of 8 in one 16-byte load (weights_f16_wide.wgsl); GEMV_UNROLL loads per lane
+//                 before the math; Q8_0 / Q4_0 / Q4_1 rows staged through workgroup memory
+//                 (STAGE_BLOCKS); the plain input row copied into workgroup memory (COPY_INPUT).
 // Layout: X f32 [rows, K]; W [N_W, K] in the weight format of the module's snippet (N_W = N, or 2 N
 //   with swiglu): f32 / f16 / bf16 as WPacks (K4 = K / 4 packs per row), or ggml's Q8_0 / Q4_0 / Q4_1 /
 //   Q5_0 / Q5_1 blocks of 32 weights or Q4_K / Q5_K / Q6_K super-blocks of 256 (8 blocks of 32 to the
@@ -50,8 +54,17 @@
 //   EPS: f32         RMSNorm epsilon (RMS_INPUT)
 //   GEMV_ROWS: u32   gemv: output rows per workgroup (a power of two)
 //   GEMV_GROUPS: u32 gemv: workgroups
-//   XN4_LEN: u32     gemv: packs of the prepared input row in workgroup memory (K4 with RMS_INPUT or
-//                    ATT_INPUT, else 1)
+//   COPY_INPUT: bool gemv: copy the plain input row into workgroup memory first (read once per
+//                    workgroup instead of once per output row; a GPU variant, see below)
+//   XN4_LEN: u32     gemv: packs of the prepared input row in workgroup memory (K4 with RMS_INPUT,
+//                    ATT_INPUT or COPY_INPUT, else 1)
+//   GEMV_UNROLL: u32 gemv on a GPU: packs or segments a lane loads before multiplying them (1, 2 or
+//                    4: more bytes in flight per lane; the same additions in the same order)
+//   STAGE_BLOCKS: u32    gemv: blocks of each row staged through workgroup memory at a time (0: not
+//                        staged; Q8_0 / Q4_0 / Q4_1 on a GPU, see "weights staged" below)
+//   STAGE_ROW_WORDS: u32 gemv: WPacks a staged row holds (at least the words STAGE_BLOCKS blocks span)
+//   STAGE_WORDS: u32     gemv: STAGE_ROW_WORDS x the staged rows (GEMV_ROWS, 2 GEMV_ROWS with swiglu;
+//                        1 when not staged)
 @group(0) @binding(0) var<storage, read> step: Step;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> w: array<WPack>;
@@ -224,9 +237,10 @@ fn linear_rows(@builtin(global_invocation_id) gid: vec3<u32>) {
 // ---------------------------------------------------------------------------------- decode
 const GEMV_LANES: u32 = 256u / GEMV_ROWS;
 const GEMV_BLOCKS: u32 = (N + GEMV_ROWS - 1u) / GEMV_ROWS;
+const GEMV_SEGS: u32 = KB * SEGS;  // segments of a row
 var<workgroup> gemv_partial: array<vec2<f32>, 256>;
 var<workgroup> x_prep: array<vec4<f32>, XN4_LEN>;  // the input row, normalized (RMS_INPUT) or merged (ATT_INPUT)
-const PREP_INPUT: bool = RMS_INPUT || ATT_INPUT;
+const PREP_INPUT: bool = RMS_INPUT || ATT_INPUT || COPY_INPUT;
 
 fn input4(p: u32) -> vec4<f32> {
   if (PREP_INPUT) { return x_prep[p]; }
@@ -240,6 +254,162 @@ fn input_block(b: u32) -> array<vec4<f32>, 8> {
                              input4(p + 5u), input4(p + 6u), input4(p + 7u));
 }
 
+// The input packs segment u of a row (segment u % SEGS of block u / SEGS) multiplies.
+fn input_seg(u: u32) -> array<vec4<f32>, 2> {
+  let p = (u / SEGS) * WBlockPacks;
+  let sg = u % SEGS;
+  return array<vec4<f32>, 2>(input4(p + w_seg_pack(sg, 0u)), input4(p + w_seg_pack(sg, WSegPacks - 1u)));
+}
+
+// Segment u of W's row `row` times the input (a block format).
+fn row_seg_dot(row: u32, u: u32, ws: array<WPack, 6>) -> vec4<f32> {
+  return w_seg_dot(row * KB + u / SEGS, u % SEGS, ws, input_seg(u));
+}
+
+fn row_seg_words(row: u32, u: u32) -> array<WPack, 6> { return seg_words(row * KB + u / SEGS, u % SEGS); }
+
+// Row c's dot product with the input on a GPU: (gate or plain, up), per component. Lane `lane` of
+// the row's GEMV_LANES takes packs (a float format) or segments (a block format) lane, lane +
+// GEMV_LANES, ...; with GEMV_UNROLL > 1 it loads GEMV_UNROLL of them before multiplying any (more
+// bytes in flight per lane), in the same order of additions.
+fn gemv_row_gpu(c: u32, lane: u32) -> array<vec4<f32>, 2> {
+  var s0 = vec4<f32>(0.0);
+  var s1 = vec4<f32>(0.0);
+  if (WBlockPacks == 1u) {  // a float format: pack by pack
+    var p = lane;
+    if (GEMV_UNROLL > 1u) {
+      for (; p + (GEMV_UNROLL - 1u) * GEMV_LANES < K4; p += GEMV_UNROLL * GEMV_LANES) {
+        var wa: array<vec4<f32>, GEMV_UNROLL>;
+        var wb: array<vec4<f32>, GEMV_UNROLL>;
+        for (var j = 0u; j < GEMV_UNROLL; j++) {
+          wa[j] = load4(c, p + j * GEMV_LANES);
+          if (SWIGLU) { wb[j] = load4(N + c, p + j * GEMV_LANES); }
+        }
+        for (var j = 0u; j < GEMV_UNROLL; j++) {
+          let xv = input4(p + j * GEMV_LANES);
+          s0 += xv * wa[j];
+          if (SWIGLU) { s1 += xv * wb[j]; }
+        }
+      }
+    }
+    for (; p < K4; p += GEMV_LANES) {
+      let xv = input4(p);
+      s0 += xv * load4(c, p);
+      if (SWIGLU) { s1 += xv * load4(N + c, p); }
+    }
+  } else {  // a block format: lanes on consecutive segments
+    var u = lane;
+    if (GEMV_UNROLL > 1u) {
+      for (; u + (GEMV_UNROLL - 1u) * GEMV_LANES < GEMV_SEGS; u += GEMV_UNROLL * GEMV_LANES) {
+        var wa: array<array<WPack, 6>, GEMV_UNROLL>;
+        var wb: array<array<WPack, 6>, GEMV_UNROLL>;
+        for (var j = 0u; j < GEMV_UNROLL; j++) {
+          wa[j] = row_seg_words(c, u + j * GEMV_LANES);
+          if (SWIGLU) { wb[j] = row_seg_words(N + c, u + j * GEMV_LANES); }
+        }
+        for (var j = 0u; j < GEMV_UNROLL; j++) {
+          s0 += row_seg_dot(c, u + j * GEMV_LANES, wa[j]);
+          if (SWIGLU) { s1 += row_seg_dot(N + c, u + j * GEMV_LANES, wb[j]); }
+        }
+      }
+    }
+    for (; u < GEMV_SEGS; u += GEMV_LANES) {
+      s0 += row_seg_dot(c, u, row_seg_words(c, u));
+      if (SWIGLU) { s1 += row_seg_dot(N + c, u, row_seg_words(N + c, u)); }
+    }
+  }
+  return array<vec4<f32>, 2>(s0, s1);
+}
+
+// ------------------------------------------------------- decode, weights staged through workgroup memory
+// With STAGE_BLOCKS > 0 (Q8_0 / Q4_0 / Q4_1 on a GPU) the workgroup copies its rows' bytes for
+// STAGE_BLOCKS blocks of K at a time into w_stage with coalesced one-word loads (consecutive
+// invocations on consecutive words of a row, STAGE_LOADS loads per invocation issued together), the
+// next chunk's loads issued before this chunk's math; the lanes then read their segments' words from
+// workgroup memory (the block interface's word indices minus the staged row's first word).
+// Staged row s < GEMV_ROWS is W's row blk * GEMV_ROWS + s; with swiglu, s >= GEMV_ROWS is the
+// matching up row (N + ...). STAGE_ROW_WORDS bounds the words STAGE_BLOCKS blocks span.
+var<workgroup> w_stage: array<WPack, STAGE_WORDS>;
+const STAGED: bool = STAGE_BLOCKS > 0u;
+const STAGE_LOADS: u32 = (STAGE_WORDS + 255u) / 256u;
+
+// W's row held by staged row s of row block blk, and whether it exists.
+fn staged_row(blk: u32, s: u32) -> vec2<u32> {
+  let r = blk * GEMV_ROWS + s % GEMV_ROWS;
+  return vec2<u32>(select(r, N + r, s >= GEMV_ROWS), select(0u, 1u, r < N));
+}
+
+// The first word of W's row `row` staged for the chunk of blocks from b0.
+fn staged_first(row: u32, b0: u32) -> u32 { return w_block_word(row * KB + b0, 0u); }
+
+// This invocation's share of the chunk of blocks from b0 of row block blk (zeros past a row's words).
+fn stage_fetch(blk: u32, b0: u32, lid: u32) -> array<WPack, STAGE_LOADS> {
+  var out: array<WPack, STAGE_LOADS>;
+  let b1 = min(b0 + STAGE_BLOCKS, KB);
+  for (var k = 0u; k < STAGE_LOADS; k++) {
+    let i = lid + k * 256u;
+    let s = i / STAGE_ROW_WORDS;
+    let row = staged_row(blk, s);
+    if (i < STAGE_WORDS && row.y == 1u) {
+      let first = staged_first(row.x, b0);
+      let last = w_block_word(row.x * KB + b1 - 1u, 19u);
+      let word = first + i % STAGE_ROW_WORDS;
+      if (word <= last) { out[k] = w[word]; }
+    }
+  }
+  return out;
+}
+
+// The staged twin of seg_words: the WPacks pack i of block g needs, from staged row s whose first
+// word is W's word `first`.
+fn staged_seg_words(s: u32, first: u32, g: u32, i: u32) -> array<WPack, 6> {
+  let base = s * STAGE_ROW_WORDS - first;
+  let w0 = w_stage[base + w_pack_word(g, i, 0u)];
+  var w1 = w0;
+  var w2 = w0;
+  var w3 = w0;
+  var w4 = w0;
+  var w5 = w0;
+  if (WPackWords > 1u) { w1 = w_stage[base + w_pack_word(g, i, 1u)]; }
+  if (WPackWords > 2u) { w2 = w_stage[base + w_pack_word(g, i, 2u)]; }
+  if (WPackWords > 3u) { w3 = w_stage[base + w_pack_word(g, i, 3u)]; }
+  if (WPackWords > 4u) { w4 = w_stage[base + w_pack_word(g, i, 4u)]; }
+  if (WPackWords > 5u) { w5 = w_stage[base + w_pack_word(g, i, 5u)]; }
+  return array<WPack, 6>(w0, w1, w2, w3, w4, w5);
+}
+
+// Row c's dot products (as gemv_row_gpu) with every workgroup invocation taking part in the staging
+// (so called in uniform control flow, for every c: nothing is added for c >= N).
+fn gemv_row_staged(blk: u32, c: u32, lane: u32, lid: u32) -> array<vec4<f32>, 2> {
+  var s0 = vec4<f32>(0.0);
+  var s1 = vec4<f32>(0.0);
+  let r = c - blk * GEMV_ROWS;
+  var next = stage_fetch(blk, 0u, lid);
+  for (var b0 = 0u; b0 < KB; b0 += STAGE_BLOCKS) {
+    for (var k = 0u; k < STAGE_LOADS; k++) {
+      let i = lid + k * 256u;
+      if (i < STAGE_WORDS) { w_stage[i] = next[k]; }
+    }
+    workgroupBarrier();
+    if (b0 + STAGE_BLOCKS < KB) { next = stage_fetch(blk, b0 + STAGE_BLOCKS, lid); }
+    if (c < N) {
+      let gate_first = staged_first(c, b0);
+      let up_first = staged_first(N + c, b0);
+      let u1 = min(b0 + STAGE_BLOCKS, KB) * SEGS;
+      for (var u = b0 * SEGS + lane; u < u1; u += GEMV_LANES) {
+        let g = c * KB + u / SEGS;
+        s0 += w_seg_dot(g, u % SEGS, staged_seg_words(r, gate_first, g, u % SEGS), input_seg(u));
+        if (SWIGLU) {
+          let gu = (N + c) * KB + u / SEGS;
+          s1 += w_seg_dot(gu, u % SEGS, staged_seg_words(GEMV_ROWS + r, up_first, gu, u % SEGS), input_seg(u));
+        }
+      }
+    }
+    workgroupBarrier();
+  }
+  return array<vec4<f32>, 2>(s0, s1);
+}
+
 @compute @workgroup_size(256)
 fn gemv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   if (RMS_INPUT) {
@@ -250,6 +420,10 @@ fn gemv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       let i = p * 4u;
       x_prep[p] = (x4(0u, p) * rstd) * vec4<f32>(norm_w[i], norm_w[i + 1u], norm_w[i + 2u], norm_w[i + 3u]);
     }
+    workgroupBarrier();
+  }
+  if (COPY_INPUT) {
+    for (var p = lid; p < K4; p += 256u) { x_prep[p] = x4(0u, p); }
     workgroupBarrier();
   }
   if (ATT_INPUT) {
@@ -282,24 +456,16 @@ fn gemv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   for (var blk = wid.x; blk < GEMV_BLOCKS; blk += GEMV_GROUPS) {
     let c = blk * GEMV_ROWS + lid / GEMV_LANES;
     var acc = vec2<f32>(0.0);  // (gate or plain, up)
-    if (c < N) {
+    if (STAGED) {
+      let s = gemv_row_staged(blk, c, lane, lid);
+      acc = vec2<f32>(s[0].x + s[0].y + s[0].z + s[0].w, s[1].x + s[1].y + s[1].z + s[1].w);
+    } else if (c < N) {
       var s0 = vec4<f32>(0.0);
       var s1 = vec4<f32>(0.0);
-      if (WBlockPacks == 1u) {  // a float format: pack by pack
-        for (var p = lane; p < K4; p += GEMV_LANES) {
-          let xv = input4(p);
-          s0 += xv * load4(c, p);
-          if (SWIGLU) { s1 += xv * load4(N + c, p); }
-        }
-      } else if (GEMV_LANES >= 8u) {  // a block format on a GPU: lanes on consecutive segments
-        for (var u = lane; u < KB * SEGS; u += GEMV_LANES) {
-          let b = u / SEGS;
-          let sg = u % SEGS;
-          let xs = array<vec4<f32>, 2>(input4(b * WBlockPacks + w_seg_pack(sg, 0u)),
-                                       input4(b * WBlockPacks + w_seg_pack(sg, WSegPacks - 1u)));
-          s0 += w_seg_dot(c * KB + b, sg, seg_words(c * KB + b, sg), xs);
-          if (SWIGLU) { s1 += w_seg_dot((N + c) * KB + b, sg, seg_words((N + c) * KB + b, sg), xs); }
-        }
+      if (GEMV_LANES >= 8u || WBlockPacks == 1u) {  // a GPU (or a float format): packs or segments
+        let s = gemv_row_gpu(c, lane);
+        s0 = s[0];
+        s1 = s[1];
       } else {  // a block format on few lanes (a CPU adapter: one): a block per lane per step
         for (var b = lane; b < KB; b += GEMV_LANES) {
           let xs = input_block(b);

@@ -7,7 +7,8 @@
 // Layout: x f32 [rows, C]; ln_gamma, ln_beta f32 [C]; wte rows [ROW0, ROW0 + ROWS) of [V, C] in the
 //   weight format of the module's snippet (C4 packs per row, or C / 32 blocks of a block format, read
 //   through the snippet's block interface, weights_f32.wgsl: on a GPU the lanes of a row take
-//   consecutive segments, on a CPU adapter whole blocks, as linear.wgsl's gemv); logits f32 [V].
+//   consecutive segments, on a CPU adapter whole blocks, as linear.wgsl's gemv; F16 / BF16 on a GPU
+//   may come as weights_f16_wide.wgsl's blocks of 8, one 16-byte load each); logits f32 [V].
 // Workgroup: 256 invocations = 256 / HEAD_LANES vocabulary rows x HEAD_LANES lanes (8 on a GPU, 1 on
 //   a CPU adapter); dispatch (HEAD_GROUPS, 1, 1), the workgroups striding over the blocks of rows (one each on a GPU, many on a CPU
 //   adapter, where each workgroup pays the LayerNorm and its barriers again).
@@ -20,6 +21,9 @@
 //   ROWS: u32         rows in this split
 //   HEAD_LANES: u32   invocations per vocabulary row
 //   HEAD_GROUPS: u32  workgroups
+//   HEAD_UNROLL: u32  packs (a float format) or segments (a block format) a GPU lane loads before
+//                     multiplying them (1, 2 or 4: more bytes in flight; the same additions in the
+//                     same order)
 @group(0) @binding(0) var<storage, read> step: Step;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> ln_gamma: array<vec4<f32>>;
@@ -66,6 +70,20 @@ fn block_words(g: u32) -> array<WPack, 20> {
                           wte[w_block_word(g, 18u)], wte[w_block_word(g, 19u)]);
 }
 
+const HEAD_KB: u32 = C4 / WBlockPacks;               // blocks per table row
+const HEAD_BLOCK_SEGS: u32 = WBlockPacks / WSegPacks;  // segments per block
+const HEAD_SEGS: u32 = HEAD_KB * HEAD_BLOCK_SEGS;      // segments per table row
+
+// Segment u of table row v (segment u % HEAD_BLOCK_SEGS of its block u / HEAD_BLOCK_SEGS) times the
+// normalized row, from the segment's WPacks.
+fn head_seg_dot(v: u32, u: u32, ws: array<WPack, 6>) -> vec4<f32> {
+  let b = u / HEAD_BLOCK_SEGS;
+  let sg = u % HEAD_BLOCK_SEGS;
+  let xs = array<vec4<f32>, 2>(xn[b * WBlockPacks + w_seg_pack(sg, 0u)],
+                               xn[b * WBlockPacks + w_seg_pack(sg, WSegPacks - 1u)]);
+  return w_seg_dot(v * HEAD_KB + b, sg, ws, xs);
+}
+
 @compute @workgroup_size(256)
 fn lm_head(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let row0 = (step.rows - 1u) * C4;
@@ -89,17 +107,30 @@ fn lm_head(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
     var acc = 0.0;
     if (v < ROWS) {
       if (WBlockPacks == 1u) {  // a float format: pack by pack, as dot products
-        for (var i = lane; i < C4; i += HEAD_LANES) { acc += dot(xn[i], wte4(v, i)); }
+        var i = lane;
+        if (HEAD_UNROLL > 1u) {  // HEAD_UNROLL packs loaded before their dot products
+          for (; i + (HEAD_UNROLL - 1u) * HEAD_LANES < C4; i += HEAD_UNROLL * HEAD_LANES) {
+            var ws: array<vec4<f32>, HEAD_UNROLL>;
+            for (var j = 0u; j < HEAD_UNROLL; j++) { ws[j] = wte4(v, i + j * HEAD_LANES); }
+            for (var j = 0u; j < HEAD_UNROLL; j++) { acc += dot(xn[i + j * HEAD_LANES], ws[j]); }
+          }
+        }
+        for (; i < C4; i += HEAD_LANES) { acc += dot(xn[i], wte4(v, i)); }
       } else if (HEAD_LANES >= 8u) {  // a block format on a GPU: lanes on consecutive segments
-        let segs = WBlockPacks / WSegPacks;
         var s = vec4<f32>(0.0);
-        for (var u = lane; u < C4 / WBlockPacks * segs; u += HEAD_LANES) {
-          let b = u / segs;
-          let sg = u % segs;
-          let g = v * (C4 / WBlockPacks) + b;
-          let xs = array<vec4<f32>, 2>(xn[b * WBlockPacks + w_seg_pack(sg, 0u)],
-                                       xn[b * WBlockPacks + w_seg_pack(sg, WSegPacks - 1u)]);
-          s += w_seg_dot(g, sg, seg_words(g, sg), xs);
+        var u = lane;
+        if (HEAD_UNROLL > 1u) {  // HEAD_UNROLL segments loaded before their dot products
+          for (; u + (HEAD_UNROLL - 1u) * HEAD_LANES < HEAD_SEGS; u += HEAD_UNROLL * HEAD_LANES) {
+            var ws: array<array<WPack, 6>, HEAD_UNROLL>;
+            for (var j = 0u; j < HEAD_UNROLL; j++) {
+              let uj = u + j * HEAD_LANES;
+              ws[j] = seg_words(v * HEAD_KB + uj / HEAD_BLOCK_SEGS, uj % HEAD_BLOCK_SEGS);
+            }
+            for (var j = 0u; j < HEAD_UNROLL; j++) { s += head_seg_dot(v, u + j * HEAD_LANES, ws[j]); }
+          }
+        }
+        for (; u < HEAD_SEGS; u += HEAD_LANES) {
+          s += head_seg_dot(v, u, seg_words(v * HEAD_KB + u / HEAD_BLOCK_SEGS, u % HEAD_BLOCK_SEGS));
         }
         acc = s.x + s.y + s.z + s.w;
       } else {  // a block format, one invocation per row (a CPU adapter): whole blocks

@@ -199,3 +199,46 @@ def test_a_fused_matrix_whose_parts_mix_formats_runs_one_dispatch_per_format():
     with pytest.raises(wgsl.ShaderContractError, match="swiglu epilogue writes whole rows"):
         graph.k.linear_gemv("gate_up", 256, 256, "swiglu", "Q4_K", y_cols=512, y_col0=256, step="step", x="x",
                             w="w", y="h")
+
+
+def test_decode_gemv_variants_apply_on_a_gpu_where_they_fit():
+    """The decode GEMV variants (app/shapes.py) change a GPU's kernels only: 16-byte loads for F16 /
+    BF16 rows of a multiple of 8, staging for Q8_0 / Q4_0 / Q4_1 in chunks shrunk until the workgroup
+    memory fits the adapter's limit; a CPU adapter's kernels stay as they are; bad values are refused."""
+    from app.errors import InputError
+    from app.kernels import Kernels
+
+    on = {"gemv_wide_f16": True, "gemv_unroll": 4, "gemv_stage_blocks": 64}
+
+    def gemv(fmt, K, cpu=False, limit=16384):
+        k = Kernels(KernelShapes.for_adapter(cpu, on), fmt, C=K, n_head=K // 64, head_dim=64, n_ctx=64, eps=1e-5,
+                    workgroup_limit=limit)
+        return k.linear_gemv("gemv", K, 8192, "swiglu", fmt, rms_input=True, step="step", x="x", w="w", y="y").kernel
+
+    assert gemv("F16", 2048).snippet == "weights_f16_wide.wgsl"
+    assert gemv("BF16", 960).snippet == "weights_bf16_wide.wgsl"
+    assert gemv("F16", 196).snippet == "weights_f16_packed.wgsl"  # K % 8 != 0
+    assert gemv("F16", 2048).values["GEMV_UNROLL"] == 4
+    small, large = gemv("Q4_0", 2048), gemv("Q4_0", 2048, limit=49152)
+    assert 0 < small.values["STAGE_BLOCKS"] < large.values["STAGE_BLOCKS"] == 64
+    assert small.workgroup_bytes() <= 16384 < gemv("Q4_0", 2048, limit=16384 * 8).workgroup_bytes()
+    assert gemv("Q8_0", 576, limit=49152).values["STAGE_BLOCKS"] == 576 // 32  # never more than a row
+    assert gemv("Q4_K", 2048).values["STAGE_BLOCKS"] == 0
+
+    def down(fmt, limit):  # a plain input row, K = 8192: 32 KB copied
+        k = Kernels(KernelShapes.for_adapter(False, {**on, "gemv_copy_input": True}), fmt, C=2048, n_head=32,
+                    head_dim=64, n_ctx=64, eps=1e-5, workgroup_limit=limit)
+        return k.linear_gemv("down", 8192, 2048, "residual", fmt, step="step", x="x", w="w", y="y").kernel
+
+    assert not down("F16", 16384).values["COPY_INPUT"] and down("F16", 49152).values["COPY_INPUT"]
+    for limit in (40960, 49152):  # 32 KB of input leave room for fewer blocks, or for all 64
+        copied = down("Q4_0", limit)
+        assert copied.values["COPY_INPUT"] and copied.workgroup_bytes() <= limit, copied.values
+        assert 0 < copied.values["STAGE_BLOCKS"] < 64 if limit == 40960 else copied.values["STAGE_BLOCKS"] == 64
+    for fmt in ("F16", "Q4_0"):
+        cpu = gemv(fmt, 2048, cpu=True)
+        assert (cpu.wide, cpu.values["GEMV_UNROLL"], cpu.values["STAGE_BLOCKS"], cpu.values["COPY_INPUT"]) == (
+            False, 1, 0, False)
+    for bad in ({"gemv_unroll": 3}, {"gemv_stage_blocks": -1}, {"gemv_wide_f16": 1}, {"gemv_copy_input": "yes"}):
+        with pytest.raises(InputError, match=next(iter(bad))):
+            KernelShapes.for_adapter(False, bad)

@@ -213,6 +213,37 @@ def test_a_gate_up_of_two_formats_decodes_through_swiglu(page, files):
     assert info["dispatches_per_decode_step"] == plain_steps + 1 + 2, info  # layer 1's q|k|v, layer 0's gate|up
 
 
+# Every decode GEMV variant a GPU may be given (app/shapes.py), on together with the GPU kernel shapes.
+GEMV_VARIANTS = {"cpu": False, "gemv_wide_f16": True, "gemv_unroll": 4, "gemv_stage_blocks": 8, "gemv_copy_input": True}
+DECODE_GEMVS = """
+_g = engine.model.gpu_model.graph
+[[d.name, d.kernel.snippet, d.kernel.values.get("GEMV_UNROLL", d.kernel.values.get("HEAD_UNROLL")),
+  d.kernel.values.get("STAGE_BLOCKS", 0), d.kernel.values.get("K", 0), d.kernel.values.get("COPY_INPUT", False)]
+ for d in _g.decode + _g.tail if d.kernel.entry in ("gemv", "lm_head")]
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("type_name", ["F16", "Q4_0"])  # the others' kernels: tests/test_kernels_gemv_variants.py
+def test_gpu_gemv_variants_give_the_greedy_ids_of_transformers(page, files, type_name):
+    """The decode GEMV variants (F16 / BF16 in 16-byte loads, 4 loads per lane before the math, Q8_0 /
+    Q4_0 / Q4_1 rows staged through workgroup memory, down's input copied there) all on, with the GPU
+    kernel shapes forced on SwiftShader: greedy ids and logits of transformers, and every decode GEMV
+    and the head built with them."""
+    run_py(page, f"engine.shape_overrides = {GEMV_VARIANTS!r}\nNone")
+    try:
+        result = run(page, f"/gguf/{files[type_name].name}")
+        check_equal(result, files[type_name])
+        gemvs = run_py(page, DECODE_GEMVS)
+    finally:
+        run_py(page, "engine.shape_overrides = {}\nNone")
+    assert len(gemvs) == 4 * 2 + 1, gemvs  # q|k|v, o, gate|up, down per layer; the head
+    for name, snippet, unroll, stage, K, copied in gemvs:
+        assert unroll == 4 and copied == (name == "down"), gemvs
+        if type_name in ("F16", "BF16"):
+            assert snippet.endswith("_wide.wgsl"), gemvs
+        elif name != "ln_f+lm_head":
+            assert stage == min(8, K // 32), gemvs  # K = 64 or 128: a row's 2 or 4 blocks in one chunk
 @pytest.mark.parametrize("fmt", ["q8_0", "q4_0"])
 def test_quantize_on_load_equals_the_gguf_quantizer(page, files, fmt):
     """The folder's f32 matrices quantized on the GPU give the logits of ggml's quantization of the

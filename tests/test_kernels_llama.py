@@ -47,7 +47,8 @@ def linear_consts(K, N, epilogue, *, bias, rms_input=False, att_input=False, gem
                   splits=1, y_cols=None, y_col0=0):
     return dict(K=K, K4=K // 4, N=N, EPILOGUE=epilogue, HAS_BIAS=bias, RMS_INPUT=rms_input, ATT_INPUT=att_input,
                 ATT_SPLITS=splits, HD=hd, EPS=EPS, GEMV_ROWS=gemv_rows, GEMV_GROUPS=groups,
-                XN4_LEN=K // 4 if rms_input or att_input else 1, Y_COLS=y_cols or N, Y_COL0=y_col0)
+                XN4_LEN=K // 4 if rms_input or att_input else 1, Y_COLS=y_cols or N, Y_COL0=y_col0,
+                COPY_INPUT=False, GEMV_UNROLL=1, STAGE_BLOCKS=0, STAGE_ROW_WORDS=1, STAGE_WORDS=1)
 
 
 LINEAR_BIND = dict(step="step", x="x", w="w", bias="b", y="y", norm_w="g")
@@ -256,7 +257,8 @@ def test_lm_head_with_rms_norm(kpage, lanes, dtype):
     g = f32(1.0 + 0.3 * r.standard_normal(C))
     w_b, w = weight(0.3 * r.standard_normal((V, C)), dtype)
     groups = cdiv(V, 256 // lanes)
-    consts = dict(C=C, C4=C // 4, EPS=EPS, ROW0=0, ROWS=V, HEAD_LANES=lanes, HEAD_GROUPS=groups, RMS=True)
+    consts = dict(C=C, C4=C // 4, EPS=EPS, ROW0=0, ROWS=V, HEAD_LANES=lanes, HEAD_GROUPS=groups, RMS=True,
+                  HEAD_UNROLL=1)
     bufs = {"step": step_bytes(rows), "x": x, "g": g, "beta": sentinel(4), "wte": w_b, "logits": sentinel(V + 4)}
     steps = [step("lm_head.wgsl", "lm_head", consts, dict(step="step", x="x", ln_gamma="g", ln_beta="beta", wte="wte",
                                                           logits="logits"), (groups, 1, 1), SNIPPETS[dtype])]

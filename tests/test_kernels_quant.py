@@ -88,7 +88,8 @@ def linear_consts(K, N, epilogue, *, bias, rms_input=False, att_input=False, gem
                   splits=1, y_cols=None, y_col0=0):
     return dict(K=K, K4=K // 4, N=N, EPILOGUE=epilogue, HAS_BIAS=bias, RMS_INPUT=rms_input, ATT_INPUT=att_input,
                 ATT_SPLITS=splits, HD=hd, EPS=EPS, GEMV_ROWS=gemv_rows, GEMV_GROUPS=groups,
-                XN4_LEN=K // 4 if rms_input or att_input else 1, Y_COLS=y_cols or N, Y_COL0=y_col0)
+                XN4_LEN=K // 4 if rms_input or att_input else 1, Y_COLS=y_cols or N, Y_COL0=y_col0,
+                COPY_INPUT=False, GEMV_UNROLL=1, STAGE_BLOCKS=0, STAGE_ROW_WORDS=1, STAGE_WORDS=1)
 
 
 PREFILL_CASES = [  # (entry, fmt, rows, K, N, epilogue, bias)
@@ -295,7 +296,8 @@ def test_lm_head_over_packed_table(kpage, fmt, C, V, lanes, parts):
     for i, (row0, n, groups) in enumerate(parts):
         raw = blocks[row0:row0 + n].tobytes()
         bufs[f"wte{i}"] = raw + bytes(-len(raw) % 4)
-        consts = dict(C=C, C4=C // 4, EPS=EPS, ROW0=row0, ROWS=n, HEAD_LANES=lanes, HEAD_GROUPS=groups, RMS=True)
+        consts = dict(C=C, C4=C // 4, EPS=EPS, ROW0=row0, ROWS=n, HEAD_LANES=lanes, HEAD_GROUPS=groups, RMS=True,
+                      HEAD_UNROLL=1)
         steps.append(step("lm_head.wgsl", "lm_head", consts, dict(step="step", x="x", ln_gamma="g", ln_beta="beta",
                                                                   wte=f"wte{i}", logits="logits"),
                           (groups, 1, 1), WEIGHT_SNIPPETS[fmt]))

@@ -96,14 +96,14 @@ def test_quantize_workgroups_cover_every_pair_once(blocks, block0):
     assert (x * (y - 1)) * QUANTIZE_GROUP_SIZE < pairs
 
 
-@pytest.mark.parametrize("fmt", WEIGHT_FORMATS)
-def test_every_format_has_a_snippet_with_the_block_interface(fmt):
-    """Each weight format names a snippet that defines the whole interface, so every kernel that reads
-    weight tables assembles with it."""
-    source = wgsl.shader_source(wgsl.WEIGHT_SNIPPETS[fmt])
-    code = re.sub(r"//[^\n]*", "", source)
+@pytest.mark.parametrize("snippet", [wgsl.WEIGHT_SNIPPETS[fmt] for fmt in WEIGHT_FORMATS]
+                         + list(wgsl.WIDE_SNIPPETS.values()))
+def test_every_format_has_a_snippet_with_the_block_interface(snippet):
+    """Each weight format names a snippet (and F16 / BF16 a wide one for a GPU's decode GEMV) that
+    defines the whole interface, so every kernel that reads weight tables assembles with it."""
+    code = re.sub(r"//[^\n]*", "", wgsl.shader_source(snippet))
     missing = [name for name in INTERFACE if not re.search(rf"\b{name}\b", code)]
-    assert not missing, f"{wgsl.WEIGHT_SNIPPETS[fmt]} lacks {missing}"
+    assert not missing, f"{snippet} lacks {missing}"
 
 
 @pytest.mark.parametrize("fmt", list(BLOCK_FORMATS))
