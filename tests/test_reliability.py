@@ -399,8 +399,19 @@ m2.unload()
 
 
 def test_generate_pressed_twice_runs_once_and_never_interleaves(ui):
+    """A double submit, a shortcut and a click during a run start nothing more (each token slowed to
+    50 ms, so that the run is still going when they come: the engine's worker is quick)."""
     set_settings(ui, max_new_tokens=40)
     ui.fill("#prompt", "ba")
+    run_py(ui, """
+import asyncio
+model = engine.model.gpu_model
+original = model.collect
+async def slow_collect(*args, **kwargs):
+    await asyncio.sleep(0.05)
+    return await original(*args, **kwargs)
+model.collect = slow_collect
+True""")
     ui.evaluate("""() => {
       window.__calls = [];
       const api = window.pywebgpt, original = api.generate;
@@ -431,6 +442,7 @@ def test_generate_pressed_twice_runs_once_and_never_interleaves(ui):
         calls = ui.evaluate("() => window.__calls")
     finally:
         ui.evaluate("() => window.__restore()")
+        run_py(ui, "del engine.model.gpu_model.collect\nTrue")
     assert [c for c in calls if "tokens" in c] == [{"tokens": 40}], calls
     assert all(c.get("error") == "busy" for c in calls if "tokens" not in c), calls
     assert runs(ui) == before + 1, "one run counted"
