@@ -1,9 +1,10 @@
 # Entry point run by PyScript on the page's main thread (see index.html): bind the page UI
 # (app/ui.py) to window.pywebgpt, then start the engine (app/web_api.py: Python, the GPU,
-# generation). Where the engine runs is web/boot.js's choice: on this thread (the default), or,
-# with `?engine=worker` in the page's address, in a dedicated Web Worker (web/engine-worker.js)
-# that boot.js starts at once, in parallel with this interpreter; window.pywebgpt then passes each
-# call to it and this thread keeps only the DOM. The package is shipped into Pyodide's file system
+# generation). Where the engine runs is web/boot.js's choice: by default in a dedicated Web Worker
+# (web/engine-worker.js) that boot.js starts at once, in parallel with this interpreter;
+# window.pywebgpt then passes each call to it and this thread keeps only the DOM. With
+# `?engine=main` in the page's address, or when the worker cannot run the engine (no WebGPU in
+# workers), it runs here, on the main thread. The package is shipped into Pyodide's file system
 # as `pywebgpt` by pyscript.toml's [files], here and in the worker.
 #
 # Neither half can take the other down: if the engine cannot start (no WebGPU, a module that fails
@@ -56,5 +57,5 @@ api = js.window.pywebgpt
 api._pyPage = create_proxy(eval_page_python)
 start_ui(api)
 api._uiBound()
-if not api._engineInWorker:
-    await start_engine(api)  # noqa: F704 - PyScript runs this module with top-level await
+if await api._engineOnPage():  # noqa: F704 - PyScript runs this module with top-level await
+    await start_engine(api)  # noqa: F704

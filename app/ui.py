@@ -26,14 +26,14 @@ Safety: model output, token texts, file names and error messages are put on the 
 (textContent / text nodes), never as HTML, so a model that writes `<img src=x onerror=...>`
 shows those characters and nothing runs.
 
-Responsiveness: this UI talks to the engine only through window.pywebgpt. The engine runs on the
-main thread by default (every decode step awaits the GPU, so the browser gets a turn between
-tokens, but loading a model holds the thread for seconds); with `?engine=worker` in the address it
-runs in a dedicated Web Worker (web/engine-worker.js) and this thread only does the DOM work, one
-span appended per token. tests/test_longtasks.py (tools/longtasks.py) checks that, in the worker
-setup, loading, a 1,000-token prefill and a 200-token generation leave no main-thread task over
-50 ms and that typing stays responsive; tests/test_ui.py records the long tasks and the input delay
-during a 200-token generation of the bundled model.
+Responsiveness: this UI talks to the engine only through window.pywebgpt. The engine runs in a
+dedicated Web Worker by default (web/engine-worker.js), so this thread only does the DOM work, one
+span appended per token. With `?engine=main` in the address, or in a browser without WebGPU in
+workers, it runs on this thread (every decode step awaits the GPU, so the browser gets a turn
+between tokens, but loading a model holds the thread for seconds). tests/test_longtasks.py
+(tools/longtasks.py) checks that, with the worker, loading, a 1,000-token prefill and a 200-token
+generation leave no main-thread task over 50 ms and that typing stays responsive; tests/test_ui.py
+records the long tasks and the input delay during a 200-token generation of the bundled model.
 
 Content-Security-Policy (index.html's <meta>): `default-src 'self'; script-src 'self'
 'unsafe-eval' 'wasm-unsafe-eval'; worker-src 'self' blob:; style-src 'self'; connect-src 'self' https://huggingface.co

@@ -119,6 +119,12 @@ def run_py(page, code: str):
     return json.loads(page.evaluate("async (code) => await window.pywebgpt._py(code)", code))
 
 
+def run_engine_js(page, script: str) -> None:
+    """Run JavaScript in the engine's global scope (its worker's, or the page's with ?engine=main):
+    a test patches there the browser APIs the engine itself calls (Cache Storage, fetch)."""
+    run_py(page, f"from pyodide.code import run_js\nrun_js({json.dumps(script)})\nTrue")
+
+
 def run_page_py(page, code: str):
     """Run Python source in the page UI's own interpreter (on the main thread, with `ui` in scope);
     returns the last expression's value (JSON)."""

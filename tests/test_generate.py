@@ -20,7 +20,7 @@ import pytest
 
 from app.sampling import Sampler, SamplingParams
 from app.tokenizer import CharTokenizer, GPT2Tokenizer
-from conftest import BOOT_TIMEOUT_MS, ROOT, ConsoleGuard, run_py, wait_ready
+from conftest import BOOT_TIMEOUT_MS, ROOT, ConsoleGuard, run_engine_js, run_py, wait_ready
 from reference import KVCacheModel, greedy, load_hf_folder
 from serve import Server
 from tools.make_model import cached_model
@@ -243,12 +243,12 @@ m.reset()
 await m.prefill([1, 2, 3], k=1)
 out = []
 for k in (1, 64):
-    js.eval("window.__dispatches = 0")
+    js.eval("globalThis.__dispatches = 0")
     counter = js.pywebgptCountCalls()
     for _ in range(4):
         r = await m.decode_step(5, k=k)
     calls = int(counter.stop())
-    out.append({"k": k, "candidates": len(r.ids), "calls": calls / 4, "dispatches": int(js.window.__dispatches) / 4,
+    out.append({"k": k, "candidates": len(r.ids), "calls": calls / 4, "dispatches": int(js.globalThis.__dispatches) / 4,
                 "readback": m.last_readback_bytes, "planned": m.dispatches_per_decode_step})
 m.reset()
 out
@@ -257,7 +257,10 @@ COUNT_DISPATCHES_JS = """(on) => {
   const proto = GPUComputePassEncoder.prototype;
   if (on && !proto.__original) {
     proto.__original = proto.dispatchWorkgroups;
-    proto.dispatchWorkgroups = function (...args) { window.__dispatches++; return proto.__original.apply(this, args); };
+    proto.dispatchWorkgroups = function (...args) {
+      globalThis.__dispatches++;
+      return proto.__original.apply(this, args);
+    };
   } else if (!on && proto.__original) {
     proto.dispatchWorkgroups = proto.__original;
     delete proto.__original;
@@ -269,12 +272,13 @@ def decode_step_counts(page, n_layer: int, gpu_shapes: bool) -> list:
     """Counted in the page over 4 decode steps each, greedy (k = 1) and top-k 64: the
     dispatchWorkgroups calls the GPU received, the calls that crossed from Python to JS, and the
     bytes read back."""
-    page.evaluate(COUNT_DISPATCHES_JS, True)
+    # where the engine calls WebGPU: its worker (the page's default)
+    run_engine_js(page, f"({COUNT_DISPATCHES_JS})(true)")
     try:
         use(page, "char" if n_layer == 2 else f"char{n_layer}")
         counts = run_py(page, STEP_COUNTS)
     finally:
-        page.evaluate(COUNT_DISPATCHES_JS, False)
+        run_engine_js(page, f"({COUNT_DISPATCHES_JS})(false)")
     tail = 3 if gpu_shapes else 2  # LM head, top-k in two passes on a GPU, one serial pass on a CPU adapter
     for c in counts:
         assert c["candidates"] == c["k"]

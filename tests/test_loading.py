@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import BOOT_TIMEOUT_MS, ROOT, ConsoleGuard, run_py, wait_ready
+from conftest import BOOT_TIMEOUT_MS, ROOT, ConsoleGuard, run_engine_js, run_py, wait_ready
 from hub_server import Hub
 from serve import Server
 from tools.make_model import cached_model
@@ -408,14 +408,14 @@ def test_network_drop_is_reported_and_nothing_partial_is_cached(page, hub, model
 
 def test_full_quota_is_a_notice_and_the_load_goes_on(page, hub, models):
     repo = hub.add("quota/tiny", models / "tiny")
-    page.evaluate("""() => { window.__put = Cache.prototype.put;
+    run_engine_js(page, """globalThis.__put = Cache.prototype.put;
         Cache.prototype.put = function () {
             return Promise.reject(new DOMException('the quota is full (test)', 'QuotaExceededError'));
-        }; }""")
+        };""")
     try:
         info = ok(load(page, repo, hub=hub.url))
     finally:
-        page.evaluate("() => { Cache.prototype.put = window.__put; }")
+        run_engine_js(page, "Cache.prototype.put = globalThis.__put;")
     assert any("quota" in n and "not cached" in n for n in info["notices"]), info["notices"]
     listing = page.evaluate("(hub) => pywebgpt.cachedModels({hub})", hub.url)
     assert not [m for m in listing["models"] if m["hub_id"] == repo and m["complete"]]

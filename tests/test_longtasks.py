@@ -1,8 +1,8 @@
-"""The page's main thread stays free while a model loads, prefills and generates when the engine runs
-in its own worker (`?engine=worker`: web/engine-worker.js). Measured by tools/longtasks.py on
+"""The page's main thread stays free while a model loads, prefills and generates with the engine in
+its own worker (web/engine-worker.js, the page's default). Measured by tools/longtasks.py on
 headless Chromium (SwiftShader): the main thread's tasks after boot, and the main-thread work a key
 press in the prompt box waits for while a model loads and while 200 tokens are generated. The same
-checks on the default page (the engine on the main thread) are expected to fail (xfail, strict).
+checks with the engine on the main thread (`?engine=main`) are expected to fail (xfail, strict).
 
 Tasks are judged by the main thread's own CPU time (from a Chrome trace of the run): on a machine
 shared with other work the wall-clock long tasks that PerformanceObserver reports include time the
@@ -32,12 +32,12 @@ ON_MAIN_THREAD = ("the engine on the main thread: loading a model runs main-thre
 
 @pytest.fixture(scope="module")
 def measured(browser, tmp_path_factory):
-    """measured(placement): the figures of one run, 'worker' (`?engine=worker`) or 'page' (the default)."""
+    """measured(placement): the figures of one run, 'worker' (the default) or 'page' (`?engine=main`)."""
     runs = {}
 
     def run(placement: str) -> dict:
         if placement not in runs:
-            runs[placement] = measure(browser, tmp_path_factory, "?engine=worker" if placement == "worker" else "")
+            runs[placement] = measure(browser, tmp_path_factory, "" if placement == "worker" else "?engine=main")
         return runs[placement]
 
     return run
@@ -63,7 +63,7 @@ def measure(browser, tmp_path_factory, query: str) -> dict:
     finally:
         context.close()
         server.stop()
-    print(query or "(engine on the page's thread)", out)
+    print(query or "(engine in its worker)", out)
     assert not guard.unexpected(), guard.unexpected()
     return out
 
@@ -92,6 +92,6 @@ def test_typing_in_the_prompt_box_stays_responsive_while_a_model_loads_and_gener
 
 @pytest.mark.xfail(strict=True, reason=ON_MAIN_THREAD)
 def test_with_the_engine_on_the_main_thread_loading_a_model_holds_the_thread(measured):
-    """The same checks on the default page, whose engine runs on the main thread: they fail."""
+    """The same checks with `?engine=main`, whose engine runs on the main thread: they fail."""
     page = measured("page")
     assert page["load"]["cpu_count"] == 0, page["load"]

@@ -141,7 +141,10 @@ def open_storage(page) -> None:
 @pytest.mark.browser
 def test_first_visit_installs_the_shell_in_one_versioned_cache(page):
     manifest = json.loads((ROOT / shell_manifest.MANIFEST).read_text(encoding="utf-8"))
-    active = poll(page, "async () => (await navigator.serviceWorker.ready).active.scriptURL")
+    # getRegistration, not serviceWorker.ready: a failed install (a shell file that differs from a
+    # stale manifest) removes the registration, and `ready` would then never settle
+    active = poll(page, "async () => { const r = await navigator.serviceWorker.getRegistration(); "
+                        "return r && r.active && r.active.scriptURL; }")
     assert active.endswith("/sw.js")
     caches = shell_caches(page)
     assert caches == {f"pywebgpt-shell:/:{manifest['version']}": len(manifest["files"]) + 1}, caches
@@ -258,6 +261,7 @@ def test_with_the_network_off_the_page_boots_and_generates(page, site):
     page.reload()
     info = wait_ready(page)
     assert info["pyodide_version"] == "314.0.7"
+    assert info["engine"] == "worker", "the engine's worker also boots from the service worker's cache"
     page.wait_for_selector("body[data-model='loaded']", state="attached")
     assert "Shakespeare (bundled) is loaded" in page.locator("#model-state").text_content()
     case = GOLDEN["cases"][0]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -282,6 +283,26 @@ def test_leaks_30_generations_and_5_load_unload_cycles_return_to_baseline(ui):
     assert report["cycles_from_cache"] == 5 and report["tokens_generated"] == 30 * 8
 
 
+@contextmanager
+def slow_tokens(page, seconds: float = 0.05):
+    """Each generated token takes `seconds` longer (the GPU model class's `collect` patched), so
+    that what a test does during a run lands while the run still goes: in its worker the engine
+    generates the tiny model's tokens faster than the page's test can act."""
+    run_py(page, f"""
+import asyncio
+cls = type(engine.model.gpu_model)
+scratch['collect'] = (cls, cls.collect)
+async def slow_collect(self, *args, **kwargs):
+    await asyncio.sleep({seconds})
+    return await scratch['collect'][1](self, *args, **kwargs)
+cls.collect = slow_collect
+True""")
+    try:
+        yield
+    finally:
+        run_py(page, "cls, original = scratch.pop('collect')\ncls.collect = original\nTrue")
+
+
 # ------------------------------------------------------------------------------------ device loss
 
 
@@ -291,10 +312,11 @@ def test_device_lost_mid_decode_keeps_prompt_and_output_and_generate_recovers(ui
     prompt = "ab"
     ui.fill("#prompt", prompt)
     before = runs(ui)
-    ui.click("#generate-button")
-    wait_tokens(ui, 3)
-    run_py(ui, "gpu.device.destroy()\nTrue")
-    wait_run(ui, before)
+    with slow_tokens(ui):
+        ui.click("#generate-button")
+        wait_tokens(ui, 3)
+        run_py(ui, "gpu.device.destroy()\nTrue")
+        wait_run(ui, before)
     lost = outcome(ui)
     assert lost["state"] == "failed", lost
     assert DEVICE_LOST in lost["banner"] and KEPT in lost["banner"], lost["banner"]
@@ -399,6 +421,8 @@ m2.unload()
 
 
 def test_generate_pressed_twice_runs_once_and_never_interleaves(ui):
+    """A double submit, a shortcut and a click during a run start nothing more (each token slowed to
+    50 ms, so that the run is still going when they come: the engine's worker is quick)."""
     set_settings(ui, max_new_tokens=40)
     ui.fill("#prompt", "ba")
     ui.evaluate("""() => {
@@ -411,26 +435,27 @@ def test_generate_pressed_twice_runs_once_and_never_interleaves(ui):
       };
       window.__restore = () => { api.generate = original; };
     }""")
-    try:
-        before = runs(ui)
-        # Two presses in the same task (a double click that beats the first run's start), then a
-        # keyboard shortcut and a click while the run streams.
-        ui.evaluate("() => { const f = document.getElementById('generate-form'); "
-                    "f.requestSubmit(); f.requestSubmit(); }")
-        ui.wait_for_function("() => /Generating… [2-9]/.test(document.querySelector('#run-state').textContent)",
-                             timeout=30_000)
-        during = {"gen": ui.evaluate("() => document.body.dataset.gen"), "banner": outcome(ui)["banner"],
-                  "stop_enabled": ui.locator("#stop-button").is_enabled(),
-                  "generate_disabled": ui.locator("#generate-button").is_disabled()}
-        ui.keyboard.press("Control+Enter")
-        ui.locator("#generate-button").click(force=True)
-        assert during == {"gen": "running", "banner": None, "stop_enabled": True, "generate_disabled": True}, during
-        ui.wait_for_function("() => document.body.dataset.gen !== 'running'")
-        wait_run(ui, before)
-        result = outcome(ui)
-        calls = ui.evaluate("() => window.__calls")
-    finally:
-        ui.evaluate("() => window.__restore()")
+    with slow_tokens(ui):
+        try:
+            before = runs(ui)
+            # Two presses in the same task (a double click that beats the first run's start), then a
+            # keyboard shortcut and a click while the run streams.
+            ui.evaluate("() => { const f = document.getElementById('generate-form'); "
+                        "f.requestSubmit(); f.requestSubmit(); }")
+            ui.wait_for_function("() => /Generating… [2-9]/.test(document.querySelector('#run-state').textContent)",
+                                 timeout=30_000)
+            during = {"gen": ui.evaluate("() => document.body.dataset.gen"), "banner": outcome(ui)["banner"],
+                      "stop_enabled": ui.locator("#stop-button").is_enabled(),
+                      "generate_disabled": ui.locator("#generate-button").is_disabled()}
+            ui.keyboard.press("Control+Enter")
+            ui.locator("#generate-button").click(force=True)
+            assert during == {"gen": "running", "banner": None, "stop_enabled": True, "generate_disabled": True}, during
+            ui.wait_for_function("() => document.body.dataset.gen !== 'running'")
+            wait_run(ui, before)
+            result = outcome(ui)
+            calls = ui.evaluate("() => window.__calls")
+        finally:
+            ui.evaluate("() => window.__restore()")
     assert [c for c in calls if "tokens" in c] == [{"tokens": 40}], calls
     assert all(c.get("error") == "busy" for c in calls if "tokens" not in c), calls
     assert runs(ui) == before + 1, "one run counted"
@@ -488,12 +513,13 @@ def test_loading_another_model_during_a_generation_is_refused(ui):
     set_settings(ui, max_new_tokens=60)
     ui.fill("#prompt", "ab")
     before = runs(ui)
-    ui.click("#generate-button")
-    wait_tokens(ui, 2)
-    disabled = ui.evaluate("() => ['model-select', 'load-button', 'custom-load', 'folder-input'].map("
-                           "(id) => document.getElementById(id).disabled)")
-    ui.keyboard.press("Escape")
-    wait_run(ui, before)
+    with slow_tokens(ui):
+        ui.click("#generate-button")
+        wait_tokens(ui, 2)
+        disabled = ui.evaluate("() => ['model-select', 'load-button', 'custom-load', 'folder-input'].map("
+                               "(id) => document.getElementById(id).disabled)")
+        ui.keyboard.press("Escape")
+        wait_run(ui, before)
     assert disabled == [True, True, True, True]
     assert outcome(ui)["finish"] == "cancelled"
 

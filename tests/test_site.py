@@ -286,7 +286,10 @@ class _Recorder:
         page.on("response", lambda r: r.status >= 400 and self.failed.append(f"{r.url}: HTTP {r.status}"))
 
     def outside(self, base: str) -> list[str]:
-        return [u for u in self.urls if not u.startswith(base)]
+        """The requests for neither `base` nor this page's own in-memory blob: URLs (the engine
+        worker's script, web/engine-client.js), which name the origin without any path."""
+        blob = "blob:" + urllib.parse.urljoin(base, "/")
+        return [u for u in self.urls if not u.startswith((base, blob))]
 
 
 @pytest.mark.browser

@@ -4,8 +4,8 @@ and how fast key presses in the prompt box show up.
     python tools/longtasks.py [--engine worker|page] [--tokens 200] [--prompt-tokens 1000] [--keys 2000]
 
 Runs headless Chromium with WebGPU on SwiftShader (as the tests do) against the site served from
-this checkout, with the engine in its worker (`?engine=worker`, the default here) or on the page's
-main thread (`--engine page`), and prints one JSON object. The phases:
+this checkout, with the engine in its worker (the page's default, and this tool's) or on the page's
+main thread (`--engine page`: `?engine=main`), and prints one JSON object. The phases:
   boot           navigation until `pywebgpt.ready`
   load_bundled   the page's automatic load of the bundled model
   load           pywebgpt.load() of a random GPT-2 with a 1,280-token context (tools/make_model.py),
@@ -218,7 +218,8 @@ def measure(page, site_url: str, model_url: str, prompt: str, tokens: int = 200,
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--engine", choices=["worker", "page"], default="worker",
-                        help="where the engine runs: its own worker (?engine=worker) or the page's main thread")
+                        help="where the engine runs: its own worker (the page's default) or the page's main thread "
+                        "(?engine=main)")
     parser.add_argument("--tokens", type=int, default=200, help="new tokens in the generation phase")
     parser.add_argument("--prompt-tokens", type=int, default=1000, help="prompt length of the prefill phase")
     parser.add_argument("--keys", type=int, default=2000, help="at most this many key presses, typed while the "
@@ -244,7 +245,7 @@ def main(argv=None) -> int:
             browser = p.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS)
             page = browser.new_context().new_page()
             page.set_default_timeout(300_000)
-            url = server.url + ("?engine=worker" if args.engine == "worker" else "")
+            url = server.url + ("" if args.engine == "worker" else "?engine=main")
             out = measure(page, url, f"/models/{model_dir.name}/", prompt, args.tokens, args.keys)
             browser.close()
     finally:

@@ -9,8 +9,9 @@
 //   await pywebgpt.selfTest()                  -> {verdict, max_abs_delta, ids_agree, ...} (app/selftest.py)
 //   pywebgpt.onDeviceLost(listener)            -> unsubscribe(); listener(message) on a loss while idle
 // The methods are thin: Python (app/web_api.py) does the work and installs `_py*` hooks here. On the
-// page, Python runs in a dedicated worker (web/engine-worker.js runs this file too) and the page's
-// hooks are messages to it (web/engine-client.js); `_pyPage` runs code in the page UI's Python.
+// page, Python runs in a dedicated worker by default (web/engine-worker.js runs this file too) and
+// the page's hooks are messages to it (web/engine-client.js); with `?engine=main` it runs on the
+// page (web/boot.js). `_pyPage` runs code in the page UI's Python.
 // A classic script (not a module) so that the page defines it before anything else loads.
 globalThis.createPyWebGPTApi = function createPyWebGPTApi(onStatus) {
   let resolveReady, rejectReady;

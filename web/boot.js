@@ -17,7 +17,8 @@
     if (state === 'ready') {
       const a = detail.adapter || {};
       const gpu = [a.vendor, a.architecture, a.description].filter(Boolean).join(' / ') || 'a WebGPU adapter';
-      show(`Ready: Python ${detail.python_version} (Pyodide ${detail.pyodide_version}) on ${gpu}`, 'ready');
+      const notice = detail.engine_notice ? `. ${detail.engine_notice}` : '';
+      show(`Ready: Python ${detail.python_version} (Pyodide ${detail.pyodide_version}) on ${gpu}${notice}`, 'ready');
     } else {
       show(detail, 'error');
     }
@@ -25,19 +26,39 @@
   });
   window.pywebgpt = api;
 
-  // Where the engine (Python, the GPU, generation) runs: on this thread, started by app/main.py
-  // (the default), or with `?engine=worker` in the page's address in a dedicated worker
+  // Where the engine (Python, the GPU, generation) runs: by default in a dedicated worker
   // (web/engine-worker.js, connected by web/engine-client.js), so that this thread keeps only the
-  // DOM and the page UI (tests/test_longtasks.py measures both). `ready` also waits for the page UI
-  // to bind (app/main.py calls api._uiBound()), so a script that awaits it finds the page's
-  // controls bound, wherever the engine runs.
-  api._engineInWorker = new URLSearchParams(location.search).get('engine') === 'worker';
+  // DOM and the page UI (tests/test_longtasks.py measures both); with `?engine=main` in the page's
+  // address, or when the worker cannot run it (no WebGPU in workers, no module workers), on this
+  // thread, started by app/main.py, which awaits `_engineOnPage()`. A fallback is said in the
+  // ready status line and the console, and `info().engine` is 'worker' or 'page' either way.
+  // `ready` also waits for the page UI to bind (app/main.py calls api._uiBound()), so a script that
+  // awaits it finds the page's controls bound, wherever the engine runs.
+  const wanted = new URLSearchParams(location.search).get('engine') !== 'main';
+  const fallback = (wanted && 'gpu' in navigator)
+    ? connectPyWebGPTWorker(api, 'web/engine-worker.js') : Promise.resolve(wanted ? 'no WebGPU' : null);
+  let engineNotice = null;
+  const onPage = fallback.then((reason) => {
+    if (wanted && reason && 'gpu' in navigator) {
+      engineNotice = `The engine runs on this page's main thread because ${reason}: the page may pause ` +
+        'while a model loads.';
+      console.warn(`PyWebGPT: ${engineNotice}`);
+    }
+    return !wanted || !!reason;
+  });
+  api._engineOnPage = () => onPage;
   let uiBound;
   const bound = new Promise((resolve) => { uiBound = resolve; });
   api._uiBound = () => uiBound();
   const engineOk = api._ok;
-  api._ok = (infoJson) => { bound.then(() => engineOk(infoJson)); };
-  if (api._engineInWorker && 'gpu' in navigator) connectPyWebGPTWorker(api, 'web/engine-worker.js');
+  api._ok = (infoJson) => {
+    Promise.all([bound, onPage]).then(([, here]) => {
+      const info = JSON.parse(infoJson);
+      info.engine = here ? 'page' : 'worker';
+      if (engineNotice) info.engine_notice = engineNotice;
+      engineOk(JSON.stringify(info));
+    });
+  };
 
   // The page UI (app/ui.py) loads the default model when the page opens, through `_autoLoad`. Any
   // explicit load (the user's choice, a script, a test) takes precedence: it cancels that automatic

@@ -9,13 +9,26 @@
 //   _pyCancelLoad()  whether a load() is in flight; the cancel itself goes to the worker
 //   _pyStop()        posted; the worker handles messages in order, so a stop() sent after a
 //                    generate() reaches the generation that call registered
+// Returns a promise of where the engine runs: null once the worker has WebGPU and starts the
+// engine, or why it cannot (no module workers, no WebGPU in workers, the worker failed to load);
+// then the worker is gone, the hooks are removed, and the page runs the engine itself (web/boot.js).
 // A classic script, loaded before web/boot.js.
 globalThis.connectPyWebGPTWorker = function connectPyWebGPTWorker(api, workerUrl) {
   // A blob: worker runs under this page's Content-Security-Policy (web/engine-worker.js says why).
+  // It is controlled by the page's service worker as the page is (sw.js answers its runtime and
+  // app files offline), as the spec has blob: workers inherit their creator's controller.
   const script = new URL(workerUrl, location.href).href;
   const prelude = `import ${JSON.stringify(script)};`;
   const blobUrl = URL.createObjectURL(new Blob([prelude], { type: 'text/javascript' }));
-  const worker = new Worker(blobUrl, { name: 'pywebgpt-engine', type: 'module' });
+  let worker;
+  try {
+    worker = new Worker(blobUrl, { name: 'pywebgpt-engine', type: 'module' });
+  } catch (e) {
+    URL.revokeObjectURL(blobUrl);
+    return Promise.resolve(`this browser cannot start the engine worker: ${(e && e.message) || e}`);
+  }
+  let placed = null;  // resolves the placement promise once
+  const placement = new Promise((resolve) => { placed = resolve; });
   const pending = new Map();  // call id -> {resolve, reject, callbacks}
   let nextId = 1;
   let model = 'null';
@@ -36,7 +49,11 @@ globalThis.connectPyWebGPTWorker = function connectPyWebGPTWorker(api, workerUrl
 
   worker.addEventListener('message', (event) => {
     const message = event.data || {};
-    if (message.type === 'ok') api._ok(message.info);
+    if (message.type === 'placement') {
+      URL.revokeObjectURL(blobUrl);
+      if (message.reason) detach(message.reason);
+      else placed(null);
+    } else if (message.type === 'ok') api._ok(message.info);
     else if (message.type === 'fail') api._fail(message.message);
     else if (message.type === 'deviceLost') api._deviceLost(message.message);
     else if (message.type === 'csp') {
@@ -59,12 +76,30 @@ globalThis.connectPyWebGPTWorker = function connectPyWebGPTWorker(api, workerUrl
       else call.resolve(message.value);
     }
   });
-  // The worker's script or the runtime it imports failed to load: say so as the page did.
+  // The worker's script or the runtime it imports failed to load: before the worker said where the
+  // engine runs, the page runs it; after, say so as the page did.
   worker.addEventListener('error', (event) => {
     event.preventDefault();
+    if (placed) {
+      detach(`the engine worker failed to start (${event.message || workerUrl})`);
+      return;
+    }
     api._fail(`The engine worker failed to start (${event.message || workerUrl}). If you serve the site yourself, ` +
       'run `python tools/serve.py` (it copies the Pyodide runtime into vendor/ first).');
   });
+
+  const hooks = ['_py', '_pyGenerate', '_pyChat', '_pyCachedModels', '_pyClearCache', '_pySelfTest',
+    '_pyLoad', '_pyStop', '_pyUnload', '_pyCancelLoad', '_pyModelInfo'];
+  function detach(reason) {
+    worker.terminate();
+    URL.revokeObjectURL(blobUrl);
+    for (const name of hooks) delete api[name];
+    for (const call of pending.values()) call.reject(new Error(`the engine moved to the page: ${reason}`));
+    pending.clear();
+    placed(reason);
+  }
+  const settle = placed;
+  placed = (where) => { settle(where); placed = null; };
 
   for (const name of ['_py', '_pyGenerate', '_pyChat', '_pyCachedModels', '_pyClearCache', '_pySelfTest']) {
     api[name] = hook(name);
@@ -82,5 +117,5 @@ globalThis.connectPyWebGPTWorker = function connectPyWebGPTWorker(api, workerUrl
   api._pyCancelLoad = () => { send('_pyCancelLoad'); return loads > 0; };
   api._pyModelInfo = () => model;
   worker.postMessage({ type: 'start', pageUrl: location.href });
-  return worker;
+  return placement;
 };

@@ -6,7 +6,9 @@
 // model's info. The protocol (every message is structured-cloned; picked File objects included):
 //   page -> worker  {type: 'start', pageUrl}
 //                   {type: 'call', id, name, args, callbacks: [argument index, ...]}
-//   worker -> page  {type: 'ok', info} | {type: 'fail', message}
+//   worker -> page  {type: 'placement', reason}: reason null, the engine starts here; else why it
+//                   cannot (no WebGPU in workers), and the worker does nothing more
+//                   {type: 'ok', info} | {type: 'fail', message}
 //                   {type: 'callback', id, index, value}
 //                   {type: 'result', id, value, model} | {type: 'result', id, thrown, model}
 //                   {type: 'deviceLost', message} | {type: 'csp', violation}
@@ -91,9 +93,24 @@ async function call({ id, name, args, callbacks }) {
   }
 }
 
-addEventListener('message', (event) => {
+// Whether the engine can run here at all, asked before Pyodide starts: null, or why not (a browser
+// may offer WebGPU to pages only). The page then runs the engine on its own thread instead.
+async function unavailable() {
+  if (!('gpu' in navigator)) return 'this browser has no WebGPU in workers';
+  try {
+    if (!(await navigator.gpu.requestAdapter())) return 'WebGPU in a worker found no GPU adapter';
+  } catch (e) {
+    return `WebGPU in a worker failed: ${describe(e).message}`;
+  }
+  return null;
+}
+
+addEventListener('message', async (event) => {
   const message = event.data || {};
   if (message.type === 'start') {
+    const reason = await unavailable();
+    postMessage({ type: 'placement', reason });
+    if (reason) return;
     start(message.pageUrl).catch((e) => api._fail(`Python failed to start in the engine worker: ${describe(e).message}`));
   } else if (message.type === 'call') {
     call(message);
