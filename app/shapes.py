@@ -53,8 +53,12 @@ class KernelShapes:
             # with 1 (earlier on an H100, 16 packs cost 2.7x what 4 did). A 512-row prefill chunk
             # gives fewer round trips and enough output tiles to fill the chip; split K at ~768
             # deep (the 3072-deep MLP projection ran 2.5 of 8.4 ms of a 512-row prefill as one
-            # serial loop per tile).
-            shapes = cls(cpu=False, gemv_cols4=2, gemv_cols4_narrow=1, linear_gemv_rows=8, head_lanes=8,
+            # serial loop per tile). Decode GEMV variants on the H200 (Llama-1B, GPU pass ms for
+            # F16 / Q4_0 / Q8_0, BENCH.md): as they were 1.94 / 1.57 / 2.13; 4 loads per lane before
+            # the math 1.39 / 1.43 / 1.65 (2 loads: 1.50 / 1.48 / 1.74); 16-byte F16 loads alone 1.55
+            # for F16; staging the blocks through workgroup memory (16 or 64 blocks) 1.75-1.92 for
+            # Q4_0, copying down's input row 2.39 for F16: slower, so left off.
+            shapes = cls(cpu=False, gemv_cols4=2, gemv_cols4_narrow=1, linear_gemv_rows=8, head_lanes=8, gemv_unroll=4,
                          cpu_groups=4,
                          prefill_chunk=512, split_k_depth=768, split_attention=True, tiled_attention=True)
         for old, new in (("no_split_attention", "split_attention"), ("no_tiled_attention", "tiled_attention")):
