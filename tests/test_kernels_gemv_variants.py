@@ -54,13 +54,14 @@ def matrix(values: np.ndarray, fmt: str, seed: int) -> tuple[bytes, np.ndarray]:
 
 def expect_variant(k, fmt: str, K: int, overrides: dict, plain_input: bool = False) -> None:
     values = k.values
+    shapes = KernelShapes.for_adapter(False, overrides)  # the overrides over a GPU's defaults
     unroll = values.get("GEMV_UNROLL", values.get("HEAD_UNROLL"))
-    assert unroll == overrides.get("gemv_unroll", 1), values
-    assert k.wide == (overrides.get("gemv_wide_f16", False) and fmt in ("F16", "BF16") and K % 8 == 0), k.snippet
+    assert unroll == shapes.gemv_unroll, values
+    assert k.wide == (shapes.gemv_wide_f16 and fmt in ("F16", "BF16") and K % 8 == 0), k.snippet
     if k.shader == "linear.wgsl":
-        staged = overrides.get("gemv_stage_blocks", 0) and fmt in ("Q8_0", "Q4_0", "Q4_1")
+        staged = shapes.gemv_stage_blocks and fmt in ("Q8_0", "Q4_0", "Q4_1")
         assert bool(values["STAGE_BLOCKS"]) == bool(staged), values
-        assert values["COPY_INPUT"] == (overrides.get("gemv_copy_input", False) and plain_input), values
+        assert values["COPY_INPUT"] == (shapes.gemv_copy_input and plain_input), values
 
 
 def rms_ref(x, w):
