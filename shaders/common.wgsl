@@ -15,6 +15,22 @@ fn f16_value(h: u32) -> f32 {
   return select(v, -v, (h & 0x8000u) != 0u);
 }
 
+// (d sc, dmin m) of sub-block j of a Q4_K / Q5_K super-block, from its header word (d, dmin as f16)
+// and its 3 words of 6-bit scales and mins (ggml's get_scale_min_k4): one copy for both snippets.
+fn k_scale_min(j: u32, head: u32, s0: u32, s1: u32, s2: u32) -> vec2<f32> {
+  let sh = 8u * (j & 3u);
+  let lo = (s0 >> sh) & 0xffu;    // scales[j % 4]
+  let mid = (s1 >> sh) & 0xffu;   // scales[j % 4 + 4]
+  let hi = (s2 >> sh) & 0xffu;    // scales[j % 4 + 8]
+  var sc = lo & 63u;
+  var m = mid & 63u;
+  if (j >= 4u) {
+    sc = (hi & 0xfu) | ((lo >> 6u) << 4u);
+    m = (hi >> 4u) | ((mid >> 6u) << 4u);
+  }
+  return vec2<f32>(f16_value(head & 0xffffu) * f32(sc), f16_value(head >> 16u) * f32(m));
+}
+
 // NaN test on the bits: WGSL lets implementations assume no NaNs, and SwiftShader folds v != v.
 fn is_nan(v: f32) -> bool { return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u; }
 

@@ -27,21 +27,6 @@ fn w_block_word(g: u32, k: u32) -> u32 {
   return select(q4_k_base(g) + k, q4_k_nibbles(g) + min(k, 11u) - 4u, k >= 4u);
 }
 
-// (d sc, dmin m) of sub-block j from the header word and the 3 words of scales.
-fn q4_k_scale_min(j: u32, head: u32, s0: u32, s1: u32, s2: u32) -> vec2<f32> {
-  let sh = 8u * (j & 3u);
-  let lo = (s0 >> sh) & 0xffu;    // scales[j % 4]
-  let mid = (s1 >> sh) & 0xffu;   // scales[j % 4 + 4]
-  let hi = (s2 >> sh) & 0xffu;    // scales[j % 4 + 8]
-  var sc = lo & 63u;
-  var m = mid & 63u;
-  if (j >= 4u) {
-    sc = (hi & 0xfu) | ((lo >> 6u) << 4u);
-    m = (hi >> 4u) | ((mid >> 6u) << 4u);
-  }
-  return vec2<f32>(f16_value(head & 0xffffu) * f32(sc), f16_value(head >> 16u) * f32(m));
-}
-
 // The nibbles at bit `shift` (0: low, 4: high) of a word's 4 bytes, as floats.
 fn q4_k_levels(q: u32, shift: u32) -> vec4<f32> {
   let n = (vec4<u32>(q >> shift) >> vec4<u32>(0u, 8u, 16u, 24u)) & vec4<u32>(0xfu);
@@ -49,7 +34,7 @@ fn q4_k_levels(q: u32, shift: u32) -> vec4<f32> {
 }
 
 fn w_block(g: u32, ws: array<u32, 20>) -> array<vec4<f32>, 8> {
-  let dm = q4_k_scale_min(g & 7u, ws[0], ws[1], ws[2], ws[3]);
+  let dm = k_scale_min(g & 7u, ws[0], ws[1], ws[2], ws[3]);
   let sh = 4u * (g & 1u);
   return array<vec4<f32>, 8>(q4_k_levels(ws[4], sh) * dm.x - dm.y, q4_k_levels(ws[5], sh) * dm.x - dm.y,
                              q4_k_levels(ws[6], sh) * dm.x - dm.y, q4_k_levels(ws[7], sh) * dm.x - dm.y,
@@ -64,7 +49,7 @@ fn w_dot(g: u32, ws: array<u32, 20>, xs: array<vec4<f32>, 8>) -> vec4<f32> {
   s += xs[4] * q4_k_levels(ws[8], sh) + xs[5] * q4_k_levels(ws[9], sh);
   s += xs[6] * q4_k_levels(ws[10], sh) + xs[7] * q4_k_levels(ws[11], sh);
   let sx = (xs[0] + xs[1]) + (xs[2] + xs[3]) + ((xs[4] + xs[5]) + (xs[6] + xs[7]));
-  let dm = q4_k_scale_min(g & 7u, ws[0], ws[1], ws[2], ws[3]);
+  let dm = k_scale_min(g & 7u, ws[0], ws[1], ws[2], ws[3]);
   return s * dm.x - sx * dm.y;
 }
 
@@ -72,12 +57,12 @@ fn w_dot(g: u32, ws: array<u32, 20>, xs: array<vec4<f32>, 8>) -> vec4<f32> {
 fn w_pack_word(g: u32, i: u32, j: u32) -> u32 { return select(q4_k_base(g) + j, q4_k_nibbles(g) + i, j == 4u); }
 
 fn w_unpack(g: u32, i: u32, ws: array<u32, 6>) -> vec4<f32> {
-  let dm = q4_k_scale_min(g & 7u, ws[0], ws[1], ws[2], ws[3]);
+  let dm = k_scale_min(g & 7u, ws[0], ws[1], ws[2], ws[3]);
   return q4_k_levels(ws[4], 4u * (g & 1u)) * dm.x - dm.y;
 }
 const WSegPacks: u32 = 1u;
 fn w_seg_pack(s: u32, j: u32) -> u32 { return s; }
 fn w_seg_dot(g: u32, s: u32, ws: array<u32, 6>, xs: array<vec4<f32>, 2>) -> vec4<f32> {
-  let dm = q4_k_scale_min(g & 7u, ws[0], ws[1], ws[2], ws[3]);
+  let dm = k_scale_min(g & 7u, ws[0], ws[1], ws[2], ws[3]);
   return xs[0] * q4_k_levels(ws[4], 4u * (g & 1u)) * dm.x - xs[0] * dm.y;
 }

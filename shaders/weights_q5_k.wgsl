@@ -31,21 +31,6 @@ fn w_block_word(g: u32, k: u32) -> u32 {
   return q5_k_nibbles(g) + min(k, 19u) - 12u;
 }
 
-// (d sc, dmin m) of sub-block j from the header word and the 3 words of scales (as Q4_K).
-fn q5_k_scale_min(j: u32, head: u32, s0: u32, s1: u32, s2: u32) -> vec2<f32> {
-  let sh = 8u * (j & 3u);
-  let lo = (s0 >> sh) & 0xffu;    // scales[j % 4]
-  let mid = (s1 >> sh) & 0xffu;   // scales[j % 4 + 4]
-  let hi = (s2 >> sh) & 0xffu;    // scales[j % 4 + 8]
-  var sc = lo & 63u;
-  var m = mid & 63u;
-  if (j >= 4u) {
-    sc = (hi & 0xfu) | ((lo >> 6u) << 4u);
-    m = (hi >> 4u) | ((mid >> 6u) << 4u);
-  }
-  return vec2<f32>(f16_value(head & 0xffffu) * f32(sc), f16_value(head >> 16u) * f32(m));
-}
-
 // The 4 levels of a pack of sub-block j: the nibbles of word q (low for even j, high for odd j)
 // with bit j of each byte of word h on top, as floats.
 fn q5_k_levels(q: u32, h: u32, j: u32) -> vec4<f32> {
@@ -56,7 +41,7 @@ fn q5_k_levels(q: u32, h: u32, j: u32) -> vec4<f32> {
 
 fn w_block(g: u32, ws: array<u32, 20>) -> array<vec4<f32>, 8> {
   let j = g & 7u;
-  let dm = q5_k_scale_min(j, ws[0], ws[1], ws[2], ws[3]);
+  let dm = k_scale_min(j, ws[0], ws[1], ws[2], ws[3]);
   return array<vec4<f32>, 8>(q5_k_levels(ws[12], ws[4], j) * dm.x - dm.y, q5_k_levels(ws[13], ws[5], j) * dm.x - dm.y,
                              q5_k_levels(ws[14], ws[6], j) * dm.x - dm.y, q5_k_levels(ws[15], ws[7], j) * dm.x - dm.y,
                              q5_k_levels(ws[16], ws[8], j) * dm.x - dm.y, q5_k_levels(ws[17], ws[9], j) * dm.x - dm.y,
@@ -71,7 +56,7 @@ fn w_dot(g: u32, ws: array<u32, 20>, xs: array<vec4<f32>, 8>) -> vec4<f32> {
   s += xs[4] * q5_k_levels(ws[16], ws[8], j) + xs[5] * q5_k_levels(ws[17], ws[9], j);
   s += xs[6] * q5_k_levels(ws[18], ws[10], j) + xs[7] * q5_k_levels(ws[19], ws[11], j);
   let sx = (xs[0] + xs[1]) + (xs[2] + xs[3]) + ((xs[4] + xs[5]) + (xs[6] + xs[7]));
-  let dm = q5_k_scale_min(j, ws[0], ws[1], ws[2], ws[3]);
+  let dm = k_scale_min(j, ws[0], ws[1], ws[2], ws[3]);
   return s * dm.x - sx * dm.y;
 }
 
@@ -82,12 +67,12 @@ fn w_pack_word(g: u32, i: u32, j: u32) -> u32 {
 }
 
 fn w_unpack(g: u32, i: u32, ws: array<u32, 6>) -> vec4<f32> {
-  let dm = q5_k_scale_min(g & 7u, ws[0], ws[1], ws[2], ws[3]);
+  let dm = k_scale_min(g & 7u, ws[0], ws[1], ws[2], ws[3]);
   return q5_k_levels(ws[4], ws[5], g & 7u) * dm.x - dm.y;
 }
 const WSegPacks: u32 = 1u;
 fn w_seg_pack(s: u32, j: u32) -> u32 { return s; }
 fn w_seg_dot(g: u32, s: u32, ws: array<u32, 6>, xs: array<vec4<f32>, 2>) -> vec4<f32> {
-  let dm = q5_k_scale_min(g & 7u, ws[0], ws[1], ws[2], ws[3]);
+  let dm = k_scale_min(g & 7u, ws[0], ws[1], ws[2], ws[3]);
   return xs[0] * q5_k_levels(ws[4], ws[5], g & 7u) * dm.x - xs[0] * dm.y;
 }
