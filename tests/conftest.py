@@ -119,6 +119,26 @@ def run_py(page, code: str):
     return json.loads(page.evaluate("async (code) => await window.pywebgpt._py(code)", code))
 
 
+@contextmanager
+def slow_tokens(page, seconds: float = 0.05):
+    """Each generated token takes `seconds` longer (the GPU model class's `collect` patched), so
+    that what a test does during a run lands while the run still goes: in its worker the engine
+    generates the tiny model's tokens faster than the page's test can act."""
+    run_py(page, f"""
+import asyncio
+cls = type(engine.model.gpu_model)
+scratch['collect'] = (cls, cls.collect)
+async def slow_collect(self, *args, **kwargs):
+    await asyncio.sleep({seconds})
+    return await scratch['collect'][1](self, *args, **kwargs)
+cls.collect = slow_collect
+True""")
+    try:
+        yield
+    finally:
+        run_py(page, "cls, original = scratch.pop('collect')\ncls.collect = original\nTrue")
+
+
 def run_engine_js(page, script: str) -> None:
     """Run JavaScript in the engine's global scope (its worker's, or the page's with ?engine=main):
     a test patches there the browser APIs the engine itself calls (Cache Storage, fetch)."""

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from chat_model import CONTEXT, make_chat_model
+from conftest import slow_tokens
 from test_ui import (
     DESKTOP,
     PAYLOAD,
@@ -268,15 +269,16 @@ def test_stop_and_escape_end_a_reply_midway(page):
     for how in ("button", "escape"):
         before = runs(page)
         page.fill("#chat-input", f"Say a lot ({how}).")
-        page.click("#chat-send")
-        wait_reply_chars(page, 3)
-        assert page.locator("#chat-stop").is_enabled() and page.locator("#chat-send").is_disabled()
-        assert page.locator("#chat-regenerate").is_disabled() and page.locator("#chat-clear").is_disabled()
-        if how == "button":
-            page.click("#chat-stop")
-        else:
-            page.keyboard.press("Escape")
-        wait_run(page, before)
+        with slow_tokens(page):  # so the reply still runs when the test looks at it and stops it
+            page.click("#chat-send")
+            wait_reply_chars(page, 3)
+            assert page.locator("#chat-stop").is_enabled() and page.locator("#chat-send").is_disabled()
+            assert page.locator("#chat-regenerate").is_disabled() and page.locator("#chat-clear").is_disabled()
+            if how == "button":
+                page.click("#chat-stop")
+            else:
+                page.keyboard.press("Escape")
+            wait_run(page, before)
         state = chat_state(page)
         reply = state["messages"][-1]
         assert state["state"] == "done" and state["finish"] in ("abort", "cancelled"), state

@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import json
 import shutil
-from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
-from conftest import BOOT_TIMEOUT_MS, ROOT, ConsoleGuard, run_py
+from conftest import BOOT_TIMEOUT_MS, ROOT, ConsoleGuard, run_py, slow_tokens
 from hub_server import Hub
 from leaks import measure
 from serve import Server
@@ -281,26 +280,6 @@ def test_leaks_30_generations_and_5_load_unload_cycles_return_to_baseline(ui):
         assert delta["js_heap_bytes"] < 1 << 20, (phase, delta)
     assert report["unloaded_live_buffers"] == [0] and report["unloaded_bytes"] == [0]
     assert report["cycles_from_cache"] == 5 and report["tokens_generated"] == 30 * 8
-
-
-@contextmanager
-def slow_tokens(page, seconds: float = 0.05):
-    """Each generated token takes `seconds` longer (the GPU model class's `collect` patched), so
-    that what a test does during a run lands while the run still goes: in its worker the engine
-    generates the tiny model's tokens faster than the page's test can act."""
-    run_py(page, f"""
-import asyncio
-cls = type(engine.model.gpu_model)
-scratch['collect'] = (cls, cls.collect)
-async def slow_collect(self, *args, **kwargs):
-    await asyncio.sleep({seconds})
-    return await scratch['collect'][1](self, *args, **kwargs)
-cls.collect = slow_collect
-True""")
-    try:
-        yield
-    finally:
-        run_py(page, "cls, original = scratch.pop('collect')\ncls.collect = original\nTrue")
 
 
 # ------------------------------------------------------------------------------------ device loss
