@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from .contract import buffer_size
 from .errors import LoadError
-from .weights import matrix_bytes, row_bytes
+from .weights import gpu_matrix_bytes, row_bytes
 
 USAGES = ("storage", "storage_readable", "readback")  # GPU side: app/runner.py BUFFER_USAGE
 
@@ -42,12 +42,14 @@ class WeightSpec:
 
     @property
     def nbytes(self) -> int:
-        return matrix_bytes(self.rows, self.cols, self.dtype)
+        return gpu_matrix_bytes(self.rows, self.cols, self.dtype)
 
 
 def split_rows(label: str, source: str, rows: int, cols: int, dtype: str, per_buffer: int) -> list:
     """A [rows, cols] table as WeightSpecs of whole rows that each fit `per_buffer` bytes."""
     per = max(1, per_buffer // row_bytes(cols, dtype))
+    while per > 1 and gpu_matrix_bytes(per, cols, dtype) > per_buffer:  # a grouped format's padding
+        per -= 1
     return [WeightSpec(f"{label}[{r}:{min(rows, r + per)}]", (source,), min(per, rows - r), cols, dtype, r)
             for r in range(0, rows, per)]
 

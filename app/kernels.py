@@ -18,7 +18,7 @@ from .shapes import KernelShapes
 from .weights import BLOCK_FORMATS
 
 DEFAULT_WORKGROUP_BYTES = 16384  # WebGPU's default maxComputeWorkgroupStorageSize
-STAGED_FORMATS = ("Q8_0", "Q4_0", "Q4_1")  # block formats the staged GEMV reads (linear.wgsl STAGE_BLOCKS)
+STAGED_FORMATS = ("Q8_0", "Q4_1")  # block formats the staged GEMV reads (linear.wgsl STAGE_BLOCKS)
 
 
 def cdiv(a: int, b: int) -> int:

@@ -21,8 +21,10 @@ from .gpu import COPY_DST, COPY_SRC, GPU, MAP_READ, STORAGE
 from .kernels import kernel
 from .weights import (
     BLOCK_FORMATS,
+    GROUPED_FORMATS,
     QUANTIZE_FORMATS,
     QUANTIZE_SOURCES,
+    REGROUP_SOURCE,
     as_memoryview,
     dtype_bytes,
     matrix_bytes,
@@ -133,7 +135,8 @@ class GPUModel:
     # ------------------------------------------------------------------------ weights
     def _parts(self, w, tensors: dict) -> list:
         """(offset in the buffer, tensor, first byte, bytes, bytes per row, row order) of each source
-        of weight `w`, in the buffer's order."""
+        of weight `w`, in the buffer's order (offsets as the file's layout counts them: a grouped
+        format's part starts at block offset // block bytes)."""
         parts, offset = [], 0
         for name in w.sources:
             t = tensors[name]
@@ -170,7 +173,10 @@ class GPUModel:
                 and not isinstance(t.data, (bytes, bytearray, memoryview)))
 
     def _quantized(self, w, parts) -> bool:
-        return w.dtype in QUANTIZE_FORMATS and any(t.dtype in QUANTIZE_SOURCES for _, t, *_ in parts)
+        """Is weight `w` written by shaders/quantize.wgsl: quantized from floats, or regrouped (a grouped
+        format's blocks go to the GPU in its own layout, app/weights.py GROUPED_FORMATS)?"""
+        return w.dtype in GROUPED_FORMATS or (
+            w.dtype in QUANTIZE_FORMATS and any(t.dtype in QUANTIZE_SOURCES for _, t, *_ in parts))
 
     def _upload(self, w, tensors: dict) -> None:
         """Rows [row0, row0 + rows) of each source tensor, one after the other, widened to f32 where
@@ -208,20 +214,26 @@ class GPUModel:
 
     def _quantize(self, w, buf, parts) -> None:
         """Quantize-on-load: each float source goes to a staging buffer as the file stores it, and
-        shaders/quantize.wgsl writes its blocks into the weight buffer, after the previous part's."""
+        shaders/quantize.wgsl writes its blocks into the weight buffer, after the previous part's. A
+        source already in a grouped format (a GGUF's Q4_0) goes the same way, to be regrouped."""
         block_bytes = BLOCK_FORMATS[w.dtype][1]
-        for at, t, start, n, _, order in parts:
-            if t.dtype not in QUANTIZE_SOURCES or order is not None:
+        for part in parts:
+            at, t, start, n, _, order = part
+            regroup = t.dtype == w.dtype and w.dtype in GROUPED_FORMATS
+            if not regroup and (t.dtype not in QUANTIZE_SOURCES or order is not None):
                 raise ModelError(f"{w.label}: cannot quantize a {t.dtype} tensor to {w.dtype} on load")
-            staging = self._staging(n)
-            if isinstance(t.data, (bytes, bytearray, memoryview)):
+            staging = self._staging(n + 3)
+            if regroup and (order is not None or n % 4):  # permuted rows, or not whole words: assembled here
+                raw = self._gpu_bytes(part, w.dtype)
+                self.gpu.write(staging, bytes(raw) + bytes(-len(raw) % 4), 0)
+            elif isinstance(t.data, (bytes, bytearray, memoryview)):
                 self.gpu.write(staging, as_memoryview(t.data)[start:start + n], 0)
             else:
                 self.gpu.write_js(staging, 0, t.data, start, n)  # JS Uint8Array: never via wasm
-            blocks = n // dtype_bytes(t.dtype) // 32
+            blocks = n // block_bytes if regroup else n // dtype_bytes(t.dtype) // 32
             block0 = at // block_bytes
             k = kernel("quantize.wgsl", "quantize_" + w.dtype.lower(), w.dtype, BLOCKS=blocks, BLOCK0=block0,
-                       SRC=QUANTIZE_SOURCES[t.dtype])
+                       SRC=REGROUP_SOURCE if regroup else QUANTIZE_SOURCES[t.dtype])
             pipeline = self._quantizers.get(k)
             if pipeline is None:
                 pipeline = self._quantizers[k] = self.gpu.pipeline(self.gpu.shader_module(k.source(), k.shader),

@@ -30,7 +30,7 @@ class KernelShapes:
     # a CPU adapter ignores them (its one invocation per row reads whole blocks):
     gemv_wide_f16: bool = False  # F16 / BF16 rows as blocks of 8 halves, one 16-byte load each (K % 8 == 0)
     gemv_unroll: int = 1         # packs or segments a lane loads before multiplying them: 1, 2 or 4
-    gemv_stage_blocks: int = 0   # Q8_0 / Q4_0 / Q4_1 GEMV: blocks of each row staged through workgroup
+    gemv_stage_blocks: int = 0   # Q8_0 / Q4_1 GEMV: blocks of each row staged through workgroup
                                  # memory at a time (0: not staged; fewer where the memory is short)
     gemv_copy_input: bool = False  # a GEMV's plain input row (down) copied into workgroup memory once
                                    # per workgroup, where it fits, instead of read once per output row

@@ -7,12 +7,21 @@ vectors (biases, norms) are always widened to f32 at load, exactly.
 
 The block formats (BLOCK_FORMATS, from app/gguf.py TYPE_BLOCKS, the one list of the types this
 engine reads: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 and the k-quants Q4_K, Q5_K, Q6_K, ggml's, as GGUF stores
-them) go to the GPU as their bytes, unchanged: a row of `cols` weights is cols / 32 blocks (34, 18,
+them) go to the GPU as their bytes: a row of `cols` weights is cols / 32 blocks (34, 18,
 20, 22 or 24 bytes each), or cols / 256 super-blocks (144, 176 or 210 bytes), rows back to back (a
 row of another width is refused with the format's block size). The kernels dequantize them in registers
 (shaders/weights_q*.wgsl; a k-quant's super-block is 8 blocks of 32 to them); shaders/quantize.wgsl
 makes Q8_0 and Q4_0 from an f32 / f16 / bf16 matrix on the GPU (quantize-on-load). `matrix_bytes` is the size
-of a matrix in any format, for the buffer plan and the loader alike.
+of a matrix in any format as a file stores it; `gpu_matrix_bytes` its size on the GPU.
+
+One format is regrouped on the way to the GPU: Q4_0 (GROUPED_FORMATS). Its 18-byte blocks are
+2-byte aligned, so a GPU lane spent its time realigning words rather than waiting for memory (Q4_0
+decoded no faster than F16 on an H200, BENCH.md). On the GPU each run of 8 blocks of a buffer is a
+144-byte group: the 8 f16 scales (16 bytes), then the 8 blocks' 16 bytes of nibbles, every part
+16-byte aligned. The same bytes, moved; a buffer whose block count is not a multiple of 8 ends in a
+partial group padded to 16-byte units. shaders/quantize.wgsl writes this layout (from floats, or
+from a file's Q4_0 blocks); `to_gpu_layout` / `from_gpu_layout` are the same permutation in Python,
+for the tests and tools.
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ BLOCK_FORMATS = {name: blocks for name, blocks in TYPE_BLOCKS.items() if blocks[
 WEIGHT_FORMATS = MATRIX_DTYPES + tuple(BLOCK_FORMATS)
 QUANTIZE_FORMATS = ("Q8_0", "Q4_0")  # what shaders/quantize.wgsl makes (its entry points quantize_q8_0 / _q4_0)
 QUANTIZE_SOURCES = {"F32": 0, "F16": 1, "BF16": 2}  # quantize.wgsl's constant SRC for each source dtype
+REGROUP_SOURCE = 3  # quantize.wgsl's SRC for a file's Q4_0 blocks, regrouped as they are (GROUPED_FORMATS)
 QUANTIZE_GROUP_SIZE = 64     # invocations per workgroup of quantize.wgsl, one per pair of blocks
 MAX_WORKGROUPS_PER_DIM = 65535  # WebGPU's default maxComputeWorkgroupsPerDimension
 
@@ -72,6 +82,65 @@ def matrix_bytes(rows: int, cols: int, dtype: str) -> int:
     slice of whole rows is row_bytes(cols, dtype) per row. The GPU reads the 4-byte words holding a
     block, so a block format's buffer must be at least matrix_bytes rounded up to 4 (buffer_size does)."""
     return rows * row_bytes(cols, dtype)
+
+
+GROUPED_FORMATS = {"Q4_0": 8}  # format -> blocks per group on the GPU (see above)
+GROUP_SCALE_BYTES = 16          # a group's leading scales, 8 f16
+
+
+def gpu_matrix_bytes(rows: int, cols: int, dtype: str) -> int:
+    """Bytes of a [rows, cols] matrix of `dtype` on the GPU: matrix_bytes, or for a grouped format its
+    whole groups (a partial last group padded to a 16-byte unit)."""
+    n = matrix_bytes(rows, cols, dtype)
+    if dtype not in GROUPED_FORMATS:
+        return n
+    return _grouped_bytes(n // BLOCK_FORMATS[dtype][1], dtype)
+
+
+def _grouped_bytes(blocks: int, dtype: str) -> int:
+    per = GROUPED_FORMATS[dtype]
+    block_bytes = BLOCK_FORMATS[dtype][1]
+    full, last = divmod(blocks, per)
+    return full * per * block_bytes + (GROUP_SCALE_BYTES + last * (block_bytes - 2) if last else 0)
+
+
+def to_gpu_layout(raw, dtype: str) -> bytes:
+    """A table's bytes as a file stores them -> as the GPU keeps them (a grouped format regrouped;
+    any other unchanged). The block count is len(raw) // block bytes; trailing bytes are ignored."""
+    raw = bytes(as_memoryview(raw))
+    if dtype not in GROUPED_FORMATS:
+        return raw
+    per, block_bytes = GROUPED_FORMATS[dtype], BLOCK_FORMATS[dtype][1]
+    blocks = len(raw) // block_bytes
+    out = bytearray(_grouped_bytes(blocks, dtype))
+    group = per * block_bytes
+    full = blocks // per * group  # bytes of the whole groups, as strided copies (C speed)
+    for j in range(per):
+        for b in range(block_bytes):
+            at = 2 * j + b if b < 2 else GROUP_SCALE_BYTES + (block_bytes - 2) * j + b - 2
+            out[at:full:group] = raw[block_bytes * j + b:full:group]
+    for g in range(blocks // per * per, blocks):  # the partial last group
+        j, base = g % per, full
+        block = raw[block_bytes * g:block_bytes * (g + 1)]
+        out[base + 2 * j:base + 2 * j + 2] = block[:2]
+        at = base + GROUP_SCALE_BYTES + (block_bytes - 2) * j
+        out[at:at + block_bytes - 2] = block[2:]
+    return bytes(out)
+
+
+def from_gpu_layout(raw, dtype: str, blocks: int) -> bytes:
+    """The inverse of to_gpu_layout for a table of `blocks` blocks: the file's bytes."""
+    raw = bytes(as_memoryview(raw))
+    if dtype not in GROUPED_FORMATS:
+        return raw
+    per, block_bytes = GROUPED_FORMATS[dtype], BLOCK_FORMATS[dtype][1]
+    out = bytearray(blocks * block_bytes)
+    for g in range(blocks):
+        base, j = g // per * per * block_bytes, g % per
+        at = base + GROUP_SCALE_BYTES + (block_bytes - 2) * j
+        out[block_bytes * g:block_bytes * g + 2] = raw[base + 2 * j:base + 2 * j + 2]
+        out[block_bytes * g + 2:block_bytes * (g + 1)] = raw[at:at + block_bytes - 2]
+    return bytes(out)
 
 
 def quantize_workgroups(blocks: int, block0: int = 0) -> tuple:

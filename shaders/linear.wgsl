@@ -18,12 +18,13 @@
 //                 blocks of rows (all of them on a GPU, a few on a CPU adapter).
 //                 GPU variants (app/shapes.py KernelShapes, all off by default): F16 / BF16 rows as
 //                 blocks of 8 in one 16-byte load (weights_f16_wide.wgsl); GEMV_UNROLL loads per lane
-//                 before the math; Q8_0 / Q4_0 / Q4_1 rows staged through workgroup memory
+//                 before the math; Q8_0 / Q4_1 rows staged through workgroup memory
 //                 (STAGE_BLOCKS); the plain input row copied into workgroup memory (COPY_INPUT).
 // Layout: X f32 [rows, K]; W [N_W, K] in the weight format of the module's snippet (N_W = N, or 2 N
 //   with swiglu): f32 / f16 / bf16 as WPacks (K4 = K / 4 packs per row), or ggml's Q8_0 / Q4_0 / Q4_1 /
 //   Q5_0 / Q5_1 blocks of 32 weights or Q4_K / Q5_K / Q6_K super-blocks of 256 (8 blocks of 32 to the
-//   kernels) as stored in GGUF (K a multiple of 32, or 256), read through the snippet's block interface
+//   kernels) as stored in GGUF (Q4_0 regrouped on load, weights_q4_0.wgsl; K a multiple of 32, or 256),
+//   read through the snippet's block interface
 //   (weights_f32.wgsl) and dequantized in registers; b f32 [Y_COLS] (HAS_BIAS; 2 N with swiglu);
 //   Y f32 [rows, Y_COLS], of which this dispatch writes columns Y_COL0 .. Y_COL0 + N - 1 (and adds
 //   b[Y_COL0 + c]).
@@ -61,7 +62,7 @@
 //   GEMV_UNROLL: u32 gemv on a GPU: packs or segments a lane loads before multiplying them (1, 2 or
 //                    4: more bytes in flight per lane; the same additions in the same order)
 //   STAGE_BLOCKS: u32    gemv: blocks of each row staged through workgroup memory at a time (0: not
-//                        staged; Q8_0 / Q4_0 / Q4_1 on a GPU, see "weights staged" below)
+//                        staged; Q8_0 / Q4_1 on a GPU, see "weights staged" below)
 //   STAGE_ROW_WORDS: u32 gemv: WPacks a staged row holds (at least the words STAGE_BLOCKS blocks span)
 //   STAGE_WORDS: u32     gemv: STAGE_ROW_WORDS x the staged rows (GEMV_ROWS, 2 GEMV_ROWS with swiglu;
 //                        1 when not staged)
@@ -322,7 +323,7 @@ fn gemv_row_gpu(c: u32, lane: u32) -> array<vec4<f32>, 2> {
 }
 
 // ------------------------------------------------------- decode, weights staged through workgroup memory
-// With STAGE_BLOCKS > 0 (Q8_0 / Q4_0 / Q4_1 on a GPU) the workgroup copies its rows' bytes for
+// With STAGE_BLOCKS > 0 (Q8_0 / Q4_1 on a GPU) the workgroup copies its rows' bytes for
 // STAGE_BLOCKS blocks of K at a time into w_stage with coalesced one-word loads (consecutive
 // invocations on consecutive words of a row, STAGE_LOADS loads per invocation issued together), the
 // next chunk's loads issued before this chunk's math; the lanes then read their segments' words from

@@ -1,7 +1,8 @@
 // quantize.wgsl — quantize-on-load: a matrix already on the GPU as f32, f16 or bf16 becomes ggml's Q8_0
 // or Q4_0 blocks, byte for byte what ggml's quantize_row_q8_0_ref / quantize_row_q4_0_ref give (as the
 // `gguf` package's gguf.quants.quantize computes them on x86), so a model quantized here equals the
-// same model quantized by llama.cpp's tools.
+// same model quantized by llama.cpp's tools. Q4_0 is written in the GPU's grouped layout
+// (weights_q4_0.wgsl), and quantize_q4_0 also regroups a file's Q4_0 blocks (SRC 3), unchanged.
 //   Q8_0  d = amax / 127, id = 1 / d (0 when d is 0), q[j] = roundf(x[j] * id)              (int8)
 //   Q4_0  d = max / -8 (max: the first value of largest magnitude, with its sign), id as above,
 //         q[j] = min(15, (int) (x[j] * id + 8.5))                                            (nibbles)
@@ -17,12 +18,13 @@
 // argmax return it); this follows gguf-py for the canonical NaN. An all-zero Q4_0 block gets d = +0
 // when its first value is -0 (gguf-py; ggml's C always writes -0 there).
 // Layout: src holds the matrix's values, row-major from element 0: f32 words, or two f16 / bf16 per
-//   word (SRC). The values are BLOCKS blocks of 32 (rows * K / 32: rows are whole blocks, so the
-//   matrix is a sequence of blocks); they become blocks BLOCK0 .. BLOCK0 + BLOCKS - 1 of dst (u32
-//   words, blocks back to back: several matrices may share a buffer, e.g. q, k and v by rows), whose
-//   other bytes are kept.
+//   word (SRC), or (SRC 3) Q4_0 blocks of 18 bytes back to back. The values are BLOCKS blocks of 32
+//   (rows * K / 32: rows are whole blocks, so the matrix is a sequence of blocks); they become blocks
+//   BLOCK0 .. BLOCK0 + BLOCKS - 1 of dst (u32 words: Q8_0 blocks back to back, Q4_0 in groups of 8;
+//   several matrices may share a buffer, e.g. q, k and v by rows), whose other bytes are kept.
 // Workgroup: 64 invocations; invocation t owns the pair of dst blocks 2 (BLOCK0 / 2 + t) and the next,
-//   which start and end on word boundaries (68 or 36 bytes), so no two invocations write one word; it
+//   which start and end on word boundaries (68 bytes; Q4_0: a scale word and two 16-byte slots), so no
+//   two invocations write one word; it
 //   quantizes the blocks of the pair that are in range and merges the bytes of a word it shares with
 //   a block outside the range (another matrix's, written by another dispatch). Dispatch (X, Y, 1)
 //   with X * Y >= ceil(QUANT_PAIRS / 64) workgroups, X <= 65535: app/weights.py quantize_workgroups.
@@ -30,7 +32,7 @@
 // Constants:
 //   BLOCKS: u32   blocks of 32 values to quantize
 //   BLOCK0: u32   index in dst of the first block written
-//   SRC: u32      dtype of src: 0 F32, 1 F16, 2 BF16
+//   SRC: u32      dtype of src: 0 F32, 1 F16, 2 BF16, 3 Q4_0 (quantize_q4_0 only: regrouped as they are)
 @group(0) @binding(0) var<storage, read> src: array<u32>;
 @group(0) @binding(1) var<storage, read_write> dst: array<u32>;
 
@@ -288,6 +290,35 @@ fn quantize_q8_0(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
   write_pair(pair, 34u);
 }
 
+// Block b of src, already a Q4_0 block (SRC 3: a file's blocks, 18 bytes each from byte 0), at byte
+// k of the pair.
+fn q4_0_copy_block(b: u32, k: u32) {
+  for (var j = 0u; j < 18u; j++) {
+    let byte = 18u * b + j;
+    put_byte(k + j, src[byte >> 2u] >> ((byte & 3u) * 8u));
+  }
+}
+
+// The pair's two Q4_0 blocks (pair_words: GGUF's 36 bytes) to dst in the GPU's grouped layout
+// (weights_q4_0.wgsl): their scales are one word of the group's scales, their nibbles two 16-byte
+// slots. A block outside BLOCK0 .. BLOCK0 + BLOCKS - 1 keeps what dst has (its half of the scale
+// word, its nibbles).
+fn write_pair_grouped(pair: u32) {
+  let g = 2u * pair;
+  let base = 36u * (g >> 3u);  // the group's first word
+  let first = g >= BLOCK0;
+  let second = g + 1u < BLOCK0 + BLOCKS;
+  let scales = (pair_words[0] & 0xffffu) | (pair_words[4] & 0xffff0000u);
+  let mask = select(0u, 0xffffu, first) | select(0u, 0xffff0000u, second);
+  let at = base + ((g & 7u) >> 1u);
+  dst[at] = (dst[at] & ~mask) | (scales & mask);
+  let q0 = base + 4u + 4u * (g & 7u);
+  for (var i = 0u; i < 4u; i++) {
+    if (first) { dst[q0 + i] = (pair_words[i] >> 16u) | (pair_words[i + 1u] << 16u); }
+    if (second) { dst[q0 + 4u + i] = pair_words[5u + i]; }
+  }
+}
+
 @compute @workgroup_size(64)
 fn quantize_q4_0(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
                  @builtin(local_invocation_index) lid: u32) {
@@ -296,7 +327,9 @@ fn quantize_q4_0(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
   let pair = QUANT_PAIR0 + t;
   for (var h = 0u; h < 2u; h++) {
     let g = 2u * pair + h;
-    if (g >= BLOCK0 && g < BLOCK0 + BLOCKS) { q4_0_block(g - BLOCK0, 18u * h); }
+    if (g >= BLOCK0 && g < BLOCK0 + BLOCKS) {
+      if (SRC == 3u) { q4_0_copy_block(g - BLOCK0, 18u * h); } else { q4_0_block(g - BLOCK0, 18u * h); }
+    }
   }
-  write_pair(pair, 18u);
+  write_pair_grouped(pair);
 }

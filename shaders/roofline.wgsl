@@ -20,8 +20,8 @@
 //                centre +- spread; Q8_0 / Q4_0 / Q4_1 blocks whose f16 scales (random in [0.5, 1] of
 //                the largest) make the dequantized weights span about +- spread around the centre
 //                (0 for Q8_0 / Q4_0), their int8 / nibbles uniform. The scale bytes fall wherever the
-//                block layout puts them (34 / 18 / 20-byte blocks from byte 0), so a buffer holds
-//                valid blocks back to back, as GGUF stores them. Grid-stride: dispatch (G, 1, 1),
+//                GPU's layout puts them (34 / 20-byte blocks from byte 0; Q4_0 in groups of 8 blocks,
+//                scales first: weights_q4_0.wgsl), so a buffer holds valid blocks. Grid-stride: dispatch (G, 1, 1),
 //                any G. The seed, spread and centre come in a buffer (not constants) so that one
 //                pipeline per format fills every weight of a model.
 // Layout: src vec4<u32> [any]; sink u32 [>= 1] (never written in practice); dst u32 [any];
@@ -127,9 +127,15 @@ fn fill_random(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
       var word = h;
       for (var j = 0u; j < 4u; j++) {
         let byte = 4u * i + j;
-        let at = byte % FILL_BLOCK_BYTES;
+        var block = byte / FILL_BLOCK_BYTES;
+        var at = byte % FILL_BLOCK_BYTES;
+        if (FILL_FORMAT == 4u) {  // Q4_0 in the GPU's groups of 8 (weights_q4_0.wgsl): the scales first
+          let o = byte % 144u;
+          block = 8u * (byte / 144u) + o / 2u;
+          at = select(FILL_HEAD_BYTES, o % 2u, o < 16u);
+        }
         if (at < FILL_HEAD_BYTES) {
-          let head = fill_block_head(byte / FILL_BLOCK_BYTES);
+          let head = fill_block_head(block);
           word = (word & ~(0xffu << (8u * j))) | (((head >> (8u * at)) & 0xffu) << (8u * j));
         }
       }

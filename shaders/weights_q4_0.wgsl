@@ -1,30 +1,29 @@
-// weights_q4_0.wgsl — weight format snippet: ggml's Q4_0 blocks, exactly the bytes of a GGUF tensor
-// (nothing is repacked on load). A row of K weights is K / 32 blocks of 18 bytes:
-//   [d: f16][16 bytes q]           byte j: element j in its low nibble, element j + 16 in its high
-//                                  nibble; weight = (nibble - 8) * d
-// The table is bound as array<u32>; block g (of the whole table) starts at byte 18 g: at the start
-// of word 9 g / 2 for an even g, two bytes into it for an odd g. No type wider than a u32 is aligned
-// for every block, so a whole block (w_block, w_dot: a CPU adapter's invocation) is read as the 5
-// words holding it (20 bytes for its 18: a tensor's last block may read 2 bytes past its end, inside
-// the 4-byte word the buffer is rounded up to), its 4 words of nibbles realigned in registers with
-// one funnel shift each (none for an odd g). A segment (what a GPU lane takes) is one word of
-// nibbles, 8 weights (packs s and s + 4): the scale's word and the one or two words it lies in. A
+// weights_q4_0.wgsl — weight format snippet: ggml's Q4_0 blocks, regrouped on load (app/weights.py
+// GROUPED_FORMATS; shaders/quantize.wgsl writes them so). A block is 32 weights: an f16 scale d and
+// 16 bytes q, byte j holding element j in its low nibble and element j + 16 in its high nibble;
+// weight = (nibble - 8) * d. On the GPU the blocks of a table go in groups of 8, each 144 bytes = 9
+// WPacks of 16 bytes:
+//   WPack 0        the 8 blocks' scales, f16 each (block 8 t + j: word j / 2, high half for an odd j)
+//   WPack 1 + j    block 8 t + j's 16 bytes of nibbles (word i: bytes 4 i .. 4 i + 3 of q)
+// so block g's scale and nibbles are single aligned loads (in GGUF's 18-byte blocks they straddle
+// words at 2-byte offsets, and realigning them in registers cost a GPU lane more than its loads). A
 // nibble n becomes n - 8 by putting n in the mantissa of 2^23 and subtracting 2^23 + 8 (exact, and no
-// int-to-float conversion); the dot products multiply by d once per block or segment. The block
-// interface is described in weights_f32.wgsl.
-alias WPack = u32;
+// int-to-float conversion); the dot products multiply by d once per block or segment. A segment (what
+// a GPU lane takes) is one word of nibbles, 8 weights (packs s and s + 4). The block interface is
+// described in weights_f32.wgsl.
+alias WPack = vec4<u32>;
 
 const WBlockPacks: u32 = 8u;
-const WBlockWords: u32 = 5u;
-const WPackWords: u32 = 3u;  // the scale's word and the two words a realigned word of nibbles straddles
+const WBlockWords: u32 = 2u;  // the group's scales, the block's nibbles
+const WPackWords: u32 = 2u;
 
-fn w_first(g: u32) -> u32 { return (9u * g) >> 1u; }
-fn w_block_word(g: u32, k: u32) -> u32 { return w_first(g) + min(k, 4u); }
+fn q4_0_scales(g: u32) -> u32 { return 9u * (g >> 3u); }
+fn w_block_word(g: u32, k: u32) -> u32 { return q4_0_scales(g) + select(1u + (g & 7u), 0u, k == 0u); }
 
-// The 4 bytes starting 2 bytes into `lo` (a block at an even g), or `hi` itself (an odd g).
-fn q_realign(odd: bool, lo: u32, hi: u32) -> u32 { return select((lo >> 16u) | (hi << 16u), hi, odd); }
-
-fn q4_0_scale(g: u32, w0: u32) -> f32 { return f16_value(select(w0 & 0xffffu, w0 >> 16u, (g & 1u) != 0u)); }
+fn q4_0_scale(g: u32, scales: vec4<u32>) -> f32 {
+  let word = scales[(g >> 1u) & 3u];
+  return f16_value(select(word & 0xffffu, word >> 16u, (g & 1u) != 0u));
+}
 
 // The nibbles at bit `shift` (0: low, 4: high) of a word's 4 bytes, minus 8, as floats.
 fn q4_0_levels(q: u32, shift: u32) -> vec4<f32> {
@@ -32,44 +31,32 @@ fn q4_0_levels(q: u32, shift: u32) -> vec4<f32> {
   return bitcast<vec4<f32>>(n | vec4<u32>(0x4b000000u)) - vec4<f32>(8388616.0);
 }
 
-fn w_block(g: u32, ws: array<u32, 20>) -> array<vec4<f32>, 8> {
-  let odd = (g & 1u) != 0u;
+fn w_block(g: u32, ws: array<WPack, 20>) -> array<vec4<f32>, 8> {
   let d = q4_0_scale(g, ws[0]);
-  let q0 = q_realign(odd, ws[0], ws[1]);
-  let q1 = q_realign(odd, ws[1], ws[2]);
-  let q2 = q_realign(odd, ws[2], ws[3]);
-  let q3 = q_realign(odd, ws[3], ws[4]);
-  return array<vec4<f32>, 8>(q4_0_levels(q0, 0u) * d, q4_0_levels(q1, 0u) * d, q4_0_levels(q2, 0u) * d,
-                             q4_0_levels(q3, 0u) * d, q4_0_levels(q0, 4u) * d, q4_0_levels(q1, 4u) * d,
-                             q4_0_levels(q2, 4u) * d, q4_0_levels(q3, 4u) * d);
+  let q = ws[1];
+  return array<vec4<f32>, 8>(q4_0_levels(q.x, 0u) * d, q4_0_levels(q.y, 0u) * d, q4_0_levels(q.z, 0u) * d,
+                             q4_0_levels(q.w, 0u) * d, q4_0_levels(q.x, 4u) * d, q4_0_levels(q.y, 4u) * d,
+                             q4_0_levels(q.z, 4u) * d, q4_0_levels(q.w, 4u) * d);
 }
 
-fn w_dot(g: u32, ws: array<u32, 20>, xs: array<vec4<f32>, 8>) -> vec4<f32> {
-  let odd = (g & 1u) != 0u;
-  let q0 = q_realign(odd, ws[0], ws[1]);
-  let q1 = q_realign(odd, ws[1], ws[2]);
-  let q2 = q_realign(odd, ws[2], ws[3]);
-  let q3 = q_realign(odd, ws[3], ws[4]);
-  var s = xs[0] * q4_0_levels(q0, 0u) + xs[4] * q4_0_levels(q0, 4u);
-  s += xs[1] * q4_0_levels(q1, 0u) + xs[5] * q4_0_levels(q1, 4u);
-  s += xs[2] * q4_0_levels(q2, 0u) + xs[6] * q4_0_levels(q2, 4u);
-  s += xs[3] * q4_0_levels(q3, 0u) + xs[7] * q4_0_levels(q3, 4u);
+fn w_dot(g: u32, ws: array<WPack, 20>, xs: array<vec4<f32>, 8>) -> vec4<f32> {
+  let q = ws[1];
+  var s = xs[0] * q4_0_levels(q.x, 0u) + xs[4] * q4_0_levels(q.x, 4u);
+  s += xs[1] * q4_0_levels(q.y, 0u) + xs[5] * q4_0_levels(q.y, 4u);
+  s += xs[2] * q4_0_levels(q.z, 0u) + xs[6] * q4_0_levels(q.z, 4u);
+  s += xs[3] * q4_0_levels(q.w, 0u) + xs[7] * q4_0_levels(q.w, 4u);
   return s * q4_0_scale(g, ws[0]);
 }
 
 // Pack i (4 weights) is the low (i < 4) or high nibbles of the block's word of nibbles i % 4.
-fn w_pack_word(g: u32, i: u32, j: u32) -> u32 {
-  if (j == 0u) { return w_first(g); }
-  let byte = 18u * g + 2u + 4u * (i % 4u);
-  return (byte >> 2u) + select(0u, 1u, j == 2u && (byte & 2u) != 0u);
-}
+fn w_pack_word(g: u32, i: u32, j: u32) -> u32 { return w_block_word(g, j); }
 
-fn w_unpack(g: u32, i: u32, ws: array<u32, 6>) -> vec4<f32> {
-  return q4_0_levels(q_realign((g & 1u) != 0u, ws[1], ws[2]), (i / 4u) * 4u) * q4_0_scale(g, ws[0]);
+fn w_unpack(g: u32, i: u32, ws: array<WPack, 6>) -> vec4<f32> {
+  return q4_0_levels(ws[1][i % 4u], (i / 4u) * 4u) * q4_0_scale(g, ws[0]);
 }
 const WSegPacks: u32 = 2u;
 fn w_seg_pack(s: u32, j: u32) -> u32 { return s + 4u * j; }
-fn w_seg_dot(g: u32, s: u32, ws: array<u32, 6>, xs: array<vec4<f32>, 2>) -> vec4<f32> {
-  let q = q_realign((g & 1u) != 0u, ws[1], ws[2]);
+fn w_seg_dot(g: u32, s: u32, ws: array<WPack, 6>, xs: array<vec4<f32>, 2>) -> vec4<f32> {
+  let q = ws[1][s];
   return (xs[0] * q4_0_levels(q, 0u) + xs[1] * q4_0_levels(q, 4u)) * q4_0_scale(g, ws[0]);
 }

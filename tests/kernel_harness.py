@@ -18,6 +18,7 @@ import math
 import numpy as np
 
 from app import contract
+from app.weights import to_gpu_layout
 from app.wgsl import WEIGHT_SNIPPETS
 from conftest import run_py
 
@@ -143,6 +144,13 @@ def weight(w: np.ndarray, dtype: str) -> tuple[bytes, np.ndarray]:
         widened = (bits.astype(np.uint32) << 16).view(np.float32)
         return as_bytes(bits), widened.astype(np.float64)
     raise ValueError(dtype)
+
+
+def block_table(blocks: np.ndarray, fmt: str) -> bytes:
+    """A table's blocks (as a file stores them) as a buffer for a kernel: in the GPU's layout of the
+    format (app/weights.py to_gpu_layout: Q4_0 regrouped), padded to a whole word."""
+    raw = to_gpu_layout(np.ascontiguousarray(blocks).tobytes(), fmt)
+    return raw + bytes(-len(raw) % 4)
 
 
 def step(shader: str, entry: str, consts: dict, bind: dict, dispatch, snippet: str = "weights_f32.wgsl") -> dict:

@@ -203,7 +203,7 @@ def test_a_fused_matrix_whose_parts_mix_formats_runs_one_dispatch_per_format():
 
 def test_decode_gemv_variants_apply_on_a_gpu_where_they_fit():
     """The decode GEMV variants (app/shapes.py) change a GPU's kernels only: 16-byte loads for F16 /
-    BF16 rows of a multiple of 8, staging for Q8_0 / Q4_0 / Q4_1 in chunks shrunk until the workgroup
+    BF16 rows of a multiple of 8, staging for Q8_0 / Q4_1 in chunks shrunk until the workgroup
     memory fits the adapter's limit; a CPU adapter's kernels stay as they are; bad values are refused."""
     from app.errors import InputError
     from app.kernels import Kernels
@@ -219,9 +219,10 @@ def test_decode_gemv_variants_apply_on_a_gpu_where_they_fit():
     assert gemv("BF16", 960).snippet == "weights_bf16_wide.wgsl"
     assert gemv("F16", 196).snippet == "weights_f16_packed.wgsl"  # K % 8 != 0
     assert gemv("F16", 2048).values["GEMV_UNROLL"] == 4
-    small, large = gemv("Q4_0", 2048), gemv("Q4_0", 2048, limit=49152)
+    small, large = gemv("Q4_1", 2048), gemv("Q4_1", 2048, limit=49152)
     assert 0 < small.values["STAGE_BLOCKS"] < large.values["STAGE_BLOCKS"] == 64
-    assert small.workgroup_bytes() <= 16384 < gemv("Q4_0", 2048, limit=16384 * 8).workgroup_bytes()
+    assert small.workgroup_bytes() <= 16384 < gemv("Q4_1", 2048, limit=16384 * 8).workgroup_bytes()
+    assert gemv("Q4_0", 2048, limit=49152).values["STAGE_BLOCKS"] == 0  # aligned on the GPU: never staged
     assert gemv("Q8_0", 576, limit=49152).values["STAGE_BLOCKS"] == 576 // 32  # never more than a row
     assert gemv("Q4_K", 2048).values["STAGE_BLOCKS"] == 0
 
@@ -232,7 +233,7 @@ def test_decode_gemv_variants_apply_on_a_gpu_where_they_fit():
 
     assert not down("F16", 16384).values["COPY_INPUT"] and down("F16", 49152).values["COPY_INPUT"]
     for limit in (40960, 49152):  # 32 KB of input leave room for fewer blocks, or for all 64
-        copied = down("Q4_0", limit)
+        copied = down("Q4_1", limit)
         assert copied.values["COPY_INPUT"] and copied.workgroup_bytes() <= limit, copied.values
         assert 0 < copied.values["STAGE_BLOCKS"] < 64 if limit == 40960 else copied.values["STAGE_BLOCKS"] == 64
     for fmt in ("F16", "Q4_0"):

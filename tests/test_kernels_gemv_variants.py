@@ -16,9 +16,9 @@ import pytest
 
 import kernel_harness as kh
 from app.contract import ATT_BLOCK
-from app.kernels import Kernels
+from app.kernels import STAGED_FORMATS, Kernels
 from app.shapes import KernelShapes
-from kernel_harness import assert_close, assert_sentinel, f32, read_f32, sentinel, step, step_bytes, weight
+from kernel_harness import assert_close, assert_sentinel, block_table, f32, read_f32, sentinel, step, step_bytes, weight
 from test_kernels_quant import dequantize, packed, quantize
 
 pytestmark = pytest.mark.browser
@@ -59,7 +59,7 @@ def expect_variant(k, fmt: str, K: int, overrides: dict, plain_input: bool = Fal
     assert unroll == shapes.gemv_unroll, values
     assert k.wide == (shapes.gemv_wide_f16 and fmt in ("F16", "BF16") and K % 8 == 0), k.snippet
     if k.shader == "linear.wgsl":
-        staged = shapes.gemv_stage_blocks and fmt in ("Q8_0", "Q4_0", "Q4_1")
+        staged = shapes.gemv_stage_blocks and fmt in STAGED_FORMATS
         assert bool(values["STAGE_BLOCKS"]) == bool(staged), values
         assert values["COPY_INPUT"] == (shapes.gemv_copy_input and plain_input), values
 
@@ -100,12 +100,13 @@ GEMV_CASES = [  # (fmt, mode, K, N, overrides)
     ("Q8_0", "swiglu", 960, 70, {"gemv_stage_blocks": 8, "gemv_unroll": 2}),
     ("Q8_0", "residual", 2048, 36, {"gemv_unroll": 4, "gemv_copy_input": True}),
     ("Q8_0", "att", 2048, 100, {"gemv_stage_blocks": 4}),
-    ("Q4_0", "residual", 3072, 36, ALL),        # the copied input leaves room for chunks of 4 blocks
-    ("Q4_0", "residual", 3072, 40, {"gemv_stage_blocks": 32, "gemv_unroll": 4}),  # 3 chunks of 32 blocks
-    ("Q4_0", "swiglu", 960, 70, {"gemv_stage_blocks": 16}),    # 30 blocks: chunks of 16 and 14
+    ("Q4_1", "residual", 3072, 36, ALL),        # the copied input leaves room for chunks of 4 blocks
+    ("Q4_1", "residual", 3072, 40, {"gemv_stage_blocks": 32, "gemv_unroll": 4}),  # 3 chunks of 32 blocks
+    ("Q4_1", "swiglu", 960, 70, {"gemv_stage_blocks": 16}),    # 30 blocks: chunks of 16 and 14
+    ("Q4_0", "residual", 3072, 36, ALL),        # Q4_0 is aligned on the GPU: never staged
     ("Q4_0", "rms", 2048, 100, {"gemv_unroll": 4}),
-    ("Q4_0", "att", 960, 36, {"gemv_stage_blocks": 8}),
-    ("Q4_0", "plain", 480, 70, {"gemv_stage_blocks": 4}),      # 15 blocks: odd rows start mid-word
+    ("Q4_1", "att", 960, 36, {"gemv_stage_blocks": 8}),
+    ("Q4_0", "plain", 480, 70, {"gemv_unroll": 4}),           # 15 blocks a row: rows straddle groups of 8
     ("Q4_0", "swiglu", 160, 36, {"gemv_unroll": 2}),          # 5 blocks, 20 segments, 32 lanes
     ("Q4_1", "plain", 576, 140, {"gemv_stage_blocks": 16}),
     ("Q4_1", "swiglu", 2048, 36, ALL),
@@ -184,7 +185,7 @@ def test_lm_head_variant_equals_numpy(kpage, fmt, C, V, parts, overrides):
     else:
         blocks = quantize(table, fmt)
         w = dequantize(blocks, fmt, table.shape).astype(np.float64)
-        split = [blocks[row0:row0 + n].tobytes() for row0, n in parts]
+        split = [block_table(blocks[row0:row0 + n], fmt) for row0, n in parts]
     k = kernels(fmt, overrides, n_head=C // 64 if C % 64 == 0 else 1, head_dim=64 if C % 64 == 0 else C)
     bufs = {"step": step_bytes(rows), "x": x, "g": g, "beta": sentinel(4), "logits": sentinel(V + 4)}
     steps = []

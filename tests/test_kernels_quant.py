@@ -28,9 +28,9 @@ import pytest
 
 import kernel_harness as kh
 from app.contract import ATT_BLOCK, EPILOGUES
-from app.weights import matrix_bytes
+from app.weights import matrix_bytes, to_gpu_layout
 from app.wgsl import WEIGHT_SNIPPETS
-from kernel_harness import assert_close, assert_sentinel, f32, read_f32, sentinel, step, step_bytes
+from kernel_harness import assert_close, assert_sentinel, block_table, f32, read_f32, sentinel, step, step_bytes
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tools import kquants, quants  # noqa: E402
@@ -64,13 +64,13 @@ def cdiv(a, b):
 
 def packed(values: np.ndarray, fmt: str, seed: int = 0) -> tuple[bytes, np.ndarray]:
     """A matrix quantized to `fmt` with every fifth row scaled down to subnormal f16 scales: (its GGUF
-    bytes followed by garbage up to a whole word, its dequantized values as float64)."""
+    bytes in the GPU's layout followed by garbage up to a whole word, its dequantized values as float64)."""
     values = f32(values).copy()
     values[::5] *= np.float32(1e-4)
     rows, cols = values.shape
     blocks = quantize(values, fmt)
-    raw = blocks.tobytes()
-    assert len(raw) == matrix_bytes(rows, cols, fmt)
+    assert blocks.nbytes == matrix_bytes(rows, cols, fmt)
+    raw = to_gpu_layout(blocks.tobytes(), fmt)
     garbage = np.random.default_rng(seed).integers(0, 256, -len(raw) % 4, dtype=np.uint8).tobytes()
     return raw + garbage, dequantize(blocks, fmt, values.shape).astype(np.float64)
 
@@ -241,10 +241,8 @@ def test_embedding_from_packed_table(kpage, fmt):
     want_table = dequantize(blocks, fmt, table.shape)
     split = 23
     ids = [4, 49, 0, 22, 23]
-    row = blocks.shape[1]
-    pad = bytes(-(split * row) % 4)
-    bufs = {"step": step_bytes(rows, 7, ids=ids), "wte0": blocks[:split].tobytes() + pad,
-            "wte1": blocks[split:].tobytes() + bytes(-((V - split) * row) % 4), "wpe": sentinel(4),
+    bufs = {"step": step_bytes(rows, 7, ids=ids), "wte0": block_table(blocks[:split], fmt),
+            "wte1": block_table(blocks[split:], fmt), "wpe": sentinel(4),
             "x": sentinel((rows + 1) * C), "chain": np.zeros(4, dtype=np.uint32)}
     steps = [step("embedding.wgsl", "embed", dict(C4=C // 4, ROW0=row0, ROWS=n, POSITIONS=False),
                   dict(step="step", wte=name, wpe="wpe", x="x", chain="chain"), (cdiv(C // 4, 64), rows, 1),
@@ -294,8 +292,7 @@ def test_lm_head_over_packed_table(kpage, fmt, C, V, lanes, parts):
     bufs = {"step": step_bytes(rows), "x": x, "g": g, "beta": sentinel(4), "logits": sentinel(V + 4)}
     steps = []
     for i, (row0, n, groups) in enumerate(parts):
-        raw = blocks[row0:row0 + n].tobytes()
-        bufs[f"wte{i}"] = raw + bytes(-len(raw) % 4)
+        bufs[f"wte{i}"] = block_table(blocks[row0:row0 + n], fmt)
         consts = dict(C=C, C4=C // 4, EPS=EPS, ROW0=row0, ROWS=n, HEAD_LANES=lanes, HEAD_GROUPS=groups, RMS=True,
                       HEAD_UNROLL=1)
         steps.append(step("lm_head.wgsl", "lm_head", consts, dict(step="step", x="x", ln_gamma="g", ln_beta="beta",

@@ -17,7 +17,16 @@ import numpy as np
 import pytest
 
 import kernel_harness as kh
-from app.weights import BLOCK_FORMATS, QUANTIZE_FORMATS, QUANTIZE_SOURCES, quantize_workgroups
+from app.weights import (
+    BLOCK_FORMATS,
+    GROUPED_FORMATS,
+    QUANTIZE_FORMATS,
+    QUANTIZE_SOURCES,
+    REGROUP_SOURCE,
+    from_gpu_layout,
+    quantize_workgroups,
+    to_gpu_layout,
+)
 from app.wgsl import WEIGHT_SNIPPETS
 from kernel_harness import step, to_bf16_bits
 
@@ -152,10 +161,22 @@ def src_bytes(values: np.ndarray, src: str) -> tuple[bytes, np.ndarray]:
 
 def run_quantize(page, raw: bytes, fmt: str, src: str, blocks: int, block0: int, dst: bytes, groups=None) -> bytes:
     entry = "quantize_" + fmt.lower()
-    consts = dict(BLOCKS=blocks, BLOCK0=block0, SRC=QUANTIZE_SOURCES[src])
+    consts = dict(BLOCKS=blocks, BLOCK0=block0, SRC=REGROUP_SOURCE if src == fmt else QUANTIZE_SOURCES[src])
     dispatch = groups or quantize_workgroups(blocks, block0)
     steps = [step("quantize.wgsl", entry, consts, dict(src="src", dst="dst"), dispatch, WEIGHT_SNIPPETS[fmt])]
     return kh.run(page, {"src": raw + bytes(-len(raw) % 4), "dst": dst}, steps, ["dst"])["dst"]
+
+
+def as_file_blocks(out: bytes, fmt: str, blocks: int) -> np.ndarray:
+    """The first `blocks` blocks of a quantize.wgsl destination (in the GPU's layout), as a file stores
+    them: [blocks, block bytes]."""
+    raw = from_gpu_layout(out, fmt, blocks) if fmt in GROUPED_FORMATS else out[:blocks * BLOCK_FORMATS[fmt][1]]
+    return np.frombuffer(raw, np.uint8).reshape(blocks, BLOCK_FORMATS[fmt][1])
+
+
+def gpu_buffer(file_bytes: bytes, fmt: str) -> bytes:
+    raw = to_gpu_layout(file_bytes, fmt)
+    return raw + bytes(-len(raw) % 16)
 
 
 def assert_blocks_equal(got: np.ndarray, want: np.ndarray, names: list, fmt: str):
@@ -179,9 +200,9 @@ def test_quantize_equals_gguf_byte_for_byte(kpage, fmt, src):
     block_bytes = BLOCK_FORMATS[fmt][1]
     block0, n = 3, len(values)
     total = block0 + n + 2
-    filler = np.random.default_rng(9).integers(0, 256, total * block_bytes + (-total * block_bytes) % 16,
-                                               dtype=np.uint8)
-    out = np.frombuffer(run_quantize(kpage, raw, fmt, src, n, block0, filler.tobytes()), np.uint8)
+    filler = np.random.default_rng(9).integers(0, 256, total * block_bytes, dtype=np.uint8)
+    out = run_quantize(kpage, raw, fmt, src, n, block0, gpu_buffer(filler.tobytes(), fmt))
+    out = as_file_blocks(out, fmt, total).reshape(-1)
     got = out[block0 * block_bytes:(block0 + n) * block_bytes].reshape(n, block_bytes)
     assert_blocks_equal(got, want, names, fmt)
     np.testing.assert_array_equal(out[:block0 * block_bytes], filler[:block0 * block_bytes], "bytes before")
@@ -199,7 +220,7 @@ def test_quantize_matrices_sharing_a_buffer(kpage, fmt):
     parts = [rng.standard_normal((5, 32)).astype(F32), rng.standard_normal((1, 96)).astype(F32) * F32(30),
              rng.standard_normal((2, 96)).astype(F32) * F32(1e-3)]
     block_bytes = BLOCK_FORMATS[fmt][1]
-    dst = bytes(-(-14 * block_bytes // 16) * 16)
+    dst = gpu_buffer(bytes(14 * block_bytes), fmt)
     block0 = 0
     for i, part in enumerate(parts):
         blocks = part.size // 32
@@ -207,9 +228,9 @@ def test_quantize_matrices_sharing_a_buffer(kpage, fmt):
         dst = run_quantize(kpage, part.tobytes(), fmt, "F32", blocks, block0, dst, groups)
         block0 += blocks
     want = reference(np.concatenate([p.reshape(-1, 32) for p in parts]), fmt)
-    got = np.frombuffer(dst, np.uint8)[:14 * block_bytes].reshape(14, block_bytes)
+    got = as_file_blocks(dst, fmt, 14)
     assert_blocks_equal(got, want, [f"matrix {i}" for i, p in enumerate(parts) for _ in range(p.size // 32)], fmt)
-    assert not np.frombuffer(dst, np.uint8)[14 * block_bytes:].any(), "bytes past the last matrix"
+    assert dst == gpu_buffer(got.tobytes(), fmt), "bytes past the last matrix"
 
 
 def test_quantize_a_larger_matrix_from_f16(kpage):
@@ -220,6 +241,21 @@ def test_quantize_a_larger_matrix_from_f16(kpage):
     for fmt, groups in zip(QUANTIZE_FORMATS, [None, (7, 2, 1)]):
         block_bytes = BLOCK_FORMATS[fmt][1]
         n = values.size // 32
-        out = run_quantize(kpage, raw, fmt, "F16", n, 0, bytes(-(-n * block_bytes // 16) * 16), groups)
-        got = np.frombuffer(out, np.uint8)[:n * block_bytes].reshape(n, block_bytes)
+        out = run_quantize(kpage, raw, fmt, "F16", n, 0, gpu_buffer(bytes(n * block_bytes), fmt), groups)
+        got = as_file_blocks(out, fmt, n)
         assert_blocks_equal(got, reference(widened.reshape(-1, 32), fmt), ["random"] * n, fmt)
+
+
+def test_q4_0_blocks_of_a_file_are_regrouped_as_they_are(kpage):
+    """A file's Q4_0 blocks (SRC 3) go to the GPU's groups of 8 unchanged, as to_gpu_layout moves
+    them: three matrices of 5, 3 and 11 blocks one after the other in one buffer (groups shared
+    across their boundaries, odd first blocks), the last laid out over two rows of workgroups."""
+    rng = np.random.default_rng(6)
+    parts = [rng.integers(0, 256, n * 18, dtype=np.uint8).tobytes() for n in (5, 3, 11)]
+    dst = gpu_buffer(bytes(19 * 18), "Q4_0")
+    block0 = 0
+    for i, part in enumerate(parts):
+        blocks = len(part) // 18
+        dst = run_quantize(kpage, part, "Q4_0", "Q4_0", blocks, block0, dst, (1, 2, 1) if i == 2 else None)
+        block0 += blocks
+    assert dst == gpu_buffer(b"".join(parts), "Q4_0")

@@ -18,14 +18,18 @@ from app.errors import ModelError
 from app.gguf import tensor_nbytes
 from app.weights import (
     BLOCK_FORMATS,
+    GROUPED_FORMATS,
     MAX_WORKGROUPS_PER_DIM,
     QUANTIZE_FORMATS,
     QUANTIZE_GROUP_SIZE,
     WEIGHT_FORMATS,
     dtype_bytes,
+    from_gpu_layout,
+    gpu_matrix_bytes,
     matrix_bytes,
     quantize_workgroups,
     row_bytes,
+    to_gpu_layout,
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -110,13 +114,16 @@ def test_every_format_has_a_snippet_with_the_block_interface(snippet):
 def test_block_formats_size_their_arrays_within_the_interface(fmt):
     """The fixed array sizes of the interface hold every block format (20 words, 8 packs, 6 words per
     pack, segments of at most 2 packs), and the formats' constants match their block bytes: a block of
-    32 is read whole (its bytes, or 2 more when it starts mid-word); a k-quant's interface block is a
-    32-weight sub-block of its super-block."""
+    32 is read whole (its bytes, or 2 more when it starts mid-word; a grouped format's block is its
+    group's 16 bytes of scales and its own 16 of nibbles); a k-quant's interface block is a 32-weight
+    sub-block of its super-block."""
     code = wgsl.shader_source(wgsl.WEIGHT_SNIPPETS[fmt])
     value = {name: int(v) for name, v in re.findall(r"const (W\w+): u32 = (\d+)u;", code)}
     per_block, block_bytes = BLOCK_FORMATS[fmt]
     assert value["WBlockPacks"] * 4 == 32 and per_block % 32 == 0
-    if per_block == 32:
+    if fmt in GROUPED_FORMATS:
+        assert re.search(r"alias WPack = vec4<u32>;", code) and value["WBlockWords"] == 2
+    elif per_block == 32:
         assert -(-(block_bytes + 2) // 4) >= value["WBlockWords"] >= -(-block_bytes // 4)
     assert value["WBlockWords"] <= 20 and value["WPackWords"] <= 6 and value["WSegPacks"] in (1, 2)
 
@@ -125,3 +132,21 @@ def test_quantize_kernel_declares_its_constants():
     assert wgsl.kernel_file("quantize.wgsl").constants == {"BLOCKS": "u32", "BLOCK0": "u32", "SRC": "u32"}
     for fmt in QUANTIZE_FORMATS:
         assert set(wgsl.entry_bindings("quantize.wgsl", "quantize_" + fmt.lower())) == {"src", "dst"}
+
+
+@pytest.mark.parametrize("blocks", [1, 2, 7, 8, 9, 15, 16, 61])
+def test_q4_0_on_the_gpu_is_its_blocks_regrouped_by_eight(blocks):
+    """On the GPU a Q4_0 table is groups of 8 blocks: the 8 f16 scales, then each block's 16 bytes of
+    nibbles; a partial last group is padded to 16-byte units. The permutation loses nothing, and the
+    buffer plan's size is the regrouped size."""
+    raw = np.random.default_rng(blocks).integers(0, 256, 18 * blocks, dtype=np.uint8).tobytes()
+    gpu = to_gpu_layout(raw, "Q4_0")
+    assert len(gpu) == gpu_matrix_bytes(blocks, 32, "Q4_0") == gpu_matrix_bytes(1, 32 * blocks, "Q4_0")
+    assert len(gpu) % 16 == 0 and len(gpu) - len(raw) < 16
+    for g in range(blocks):
+        group, j = 144 * (g // 8), g % 8
+        assert gpu[group + 2 * j:group + 2 * j + 2] == raw[18 * g:18 * g + 2]
+        assert gpu[group + 16 + 16 * j:group + 32 + 16 * j] == raw[18 * g + 2:18 * g + 18]
+    assert from_gpu_layout(gpu, "Q4_0", blocks) == raw
+    assert to_gpu_layout(raw, "Q8_0") == raw
+    assert gpu_matrix_bytes(blocks, 32, "Q8_0") == matrix_bytes(blocks, 32, "Q8_0")
