@@ -18,7 +18,7 @@
 //                 blocks of rows (all of them on a GPU, a few on a CPU adapter).
 //                 GPU variants (app/shapes.py KernelShapes, all off by default): F16 / BF16 rows as
 //                 blocks of 8 in one 16-byte load (weights_f16_wide.wgsl); GEMV_UNROLL loads per lane
-//                 before the math; Q8_0 / Q4_1 rows staged through workgroup memory
+//                 before the math; whole Q4_0 blocks per lane (LANE_BLOCKS); Q8_0 / Q4_1 rows staged through workgroup memory
 //                 (STAGE_BLOCKS); the plain input row copied into workgroup memory (COPY_INPUT).
 // Layout: X f32 [rows, K]; W [N_W, K] in the weight format of the module's snippet (N_W = N, or 2 N
 //   with swiglu): f32 / f16 / bf16 as WPacks (K4 = K / 4 packs per row), or ggml's Q8_0 / Q4_0 / Q4_1 /
@@ -61,6 +61,8 @@
 //                    ATT_INPUT or COPY_INPUT, else 1)
 //   GEMV_UNROLL: u32 gemv on a GPU: packs or segments a lane loads before multiplying them (1, 2 or
 //                    4: more bytes in flight per lane; the same additions in the same order)
+//   LANE_BLOCKS: bool    gemv on a GPU: each lane on whole blocks of an aligned block format (the
+//                        grouped Q4_0, weights_q4_0.wgsl) instead of on segments (a GPU variant)
 //   STAGE_BLOCKS: u32    gemv: blocks of each row staged through workgroup memory at a time (0: not
 //                        staged; Q8_0 / Q4_1 on a GPU, see "weights staged" below)
 //   STAGE_ROW_WORDS: u32 gemv: WPacks a staged row holds (at least the words STAGE_BLOCKS blocks span)
@@ -322,6 +324,46 @@ fn gemv_row_gpu(c: u32, lane: u32) -> array<vec4<f32>, 2> {
   return array<vec4<f32>, 2>(s0, s1);
 }
 
+// A GPU lane on whole blocks (LANE_BLOCKS: a format whose block is WBlockWords <= 2 aligned WPacks,
+// the grouped Q4_0: its scales and its nibbles, two 16-byte loads). Lane `lane` takes blocks lane,
+// lane + GEMV_LANES, ... of the row, loading GEMV_UNROLL blocks before multiplying any.
+fn lane_block_words(row: u32, b: u32) -> array<WPack, 2> {
+  let g = row * KB + b;
+  return array<WPack, 2>(w[w_block_word(g, 0u)], w[w_block_word(g, 1u)]);
+}
+
+fn lane_block_dot(row: u32, b: u32, ws: array<WPack, 2>, xs: array<vec4<f32>, 8>) -> vec4<f32> {
+  let v = ws[1];
+  return w_dot(row * KB + b, array<WPack, 20>(ws[0], v, v, v, v, v, v, v, v, v, v, v, v, v, v, v, v, v, v, v), xs);
+}
+
+fn gemv_row_lane_blocks(c: u32, lane: u32) -> array<vec4<f32>, 2> {
+  var s0 = vec4<f32>(0.0);
+  var s1 = vec4<f32>(0.0);
+  var b = lane;
+  if (GEMV_UNROLL > 1u) {
+    for (; b + (GEMV_UNROLL - 1u) * GEMV_LANES < KB; b += GEMV_UNROLL * GEMV_LANES) {
+      var wa: array<array<WPack, 2>, GEMV_UNROLL>;
+      var wb: array<array<WPack, 2>, GEMV_UNROLL>;
+      for (var j = 0u; j < GEMV_UNROLL; j++) {
+        wa[j] = lane_block_words(c, b + j * GEMV_LANES);
+        if (SWIGLU) { wb[j] = lane_block_words(N + c, b + j * GEMV_LANES); }
+      }
+      for (var j = 0u; j < GEMV_UNROLL; j++) {
+        let xs = input_block(b + j * GEMV_LANES);
+        s0 += lane_block_dot(c, b + j * GEMV_LANES, wa[j], xs);
+        if (SWIGLU) { s1 += lane_block_dot(N + c, b + j * GEMV_LANES, wb[j], xs); }
+      }
+    }
+  }
+  for (; b < KB; b += GEMV_LANES) {
+    let xs = input_block(b);
+    s0 += lane_block_dot(c, b, lane_block_words(c, b), xs);
+    if (SWIGLU) { s1 += lane_block_dot(N + c, b, lane_block_words(N + c, b), xs); }
+  }
+  return array<vec4<f32>, 2>(s0, s1);
+}
+
 // ------------------------------------------------------- decode, weights staged through workgroup memory
 // With STAGE_BLOCKS > 0 (Q8_0 / Q4_1 on a GPU) the workgroup copies its rows' bytes for
 // STAGE_BLOCKS blocks of K at a time into w_stage with coalesced one-word loads (consecutive
@@ -463,7 +505,11 @@ fn gemv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     } else if (c < N) {
       var s0 = vec4<f32>(0.0);
       var s1 = vec4<f32>(0.0);
-      if (GEMV_LANES >= 8u || WBlockPacks == 1u) {  // a GPU (or a float format): packs or segments
+      if (LANE_BLOCKS) {  // a GPU on an aligned block format: whole blocks per lane
+        let s = gemv_row_lane_blocks(c, lane);
+        s0 = s[0];
+        s1 = s[1];
+      } else if (GEMV_LANES >= 8u || WBlockPacks == 1u) {  // a GPU (or a float format): packs or segments
         let s = gemv_row_gpu(c, lane);
         s0 = s[0];
         s1 = s[1];

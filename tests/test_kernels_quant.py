@@ -1,8 +1,8 @@
 """The Llama family's weight-table kernels (linear.wgsl's linear_tiled / linear_rows / gemv,
 embedding.wgsl, lm_head.wgsl) reading ggml's Q8_0, Q4_0, Q4_1, Q5_0 and Q5_1 blocks and Q4_K, Q5_K and
 Q6_K super-blocks exactly as GGUF stores them (34 / 18 / 20 / 22 / 24-byte blocks, 144 / 176 / 210-byte
-super-blocks, so many start
-mid-word), run in the page on SwiftShader against numpy with the dequantized weights (tools/quants.py,
+super-blocks, so many start mid-word; Q4_0 in the GPU's groups of 8, app/weights.py to_gpu_layout), run
+in the page on SwiftShader against numpy with the dequantized weights (tools/quants.py,
 itself equal to the gguf package bit for bit; the gguf package's own dequantizer for the k-quants,
 whose blocks tools/kquants.py makes).
 
@@ -28,7 +28,7 @@ import pytest
 
 import kernel_harness as kh
 from app.contract import ATT_BLOCK, EPILOGUES
-from app.weights import matrix_bytes, to_gpu_layout
+from app.weights import from_gpu_layout, matrix_bytes, to_gpu_layout
 from app.wgsl import WEIGHT_SNIPPETS
 from kernel_harness import assert_close, assert_sentinel, block_table, f32, read_f32, sentinel, step, step_bytes
 
@@ -349,3 +349,29 @@ def test_parts_of_a_fused_matrix_in_different_formats_write_their_own_columns(kp
     y = read_f32(kh.run(kpage, bufs, steps, ["y"])["y"])
     assert_close(y[:rows * cols].reshape(rows, cols), ref, 3e-5, f"{entry} parts")
     assert_sentinel(y[rows * cols:], "past the output")
+
+
+@pytest.mark.parametrize("fmt", ["Q8_0", "Q4_0", "Q4_1"])
+def test_random_fill_writes_valid_blocks_in_the_gpu_layout(kpage, fmt):
+    """roofline.wgsl fill_random (the benchmark's synthetic weights) puts each block's scales where the
+    GPU's layout keeps them: every block of a 61-block table (a partial last group for Q4_0) has the
+    f16 scale(s) the fill promises, so the weights span about +- spread around the centre."""
+    blocks, spread, centre = 61, 0.25, 0.5 if fmt == "Q4_1" else 0.0
+    block_bytes = quants.BLOCK_BYTES[fmt]
+    size = len(to_gpu_layout(bytes(blocks * block_bytes), fmt))
+    params = np.array([7, 0, 0, 0], dtype=np.uint32)
+    params[1:3] = np.array([spread, centre], dtype=np.float32).view(np.uint32)
+    consts = dict(READ_UNROLL=1, READ_CHUNKED=False, FMA_ITERS=1, FILL_FORMAT=["Q8_0", "Q4_0", "Q4_1"].index(fmt) + 3)
+    steps = [step("roofline.wgsl", "fill_random", consts, dict(dst="dst", params="params"), (2, 1, 1))]
+    bufs = {"dst": bytes(size + -size % 16), "params": params}
+    out = kh.run(kpage, bufs, steps, ["dst"])["dst"]
+    file_bytes = from_gpu_layout(out, fmt, blocks) if fmt == "Q4_0" else out[:blocks * block_bytes]
+    heads = np.frombuffer(file_bytes, np.uint8).reshape(blocks, block_bytes)[:, :4].copy()
+    d = heads[:, :2].copy().view(np.float16)[:, 0].astype(np.float64)
+    largest = {"Q8_0": spread / 127, "Q4_0": spread / 8, "Q4_1": 2 * spread / 15}[fmt]
+    assert np.all((d >= 0.5 * largest * 0.999) & (d <= largest * 1.001)), d
+    if fmt == "Q4_1":  # the min: centre - spread * r, r in [0.5, 1]
+        m = heads[:, 2:4].copy().view(np.float16)[:, 0].astype(np.float64)
+        assert np.all((m >= centre - spread * 1.001) & (m <= centre - 0.5 * spread * 0.999)), m
+    w = quants.dequantize(np.frombuffer(file_bytes, np.uint8).reshape(blocks, block_bytes), fmt, (blocks, 32))
+    assert np.all(np.isfinite(w)) and np.abs(w - centre).max() <= spread * 1.01
