@@ -15,7 +15,7 @@ from typing import Callable
 from . import wgsl
 from .contract import ATT_BLOCK, epilogue, topk_groups
 from .shapes import KernelShapes
-from .weights import BLOCK_FORMATS, GROUPED_FORMATS
+from .weights import BLOCK_FORMATS
 
 DEFAULT_WORKGROUP_BYTES = 16384  # WebGPU's default maxComputeWorkgroupStorageSize
 STAGED_FORMATS = ("Q8_0", "Q4_1")  # block formats the staged GEMV reads (linear.wgsl STAGE_BLOCKS)
@@ -237,7 +237,7 @@ class Kernels:
 
     def _linear_kernel(self, entry: str, K: int, N: int, out: str, bias: bool, fmt: str | None, *,
                        rms_input=False, att_input=False, y_cols: int | None = None, y_col0: int = 0,
-                       copy_input=False, stage_blocks: int = 0, wide: bool = False, lane_blocks=False) -> Kernel:
+                       copy_input=False, stage_blocks: int = 0, wide: bool = False, row_tile: int = 1) -> Kernel:
         rows = self.shapes.linear_gemv_rows
         fmt = fmt or self.weights
         if out == "swiglu" and (y_col0 or (y_cols or N) != N):
@@ -249,11 +249,11 @@ class Kernels:
             stage_words = row_words * rows * (2 if out == "swiglu" else 1)
         return kernel("linear.wgsl", entry, fmt, wide, K=K, K4=K // 4, N=N, EPILOGUE=epilogue(out),
                       HAS_BIAS=bias, RMS_INPUT=rms_input, ATT_INPUT=att_input, ATT_SPLITS=self.att_splits,
-                      HD=self.HD, EPS=self.eps, GEMV_ROWS=rows, GEMV_GROUPS=self.groups(cdiv(N, rows)),
+                      HD=self.HD, EPS=self.eps, GEMV_ROWS=rows, GEMV_GROUPS=self.groups(cdiv(N, rows * row_tile)),
+                      GEMV_ROW_TILE=row_tile,
                       XN4_LEN=K // 4 if rms_input or att_input or copy_input else 1, COPY_INPUT=copy_input,
                       GEMV_UNROLL=self.unroll, Y_COLS=y_cols or N, Y_COL0=y_col0,
-                      STAGE_BLOCKS=stage_blocks, STAGE_ROW_WORDS=row_words, STAGE_WORDS=stage_words,
-                      LANE_BLOCKS=lane_blocks)
+                      STAGE_BLOCKS=stage_blocks, STAGE_ROW_WORDS=row_words, STAGE_WORDS=stage_words)
 
     def linear(self, name: str, K: int, N: int, out: str, fmt: str | None = None, *, y_cols: int | None = None,
                y_col0: int = 0, **buffers) -> Dispatch:
@@ -274,14 +274,16 @@ class Kernels:
         `y_col0` as in `linear`."""
         fmt = fmt or self.weights
         gpu = not self.shapes.cpu
-        opts = dict(rms_input=rms_input, att_input=att_input, wide=self.wide(fmt, K), y_cols=y_cols, y_col0=y_col0,
-                    lane_blocks=gpu and self.shapes.gemv_lane_blocks and fmt in GROUPED_FORMATS)
+        opts = dict(rms_input=rms_input, att_input=att_input, wide=self.wide(fmt, K), y_cols=y_cols, y_col0=y_col0)
         bias = buffers.get("bias") is not None
         k = self._linear_kernel("gemv", K, N, out, bias, fmt, **opts)
         if gpu and self.shapes.gemv_copy_input and not (rms_input or att_input):
             copied = self._linear_kernel("gemv", K, N, out, bias, fmt, **opts, copy_input=True)
             if copied.workgroup_bytes() <= self.workgroup_limit:
                 k, opts = copied, dict(opts, copy_input=True)
+        if gpu and self.shapes.gemv_row_tile > 1:  # several rows per lane: never staged
+            k = self._linear_kernel("gemv", K, N, out, bias, fmt, **opts, row_tile=self.shapes.gemv_row_tile)
+            return dispatch(name, k, (k.values["GEMV_GROUPS"], 1, 1), **buffers)
         stage = min(self.shapes.gemv_stage_blocks, K // 32) if gpu and fmt in STAGED_FORMATS else 0
         while stage:  # the most blocks per chunk, up to the shape's, that fit this adapter's workgroup memory
             staged = self._linear_kernel("gemv", K, N, out, bias, fmt, **opts, stage_blocks=stage)

@@ -34,8 +34,8 @@ class KernelShapes:
                                  # memory at a time (0: not staged; fewer where the memory is short)
     gemv_copy_input: bool = False  # a GEMV's plain input row (down) copied into workgroup memory once
                                    # per workgroup, where it fits, instead of read once per output row
-    gemv_lane_blocks: bool = False  # Q4_0 (aligned on the GPU) GEMV: a lane on whole blocks, two 16-byte
-                                    # loads each, instead of on one word of nibbles
+    gemv_row_tile: int = 1       # output rows per GEMV lane from the same input reads: 1, 2 or 4 (not with
+                                 # staging; unrolling gives way to the rows' own loads in flight)
 
     @classmethod
     def for_adapter(cls, is_cpu: bool, overrides: dict | None = None) -> "KernelShapes":
@@ -80,12 +80,14 @@ class KernelShapes:
             value = getattr(self, name)
             if not (isinstance(value, int) and 1 <= value <= 256 and value & (value - 1) == 0):
                 raise InputError(f"kernel shape {name} must be a power of two from 1 to 256, got {value!r}")
+        if self.gemv_row_tile not in (1, 2, 4):
+            raise InputError(f"kernel shape gemv_row_tile must be 1, 2 or 4, got {self.gemv_row_tile!r}")
         if self.gemv_unroll not in (1, 2, 4):
             raise InputError(f"kernel shape gemv_unroll must be 1, 2 or 4, got {self.gemv_unroll!r}")
         if not (isinstance(self.gemv_stage_blocks, int) and 0 <= self.gemv_stage_blocks <= 256):
             raise InputError(f"kernel shape gemv_stage_blocks must be an integer from 0 to 256, "
                              f"got {self.gemv_stage_blocks!r}")
-        for name in ("gemv_wide_f16", "gemv_copy_input", "gemv_lane_blocks"):
+        for name in ("gemv_wide_f16", "gemv_copy_input"):
             if not isinstance(getattr(self, name), bool):
                 raise InputError(f"kernel shape {name} must be true or false, got {getattr(self, name)!r}")
         for name in ("cpu_groups", "prefill_chunk", "split_k_depth"):

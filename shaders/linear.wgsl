@@ -18,7 +18,7 @@
 //                 blocks of rows (all of them on a GPU, a few on a CPU adapter).
 //                 GPU variants (app/shapes.py KernelShapes, all off by default): F16 / BF16 rows as
 //                 blocks of 8 in one 16-byte load (weights_f16_wide.wgsl); GEMV_UNROLL loads per lane
-//                 before the math; whole Q4_0 blocks per lane (LANE_BLOCKS); Q8_0 / Q4_1 rows staged through workgroup memory
+//                 before the math; GEMV_ROW_TILE rows per lane; Q8_0 / Q4_1 rows staged through workgroup memory
 //                 (STAGE_BLOCKS); the plain input row copied into workgroup memory (COPY_INPUT).
 // Layout: X f32 [rows, K]; W [N_W, K] in the weight format of the module's snippet (N_W = N, or 2 N
 //   with swiglu): f32 / f16 / bf16 as WPacks (K4 = K / 4 packs per row), or ggml's Q8_0 / Q4_0 / Q4_1 /
@@ -59,10 +59,10 @@
 //                    workgroup instead of once per output row; a GPU variant, see below)
 //   XN4_LEN: u32     gemv: packs of the prepared input row in workgroup memory (K4 with RMS_INPUT,
 //                    ATT_INPUT or COPY_INPUT, else 1)
+//   GEMV_ROW_TILE: u32 gemv on a GPU: output rows per lane, from the same input reads (1, 2 or 4; see
+//                    "several rows per lane" below; a GPU variant)
 //   GEMV_UNROLL: u32 gemv on a GPU: packs or segments a lane loads before multiplying them (1, 2 or
 //                    4: more bytes in flight per lane; the same additions in the same order)
-//   LANE_BLOCKS: bool    gemv on a GPU: each lane on whole blocks of an aligned block format (the
-//                        grouped Q4_0, weights_q4_0.wgsl) instead of on segments (a GPU variant)
 //   STAGE_BLOCKS: u32    gemv: blocks of each row staged through workgroup memory at a time (0: not
 //                        staged; Q8_0 / Q4_1 on a GPU, see "weights staged" below)
 //   STAGE_ROW_WORDS: u32 gemv: WPacks a staged row holds (at least the words STAGE_BLOCKS blocks span)
@@ -239,9 +239,10 @@ fn linear_rows(@builtin(global_invocation_id) gid: vec3<u32>) {
 
 // ---------------------------------------------------------------------------------- decode
 const GEMV_LANES: u32 = 256u / GEMV_ROWS;
-const GEMV_BLOCKS: u32 = (N + GEMV_ROWS - 1u) / GEMV_ROWS;
+const GEMV_BLOCKS: u32 = (N + GEMV_ROWS * GEMV_ROW_TILE - 1u) / (GEMV_ROWS * GEMV_ROW_TILE);
 const GEMV_SEGS: u32 = KB * SEGS;  // segments of a row
-var<workgroup> gemv_partial: array<vec2<f32>, 256>;
+const GEMV_PARTIALS: u32 = 256u * GEMV_ROW_TILE;
+var<workgroup> gemv_partial: array<vec2<f32>, GEMV_PARTIALS>;
 var<workgroup> x_prep: array<vec4<f32>, XN4_LEN>;  // the input row, normalized (RMS_INPUT) or merged (ATT_INPUT)
 const PREP_INPUT: bool = RMS_INPUT || ATT_INPUT || COPY_INPUT;
 
@@ -324,44 +325,61 @@ fn gemv_row_gpu(c: u32, lane: u32) -> array<vec4<f32>, 2> {
   return array<vec4<f32>, 2>(s0, s1);
 }
 
-// A GPU lane on whole blocks (LANE_BLOCKS: a format whose block is WBlockWords <= 2 aligned WPacks,
-// the grouped Q4_0: its scales and its nibbles, two 16-byte loads). Lane `lane` takes blocks lane,
-// lane + GEMV_LANES, ... of the row, loading GEMV_UNROLL blocks before multiplying any.
-fn lane_block_words(row: u32, b: u32) -> array<WPack, 2> {
-  let g = row * KB + b;
-  return array<WPack, 2>(w[w_block_word(g, 0u)], w[w_block_word(g, 1u)]);
-}
+// ------------------------------------------------------- decode, several rows per lane (GEMV_ROW_TILE > 1)
+// A GPU GEMV reads the input row once per output row: as many load passes as it makes for the
+// weights of an F16 row, and most of a Q4_0 row's (BENCH.md). With GEMV_ROW_TILE = R a lane
+// computes R rows (GEMV_ROWS apart: (blk R + r) GEMV_ROWS + its row of the workgroup) from each
+// input pack or segment it reads, so the input is read once per R rows, and the R rows' weight loads
+// are in flight together (no GEMV_UNROLL here). A row past N is computed from row N - 1 and not
+// stored. The R partial sums of a lane are reduced in one tree.
+fn gemv_tile_row(blk: u32, r: u32, q: u32) -> u32 { return (blk * GEMV_ROW_TILE + r) * GEMV_ROWS + q; }
 
-fn lane_block_dot(row: u32, b: u32, ws: array<WPack, 2>, xs: array<vec4<f32>, 8>) -> vec4<f32> {
-  let v = ws[1];
-  return w_dot(row * KB + b, array<WPack, 20>(ws[0], v, v, v, v, v, v, v, v, v, v, v, v, v, v, v, v, v, v, v), xs);
-}
-
-fn gemv_row_lane_blocks(c: u32, lane: u32) -> array<vec4<f32>, 2> {
-  var s0 = vec4<f32>(0.0);
-  var s1 = vec4<f32>(0.0);
-  var b = lane;
-  if (GEMV_UNROLL > 1u) {
-    for (; b + (GEMV_UNROLL - 1u) * GEMV_LANES < KB; b += GEMV_UNROLL * GEMV_LANES) {
-      var wa: array<array<WPack, 2>, GEMV_UNROLL>;
-      var wb: array<array<WPack, 2>, GEMV_UNROLL>;
-      for (var j = 0u; j < GEMV_UNROLL; j++) {
-        wa[j] = lane_block_words(c, b + j * GEMV_LANES);
-        if (SWIGLU) { wb[j] = lane_block_words(N + c, b + j * GEMV_LANES); }
+fn gemv_tile(blk: u32, lid: u32) {
+  let lane = lid % GEMV_LANES;
+  let q = lid / GEMV_LANES;
+  var s0: array<vec4<f32>, GEMV_ROW_TILE>;
+  var s1: array<vec4<f32>, GEMV_ROW_TILE>;
+  var rows: array<u32, GEMV_ROW_TILE>;
+  for (var r = 0u; r < GEMV_ROW_TILE; r++) { rows[r] = min(gemv_tile_row(blk, r, q), N - 1u); }
+  if (WBlockPacks == 1u) {  // a float format: pack by pack
+    for (var p = lane; p < K4; p += GEMV_LANES) {
+      let xv = input4(p);
+      for (var r = 0u; r < GEMV_ROW_TILE; r++) {
+        s0[r] += xv * load4(rows[r], p);
+        if (SWIGLU) { s1[r] += xv * load4(N + rows[r], p); }
       }
-      for (var j = 0u; j < GEMV_UNROLL; j++) {
-        let xs = input_block(b + j * GEMV_LANES);
-        s0 += lane_block_dot(c, b + j * GEMV_LANES, wa[j], xs);
-        if (SWIGLU) { s1 += lane_block_dot(N + c, b + j * GEMV_LANES, wb[j], xs); }
+    }
+  } else {  // a block format: segments
+    for (var u = lane; u < GEMV_SEGS; u += GEMV_LANES) {
+      let xs = input_seg(u);
+      for (var r = 0u; r < GEMV_ROW_TILE; r++) {
+        s0[r] += w_seg_dot(rows[r] * KB + u / SEGS, u % SEGS, row_seg_words(rows[r], u), xs);
+        if (SWIGLU) { s1[r] += w_seg_dot((N + rows[r]) * KB + u / SEGS, u % SEGS, row_seg_words(N + rows[r], u), xs); }
       }
     }
   }
-  for (; b < KB; b += GEMV_LANES) {
-    let xs = input_block(b);
-    s0 += lane_block_dot(c, b, lane_block_words(c, b), xs);
-    if (SWIGLU) { s1 += lane_block_dot(N + c, b, lane_block_words(N + c, b), xs); }
+  for (var r = 0u; r < GEMV_ROW_TILE; r++) {
+    let a = s0[r];
+    let b = s1[r];
+    gemv_partial[r * 256u + lid] = vec2<f32>(a.x + a.y + a.z + a.w, b.x + b.y + b.z + b.w);
   }
-  return array<vec4<f32>, 2>(s0, s1);
+  workgroupBarrier();
+  for (var half = GEMV_LANES / 2u; half > 0u; half = half >> 1u) {
+    if (lane < half) {
+      for (var r = 0u; r < GEMV_ROW_TILE; r++) { gemv_partial[r * 256u + lid] += gemv_partial[r * 256u + lid + half]; }
+    }
+    workgroupBarrier();
+  }
+  if (lane == 0u) {
+    for (var r = 0u; r < GEMV_ROW_TILE; r++) {
+      let c = gemv_tile_row(blk, r, q);
+      let acc = gemv_partial[r * 256u + lid];
+      if (c < N) {
+        if (SWIGLU) { store_swiglu(0u, c, acc.x, acc.y); } else { store(0u, c, acc.x); }
+      }
+    }
+  }
+  workgroupBarrier();
 }
 
 // ------------------------------------------------------- decode, weights staged through workgroup memory
@@ -495,6 +513,10 @@ fn gemv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
     workgroupBarrier();
   }
+  if (GEMV_ROW_TILE > 1u) {
+    for (var blk = wid.x; blk < GEMV_BLOCKS; blk += GEMV_GROUPS) { gemv_tile(blk, lid); }
+    return;
+  }
   let lane = lid % GEMV_LANES;
   for (var blk = wid.x; blk < GEMV_BLOCKS; blk += GEMV_GROUPS) {
     let c = blk * GEMV_ROWS + lid / GEMV_LANES;
@@ -505,11 +527,7 @@ fn gemv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     } else if (c < N) {
       var s0 = vec4<f32>(0.0);
       var s1 = vec4<f32>(0.0);
-      if (LANE_BLOCKS) {  // a GPU on an aligned block format: whole blocks per lane
-        let s = gemv_row_lane_blocks(c, lane);
-        s0 = s[0];
-        s1 = s[1];
-      } else if (GEMV_LANES >= 8u || WBlockPacks == 1u) {  // a GPU (or a float format): packs or segments
+      if (GEMV_LANES >= 8u || WBlockPacks == 1u) {  // a GPU (or a float format): packs or segments
         let s = gemv_row_gpu(c, lane);
         s0 = s[0];
         s1 = s[1];

@@ -18,7 +18,6 @@ import kernel_harness as kh
 from app.contract import ATT_BLOCK
 from app.kernels import STAGED_FORMATS, Kernels
 from app.shapes import KernelShapes
-from app.weights import GROUPED_FORMATS
 from kernel_harness import assert_close, assert_sentinel, block_table, f32, read_f32, sentinel, step, step_bytes, weight
 from test_kernels_quant import dequantize, packed, quantize
 
@@ -60,10 +59,10 @@ def expect_variant(k, fmt: str, K: int, overrides: dict, plain_input: bool = Fal
     assert unroll == shapes.gemv_unroll, values
     assert k.wide == (shapes.gemv_wide_f16 and fmt in ("F16", "BF16") and K % 8 == 0), k.snippet
     if k.shader == "linear.wgsl":
-        staged = shapes.gemv_stage_blocks and fmt in STAGED_FORMATS
+        staged = shapes.gemv_stage_blocks and fmt in STAGED_FORMATS and shapes.gemv_row_tile == 1
         assert bool(values["STAGE_BLOCKS"]) == bool(staged), values
+        assert values["GEMV_ROW_TILE"] == shapes.gemv_row_tile, values
         assert values["COPY_INPUT"] == (shapes.gemv_copy_input and plain_input), values
-        assert values["LANE_BLOCKS"] == (shapes.gemv_lane_blocks and fmt in GROUPED_FORMATS), values
 
 
 def rms_ref(x, w):
@@ -109,14 +108,15 @@ GEMV_CASES = [  # (fmt, mode, K, N, overrides)
     ("Q4_0", "rms", 2048, 100, {"gemv_unroll": 4}),
     ("Q4_1", "att", 960, 36, {"gemv_stage_blocks": 8}),
     ("Q4_0", "plain", 480, 70, {"gemv_unroll": 4}),           # 15 blocks a row: rows straddle groups of 8
-    ("Q4_0", "rms", 2048, 100, {"gemv_lane_blocks": True}),  # whole blocks per lane: 64 over 32 lanes
-    ("Q4_0", "swiglu", 960, 70, {"gemv_lane_blocks": True, "linear_gemv_rows": 32}),  # 30 blocks, 8 lanes
-    ("Q4_0", "att", 480, 36, {"gemv_lane_blocks": True, "gemv_unroll": 2, "linear_gemv_rows": 64}),
-    ("Q4_0", "residual", 3072, 40, {**ALL, "gemv_lane_blocks": True, "linear_gemv_rows": 16}),
-    ("Q8_0", "rms", 576, 40, {"gemv_lane_blocks": True}),    # not aligned: stays on segments
     ("Q4_0", "swiglu", 160, 36, {"gemv_unroll": 2}),          # 5 blocks, 20 segments, 32 lanes
     ("Q4_1", "plain", 576, 140, {"gemv_stage_blocks": 16}),
     ("Q4_1", "swiglu", 2048, 36, ALL),
+    ("F16", "rms", 2048, 100, {"gemv_row_tile": 4}),          # rows per lane: N not a multiple of 8 x 4
+    ("F32", "plain", 196, 33, {"gemv_row_tile": 2}),
+    ("Q4_0", "swiglu", 960, 70, {"gemv_row_tile": 2}),
+    ("Q4_0", "att", 480, 36, {"gemv_row_tile": 4, "linear_gemv_rows": 16}),
+    ("Q8_0", "residual", 576, 40, {"gemv_row_tile": 4, "gemv_copy_input": True, "gemv_stage_blocks": 8}),
+    ("Q4_K", "plain", 2048, 37, {"gemv_row_tile": 2}),
     ("Q4_K", "rms", 2048, 70, ALL),             # no staging for k-quants: unrolled only
     ("Q6_K", "swiglu", 768, 36, {"gemv_unroll": 2}),
     ("Q6_K", "residual", 3072, 40, {"gemv_unroll": 4}),

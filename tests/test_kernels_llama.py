@@ -9,6 +9,7 @@ writes outside the expected region fail too. One module each (tests/kernel_harne
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import numpy as np
 import pytest
@@ -20,6 +21,7 @@ from kernel_harness import SNIPPETS, assert_close, assert_sentinel, f32, read_f3
 pytestmark = pytest.mark.browser
 
 EPS = 1e-6
+linear_consts = partial(kh.linear_consts, eps=EPS)
 STORE, RESIDUAL, SWIGLU = EPILOGUES["store"], EPILOGUES["residual"], EPILOGUES["swiglu"]
 
 
@@ -41,14 +43,6 @@ def rms_ref(x, w, eps=EPS):
 def silu(v):
     v = np.asarray(v, dtype=np.float64)
     return v / (1.0 + np.exp(-v))
-
-
-def linear_consts(K, N, epilogue, *, bias, rms_input=False, att_input=False, gemv_rows=8, groups=1, hd=4,
-                  splits=1, y_cols=None, y_col0=0):
-    return dict(K=K, K4=K // 4, N=N, EPILOGUE=epilogue, HAS_BIAS=bias, RMS_INPUT=rms_input, ATT_INPUT=att_input,
-                ATT_SPLITS=splits, HD=hd, EPS=EPS, GEMV_ROWS=gemv_rows, GEMV_GROUPS=groups,
-                XN4_LEN=K // 4 if rms_input or att_input else 1, Y_COLS=y_cols or N, Y_COL0=y_col0,
-                COPY_INPUT=False, GEMV_UNROLL=1, STAGE_BLOCKS=0, STAGE_ROW_WORDS=1, STAGE_WORDS=1)
 
 
 LINEAR_BIND = dict(step="step", x="x", w="w", bias="b", y="y", norm_w="g")

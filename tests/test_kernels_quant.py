@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import sys
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +49,7 @@ def dequantize(blocks, fmt, shape):
     return (kquants if fmt in kquants.BLOCK_BYTES else quants).dequantize(blocks, fmt, shape)
 
 EPS = 1e-6
+linear_consts = partial(kh.linear_consts, eps=EPS)
 STORE, RESIDUAL, SWIGLU = EPILOGUES["store"], EPILOGUES["residual"], EPILOGUES["swiglu"]
 LINEAR_BIND = dict(step="step", x="x", w="w", bias="b", y="y", norm_w="g")
 
@@ -82,14 +84,6 @@ def rms_ref(x, w, eps=EPS):
 
 def silu(v):
     return v / (1.0 + np.exp(-v))
-
-
-def linear_consts(K, N, epilogue, *, bias, rms_input=False, att_input=False, gemv_rows=8, groups=1, hd=4,
-                  splits=1, y_cols=None, y_col0=0):
-    return dict(K=K, K4=K // 4, N=N, EPILOGUE=epilogue, HAS_BIAS=bias, RMS_INPUT=rms_input, ATT_INPUT=att_input,
-                ATT_SPLITS=splits, HD=hd, EPS=EPS, GEMV_ROWS=gemv_rows, GEMV_GROUPS=groups,
-                XN4_LEN=K // 4 if rms_input or att_input else 1, Y_COLS=y_cols or N, Y_COL0=y_col0,
-                COPY_INPUT=False, GEMV_UNROLL=1, STAGE_BLOCKS=0, STAGE_ROW_WORDS=1, STAGE_WORDS=1)
 
 
 PREFILL_CASES = [  # (entry, fmt, rows, K, N, epilogue, bias)

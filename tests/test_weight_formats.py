@@ -18,7 +18,6 @@ from app.errors import ModelError
 from app.gguf import tensor_nbytes
 from app.weights import (
     BLOCK_FORMATS,
-    GROUPED_FORMATS,
     MAX_WORKGROUPS_PER_DIM,
     QUANTIZE_FORMATS,
     QUANTIZE_GROUP_SIZE,
@@ -114,16 +113,13 @@ def test_every_format_has_a_snippet_with_the_block_interface(snippet):
 def test_block_formats_size_their_arrays_within_the_interface(fmt):
     """The fixed array sizes of the interface hold every block format (20 words, 8 packs, 6 words per
     pack, segments of at most 2 packs), and the formats' constants match their block bytes: a block of
-    32 is read whole (its bytes, or 2 more when it starts mid-word; a grouped format's block is its
-    group's 16 bytes of scales and its own 16 of nibbles); a k-quant's interface block is a 32-weight
-    sub-block of its super-block."""
+    32 is read whole (its bytes, or 2 more when it starts mid-word; a grouped format's scale word and
+    its 4 words of nibbles); a k-quant's interface block is a 32-weight sub-block of its super-block."""
     code = wgsl.shader_source(wgsl.WEIGHT_SNIPPETS[fmt])
     value = {name: int(v) for name, v in re.findall(r"const (W\w+): u32 = (\d+)u;", code)}
     per_block, block_bytes = BLOCK_FORMATS[fmt]
     assert value["WBlockPacks"] * 4 == 32 and per_block % 32 == 0
-    if fmt in GROUPED_FORMATS:
-        assert re.search(r"alias WPack = vec4<u32>;", code) and value["WBlockWords"] == 2
-    elif per_block == 32:
+    if per_block == 32:
         assert -(-(block_bytes + 2) // 4) >= value["WBlockWords"] >= -(-block_bytes // 4)
     assert value["WBlockWords"] <= 20 and value["WPackWords"] <= 6 and value["WSegPacks"] in (1, 2)
 
