@@ -25,6 +25,7 @@ from .weights import (
     QUANTIZE_FORMATS,
     QUANTIZE_SOURCES,
     REGROUP_SOURCE,
+    STAGING_BYTES,
     as_memoryview,
     dtype_bytes,
     matrix_bytes,
@@ -215,33 +216,47 @@ class GPUModel:
     def _quantize(self, w, buf, parts) -> None:
         """Quantize-on-load: each float source goes to a staging buffer as the file stores it, and
         shaders/quantize.wgsl writes its blocks into the weight buffer, after the previous part's. A
-        source already in a grouped format (a GGUF's Q4_0) goes the same way, to be regrouped."""
+        source already in a grouped format (a GGUF's Q4_0) goes the same way, to be regrouped. A
+        source goes through in chunks of whole blocks (STAGING_BYTES), so the staging buffer stays
+        small whatever the largest tensor (an f32 token table is a gigabyte)."""
         block_bytes = BLOCK_FORMATS[w.dtype][1]
         for part in parts:
             at, t, start, n, _, order = part
             regroup = t.dtype == w.dtype and w.dtype in GROUPED_FORMATS
             if not regroup and (t.dtype not in QUANTIZE_SOURCES or order is not None):
                 raise ModelError(f"{w.label}: cannot quantize a {t.dtype} tensor to {w.dtype} on load")
-            staging = self._staging(n + 3)
-            if regroup and (order is not None or n % 4):  # permuted rows, or not whole words: assembled here
-                raw = self._gpu_bytes(part, w.dtype)
-                self.gpu.write(staging, bytes(raw) + bytes(-len(raw) % 4), 0)
+            src_block = block_bytes if regroup else 32 * dtype_bytes(t.dtype)
+            raw = None  # the source's bytes in wasm memory, when they are there (else a JS Uint8Array's slice)
+            if order is not None:  # permuted rows (regrouped only): assembled here
+                raw = as_memoryview(self._gpu_bytes(part, w.dtype))
             elif isinstance(t.data, (bytes, bytearray, memoryview)):
-                self.gpu.write(staging, as_memoryview(t.data)[start:start + n], 0)
-            else:
-                self.gpu.write_js(staging, 0, t.data, start, n)  # JS Uint8Array: never via wasm
-            blocks = n // block_bytes if regroup else n // dtype_bytes(t.dtype) // 32
-            block0 = at // block_bytes
-            k = kernel("quantize.wgsl", "quantize_" + w.dtype.lower(), w.dtype, BLOCKS=blocks, BLOCK0=block0,
-                       SRC=REGROUP_SOURCE if regroup else QUANTIZE_SOURCES[t.dtype])
-            pipeline = self._quantizers.get(k)
-            if pipeline is None:
-                pipeline = self._quantizers[k] = self.gpu.pipeline(self.gpu.shader_module(k.source(), k.shader),
-                                                                   k.entry, k.label)
-            binding = k.bindings()
-            group = self.gpu.bind_group(pipeline, {binding["src"].index: staging, binding["dst"].index: buf},
-                                        f"quantize {w.label}")
-            self.gpu.run(pipeline, group, *quantize_workgroups(blocks, block0))
+                raw = as_memoryview(t.data)[start:start + n]
+            blocks = n // src_block
+            per = max(2, STAGING_BYTES // src_block // 2 * 2)  # an even count: chunks of whole words
+            staging = self._staging(min(per, blocks) * src_block + 3)
+            for b0 in range(0, blocks, per):
+                count = min(per, blocks - b0)
+                lo, size = b0 * src_block, count * src_block
+                if raw is not None:
+                    self.gpu.write(staging, bytes(raw[lo:lo + size]) + bytes(-size % 4), 0)
+                elif size % 4:  # an odd count of 18-byte blocks: not whole words (the part's last chunk)
+                    chunk = t.data.subarray(start + lo, start + lo + size).to_bytes()
+                    self.gpu.write(staging, bytes(chunk) + bytes(-size % 4), 0)
+                else:
+                    self.gpu.write_js(staging, 0, t.data, start + lo, size)  # JS Uint8Array: never via wasm
+                self._quantize_dispatch(w, buf, count, at // block_bytes + b0,
+                                        REGROUP_SOURCE if regroup else QUANTIZE_SOURCES[t.dtype], staging)
+
+    def _quantize_dispatch(self, w, buf, blocks: int, block0: int, src: int, staging) -> None:
+        k = kernel("quantize.wgsl", "quantize_" + w.dtype.lower(), w.dtype, BLOCKS=blocks, BLOCK0=block0, SRC=src)
+        pipeline = self._quantizers.get(k)
+        if pipeline is None:
+            pipeline = self._quantizers[k] = self.gpu.pipeline(self.gpu.shader_module(k.source(), k.shader),
+                                                               k.entry, k.label)
+        binding = k.bindings()
+        group = self.gpu.bind_group(pipeline, {binding["src"].index: staging, binding["dst"].index: buf},
+                                    f"quantize {w.label}")
+        self.gpu.run(pipeline, group, *quantize_workgroups(blocks, block0))
 
     def _staging(self, nbytes: int):
         """One staging buffer for quantize-on-load, grown as needed: queue order makes the next

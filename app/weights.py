@@ -42,6 +42,10 @@ QUANTIZE_FORMATS = ("Q8_0", "Q4_0")  # what shaders/quantize.wgsl makes (its ent
 QUANTIZE_SOURCES = {"F32": 0, "F16": 1, "BF16": 2}  # quantize.wgsl's constant SRC for each source dtype
 REGROUP_SOURCE = 3  # quantize.wgsl's SRC for a file's Q4_0 blocks, regrouped as they are (GROUPED_FORMATS)
 QUANTIZE_GROUP_SIZE = 64     # invocations per workgroup of quantize.wgsl, one per pair of blocks
+# A source quantize.wgsl reads (floats to quantize, a file's Q4_0 to regroup) reaches the GPU in chunks
+# of whole blocks of at most about this many bytes, through one staging buffer of that size; each chunk
+# is a dispatch with its own BLOCK0 (a pipeline), so only the large tables are split.
+STAGING_BYTES = 32 << 20
 MAX_WORKGROUPS_PER_DIM = 65535  # WebGPU's default maxComputeWorkgroupsPerDimension
 
 
