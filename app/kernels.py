@@ -274,17 +274,17 @@ class Kernels:
         `y_col0` as in `linear`."""
         fmt = fmt or self.weights
         gpu = not self.shapes.cpu
-        opts = dict(rms_input=rms_input, att_input=att_input, wide=self.wide(fmt, K), y_cols=y_cols, y_col0=y_col0)
+        row_tile = self.shapes.gemv_row_tile if gpu else 1
+        opts = dict(rms_input=rms_input, att_input=att_input, wide=self.wide(fmt, K), y_cols=y_cols, y_col0=y_col0,
+                    row_tile=row_tile)
         bias = buffers.get("bias") is not None
         k = self._linear_kernel("gemv", K, N, out, bias, fmt, **opts)
         if gpu and self.shapes.gemv_copy_input and not (rms_input or att_input):
             copied = self._linear_kernel("gemv", K, N, out, bias, fmt, **opts, copy_input=True)
             if copied.workgroup_bytes() <= self.workgroup_limit:
                 k, opts = copied, dict(opts, copy_input=True)
-        if gpu and self.shapes.gemv_row_tile > 1:  # several rows per lane: never staged
-            k = self._linear_kernel("gemv", K, N, out, bias, fmt, **opts, row_tile=self.shapes.gemv_row_tile)
-            return dispatch(name, k, (k.values["GEMV_GROUPS"], 1, 1), **buffers)
-        stage = min(self.shapes.gemv_stage_blocks, K // 32) if gpu and fmt in STAGED_FORMATS else 0
+        # several rows per lane (row_tile > 1): never staged
+        stage = min(self.shapes.gemv_stage_blocks, K // 32) if gpu and fmt in STAGED_FORMATS and row_tile == 1 else 0
         while stage:  # the most blocks per chunk, up to the shape's, that fit this adapter's workgroup memory
             staged = self._linear_kernel("gemv", K, N, out, bias, fmt, **opts, stage_blocks=stage)
             if staged.workgroup_bytes() <= self.workgroup_limit:

@@ -108,6 +108,13 @@ def _grouped_bytes(blocks: int, dtype: str) -> int:
     return full * per * block_bytes + (GROUP_SCALE_BYTES + last * (block_bytes - 2) if last else 0)
 
 
+def _group_slots(g: int, dtype: str) -> tuple:
+    """(the byte of block g's scale, the byte of its nibbles) in a grouped format's GPU layout."""
+    per, block_bytes = GROUPED_FORMATS[dtype], BLOCK_FORMATS[dtype][1]
+    base, j = g // per * per * block_bytes, g % per
+    return base + 2 * j, base + GROUP_SCALE_BYTES + (block_bytes - 2) * j
+
+
 def to_gpu_layout(raw, dtype: str) -> bytes:
     """A table's bytes as a file stores them -> as the GPU keeps them (a grouped format regrouped;
     any other unchanged). The block count is len(raw) // block bytes; trailing bytes are ignored."""
@@ -120,15 +127,14 @@ def to_gpu_layout(raw, dtype: str) -> bytes:
     group = per * block_bytes
     full = blocks // per * group  # bytes of the whole groups, as strided copies (C speed)
     for j in range(per):
+        scale, nibbles = _group_slots(j, dtype)
         for b in range(block_bytes):
-            at = 2 * j + b if b < 2 else GROUP_SCALE_BYTES + (block_bytes - 2) * j + b - 2
+            at = scale + b if b < 2 else nibbles + b - 2
             out[at:full:group] = raw[block_bytes * j + b:full:group]
     for g in range(blocks // per * per, blocks):  # the partial last group
-        j, base = g % per, full
-        block = raw[block_bytes * g:block_bytes * (g + 1)]
-        out[base + 2 * j:base + 2 * j + 2] = block[:2]
-        at = base + GROUP_SCALE_BYTES + (block_bytes - 2) * j
-        out[at:at + block_bytes - 2] = block[2:]
+        scale, nibbles = _group_slots(g, dtype)
+        out[scale:scale + 2] = raw[block_bytes * g:block_bytes * g + 2]
+        out[nibbles:nibbles + block_bytes - 2] = raw[block_bytes * g + 2:block_bytes * (g + 1)]
     return bytes(out)
 
 
@@ -137,13 +143,12 @@ def from_gpu_layout(raw, dtype: str, blocks: int) -> bytes:
     raw = bytes(as_memoryview(raw))
     if dtype not in GROUPED_FORMATS:
         return raw
-    per, block_bytes = GROUPED_FORMATS[dtype], BLOCK_FORMATS[dtype][1]
+    block_bytes = BLOCK_FORMATS[dtype][1]
     out = bytearray(blocks * block_bytes)
     for g in range(blocks):
-        base, j = g // per * per * block_bytes, g % per
-        at = base + GROUP_SCALE_BYTES + (block_bytes - 2) * j
-        out[block_bytes * g:block_bytes * g + 2] = raw[base + 2 * j:base + 2 * j + 2]
-        out[block_bytes * g + 2:block_bytes * (g + 1)] = raw[at:at + block_bytes - 2]
+        scale, nibbles = _group_slots(g, dtype)
+        out[block_bytes * g:block_bytes * g + 2] = raw[scale:scale + 2]
+        out[block_bytes * g + 2:block_bytes * (g + 1)] = raw[nibbles:nibbles + block_bytes - 2]
     return bytes(out)
 
 

@@ -96,7 +96,7 @@ fn fill_value(h: u32) -> f32 {
   return bitcast<f32>(params[2]) + bitcast<f32>(params[1]) * (2.0 * fill_unit(h) - 1.0);
 }
 
-const FILL_BLOCK_BYTES: u32 = select(select(20u, 18u, FILL_FORMAT == 4u), 34u, FILL_FORMAT == 3u);
+const FILL_BLOCK_BYTES: u32 = select(20u, 34u, FILL_FORMAT == 3u);  // Q8_0, Q4_1 (Q4_0: groups of 144, below)
 const FILL_HEAD_BYTES: u32 = select(2u, 4u, FILL_FORMAT == 5u);  // d (and m for Q4_1), f16 each
 
 // The scale bytes of block `b` of a block format, as a u32 (d in the low half, Q4_1's m in the high).

@@ -146,10 +146,11 @@ def weight(w: np.ndarray, dtype: str) -> tuple[bytes, np.ndarray]:
     raise ValueError(dtype)
 
 
-def block_table(blocks: np.ndarray, fmt: str) -> bytes:
-    """A table's blocks (as a file stores them) as a buffer for a kernel: in the GPU's layout of the
-    format (app/weights.py to_gpu_layout: Q4_0 regrouped), padded to a whole word."""
-    raw = to_gpu_layout(np.ascontiguousarray(blocks).tobytes(), fmt)
+def block_table(blocks, fmt: str) -> bytes:
+    """A table's blocks (as a file stores them: bytes, or a contiguous array) as a buffer for a kernel:
+    in the GPU's layout of the format (app/weights.py to_gpu_layout: Q4_0 regrouped), padded to a
+    whole word."""
+    raw = to_gpu_layout(blocks, fmt)
     return raw + bytes(-len(raw) % 4)
 
 

@@ -25,7 +25,6 @@ from app.weights import (
     REGROUP_SOURCE,
     from_gpu_layout,
     quantize_workgroups,
-    to_gpu_layout,
 )
 from app.wgsl import WEIGHT_SNIPPETS
 from kernel_harness import step, to_bf16_bits
@@ -174,11 +173,6 @@ def as_file_blocks(out: bytes, fmt: str, blocks: int) -> np.ndarray:
     return np.frombuffer(raw, np.uint8).reshape(blocks, BLOCK_FORMATS[fmt][1])
 
 
-def gpu_buffer(file_bytes: bytes, fmt: str) -> bytes:
-    raw = to_gpu_layout(file_bytes, fmt)
-    return raw + bytes(-len(raw) % 16)
-
-
 def assert_blocks_equal(got: np.ndarray, want: np.ndarray, names: list, fmt: str):
     bad = np.flatnonzero((got != want).any(axis=1))
     if bad.size:
@@ -201,7 +195,7 @@ def test_quantize_equals_gguf_byte_for_byte(kpage, fmt, src):
     block0, n = 3, len(values)
     total = block0 + n + 2
     filler = np.random.default_rng(9).integers(0, 256, total * block_bytes, dtype=np.uint8)
-    out = run_quantize(kpage, raw, fmt, src, n, block0, gpu_buffer(filler.tobytes(), fmt))
+    out = run_quantize(kpage, raw, fmt, src, n, block0, kh.block_table(filler.tobytes(), fmt))
     out = as_file_blocks(out, fmt, total).reshape(-1)
     got = out[block0 * block_bytes:(block0 + n) * block_bytes].reshape(n, block_bytes)
     assert_blocks_equal(got, want, names, fmt)
@@ -220,7 +214,7 @@ def test_quantize_matrices_sharing_a_buffer(kpage, fmt):
     parts = [rng.standard_normal((5, 32)).astype(F32), rng.standard_normal((1, 96)).astype(F32) * F32(30),
              rng.standard_normal((2, 96)).astype(F32) * F32(1e-3)]
     block_bytes = BLOCK_FORMATS[fmt][1]
-    dst = gpu_buffer(bytes(14 * block_bytes), fmt)
+    dst = kh.block_table(bytes(14 * block_bytes), fmt)
     block0 = 0
     for i, part in enumerate(parts):
         blocks = part.size // 32
@@ -230,7 +224,7 @@ def test_quantize_matrices_sharing_a_buffer(kpage, fmt):
     want = reference(np.concatenate([p.reshape(-1, 32) for p in parts]), fmt)
     got = as_file_blocks(dst, fmt, 14)
     assert_blocks_equal(got, want, [f"matrix {i}" for i, p in enumerate(parts) for _ in range(p.size // 32)], fmt)
-    assert dst == gpu_buffer(got.tobytes(), fmt), "bytes past the last matrix"
+    assert dst == kh.block_table(got.tobytes(), fmt), "bytes past the last matrix"
 
 
 def test_quantize_a_larger_matrix_from_f16(kpage):
@@ -241,7 +235,7 @@ def test_quantize_a_larger_matrix_from_f16(kpage):
     for fmt, groups in zip(QUANTIZE_FORMATS, [None, (7, 2, 1)]):
         block_bytes = BLOCK_FORMATS[fmt][1]
         n = values.size // 32
-        out = run_quantize(kpage, raw, fmt, "F16", n, 0, gpu_buffer(bytes(n * block_bytes), fmt), groups)
+        out = run_quantize(kpage, raw, fmt, "F16", n, 0, kh.block_table(bytes(n * block_bytes), fmt), groups)
         got = as_file_blocks(out, fmt, n)
         assert_blocks_equal(got, reference(widened.reshape(-1, 32), fmt), ["random"] * n, fmt)
 
@@ -252,10 +246,10 @@ def test_q4_0_blocks_of_a_file_are_regrouped_as_they_are(kpage):
     across their boundaries, odd first blocks), the last laid out over two rows of workgroups."""
     rng = np.random.default_rng(6)
     parts = [rng.integers(0, 256, n * 18, dtype=np.uint8).tobytes() for n in (5, 3, 11)]
-    dst = gpu_buffer(bytes(19 * 18), "Q4_0")
+    dst = kh.block_table(bytes(19 * 18), "Q4_0")
     block0 = 0
     for i, part in enumerate(parts):
         blocks = len(part) // 18
         dst = run_quantize(kpage, part, "Q4_0", "Q4_0", blocks, block0, dst, (1, 2, 1) if i == 2 else None)
         block0 += blocks
-    assert dst == gpu_buffer(b"".join(parts), "Q4_0")
+    assert dst == kh.block_table(b"".join(parts), "Q4_0")
