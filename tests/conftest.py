@@ -109,8 +109,14 @@ def guarded_page(context):
     assert not guard.unexpected(), "unexpected console/page errors:\n" + "\n".join(guard.unexpected())
 
 
+READY_TIMEOUT_S = 300
+
+
 def wait_ready(page) -> dict:
-    return page.evaluate("() => window.pywebgpt.ready")
+    """The page's boot report; a boot that never settles fails here rather than hanging the suite."""
+    return page.evaluate("""(ms) => Promise.race([window.pywebgpt.ready, new Promise((_, fail) => setTimeout(
+      () => fail(new Error(`window.pywebgpt.ready did not settle in ${ms / 1000} s`)), ms))])""",
+                         READY_TIMEOUT_S * 1000)
 
 
 def run_py(page, code: str):
