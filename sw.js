@@ -80,7 +80,7 @@ const CACHE = PREFIX + VERSION;
 const MANIFEST = 'web/shell-manifest.json';
 const PARALLEL = 4;
 const KEEP_HEADERS = ['content-type', 'last-modified', 'etag'];
-const refreshes = [];  // times of the refresh answers given to let a new version take over
+const takeovers = [];  // times TAKEOVER_PAGE was given to let a new version take over
 
 function pathOf(url) {
   const u = new URL(url);
@@ -218,12 +218,12 @@ async function navigate(request) {
   const waiting = self.registration.waiting;
   if (waiting) {
     const now = Date.now();
-    while (refreshes.length && now - refreshes[0] > 30000) refreshes.shift();
+    while (takeovers.length && now - takeovers[0] > 30000) takeovers.shift();
     const windows = await self.clients.matchAll({ type: 'window' });
     // Only when this navigation replaces the one page of this version, and not over and over
     // should the new worker fail to take over.
-    if (windows.length <= 1 && refreshes.length < 3) {
-      refreshes.push(now);
+    if (windows.length <= 1 && takeovers.length < 3) {
+      takeovers.push(now);
       waiting.postMessage({ type: 'activate' });
       return new Response(TAKEOVER_PAGE, { headers: { 'content-type': 'text/html; charset=utf-8' } });
     }

@@ -31,6 +31,8 @@ from bench import PROMPT_IDS  # noqa: E402 - the 11-token prompt BENCH.md's figu
 from generate import CHROMIUM_ARGS  # noqa: E402
 from serve import Server  # noqa: E402
 
+# app/bench.py SYNTHETIC["gpt2-117m"] in WebGPT's names (that module needs the browser's `js`, so it is not
+# imported here): both sides must run the same shape.
 SHAPE = {"n_embd": 768, "n_head": 12, "n_layer": 12, "n_ctx": 1024, "vocab_size": 50257}
 SCRIPTS = ("tokenizer.js", "instructions.js", "model.js", "globals.js")  # WebGPT index.html's order, less visuals
 FOLDER = "random-117m"
