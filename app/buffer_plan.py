@@ -39,6 +39,9 @@ class WeightSpec:
     cols: int
     dtype: str           # on the GPU
     row0: int = 0
+    # the source tensor is [cols, rows] (HF Conv1D [in, out]) and the GPU keeps it as [rows, cols]
+    # (written transposed on load: app/runner.py _transpose)
+    transposed: bool = False
 
     @property
     def nbytes(self) -> int:

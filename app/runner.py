@@ -26,11 +26,13 @@ from .weights import (
     QUANTIZE_SOURCES,
     REGROUP_SOURCE,
     STAGING_BYTES,
+    TRANSPOSE_SOURCES,
     as_memoryview,
     dtype_bytes,
     matrix_bytes,
     quantize_workgroups,
     row_bytes,
+    transpose_workgroups,
     widen_to_f32,
 )
 
@@ -92,6 +94,7 @@ class GPUModel:
         self._inflight: list = []  # submitted steps not read back yet (submit_decode)
         self._next_staging = 0
         self._quantizers: dict = {}  # quantize-on-load pipelines, by kernel
+        self._transposers: dict = {}  # transpose-on-load pipelines, by kernel
         self._quantize_staging, self._quantize_staging_bytes = None, 0
         self._stream = None  # the weights still to come, while a load streams them (StreamedUpload)
         try:
@@ -114,6 +117,7 @@ class GPUModel:
             self.gpu.free(self._quantize_staging)
             self._quantize_staging = None
         self._quantizers.clear()
+        self._transposers.clear()
         self.gpu.check()
         self._build()
 
@@ -137,10 +141,16 @@ class GPUModel:
     def _parts(self, w, tensors: dict) -> list:
         """(offset in the buffer, tensor, first byte, bytes, bytes per row, row order) of each source
         of weight `w`, in the buffer's order (offsets as the file's layout counts them: a grouped
-        format's part starts at block offset // block bytes)."""
+        format's part starts at block offset // block bytes). A transposed weight's one part is its
+        whole [cols, rows] source, by source rows."""
         parts, offset = [], 0
         for name in w.sources:
             t = tensors[name]
+            if w.transposed:
+                self._check_transposed(w, t)
+                src_row = row_bytes(w.rows, t.dtype)
+                parts.append((0, t, 0, w.cols * src_row, src_row, None))
+                continue
             cols = t.shape[-1] if t.shape else 1
             rows = w.rows if len(w.sources) == 1 else (t.shape[0] if len(t.shape) == 2 else 1)
             src_row = row_bytes(cols, t.dtype)
@@ -185,6 +195,9 @@ class GPUModel:
         whose rows llama.cpp permuted) is put back in Hugging Face's row order on the way."""
         buf = self.allocated[w.label]
         parts = self._parts(w, tensors)
+        if w.transposed:
+            self._transpose(w, buf, parts[0])
+            return
         if self._quantized(w, parts):
             self._quantize(w, buf, parts)
             return
@@ -204,7 +217,9 @@ class GPUModel:
     def _upload_part(self, w, part) -> None:
         """One source of weight `w` on its own (StreamedUpload: its offset and length are whole words)."""
         buf = self.allocated[w.label]
-        if self._quantized(w, [part]):
+        if w.transposed:
+            self._transpose(w, buf, part)
+        elif self._quantized(w, [part]):
             self._quantize(w, buf, [part])
         elif self._direct(part, w.dtype):
             at, t, start, n, _, _ = part
@@ -249,23 +264,68 @@ class GPUModel:
 
     def _quantize_dispatch(self, w, buf, blocks: int, block0: int, src: int, staging) -> None:
         k = kernel("quantize.wgsl", "quantize_" + w.dtype.lower(), w.dtype, BLOCKS=blocks, BLOCK0=block0, SRC=src)
-        pipeline = self._quantizers.get(k)
+        self._load_dispatch(self._quantizers, k, staging, buf, f"quantize {w.label}",
+                            quantize_workgroups(blocks, block0))
+
+    def _load_dispatch(self, pipelines: dict, k, staging, buf, label: str, groups: tuple) -> None:
+        """Run a load kernel reading `src` (the staging buffer) into `dst` (a weight buffer); its
+        pipeline is made once per kernel and kept in `pipelines` until the load ends (_ready)."""
+        pipeline = pipelines.get(k)
         if pipeline is None:
-            pipeline = self._quantizers[k] = self.gpu.pipeline(self.gpu.shader_module(k.source(), k.shader),
-                                                               k.entry, k.label)
+            pipeline = pipelines[k] = self.gpu.pipeline(self.gpu.shader_module(k.source(), k.shader), k.entry, k.label)
         binding = k.bindings()
-        group = self.gpu.bind_group(pipeline, {binding["src"].index: staging, binding["dst"].index: buf},
-                                    f"quantize {w.label}")
-        self.gpu.run(pipeline, group, *quantize_workgroups(blocks, block0))
+        group = self.gpu.bind_group(pipeline, {binding["src"].index: staging, binding["dst"].index: buf}, label)
+        self.gpu.run(pipeline, group, *groups)
+
+    @staticmethod
+    def _check_transposed(w, t) -> None:
+        """Refuse what transpose-on-load cannot write: anything but one whole [cols, rows] source of
+        a float dtype, kept as itself or widened to F32, in the file's row order."""
+        if len(w.sources) != 1 or w.row0:
+            raise ModelError(f"{w.label}: a transposed weight must be one whole tensor")
+        if tuple(t.shape) != (w.cols, w.rows):
+            raise ModelError(f"{w.label}: its tensor is {list(t.shape)}, not the [{w.cols}, {w.rows}] it is "
+                             f"transposed from")
+        if t.dtype not in TRANSPOSE_SOURCES or w.dtype not in (t.dtype, "F32"):
+            raise ModelError(f"{w.label}: cannot transpose a {t.dtype} tensor to {w.dtype} on load")
+        if getattr(t, "row_order", None) is not None:
+            raise ModelError(f"{w.label}: a transposed tensor cannot have its rows reordered")
+
+    def _transpose(self, w, buf, part) -> None:
+        """Transpose-on-load: the [K, N] source (HF Conv1D) goes to the staging buffer as the file
+        stores it, in chunks of an even count of whole source rows (so 16-bit rows pack whole words
+        and the chunks start on words), and shaders/transpose.wgsl writes each chunk's values into
+        the [N, K] weight buffer, where they are columns. Chunks bounded as _quantize's."""
+        _, t, start, n, src_row, _ = part
+        raw = as_memoryview(t.data)[start:start + n] if isinstance(t.data, (bytes, bytearray, memoryview)) else None
+        rows = n // src_row
+        per = max(2, STAGING_BYTES // src_row // 2 * 2)
+        staging = self._staging(min(per, rows) * src_row + 3)
+        for k0 in range(0, rows, per):
+            k1 = min(rows, k0 + per)
+            lo, size = k0 * src_row, (k1 - k0) * src_row
+            if raw is not None:
+                self.gpu.write(staging, bytes(raw[lo:lo + size]) + bytes(-size % 4), 0)
+            elif size % 4:  # an odd count of odd-length 16-bit rows (the last chunk): not whole words
+                chunk = t.data.subarray(start + lo, start + lo + size).to_bytes()
+                self.gpu.write(staging, bytes(chunk) + bytes(-size % 4), 0)
+            else:
+                self.gpu.write_js(staging, 0, t.data, start + lo, size)  # JS Uint8Array: never via wasm
+            entry = "transpose_f32" if w.dtype == "F32" else "transpose_16"
+            k = kernel("transpose.wgsl", entry, w.dtype, K=w.cols, N=w.rows, K0=k0, K1=k1,
+                       SRC=TRANSPOSE_SOURCES[t.dtype])
+            self._load_dispatch(self._transposers, k, staging, buf, f"transpose {w.label}",
+                                transpose_workgroups(w.rows, k0, k1, w.dtype))
 
     def _staging(self, nbytes: int):
-        """One staging buffer for quantize-on-load, grown as needed: queue order makes the next
-        write wait for the dispatch that read the previous matrix."""
+        """One staging buffer for quantize- and transpose-on-load, grown as needed: queue order makes
+        the next write wait for the dispatch that read the previous matrix."""
         if self._quantize_staging is None or self._quantize_staging_bytes < nbytes:
             if self._quantize_staging is not None:
                 self.gpu.free(self._quantize_staging)
             self._quantize_staging_bytes = buffer_size(nbytes)
-            self._quantize_staging = self.gpu.storage(self._quantize_staging_bytes, "quantize-on-load source")
+            self._quantize_staging = self.gpu.storage(self._quantize_staging_bytes,
+                                                      "load staging (quantize, transpose)")
         return self._quantize_staging
 
     # ------------------------------------------------------------------------ pipelines
@@ -479,7 +539,13 @@ class GPUModel:
         return sum(int(b.size) for b in self.allocated.values())
 
     def free(self):
-        for buf in self.allocated.values():
+        """Every buffer this model holds, the load's staging buffer too (a load cancelled or failed
+        before _ready still holds it)."""
+        held = list(self.allocated.values())
+        if self._quantize_staging is not None:
+            held.append(self._quantize_staging)
+            self._quantize_staging = None
+        for buf in held:
             try:
                 self.gpu.free(buf)
             except Exception:  # noqa: BLE001 - free the rest regardless (a lost device may refuse)
@@ -507,7 +573,7 @@ class StreamedUpload:
             if missing:
                 raise ModelError(f"{w.label}: no tensor {missing[0]!r} among the model's tensors")
             parts = self.parts[w.label] = model._parts(w, infos)
-            if model._quantized(w, parts) or self._apart(parts, w.dtype):
+            if w.transposed or model._quantized(w, parts) or self._apart(parts, w.dtype):
                 keys = list(range(len(parts)))
             else:
                 keys = [None]

@@ -11,8 +11,9 @@ them) go to the GPU as their bytes: a row of `cols` weights is cols / 32 blocks 
 20, 22 or 24 bytes each), or cols / 256 super-blocks (144, 176 or 210 bytes), rows back to back (a
 row of another width is refused with the format's block size). The kernels dequantize them in registers
 (shaders/weights_q*.wgsl; a k-quant's super-block is 8 blocks of 32 to them); shaders/quantize.wgsl
-makes Q8_0 and Q4_0 from an f32 / f16 / bf16 matrix on the GPU (quantize-on-load). `matrix_bytes` is the size
-of a matrix in any format as a file stores it; `gpu_matrix_bytes` its size on the GPU.
+makes Q8_0 and Q4_0 from an f32 / f16 / bf16 matrix on the GPU (quantize-on-load), and
+shaders/transpose.wgsl writes a matrix stored [in, out] (GPT-2's Conv1D) as [out, in] (transpose-on-load).
+`matrix_bytes` is the size of a matrix in any format as a file stores it; `gpu_matrix_bytes` its size on the GPU.
 
 One format is regrouped on the way to the GPU: Q4_0 (GROUPED_FORMATS). Its 18-byte blocks are
 2-byte aligned, so a GPU lane spent its time realigning words rather than waiting for memory (Q4_0
@@ -42,9 +43,12 @@ QUANTIZE_FORMATS = ("Q8_0", "Q4_0")  # what shaders/quantize.wgsl makes (its ent
 QUANTIZE_SOURCES = {"F32": 0, "F16": 1, "BF16": 2}  # quantize.wgsl's constant SRC for each source dtype
 REGROUP_SOURCE = 3  # quantize.wgsl's SRC for a file's Q4_0 blocks, regrouped as they are (GROUPED_FORMATS)
 QUANTIZE_GROUP_SIZE = 64     # invocations per workgroup of quantize.wgsl, one per pair of blocks
+TRANSPOSE_SOURCES = {"F32": 0, "F16": 1, "BF16": 2}  # transpose.wgsl's constant SRC for each source dtype
+TRANSPOSE_GROUP_SIZE = 64    # invocations per workgroup of transpose.wgsl, one per destination word
 # A source quantize.wgsl reads (floats to quantize, a file's Q4_0 to regroup) reaches the GPU in chunks
 # of whole blocks of at most about this many bytes, through one staging buffer of that size; each chunk
-# is a dispatch with its own BLOCK0 (a pipeline), so only the large tables are split.
+# is a dispatch with its own BLOCK0 (a pipeline), so only the large tables are split. transpose.wgsl's
+# sources go the same way, in chunks of an even count of whole rows.
 STAGING_BYTES = 32 << 20
 MAX_WORKGROUPS_PER_DIM = 65535  # WebGPU's default maxComputeWorkgroupsPerDimension
 
@@ -156,7 +160,18 @@ def quantize_workgroups(blocks: int, block0: int = 0) -> tuple:
     """Workgroup counts (x, y, 1) of a quantize.wgsl dispatch writing `blocks` blocks from block `block0`
     of the destination (invocation t quantizes the pair of blocks 2 (block0 // 2 + t) and the next)."""
     pairs = (block0 + blocks + 1) // 2 - block0 // 2
-    groups = max(1, -(-pairs // QUANTIZE_GROUP_SIZE))
+    return _grid(max(1, -(-pairs // QUANTIZE_GROUP_SIZE)))
+
+
+def transpose_workgroups(rows: int, k0: int, k1: int, dtype: str) -> tuple:
+    """Workgroup counts (x, y, 1) of a transpose.wgsl dispatch writing columns k0 .. k1 - 1 of each of the
+    `rows` rows of a matrix kept as `dtype` (F32: a word per column; F16 / BF16: the words they span)."""
+    per_row = k1 - k0 if dtype == "F32" else (k1 - k0) // 2 + 1
+    return _grid(max(1, -(-(rows * per_row) // TRANSPOSE_GROUP_SIZE)))
+
+
+def _grid(groups: int) -> tuple:
+    """`groups` workgroups as (x, y, 1) within the per-dimension limit (x * y may exceed it by under a row)."""
     x = min(groups, MAX_WORKGROUPS_PER_DIM)
     return (x, -(-groups // x), 1)
 
