@@ -473,7 +473,7 @@ SYNTHETIC_TABLE_FORMATS = {("smollm2-135m", "Q4_1"): "Q8_0"}
 
 def synthetic_graph(name: str, fmt: str, shapes, limits: dict, context: int | None = None):
     """(config, model graph) of a SYNTHETIC shape with its matrices in `fmt` (f32, f16, bf16, q8_0,
-    q4_0, q4_1; GPT-2's only in the float formats, which its matmul kernels read)."""
+    q4_0, q4_1; GPT-2's only in the float formats: its Conv1D matrices are transposed on load as floats)."""
     if name not in SYNTHETIC:
         raise ValueError(f"unknown synthetic model {name!r}; known: {', '.join(SYNTHETIC)}")
     cfg = config_from_dict(json.loads(json.dumps(SYNTHETIC[name])), f"synthetic {name}")

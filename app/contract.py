@@ -136,8 +136,7 @@ def unpack_topk(raw: bytes, k: int) -> tuple:
 
 # ------------------------------------------------------------------------------ epilogues
 
-# What the matrix kernels (matmul.wgsl, linear.wgsl) do with each result v of X @ W + b: the constant
-# EPILOGUE.
+# What linear.wgsl (every projection) does with each result v of X @ W^T + b: the constant EPILOGUE.
 EPILOGUES = {
     "store": 0,      # Y[r, c] = v
     "gelu_tanh": 1,  # Y[r, c] = gelu_new(v), GPT-2's tanh approximation

@@ -13,13 +13,16 @@ from .contract import CHAIN_DEPTH_MAX, TOPK_OUTPUT_MAX_BYTES, TOPK_PARTIAL_WORDS
 from .errors import ModelError
 from .weights import row_bytes
 
+SPLIT_K_SCRATCH = "split-K partial sums"
+
 
 def buffer(label: str, nbytes: int, usage: str = "storage", kind: str = "activations", bound: bool = True):
     return BufferSpec(label, buffer_size(nbytes), usage, kind, bound)
 
 
-def matrix(name: str, rows: int, cols: int, dtype: str, sources: tuple | None = None) -> WeightSpec:
-    return WeightSpec(name, sources or (name,), rows, cols, dtype)
+def matrix(name: str, rows: int, cols: int, dtype: str, sources: tuple | None = None,
+           transposed: bool = False) -> WeightSpec:
+    return WeightSpec(name, sources or (name,), rows, cols, dtype, transposed=transposed)
 
 
 def vector(name: str, n: int, sources: tuple | None = None) -> WeightSpec:
@@ -98,6 +101,16 @@ class ModelGraph:
                                 wte=w.label, logits="logits") for w in self.head_table]
         return steps + self.k.topk(self.cfg.vocab_size, step="step", logits="logits", part="topk partial",
                                    out="topk out")
+
+    def scratch(self, K: int) -> str | None:
+        """The partial-sum buffer of a prefill projection K deep, when it runs split (Kernels.split_k)."""
+        return SPLIT_K_SCRATCH if self.k.split_k(K) > 1 else None
+
+    def scratch_buffers(self, N: int, *depths: int) -> list:
+        """The partial-sum buffer that split projections of N outputs and these depths share: the
+        most splits x a prefill chunk's rows x N floats (none when no projection splits)."""
+        splits = max(self.k.split_k(K) for K in depths)
+        return [buffer(SPLIT_K_SCRATCH, splits * self.chunk * N * 4)] if splits > 1 else []
 
     def io_buffers(self) -> list:
         """The Step, the logits, the top-k buffers and their read-back."""

@@ -19,6 +19,7 @@ from .weights import BLOCK_FORMATS
 
 DEFAULT_WORKGROUP_BYTES = 16384  # WebGPU's default maxComputeWorkgroupStorageSize
 STAGED_FORMATS = ("Q8_0", "Q4_1")  # block formats the staged GEMV reads (linear.wgsl STAGE_BLOCKS)
+SPLIT_K_MAX = 4  # K splits of a prefill projection at most: the scratch is SPLIT_K x the output
 
 
 def cdiv(a: int, b: int) -> int:
@@ -123,48 +124,6 @@ class Kernels:
                    C4=self.C // 4, EPS=self.eps)
         return dispatch(name, k, (lambda r: (cdiv(r, 64), 1, 1)) if cpu else (lambda r: (r, 1, 1)), **buffers)
 
-    # -------------------------------------------------------------------------- projections
-    def _matmul_kernel(self, entry: str, K: int, N: int, out: str, *, ln_input=False, att_input=False,
-                       split_k: int = 1) -> Kernel:
-        per_split = cdiv(K, split_k)
-        return kernel("matmul.wgsl", entry, self.weights, K=K, N=N, N4=N // 4, EPILOGUE=epilogue(out), C=self.C,
-                      NH=self.NH, HD=self.HD, N_CTX=self.n_ctx, LN_INPUT=ln_input, ATT_INPUT=att_input,
-                      ATT_SPLITS=self.att_splits, EPS=self.eps, GEMV_COLS4=self.gemv_cols4(N),
-                      GEMV_GROUPS=self.gemv_groups(N), XN_LEN=K if ln_input or att_input else 1,
-                      SPLIT_K=split_k, SPLIT_KS=cdiv(per_split, 16) * 16)
-
-    def split_k(self, K: int) -> int:
-        """K splits of a prefill projection on a GPU (1 on a CPU adapter)."""
-        return 1 if self.shapes.cpu else max(1, K // self.shapes.split_k_depth)
-
-    def matmul(self, name: str, K: int, N: int, out: str, **buffers) -> list:
-        """Y = out(X @ W + b) over the rows of a prefill run; a long K on a GPU runs split (partial
-        sums to `scratch`, then a pass that adds them), so it may be two dispatches."""
-        scratch = buffers.pop("scratch", None)
-        if self.shapes.cpu:  # matmul_rows: 64 column packs x 4 rows per workgroup
-            k = self._matmul_kernel("matmul_rows", K, N, out)
-            return [dispatch(name, k, lambda r: (cdiv(N // 4, 64), cdiv(r, 4), 1), **buffers)]
-        splits = self.split_k(K) if scratch is not None else 1
-        k = self._matmul_kernel("matmul_tiled", K, N, out, split_k=splits)
-        if splits == 1:
-            return [dispatch(name, k, lambda r: (cdiv(N, 64), cdiv(r, 64), 1), **buffers)]
-        y = buffers.pop("y")
-        total = self._matmul_kernel("matmul_split_k_sum", K, N, out, split_k=splits)
-        return [dispatch(name, k, lambda r: (cdiv(N, 64), cdiv(r, 64), splits), **buffers, y=scratch),
-                dispatch(name + "_sum", total, lambda r: (cdiv(N // 4, 64), r, 1), x=scratch,
-                         bias=buffers["bias"], y=y, step=buffers["step"])]
-
-    def gemv_cols4(self, N: int) -> int:
-        return self.shapes.gemv_cols4_narrow if N == self.C else self.shapes.gemv_cols4
-
-    def gemv_groups(self, N: int) -> int:
-        return self.groups(cdiv(N // 4, self.gemv_cols4(N)))
-
-    def gemv(self, name: str, K: int, N: int, out: str, *, ln_input=False, att_input=False, **buffers) -> Dispatch:
-        """y = out(x @ W + b) for one row, each weight read once (decode)."""
-        k = self._matmul_kernel("gemv", K, N, out, ln_input=ln_input, att_input=att_input)
-        return dispatch(name, k, (self.gemv_groups(N), 1, 1), **buffers)
-
     # -------------------------------------------------------------------------- attention
     def _attention_kernel(self, entry: str) -> Kernel:
         return kernel("attention.wgsl", entry, self.weights, C=self.NH * self.HD, NH=self.NH, KVH=self.KVH, HD=self.HD,
@@ -226,7 +185,7 @@ class Kernels:
                    EPS=self.eps)
         return dispatch(name, k, (lambda r: (cdiv(r, 64), 1, 1)) if cpu else (lambda r: (r, 1, 1)), **buffers)
 
-    # ------------------------------------------------------- decode GEMV variants (GPU only)
+    # ------------------------------------------------- projections, linear.wgsl (GEMV variants on a GPU)
     @property
     def unroll(self) -> int:
         return 1 if self.shapes.cpu else self.shapes.gemv_unroll
@@ -236,8 +195,9 @@ class Kernels:
         return not self.shapes.cpu and self.shapes.gemv_wide_f16 and fmt in wgsl.WIDE_SNIPPETS and K % 8 == 0
 
     def _linear_kernel(self, entry: str, K: int, N: int, out: str, bias: bool, fmt: str | None, *,
-                       rms_input=False, att_input=False, y_cols: int | None = None, y_col0: int = 0,
-                       copy_input=False, stage_blocks: int = 0, wide: bool = False, row_tile: int = 1) -> Kernel:
+                       rms_input=False, ln_input=False, att_input=False, y_cols: int | None = None, y_col0: int = 0,
+                       copy_input=False, stage_blocks: int = 0, wide: bool = False, row_tile: int = 1,
+                       split_k: int = 1) -> Kernel:
         rows = self.shapes.linear_gemv_rows
         fmt = fmt or self.weights
         if out == "swiglu" and (y_col0 or (y_cols or N) != N):
@@ -248,38 +208,65 @@ class Kernels:
             row_words = cdiv(stage_blocks * BLOCK_FORMATS[fmt][1] + 8, 4)
             stage_words = row_words * rows * (2 if out == "swiglu" else 1)
         return kernel("linear.wgsl", entry, fmt, wide, K=K, K4=K // 4, N=N, EPILOGUE=epilogue(out),
-                      HAS_BIAS=bias, RMS_INPUT=rms_input, ATT_INPUT=att_input, ATT_SPLITS=self.att_splits,
-                      HD=self.HD, EPS=self.eps, GEMV_ROWS=rows, GEMV_GROUPS=self.groups(cdiv(N, rows * row_tile)),
+                      HAS_BIAS=bias, RMS_INPUT=rms_input, LN_INPUT=ln_input, ATT_INPUT=att_input,
+                      ATT_SPLITS=self.att_splits, C=self.C, NH=self.NH, HD=self.HD, N_CTX=self.n_ctx, EPS=self.eps,
+                      GEMV_ROWS=rows, GEMV_GROUPS=self.gemv_groups(N, rows, row_tile),
                       GEMV_ROW_TILE=row_tile,
-                      XN4_LEN=K // 4 if rms_input or att_input or copy_input else 1, COPY_INPUT=copy_input,
+                      XN4_LEN=K // 4 if rms_input or ln_input or att_input or copy_input else 1, COPY_INPUT=copy_input,
                       GEMV_UNROLL=self.unroll, Y_COLS=y_cols or N, Y_COL0=y_col0,
-                      STAGE_BLOCKS=stage_blocks, STAGE_ROW_WORDS=row_words, STAGE_WORDS=stage_words)
+                      STAGE_BLOCKS=stage_blocks, STAGE_ROW_WORDS=row_words, STAGE_WORDS=stage_words,
+                      SPLIT_K=split_k, SPLIT_KS=cdiv(cdiv(K, split_k), 16) * 16)
+
+    def gemv_groups(self, N: int, rows: int, row_tile: int = 1) -> int:
+        """Workgroups of a GEMV: one per block of rows on a GPU; on a CPU adapter a few, which one
+        invocation per row (rows = 256) keeps equally busy by taking rows in turn (linear.wgsl)."""
+        if self.shapes.cpu and rows == 256:
+            return min(N, self.shapes.cpu_groups)
+        return self.groups(cdiv(N, rows * row_tile))
+
+    def split_k(self, K: int) -> int:
+        """K splits of a prefill projection on a GPU (1 on a CPU adapter)."""
+        return 1 if self.shapes.cpu else max(1, min(SPLIT_K_MAX, K // self.shapes.split_k_depth))
 
     def linear(self, name: str, K: int, N: int, out: str, fmt: str | None = None, *, y_cols: int | None = None,
-               y_col0: int = 0, **buffers) -> Dispatch:
+               y_col0: int = 0, **buffers) -> list:
         """Y = out(X @ W^T + b), W [N, K] stored as `fmt` (default: the model's), over the rows of a
         prefill run; `y_cols` / `y_col0`: Y has y_cols columns, of which this writes N from y_col0 (one
-        part of a fused matrix whose parts are stored in different formats)."""
+        part of a fused matrix whose parts are stored in different formats). With a `scratch` buffer
+        (self.split_k(K) x rows x N floats) a long K on a GPU runs split: partial sums to the scratch,
+        then a pass that adds them up, so it may be two dispatches."""
+        scratch = buffers.pop("scratch", None)
         bias = buffers.get("bias") is not None
         cols = dict(y_cols=y_cols, y_col0=y_col0)
         if self.shapes.cpu:
             k = self._linear_kernel("linear_rows", K, N, out, bias, fmt, **cols)
-            return dispatch(name, k, lambda r: (cdiv(N, 64), cdiv(r, 4), 1), **buffers)
-        k = self._linear_kernel("linear_tiled", K, N, out, bias, fmt, **cols)
-        return dispatch(name, k, lambda r: (cdiv(N, 64), cdiv(r, 64), 1), **buffers)
+            return [dispatch(name, k, lambda r: (cdiv(N, 64), cdiv(r, 4), 1), **buffers)]
+        splits = self.split_k(K) if scratch is not None else 1
+        k = self._linear_kernel("linear_tiled", K, N, out, bias, fmt, **cols, split_k=splits)
+        if splits == 1:
+            return [dispatch(name, k, lambda r: (cdiv(N, 64), cdiv(r, 64), 1), **buffers)]
+        if out == "swiglu":
+            raise wgsl.ShaderContractError("linear.wgsl's split K does not take the swiglu epilogue")
+        y = buffers.pop("y")
+        total = self._linear_kernel("linear_split_k_sum", K, N, out, bias, fmt, **cols, split_k=splits)
+        return [dispatch(name, k, lambda r: (cdiv(N, 64), cdiv(r, 64), splits), **buffers, y=scratch),
+                dispatch(name + "_sum", total, lambda r: (cdiv(N, 64), r, 1), step=buffers["step"], x=scratch,
+                         bias=buffers.get("bias"), y=y, kv=buffers.get("kv"))]
 
     def linear_gemv(self, name: str, K: int, N: int, out: str, fmt: str | None = None, *, rms_input=False,
-                    att_input=False, y_cols: int | None = None, y_col0: int = 0, **buffers) -> Dispatch:
-        """y = out(x @ W^T + b) for one row (decode); `swiglu`: N outputs from 2N rows of W; `y_cols` /
+                    ln_input=False, att_input=False, y_cols: int | None = None, y_col0: int = 0,
+                    **buffers) -> Dispatch:
+        """y = out(x @ W^T + b) for one row (decode), the input RMS-normalized (rms_input: norm_w) or
+        LayerNormed (ln_input: norm_w, norm_b) first; `swiglu`: N outputs from 2N rows of W; `y_cols` /
         `y_col0` as in `linear`."""
         fmt = fmt or self.weights
         gpu = not self.shapes.cpu
         row_tile = self.shapes.gemv_row_tile if gpu else 1
-        opts = dict(rms_input=rms_input, att_input=att_input, wide=self.wide(fmt, K), y_cols=y_cols, y_col0=y_col0,
-                    row_tile=row_tile)
+        opts = dict(rms_input=rms_input, ln_input=ln_input, att_input=att_input, wide=self.wide(fmt, K),
+                    y_cols=y_cols, y_col0=y_col0, row_tile=row_tile)
         bias = buffers.get("bias") is not None
         k = self._linear_kernel("gemv", K, N, out, bias, fmt, **opts)
-        if gpu and self.shapes.gemv_copy_input and not (rms_input or att_input):
+        if gpu and self.shapes.gemv_copy_input and not (rms_input or ln_input or att_input):
             copied = self._linear_kernel("gemv", K, N, out, bias, fmt, **opts, copy_input=True)
             if copied.workgroup_bytes() <= self.workgroup_limit:
                 k, opts = copied, dict(opts, copy_input=True)

@@ -133,8 +133,8 @@ def widen_option(dtype, quantize) -> bool:
 
 
 def check_quantizable(cfg, quantize: str) -> None:
-    """Quantize-on-load needs the Llama family (GPT-2's Conv1D matrices run through matmul.wgsl,
-    which reads floats) and rows of whole 32-weight blocks."""
+    """Quantize-on-load needs the Llama family (GPT-2's Conv1D matrices are transposed on load,
+    shaders/transpose.wgsl, which writes floats) and rows of whole 32-weight blocks."""
     if not isinstance(cfg, LlamaConfig):
         raise LoadError(f"quantize {quantize.lower()!r} works for Llama-family models (llama, mistral, qwen2, "
                         f"qwen3); this is {cfg.model_type}", "input")

@@ -4,9 +4,10 @@ in the spirit of nanoGPT's model.py.
     GPT-2                                                    kernels
     x = wte[ids] + wpe[pos]                                  embedding.wgsl
     for each block:
-        q, k, v = LayerNorm_1(x) @ W_attn + b                matmul.wgsl (k, v go to the KV cache)
-        x = x + attention(q, K cache, V cache) @ W_proj + b  attention.wgsl, matmul.wgsl
-        x = x + gelu(LayerNorm_2(x) @ W_fc + b) @ W_mlp + b  matmul.wgsl
+        q, k, v = LayerNorm_1(x) @ W_attn + b                linear.wgsl (k, v go to the KV cache;
+                                                             layer_norm.wgsl in prefill)
+        x = x + attention(q, K cache, V cache) @ W_proj + b  attention.wgsl, linear.wgsl
+        x = x + gelu(LayerNorm_2(x) @ W_fc + b) @ W_mlp + b  linear.wgsl
     logits = LayerNorm_f(x[-1]) @ wte.T                      lm_head.wgsl
     top k of logits, log-sum-exp                             topk.wgsl
 
@@ -26,7 +27,7 @@ Dispatch values, app/kernels.py) and which buffers exist (app/buffer_plan.py, ap
 app/runner.py puts that on the GPU: it allocates the buffers, uploads the weights, builds the
 pipelines once and replays a decode step as one prepared list of dispatches.
 
-A prompt is prefilled in chunks (tiled matmuls, one norm dispatch each, flash-attention-style
+A prompt is prefilled in chunks (tiled matrix products, one norm dispatch each, flash-attention-style
 tiles on a GPU); every generated token is one decode step over the KV cache (matrix-vector products
 with the norms fused in; on a GPU the attention is split over blocks of 64 cache positions that the
 next projection merges as it reads them). A CPU adapter (SwiftShader) gets barrier-free variants of
@@ -38,9 +39,11 @@ super-blocks (app/weights.py BLOCK_FORMATS; dequantized in registers). A GGUF ma
 Llama matrix has its own (`self.fmt(name)`); a fused q|k|v or gate|up whose parts are stored in
 different formats (llama.cpp's Q4_K_M: attn_v in Q6_K in some layers) is one GPU matrix and dispatch
 per run of parts of one format, each writing its columns of the shared output (`fused_weights`). The
-small vectors (biases, norms) are f32. GPT-2's matrices are Conv1D [in, out]
-(matmul.wgsl), the Llama family's nn.Linear [out, in] (linear.wgsl): each as the checkpoint stores
-it, never transposed.
+small vectors (biases, norms) are f32. Every projection runs on linear.wgsl, which reads W as
+nn.Linear's [out, in], one contiguous row per output: the Llama family's matrices as the checkpoint
+stores them, GPT-2's Conv1D [in, out] transposed while loading (shaders/transpose.wgsl). A decode
+GEMV reads each output's row front to back, which a GPU's warps and a CPU adapter's one invocation
+per row both stream far faster than the columns of [in, out] (BENCH.md).
 """
 
 from __future__ import annotations
@@ -57,6 +60,11 @@ from .rope import rope_frequencies
 from .shapes import KernelShapes
 
 DEFAULT_CONTEXT = 2048  # the Llama family's default KV cache (their configs allow 32k-128k)
+
+
+def conv1d(name: str, K: int, N: int, dtype: str):
+    """A Conv1D weight, [K, N] (in, out) in the file, as the GPU keeps it: [N, K], transposed on load."""
+    return matrix(name, N, K, dtype, transposed=True)
 
 
 class GPT2(ModelGraph):
@@ -78,7 +86,6 @@ class GPT2(ModelGraph):
         self.k = self._kernels(self.n_ctx)
         self.split_attention = shapes.split_attention and not shapes.cpu
         self.tiled_attention = shapes.tiled_attention and not shapes.cpu and self.k.tiles_fit(self.workgroup_limit)
-        self.mlp_split = self.k.split_k(cfg.d_mlp)
         self.token_tables("wte.weight", "lm_head.weight" if separate_head else None, cfg.vocab_size, cfg.n_embd)
         self.weights = self._weights()
         self.buffers = self._buffers()
@@ -94,17 +101,16 @@ class GPT2(ModelGraph):
             h, kv = f"h.{i}.", f"kv_cache[{i}]"
             steps += [
                 k.layer_norm("layer_norm_1", step="step", x="x", gamma=h + "ln_1.weight", beta=h + "ln_1.bias", y="xn"),
-                *k.matmul("qkv", C, 3 * C, "qkv", step="step", x="xn", w=h + "attn.c_attn.weight",
+                *k.linear("qkv", C, 3 * C, "qkv", step="step", x="xn", w=h + "attn.c_attn.weight",
                           bias=h + "attn.c_attn.bias", y="q", kv=kv),
                 k.attention_prefill(self.tiled_attention, step="step", q="q", kv=kv, y="att"),
-                *k.matmul("attn_proj", C, C, "residual", step="step", x="att", w=h + "attn.c_proj.weight",
+                *k.linear("attn_proj", C, C, "residual", step="step", x="att", w=h + "attn.c_proj.weight",
                           bias=h + "attn.c_proj.bias", y="x"),
                 k.layer_norm("layer_norm_2", step="step", x="x", gamma=h + "ln_2.weight", beta=h + "ln_2.bias", y="xn"),
-                *k.matmul("mlp_fc", C, M, self.gelu, step="step", x="xn", w=h + "mlp.c_fc.weight",
+                *k.linear("mlp_fc", C, M, self.gelu, step="step", x="xn", w=h + "mlp.c_fc.weight",
                           bias=h + "mlp.c_fc.bias", y="h"),
-                *k.matmul("mlp_proj", M, C, "residual", step="step", x="h", w=h + "mlp.c_proj.weight",
-                          bias=h + "mlp.c_proj.bias", y="x",
-                          scratch="split-K partial sums" if self.mlp_split > 1 else None),
+                *k.linear("mlp_proj", M, C, "residual", step="step", x="h", w=h + "mlp.c_proj.weight",
+                          bias=h + "mlp.c_proj.bias", y="x", scratch=self.scratch(M)),
             ]
         return steps
 
@@ -116,15 +122,17 @@ class GPT2(ModelGraph):
         for i in range(self.cfg.n_layer):
             h, kv = f"h.{i}.", f"kv_cache[{i}]"
             steps += [
-                k.gemv("ln_1+qkv", C, 3 * C, "qkv", ln_input=True, step="step", x="x", w=h + "attn.c_attn.weight",
-                       bias=h + "attn.c_attn.bias", y="q", kv=kv, ln_gamma=h + "ln_1.weight", ln_beta=h + "ln_1.bias"),
+                k.linear_gemv("ln_1+qkv", C, 3 * C, "qkv", ln_input=True, step="step", x="x",
+                              w=h + "attn.c_attn.weight", bias=h + "attn.c_attn.bias", y="q", kv=kv,
+                              norm_w=h + "ln_1.weight", norm_b=h + "ln_1.bias"),
                 k.attention_decode(self.split_attention, step="step", q="q", kv=kv, y=att_out),
-                k.gemv("attn_proj", C, C, "residual", att_input=self.split_attention, step="step", x=att_out,
-                       w=h + "attn.c_proj.weight", bias=h + "attn.c_proj.bias", y="x"),
-                k.gemv("ln_2+mlp_fc", C, M, self.gelu, ln_input=True, step="step", x="x", w=h + "mlp.c_fc.weight",
-                       bias=h + "mlp.c_fc.bias", y="h", ln_gamma=h + "ln_2.weight", ln_beta=h + "ln_2.bias"),
-                k.gemv("mlp_proj", M, C, "residual", step="step", x="h", w=h + "mlp.c_proj.weight",
-                       bias=h + "mlp.c_proj.bias", y="x"),
+                k.linear_gemv("attn_proj", C, C, "residual", att_input=self.split_attention, step="step", x=att_out,
+                              w=h + "attn.c_proj.weight", bias=h + "attn.c_proj.bias", y="x"),
+                k.linear_gemv("ln_2+mlp_fc", C, M, self.gelu, ln_input=True, step="step", x="x",
+                              w=h + "mlp.c_fc.weight", bias=h + "mlp.c_fc.bias", y="h",
+                              norm_w=h + "ln_2.weight", norm_b=h + "ln_2.bias"),
+                k.linear_gemv("mlp_proj", M, C, "residual", step="step", x="h", w=h + "mlp.c_proj.weight",
+                              bias=h + "mlp.c_proj.bias", y="x"),
             ]
         return steps
 
@@ -144,11 +152,11 @@ class GPT2(ModelGraph):
         for i in range(cfg.n_layer):
             h = f"h.{i}."
             out += [vector(h + "ln_1.weight", C), vector(h + "ln_1.bias", C),
-                    matrix(h + "attn.c_attn.weight", C, 3 * C, dt), vector(h + "attn.c_attn.bias", 3 * C),
-                    matrix(h + "attn.c_proj.weight", C, C, dt), vector(h + "attn.c_proj.bias", C),
+                    conv1d(h + "attn.c_attn.weight", C, 3 * C, dt), vector(h + "attn.c_attn.bias", 3 * C),
+                    conv1d(h + "attn.c_proj.weight", C, C, dt), vector(h + "attn.c_proj.bias", C),
                     vector(h + "ln_2.weight", C), vector(h + "ln_2.bias", C),
-                    matrix(h + "mlp.c_fc.weight", C, M, dt), vector(h + "mlp.c_fc.bias", M),
-                    matrix(h + "mlp.c_proj.weight", M, C, dt), vector(h + "mlp.c_proj.bias", C)]
+                    conv1d(h + "mlp.c_fc.weight", C, M, dt), vector(h + "mlp.c_fc.bias", M),
+                    conv1d(h + "mlp.c_proj.weight", M, C, dt), vector(h + "mlp.c_proj.bias", C)]
         return out + [vector("ln_f.weight", C), vector("ln_f.bias", C)]
 
     def _buffers(self) -> list:
@@ -158,8 +166,7 @@ class GPT2(ModelGraph):
         out = [buffer(f"kv_cache[{i}]", 2 * NH * self.n_ctx * HD * 4, kind="kv_cache") for i in range(cfg.n_layer)]
         out += [buffer("x", R * C * 4), buffer("xn", R * C * 4), buffer("q", R * C * 4), buffer("att", R * C * 4),
                 buffer("h", R * M * 4)]
-        if self.mlp_split > 1:
-            out.append(buffer("split-K partial sums", self.mlp_split * R * C * 4))
+        out += self.scratch_buffers(C, M)
         if self.split_attention:
             out.append(buffer("attention blocks", NH * self.k.att_splits * (HD + 2) * 4))
         return out + self.io_buffers()
@@ -208,14 +215,14 @@ class Llama(ModelGraph):
                 k.rope(cfg.qk_norm, step="step", qkv="qkv", q="q", kv=kv, rope_table="rope.cos_sin",
                        q_norm_w=L["q_norm"], k_norm_w=L["k_norm"]),
                 k.attention_prefill(self.tiled_attention, step="step", q="q", kv=kv, y="att"),
-                k.linear("o_proj", Q, E, "residual", self.fmt(L["o"]), step="step", x="att", w=L["o"],
-                         bias=L["o_bias"], y="x"),
+                *k.linear("o_proj", Q, E, "residual", self.fmt(L["o"]), step="step", x="att", w=L["o"],
+                          bias=L["o_bias"], y="x", scratch=self.scratch(Q)),
                 k.rms_norm("rms_norm_2", step="step", x="x", w=L["post_norm"], y="xn"),
                 *self.projection(k.linear, "gate_up", E, L["gate_up"], "store", step="step", x="xn",
                                  bias=L["gate_up_bias"], y="gu"),
                 k.swiglu(M, step="step", gu="gu", h="h"),
-                k.linear("down", M, E, "residual", self.fmt(L["down"]), step="step", x="h", w=L["down"],
-                         bias=L["down_bias"], y="x"),
+                *k.linear("down", M, E, "residual", self.fmt(L["down"]), step="step", x="h", w=L["down"],
+                          bias=L["down_bias"], y="x", scratch=self.scratch(M)),
             ]
         return steps
 
@@ -247,12 +254,13 @@ class Llama(ModelGraph):
         linear_gemv): one dispatch, or one per part stored in its own format (self.fused), each
         writing its columns of the same output."""
         parts = self.fused[label]
-        if len(parts) == 1:
-            w, _ = parts[0]
-            return [run(name, K, w.rows, out, w.dtype, w=w.label, **buffers)]
         cols = sum(w.rows for w, _ in parts)
-        return [run(name, K, w.rows, out, w.dtype, y_cols=cols, y_col0=col0, w=w.label, **buffers)
-                for w, col0 in parts]
+        steps = []
+        for w, col0 in parts:
+            more = dict(y_cols=cols, y_col0=col0) if len(parts) > 1 else {}
+            d = run(name, K, w.rows, out, w.dtype, w=w.label, **more, **buffers)
+            steps += d if isinstance(d, list) else [d]
+        return steps
 
     def gate_up_decode(self, L: dict) -> list:
         """h = silu(gate) * up of the decode row: computed by the gate|up GEMV itself, or, when gate
@@ -349,6 +357,7 @@ class Llama(ModelGraph):
                for i in range(cfg.num_hidden_layers)]
         out += [buffer("x", R * E * 4), buffer("xn", R * E * 4), buffer("qkv", R * self.qkv_width * 4),
                 buffer("q", R * Q * 4), buffer("att", R * Q * 4), buffer("gu", R * 2 * M * 4), buffer("h", R * M * 4)]
+        out += self.scratch_buffers(E, Q, M)
         if self.split_attention:
             out.append(buffer("attention blocks", cfg.num_attention_heads * self.k.att_splits * (HD + 2) * 4))
         return out + self.io_buffers()

@@ -17,13 +17,11 @@ from .errors import InputError
 @dataclass(frozen=True)
 class KernelShapes:
     cpu: bool                    # barrier-free CPU-adapter kernels
-    gemv_cols4: int              # GEMV column packs (4 columns) per workgroup, a power of two
-    gemv_cols4_narrow: int       # the same for projections with N = n_embd
     linear_gemv_rows: int        # linear.wgsl GEMV output rows per workgroup, a power of two
     head_lanes: int              # LM-head invocations per vocabulary row (1: no reduction)
     cpu_groups: int              # workgroups per decode dispatch on a CPU adapter
     prefill_chunk: int           # prompt rows per prefill run (Stop is checked between runs)
-    split_k_depth: int           # k per split of a long prefill projection (GPU)
+    split_k_depth: int           # k per split of a long prefill projection (GPU; at most SPLIT_K_MAX splits)
     split_attention: bool        # decode attention split over blocks of ATT_BLOCK positions (GPU)
     tiled_attention: bool        # flash-attention-style prefill where the tiles fit (GPU)
     # Decode GEMV variants on a GPU (linear.wgsl gemv, lm_head.wgsl), off by default until measured;
@@ -46,28 +44,23 @@ class KernelShapes:
         if cpu:
             # One invocation per column pack (no reduction, no barrier); a prefill chunk of 128
             # keeps Stop responsive at SwiftShader's speed.
-            shapes = cls(cpu=True, gemv_cols4=256, gemv_cols4_narrow=256, linear_gemv_rows=256, head_lanes=1,
-                         cpu_groups=4,
+            shapes = cls(cpu=True, linear_gemv_rows=256, head_lanes=1, cpu_groups=4,
                          prefill_chunk=128, split_k_depth=768, split_attention=False, tiled_attention=False)
         else:
-            # H200, 117M f16, profile of a decode step at context 128: the 12 K=3072 -> 768
-            # projections took 0.39-0.43 ms with 4 packs per workgroup, 0.25-0.27 with 2, 0.17-0.20
-            # with 1 (earlier on an H100, 16 packs cost 2.7x what 4 did). A 512-row prefill chunk
-            # gives fewer round trips and enough output tiles to fill the chip; split K at ~768
-            # deep (the 3072-deep MLP projection ran 2.5 of 8.4 ms of a 512-row prefill as one
-            # serial loop per tile). Decode GEMV variants on the H200 (Llama-1B, GPU pass ms for
-            # F16 / Q4_0 / Q8_0, BENCH.md): as they were 1.94 / 1.57 / 2.13; 4 loads per lane before
-            # the math 1.39 / 1.43 / 1.65 (2 loads: 1.50 / 1.48 / 1.74); 16-byte F16 loads alone 1.55
-            # for F16; staging the blocks through workgroup memory (16 or 64 blocks) 1.75-1.92 for
-            # Q4_0, copying down's input row 2.39 for F16: slower, so left off.
-            shapes = cls(cpu=False, gemv_cols4=2, gemv_cols4_narrow=1, linear_gemv_rows=8, head_lanes=8, gemv_unroll=4,
-                         cpu_groups=4,
+            # A 512-row prefill chunk gives fewer round trips and enough output tiles to fill the
+            # chip; split K at ~768 deep (GPT-2 117M's 3072-deep MLP projection ran 2.5 of 8.4 ms of
+            # a 512-row prefill as one serial loop per tile). Decode GEMV variants on the H200
+            # (Llama-1B, GPU pass ms for F16 / Q4_0 / Q8_0, BENCH.md): as they were 1.94 / 1.57 /
+            # 2.13; 4 loads per lane before the math 1.39 / 1.43 / 1.65 (2 loads: 1.50 / 1.48 /
+            # 1.74); 16-byte F16 loads alone 1.55 for F16; staging the blocks through workgroup
+            # memory (16 or 64 blocks) 1.75-1.92 for Q4_0, copying down's input row 2.39 for F16:
+            # slower, so left off. Two or four rows per lane (gemv_row_tile) 1.88 / 1.87 for F16 and
+            # 1.52 / 1.82 for Q4_0 against 1.39 / 1.39 (2026-12-04): left off.
+            shapes = cls(cpu=False, linear_gemv_rows=8, head_lanes=8, gemv_unroll=4, cpu_groups=4,
                          prefill_chunk=512, split_k_depth=768, split_attention=True, tiled_attention=True)
         for old, new in (("no_split_attention", "split_attention"), ("no_tiled_attention", "tiled_attention")):
             if old in overrides:
                 overrides[new] = not overrides.pop(old)
-        if "gemv_cols4" in overrides and "gemv_cols4_narrow" not in overrides and cpu:
-            overrides["gemv_cols4_narrow"] = overrides["gemv_cols4"]
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(overrides) - known)
         if unknown:
@@ -76,7 +69,7 @@ class KernelShapes:
         return replace(shapes, **overrides).checked()
 
     def checked(self) -> "KernelShapes":
-        for name in ("gemv_cols4", "gemv_cols4_narrow", "linear_gemv_rows", "head_lanes"):
+        for name in ("linear_gemv_rows", "head_lanes"):
             value = getattr(self, name)
             if not (isinstance(value, int) and 1 <= value <= 256 and value & (value - 1) == 0):
                 raise InputError(f"kernel shape {name} must be a power of two from 1 to 256, got {value!r}")

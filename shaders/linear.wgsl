@@ -1,9 +1,17 @@
 // linear.wgsl — Y = epilogue(X @ W^T + b) for nn.Linear weights, W [N, K] (one row per output): the
-// projections of the Llama family (q|k|v, o, gate|up, down), as Hugging Face stores them.
+// projections of the Llama family (q|k|v, o, gate|up, down), as Hugging Face stores them, and GPT-2's
+// (c_attn, c_proj, c_fc, mlp.c_proj: Conv1D [K, N] in the file, transposed on load by
+// shaders/transpose.wgsl, so that a GEMV reads each output's weights as one contiguous row).
 // Entry points over the same bindings:
 //   linear_tiled  prefill: many rows; 64x64 output tiles, K in steps of 16 through workgroup memory,
 //                 the next step's loads issued before this step's math; 256 invocations as 16x16,
 //                 each computing 4 rows x 4 columns. Dispatch (ceil(N / 64), ceil(rows / 64), 1).
+//                 With SPLIT_K > 1 workgroup z covers k in [z SPLIT_KS, (z + 1) SPLIT_KS) and writes its
+//                 partial sums to y as scratch [SPLIT_K, rows, N], and linear_split_k_sum adds them up:
+//                 a long K with few output tiles (GPT-2's 3072-deep, 768-wide MLP projection, Llama's
+//                 down) otherwise runs one long serial loop per tile on a few of the GPU's cores.
+//                 Dispatch (ceil(N / 64), ceil(rows / 64), SPLIT_K).
+//   linear_split_k_sum  Y = epilogue(sum of the partial sums + b). Dispatch (ceil(N / 64), rows, 1).
 //   linear_rows   prefill on CPU adapters: no workgroup memory, no barriers; invocation (c, rb)
 //                 computes output column c of rows 4rb..4rb+3, reading W's row c once for 4 rows.
 //                 Dispatch (ceil(N / 64), ceil(rows / 4), 1).
@@ -11,11 +19,13 @@
 //                 the 256 / GEMV_ROWS lanes of a row split K (each reading consecutive packs, so a
 //                 row's reads are contiguous) and are summed in a tree (GEMV_ROWS = 256 on a CPU
 //                 adapter: one invocation per row, no reduction). Optionally RMS-normalizes the
-//                 input row first (RMS_INPUT, with norm_w: RMSNorm fused into the projection), or
+//                 input row first (RMS_INPUT, with norm_w: RMSNorm fused into the projection) or
+//                 LayerNorms it (LN_INPUT, with norm_w and norm_b: GPT-2's ln_1 / ln_2), or
 //                 merges the blocks of the split decode attention (ATT_INPUT: x holds
 //                 attention.wgsl attention_split's per-block results, [H, ATT_SPLITS, HD + 2]).
 //                 Dispatch (GEMV_GROUPS, 1, 1): the workgroups stride over the ceil(N / GEMV_ROWS)
-//                 blocks of rows (all of them on a GPU, a few on a CPU adapter).
+//                 blocks of rows (all of them on a GPU); with one invocation per row (GEMV_ROWS =
+//                 256, a CPU adapter's few workgroups) they take the rows in turn instead.
 //                 GPU variants (app/shapes.py KernelShapes, all off by default): F16 / BF16 rows as
 //                 blocks of 8 in one 16-byte load (weights_f16_wide.wgsl); GEMV_UNROLL loads per lane
 //                 before the math; GEMV_ROW_TILE rows per lane; Q8_0 / Q4_1 rows staged through workgroup memory
@@ -37,8 +47,13 @@
 //   float formats keep their pack-by-pack loops, compiled to the same loads as before.
 // Epilogues (constant EPILOGUE, named in app/contract.py EPILOGUES):
 //   0 store     Y[r, c] = v
+//   1 gelu_tanh Y[r, c] = gelu_new(v)     (GPT-2's tanh approximation)
+//   2 gelu_erf  Y[r, c] = gelu(v)         (the exact erf form)
 //   3 residual  Y[r, c] += v              (Y is the residual stream)
+//   4 qkv       GPT-2's fused c_attn: columns [0, C) -> Y[r, c] (Y is [rows, C]); [C, 2C) -> the K
+//               cache and [2C, 3C) -> the V cache (kv [2, NH, N_CTX, HD]) at position pos0 + r
 //   5 swiglu    Y[r, c] = silu(g) * u     with g from W's row c and u from row N + c (gate | up)
+//   (v includes the bias.)
 // Constants:
 //   K: u32           inner dimension (a multiple of 4; of 32 or 256 for the block formats)
 //   K4: u32          K / 4
@@ -49,15 +64,21 @@
 //   EPILOGUE: u32    see above
 //   HAS_BIAS: bool   add b
 //   RMS_INPUT: bool  gemv: RMS-normalize the input row first (norm_w, EPS)
+//   LN_INPUT: bool   gemv: LayerNorm the input row first (norm_w = gamma, norm_b = beta, EPS)
+//   C: u32           qkv epilogue: the width of each of q, k and v (n_embd)
+//   NH: u32          qkv epilogue: heads (of HD each)
+//   N_CTX: u32       qkv epilogue: KV cache positions
 //   ATT_INPUT: bool  gemv: the input is the split attention's blocks, merged on the way in
 //   ATT_SPLITS: u32  blocks of the split attention
-//   HD: u32          head size (ATT_INPUT: input column i is head i / HD)
+//   HD: u32          head size (ATT_INPUT: input column i is head i / HD; the qkv epilogue's heads)
 //   EPS: f32         RMSNorm epsilon (RMS_INPUT)
+//   SPLIT_K: u32     linear_tiled / linear_split_k_sum: K splits (1: none)
+//   SPLIT_KS: u32    linear_tiled: k per split, a multiple of 16
 //   GEMV_ROWS: u32   gemv: output rows per workgroup (a power of two)
 //   GEMV_GROUPS: u32 gemv: workgroups
 //   COPY_INPUT: bool gemv: copy the plain input row into workgroup memory first (read once per
 //                    workgroup instead of once per output row; a GPU variant, see below)
-//   XN4_LEN: u32     gemv: packs of the prepared input row in workgroup memory (K4 with RMS_INPUT,
+//   XN4_LEN: u32     gemv: packs of the prepared input row in workgroup memory (K4 with RMS_INPUT, LN_INPUT,
 //                    ATT_INPUT or COPY_INPUT, else 1)
 //   GEMV_ROW_TILE: u32 gemv on a GPU: output rows per lane, from the same input reads (1, 2 or 4; see
 //                    "several rows per lane" below; a GPU variant)
@@ -74,6 +95,24 @@
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
 @group(0) @binding(5) var<storage, read> norm_w: array<f32>;
+@group(0) @binding(6) var<storage, read> norm_b: array<f32>;
+@group(0) @binding(7) var<storage, read_write> kv: array<f32>;
+
+fn gelu_tanh(v: f32) -> f32 {
+  // x * x * x, not pow(x, 3.0): pow is undefined for negative bases in WGSL.
+  let inner = clamp(0.7978845608028654 * (v + 0.044715 * v * v * v), -15.0, 15.0);
+  return 0.5 * v * (1.0 + tanh(inner));
+}
+
+fn erf_approx(z: f32) -> f32 {
+  // Abramowitz & Stegun 7.1.26, |error| < 1.5e-7: WGSL has no erf.
+  let a = abs(z);
+  let t = 1.0 / (1.0 + 0.3275911 * a);
+  let poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
+  return sign(z) * (1.0 - poly * exp(-a * a));
+}
+
+fn gelu_erf(v: f32) -> f32 { return 0.5 * v * (1.0 + erf_approx(v * 0.7071067811865476)); }
 
 fn silu(v: f32) -> f32 { return v / (1.0 + exp(-v)); }
 
@@ -84,8 +123,20 @@ fn bias_of(c: u32) -> f32 {
 
 fn store(r: u32, c: u32, v: f32) {
   let i = r * Y_COLS + Y_COL0 + c;
-  if (EPILOGUE == 0u) { y[i] = v + bias_of(Y_COL0 + c); }
-  if (EPILOGUE == 3u) { y[i] = y[i] + v + bias_of(Y_COL0 + c); }
+  let b = v + bias_of(Y_COL0 + c);
+  if (EPILOGUE == 0u) { y[i] = b; }
+  if (EPILOGUE == 1u) { y[i] = gelu_tanh(b); }
+  if (EPILOGUE == 2u) { y[i] = gelu_erf(b); }
+  if (EPILOGUE == 3u) { y[i] = y[i] + b; }
+  if (EPILOGUE == 4u) {
+    let part = (Y_COL0 + c) / C;
+    let within = (Y_COL0 + c) % C;
+    if (part == 0u) {
+      y[r * C + within] = b;
+    } else {
+      kv[(((part - 1u) * NH + within / HD) * N_CTX + step.pos0 + r) * HD + within % HD] = b;
+    }
+  }
 }
 
 fn store_swiglu(r: u32, c: u32, g: f32, u: f32) {
@@ -152,10 +203,13 @@ fn linear_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
   let ak = (lid % 4u) * 4u;
   let bn = lid / 4u;
   let bp = lid % 4u;
-  var a_next = load_a(m0 + ar, ak, rows);
-  var b_next = load_b(n0 + bn, bp);
+  // Split K: workgroup z sums k in [k_begin, k_end) only (SPLIT_K = 1: all of K).
+  let k_begin = wid.z * SPLIT_KS;
+  let k_end = min(K, k_begin + SPLIT_KS);
+  var a_next = load_a(m0 + ar, k_begin + ak, rows, k_end);
+  var b_next = load_b(n0 + bn, k_begin / 4u + bp, k_end);
   var acc: array<vec4<f32>, 4>;
-  for (var k0 = 0u; k0 < K; k0 += 16u) {
+  for (var k0 = k_begin; k0 < k_end; k0 += 16u) {
     a_tile[ak][ar / 4u][ar % 4u] = a_next.x;
     a_tile[ak + 1u][ar / 4u][ar % 4u] = a_next.y;
     a_tile[ak + 2u][ar / 4u][ar % 4u] = a_next.z;
@@ -165,9 +219,9 @@ fn linear_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
     b_tile[bp * 4u + 2u][bn / 4u][bn % 4u] = b_next.z;
     b_tile[bp * 4u + 3u][bn / 4u][bn % 4u] = b_next.w;
     workgroupBarrier();
-    if (k0 + 16u < K) {  // the next tile's loads overlap this tile's math
-      a_next = load_a(m0 + ar, k0 + 16u + ak, rows);
-      b_next = load_b(n0 + bn, (k0 + 16u) / 4u + bp);
+    if (k0 + 16u < k_end) {  // the next tile's loads overlap this tile's math
+      a_next = load_a(m0 + ar, k0 + 16u + ak, rows, k_end);
+      b_next = load_b(n0 + bn, (k0 + 16u) / 4u + bp, k_end);
     }
     for (var kk = 0u; kk < 16u; kk++) {
       let bv = b_tile[kk][tx];
@@ -184,19 +238,37 @@ fn linear_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
     let r = m0 + ty * 4u + i;
     if (r >= rows) { continue; }
     for (var j = 0u; j < 4u; j++) {
-      if (c + j < N) { store(r, c + j, acc[i][j]); }
+      if (c + j >= N) { continue; }
+      if (SPLIT_K == 1u) {
+        store(r, c + j, acc[i][j]);
+      } else {  // a partial sum, to y as scratch [SPLIT_K, rows, N]; linear_split_k_sum finishes
+        y[(wid.z * rows + r) * N + c + j] = acc[i][j];
+      }
     }
   }
 }
 
-fn load_a(r: u32, k: u32, rows: u32) -> vec4<f32> {
-  if (r < rows && k < K) { return x4(r, k / 4u); }
+fn load_a(r: u32, k: u32, rows: u32, k_end: u32) -> vec4<f32> {
+  if (r < rows && k < k_end) { return x4(r, k / 4u); }
   return vec4<f32>(0.0);
 }
 
-fn load_b(n: u32, p: u32) -> vec4<f32> {
-  if (n < N && p < K4) { return load4(n, p); }
+fn load_b(n: u32, p: u32, k_end: u32) -> vec4<f32> {
+  if (n < N && p * 4u < k_end) { return load4(n, p); }
   return vec4<f32>(0.0);
+}
+
+// The second half of a split-K linear_tiled: Y = epilogue(sum of the SPLIT_K partial sums + b), the
+// partial sums bound as x ([SPLIT_K, rows, N]). One invocation per output.
+@compute @workgroup_size(64)
+fn linear_split_k_sum(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let c = gid.x;
+  let r = gid.y;
+  let rows = step.rows;
+  if (c >= N || r >= rows) { return; }
+  var v = 0.0;
+  for (var s = 0u; s < SPLIT_K; s++) { v += x[(s * rows + r) * N + c]; }
+  store(r, c, v);
 }
 
 @compute @workgroup_size(64)
@@ -244,7 +316,7 @@ const GEMV_SEGS: u32 = KB * SEGS;  // segments of a row
 const GEMV_PARTIALS: u32 = 256u * GEMV_ROW_TILE;
 var<workgroup> gemv_partial: array<vec2<f32>, GEMV_PARTIALS>;
 var<workgroup> x_prep: array<vec4<f32>, XN4_LEN>;  // the input row, normalized (RMS_INPUT) or merged (ATT_INPUT)
-const PREP_INPUT: bool = RMS_INPUT || ATT_INPUT || COPY_INPUT;
+const PREP_INPUT: bool = RMS_INPUT || LN_INPUT || ATT_INPUT || COPY_INPUT;
 
 fn input4(p: u32) -> vec4<f32> {
   if (PREP_INPUT) { return x_prep[p]; }
@@ -471,8 +543,40 @@ fn gemv_row_staged(blk: u32, c: u32, lane: u32, lid: u32) -> array<vec4<f32>, 2>
   return array<vec4<f32>, 2>(s0, s1);
 }
 
+// Lane `lane`'s share of row c's dot products with the input: (gate or plain, up).
+fn gemv_row(c: u32, lane: u32) -> vec2<f32> {
+  var s0 = vec4<f32>(0.0);
+  var s1 = vec4<f32>(0.0);
+  if (GEMV_LANES >= 8u || WBlockPacks == 1u) {  // a GPU (or a float format): packs or segments
+    let s = gemv_row_gpu(c, lane);
+    s0 = s[0];
+    s1 = s[1];
+  } else {  // a block format on few lanes (a CPU adapter: one): a block per lane per step
+    for (var b = lane; b < KB; b += GEMV_LANES) {
+      let xs = input_block(b);
+      s0 += w_dot(c * KB + b, block_words(c * KB + b), xs);
+      if (SWIGLU) { s1 += w_dot((N + c) * KB + b, block_words((N + c) * KB + b), xs); }
+    }
+  }
+  return vec2<f32>(s0.x + s0.y + s0.z + s0.w, s1.x + s1.y + s1.z + s1.w);
+}
+
 @compute @workgroup_size(256)
 fn gemv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  if (LN_INPUT) {
+    var s = 0.0;
+    for (var p = lid; p < K4; p += 256u) { let v = x4(0u, p); s += v.x + v.y + v.z + v.w; }
+    let mean = workgroup_sum(lid, s) / f32(K);
+    var q = 0.0;
+    for (var p = lid; p < K4; p += 256u) { let d = x4(0u, p) - mean; q += dot(d, d); }
+    let rstd = inverseSqrt(workgroup_sum(lid, q) / f32(K) + EPS);
+    for (var p = lid; p < K4; p += 256u) {
+      let i = p * 4u;
+      x_prep[p] = (x4(0u, p) - mean) * rstd * vec4<f32>(norm_w[i], norm_w[i + 1u], norm_w[i + 2u], norm_w[i + 3u])
+                  + vec4<f32>(norm_b[i], norm_b[i + 1u], norm_b[i + 2u], norm_b[i + 3u]);
+    }
+    workgroupBarrier();
+  }
   if (RMS_INPUT) {
     var q = 0.0;
     for (var p = lid; p < K4; p += 256u) { let v = x4(0u, p); q += dot(v, v); }
@@ -517,6 +621,17 @@ fn gemv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var blk = wid.x; blk < GEMV_BLOCKS; blk += GEMV_GROUPS) { gemv_tile(blk, lid); }
     return;
   }
+  if (GEMV_LANES == 1u) {
+    // One invocation per row (a CPU adapter): rows dealt out one at a time across the workgroups, so
+    // each of the few workgroups (a CPU thread each) gets an equal share, however few blocks of
+    // GEMV_ROWS rows N makes (GPT-2 117M's N = 768 is 3 blocks: as blocks, 3 workgroups and on 2
+    // cores one thread doing two thirds of the work).
+    for (var c = wid.x + lid * GEMV_GROUPS; c < N; c += 256u * GEMV_GROUPS) {
+      let acc = gemv_row(c, 0u);
+      if (SWIGLU) { store_swiglu(0u, c, acc.x, acc.y); } else { store(0u, c, acc.x); }
+    }
+    return;
+  }
   let lane = lid % GEMV_LANES;
   for (var blk = wid.x; blk < GEMV_BLOCKS; blk += GEMV_GROUPS) {
     let c = blk * GEMV_ROWS + lid / GEMV_LANES;
@@ -525,20 +640,7 @@ fn gemv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       let s = gemv_row_staged(blk, c, lane, lid);
       acc = vec2<f32>(s[0].x + s[0].y + s[0].z + s[0].w, s[1].x + s[1].y + s[1].z + s[1].w);
     } else if (c < N) {
-      var s0 = vec4<f32>(0.0);
-      var s1 = vec4<f32>(0.0);
-      if (GEMV_LANES >= 8u || WBlockPacks == 1u) {  // a GPU (or a float format): packs or segments
-        let s = gemv_row_gpu(c, lane);
-        s0 = s[0];
-        s1 = s[1];
-      } else {  // a block format on few lanes (a CPU adapter: one): a block per lane per step
-        for (var b = lane; b < KB; b += GEMV_LANES) {
-          let xs = input_block(b);
-          s0 += w_dot(c * KB + b, block_words(c * KB + b), xs);
-          if (SWIGLU) { s1 += w_dot((N + c) * KB + b, block_words((N + c) * KB + b), xs); }
-        }
-      }
-      acc = vec2<f32>(s0.x + s0.y + s0.z + s0.w, s1.x + s1.y + s1.z + s1.w);
+      acc = gemv_row(c, lane);
     }
     if (GEMV_LANES > 1u) {  // a tree over the lanes of each row
       gemv_partial[lid] = acc;

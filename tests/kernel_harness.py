@@ -154,13 +154,17 @@ def block_table(blocks, fmt: str) -> bytes:
     return raw + bytes(-len(raw) % 4)
 
 
-def linear_consts(K, N, epilogue, *, bias, eps, rms_input=False, att_input=False, gemv_rows=8, groups=1, hd=4,
-                  splits=1, y_cols=None, y_col0=0) -> dict:
-    """linear.wgsl's constants for a plain kernel: no GPU variant (app/shapes.py) on."""
-    return dict(K=K, K4=K // 4, N=N, EPILOGUE=epilogue, HAS_BIAS=bias, RMS_INPUT=rms_input, ATT_INPUT=att_input,
-                ATT_SPLITS=splits, HD=hd, EPS=eps, GEMV_ROWS=gemv_rows, GEMV_GROUPS=groups,
-                XN4_LEN=K // 4 if rms_input or att_input else 1, Y_COLS=y_cols or N, Y_COL0=y_col0,
-                COPY_INPUT=False, GEMV_UNROLL=1, GEMV_ROW_TILE=1, STAGE_BLOCKS=0, STAGE_ROW_WORDS=1, STAGE_WORDS=1)
+def linear_consts(K, N, epilogue, *, bias, eps, rms_input=False, ln_input=False, att_input=False, gemv_rows=8,
+                  groups=1, hd=4, splits=1, y_cols=None, y_col0=0, C=4, NH=1, N_CTX=1, split_k=1) -> dict:
+    """linear.wgsl's constants for a plain kernel: no GPU variant (app/shapes.py) on; C / NH / N_CTX are
+    the qkv epilogue's; split_k: K splits of linear_tiled (as app/kernels.py _linear_kernel sets them)."""
+    per_split = -(-K // split_k)
+    return dict(K=K, K4=K // 4, N=N, EPILOGUE=epilogue, HAS_BIAS=bias, RMS_INPUT=rms_input, LN_INPUT=ln_input,
+                ATT_INPUT=att_input, ATT_SPLITS=splits, C=C, NH=NH, HD=hd, N_CTX=N_CTX, EPS=eps, GEMV_ROWS=gemv_rows,
+                GEMV_GROUPS=groups, XN4_LEN=K // 4 if rms_input or ln_input or att_input else 1, Y_COLS=y_cols or N,
+                Y_COL0=y_col0,
+                COPY_INPUT=False, GEMV_UNROLL=1, GEMV_ROW_TILE=1, STAGE_BLOCKS=0, STAGE_ROW_WORDS=1, STAGE_WORDS=1,
+                SPLIT_K=split_k, SPLIT_KS=-(-per_split // 16) * 16)
 
 
 def step(shader: str, entry: str, consts: dict, bind: dict, dispatch, snippet: str = "weights_f32.wgsl") -> dict:

@@ -17,7 +17,7 @@ from app.model import GPT2
 from app.shapes import KernelShapes
 
 LIMITS = {"maxComputeWorkgroupStorageSize": 16384, "maxStorageBufferBindingSize": 1 << 27, "maxBufferSize": 1 << 28}
-KERNEL_FILES = ["attention.wgsl", "embedding.wgsl", "layer_norm.wgsl", "lm_head.wgsl", "matmul.wgsl", "topk.wgsl"]
+KERNEL_FILES = ["attention.wgsl", "embedding.wgsl", "layer_norm.wgsl", "linear.wgsl", "lm_head.wgsl", "topk.wgsl"]
 GPT2_SHAPES = [  # (n_layer, n_head, n_embd, n_positions, vocab_size, dtype)
     (2, 4, 64, 256, 65, "F16"),
     (12, 12, 768, 1024, 50257, "F32"),   # GPT-2 small: the token table split over two buffers in f32
@@ -81,9 +81,9 @@ def test_a_wrong_constant_or_binding_is_refused_before_any_gpu_call():
 def test_bindings_are_the_ones_each_entry_point_uses():
     """As WebGPU's automatic layout sees them: through the functions an entry point calls, and not
     through a member or swizzle of the same name (v.w is not the binding w)."""
-    assert set(wgsl.entry_bindings("matmul.wgsl", "gemv")) == {"step", "x", "w", "bias", "y", "kv", "ln_gamma",
-                                                                "ln_beta"}
-    assert set(wgsl.entry_bindings("matmul.wgsl", "matmul_split_k_sum")) == {"step", "x", "bias", "y", "kv"}
+    assert set(wgsl.entry_bindings("linear.wgsl", "gemv")) == {"step", "x", "w", "bias", "y", "norm_w", "norm_b",
+                                                                "kv"}
+    assert set(wgsl.entry_bindings("linear.wgsl", "linear_tiled")) == {"step", "x", "w", "bias", "y", "kv"}
     assert set(wgsl.entry_bindings("topk.wgsl", "topk_merge")) == {"step", "part", "out"}
     assert wgsl.entry_bindings("embedding.wgsl", "embed")["chain"].writable is False
 

@@ -98,7 +98,7 @@ def logits_of(result: dict) -> np.ndarray:
 @pytest.mark.parametrize("gpu_shapes", [False, True], ids=["cpu-shapes", "gpu-shapes"])
 @pytest.mark.parametrize("name", list(MODELS))
 def test_greedy_ids_and_logits_equal_transformers(page, models, name, gpu_shapes):
-    run_py(page, f"engine.shape_overrides = {{'cpu': {not gpu_shapes}, 'split_k_depth': 64}}\nNone")
+    run_py(page, f"engine.shape_overrides = {{'cpu': {not gpu_shapes}}}\nNone")
     prompt = GPU_PROMPT if gpu_shapes else PROMPT
     try:
         out = generate(page, f"/families/{models[name].name}/", prompt, NEW)

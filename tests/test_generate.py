@@ -296,21 +296,19 @@ def test_decode_step_budgets(page, models):
 
 
 def test_gpu_kernel_shapes_give_the_reference_tokens(page, models):
-    """The kernels a real GPU gets (tiled prefill in one chunk of up to 512 rows with split K for the
-    MLP projection, decode attention
+    """The kernels a real GPU gets (tiled prefill in one chunk of up to 512 rows, decode attention
     split over blocks of 64 positions and merged by the projection, GEMV with reductions, top-k in
     two passes), forced on SwiftShader through the engine's kernel-shape overrides: greedy equals the
     reference with decode steps crossing an attention block boundary and starting in the third block."""
     set_tuning = "engine.shape_overrides = {}\nNone"
-    # split_k_depth 64: the MLP projection (K = 256) runs as 4 partial sums, as GPT-2's does on a GPU
-    run_py(page, set_tuning.format("{'cpu': False, 'split_k_depth': 64}"))
+    run_py(page, set_tuning.format("{'cpu': False}"))
     page.loaded = None
     try:
         use(page, "char")
         shape = run_py(page, "_g = engine.model.gpu_model.graph\n"
                              "[_g.shapes.cpu, _g.split_attention, _g.tiled_attention, "
-                             "_g.chunk, _g.k.att_splits, _g.mlp_split]")
-        assert shape == [False, True, True, 512, 8, 4]
+                             "_g.chunk, _g.k.att_splits]")
+        assert shape == [False, True, True, 512, 8]
         for n_prompt, n_new, seed in ((58, 12, 5), (140, 4, 6)):
             ids = prompt(n_prompt, seed=seed)
             want, _, margin = ref_greedy(models["char"], ids, n_new)
@@ -336,7 +334,7 @@ def test_the_buffer_plan_is_what_the_gpu_allocates(page, models):
     before downloading lists exactly the buffers the GPU model allocates, byte for byte."""
     try:
         for name, overrides in (("char", {}), ("char4", {}), ("bpe", {}), ("char", {"cpu": False}),
-                                ("bpe", {"cpu": False, "split_k_depth": 64})):
+                                ("bpe", {"cpu": False})):
             run_py(page, f"engine.shape_overrides = {overrides!r}\nNone")
             page.loaded = None
             use(page, name)

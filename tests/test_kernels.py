@@ -1,10 +1,10 @@
 """Every WGSL kernel family, run in the page on SwiftShader, against a numpy reference on awkward
-sizes: rows not a multiple of 64 or 4, K not a multiple of 16, N/4 not a multiple of 16, 3 and 5
+sizes: rows not a multiple of 64 or 4, K not a multiple of 16, N not a multiple of 64, 3 and 5
 heads of 8/12/24/64, positions crossing 256, vocabularies that are not a multiple of the top-k
 chunk, ties and NaN in top-k, k from 1 to 64, temperatures other than 1; f32, f16 and bf16
 weights. Both kernel shapes that app/model.py picks are covered: the GPU one (workgroup
 reductions; one workgroup per block) and the CPU-adapter one (barrier-free *_rows / serial entry
-points, GEMV_COLS4 = 256, HEAD_LANES = 1, fewer workgroups than blocks striding over them).
+points, GEMV_ROWS = 256, HEAD_LANES = 1, fewer workgroups than blocks striding over them).
 
 Modules are assembled as the engine assembles them (app/wgsl.py module_source: weight snippet +
 the contract's prelude + the kernel's declared constants + common.wgsl + kernel), through the
@@ -46,8 +46,8 @@ STORE, GELU_TANH, GELU_ERF, RESIDUAL, QKV = (EPILOGUES[n] for n in ("store", "ge
                                                                        "qkv"))
 EPILOGUE_NAMES = {code: name for name, code in EPILOGUES.items()}
 EPS = 1e-5
-MATMUL_BIND = dict(step="step", x="x", w="w", bias="b", y="y", kv="kv")
-GEMV_BIND = dict(MATMUL_BIND, ln_gamma="g", ln_beta="beta")
+LINEAR_BIND = dict(step="step", x="x", w="w", bias="b", y="y", kv="kv")  # linear_tiled / linear_rows
+GEMV_BIND = dict(LINEAR_BIND, norm_w="g", norm_b="beta")
 
 
 @pytest.fixture(scope="module")
@@ -135,16 +135,25 @@ def test_layer_norm(kpage, entry, C, rows, groups):
     assert_sentinel(y[rows], "row past step.rows")
 
 
-# ------------------------------------------------------------------------------------- matmul
+# ------------------------------------------------------------------------- projections (linear.wgsl)
+# GPT-2's Conv1D weights are W [K, N] in the file; the loader transposes them, so linear.wgsl reads
+# W^T [N, K], one row per output, as it reads the Llama family's nn.Linear weights.
 
 
-def matmul_consts(K, N, epilogue, *, C=4, NH=1, HD=4, N_CTX=1, ln_input=False, cols4=16, gemv_groups=1,
-                  att_input=False, split_k=1):
-    # The same names and types as GPT2._matmul.
-    return dict(K=K, N=N, N4=N // 4, EPILOGUE=epilogue, C=C, NH=NH, HD=HD, N_CTX=N_CTX, LN_INPUT=ln_input,
-                SPLIT_K=split_k, SPLIT_KS=cdiv(cdiv(K, split_k), 16) * 16,
-                ATT_INPUT=att_input, ATT_SPLITS=cdiv(N_CTX, ATT_BLOCK), EPS=EPS, GEMV_COLS4=cols4,
-                GEMV_GROUPS=gemv_groups, XN_LEN=K if ln_input or att_input else 1)
+def linear_consts(K, N, epilogue, *, C=4, NH=1, HD=4, N_CTX=1, ln_input=False, att_input=False, gemv_rows=8,
+                  groups=1, split_k=1):
+    """linear.wgsl's constants for a GPT-2 projection (biased; the qkv epilogue's C, NH, HD and N_CTX;
+    LayerNorm or split attention fused into the GEMV's input)."""
+    return kh.linear_consts(K, N, epilogue, bias=True, eps=EPS, ln_input=ln_input, att_input=att_input,
+                            gemv_rows=gemv_rows, groups=groups, hd=HD, splits=cdiv(N_CTX, ATT_BLOCK), C=C, NH=NH,
+                            N_CTX=N_CTX, split_k=split_k)
+
+
+def conv1d_weight(w, dtype):
+    """A Conv1D weight W [K, N] as the GPU holds it: (the bytes of W^T [N, K] in `dtype`, W [K, N] as
+    the GPU sees it, f64)."""
+    w_b, wt = weight(np.asarray(w).T, dtype)
+    return w_b, wt.T
 
 
 def epilogue_ref(v, epilogue, y0=None):
@@ -159,7 +168,7 @@ def epilogue_ref(v, epilogue, y0=None):
     raise ValueError(epilogue)
 
 
-def matmul_buffers(r, epilogue, rows, N, C, NH, HD, N_CTX):
+def linear_buffers(r, epilogue, rows, N, C, NH, HD, N_CTX):
     """y (and the kv cache for qkv) starting as sentinels, or as a residual stream; returns (bufs, y0)."""
     y0 = None
     if epilogue == QKV:
@@ -172,21 +181,13 @@ def matmul_buffers(r, epilogue, rows, N, C, NH, HD, N_CTX):
     return bufs, y0
 
 
-def many_rows_case(r, epilogue, dtype, rows, K, N, heads, pos0, N_CTX):
-    """Inputs of a many-row matmul (X, W in `dtype`, b, the Step) with y and the KV cache from
-    matmul_buffers, and the reference X @ W + b: (bufs, y0, ref, C, NH, HD)."""
-    x = f32(r.standard_normal((rows, K)))
-    w_b, w = weight(0.4 * r.standard_normal((K, N)), dtype)
-    b = f32(0.1 * r.standard_normal(N))
-    ref = x.astype(np.float64) @ w + b
+def qkv_dims(heads):
+    """(C, NH, HD) of the qkv epilogue's heads, or placeholders for the other epilogues."""
     NH, HD = heads or (1, 4)
-    C = NH * HD if heads else 4
-    bufs, y0 = matmul_buffers(r, epilogue, rows, N, C, NH, HD, N_CTX)
-    bufs.update({"step": step_bytes(rows, pos0), "x": x, "w": w_b, "b": b})
-    return bufs, y0, ref, C, NH, HD
+    return (NH * HD if heads else 4), NH, HD
 
 
-def check_matmul(out, ref, epilogue, y0, *, rows, N, C, NH, HD, N_CTX, pos0, tol, what):
+def check_linear(out, ref, epilogue, y0, *, rows, N, C, NH, HD, N_CTX, pos0, tol, what):
     y, kv = read_f32(out["y"]), read_f32(out["kv"])
     if epilogue != QKV:
         assert_close(y[:rows * N].reshape(rows, N), epilogue_ref(ref, epilogue, y0), tol, what)
@@ -207,130 +208,150 @@ def check_matmul(out, ref, epilogue, y0, *, rows, N, C, NH, HD, N_CTX, pos0, tol
 
 PREFILL_CASES = [
     # (entry, epilogue, dtype, rows, K, N, qkv heads (NH, HD), pos0, N_CTX)
-    ("matmul_tiled", STORE, "f32", 67, 37, 76, None, 0, 1),
-    ("matmul_tiled", STORE, "f16p", 67, 37, 76, None, 0, 1),
-    ("matmul_tiled", STORE, "bf16p", 3, 37, 76, None, 0, 1),
-    ("matmul_tiled", STORE, "f16p", 67, 37, 76, None, 0, 1),
-    ("matmul_tiled", GELU_TANH, "f32", 67, 37, 76, None, 0, 1),
-    ("matmul_tiled", GELU_ERF, "bf16p", 67, 37, 76, None, 0, 1),
-    ("matmul_tiled", RESIDUAL, "f16p", 67, 37, 76, None, 0, 1),
-    ("matmul_tiled", QKV, "f32", 67, 37, 72, (3, 8), 250, 320),
-    ("matmul_tiled", QKV, "bf16p", 9, 29, 180, (5, 12), 255, 300),
-    ("matmul_rows", STORE, "f32", 67, 37, 260, None, 0, 1),      # N/4 = 65: two workgroups along x
-    ("matmul_rows", GELU_TANH, "f16p", 6, 37, 76, None, 0, 1),
-    ("matmul_rows", GELU_ERF, "f32", 67, 29, 76, None, 0, 1),
-    ("matmul_rows", RESIDUAL, "bf16p", 5, 45, 76, None, 0, 1),
-    ("matmul_rows", QKV, "f16p", 67, 37, 72, (3, 8), 250, 320),
+    ("linear_tiled", STORE, "f32", 67, 36, 76, None, 0, 1),
+    ("linear_tiled", STORE, "f16p", 67, 36, 76, None, 0, 1),
+    ("linear_tiled", STORE, "bf16p", 3, 36, 76, None, 0, 1),
+    ("linear_tiled", STORE, "f32", 130, 4, 200, None, 0, 1),      # K = 4: one step of 16, mostly padding
+    ("linear_tiled", GELU_TANH, "f32", 67, 36, 76, None, 0, 1),
+    ("linear_tiled", GELU_TANH, "f32", 5, 384, 40, None, 0, 1),   # K = 24 steps of 16
+    ("linear_tiled", GELU_ERF, "bf16p", 67, 44, 76, None, 0, 1),
+    ("linear_tiled", RESIDUAL, "f16p", 67, 300, 76, None, 0, 1),  # K = 18 steps of 16 and 12
+    ("linear_tiled", QKV, "f32", 67, 36, 72, (3, 8), 250, 320),
+    ("linear_tiled", QKV, "bf16p", 9, 28, 180, (5, 12), 255, 300),
+    ("linear_tiled", QKV, "f16p", 33, 300, 72, (3, 8), 0, 33),    # the cache filled to its last slot
+    ("linear_rows", STORE, "f32", 67, 36, 260, None, 0, 1),       # N = 260: five workgroups along x
+    ("linear_rows", STORE, "bf16p", 2, 4, 76, None, 0, 1),
+    ("linear_rows", GELU_TANH, "f16p", 6, 36, 76, None, 0, 1),
+    ("linear_rows", GELU_ERF, "f32", 67, 28, 76, None, 0, 1),
+    ("linear_rows", RESIDUAL, "bf16p", 5, 44, 76, None, 0, 1),
+    ("linear_rows", QKV, "f16p", 67, 36, 72, (3, 8), 250, 320),
+    ("linear_rows", QKV, "bf16p", 9, 8, 180, (5, 12), 255, 300),
 ]
 
 
 @pytest.mark.parametrize("entry, epilogue, dtype, rows, K, N, heads, pos0, N_CTX", PREFILL_CASES,
                          ids=case_ids(PREFILL_CASES, lambda e, ep, d, r, k, n, *_:
                                       f"{e}-{EPILOGUE_NAMES[ep]}-{d}-rows{r}-K{k}-N{n}"))
-def test_matmul_prefill(kpage, entry, epilogue, dtype, rows, K, N, heads, pos0, N_CTX):
-    """epilogue(X @ W + b) over many rows: the tiled kernel (64x64 tiles, K in steps of 16) and the
-    CPU one (4 rows per invocation, the last group of rows partial)."""
+def test_gpt2_linear_prefill(kpage, entry, epilogue, dtype, rows, K, N, heads, pos0, N_CTX):
+    """epilogue(X @ W + b) over many rows for GPT-2's Conv1D W [K, N], given to linear.wgsl as W^T:
+    the tiled kernel (64x64 tiles, K in steps of 16, partial tiles both ways) and the CPU one (4 rows
+    per invocation, the last group of rows partial); qkv writes q and puts k, v in the KV cache at
+    pos0.. by head."""
     page, info = kpage
     need_dtype(info, dtype)
-    bufs, y0, ref, C, NH, HD = many_rows_case(rng(3 + epilogue), epilogue, dtype, rows, K, N, heads, pos0, N_CTX)
-    dispatch = (cdiv(N, 64), cdiv(rows, 64), 1) if entry == "matmul_tiled" else (cdiv(N // 4, 64), cdiv(rows, 4), 1)
-    consts = matmul_consts(K, N, epilogue, C=C, NH=NH, HD=HD, N_CTX=N_CTX)
-    steps = [step("matmul.wgsl", entry, consts, MATMUL_BIND, dispatch, SNIPPETS[dtype])]
+    r = rng(3 + epilogue)
+    C, NH, HD = qkv_dims(heads)
+    x = f32(r.standard_normal((rows, K)))
+    w_b, w = conv1d_weight(0.4 * r.standard_normal((K, N)), dtype)
+    b = f32(0.1 * r.standard_normal(N))
+    ref = x.astype(np.float64) @ w + b
+    bufs, y0 = linear_buffers(r, epilogue, rows, N, C, NH, HD, N_CTX)
+    bufs.update({"step": step_bytes(rows, pos0), "x": x, "w": w_b, "b": b})
+    dispatch = (cdiv(N, 64), cdiv(rows, 64), 1) if entry == "linear_tiled" else (cdiv(N, 64), cdiv(rows, 4), 1)
+    consts = linear_consts(K, N, epilogue, C=C, NH=NH, HD=HD, N_CTX=N_CTX)
+    steps = [step("linear.wgsl", entry, consts, LINEAR_BIND, dispatch, SNIPPETS[dtype])]
     out = kh.run(page, bufs, steps, ["y", "kv"])
-    check_matmul(out, ref, epilogue, y0, rows=rows, N=N, C=C, NH=NH, HD=HD, N_CTX=N_CTX, pos0=pos0, tol=2e-5,
+    check_linear(out, ref, epilogue, y0, rows=rows, N=N, C=C, NH=NH, HD=HD, N_CTX=N_CTX, pos0=pos0, tol=2e-5,
                  what=entry)
 
 
 SPLIT_K_CASES = [
     # (epilogue, dtype, rows, K, N, SPLIT_K, qkv heads (NH, HD), pos0, N_CTX)
-    (RESIDUAL, "f16p", 67, 300, 76, 3, None, 0, 1),    # k per split 112: 112 + 112 + 76
-    (GELU_TANH, "f32", 5, 384, 40, 4, None, 0, 1),          # 4 x 96
-    (STORE, "bf16p", 64, 29, 76, 2, None, 0, 1),        # k per split 16: 16 + 13
-    (QKV, "f16p", 33, 37, 72, 2, (3, 8), 250, 320),
+    (RESIDUAL, "f32", 67, 300, 76, 4, None, 0, 1),     # 80 k per split: 5 steps of 16, the last split 60
+    (RESIDUAL, "f16p", 5, 3072, 40, 4, None, 0, 1),    # GPT-2's MLP projection depth
+    (GELU_TANH, "bf16p", 130, 100, 72, 3, None, 0, 1),  # 48 k per split, the last split 4
+    (QKV, "f32", 9, 64, 180, 2, (5, 12), 255, 300),
 ]
 
 
-@pytest.mark.parametrize("epilogue, dtype, rows, K, N, split, heads, pos0, N_CTX", SPLIT_K_CASES,
-                         ids=case_ids(SPLIT_K_CASES, lambda ep, d, r, k, n, sk, *_:
-                                      f"{EPILOGUE_NAMES[ep]}-{d}-rows{r}-K{k}-N{n}-split{sk}"))
-def test_matmul_split_k(kpage, epilogue, dtype, rows, K, N, split, heads, pos0, N_CTX):
-    """matmul_tiled over SPLIT_K ranges of K into a scratch of partial sums, then
-    matmul_split_k_sum: the same epilogue(X @ W + b) as one pass."""
+@pytest.mark.parametrize("epilogue, dtype, rows, K, N, splits, heads, pos0, N_CTX", SPLIT_K_CASES,
+                         ids=case_ids(SPLIT_K_CASES, lambda ep, d, r, k, n, s, *_:
+                                      f"{EPILOGUE_NAMES[ep]}-{d}-rows{r}-K{k}-N{n}-split{s}"))
+def test_linear_split_k(kpage, epilogue, dtype, rows, K, N, splits, heads, pos0, N_CTX):
+    """linear_tiled over SPLIT_K ranges of K into a scratch of partial sums, then linear_split_k_sum:
+    the same epilogue(X @ W + b) as one pass (ranges of whole and partial steps of 16, the last range
+    short; qkv's K and V land in the cache)."""
     page, info = kpage
     need_dtype(info, dtype)
-    bufs, y0, ref, C, NH, HD = many_rows_case(rng(50 + K), epilogue, dtype, rows, K, N, heads, pos0, N_CTX)
-    bufs.update({"scratch": sentinel(split * rows * N), "unused": sentinel(4)})
-    consts = matmul_consts(K, N, epilogue, C=C, NH=NH, HD=HD, N_CTX=N_CTX, split_k=split)
-    steps = [step("matmul.wgsl", "matmul_tiled", consts,
-                  dict(step="step", x="x", w="w", bias="b", y="scratch", kv="unused"),
-                  (cdiv(N, 64), cdiv(rows, 64), split), SNIPPETS[dtype]),
-             step("matmul.wgsl", "matmul_split_k_sum", consts, dict(step="step", x="scratch", bias="b", y="y", kv="kv"),
-                  (cdiv(N // 4, 64), rows, 1), SNIPPETS[dtype])]
+    r = rng(11 + epilogue)
+    C, NH, HD = qkv_dims(heads)
+    x = f32(r.standard_normal((rows, K)))
+    w_b, w = conv1d_weight(0.4 * r.standard_normal((K, N)) / np.sqrt(K / 64), dtype)
+    b = f32(0.1 * r.standard_normal(N))
+    ref = x.astype(np.float64) @ w + b
+    bufs, y0 = linear_buffers(r, epilogue, rows, N, C, NH, HD, N_CTX)
+    bufs.update({"step": step_bytes(rows, pos0), "x": x, "w": w_b, "b": b,
+                 "scratch": np.zeros(splits * rows * N, np.float32)})
+    consts = linear_consts(K, N, epilogue, C=C, NH=NH, HD=HD, N_CTX=N_CTX, split_k=splits)
+    steps = [step("linear.wgsl", "linear_tiled", consts, dict(LINEAR_BIND, y="scratch"),
+                  (cdiv(N, 64), cdiv(rows, 64), splits), SNIPPETS[dtype]),
+             step("linear.wgsl", "linear_split_k_sum", consts, dict(step="step", x="scratch", bias="b", y="y", kv="kv"),
+                  (cdiv(N, 64), rows, 1))]
     out = kh.run(page, bufs, steps, ["y", "kv"])
-    check_matmul(out, ref, epilogue, y0, rows=rows, N=N, C=C, NH=NH, HD=HD, N_CTX=N_CTX, pos0=pos0, tol=2e-5,
-                 what="split-K matmul")
+    check_linear(out, ref, epilogue, y0, rows=rows, N=N, C=C, NH=NH, HD=HD, N_CTX=N_CTX, pos0=pos0, tol=5e-5,
+                 what="split-K linear")
 
 
 GEMV_CASES = [
-    # (ln_input, K, N, epilogue, GEMV_COLS4, groups, dtype, qkv heads (NH, HD), pos0, N_CTX)
-    # blocks = ceil(N/4 / GEMV_COLS4); GPU: cols 16, groups = blocks; CPU: cols 256, groups <= 4
-    (True, 300, 148, STORE, 16, 2, "f32", None, 0, 1),
-    (True, 300, 148, STORE, 16, 3, "f16p", None, 0, 1),
-    (True, 45, 148, GELU_TANH, 16, 1, "bf16p", None, 0, 1),
-    (False, 45, 148, GELU_ERF, 16, 3, "f32", None, 0, 1),
-    (True, 45, 148, GELU_ERF, 16, 2, "f16p", None, 0, 1),
-    (False, 37, 76, RESIDUAL, 16, 1, "f16p", None, 0, 1),
-    (False, 300, 76, RESIDUAL, 16, 2, "bf16p", None, 0, 1),
-    (False, 29, 212, STORE, 16, 3, "f32", None, 0, 1),
-    (True, 60, 180, QKV, 16, 2, "f32", (5, 12), 270, 300),
-    (True, 24, 72, QKV, 16, 2, "bf16p", (3, 8), 0, 7),
-    (False, 192, 576, QKV, 16, 4, "f16p", (3, 64), 299, 300),
-    # GEMV_COLS4 = 256 (one slice) steps through K four rows at a time: K must be a multiple of 4
-    # there, as the model guarantees (n_embd and the MLP width are), but need not be one of 16.
-    (True, 300, 1040, GELU_TANH, 256, 1, "f32", None, 0, 1),    # N/4 = 260: 2 blocks of 256, 1 group
+    # (ln_input, K, N, epilogue, GEMV_ROWS, groups, dtype, qkv heads (NH, HD), pos0, N_CTX)
+    # blocks = ceil(N / GEMV_ROWS), each row's 256 / GEMV_ROWS lanes reduced in a tree; GPU: 8 rows
+    # (32 lanes), groups = blocks or fewer striding; CPU: 256 rows (one invocation per row), groups <= 4
+    (True, 300, 148, STORE, 8, 19, "f32", None, 0, 1),      # K/4 = 75 packs over 32 lanes
+    (True, 300, 148, STORE, 8, 3, "f16p", None, 0, 1),
+    (True, 44, 148, GELU_TANH, 8, 19, "bf16p", None, 0, 1),
+    (False, 44, 148, GELU_ERF, 8, 7, "f32", None, 0, 1),
+    (True, 44, 148, GELU_ERF, 8, 2, "f16p", None, 0, 1),
+    (True, 1036, 76, GELU_TANH, 8, 10, "f16p", None, 0, 1),  # K/4 = 259 > 256: the LayerNorm's loops stride
+    (False, 36, 76, RESIDUAL, 8, 10, "f16p", None, 0, 1),
+    (False, 300, 76, RESIDUAL, 8, 4, "bf16p", None, 0, 1),
+    (False, 28, 212, STORE, 8, 27, "f32", None, 0, 1),
+    (True, 60, 180, QKV, 8, 23, "f32", (5, 12), 270, 300),
+    (True, 24, 72, QKV, 8, 9, "bf16p", (3, 8), 0, 7),
+    (False, 192, 576, QKV, 8, 4, "f16p", (3, 64), 299, 300),
+    (True, 300, 148, GELU_ERF, 4, 37, "bf16p", None, 0, 1),  # 64 lanes per row
+    (False, 28, 76, STORE, 1, 5, "f16p", None, 0, 1),        # 256 lanes per row, K/4 = 7 of them used
+    (False, 28, 1040, GELU_ERF, 64, 3, "f32", None, 0, 1),   # 4 lanes per row, 3 groups over 17 blocks
+    # GEMV_ROWS = 256, the CPU shape: one invocation per row, no reduction
+    (True, 300, 1040, GELU_TANH, 256, 1, "f32", None, 0, 1),  # 5 blocks of 256, 1 group
     (True, 44, 1040, STORE, 256, 2, "bf16p", None, 0, 1),
+    (True, 1036, 76, STORE, 256, 1, "f32", None, 0, 1),
     (False, 36, 148, RESIDUAL, 256, 1, "f16p", None, 0, 1),
     (True, 60, 180, QKV, 256, 1, "f16p", (5, 12), 257, 260),
-    (False, 29, 1040, GELU_ERF, 64, 3, "f32", None, 0, 1),       # a tuning shape: 4 slices, 5 blocks
-    # the GPU defaults: 2 packs (128 slices) for the wide projections, 1 (256 slices) for N = n_embd
-    (True, 300, 148, GELU_TANH, 2, 19, "f16p", None, 0, 1),
-    (True, 60, 180, QKV, 2, 23, "bf16p", (5, 12), 270, 300),
-    (False, 300, 76, RESIDUAL, 1, 19, "f32", None, 0, 1),        # K = 300: slices of 2 rows and of 1
-    (False, 29, 76, STORE, 1, 5, "f16p", None, 0, 1),            # K < slices; 5 groups over 19 blocks
+    (True, 24, 72, QKV, 256, 1, "f32", (3, 8), 6, 7),
 ]
 
 
-@pytest.mark.parametrize("ln_input, K, N, epilogue, cols4, groups, dtype, heads, pos0, N_CTX", GEMV_CASES,
-                         ids=case_ids(GEMV_CASES, lambda ln, k, n, ep, c4, g, d, *_:
-                                      f"{'ln-' if ln else ''}{EPILOGUE_NAMES[ep]}-K{k}-N{n}-cols{c4}-g{g}"
-                                      f"of{cdiv(n // 4, c4)}-{d}"))
-def test_gemv(kpage, ln_input, K, N, epilogue, cols4, groups, dtype, heads, pos0, N_CTX):
-    """The decode matrix-vector product of row 0 (the x binding holds a second, garbage row that
-    must not leak in), LayerNorm fused or not, fewer workgroups than column blocks or as many."""
+@pytest.mark.parametrize("ln_input, K, N, epilogue, gemv_rows, groups, dtype, heads, pos0, N_CTX", GEMV_CASES,
+                         ids=case_ids(GEMV_CASES, lambda ln, k, n, ep, rw, g, d, *_:
+                                      f"{'ln-' if ln else ''}{EPILOGUE_NAMES[ep]}-K{k}-N{n}-rows{rw}-g{g}"
+                                      f"of{cdiv(n, rw)}-{d}"))
+def test_gpt2_linear_gemv(kpage, ln_input, K, N, epilogue, gemv_rows, groups, dtype, heads, pos0, N_CTX):
+    """The decode product of row 0 with GPT-2's Conv1D W [K, N], given to linear.wgsl's gemv as W^T
+    (the x binding holds a second, garbage row that must not leak in): epilogue(LayerNorm(x) @ W + b)
+    with ln_1 / ln_2 fused in (LN_INPUT: a large mean the kernel must take out), or x @ W + b; fewer
+    workgroups than blocks of rows or as many; qkv puts k, v in the KV cache at pos0."""
     page, info = kpage
     need_dtype(info, dtype)
-    assert groups <= cdiv(N // 4, cols4)
+    assert groups <= cdiv(N, gemv_rows)
     r = rng(10 + K + N)
+    C, NH, HD = qkv_dims(heads)
     x = f32(r.standard_normal((2, K)))
     x[0] += 7.0  # the fused LayerNorm must remove the mean
     x[1] = 1e4
     gamma, beta = f32(1.0 + 0.3 * r.standard_normal(K)), f32(0.2 * r.standard_normal(K))
-    w_b, w = weight(0.3 * r.standard_normal((K, N)), dtype)
+    w_b, w = conv1d_weight(0.3 * r.standard_normal((K, N)), dtype)
     b = f32(0.1 * r.standard_normal(N))
     xin = kh.layer_norm_ref(x[0], gamma, beta, EPS) if ln_input else x[0].astype(np.float64)
     ref = (xin @ w + b)[None, :]
-    NH, HD = heads or (1, 4)
-    C = NH * HD if heads else 4
-    bufs, y0 = matmul_buffers(r, epilogue, 1, N, C, NH, HD, N_CTX)
+    bufs, y0 = linear_buffers(r, epilogue, 1, N, C, NH, HD, N_CTX)
     bufs.update({"step": step_bytes(1, pos0), "x": x, "w": w_b, "b": b})
-    # Without LN_INPUT the model binds a small unused buffer to both LayerNorm bindings.
+    # Without LN_INPUT the model binds a small unused buffer to both norm bindings.
     bufs["g"], bufs["beta"] = (gamma, beta) if ln_input else (sentinel(4), sentinel(4))
-    consts = matmul_consts(K, N, epilogue, C=C, NH=NH, HD=HD, N_CTX=N_CTX, ln_input=ln_input, cols4=cols4,
-                           gemv_groups=groups)
-    steps = [step("matmul.wgsl", "gemv", consts, GEMV_BIND, (groups, 1, 1),
-                  SNIPPETS[dtype])]
+    consts = linear_consts(K, N, epilogue, C=C, NH=NH, HD=HD, N_CTX=N_CTX, ln_input=ln_input, gemv_rows=gemv_rows,
+                           groups=groups)
+    steps = [step("linear.wgsl", "gemv", consts, GEMV_BIND, (groups, 1, 1), SNIPPETS[dtype])]
     out = kh.run(page, bufs, steps, ["y", "kv"])
-    check_matmul(out, ref, epilogue, y0, rows=1, N=N, C=C, NH=NH, HD=HD, N_CTX=N_CTX, pos0=pos0,
+    check_linear(out, ref, epilogue, y0, rows=1, N=N, C=C, NH=NH, HD=HD, N_CTX=N_CTX, pos0=pos0,
                  tol=3e-5 if ln_input else 2e-5, what="gemv")
 
 
@@ -339,26 +360,30 @@ def test_gelu_tanh_negative_inputs(kpage):
     GPUs), which would break every negative pre-activation. Checked in the source, and by running
     the prefill and decode entry points on negative and positive inputs."""
     page, _ = kpage
-    src = run_py(page, "from pywebgpt.wgsl import shader_source\nshader_source('matmul.wgsl')")
+    src = run_py(page, "from pywebgpt.wgsl import shader_source\nshader_source('linear.wgsl')")
     body = re.search(r"fn gelu_tanh\(.*?\n}", src, re.S).group(0)
     code = "\n".join(line.split("//")[0] for line in body.splitlines())
     assert "pow(" not in code, body
     assert re.search(r"v\s*\*\s*v\s*\*\s*v", code), body
     inputs = f32([-20, -8, -4, -3, -2, -1.5, -1, -0.5, -0.1, -1e-3, 0, 1e-3, 0.1, 0.5, 1, 2, 3, 8, 20, 0.25])
     n = len(inputs)  # 20: a multiple of 4
-    for entry in ("matmul_tiled", "matmul_rows", "gemv"):
-        if entry != "gemv":  # n rows of one input each, times a 1 x 4 row of ones
-            consts = matmul_consts(1, 4, GELU_TANH)
-            bufs = {"step": step_bytes(n), "x": inputs[:, None], "w": f32(np.ones((1, 4))), "b": f32(np.zeros(4)),
+    for entry in ("linear_tiled", "linear_rows", "gemv"):
+        if entry != "gemv":  # n rows [input, 0, 0, 0], times W^T = 4 x 4 ones: 4 outputs of each input
+            consts = linear_consts(4, 4, GELU_TANH)
+            x = np.zeros((n, 4), dtype=np.float32)
+            x[:, 0] = inputs
+            bufs = {"step": step_bytes(n), "x": x, "w": f32(np.ones((4, 4))), "b": f32(np.zeros(4)),
                     "y": sentinel(4 * n), "kv": sentinel(4)}
-            bind, want_in = MATMUL_BIND, np.repeat(inputs, 4)
-            dispatch = (1, 1, 1) if entry == "matmul_tiled" else (1, cdiv(n, 4), 1)
-        else:  # one row x = [1]; the inputs are the 1 x n weight row
-            consts = matmul_consts(1, n, GELU_TANH)
-            bufs = {"step": step_bytes(1), "x": f32([1.0]), "w": inputs[None, :], "b": f32(np.zeros(n)),
+            bind, want_in = LINEAR_BIND, np.repeat(inputs, 4)
+            dispatch = (1, 1, 1) if entry == "linear_tiled" else (1, cdiv(n, 4), 1)
+        else:  # one row x = [1, 0, 0, 0]; the inputs are the first column of W^T [n, 4]
+            consts = linear_consts(4, n, GELU_TANH, groups=cdiv(n, 8))
+            w = np.zeros((n, 4), dtype=np.float32)
+            w[:, 0] = inputs
+            bufs = {"step": step_bytes(1), "x": f32([1.0, 0.0, 0.0, 0.0]), "w": w, "b": f32(np.zeros(n)),
                     "y": sentinel(n), "kv": sentinel(4), "g": sentinel(4), "beta": sentinel(4)}
-            bind, want_in, dispatch = GEMV_BIND, inputs, (1, 1, 1)
-        y = read_f32(kh.run(page, bufs, [step("matmul.wgsl", entry, consts, bind, dispatch)], ["y"])["y"])
+            bind, want_in, dispatch = GEMV_BIND, inputs, (cdiv(n, 8), 1, 1)
+        y = read_f32(kh.run(page, bufs, [step("linear.wgsl", entry, consts, bind, dispatch)], ["y"])["y"])
         assert not np.isnan(y).any(), f"{entry}: NaN from gelu_tanh at inputs {want_in[np.isnan(y)]}"
         assert_close(y, kh.gelu_tanh_ref(want_in), 1e-5, f"{entry} gelu_tanh")
         moderate = (want_in < 0) & (want_in >= -3)
@@ -414,26 +439,27 @@ def test_attention(kpage, entry, NH, HD, groups, R, rows, pos0, N_CTX, layer, KV
 
 
 SPLIT_CASES = [
-    # (NH, HD, pos0, N_CTX, dtype, GEMV_COLS4, layer scale): decode attention split into blocks of 64
+    # (NH, HD, pos0, N_CTX, dtype, GEMV_ROWS, layer scale): decode attention split into blocks of 64
     # positions, merged by the attention projection as it reads its input
-    (2, 8, 0, 16, "f32", 4, 1),         # the first token: one block holding one position
-    (3, 12, 63, 64, "f16p", 4, 1),      # exactly one full block, N_CTX = one block
-    (3, 12, 64, 200, "bf16p", 2, 2),    # a full block and a block of one
-    (5, 24, 190, 300, "f32", 4, 1),     # 3 blocks, the last partial; 2 blocks past the sequence
-    (2, 64, 511, 520, "f16p", 1, 1),    # 8 full blocks, the last slot of a 9th block left out
-    (3, 100, 129, 130, "f32", 4, 1),    # HD > 64: a lane covers two dimensions; blocks of 64 + 64 + 2
-    (1, 256, 70, 80, "f32", 4, 1),      # HD = 256, the largest head the model accepts
+    (2, 8, 0, 16, "f32", 8, 1),         # the first token: one block holding one position
+    (3, 12, 63, 64, "f16p", 8, 1),      # exactly one full block, N_CTX = one block
+    (3, 12, 64, 200, "bf16p", 4, 2),    # a full block and a block of one
+    (5, 24, 190, 300, "f32", 8, 1),     # 3 blocks, the last partial; 2 blocks past the sequence
+    (2, 64, 511, 520, "f16p", 16, 1),   # 8 full blocks, the last slot of a 9th block left out
+    (3, 100, 129, 130, "f32", 8, 1),    # HD > 64: a lane covers two dimensions; blocks of 64 + 64 + 2
+    (1, 256, 70, 80, "f32", 256, 1),    # HD = 256, the largest head the model accepts; a row per invocation
 ]
 
 
-@pytest.mark.parametrize("NH, HD, pos0, N_CTX, dtype, cols4, layer", SPLIT_CASES,
-                         ids=case_ids(SPLIT_CASES, lambda nh, hd, pos0, n_ctx, d, c4, layer:
-                                      f"nh{nh}-hd{hd}-pos{pos0}-ctx{n_ctx}-{d}-cols{c4}"))
-def test_split_attention_merged_by_the_projection(kpage, NH, HD, pos0, N_CTX, dtype, cols4, layer):
+@pytest.mark.parametrize("NH, HD, pos0, N_CTX, dtype, gemv_rows, layer", SPLIT_CASES,
+                         ids=case_ids(SPLIT_CASES, lambda nh, hd, pos0, n_ctx, d, rw, layer:
+                                      f"nh{nh}-hd{hd}-pos{pos0}-ctx{n_ctx}-{d}-rows{rw}"))
+def test_split_attention_merged_by_the_projection(kpage, NH, HD, pos0, N_CTX, dtype, gemv_rows, layer):
     """Decode on a GPU: attention_split writes one partial softmax per (head, block of 64 cache
-    positions) and the attention projection (gemv with ATT_INPUT, residual epilogue) merges them;
-    the result is x + attention(q) @ W + b. Cache slots past pos0 hold huge values that must not
-    leak in, and the partials of blocks past the sequence hold garbage that must not either."""
+    positions) and GPT-2's attention projection (linear.wgsl gemv with ATT_INPUT, residual epilogue,
+    Conv1D W given as W^T) merges them; the result is x + attention(q) @ W + b. Cache slots past
+    pos0 hold huge values that must not leak in, and the partials of blocks past the sequence hold
+    garbage that must not either."""
     page, info = kpage
     need_dtype(info, dtype)
     r = rng(40 + HD + pos0)
@@ -445,20 +471,20 @@ def test_split_attention_merged_by_the_projection(kpage, NH, HD, pos0, N_CTX, dt
     kv[:, :, pos0 + 1:] = 1e4
     att = kh.attention_ref(q, kv, NH, HD, pos0, scale)[0]
     N = 4 * cdiv(C, 8)  # any width: the projection's output need not be C here
-    w_b, w = weight(0.3 * r.standard_normal((C, N)), dtype)
+    w_b, w = conv1d_weight(0.3 * r.standard_normal((C, N)), dtype)
     b = f32(0.1 * r.standard_normal(N))
     x0 = f32(r.standard_normal(N))
     ref = x0 + att @ w + b
     part = f32(np.full(NH * splits * (HD + 2), 7e3, dtype=np.float32))  # stale partials everywhere
-    groups = cdiv(N // 4, cols4)
+    groups = cdiv(N, gemv_rows)
     bufs = {"step": step_bytes(1, pos0), "q": q, "kv": kv, "part": part, "w": w_b, "b": b, "y": x0,
             "kvo": sentinel(4), "g": sentinel(4), "beta": sentinel(4)}
     att_consts = dict(C=C, NH=NH, KVH=NH, HD=HD, N_CTX=N_CTX, SCALE=scale, ATT_GROUPS=NH, ATT_SPLITS=splits)
-    mm_consts = matmul_consts(C, N, RESIDUAL, C=C, NH=NH, HD=HD, N_CTX=N_CTX, cols4=cols4, gemv_groups=groups,
-                              att_input=True)
+    proj_consts = linear_consts(C, N, RESIDUAL, C=C, NH=NH, HD=HD, N_CTX=N_CTX, att_input=True,
+                                gemv_rows=gemv_rows, groups=groups)
     steps = [step("attention.wgsl", "attention_split", att_consts, dict(step="step", q="q", kv="kv", y="part"),
                   (NH, splits, 1)),
-             step("matmul.wgsl", "gemv", mm_consts, dict(GEMV_BIND, x="part", kv="kvo"), (groups, 1, 1),
+             step("linear.wgsl", "gemv", proj_consts, dict(GEMV_BIND, x="part", kv="kvo"), (groups, 1, 1),
                   SNIPPETS[dtype])]
     out = kh.run(page, bufs, steps, ["y", "part"])
     assert_close(read_f32(out["y"]), ref, 3e-5, "split attention + projection")

@@ -61,7 +61,7 @@ def test_manifest_and_worker_are_current():
     manifest = json.loads((ROOT / shell_manifest.MANIFEST).read_text(encoding="utf-8"))
     paths = {f["path"] for f in manifest["files"]}
     assert {"index.html", "pyscript.toml", "web/api.js", "web/offline.js", "app/main.py", "app/selftest.py",
-            "shaders/matmul.wgsl", "vendor/pyodide/pyodide.asm.wasm", "vendor/pyscript/core.js",
+            "shaders/linear.wgsl", "vendor/pyodide/pyodide.asm.wasm", "vendor/pyscript/core.js",
             "weights/models.json", "weights/shakespeare-char/model.safetensors",
             "weights/shakespeare-char/golden.json", "web/wheels/jinja2-3.1.6-py3-none-any.whl"} <= paths
     assert "sw.js" not in paths and shell_manifest.MANIFEST not in paths

@@ -176,7 +176,7 @@ def _get(server: Server, target: str, headers: dict | None = None, method: str =
 @pytest.mark.parametrize("path, mime", [
     ("vendor/pyodide/pyodide.asm.wasm", "application/wasm"),
     ("vendor/pyodide/pyodide.mjs", "text/javascript"),
-    ("shaders/matmul.wgsl", "text/wgsl"),
+    ("shaders/linear.wgsl", "text/wgsl"),
     (f"{MODEL}/config.json", "application/json"),
     (f"{MODEL}/model.safetensors", "application/octet-stream"),
     ("pyscript.toml", "application/toml"),

@@ -234,7 +234,7 @@ def main(argv=None) -> int:
     parser.add_argument("--no-bench-md", action="store_true", help="do not append to BENCH.md")
     parser.add_argument("--commit", default=None, help="commit to record (default: git rev-parse HEAD)")
     parser.add_argument("--tuning", default=None,
-                        help='kernel-shape overrides as JSON, e.g. \'{"gemv_cols4": 2}\' (app/shapes.py KernelShapes)')
+                        help='kernel-shape overrides as JSON, e.g. \'{"gemv_unroll": 2}\' (app/shapes.py KernelShapes)')
     parser.add_argument("--profile", action="store_true",
                         help="add a per-kernel breakdown of a decode step (second context) and a prefill run "
                              "(longest prompt) by leaving kernels out: app/bench.py profile()")
