@@ -4,7 +4,7 @@
         [--profile] [--no-kernel-times] [--tuning JSON] [--no-bench-md]
 
 Models: a folder (config.json, safetensors, tokenizer) or a .gguf file (--model), or a model shape
-with random weights made on the GPU (--synthetic, app/bench.py SYNTHETIC: llama-1b, smollm2-135m, qwen2.5-0.5b,
+with random weights made on the GPU (--synthetic, app/synthetic.py SYNTHETIC: llama-1b, smollm2-135m, qwen2.5-0.5b,
 gpt2-117m, gpt2-xl; formats f32, f16, bf16, q8_0, q4_0, q4_1 (GPT-2: floats only)), which needs no
 file: e.g. `--synthetic llama-1b:q4_0`.
 

@@ -26,14 +26,17 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
+sys.path.insert(0, str(ROOT))
 
+from app.synthetic import SYNTHETIC  # noqa: E402
 from bench import PROMPT_IDS  # noqa: E402 - the 11-token prompt BENCH.md's figures use
 from generate import CHROMIUM_ARGS  # noqa: E402
 from serve import Server  # noqa: E402
 
-# app/bench.py SYNTHETIC["gpt2-117m"] in WebGPT's names (that module needs the browser's `js`, so it is not
-# imported here): both sides must run the same shape.
-SHAPE = {"n_embd": 768, "n_head": 12, "n_layer": 12, "n_ctx": 1024, "vocab_size": 50257}
+# The shape tools/bench.py --synthetic gpt2-117m runs, in WebGPT's names: both sides run the same one.
+SHAPE = {"n_embd": SYNTHETIC["gpt2-117m"]["n_embd"], "n_head": SYNTHETIC["gpt2-117m"]["n_head"],
+         "n_layer": SYNTHETIC["gpt2-117m"]["n_layer"], "n_ctx": SYNTHETIC["gpt2-117m"]["n_positions"],
+         "vocab_size": SYNTHETIC["gpt2-117m"]["vocab_size"]}
 SCRIPTS = ("tokenizer.js", "instructions.js", "model.js", "globals.js")  # WebGPT index.html's order, less visuals
 FOLDER = "random-117m"
 
