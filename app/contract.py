@@ -134,6 +134,16 @@ def unpack_topk(raw: bytes, k: int) -> tuple:
     return chosen, values[:k], values[k:2 * k], values[2 * k], values[2 * k + 1]
 
 
+# ------------------------------------------------------------------------------ dispatch budget
+
+
+def decode_dispatch_limit(n_layer: int, fused_norms: bool) -> int:
+    """Most dispatches a decode step may take: per block 6 with the norms fused into the GEMVs
+    (Llama: q|k|v, rope, attention, o, gate|up with silu, down; GPT-2 needs 5), 8 with each norm its
+    own dispatch (app/shapes.py fused_norms, off on a CPU adapter); plus embedding, head and top-k."""
+    return (6 if fused_norms else 8) * n_layer + 4
+
+
 # ------------------------------------------------------------------------------ epilogues
 
 # What linear.wgsl (every projection) does with each result v of X @ W^T + b: the constant EPILOGUE.

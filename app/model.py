@@ -122,19 +122,29 @@ class GPT2(ModelGraph):
         for i in range(self.cfg.n_layer):
             h, kv = f"h.{i}.", f"kv_cache[{i}]"
             steps += [
-                k.linear_gemv("ln_1+qkv", C, 3 * C, "qkv", ln_input=True, step="step", x="x",
-                              w=h + "attn.c_attn.weight", bias=h + "attn.c_attn.bias", y="q", kv=kv,
-                              norm_w=h + "ln_1.weight", norm_b=h + "ln_1.bias"),
+                *self.normed_gemv("qkv", C, 3 * C, "qkv", h + "ln_1.", step="step",
+                                  w=h + "attn.c_attn.weight", bias=h + "attn.c_attn.bias", y="q", kv=kv),
                 k.attention_decode(self.split_attention, step="step", q="q", kv=kv, y=att_out),
                 k.linear_gemv("attn_proj", C, C, "residual", att_input=self.split_attention, step="step", x=att_out,
                               w=h + "attn.c_proj.weight", bias=h + "attn.c_proj.bias", y="x"),
-                k.linear_gemv("ln_2+mlp_fc", C, M, self.gelu, ln_input=True, step="step", x="x",
-                              w=h + "mlp.c_fc.weight", bias=h + "mlp.c_fc.bias", y="h",
-                              norm_w=h + "ln_2.weight", norm_b=h + "ln_2.bias"),
+                *self.normed_gemv("mlp_fc", C, M, self.gelu, h + "ln_2.", step="step",
+                                  w=h + "mlp.c_fc.weight", bias=h + "mlp.c_fc.bias", y="h"),
                 k.linear_gemv("mlp_proj", M, C, "residual", step="step", x="h", w=h + "mlp.c_proj.weight",
                               bias=h + "mlp.c_proj.bias", y="x"),
             ]
         return steps
+
+    def normed_gemv(self, name: str, K: int, N: int, out: str, norm: str, **buffers) -> list:
+        """The GEMV `name` of LayerNorm(x) with the norm `norm` (h.i.ln_1.): the norm fused into the
+        GEMV ("ln_1+qkv"), or on a CPU adapter its own dispatch into xn first (app/shapes.py
+        fused_norms)."""
+        ln = norm.split(".")[-2]
+        gamma, beta = norm + "weight", norm + "bias"
+        if self.shapes.fused_norms:
+            return [self.k.linear_gemv(f"{ln}+{name}", K, N, out, ln_input=True, x="x", norm_w=gamma, norm_b=beta,
+                                       **buffers)]
+        return [self.k.layer_norm("layer_norm_" + ln[-1], step="step", x="x", gamma=gamma, beta=beta, y="xn"),
+                self.k.linear_gemv(name, K, N, out, x="xn", **buffers)]
 
     @property
     def gelu(self) -> str:
@@ -235,9 +245,11 @@ class Llama(ModelGraph):
         steps = [decode for _, decode in self.embedding()]
         for i in range(cfg.num_hidden_layers):
             L, kv = self.layer(i), f"kv_cache[{i}]"
+            norm_steps, norm = self.rms_input("rms_norm_1", L["input_norm"])
             steps += [
-                *self.projection(k.linear_gemv, "rms_norm_1+qkv", E, L["qkv"], "store", rms_input=True, step="step",
-                                 x="x", norm_w=L["input_norm"], bias=L["qkv_bias"], y="qkv"),
+                *norm_steps,
+                *self.projection(k.linear_gemv, self.fused_name("rms_norm_1", "qkv"), E, L["qkv"], "store",
+                                 step="step", bias=L["qkv_bias"], y="qkv", **norm),
                 k.rope(cfg.qk_norm, step="step", qkv="qkv", q="q", kv=kv, rope_table="rope.cos_sin",
                        q_norm_w=L["q_norm"], k_norm_w=L["k_norm"]),
                 k.attention_decode(self.split_attention, step="step", q="q", kv=kv, y=att_out),
@@ -262,16 +274,28 @@ class Llama(ModelGraph):
             steps += d if isinstance(d, list) else [d]
         return steps
 
+    def rms_input(self, name: str, weight: str) -> tuple:
+        """How a decode GEMV takes RMSNorm(x): ([], the GEMV's fused-norm arguments), or on a CPU
+        adapter ([the norm's own dispatch into xn], the GEMV reading xn) (app/shapes.py fused_norms)."""
+        if self.shapes.fused_norms:
+            return [], dict(rms_input=True, x="x", norm_w=weight)
+        return [self.k.rms_norm(name, step="step", x="x", w=weight, y="xn")], dict(x="xn")
+
+    def fused_name(self, norm: str, gemv: str) -> str:
+        return f"{norm}+{gemv}" if self.shapes.fused_norms else gemv
+
     def gate_up_decode(self, L: dict) -> list:
         """h = silu(gate) * up of the decode row: computed by the gate|up GEMV itself, or, when gate
         and up are stored in different formats, by swiglu.wgsl after one GEMV per format."""
         k, E, M = self.k, self.cfg.hidden_size, self.cfg.intermediate_size
-        norm = dict(rms_input=True, step="step", x="x", norm_w=L["post_norm"], bias=L["gate_up_bias"])
+        norm_steps, norm = self.rms_input("rms_norm_2", L["post_norm"])
+        norm.update(step="step", bias=L["gate_up_bias"])
+        name = self.fused_name("rms_norm_2", "gate_up")
         parts = self.fused[L["gate_up"]]
         if len(parts) == 1:
             w, _ = parts[0]
-            return [k.linear_gemv("rms_norm_2+gate_up", E, M, "swiglu", w.dtype, w=w.label, y="h", **norm)]
-        return [*self.projection(k.linear_gemv, "rms_norm_2+gate_up", E, L["gate_up"], "store", y="gu", **norm),
+            return [*norm_steps, k.linear_gemv(name, E, M, "swiglu", w.dtype, w=w.label, y="h", **norm)]
+        return [*norm_steps, *self.projection(k.linear_gemv, name, E, L["gate_up"], "store", y="gu", **norm),
                 k.swiglu(M, step="step", gu="gu", h="h")]
 
     def fused_weights(self, label: str, sources: tuple, rows: tuple, cols: int, names: tuple, pattern: str) -> list:

@@ -22,12 +22,14 @@ class KernelShapes:
     cpu_groups: int              # workgroups per decode dispatch on a CPU adapter
     prefill_chunk: int           # prompt rows per prefill run (Stop is checked between runs)
     split_k_depth: int           # k per split of a long prefill projection (GPU; at most SPLIT_K_MAX splits)
+    fused_norms: bool            # decode: each LayerNorm / RMSNorm fused into the GEMV after it (GPU);
+                                 # else its own dispatch (a CPU adapter: see for_adapter)
     split_attention: bool        # decode attention split over blocks of ATT_BLOCK positions (GPU)
     tiled_attention: bool        # flash-attention-style prefill where the tiles fit (GPU)
     # Decode GEMV variants on a GPU (linear.wgsl gemv, lm_head.wgsl), off by default until measured;
     # a CPU adapter ignores them (its one invocation per row reads whole blocks):
     gemv_wide_f16: bool = False  # F16 / BF16 rows as blocks of 8 halves, one 16-byte load each (K % 8 == 0)
-    gemv_unroll: int = 1         # packs or segments a lane loads before multiplying them: 1, 2 or 4
+    gemv_unroll: int = 1         # packs or segments a lane loads before multiplying them: 1, 2, 4 or 8
     gemv_stage_blocks: int = 0   # Q8_0 / Q4_1 GEMV: blocks of each row staged through workgroup
                                  # memory at a time (0: not staged; fewer where the memory is short)
     gemv_copy_input: bool = False  # a GEMV's plain input row (down) copied into workgroup memory once
@@ -42,10 +44,12 @@ class KernelShapes:
         overrides = dict(overrides or {})
         cpu = bool(overrides.pop("cpu", is_cpu))
         if cpu:
-            # One invocation per column pack (no reduction, no barrier); a prefill chunk of 128
-            # keeps Stop responsive at SwiftShader's speed.
-            shapes = cls(cpu=True, linear_gemv_rows=256, head_lanes=1, cpu_groups=4,
-                         prefill_chunk=128, split_k_depth=768, split_attention=False, tiled_attention=False)
+            # One invocation per output row (no reduction, no barrier); a prefill chunk of 128
+            # keeps Stop responsive at SwiftShader's speed. Norms not fused: a GEMV reading its
+            # input from workgroup memory ran 1.1-1.25 GB/s where one reading it from a buffer ran
+            # 1.6-1.7 (SwiftShader, GPT-2 117M f32: the step 331 -> 292 ms chained, 2026-12-04).
+            shapes = cls(cpu=True, linear_gemv_rows=256, head_lanes=1, cpu_groups=4, prefill_chunk=128,
+                         split_k_depth=768, fused_norms=False, split_attention=False, tiled_attention=False)
         else:
             # A 512-row prefill chunk gives fewer round trips and enough output tiles to fill the
             # chip; split K at ~768 deep (GPT-2 117M's 3072-deep MLP projection ran 2.5 of 8.4 ms of
@@ -56,8 +60,8 @@ class KernelShapes:
             # memory (16 or 64 blocks) 1.75-1.92 for Q4_0, copying down's input row 2.39 for F16:
             # slower, so left off. Two or four rows per lane (gemv_row_tile) 1.88 / 1.87 for F16 and
             # 1.52 / 1.82 for Q4_0 against 1.39 / 1.39 (2026-12-04): left off.
-            shapes = cls(cpu=False, linear_gemv_rows=8, head_lanes=8, gemv_unroll=4, cpu_groups=4,
-                         prefill_chunk=512, split_k_depth=768, split_attention=True, tiled_attention=True)
+            shapes = cls(cpu=False, linear_gemv_rows=8, head_lanes=8, gemv_unroll=4, cpu_groups=4, prefill_chunk=512,
+                         split_k_depth=768, fused_norms=True, split_attention=True, tiled_attention=True)
         for old, new in (("no_split_attention", "split_attention"), ("no_tiled_attention", "tiled_attention")):
             if old in overrides:
                 overrides[new] = not overrides.pop(old)
@@ -75,12 +79,12 @@ class KernelShapes:
                 raise InputError(f"kernel shape {name} must be a power of two from 1 to 256, got {value!r}")
         if self.gemv_row_tile not in (1, 2, 4):
             raise InputError(f"kernel shape gemv_row_tile must be 1, 2 or 4, got {self.gemv_row_tile!r}")
-        if self.gemv_unroll not in (1, 2, 4):
-            raise InputError(f"kernel shape gemv_unroll must be 1, 2 or 4, got {self.gemv_unroll!r}")
+        if self.gemv_unroll not in (1, 2, 4, 8):
+            raise InputError(f"kernel shape gemv_unroll must be 1, 2, 4 or 8, got {self.gemv_unroll!r}")
         if not (isinstance(self.gemv_stage_blocks, int) and 0 <= self.gemv_stage_blocks <= 256):
             raise InputError(f"kernel shape gemv_stage_blocks must be an integer from 0 to 256, "
                              f"got {self.gemv_stage_blocks!r}")
-        for name in ("gemv_wide_f16", "gemv_copy_input"):
+        for name in ("gemv_wide_f16", "gemv_copy_input", "fused_norms"):
             if not isinstance(getattr(self, name), bool):
                 raise InputError(f"kernel shape {name} must be true or false, got {getattr(self, name)!r}")
         for name in ("cpu_groups", "prefill_chunk", "split_k_depth"):

@@ -82,15 +82,15 @@
 //                    ATT_INPUT or COPY_INPUT, else 1)
 //   GEMV_ROW_TILE: u32 gemv on a GPU: output rows per lane, from the same input reads (1, 2 or 4; see
 //                    "several rows per lane" below; a GPU variant)
-//   GEMV_UNROLL: u32 gemv on a GPU: packs or segments a lane loads before multiplying them (1, 2 or
-//                    4: more bytes in flight per lane; the same additions in the same order)
+//   GEMV_UNROLL: u32 gemv on a GPU: packs or segments a lane loads before multiplying them (1, 2, 4
+//                    or 8: more bytes in flight per lane; the same additions in the same order)
 //   STAGE_BLOCKS: u32    gemv: blocks of each row staged through workgroup memory at a time (0: not
 //                        staged; Q8_0 / Q4_1 on a GPU, see "weights staged" below)
 //   STAGE_ROW_WORDS: u32 gemv: WPacks a staged row holds (at least the words STAGE_BLOCKS blocks span)
 //   STAGE_WORDS: u32     gemv: STAGE_ROW_WORDS x the staged rows (GEMV_ROWS, 2 GEMV_ROWS with swiglu;
 //                        1 when not staged)
 @group(0) @binding(0) var<storage, read> step: Step;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;  // read 4 floats at a time (x4)
 @group(0) @binding(2) var<storage, read> w: array<WPack>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
@@ -183,8 +183,13 @@ fn load4(row: u32, p: u32) -> vec4<f32> {
 
 fn x4(r: u32, p: u32) -> vec4<f32> {
   let i = r * K + p * 4u;
-  return vec4<f32>(x[i], x[i + 1u], x[i + 2u], x[i + 3u]);
+  return x[i / 4u];
 }
+
+// Element i of x read as floats (the split attention's blocks, the split-K partial sums): x is bound
+// as vec4s because a GEMV reads its input row 4 floats at a time, one load instead of four (SwiftShader
+// emulates each of the four as a gather across the invocations of its SIMD group).
+fn x1(i: u32) -> f32 { return x[i / 4u][i % 4u]; }
 
 // ---------------------------------------------------------------------------------- prefill
 const SWIGLU: bool = EPILOGUE == 5u;
@@ -267,7 +272,7 @@ fn linear_split_k_sum(@builtin(global_invocation_id) gid: vec3<u32>) {
   let rows = step.rows;
   if (c >= N || r >= rows) { return; }
   var v = 0.0;
-  for (var s = 0u; s < SPLIT_K; s++) { v += x[(s * rows + r) * N + c]; }
+  for (var s = 0u; s < SPLIT_K; s++) { v += x1((s * rows + r) * N + c); }
   store(r, c, v);
 }
 
@@ -367,11 +372,31 @@ fn gemv_row_gpu(c: u32, lane: u32) -> array<vec4<f32>, 2> {
           if (SWIGLU) { s1 += xv * wb[j]; }
         }
       }
-    }
-    for (; p < K4; p += GEMV_LANES) {
-      let xv = input4(p);
-      s0 += xv * load4(c, p);
-      if (SWIGLU) { s1 += xv * load4(N + c, p); }
+      // The lane's last packs (fewer than GEMV_UNROLL), their loads issued together as well: one
+      // more round of memory latency, not one per pack.
+      var wa: array<vec4<f32>, GEMV_UNROLL>;
+      var wb: array<vec4<f32>, GEMV_UNROLL>;
+      for (var j = 0u; j < GEMV_UNROLL; j++) {
+        let q = p + j * GEMV_LANES;
+        if (q < K4) {
+          wa[j] = load4(c, q);
+          if (SWIGLU) { wb[j] = load4(N + c, q); }
+        }
+      }
+      for (var j = 0u; j < GEMV_UNROLL; j++) {
+        let q = p + j * GEMV_LANES;
+        if (q < K4) {
+          let xv = input4(q);
+          s0 += xv * wa[j];
+          if (SWIGLU) { s1 += xv * wb[j]; }
+        }
+      }
+    } else {
+      for (; p < K4; p += GEMV_LANES) {
+        let xv = input4(p);
+        s0 += xv * load4(c, p);
+        if (SWIGLU) { s1 += xv * load4(N + c, p); }
+      }
     }
   } else {  // a block format: lanes on consecutive segments
     var u = lane;
@@ -388,10 +413,27 @@ fn gemv_row_gpu(c: u32, lane: u32) -> array<vec4<f32>, 2> {
           if (SWIGLU) { s1 += row_seg_dot(N + c, u + j * GEMV_LANES, wb[j]); }
         }
       }
-    }
-    for (; u < GEMV_SEGS; u += GEMV_LANES) {
-      s0 += row_seg_dot(c, u, row_seg_words(c, u));
-      if (SWIGLU) { s1 += row_seg_dot(N + c, u, row_seg_words(N + c, u)); }
+      var wa: array<array<WPack, 6>, GEMV_UNROLL>;  // the last segments, as for the float formats
+      var wb: array<array<WPack, 6>, GEMV_UNROLL>;
+      for (var j = 0u; j < GEMV_UNROLL; j++) {
+        let q = u + j * GEMV_LANES;
+        if (q < GEMV_SEGS) {
+          wa[j] = row_seg_words(c, q);
+          if (SWIGLU) { wb[j] = row_seg_words(N + c, q); }
+        }
+      }
+      for (var j = 0u; j < GEMV_UNROLL; j++) {
+        let q = u + j * GEMV_LANES;
+        if (q < GEMV_SEGS) {
+          s0 += row_seg_dot(c, q, wa[j]);
+          if (SWIGLU) { s1 += row_seg_dot(N + c, q, wb[j]); }
+        }
+      }
+    } else {
+      for (; u < GEMV_SEGS; u += GEMV_LANES) {
+        s0 += row_seg_dot(c, u, row_seg_words(c, u));
+        if (SWIGLU) { s1 += row_seg_dot(N + c, u, row_seg_words(N + c, u)); }
+      }
     }
   }
   return array<vec4<f32>, 2>(s0, s1);
@@ -602,14 +644,14 @@ fn gemv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         let base = (i / HD) * ATT_SPLITS * (HD + 2u);
         let d = i % HD;
         var m = NEG_INF;
-        for (var s = 0u; s < splits; s++) { m = max(m, x[base + s * (HD + 2u) + HD]); }
+        for (var s = 0u; s < splits; s++) { m = max(m, x1(base + s * (HD + 2u) + HD)); }
         var l = 0.0;
         var a = 0.0;
         for (var s = 0u; s < splits; s++) {
           let o = base + s * (HD + 2u);
-          let e = exp(x[o + HD] - m);
-          l += e * x[o + HD + 1u];
-          a += e * x[o + d];
+          let e = exp(x1(o + HD) - m);
+          l += e * x1(o + HD + 1u);
+          a += e * x1(o + d);
         }
         out[j] = a / l;
       }

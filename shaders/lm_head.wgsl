@@ -22,7 +22,7 @@
 //   HEAD_LANES: u32   invocations per vocabulary row
 //   HEAD_GROUPS: u32  workgroups
 //   HEAD_UNROLL: u32  packs (a float format) or segments (a block format) a GPU lane loads before
-//                     multiplying them (1, 2 or 4: more bytes in flight; the same additions in the
+//                     multiplying them (1, 2, 4 or 8: more bytes in flight; the same additions in the
 //                     same order)
 @group(0) @binding(0) var<storage, read> step: Step;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;

@@ -149,7 +149,7 @@ def test_a_fused_matrix_whose_parts_mix_formats_runs_one_dispatch_per_format():
     output (and one linear per format in prefill); a gate|up in two formats decodes through two GEMVs
     and swiglu.wgsl. Layers of one format keep one dispatch each: a decode step has one dispatch more
     per extra part of a q|k|v and two more per split gate|up (llama.cpp's mixes split only q|k|v:
-    within the budget of 6 per layer + 4)."""
+    within app/contract.py decode_dispatch_limit)."""
     import json
 
     from app.config import config_from_json
@@ -186,15 +186,16 @@ def test_a_fused_matrix_whose_parts_mix_formats_runs_one_dispatch_per_format():
                                                             for name, shape in tensors.items())
         plan = {b.label: b.nbytes for b in BufferPlan.of(graph).buffers}
         assert all(plan[w.label] == contract.buffer_size(w.nbytes) for w in layer_matrices)
-        qkv = [d for d in graph.decode if d.name == "rms_norm_1+qkv"]
+        qkv_name, gate_up_name = graph.fused_name("rms_norm_1", "qkv"), graph.fused_name("rms_norm_2", "gate_up")
+        qkv = [d for d in graph.decode if d.name == qkv_name]
         layer1 = [(d.kernel.weights, d.kernel.values["N"], d.kernel.values["Y_COL0"], d.kernel.values["Y_COLS"],
                    dict(d.bind)["w"]) for d in qkv[1:3]]
         assert layer1 == [("Q4_K", 384, 0, 512, p + "self_attn.q_k_proj.weight"),
                           ("Q6_K", 128, 384, 512, p + "self_attn.v_proj.weight")]
-        assert len(qkv) == 4 and len([d for d in graph.prefill if d.name == "qkv"]) == 4
-        gate_up = [d for d in graph.decode if d.name in ("rms_norm_2+gate_up", "swiglu")]
+        assert len(qkv) == 4 and len([d for d in graph.prefill if d.name == "qkv"]) == 4, qkv_name
+        gate_up = [d for d in graph.decode if d.name in (gate_up_name, "swiglu")]
         assert [(d.name, d.kernel.weights) for d in gate_up[2:]] == [
-            ("rms_norm_2+gate_up", "Q4_K"), ("rms_norm_2+gate_up", "Q8_0"), ("swiglu", "Q4_K")]
+            (gate_up_name, "Q4_K"), (gate_up_name, "Q8_0"), ("swiglu", "Q4_K")]
         assert graph.dispatches_per_decode_step == plain.dispatches_per_decode_step + 3
     with pytest.raises(wgsl.ShaderContractError, match="swiglu epilogue writes whole rows"):
         graph.k.linear_gemv("gate_up", 256, 256, "swiglu", "Q4_K", y_cols=512, y_col0=256, step="step", x="x",

@@ -96,6 +96,9 @@ GEMV_CASES = [  # (fmt, mode, K, N, overrides)
     ("BF16", "rms", 960, 100, {"gemv_wide_f16": True, "gemv_unroll": 2}),
     ("BF16", "residual", 2048, 36, WIDE),
     ("F32", "swiglu", 576, 70, {"gemv_unroll": 4}),
+    ("F16", "rms", 1600, 40, {"gemv_unroll": 8}),       # 400 packs: a round of 8 and a last round of 4.5
+    ("Q4_0", "swiglu", 2048, 36, {"gemv_unroll": 8}),   # 256 segments: exactly one round of 8 a lane
+    ("Q8_0", "residual", 1600, 40, {"gemv_unroll": 8}),
     ("F32", "plain", 3072, 36, ALL),
     ("Q8_0", "rms", 576, 140, {"gemv_stage_blocks": 16}),
     ("Q8_0", "swiglu", 960, 70, {"gemv_stage_blocks": 8, "gemv_unroll": 2}),
