@@ -59,8 +59,10 @@ class KernelShapes:
             # 1.74); 16-byte F16 loads alone 1.55 for F16; staging the blocks through workgroup
             # memory (16 or 64 blocks) 1.75-1.92 for Q4_0, copying down's input row 2.39 for F16:
             # slower, so left off. Two or four rows per lane (gemv_row_tile) 1.88 / 1.87 for F16 and
-            # 1.52 / 1.82 for Q4_0 against 1.39 / 1.39 (2026-12-04): left off.
-            shapes = cls(cpu=False, linear_gemv_rows=8, head_lanes=8, gemv_unroll=4, cpu_groups=4, prefill_chunk=512,
+            # 1.52 / 1.82 for Q4_0 against 1.39 / 1.39 (2026-12-04): left off. 8 loads per lane for
+            # one row of floats (4 for two rows or a block format, app/kernels.py): GPT-2 XL F16
+            # 3.06 -> 2.92 ms, Llama-1B F16 1.38 -> 1.34 (2026-12-04).
+            shapes = cls(cpu=False, linear_gemv_rows=8, head_lanes=8, gemv_unroll=8, cpu_groups=4, prefill_chunk=512,
                          split_k_depth=768, fused_norms=True, split_attention=True, tiled_attention=True)
         for old, new in (("no_split_attention", "split_attention"), ("no_tiled_attention", "tiled_attention")):
             if old in overrides:
