@@ -166,9 +166,11 @@ class Kernels:
         """logits[row0 + v] = LayerNorm (or RMSNorm) of the last row of x . table[v] for one split of
         the table (stored as `fmt`)."""
         lanes = self.shapes.head_lanes
-        groups = self.groups(cdiv(rows, 256 // lanes))
+        tile = self.shapes.gemv_row_tile if lanes == 1 else 1
+        groups = min(cdiv(rows, tile), self.shapes.cpu_groups) if self.shapes.cpu and lanes == 1 else \
+            self.groups(cdiv(rows, 256 // lanes))
         k = kernel("lm_head.wgsl", "lm_head", fmt, self.wide(fmt, self.C), C=self.C, C4=self.C // 4, EPS=self.eps,
-                   ROW0=row0, ROWS=rows, HEAD_LANES=lanes, HEAD_GROUPS=groups, RMS=rms,
+                   ROW0=row0, ROWS=rows, HEAD_LANES=lanes, HEAD_GROUPS=groups, RMS=rms, HEAD_ROW_TILE=tile,
                    HEAD_UNROLL=self.gemv_unroll(fmt))
         return dispatch("ln_f+lm_head", k, (groups, 1, 1), **buffers)
 
@@ -232,7 +234,7 @@ class Kernels:
         """Workgroups of a GEMV: one per block of rows on a GPU; on a CPU adapter a few, which one
         invocation per row (rows = 256) keeps equally busy by taking rows in turn (linear.wgsl)."""
         if self.shapes.cpu and rows == 256:
-            return min(N, self.shapes.cpu_groups)
+            return min(cdiv(N, row_tile), self.shapes.cpu_groups)
         return self.groups(cdiv(N, rows * row_tile))
 
     def split_k(self, K: int) -> int:
@@ -272,7 +274,7 @@ class Kernels:
         `y_col0` as in `linear`."""
         fmt = fmt or self.weights
         gpu = not self.shapes.cpu
-        row_tile = self.shapes.gemv_row_tile if gpu else 1
+        row_tile = self.shapes.gemv_row_tile
         opts = dict(rms_input=rms_input, ln_input=ln_input, att_input=att_input, wide=self.wide(fmt, K),
                     y_cols=y_cols, y_col0=y_col0, row_tile=row_tile)
         bias = buffers.get("bias") is not None

@@ -35,7 +35,8 @@ class KernelShapes:
     gemv_copy_input: bool = False  # a GEMV's plain input row (down) copied into workgroup memory once
                                    # per workgroup, where it fits, instead of read once per output row
     gemv_row_tile: int = 1       # output rows per GEMV lane from the same input reads: 1, 2 or 4 (not with
-                                 # staging; unrolling gives way to the rows' own loads in flight)
+                                 # staging; unrolling gives way to the rows' own loads in flight; on a
+                                 # CPU adapter the invocation's rows are adjacent)
 
     @classmethod
     def for_adapter(cls, is_cpu: bool, overrides: dict | None = None) -> "KernelShapes":
@@ -48,8 +49,11 @@ class KernelShapes:
             # keeps Stop responsive at SwiftShader's speed. Norms not fused: a GEMV reading its
             # input from workgroup memory ran 1.1-1.25 GB/s where one reading it from a buffer ran
             # 1.6-1.7 (SwiftShader, GPT-2 117M f32: the step 331 -> 292 ms chained, 2026-12-04).
+            # Four rows per invocation, the input read once for them: the 117M f32 step 326 -> 198
+            # ms (GPU pass; 2 rows: 259).
             shapes = cls(cpu=True, linear_gemv_rows=256, head_lanes=1, cpu_groups=4, prefill_chunk=128,
-                         split_k_depth=768, fused_norms=False, split_attention=False, tiled_attention=False)
+                         split_k_depth=768, fused_norms=False, split_attention=False, tiled_attention=False,
+                         gemv_row_tile=4)
         else:
             # A 512-row prefill chunk gives fewer round trips and enough output tiles to fill the
             # chip; split K at ~768 deep (GPT-2 117M's 3072-deep MLP projection ran 2.5 of 8.4 ms of

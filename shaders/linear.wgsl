@@ -585,6 +585,68 @@ fn gemv_row_staged(blk: u32, c: u32, lane: u32, lid: u32) -> array<vec4<f32>, 2>
   return array<vec4<f32>, 2>(s0, s1);
 }
 
+// Rows c0 .. c0 + GEMV_ROW_TILE - 1 (1, 2 or 4) by one invocation (a CPU adapter), each input pack or
+// block read once for all of them: a SwiftShader invocation spends a load on the input for every
+// load of weights when it computes one row. Named accumulators, not arrays: SwiftShader keeps a
+// private array indexed in a loop in memory (one row ran 1.8x slower so). A row past N is computed
+// from row N - 1 and not stored.
+fn gemv_rows_cpu(c0: u32) {
+  let r1 = min(c0 + 1u, N - 1u);
+  let r2 = min(c0 + 2u, N - 1u);
+  let r3 = min(c0 + 3u, N - 1u);
+  var a0 = vec4<f32>(0.0);
+  var a1 = vec4<f32>(0.0);
+  var a2 = vec4<f32>(0.0);
+  var a3 = vec4<f32>(0.0);
+  var u0 = vec4<f32>(0.0);
+  var u1 = vec4<f32>(0.0);
+  var u2 = vec4<f32>(0.0);
+  var u3 = vec4<f32>(0.0);
+  if (WBlockPacks == 1u) {  // a float format: pack by pack
+    for (var p = 0u; p < K4; p++) {
+      let xv = input4(p);
+      a0 += xv * load4(c0, p);
+      if (SWIGLU) { u0 += xv * load4(N + c0, p); }
+      if (GEMV_ROW_TILE > 1u) {
+        a1 += xv * load4(r1, p);
+        if (SWIGLU) { u1 += xv * load4(N + r1, p); }
+      }
+      if (GEMV_ROW_TILE > 2u) {
+        a2 += xv * load4(r2, p);
+        a3 += xv * load4(r3, p);
+        if (SWIGLU) { u2 += xv * load4(N + r2, p); u3 += xv * load4(N + r3, p); }
+      }
+    }
+  } else {  // a block format: each block of the input read once, each row's block dequantized once
+    for (var b = 0u; b < KB; b++) {
+      let xs = input_block(b);
+      a0 += w_dot(c0 * KB + b, block_words(c0 * KB + b), xs);
+      if (SWIGLU) { u0 += w_dot((N + c0) * KB + b, block_words((N + c0) * KB + b), xs); }
+      if (GEMV_ROW_TILE > 1u) {
+        a1 += w_dot(r1 * KB + b, block_words(r1 * KB + b), xs);
+        if (SWIGLU) { u1 += w_dot((N + r1) * KB + b, block_words((N + r1) * KB + b), xs); }
+      }
+      if (GEMV_ROW_TILE > 2u) {
+        a2 += w_dot(r2 * KB + b, block_words(r2 * KB + b), xs);
+        a3 += w_dot(r3 * KB + b, block_words(r3 * KB + b), xs);
+        if (SWIGLU) {
+          u2 += w_dot((N + r2) * KB + b, block_words((N + r2) * KB + b), xs);
+          u3 += w_dot((N + r3) * KB + b, block_words((N + r3) * KB + b), xs);
+        }
+      }
+    }
+  }
+  store_cpu_row(c0, a0, u0);
+  if (GEMV_ROW_TILE > 1u && c0 + 1u < N) { store_cpu_row(c0 + 1u, a1, u1); }
+  if (GEMV_ROW_TILE > 2u && c0 + 2u < N) { store_cpu_row(c0 + 2u, a2, u2); }
+  if (GEMV_ROW_TILE > 2u && c0 + 3u < N) { store_cpu_row(c0 + 3u, a3, u3); }
+}
+
+fn store_cpu_row(c: u32, a: vec4<f32>, u: vec4<f32>) {
+  if (SWIGLU) { store_swiglu(0u, c, a.x + a.y + a.z + a.w, u.x + u.y + u.z + u.w); }
+  else { store(0u, c, a.x + a.y + a.z + a.w); }
+}
+
 // Lane `lane`'s share of row c's dot products with the input: (gate or plain, up).
 fn gemv_row(c: u32, lane: u32) -> vec2<f32> {
   var s0 = vec4<f32>(0.0);
@@ -659,19 +721,18 @@ fn gemv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
     workgroupBarrier();
   }
-  if (GEMV_ROW_TILE > 1u) {
-    for (var blk = wid.x; blk < GEMV_BLOCKS; blk += GEMV_GROUPS) { gemv_tile(blk, lid); }
+  if (GEMV_LANES == 1u) {
+    // One invocation per GEMV_ROW_TILE rows (a CPU adapter): tiles dealt out one at a time across
+    // the workgroups, so each of the few workgroups (a CPU thread each) gets an equal share, however
+    // few blocks of GEMV_ROWS rows N makes (GPT-2 117M's N = 768 is 3 blocks: as blocks, 3
+    // workgroups and on 2 cores one thread doing two thirds of the work).
+    for (var t = wid.x + lid * GEMV_GROUPS; t * GEMV_ROW_TILE < N; t += 256u * GEMV_GROUPS) {
+      gemv_rows_cpu(t * GEMV_ROW_TILE);
+    }
     return;
   }
-  if (GEMV_LANES == 1u) {
-    // One invocation per row (a CPU adapter): rows dealt out one at a time across the workgroups, so
-    // each of the few workgroups (a CPU thread each) gets an equal share, however few blocks of
-    // GEMV_ROWS rows N makes (GPT-2 117M's N = 768 is 3 blocks: as blocks, 3 workgroups and on 2
-    // cores one thread doing two thirds of the work).
-    for (var c = wid.x + lid * GEMV_GROUPS; c < N; c += 256u * GEMV_GROUPS) {
-      let acc = gemv_row(c, 0u);
-      if (SWIGLU) { store_swiglu(0u, c, acc.x, acc.y); } else { store(0u, c, acc.x); }
-    }
+  if (GEMV_ROW_TILE > 1u) {
+    for (var blk = wid.x; blk < GEMV_BLOCKS; blk += GEMV_GROUPS) { gemv_tile(blk, lid); }
     return;
   }
   let lane = lid % GEMV_LANES;

@@ -9,9 +9,10 @@
 //   through the snippet's block interface, weights_f32.wgsl: on a GPU the lanes of a row take
 //   consecutive segments, on a CPU adapter whole blocks, as linear.wgsl's gemv; F16 / BF16 on a GPU
 //   may come as weights_f16_wide.wgsl's blocks of 8, one 16-byte load each); logits f32 [V].
-// Workgroup: 256 invocations = 256 / HEAD_LANES vocabulary rows x HEAD_LANES lanes (8 on a GPU, 1 on
-//   a CPU adapter); dispatch (HEAD_GROUPS, 1, 1), the workgroups striding over the blocks of rows (one each on a GPU, many on a CPU
-//   adapter, where each workgroup pays the LayerNorm and its barriers again).
+// Workgroup: 256 invocations = 256 / HEAD_LANES vocabulary rows x HEAD_LANES lanes (8 on a GPU; 1 on
+//   a CPU adapter, each invocation HEAD_ROW_TILE rows); dispatch (HEAD_GROUPS, 1, 1), the workgroups
+//   striding over the blocks of rows (one each on a GPU; a few on a CPU adapter, each paying the
+//   LayerNorm and its barriers again, taking the tiles of rows in turn).
 // Constants:
 //   C: u32            n_embd (a multiple of 32 for the block formats, 256 for the k-quants)
 //   C4: u32           C / 4 (the normalized row lives in workgroup memory: C4 * 16 bytes)
@@ -21,6 +22,9 @@
 //   ROWS: u32         rows in this split
 //   HEAD_LANES: u32   invocations per vocabulary row
 //   HEAD_GROUPS: u32  workgroups
+//   HEAD_ROW_TILE: u32 rows per invocation with one lane per row (a CPU adapter: 1, 2 or 4 adjacent
+//                     rows, the normalized row read from workgroup memory once for all of them; the
+//                     invocations take the tiles in turn across the workgroups); 1 on a GPU
 //   HEAD_UNROLL: u32  packs (a float format) or segments (a block format) a GPU lane loads before
 //                     multiplying them (1, 2, 4 or 8: more bytes in flight; the same additions in the
 //                     same order)
@@ -84,6 +88,55 @@ fn head_seg_dot(v: u32, u: u32, ws: array<WPack, 6>) -> vec4<f32> {
   return w_seg_dot(v * HEAD_KB + b, sg, ws, xs);
 }
 
+// Rows v0 .. v0 + HEAD_ROW_TILE - 1 (1, 2 or 4) of this split by one invocation (a CPU adapter): each
+// pack or block of the normalized row loaded once for all of them (SwiftShader reads workgroup memory
+// slower than a buffer), named accumulators (a private array indexed in a loop lives in memory
+// there). A row past ROWS is computed from row ROWS - 1 and not stored.
+fn head_rows_cpu(v0: u32) {
+  let v1 = min(v0 + 1u, ROWS - 1u);
+  let v2 = min(v0 + 2u, ROWS - 1u);
+  let v3 = min(v0 + 3u, ROWS - 1u);
+  var a0 = 0.0;
+  var a1 = 0.0;
+  var a2 = 0.0;
+  var a3 = 0.0;
+  if (WBlockPacks == 1u) {  // a float format: pack by pack, as dot products
+    for (var i = 0u; i < C4; i++) {
+      let xv = xn[i];
+      a0 += dot(xv, wte4(v0, i));
+      if (HEAD_ROW_TILE > 1u) { a1 += dot(xv, wte4(v1, i)); }
+      if (HEAD_ROW_TILE > 2u) {
+        a2 += dot(xv, wte4(v2, i));
+        a3 += dot(xv, wte4(v3, i));
+      }
+    }
+  } else {  // a block format: whole blocks
+    var s0 = vec4<f32>(0.0);
+    var s1 = vec4<f32>(0.0);
+    var s2 = vec4<f32>(0.0);
+    var s3 = vec4<f32>(0.0);
+    for (var b = 0u; b < HEAD_KB; b++) {
+      let p = b * WBlockPacks;
+      let xs = array<vec4<f32>, 8>(xn[p], xn[p + 1u], xn[p + 2u], xn[p + 3u], xn[p + 4u], xn[p + 5u], xn[p + 6u],
+                                   xn[p + 7u]);
+      s0 += w_dot(v0 * HEAD_KB + b, block_words(v0 * HEAD_KB + b), xs);
+      if (HEAD_ROW_TILE > 1u) { s1 += w_dot(v1 * HEAD_KB + b, block_words(v1 * HEAD_KB + b), xs); }
+      if (HEAD_ROW_TILE > 2u) {
+        s2 += w_dot(v2 * HEAD_KB + b, block_words(v2 * HEAD_KB + b), xs);
+        s3 += w_dot(v3 * HEAD_KB + b, block_words(v3 * HEAD_KB + b), xs);
+      }
+    }
+    a0 = s0.x + s0.y + s0.z + s0.w;
+    a1 = s1.x + s1.y + s1.z + s1.w;
+    a2 = s2.x + s2.y + s2.z + s2.w;
+    a3 = s3.x + s3.y + s3.z + s3.w;
+  }
+  logits[ROW0 + v0] = a0;
+  if (HEAD_ROW_TILE > 1u && v0 + 1u < ROWS) { logits[ROW0 + v0 + 1u] = a1; }
+  if (HEAD_ROW_TILE > 2u && v0 + 2u < ROWS) { logits[ROW0 + v0 + 2u] = a2; }
+  if (HEAD_ROW_TILE > 2u && v0 + 3u < ROWS) { logits[ROW0 + v0 + 3u] = a3; }
+}
+
 @compute @workgroup_size(256)
 fn lm_head(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let row0 = (step.rows - 1u) * C4;
@@ -101,6 +154,12 @@ fn lm_head(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
     else { xn[i] = (x[row0 + i] - mean) * rstd * ln_gamma[i] + ln_beta[i]; }
   }
   workgroupBarrier();
+  if (HEAD_LANES == 1u) {
+    for (var t = wid.x + lid * HEAD_GROUPS; t * HEAD_ROW_TILE < ROWS; t += 256u * HEAD_GROUPS) {
+      head_rows_cpu(t * HEAD_ROW_TILE);
+    }
+    return;
+  }
   let lane = lid % HEAD_LANES;
   for (var blk = wid.x; blk < HEAD_BLOCKS; blk += HEAD_GROUPS) {
     let v = blk * ROWS_PER_BLOCK + lid / HEAD_LANES;

@@ -5,7 +5,8 @@ SwiftShader against numpy: linear.wgsl's gemv plain, with RMS_INPUT, with ATT_IN
 blocks merged on the way in), swiglu and residual, and lm_head.wgsl, for F32 / F16 / BF16 and Q8_0 /
 Q4_0 / Q4_1 / Q4_K / Q6_K where a variant applies, on awkward shapes: K = 576 / 960 / 2048 / 3072 and
 odd numbers of blocks (every other row starting mid-word), N and vocabulary rows not a multiple of
-GEMV_ROWS, staged chunks that do not divide K. Each case also checks that the variant it names is the
+GEMV_ROWS, staged chunks that do not divide K; and a CPU adapter's GEMV (cpu true: one invocation per
+1, 2 or 4 rows). Each case also checks that the variant it names is the
 one the kernel got (snippet, GEMV_UNROLL, STAGE_BLOCKS, COPY_INPUT), so a silent fallback to the
 default would fail. One module each (tests/kernel_harness.py)."""
 
@@ -125,6 +126,14 @@ GEMV_CASES = [  # (fmt, mode, K, N, overrides)
     ("Q4_K", "rms", 2048, 70, ALL),             # no staging for k-quants: unrolled only
     ("Q6_K", "swiglu", 768, 36, {"gemv_unroll": 2}),
     ("Q6_K", "residual", 3072, 40, {"gemv_unroll": 4}),
+    # a CPU adapter's one invocation per 1, 2 or 4 rows (N not a multiple of the tile)
+    ("F32", "plain", 768, 37, {"cpu": True, "gemv_row_tile": 4}),
+    ("F32", "residual", 768, 37, {"cpu": True, "gemv_row_tile": 1}),
+    ("F16", "rms", 576, 70, {"cpu": True, "gemv_row_tile": 2}),
+    ("BF16", "swiglu", 64, 5, {"cpu": True, "gemv_row_tile": 2}),
+    ("Q4_0", "swiglu", 256, 37, {"cpu": True, "gemv_row_tile": 4}),
+    ("Q8_0", "residual", 1024, 38, {"cpu": True, "gemv_row_tile": 4}),
+    ("Q6_K", "plain", 768, 39, {"cpu": True, "gemv_row_tile": 4}),
 ]
 
 
@@ -176,6 +185,12 @@ HEAD_CASES = [  # (fmt, C, V, parts (row0, rows), overrides)
     ("Q4_1", 960, 40, [(0, 40)], ALL),
     ("Q4_K", 768, 70, [(0, 70)], {"gemv_unroll": 4}),
     ("Q6_K", 256, 100, [(0, 100)], {"gemv_unroll": 2}),
+    # a CPU adapter: one invocation per 1, 2 or 4 adjacent rows of a split (splits not a multiple of 4)
+    ("F32", 200, 301, [(0, 150), (150, 151)], {"cpu": True, "gemv_row_tile": 4}),
+    ("F16", 576, 97, [(0, 97)], {"cpu": True, "gemv_row_tile": 2}),
+    ("Q8_0", 576, 141, [(0, 70), (70, 71)], {"cpu": True, "gemv_row_tile": 4}),
+    ("Q4_0", 2048, 6, [(0, 6)], {"cpu": True, "gemv_row_tile": 4}),
+    ("BF16", 960, 97, [(0, 97)], {"cpu": True, "gemv_row_tile": 1}),
 ]
 
 
