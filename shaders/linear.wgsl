@@ -12,8 +12,10 @@
 //                 down) otherwise runs one long serial loop per tile on a few of the GPU's cores.
 //                 Dispatch (ceil(N / 64), ceil(rows / 64), SPLIT_K).
 //   linear_split_k_sum  Y = epilogue(sum of the partial sums + b). Dispatch (ceil(N / 64), rows, 1).
-//   linear_rows   prefill on CPU adapters: no workgroup memory, no barriers; invocation (c, rb)
-//                 computes output column c of rows 4rb..4rb+3, reading W's row c once for 4 rows.
+//   linear_rows   prefill on CPU adapters: no workgroup memory, no barriers; invocation (cb, rb) of
+//                 16 per workgroup computes output columns 4cb..4cb+3 of rows 4rb..4rb+3 (a float
+//                 format: each pack of the 4 input rows and 4 weight rows loaded once for all 16; a
+//                 block format: column by column, each block dequantized once for the 4 rows).
 //                 Dispatch (ceil(N / 64), ceil(rows / 4), 1).
 //   gemv          decode: one row, each weight read once. A workgroup owns GEMV_ROWS output rows;
 //                 the 256 / GEMV_ROWS lanes of a row split K (each reading consecutive packs, so a
@@ -276,42 +278,80 @@ fn linear_split_k_sum(@builtin(global_invocation_id) gid: vec3<u32>) {
   store(r, c, v);
 }
 
-@compute @workgroup_size(64)
+// 4 rows x 4 columns per invocation for the float formats: each pack of the 4 input rows and of the 4
+// weight rows loaded once for 16 products (one column per invocation loaded the input rows again for
+// every column: 5 loads per 4 products). 16 invocations a workgroup keep the grid at 64 columns each.
+@compute @workgroup_size(16)
 fn linear_rows(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let c = gid.x;
+  let c0 = gid.x * 4u;
   let r0 = gid.y * 4u;
   let rows = step.rows;
-  if (c >= N || r0 >= rows) { return; }
+  if (c0 >= N || r0 >= rows) { return; }
   let n = min(4u, rows - r0);
+  if (WBlockPacks == 1u) {
+    linear_rows_float(c0, r0, n);
+    return;
+  }
+  for (var c = c0; c < min(c0 + 4u, N); c++) { linear_rows_block(c, r0, n); }
+}
+
+fn linear_rows_float(c0: u32, r0: u32, n: u32) {
+  // rows past the last read the last row again (and are not stored); columns past N read column N - 1
+  let r1 = r0 + min(1u, n - 1u);
+  let r2 = r0 + min(2u, n - 1u);
+  let r3 = r0 + min(3u, n - 1u);
+  let c1 = min(c0 + 1u, N - 1u);
+  let c2 = min(c0 + 2u, N - 1u);
+  let c3 = min(c0 + 3u, N - 1u);
+  var a00 = vec4<f32>(0.0); var a01 = vec4<f32>(0.0); var a02 = vec4<f32>(0.0); var a03 = vec4<f32>(0.0);
+  var a10 = vec4<f32>(0.0); var a11 = vec4<f32>(0.0); var a12 = vec4<f32>(0.0); var a13 = vec4<f32>(0.0);
+  var a20 = vec4<f32>(0.0); var a21 = vec4<f32>(0.0); var a22 = vec4<f32>(0.0); var a23 = vec4<f32>(0.0);
+  var a30 = vec4<f32>(0.0); var a31 = vec4<f32>(0.0); var a32 = vec4<f32>(0.0); var a33 = vec4<f32>(0.0);
+  for (var p = 0u; p < K4; p++) {
+    let w0 = load4(c0, p);
+    let w1 = load4(c1, p);
+    let w2 = load4(c2, p);
+    let w3 = load4(c3, p);
+    let x0 = x4(r0, p);
+    let x1v = x4(r1, p);
+    let x2 = x4(r2, p);
+    let x3 = x4(r3, p);
+    a00 += x0 * w0; a01 += x0 * w1; a02 += x0 * w2; a03 += x0 * w3;
+    a10 += x1v * w0; a11 += x1v * w1; a12 += x1v * w2; a13 += x1v * w3;
+    a20 += x2 * w0; a21 += x2 * w1; a22 += x2 * w2; a23 += x2 * w3;
+    a30 += x3 * w0; a31 += x3 * w1; a32 += x3 * w2; a33 += x3 * w3;
+  }
+  store_rows_col(r0, n, c0, a00, a10, a20, a30);
+  if (c0 + 1u < N) { store_rows_col(r0, n, c0 + 1u, a01, a11, a21, a31); }
+  if (c0 + 2u < N) { store_rows_col(r0, n, c0 + 2u, a02, a12, a22, a32); }
+  if (c0 + 3u < N) { store_rows_col(r0, n, c0 + 3u, a03, a13, a23, a33); }
+}
+
+fn store_rows_col(r0: u32, n: u32, c: u32, a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>, a3: vec4<f32>) {
+  store(r0, c, a0.x + a0.y + a0.z + a0.w);
+  if (n > 1u) { store(r0 + 1u, c, a1.x + a1.y + a1.z + a1.w); }
+  if (n > 2u) { store(r0 + 2u, c, a2.x + a2.y + a2.z + a2.w); }
+  if (n > 3u) { store(r0 + 3u, c, a3.x + a3.y + a3.z + a3.w); }
+}
+
+// Column c of rows r0 .. r0 + n - 1 from a block format: each block dequantized once for the rows.
+fn linear_rows_block(c: u32, r0: u32, n: u32) {
   var a0 = vec4<f32>(0.0);
   var a1 = vec4<f32>(0.0);
   var a2 = vec4<f32>(0.0);
   var a3 = vec4<f32>(0.0);
-  if (WBlockPacks == 1u) {  // a float format: pack by pack
-    for (var p = 0u; p < K4; p++) {
-      let wv = load4(c, p);
+  for (var b = 0u; b < KB; b++) {
+    let wb = w_block(c * KB + b, block_words(c * KB + b));
+    for (var i = 0u; i < WBlockPacks; i++) {
+      let p = b * WBlockPacks + i;
+      let wv = wb[i];
       a0 += x4(r0, p) * wv;
       if (n > 1u) { a1 += x4(r0 + 1u, p) * wv; }
       if (n > 2u) { a2 += x4(r0 + 2u, p) * wv; }
       if (n > 3u) { a3 += x4(r0 + 3u, p) * wv; }
     }
-  } else {  // a block format: each block dequantized once for the 4 rows
-    for (var b = 0u; b < KB; b++) {
-      let wb = w_block(c * KB + b, block_words(c * KB + b));
-      for (var i = 0u; i < WBlockPacks; i++) {
-        let p = b * WBlockPacks + i;
-        let wv = wb[i];
-        a0 += x4(r0, p) * wv;
-        if (n > 1u) { a1 += x4(r0 + 1u, p) * wv; }
-        if (n > 2u) { a2 += x4(r0 + 2u, p) * wv; }
-        if (n > 3u) { a3 += x4(r0 + 3u, p) * wv; }
-      }
-    }
   }
-  store(r0, c, a0.x + a0.y + a0.z + a0.w);
-  if (n > 1u) { store(r0 + 1u, c, a1.x + a1.y + a1.z + a1.w); }
-  if (n > 2u) { store(r0 + 2u, c, a2.x + a2.y + a2.z + a2.w); }
-  if (n > 3u) { store(r0 + 3u, c, a3.x + a3.y + a3.z + a3.w); }
+  store_rows_col(r0, n, c, a0, a1, a2, a3);
 }
 
 // ---------------------------------------------------------------------------------- decode
