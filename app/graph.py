@@ -102,6 +102,22 @@ class ModelGraph:
         return steps + self.k.topk(self.cfg.vocab_size, step="step", logits="logits", part="topk partial",
                                    out="topk out")
 
+    def norm_input(self, name: str, weight: str, bias: str | None = None) -> tuple:
+        """How a decode GEMV takes the normalized x (LayerNorm with a bias, RMSNorm without): ([], the
+        GEMV's fused-norm arguments), or on a CPU adapter ([the norm's own dispatch `name` into xn],
+        the GEMV reading xn) (app/shapes.py fused_norms)."""
+        if self.shapes.fused_norms:
+            if bias is None:
+                return [], dict(rms_input=True, x="x", norm_w=weight)
+            return [], dict(ln_input=True, x="x", norm_w=weight, norm_b=bias)
+        if bias is None:
+            return [self.k.rms_norm(name, step="step", x="x", w=weight, y="xn")], dict(x="xn")
+        return [self.k.layer_norm(name, step="step", x="x", gamma=weight, beta=bias, y="xn")], dict(x="xn")
+
+    def fused_name(self, norm: str, gemv: str) -> str:
+        """A decode GEMV's name in profiles: "ln_1+qkv" with its norm fused in, else "qkv"."""
+        return f"{norm}+{gemv}" if self.shapes.fused_norms else gemv
+
     def scratch(self, K: int) -> str | None:
         """The partial-sum buffer of a prefill projection K deep, when it runs split (Kernels.split_k)."""
         return SPLIT_K_SCRATCH if self.k.split_k(K) > 1 else None

@@ -167,8 +167,7 @@ class Kernels:
         the table (stored as `fmt`)."""
         lanes = self.shapes.head_lanes
         tile = self.shapes.gemv_row_tile if lanes == 1 else 1
-        groups = min(cdiv(rows, tile), self.shapes.cpu_groups) if self.shapes.cpu and lanes == 1 else \
-            self.groups(cdiv(rows, 256 // lanes))
+        groups = self.gemv_groups(rows, 256 // lanes, tile)
         k = kernel("lm_head.wgsl", "lm_head", fmt, self.wide(fmt, self.C), C=self.C, C4=self.C // 4, EPS=self.eps,
                    ROW0=row0, ROWS=rows, HEAD_LANES=lanes, HEAD_GROUPS=groups, RMS=rms, HEAD_ROW_TILE=tile,
                    HEAD_UNROLL=self.gemv_unroll(fmt))
@@ -231,8 +230,9 @@ class Kernels:
                       SPLIT_K=split_k, SPLIT_KS=cdiv(cdiv(K, split_k), 16) * 16)
 
     def gemv_groups(self, N: int, rows: int, row_tile: int = 1) -> int:
-        """Workgroups of a GEMV: one per block of rows on a GPU; on a CPU adapter a few, which one
-        invocation per row (rows = 256) keeps equally busy by taking rows in turn (linear.wgsl)."""
+        """Workgroups of a GEMV (or the LM head) of N outputs, `rows` per workgroup: one per block of
+        rows on a GPU; on a CPU adapter a few, which one invocation per `row_tile` rows (rows = 256)
+        keeps equally busy by taking the tiles in turn (linear.wgsl, lm_head.wgsl)."""
         if self.shapes.cpu and rows == 256:
             return min(cdiv(N, row_tile), self.shapes.cpu_groups)
         return self.groups(cdiv(N, rows * row_tile))

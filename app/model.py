@@ -121,30 +121,22 @@ class GPT2(ModelGraph):
         steps = [decode for _, decode in self.embedding(positions="wpe.weight")]
         for i in range(self.cfg.n_layer):
             h, kv = f"h.{i}.", f"kv_cache[{i}]"
+            ln_1, norm_1 = self.norm_input("layer_norm_1", h + "ln_1.weight", h + "ln_1.bias")
+            ln_2, norm_2 = self.norm_input("layer_norm_2", h + "ln_2.weight", h + "ln_2.bias")
             steps += [
-                *self.normed_gemv("qkv", C, 3 * C, "qkv", h + "ln_1.", step="step",
-                                  w=h + "attn.c_attn.weight", bias=h + "attn.c_attn.bias", y="q", kv=kv),
+                *ln_1,
+                k.linear_gemv(self.fused_name("ln_1", "qkv"), C, 3 * C, "qkv", step="step", w=h + "attn.c_attn.weight",
+                              bias=h + "attn.c_attn.bias", y="q", kv=kv, **norm_1),
                 k.attention_decode(self.split_attention, step="step", q="q", kv=kv, y=att_out),
                 k.linear_gemv("attn_proj", C, C, "residual", att_input=self.split_attention, step="step", x=att_out,
                               w=h + "attn.c_proj.weight", bias=h + "attn.c_proj.bias", y="x"),
-                *self.normed_gemv("mlp_fc", C, M, self.gelu, h + "ln_2.", step="step",
-                                  w=h + "mlp.c_fc.weight", bias=h + "mlp.c_fc.bias", y="h"),
+                *ln_2,
+                k.linear_gemv(self.fused_name("ln_2", "mlp_fc"), C, M, self.gelu, step="step", w=h + "mlp.c_fc.weight",
+                              bias=h + "mlp.c_fc.bias", y="h", **norm_2),
                 k.linear_gemv("mlp_proj", M, C, "residual", step="step", x="h", w=h + "mlp.c_proj.weight",
                               bias=h + "mlp.c_proj.bias", y="x"),
             ]
         return steps
-
-    def normed_gemv(self, name: str, K: int, N: int, out: str, norm: str, **buffers) -> list:
-        """The GEMV `name` of LayerNorm(x) with the norm `norm` (h.i.ln_1.): the norm fused into the
-        GEMV ("ln_1+qkv"), or on a CPU adapter its own dispatch into xn first (app/shapes.py
-        fused_norms)."""
-        ln = norm.split(".")[-2]
-        gamma, beta = norm + "weight", norm + "bias"
-        if self.shapes.fused_norms:
-            return [self.k.linear_gemv(f"{ln}+{name}", K, N, out, ln_input=True, x="x", norm_w=gamma, norm_b=beta,
-                                       **buffers)]
-        return [self.k.layer_norm("layer_norm_" + ln[-1], step="step", x="x", gamma=gamma, beta=beta, y="xn"),
-                self.k.linear_gemv(name, K, N, out, x="xn", **buffers)]
 
     @property
     def gelu(self) -> str:
@@ -245,7 +237,7 @@ class Llama(ModelGraph):
         steps = [decode for _, decode in self.embedding()]
         for i in range(cfg.num_hidden_layers):
             L, kv = self.layer(i), f"kv_cache[{i}]"
-            norm_steps, norm = self.rms_input("rms_norm_1", L["input_norm"])
+            norm_steps, norm = self.norm_input("rms_norm_1", L["input_norm"])
             steps += [
                 *norm_steps,
                 *self.projection(k.linear_gemv, self.fused_name("rms_norm_1", "qkv"), E, L["qkv"], "store",
@@ -274,21 +266,11 @@ class Llama(ModelGraph):
             steps += d if isinstance(d, list) else [d]
         return steps
 
-    def rms_input(self, name: str, weight: str) -> tuple:
-        """How a decode GEMV takes RMSNorm(x): ([], the GEMV's fused-norm arguments), or on a CPU
-        adapter ([the norm's own dispatch into xn], the GEMV reading xn) (app/shapes.py fused_norms)."""
-        if self.shapes.fused_norms:
-            return [], dict(rms_input=True, x="x", norm_w=weight)
-        return [self.k.rms_norm(name, step="step", x="x", w=weight, y="xn")], dict(x="xn")
-
-    def fused_name(self, norm: str, gemv: str) -> str:
-        return f"{norm}+{gemv}" if self.shapes.fused_norms else gemv
-
     def gate_up_decode(self, L: dict) -> list:
         """h = silu(gate) * up of the decode row: computed by the gate|up GEMV itself, or, when gate
         and up are stored in different formats, by swiglu.wgsl after one GEMV per format."""
         k, E, M = self.k, self.cfg.hidden_size, self.cfg.intermediate_size
-        norm_steps, norm = self.rms_input("rms_norm_2", L["post_norm"])
+        norm_steps, norm = self.norm_input("rms_norm_2", L["post_norm"])
         norm.update(step="step", bias=L["gate_up_bias"])
         name = self.fused_name("rms_norm_2", "gate_up")
         parts = self.fused[L["gate_up"]]

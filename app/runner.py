@@ -93,8 +93,7 @@ class GPUModel:
         self.allocated: dict = {}  # label -> GPU buffer, in plan order
         self._inflight: list = []  # submitted steps not read back yet (submit_decode)
         self._next_staging = 0
-        self._quantizers: dict = {}  # quantize-on-load pipelines, by kernel
-        self._transposers: dict = {}  # transpose-on-load pipelines, by kernel
+        self._load_pipelines: dict = {}  # quantize- and transpose-on-load pipelines, by kernel
         self._quantize_staging, self._quantize_staging_bytes = None, 0
         self._stream = None  # the weights still to come, while a load streams them (StreamedUpload)
         try:
@@ -116,8 +115,7 @@ class GPUModel:
         if self._quantize_staging is not None:  # freed once the queued quantize dispatches are done
             self.gpu.free(self._quantize_staging)
             self._quantize_staging = None
-        self._quantizers.clear()
-        self._transposers.clear()
+        self._load_pipelines.clear()
         self.gpu.check()
         self._build()
 
@@ -252,27 +250,33 @@ class GPUModel:
             for b0 in range(0, blocks, per):
                 count = min(per, blocks - b0)
                 lo, size = b0 * src_block, count * src_block
-                if raw is not None:
-                    self.gpu.write(staging, bytes(raw[lo:lo + size]) + bytes(-size % 4), 0)
-                elif size % 4:  # an odd count of 18-byte blocks: not whole words (the part's last chunk)
-                    chunk = t.data.subarray(start + lo, start + lo + size).to_bytes()
-                    self.gpu.write(staging, bytes(chunk) + bytes(-size % 4), 0)
-                else:
-                    self.gpu.write_js(staging, 0, t.data, start + lo, size)  # JS Uint8Array: never via wasm
+                self._stage_chunk(staging, t, raw, start + lo, lo, size)
                 self._quantize_dispatch(w, buf, count, at // block_bytes + b0,
                                         REGROUP_SOURCE if regroup else QUANTIZE_SOURCES[t.dtype], staging)
 
     def _quantize_dispatch(self, w, buf, blocks: int, block0: int, src: int, staging) -> None:
         k = kernel("quantize.wgsl", "quantize_" + w.dtype.lower(), w.dtype, BLOCKS=blocks, BLOCK0=block0, SRC=src)
-        self._load_dispatch(self._quantizers, k, staging, buf, f"quantize {w.label}",
-                            quantize_workgroups(blocks, block0))
+        self._load_dispatch(k, staging, buf, f"quantize {w.label}", quantize_workgroups(blocks, block0))
 
-    def _load_dispatch(self, pipelines: dict, k, staging, buf, label: str, groups: tuple) -> None:
+    def _stage_chunk(self, staging, t, raw, at: int, lo: int, size: int) -> None:
+        """Bytes [at, at + size) of tensor t's data into the staging buffer: from `raw` (its bytes in
+        wasm memory, indexed from `lo`) when there, else straight from JS memory, padded through wasm
+        only when they do not end on a word (an odd count of 18-byte blocks or of odd-length 16-bit
+        rows: a source's last chunk)."""
+        if raw is not None:
+            self.gpu.write(staging, bytes(raw[lo:lo + size]) + bytes(-size % 4), 0)
+        elif size % 4:
+            self.gpu.write(staging, bytes(t.data.subarray(at, at + size).to_bytes()) + bytes(-size % 4), 0)
+        else:
+            self.gpu.write_js(staging, 0, t.data, at, size)  # JS Uint8Array: never via wasm
+
+    def _load_dispatch(self, k, staging, buf, label: str, groups: tuple) -> None:
         """Run a load kernel reading `src` (the staging buffer) into `dst` (a weight buffer); its
-        pipeline is made once per kernel and kept in `pipelines` until the load ends (_ready)."""
-        pipeline = pipelines.get(k)
+        pipeline is made once per kernel and kept until the load ends (_ready)."""
+        pipeline = self._load_pipelines.get(k)
         if pipeline is None:
-            pipeline = pipelines[k] = self.gpu.pipeline(self.gpu.shader_module(k.source(), k.shader), k.entry, k.label)
+            pipeline = self._load_pipelines[k] = self.gpu.pipeline(self.gpu.shader_module(k.source(), k.shader),
+                                                                   k.entry, k.label)
         binding = k.bindings()
         group = self.gpu.bind_group(pipeline, {binding["src"].index: staging, binding["dst"].index: buf}, label)
         self.gpu.run(pipeline, group, *groups)
@@ -304,18 +308,11 @@ class GPUModel:
         for k0 in range(0, rows, per):
             k1 = min(rows, k0 + per)
             lo, size = k0 * src_row, (k1 - k0) * src_row
-            if raw is not None:
-                self.gpu.write(staging, bytes(raw[lo:lo + size]) + bytes(-size % 4), 0)
-            elif size % 4:  # an odd count of odd-length 16-bit rows (the last chunk): not whole words
-                chunk = t.data.subarray(start + lo, start + lo + size).to_bytes()
-                self.gpu.write(staging, bytes(chunk) + bytes(-size % 4), 0)
-            else:
-                self.gpu.write_js(staging, 0, t.data, start + lo, size)  # JS Uint8Array: never via wasm
+            self._stage_chunk(staging, t, raw, start + lo, lo, size)
             entry = "transpose_f32" if w.dtype == "F32" else "transpose_16"
             k = kernel("transpose.wgsl", entry, w.dtype, K=w.cols, N=w.rows, K0=k0, K1=k1,
                        SRC=TRANSPOSE_SOURCES[t.dtype])
-            self._load_dispatch(self._transposers, k, staging, buf, f"transpose {w.label}",
-                                transpose_workgroups(w.rows, k0, k1, w.dtype))
+            self._load_dispatch(k, staging, buf, f"transpose {w.label}", transpose_workgroups(w.rows, k0, k1, w.dtype))
 
     def _staging(self, nbytes: int):
         """One staging buffer for quantize- and transpose-on-load, grown as needed: queue order makes

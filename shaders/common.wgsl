@@ -15,6 +15,21 @@ fn f16_value(h: u32) -> f32 {
   return select(v, -v, (h & 0x8000u) != 0u);
 }
 
+// The same as f32 bits, with integer arithmetic only (subnormals normalized, inf and NaN payloads
+// kept): the load kernels (quantize.wgsl, transpose.wgsl) widen f16 sources so.
+fn f16_to_f32_bits(h: u32) -> u32 {
+  let sign = (h & 0x8000u) << 16u;
+  let e = (h >> 10u) & 0x1fu;
+  let m = h & 0x3ffu;
+  if (e == 31u) { return sign | 0x7f800000u | (m << 13u); }
+  if (e == 0u) {
+    if (m == 0u) { return sign; }
+    let s = countLeadingZeros(m) - 21u;  // brings the leading bit to bit 10
+    return sign | ((113u - s) << 23u) | (((m << s) & 0x3ffu) << 13u);
+  }
+  return sign | ((e + 112u) << 23u) | (m << 13u);
+}
+
 // (d sc, dmin m) of sub-block j of a Q4_K / Q5_K super-block, from its header word (d, dmin as f16)
 // and its 3 words of 6-bit scales and mins (ggml's get_scale_min_k4): one copy for both snippets.
 fn k_scale_min(j: u32, head: u32, s0: u32, s1: u32, s2: u32) -> vec2<f32> {

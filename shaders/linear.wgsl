@@ -695,7 +695,7 @@ fn gemv_row(c: u32, lane: u32) -> vec2<f32> {
     let s = gemv_row_gpu(c, lane);
     s0 = s[0];
     s1 = s[1];
-  } else {  // a block format on few lanes (a CPU adapter: one): a block per lane per step
+  } else {  // a block format on 2 or 4 lanes a row (linear_gemv_rows 128 or 64): a block per lane per step
     for (var b = lane; b < KB; b += GEMV_LANES) {
       let xs = input_block(b);
       s0 += w_dot(c * KB + b, block_words(c * KB + b), xs);
@@ -785,18 +785,16 @@ fn gemv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     } else if (c < N) {
       acc = gemv_row(c, lane);
     }
-    if (GEMV_LANES > 1u) {  // a tree over the lanes of each row
-      gemv_partial[lid] = acc;
+    gemv_partial[lid] = acc;  // a tree over the lanes of each row
+    workgroupBarrier();
+    for (var half = GEMV_LANES / 2u; half > 0u; half = half >> 1u) {
+      if (lane < half) { gemv_partial[lid] += gemv_partial[lid + half]; }
       workgroupBarrier();
-      for (var half = GEMV_LANES / 2u; half > 0u; half = half >> 1u) {
-        if (lane < half) { gemv_partial[lid] += gemv_partial[lid + half]; }
-        workgroupBarrier();
-      }
-      acc = gemv_partial[lid];
     }
+    acc = gemv_partial[lid];
     if (lane == 0u && c < N) {
       if (SWIGLU) { store_swiglu(0u, c, acc.x, acc.y); } else { store(0u, c, acc.x); }
     }
-    if (GEMV_LANES > 1u) { workgroupBarrier(); }
+    workgroupBarrier();
   }
 }

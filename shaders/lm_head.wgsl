@@ -192,7 +192,7 @@ fn lm_head(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
           s += head_seg_dot(v, u, seg_words(v * HEAD_KB + u / HEAD_BLOCK_SEGS, u % HEAD_BLOCK_SEGS));
         }
         acc = s.x + s.y + s.z + s.w;
-      } else {  // a block format, one invocation per row (a CPU adapter): whole blocks
+      } else {  // a block format on 2 or 4 lanes a row (head_lanes 2 or 4): whole blocks
         var s = vec4<f32>(0.0);
         for (var b = lane; b < C4 / WBlockPacks; b += HEAD_LANES) {
           let p = b * WBlockPacks;
@@ -203,10 +203,6 @@ fn lm_head(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
         }
         acc = s.x + s.y + s.z + s.w;
       }
-    }
-    if (HEAD_LANES == 1u) {  // one invocation per row: nothing to reduce, no barrier
-      if (v < ROWS) { logits[ROW0 + v] = acc; }
-      continue;
     }
     partial[lid] = acc;
     workgroupBarrier();

@@ -132,19 +132,6 @@ fn f16_bits(f: u32) -> u32 {
   return sign | (((e - 112u) << 10u) + shr_rne(m, 13u, false));  // a carry moves into the exponent
 }
 
-fn f16_to_f32_bits(h: u32) -> u32 {
-  let sign = (h & 0x8000u) << 16u;
-  let e = (h >> 10u) & 0x1fu;
-  let m = h & 0x3ffu;
-  if (e == 31u) { return sign | F32_INF | (m << 13u); }
-  if (e == 0u) {
-    if (m == 0u) { return sign; }
-    let s = countLeadingZeros(m) - 21u;  // brings the leading bit to bit 10
-    return sign | ((113u - s) << 23u) | (((m << s) & 0x3ffu) << 13u);
-  }
-  return sign | ((e + 112u) << 23u) | (m << 13u);
-}
-
 // |roundf(p)| (half away from zero) for a magnitude p as bits; inf or NaN: 0. (|p| <= 127 (1 + 2^-21)
 // here, so the result fits an int8.)
 fn round_half_away(p: u32) -> u32 {

@@ -28,8 +28,6 @@
 @group(0) @binding(0) var<storage, read> src: array<u32>;
 @group(0) @binding(1) var<storage, read_write> dst: array<u32>;
 
-const TR_INF: u32 = 0x7f800000u;
-
 fn tr_index(wid: vec3<u32>, groups: vec3<u32>, lid: u32) -> u32 {
   return (wid.y * groups.x + wid.x) * 64u + lid;
 }
@@ -39,25 +37,11 @@ fn tr_half(i: u32) -> u32 {
   return (src[i >> 1u] >> ((i & 1u) * 16u)) & 0xffffu;
 }
 
-// f16 bits -> f32 bits, exactly (subnormals normalized, inf and NaN payloads kept).
-fn tr_f16_to_f32(h: u32) -> u32 {
-  let sign = (h & 0x8000u) << 16u;
-  let e = (h >> 10u) & 0x1fu;
-  let m = h & 0x3ffu;
-  if (e == 31u) { return sign | TR_INF | (m << 13u); }
-  if (e == 0u) {
-    if (m == 0u) { return sign; }
-    let s = countLeadingZeros(m) - 21u;  // brings the leading bit to bit 10
-    return sign | ((113u - s) << 23u) | (((m << s) & 0x3ffu) << 13u);
-  }
-  return sign | ((e + 112u) << 23u) | (m << 13u);
-}
-
 // The chunk's element i (source row K0 + i / N, column i % N) as f32 bits.
 fn tr_f32_bits(i: u32) -> u32 {
   if (SRC == 0u) { return src[i]; }
   if (SRC == 2u) { return tr_half(i) << 16u; }
-  return tr_f16_to_f32(tr_half(i));
+  return f16_to_f32_bits(tr_half(i));
 }
 
 const TR_ROW_WORDS_F32: u32 = K1 - K0;

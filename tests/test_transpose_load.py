@@ -91,7 +91,7 @@ async def transpose_load(case):
         else:
             model._upload(w, tensors)
         out["bytes"] = base64.b64encode(await gpu.read(buf, int(buf.size))).decode()
-        out["pipelines"] = len(model._transposers)
+        out["pipelines"] = sum(k.shader == "transpose.wgsl" for k in model._load_pipelines)
     except Exception as exc:
         out["error"] = f"{type(exc).__name__}: {exc}"
     finally:
