@@ -7,7 +7,8 @@ model, whole generations with the page's default sampling settings.
 
 Every figure is also set against what the adapter can do, measured in the same run by
 shaders/roofline.wgsl through the engine's own GPU code (`roofline`): the read bandwidth of a
-streaming kernel (vec4<u32> loads, grid-stride) and the f32 FMA rate. A decode step is reported as
+streaming kernel (vec4<u32> loads, grid-stride), the f32 FMA rate, and the cost of a dispatch that
+does nothing in a chain of them (`dispatch_cost`, the floor under each kernel of a step). A decode step is reported as
 the bytes it must read (its weights, one row of the token table, the KV cache up to the context)
 per unit of time and as a fraction of that read roofline; a prefill as TFLOP/s against the FMA
 rate. `kernel_times` times each dispatch of a decode step on the GPU (timestamp queries, one
@@ -34,7 +35,7 @@ from .contract import CHAIN_DEPTH_MAX, DEFAULT_CHAIN_DEPTH, KMAX, decode_dispatc
 from .gpu import COPY_DST, COPY_SRC, STORAGE, _js_obj, is_null
 from .kernels import kernel
 from .runner import GPUModel
-from .synthetic import FILL_FORMATS, synthetic_graph
+from .synthetic import DISPATCH_GROUPS, FILL_FORMATS, synthetic_graph
 from .weights import row_bytes
 
 
@@ -371,9 +372,24 @@ async def roofline(gpu, read_bytes: int | None = None) -> dict:
         out["fma_tflops"] = round(flop / _best_seconds(t) / 1e12, 4)
         out["fma_shape"] = {"workgroups": groups, "iterations": iters,
                             "gflop_per_dispatch": round(flop / reps / 1e9, 2)}
+        out["dispatch_us"] = await dispatch_cost(gpu, sink, reps=8 if cpu else 200)
     finally:
         gpu.free(src)
         gpu.free(sink)
+    return out
+
+
+async def dispatch_cost(gpu, sink, reps: int) -> dict:
+    """Microseconds per dispatch in a chain of `reps` dependent dispatches that do nothing else
+    (roofline.wgsl dispatch_step), by workgroup count: the floor under every kernel of a decode
+    step, which is such a chain."""
+    k, pipeline = _roofline_kernel(gpu, "dispatch_step")
+    group = _bind(gpu, k, pipeline, "dispatch cost", sink=sink)
+    out = {}
+    for groups in DISPATCH_GROUPS:
+        await _time_dispatches(gpu, pipeline, group, groups, 1)
+        t = await _time_dispatches(gpu, pipeline, group, groups, reps)
+        out[str(groups)] = round(_best_seconds(t) / reps * 1e6, 3)
     return out
 
 

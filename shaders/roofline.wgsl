@@ -15,6 +15,11 @@
 //                independent vec4 fma chains (64 FMA = 128 FLOP per iteration), from values the
 //                compiler cannot know, and writes nothing (a test it cannot decide guards the store).
 //                Dispatch (G, 1, 1): 256 G FMA_ITERS 128 FLOP.
+//   dispatch_step the cost of one dispatch in a chain of them: invocation 0 adds 1 to sink[0], so each
+//                dispatch of a pass depends on the one before (the pass puts a barrier between them, as
+//                between the dispatches of a decode step); the rest of the G workgroups do nothing.
+//                Dispatch (G, 1, 1): G = 1 the bare launch and barrier, G = a GEMV's grid their cost
+//                with the workgroups a decode kernel launches.
 //   fill_random  words [0, arrayLength(dst)) of dst get random weights in format FILL_FORMAT, seeded
 //                by params[0], spread params[1] and centre params[2] (f32 bits): floats uniform in
 //                centre +- spread; Q8_0 / Q4_0 / Q4_1 blocks whose f16 scales (random in [0.5, 1] of
@@ -77,6 +82,11 @@ fn fma_rate(@builtin(global_invocation_id) gid: vec3<u32>) {
   }
   let t = ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7));
   if (t.x + t.y + t.z + t.w == -1.0) { sink[0] = gid.x; }
+}
+
+@compute @workgroup_size(256)
+fn dispatch_step(@builtin(global_invocation_id) gid: vec3<u32>) {
+  if (gid.x == 0u) { sink[0] = sink[0] + 1u; }
 }
 
 // lowbias32 (Chris Wellons): a cheap 32-bit hash whose low and high bits are both well mixed.

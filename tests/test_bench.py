@@ -13,6 +13,7 @@ import subprocess
 import sys
 
 from app.contract import decode_dispatch_limit
+from app.synthetic import DISPATCH_GROUPS
 from bench import BENCH_HEADER, bench_md_row
 from conftest import ROOT
 from tools.make_model import cached_model
@@ -62,6 +63,8 @@ def check_roofline_figures(row: dict) -> None:
     roof = row["roofline"]
     assert roof["read_gbs"] > 0 and roof["fma_tflops"] > 0 and roof["copy_gbs"] > 0, roof
     assert roof["read_gbs"] == max(s["gbs"] for s in roof["read_shapes"]) and roof["read_bytes"] > 0
+    assert set(roof["dispatch_us"]) == {str(g) for g in DISPATCH_GROUPS}, roof
+    assert all(us > 0 for us in roof["dispatch_us"].values()), roof
     contexts = list(row["decode"])
     assert list(row["decode_vs_roofline"]) == contexts
     for ctx, figures in row["decode_vs_roofline"].items():

@@ -9,7 +9,8 @@ gpt2-117m, gpt2-xl; formats f32, f16, bf16, q8_0, q4_0, q4_1 (GPT-2: floats only
 file: e.g. `--synthetic llama-1b:q4_0`.
 
 In the runtime, app/bench.py measures in the same run the adapter's read bandwidth (a streaming WGSL
-kernel, shaders/roofline.wgsl: vec4<u32> loads, grid-stride) and its f32 FMA rate, then: prefill
+kernel, shaders/roofline.wgsl: vec4<u32> loads, grid-stride), its f32 FMA rate and the microseconds a
+dispatch that does nothing costs in a chain of them (roofline.dispatch_us, by workgroup count), then: prefill
 tokens/s and TFLOP/s (against the FMA rate) at prompt lengths 16/128/512, decode ms/token median and
 p90 at contexts 16/128/512 one step at a time and chained, the bytes each decode step must read
 (weights, one token-table row, the KV cache) per second as a fraction of the read roofline, the step's
