@@ -104,10 +104,31 @@ fn topk_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
   }
 }
 
+// topk_merge's candidates staged in workgroup memory when the chunks hold at most MERGE_STAGED of
+// them (Llama's 63 chunks x 5: the binary searches otherwise walk dependent loads of `part`).
+const MERGE_STAGED: u32 = 1024u;
+var<workgroup> merge_id: array<u32, MERGE_STAGED>;
+var<workgroup> merge_val: array<f32, MERGE_STAGED>;
+
+// Candidate j of chunk g's list: (id, value), from workgroup memory when staged.
+fn merge_candidate(g: u32, j: u32, k: u32, staged: bool) -> vec2<u32> {
+  if (staged) { return vec2<u32>(merge_id[g * k + j], bitcast<u32>(merge_val[g * k + j])); }
+  return vec2<u32>(part[g * STRIDE + j], part[g * STRIDE + KMAX + j]);
+}
+
 @compute @workgroup_size(256)
 fn topk_merge(@builtin(local_invocation_index) lid: u32) {
   let k = min(step.k, KMAX);
   let n = GROUPS * k;
+  let staged = n <= MERGE_STAGED;
+  if (staged) {
+    for (var e = lid; e < n; e += 256u) {
+      let o = (e / k) * STRIDE + e % k;
+      merge_id[e] = part[o];
+      merge_val[e] = bitcast<f32>(part[o + KMAX]);
+    }
+  }
+  workgroupBarrier();
   // Every chunk's list is sorted best first, so a candidate's place in the merged order is the
   // number of better candidates: its position in its own list plus, in each other list, how many
   // come before it (a binary search). No rounds, so the cost hardly grows with k (k rounds of a
@@ -117,10 +138,11 @@ fn topk_merge(@builtin(local_invocation_index) lid: u32) {
   for (var e = lid; e < n; e += 256u) {
     let g = e / k;
     let j = e % k;
-    let id = part[g * STRIDE + j];
+    let own = merge_candidate(g, j, k, staged);
+    let id = own.x;
     if (id == NO_ID) { continue; }  // past the chunk's real logits
     valid += 1.0;
-    let v = bitcast<f32>(part[g * STRIDE + KMAX + j]);
+    let v = bitcast<f32>(own.y);
     var place = j;
     for (var h = 0u; h < GROUPS && place < k; h++) {
       if (h == g) { continue; }
@@ -128,8 +150,8 @@ fn topk_merge(@builtin(local_invocation_index) lid: u32) {
       var hi = k;
       while (lo < hi) {
         let mid = (lo + hi) / 2u;
-        let o = h * STRIDE + mid;
-        if (better(bitcast<f32>(part[o + KMAX]), part[o], v, id)) { lo = mid + 1u; } else { hi = mid; }
+        let c = merge_candidate(h, mid, k, staged);
+        if (better(bitcast<f32>(c.y), c.x, v, id)) { lo = mid + 1u; } else { hi = mid; }
       }
       place += lo;
     }
@@ -144,17 +166,22 @@ fn topk_merge(@builtin(local_invocation_index) lid: u32) {
     out[1u + r] = NO_ID;
     out[1u + k + r] = bitcast<u32>(NEG_INF);
   }
+  // The chunks' maxima and sums, combined by the whole workgroup: one invocation walking the
+  // GROUPS chunks twice was a chain of dependent loads (Llama's 63 chunks: most of this dispatch's
+  // 50 us on an H200).
+  let temp = temperature();
+  var mg_max = NEG_INF;
+  for (var g = lid; g < GROUPS; g += 256u) { mg_max = max(mg_max, bitcast<f32>(part[g * STRIDE + 2u * KMAX])); }
+  let big_m = workgroup_max(lid, mg_max);
+  var sg_sum = 0.0;
+  for (var g = lid; g < GROUPS; g += 256u) {
+    let mg = bitcast<f32>(part[g * STRIDE + 2u * KMAX]);
+    if (mg > NEG_INF) { sg_sum += bitcast<f32>(part[g * STRIDE + 2u * KMAX + 1u]) * exp((mg - big_m) / temp); }
+  }
+  let big_s = workgroup_sum(lid, sg_sum);
   storageBarrier();
   workgroupBarrier();  // choose_token (invocation 0) reads what the others wrote
   if (lid == 0u) {
-    let temp = temperature();
-    var big_m = NEG_INF;
-    for (var g = 0u; g < GROUPS; g++) { big_m = max(big_m, bitcast<f32>(part[g * STRIDE + 2u * KMAX])); }
-    var big_s = 0.0;
-    for (var g = 0u; g < GROUPS; g++) {
-      let mg = bitcast<f32>(part[g * STRIDE + 2u * KMAX]);
-      if (mg > NEG_INF) { big_s += bitcast<f32>(part[g * STRIDE + 2u * KMAX + 1u]) * exp((mg - big_m) / temp); }
-    }
     out[1u + 2u * k] = bitcast<u32>(big_m);
     out[2u + 2u * k] = bitcast<u32>(big_s);
     out[0] = choose_token(k);

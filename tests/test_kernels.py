@@ -576,6 +576,8 @@ TOPK_CASES = [
     ("coarse", (0, 1000), 33, 1.7),  # one chunk, V < CHUNK
     ("ties", (0, 1000), 3, 2.5),
     ("spread", (2, 4), 100, 1.0),    # step.k > KMAX: the kernels return KMAX candidates
+    ("spread", (62, 1000), 5, 0.3),  # a Llama-sized vocabulary: 63 chunks' candidates merged in workgroup memory
+    ("ties", (16, 4), 64, 0.7),      # 17 x 64 candidates: more than the merge stages, read from `part`
 ]
 TOPK_ENTRIES = ["partial+merge", "serial"]
 
