@@ -25,6 +25,7 @@ SPLIT_K_MAX = 4  # K splits of a prefill projection at most: the scratch is SPLI
 # ms against 1.40 for F16 (8 loads of each of two rows: registers), 1.85 against 1.68 for Q8_0 and
 # 1.38 against 1.36 for Q4_0, where GPT-2 XL F16 (one row, floats) went 3.06 -> 2.92.
 PAIRED_OR_BLOCK_UNROLL_MAX = 4
+DEEP_GEMV_K = 2048  # a GEMV deeper than this may get more lanes per row (KernelShapes.gemv_deep_rows)
 
 
 def cdiv(a: int, b: int) -> int:
@@ -210,6 +211,10 @@ class Kernels:
                        copy_input=False, stage_blocks: int = 0, wide: bool = False, row_tile: int = 1,
                        split_k: int = 1) -> Kernel:
         rows = self.shapes.linear_gemv_rows
+        prepared = rms_input or ln_input or att_input or copy_input
+        deep = K > DEEP_GEMV_K and not prepared and row_tile == 1
+        if entry == "gemv" and not self.shapes.cpu and self.shapes.gemv_deep_rows and deep:
+            rows = self.shapes.gemv_deep_rows
         fmt = fmt or self.weights
         if out == "swiglu" and (y_col0 or (y_cols or N) != N):
             raise wgsl.ShaderContractError("linear.wgsl's swiglu epilogue writes whole rows of Y: Y_COL0 must be 0 "

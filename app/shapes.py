@@ -34,6 +34,9 @@ class KernelShapes:
                                  # memory at a time (0: not staged; fewer where the memory is short)
     gemv_copy_input: bool = False  # a GEMV's plain input row (down) copied into workgroup memory once
                                    # per workgroup, where it fits, instead of read once per output row
+    gemv_deep_rows: int = 0      # output rows per workgroup of a GEMV that reads its input as it is and
+                                 # has K > DEEP_GEMV_K (Llama's down, GPT-2's MLP projection): more
+                                 # lanes to a row's long K (0: linear_gemv_rows, as every GEMV)
     gemv_row_tile: int = 1       # output rows per GEMV lane from the same input reads: 1, 2 or 4 (not with
                                  # staging; unrolling gives way to the rows' own loads in flight; on a
                                  # CPU adapter the invocation's rows are adjacent)
@@ -66,8 +69,12 @@ class KernelShapes:
             # 1.52 / 1.82 for Q4_0 against 1.39 / 1.39 (2026-12-04): left off. 8 loads per lane for
             # one row of floats (4 for two rows or a block format, app/kernels.py): GPT-2 XL F16
             # 3.06 -> 2.92 ms, Llama-1B F16 1.38 -> 1.34 (2026-12-04).
+            # 4 rows per workgroup (64 lanes a row) for a deep GEMV with a plain input (2026-12-04,
+            # GPU pass ms: Llama-1B F16 1.32 -> 1.28, Q4_0 1.31 -> 1.22 (its down 24 -> 19 us), GPT-2 XL
+            # 2.93 -> 2.78, 117M 0.518 -> 0.495; 2 rows 1.48 / 1.24 for Llama, 1 row 1.28 for Q4_0).
             shapes = cls(cpu=False, linear_gemv_rows=8, head_lanes=8, gemv_unroll=8, cpu_groups=4, prefill_chunk=512,
-                         split_k_depth=768, fused_norms=True, split_attention=True, tiled_attention=True)
+                         split_k_depth=768, fused_norms=True, split_attention=True, tiled_attention=True,
+                         gemv_deep_rows=4)
         for old, new in (("no_split_attention", "split_attention"), ("no_tiled_attention", "tiled_attention")):
             if old in overrides:
                 overrides[new] = not overrides.pop(old)
@@ -79,8 +86,10 @@ class KernelShapes:
         return replace(shapes, **overrides).checked()
 
     def checked(self) -> "KernelShapes":
-        for name in ("linear_gemv_rows", "head_lanes"):
+        for name in ("linear_gemv_rows", "head_lanes", "gemv_deep_rows"):
             value = getattr(self, name)
+            if name == "gemv_deep_rows" and value == 0:
+                continue
             if not (isinstance(value, int) and 1 <= value <= 256 and value & (value - 1) == 0):
                 raise InputError(f"kernel shape {name} must be a power of two from 1 to 256, got {value!r}")
         if self.gemv_row_tile not in (1, 2, 4):

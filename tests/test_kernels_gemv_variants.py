@@ -1,5 +1,5 @@
 """The decode GEMV variants a GPU may be given (app/shapes.py KernelShapes: gemv_wide_f16,
-gemv_unroll, gemv_stage_blocks, gemv_copy_input), each built exactly as the engine builds it
+gemv_unroll, gemv_stage_blocks, gemv_copy_input, gemv_deep_rows), each built exactly as the engine builds it
 (app/kernels.py Kernels.linear_gemv and lm_head for the GPU shapes, cpu false) and run in the page on
 SwiftShader against numpy: linear.wgsl's gemv plain, with RMS_INPUT, with ATT_INPUT (split attention
 blocks merged on the way in), swiglu and residual, and lm_head.wgsl, for F32 / F16 / BF16 and Q8_0 /
@@ -7,7 +7,7 @@ Q4_0 / Q4_1 / Q4_K / Q6_K where a variant applies, on awkward shapes: K = 576 / 
 odd numbers of blocks (every other row starting mid-word), N and vocabulary rows not a multiple of
 GEMV_ROWS, staged chunks that do not divide K; and a CPU adapter's GEMV (cpu true: one invocation per
 1, 2 or 4 rows). Each case also checks that the variant it names is the
-one the kernel got (snippet, GEMV_UNROLL, STAGE_BLOCKS, COPY_INPUT), so a silent fallback to the
+one the kernel got (snippet, GEMV_UNROLL, STAGE_BLOCKS, COPY_INPUT, GEMV_ROWS), so a silent fallback to the
 default would fail. One module each (tests/kernel_harness.py)."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 
 import kernel_harness as kh
 from app.contract import ATT_BLOCK, epilogue
-from app.kernels import PAIRED_OR_BLOCK_UNROLL_MAX, STAGED_FORMATS, Kernels
+from app.kernels import DEEP_GEMV_K, PAIRED_OR_BLOCK_UNROLL_MAX, STAGED_FORMATS, Kernels
 from app.shapes import KernelShapes
 from app.weights import BLOCK_FORMATS
 from kernel_harness import assert_close, assert_sentinel, block_table, f32, read_f32, sentinel, step, step_bytes, weight
@@ -66,6 +66,9 @@ def expect_variant(k, fmt: str, K: int, overrides: dict, plain_input: bool = Fal
         assert bool(values["STAGE_BLOCKS"]) == bool(staged), values
         assert values["GEMV_ROW_TILE"] == shapes.gemv_row_tile, values
         assert values["COPY_INPUT"] == (shapes.gemv_copy_input and plain_input), values
+        prepared = values["RMS_INPUT"] or values["LN_INPUT"] or values["ATT_INPUT"] or values["COPY_INPUT"]
+        deep = shapes.gemv_deep_rows and K > DEEP_GEMV_K and not prepared and shapes.gemv_row_tile == 1
+        assert values["GEMV_ROWS"] == (shapes.gemv_deep_rows if deep else shapes.linear_gemv_rows), values
 
 
 def rms_ref(x, w):
@@ -126,6 +129,10 @@ GEMV_CASES = [  # (fmt, mode, K, N, overrides)
     ("Q4_K", "rms", 2048, 70, ALL),             # no staging for k-quants: unrolled only
     ("Q6_K", "swiglu", 768, 36, {"gemv_unroll": 2}),
     ("Q6_K", "residual", 3072, 40, {"gemv_unroll": 4}),
+    # more lanes to a row of a deep GEMV with a plain input (K > DEEP_GEMV_K)
+    ("F16", "residual", 8192, 37, {"gemv_deep_rows": 2}),
+    ("Q4_0", "residual", 3072, 36, {"gemv_deep_rows": 4}),
+    ("Q8_0", "plain", 6400, 20, {"gemv_deep_rows": 1}),
     # a CPU adapter's one invocation per 1, 2 or 4 rows (N not a multiple of the tile)
     ("F32", "plain", 768, 37, {"cpu": True, "gemv_row_tile": 4}),
     ("F32", "residual", 768, 37, {"cpu": True, "gemv_row_tile": 1}),
