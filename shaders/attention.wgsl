@@ -170,6 +170,7 @@ fn attention_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocat
 }
 
 var<workgroup> block_scores: array<f32, ATT_BLOCK>;
+var<workgroup> block_exp: array<f32, ATT_BLOCK>;  // exp(score - m), 0 past the sequence
 var<workgroup> block_acc: array<f32, 1024>;  // [4 position groups][256 dimensions]
 
 @compute @workgroup_size(256)
@@ -187,7 +188,10 @@ fn attention_split(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocat
   var sp = 0.0;
   if (pl < count) {
     let base = k0 + (p0 + pl) * HD;
-    for (var d = lid % 4u; d < HD; d += 4u) { sp += q[h * HD + d] * kv[base + d]; }
+    for (var t = 0u; t < (HD + 3u) / 4u; t++) {  // a fixed trip count: the loads go out together
+      let d = lid % 4u + 4u * t;
+      if (d < HD) { sp += q[h * HD + d] * kv[base + d]; }
+    }
   }
   partial[lid] = sp;
   workgroupBarrier();
@@ -199,20 +203,26 @@ fn attention_split(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocat
     block_scores[lid] = sc;
   }
   workgroupBarrier();
-  var m = NEG_INF;                       // every invocation scans the 64 scores: no reduction barriers
-  for (var i = 0u; i < count; i++) { m = max(m, block_scores[i]); }
-  var l = 0.0;
-  for (var i = 0u; i < count; i++) { l += exp(block_scores[i] - m); }
-  // Values: 4 groups of positions x 64 lanes, a lane covering dimensions lane, lane + 64, ...
+  // Every invocation takes the max of the block's 64 scores (those past `count` are NEG_INF): a
+  // fixed trip count, so the loads go out together, and no reduction barriers.
+  var m = NEG_INF;
+  for (var i = 0u; i < ATT_BLOCK; i++) { m = max(m, block_scores[i]); }
+  if (lid < ATT_BLOCK) { block_exp[lid] = select(0.0, exp(block_scores[lid] - m), lid < count); }
+  workgroupBarrier();
+  // Values: 4 groups of positions x 64 lanes, a lane covering dimensions lane, lane + 64, ...; a
+  // fixed trip count again, so a lane's value loads are in flight together rather than one by one.
   let g = lid / 64u;
   let lane = lid % 64u;
   var acc = array<f32, 4>(0.0, 0.0, 0.0, 0.0);
-  for (var i = g; i < count; i += 4u) {
-    let e = exp(block_scores[i] - m);
-    let base = v0 + (p0 + i) * HD;
-    for (var j = 0u; j < 4u; j++) {
-      let d = lane + 64u * j;
-      if (d < HD) { acc[j] += e * kv[base + d]; }
+  for (var t = 0u; t < ATT_BLOCK / 4u; t++) {
+    let i = g + 4u * t;
+    if (i < count) {
+      let e = block_exp[i];
+      let base = v0 + (p0 + i) * HD;
+      for (var j = 0u; j < 4u; j++) {
+        let d = lane + 64u * j;
+        if (d < HD) { acc[j] += e * kv[base + d]; }
+      }
     }
   }
   for (var j = 0u; j < 4u; j++) { block_acc[g * 256u + lane + 64u * j] = acc[j]; }
@@ -222,6 +232,8 @@ fn attention_split(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocat
     y[out0 + lid] = block_acc[lid] + block_acc[256u + lid] + block_acc[512u + lid] + block_acc[768u + lid];
   }
   if (lid == 0u) {
+    var l = 0.0;
+    for (var i = 0u; i < ATT_BLOCK; i++) { l += block_exp[i]; }
     y[out0 + HD] = m;
     y[out0 + HD + 1u] = l;
   }
