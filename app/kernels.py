@@ -20,11 +20,6 @@ from .weights import BLOCK_FORMATS
 DEFAULT_WORKGROUP_BYTES = 16384  # WebGPU's default maxComputeWorkgroupStorageSize
 STAGED_FORMATS = ("Q8_0", "Q4_1")  # block formats the staged GEMV reads (linear.wgsl STAGE_BLOCKS)
 SPLIT_K_MAX = 4  # K splits of a prefill projection at most: the scratch is SPLIT_K x the output
-# Loads a GEMV lane issues together (KernelShapes.gemv_unroll) when it reads two rows (gate and up,
-# swiglu) or a block format, at most: with 8 Llama-1B's decode pass on the H200 (2026-12-04) took 1.92
-# ms against 1.40 for F16 (8 loads of each of two rows: registers), 1.85 against 1.68 for Q8_0 and
-# 1.38 against 1.36 for Q4_0, where GPT-2 XL F16 (one row, floats) went 3.06 -> 2.92.
-PAIRED_OR_BLOCK_UNROLL_MAX = 4
 DEEP_GEMV_K = 2048  # a GEMV deeper than this may get more lanes per row (KernelShapes.gemv_deep_rows)
 
 
@@ -171,7 +166,9 @@ class Kernels:
         groups = self.gemv_groups(rows, 256 // lanes, tile)
         k = kernel("lm_head.wgsl", "lm_head", fmt, self.wide(fmt, self.C), C=self.C, C4=self.C // 4, EPS=self.eps,
                    ROW0=row0, ROWS=rows, HEAD_LANES=lanes, HEAD_GROUPS=groups, RMS=rms, HEAD_ROW_TILE=tile,
-                   HEAD_UNROLL=self.gemv_unroll(fmt))
+                   HEAD_UNROLL=self.gemv_unroll(fmt),
+                   Q4_0_STREAM=fmt == "Q4_0" and not self.shapes.cpu and self.C % 256 == 0 and 32 % lanes == 0
+                   and lanes >= 8)
         return dispatch("ln_f+lm_head", k, (groups, 1, 1), **buffers)
 
     def topk(self, vocab_size: int, step: str, logits: str, part: str, out: str) -> list:
@@ -194,12 +191,17 @@ class Kernels:
         return dispatch(name, k, (lambda r: (cdiv(r, 64), 1, 1)) if cpu else (lambda r: (r, 1, 1)), **buffers)
 
     # ------------------------------------------------- projections, linear.wgsl (GEMV variants on a GPU)
-    def gemv_unroll(self, fmt: str, two_rows: bool = False) -> int:
-        """Packs or segments a GPU lane loads before multiplying them (1 on a CPU adapter)."""
+    def gemv_unroll(self, fmt: str, two_rows: bool = False, q4_0_stream: bool = False) -> int:
+        """Packs or segments a GPU lane loads before multiplying them (1 on a CPU adapter). A Q4_0
+        row read as one stream (linear.wgsl Q4_0_STREAM: two words a segment) takes the full
+        gemv_unroll even for gate|up: Llama-1B Q4_0's pass 1.09 -> 1.05 ms on the H200 (2026-12-04),
+        where 8 loads of each of two F16 rows took 1.18 -> 1.74."""
         if self.shapes.cpu:
             return 1
+        if q4_0_stream:
+            return self.shapes.gemv_unroll
         if two_rows or fmt in BLOCK_FORMATS:
-            return min(self.shapes.gemv_unroll, PAIRED_OR_BLOCK_UNROLL_MAX)
+            return min(self.shapes.gemv_unroll, self.shapes.gemv_unroll_paired)
         return self.shapes.gemv_unroll
 
     def wide(self, fmt: str, K: int) -> bool:
@@ -219,6 +221,8 @@ class Kernels:
         if out == "swiglu" and (y_col0 or (y_cols or N) != N):
             raise wgsl.ShaderContractError("linear.wgsl's swiglu epilogue writes whole rows of Y: Y_COL0 must be 0 "
                                            "and Y_COLS N")
+        q4_0_stream = (entry == "gemv" and fmt == "Q4_0" and not self.shapes.cpu and K % 256 == 0
+                       and (256 // rows) % 32 == 0 and row_tile == 1 and not stage_blocks)
         row_words = stage_words = 1
         if stage_blocks:  # the words stage_blocks blocks span from any 2-byte offset, and the 2 bytes past
             row_words = cdiv(stage_blocks * BLOCK_FORMATS[fmt][1] + 8, 4)
@@ -229,9 +233,10 @@ class Kernels:
                       GEMV_ROWS=rows, GEMV_GROUPS=self.gemv_groups(N, rows, row_tile),
                       GEMV_ROW_TILE=row_tile,
                       XN4_LEN=K // 4 if rms_input or ln_input or att_input or copy_input else 1, COPY_INPUT=copy_input,
-                      GEMV_UNROLL=self.gemv_unroll(fmt, two_rows=out == "swiglu"),
+                      GEMV_UNROLL=self.gemv_unroll(fmt, two_rows=out == "swiglu", q4_0_stream=q4_0_stream),
                       Y_COLS=y_cols or N, Y_COL0=y_col0,
                       STAGE_BLOCKS=stage_blocks, STAGE_ROW_WORDS=row_words, STAGE_WORDS=stage_words,
+                      Q4_0_STREAM=q4_0_stream,
                       SPLIT_K=split_k, SPLIT_KS=cdiv(cdiv(K, split_k), 16) * 16)
 
     def gemv_groups(self, N: int, rows: int, row_tile: int = 1) -> int:

@@ -30,6 +30,11 @@ class KernelShapes:
     # a CPU adapter ignores them (its one invocation per row reads whole blocks):
     gemv_wide_f16: bool = False  # F16 / BF16 rows as blocks of 8 halves, one 16-byte load each (K % 8 == 0)
     gemv_unroll: int = 1         # packs or segments a lane loads before multiplying them: 1, 2, 4 or 8
+    gemv_unroll_paired: int = 4  # the same, at most, when a lane reads two rows (gate|up) or a block
+                                 # format: with 8 Llama-1B's decode pass on the H200 (2026-12-04) took
+                                 # 1.92 ms against 1.40 for F16 (8 loads of each of two rows: registers),
+                                 # 1.85 against 1.68 for Q8_0 and 1.38 against 1.36 for Q4_0, where GPT-2
+                                 # XL F16 (one row, floats) went 3.06 -> 2.92
     gemv_stage_blocks: int = 0   # Q8_0 / Q4_1 GEMV: blocks of each row staged through workgroup
                                  # memory at a time (0: not staged; fewer where the memory is short)
     gemv_copy_input: bool = False  # a GEMV's plain input row (down) copied into workgroup memory once
@@ -94,8 +99,9 @@ class KernelShapes:
                 raise InputError(f"kernel shape {name} must be a power of two from 1 to 256, got {value!r}")
         if self.gemv_row_tile not in (1, 2, 4):
             raise InputError(f"kernel shape gemv_row_tile must be 1, 2 or 4, got {self.gemv_row_tile!r}")
-        if self.gemv_unroll not in (1, 2, 4, 8):
-            raise InputError(f"kernel shape gemv_unroll must be 1, 2, 4 or 8, got {self.gemv_unroll!r}")
+        for name in ("gemv_unroll", "gemv_unroll_paired"):
+            if getattr(self, name) not in (1, 2, 4, 8):
+                raise InputError(f"kernel shape {name} must be 1, 2, 4 or 8, got {getattr(self, name)!r}")
         if not (isinstance(self.gemv_stage_blocks, int) and 0 <= self.gemv_stage_blocks <= 256):
             raise InputError(f"kernel shape gemv_stage_blocks must be an integer from 0 to 256, "
                              f"got {self.gemv_stage_blocks!r}")

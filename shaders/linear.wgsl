@@ -85,6 +85,8 @@
 //                    workgroup instead of once per output row; a GPU variant, see below)
 //   XN4_LEN: u32     gemv: packs of the prepared input row in workgroup memory (K4 with RMS_INPUT, LN_INPUT,
 //                    ATT_INPUT or COPY_INPUT, else 1)
+//   Q4_0_STREAM: bool gemv on a GPU, Q4_0 rows with K a multiple of 256 and GEMV_LANES a multiple of
+//                    32: the lanes' words addressed as one stream per row (see gemv_row_q4_0)
 //   GEMV_ROW_TILE: u32 gemv on a GPU: output rows per lane, from the same input reads (1, 2 or 4; see
 //                    "several rows per lane" below; a GPU variant)
 //   GEMV_UNROLL: u32 gemv on a GPU: packs or segments a lane loads before multiplying them (1, 2, 4
@@ -691,10 +693,62 @@ fn store_cpu_row(c: u32, a: vec4<f32>, u: vec4<f32>) {
 }
 
 // Lane `lane`'s share of row c's dot products with the input: (gate or plain, up).
+// Q4_0_STREAM: row c's dot products for a Q4_0 row whose blocks fill whole groups of 8
+// (weights_q4_0.wgsl: 36 words a group, 4 of scales then 8 blocks x 4 words of nibbles). The lanes
+// take the same segments in the same order as gemv_row_gpu (segment lane + i GEMV_LANES, a word of
+// nibbles each), so the sums are the same bits; but with whole groups the 32 lanes of a warp read one
+// group's 36 words a step, and lane l's words are the step's base + 4 + l % 32 (nibbles) and + (l %
+// 32) / 8 (its block's scale): one add per load instead of the generic block addressing's
+// divisions, masks and multiplications per segment, which left a Q4_0 GEMV instruction-bound on an
+// H200 (as slow as F16 while reading 3.5x fewer bytes).
+fn gemv_row_q4_0(c: u32, lane: u32) -> array<vec4<f32>, 2> {
+  const Q4_GROUPS: u32 = KB / 8u;                     // groups of 8 blocks a row
+  const Q4_WARPS: u32 = max(GEMV_LANES / 32u, 1u);   // groups a step covers (1 where Q4_0_STREAM is off)
+  const Q4_STEPS: u32 = Q4_GROUPS / Q4_WARPS;          // groups a lane visits
+  let l = lane % 32u;
+  let t0 = lane / 32u;
+  let j = l / 4u;                                 // the lane's block within a group
+  let s = l % 4u;                                 // its word of nibbles within the block
+  let row_a = c * Q4_GROUPS * 36u;
+  let row_b = (N + c) * Q4_GROUPS * 36u;
+  var s0 = vec4<f32>(0.0);
+  var s1 = vec4<f32>(0.0);
+  for (var m = 0u; m < Q4_STEPS; m += GEMV_UNROLL) {
+    var wa: array<array<WPack, 6>, GEMV_UNROLL>;
+    var wb: array<array<WPack, 6>, GEMV_UNROLL>;
+    for (var u = 0u; u < GEMV_UNROLL; u++) {
+      if (m + u < Q4_STEPS) {
+        let t = (m + u) * Q4_WARPS + t0;
+        let oa = row_a + 36u * t;
+        let qa = w[oa + 4u + l];
+        wa[u] = array<WPack, 6>(w[oa + j / 2u], qa, qa, qa, qa, qa);
+        if (SWIGLU) {
+          let ob = row_b + 36u * t;
+          let qb = w[ob + 4u + l];
+          wb[u] = array<WPack, 6>(w[ob + j / 2u], qb, qb, qb, qb, qb);
+        }
+      }
+    }
+    for (var u = 0u; u < GEMV_UNROLL; u++) {
+      if (m + u < Q4_STEPS) {
+        let b = 8u * ((m + u) * Q4_WARPS + t0) + j;  // the block within the row
+        let xs = array<vec4<f32>, 2>(input4(8u * b + s), input4(8u * b + 4u + s));
+        s0 += w_seg_dot(b, s, wa[u], xs);
+        if (SWIGLU) { s1 += w_seg_dot(b, s, wb[u], xs); }
+      }
+    }
+  }
+  return array<vec4<f32>, 2>(s0, s1);
+}
+
 fn gemv_row(c: u32, lane: u32) -> vec2<f32> {
   var s0 = vec4<f32>(0.0);
   var s1 = vec4<f32>(0.0);
-  if (GEMV_LANES >= 8u || WBlockPacks == 1u) {  // a GPU (or a float format): packs or segments
+  if (Q4_0_STREAM) {
+    let s = gemv_row_q4_0(c, lane);
+    s0 = s[0];
+    s1 = s[1];
+  } else if (GEMV_LANES >= 8u || WBlockPacks == 1u) {  // a GPU (or a float format): packs or segments
     let s = gemv_row_gpu(c, lane);
     s0 = s[0];
     s1 = s[1];

@@ -25,6 +25,8 @@
 //   HEAD_ROW_TILE: u32 rows per invocation with one lane per row (a CPU adapter: 1, 2 or 4 adjacent
 //                     rows, the normalized row read from workgroup memory once for all of them; the
 //                     invocations take the tiles in turn across the workgroups); 1 on a GPU
+//   Q4_0_STREAM: bool a GPU reading a Q4_0 table with C a multiple of 256 and HEAD_LANES dividing 32:
+//                     a row's words addressed group by group (see head_row_q4_0)
 //   HEAD_UNROLL: u32  packs (a float format) or segments (a block format) a GPU lane loads before
 //                     multiplying them (1, 2, 4 or 8: more bytes in flight; the same additions in the
 //                     same order)
@@ -86,6 +88,35 @@ fn head_seg_dot(v: u32, u: u32, ws: array<WPack, 6>) -> vec4<f32> {
   let xs = array<vec4<f32>, 2>(xn[b * WBlockPacks + w_seg_pack(sg, 0u)],
                                xn[b * WBlockPacks + w_seg_pack(sg, WSegPacks - 1u)]);
   return w_seg_dot(v * HEAD_KB + b, sg, ws, xs);
+}
+
+// Q4_0_STREAM: table row v times the normalized row, a Q4_0 row whose blocks fill whole groups of 8
+// (weights_q4_0.wgsl: 36 words a group, 4 of scales then 8 blocks x 4 words of nibbles). Lane l takes
+// the same segments in the same order as the generic block path (segments l, l + HEAD_LANES, ...: in
+// group n, words of nibbles l + HEAD_LANES k), so the sum is the same bits; but each group's words
+// are found by one add to the group's base (linear.wgsl gemv_row_q4_0 says why), and a group's
+// segments are loaded before their math.
+const Q4_PER_LANE: u32 = max(32u / HEAD_LANES, 1u);  // a lane's segments in a group
+
+fn head_row_q4_0(v: u32, lane: u32) -> f32 {
+  let groups = HEAD_KB / 8u;
+  var s = vec4<f32>(0.0);
+  for (var n = 0u; n < groups; n++) {
+    let o = (v * groups + n) * 36u;
+    var ws: array<array<WPack, 6>, Q4_PER_LANE>;
+    for (var k = 0u; k < Q4_PER_LANE; k++) {
+      let wd = lane + HEAD_LANES * k;  // the word of nibbles within the group: block wd / 4, word wd % 4
+      let q = wte[o + 4u + wd];
+      ws[k] = array<WPack, 6>(wte[o + wd / 8u], q, q, q, q, q);
+    }
+    for (var k = 0u; k < Q4_PER_LANE; k++) {
+      let wd = lane + HEAD_LANES * k;
+      let b = 8u * n + wd / 4u;  // the block within the row
+      let xs = array<vec4<f32>, 2>(xn[8u * b + wd % 4u], xn[8u * b + 4u + wd % 4u]);
+      s += w_seg_dot(b, wd % 4u, ws[k], xs);
+    }
+  }
+  return s.x + s.y + s.z + s.w;
 }
 
 // Rows v0 .. v0 + HEAD_ROW_TILE - 1 (1, 2 or 4) of this split by one invocation (a CPU adapter): each
@@ -165,7 +196,9 @@ fn lm_head(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
     let v = blk * ROWS_PER_BLOCK + lid / HEAD_LANES;
     var acc = 0.0;
     if (v < ROWS) {
-      if (WBlockPacks == 1u) {  // a float format: pack by pack, as dot products
+      if (Q4_0_STREAM) {
+        acc = head_row_q4_0(v, lane);
+      } else if (WBlockPacks == 1u) {  // a float format: pack by pack, as dot products
         var i = lane;
         if (HEAD_UNROLL > 1u) {  // HEAD_UNROLL packs loaded before their dot products
           for (; i + (HEAD_UNROLL - 1u) * HEAD_LANES < C4; i += HEAD_UNROLL * HEAD_LANES) {

@@ -163,7 +163,8 @@ def linear_consts(K, N, epilogue, *, bias, eps, rms_input=False, ln_input=False,
                 ATT_INPUT=att_input, ATT_SPLITS=splits, C=C, NH=NH, HD=hd, N_CTX=N_CTX, EPS=eps, GEMV_ROWS=gemv_rows,
                 GEMV_GROUPS=groups, XN4_LEN=K // 4 if rms_input or ln_input or att_input else 1, Y_COLS=y_cols or N,
                 Y_COL0=y_col0,
-                COPY_INPUT=False, GEMV_UNROLL=1, GEMV_ROW_TILE=1, STAGE_BLOCKS=0, STAGE_ROW_WORDS=1, STAGE_WORDS=1,
+                COPY_INPUT=False, Q4_0_STREAM=False, GEMV_UNROLL=1, GEMV_ROW_TILE=1, STAGE_BLOCKS=0, STAGE_ROW_WORDS=1,
+                STAGE_WORDS=1,
                 SPLIT_K=split_k, SPLIT_KS=-(-per_split // 16) * 16)
 
 

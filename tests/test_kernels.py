@@ -528,7 +528,7 @@ def test_lm_head(kpage, C, V, parts, lanes, dtype, rows):
         assert groups <= cdiv(n, 256 // lanes)
         bufs[f"wte{i}"] = wte_b[row0 * per_row:(row0 + n) * per_row]
         consts = dict(C=C, C4=C // 4, EPS=EPS, ROW0=row0, ROWS=n, HEAD_LANES=lanes, HEAD_GROUPS=groups, RMS=False,
-                      HEAD_UNROLL=1, HEAD_ROW_TILE=1)
+                      HEAD_UNROLL=1, HEAD_ROW_TILE=1, Q4_0_STREAM=False)
         binds = dict(step="step", x="x", ln_gamma="g", ln_beta="b", wte=f"wte{i}", logits="logits")
         steps.append(step("lm_head.wgsl", "lm_head", consts, binds, (groups, 1, 1), SNIPPETS[dtype]))
     logits = read_f32(kh.run(page, bufs, steps, ["logits"])["logits"])

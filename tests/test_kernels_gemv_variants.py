@@ -1,14 +1,15 @@
 """The decode GEMV variants a GPU may be given (app/shapes.py KernelShapes: gemv_wide_f16,
-gemv_unroll, gemv_stage_blocks, gemv_copy_input, gemv_deep_rows), each built exactly as the engine builds it
-(app/kernels.py Kernels.linear_gemv and lm_head for the GPU shapes, cpu false) and run in the page on
-SwiftShader against numpy: linear.wgsl's gemv plain, with RMS_INPUT, with ATT_INPUT (split attention
-blocks merged on the way in), swiglu and residual, and lm_head.wgsl, for F32 / F16 / BF16 and Q8_0 /
-Q4_0 / Q4_1 / Q4_K / Q6_K where a variant applies, on awkward shapes: K = 576 / 960 / 2048 / 3072 and
-odd numbers of blocks (every other row starting mid-word), N and vocabulary rows not a multiple of
-GEMV_ROWS, staged chunks that do not divide K; and a CPU adapter's GEMV (cpu true: one invocation per
-1, 2 or 4 rows). Each case also checks that the variant it names is the
-one the kernel got (snippet, GEMV_UNROLL, STAGE_BLOCKS, COPY_INPUT, GEMV_ROWS), so a silent fallback to the
-default would fail. One module each (tests/kernel_harness.py)."""
+gemv_unroll, gemv_unroll_paired, gemv_stage_blocks, gemv_copy_input, gemv_deep_rows; Q4_0 rows read
+as one stream), each built exactly as the engine builds it (app/kernels.py Kernels.linear_gemv and
+lm_head for the GPU shapes, cpu false) and run in the page on SwiftShader against numpy: linear.wgsl's
+gemv plain, with RMS_INPUT, with ATT_INPUT (split attention blocks merged on the way in), swiglu and
+residual, and lm_head.wgsl, for F32 / F16 / BF16 and Q8_0 / Q4_0 / Q4_1 / Q4_K / Q6_K where a variant
+applies, on awkward shapes: K = 576 / 960 / 2048 / 3072 and odd numbers of blocks (every other row
+starting mid-word), N and vocabulary rows not a multiple of GEMV_ROWS, staged chunks that do not divide
+K; and a CPU adapter's GEMV (cpu true: one invocation per 1, 2 or 4 rows). Each case also checks that
+the variant it names is the one the kernel got (snippet, GEMV_UNROLL, STAGE_BLOCKS, COPY_INPUT,
+GEMV_ROWS, Q4_0_STREAM), so a silent fallback to the default would fail. One module each
+(tests/kernel_harness.py)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import pytest
 
 import kernel_harness as kh
 from app.contract import ATT_BLOCK, epilogue
-from app.kernels import DEEP_GEMV_K, PAIRED_OR_BLOCK_UNROLL_MAX, STAGED_FORMATS, Kernels
+from app.kernels import DEEP_GEMV_K, STAGED_FORMATS, Kernels
 from app.shapes import KernelShapes
 from app.weights import BLOCK_FORMATS
 from kernel_harness import assert_close, assert_sentinel, block_table, f32, read_f32, sentinel, step, step_bytes, weight
@@ -58,9 +59,14 @@ def expect_variant(k, fmt: str, K: int, overrides: dict, plain_input: bool = Fal
     values = k.values
     shapes = KernelShapes.for_adapter(False, overrides)  # the overrides over a GPU's defaults
     unroll = values.get("GEMV_UNROLL", values.get("HEAD_UNROLL"))
-    capped = values.get("EPILOGUE") == epilogue("swiglu") or fmt in BLOCK_FORMATS
-    assert unroll == (min(shapes.gemv_unroll, PAIRED_OR_BLOCK_UNROLL_MAX) if capped else shapes.gemv_unroll), values
+    stream = k.shader == "linear.wgsl" and values["Q4_0_STREAM"]  # takes the whole unroll (app/kernels.py)
+    capped = (values.get("EPILOGUE") == epilogue("swiglu") or fmt in BLOCK_FORMATS) and not stream
+    assert unroll == (min(shapes.gemv_unroll, shapes.gemv_unroll_paired) if capped else shapes.gemv_unroll), values
     assert k.wide == (shapes.gemv_wide_f16 and fmt in ("F16", "BF16") and K % 8 == 0), k.snippet
+    if k.shader == "lm_head.wgsl":
+        lanes = values["HEAD_LANES"]
+        assert values["Q4_0_STREAM"] == (fmt == "Q4_0" and not shapes.cpu and K % 256 == 0 and 32 % lanes == 0
+                                         and lanes >= 8), values
     if k.shader == "linear.wgsl":
         staged = shapes.gemv_stage_blocks and fmt in STAGED_FORMATS and shapes.gemv_row_tile == 1
         assert bool(values["STAGE_BLOCKS"]) == bool(staged), values
@@ -69,6 +75,10 @@ def expect_variant(k, fmt: str, K: int, overrides: dict, plain_input: bool = Fal
         prepared = values["RMS_INPUT"] or values["LN_INPUT"] or values["ATT_INPUT"] or values["COPY_INPUT"]
         deep = shapes.gemv_deep_rows and K > DEEP_GEMV_K and not prepared and shapes.gemv_row_tile == 1
         assert values["GEMV_ROWS"] == (shapes.gemv_deep_rows if deep else shapes.linear_gemv_rows), values
+        lanes = 256 // values["GEMV_ROWS"]
+        stream = (fmt == "Q4_0" and not shapes.cpu and K % 256 == 0 and lanes % 32 == 0 and shapes.gemv_row_tile == 1
+                  and not values["STAGE_BLOCKS"])
+        assert values["Q4_0_STREAM"] == stream, values
 
 
 def rms_ref(x, w):
@@ -131,7 +141,10 @@ GEMV_CASES = [  # (fmt, mode, K, N, overrides)
     ("Q6_K", "residual", 3072, 40, {"gemv_unroll": 4}),
     # more lanes to a row of a deep GEMV with a plain input (K > DEEP_GEMV_K)
     ("F16", "residual", 8192, 37, {"gemv_deep_rows": 2}),
-    ("Q4_0", "residual", 3072, 36, {"gemv_deep_rows": 4}),
+    ("Q4_0", "residual", 3072, 36, {"gemv_deep_rows": 4}),     # Q4_0 rows as one stream, 64 lanes a row
+    ("Q4_0", "swiglu", 768, 70, {"gemv_unroll": 2}),          # 3 groups a row: a last round of 1
+    ("Q4_0", "att", 1024, 36, {"gemv_deep_rows": 2}),         # prepared input: 8 rows, not deep
+    ("Q4_0", "plain", 4096, 20, {"gemv_deep_rows": 2}),       # 128 lanes: 4 groups a step
     ("Q8_0", "plain", 6400, 20, {"gemv_deep_rows": 1}),
     # a CPU adapter's one invocation per 1, 2 or 4 rows (N not a multiple of the tile)
     ("F32", "plain", 768, 37, {"cpu": True, "gemv_row_tile": 4}),
@@ -187,7 +200,10 @@ HEAD_CASES = [  # (fmt, C, V, parts (row0, rows), overrides)
     ("F16", 576, 301, [(0, 301)], WIDE4),
     ("BF16", 960, 97, [(0, 50), (50, 47)], {"gemv_wide_f16": True, "gemv_unroll": 2}),
     ("F32", 200, 301, [(0, 301)], {"gemv_unroll": 4}),
-    ("Q4_0", 2048, 97, [(0, 97)], {"gemv_unroll": 4}),
+    ("Q4_0", 2048, 97, [(0, 97)], {"gemv_unroll": 4}),      # rows as one stream of groups, 8 lanes a row
+    ("Q4_0", 768, 70, [(0, 33), (33, 37)], {"head_lanes": 32}),  # 3 groups a row, one segment a lane each
+    ("Q4_0", 256, 40, [(0, 40)], {"head_lanes": 16}),
+    ("Q4_0", 480, 40, [(0, 40)], {}),                       # C % 256 != 0: the generic block path
     ("Q8_0", 576, 140, [(0, 70), (70, 70)], {"gemv_unroll": 2}),
     ("Q4_1", 960, 40, [(0, 40)], ALL),
     ("Q4_K", 768, 70, [(0, 70)], {"gemv_unroll": 4}),

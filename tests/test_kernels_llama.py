@@ -252,7 +252,7 @@ def test_lm_head_with_rms_norm(kpage, lanes, dtype):
     w_b, w = weight(0.3 * r.standard_normal((V, C)), dtype)
     groups = cdiv(V, 256 // lanes)
     consts = dict(C=C, C4=C // 4, EPS=EPS, ROW0=0, ROWS=V, HEAD_LANES=lanes, HEAD_GROUPS=groups, RMS=True,
-                  HEAD_UNROLL=1, HEAD_ROW_TILE=1)
+                  HEAD_UNROLL=1, HEAD_ROW_TILE=1, Q4_0_STREAM=False)
     bufs = {"step": step_bytes(rows), "x": x, "g": g, "beta": sentinel(4), "wte": w_b, "logits": sentinel(V + 4)}
     steps = [step("lm_head.wgsl", "lm_head", consts, dict(step="step", x="x", ln_gamma="g", ln_beta="beta", wte="wte",
                                                           logits="logits"), (groups, 1, 1), SNIPPETS[dtype])]

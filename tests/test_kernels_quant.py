@@ -288,7 +288,7 @@ def test_lm_head_over_packed_table(kpage, fmt, C, V, lanes, parts):
     for i, (row0, n, groups) in enumerate(parts):
         bufs[f"wte{i}"] = block_table(blocks[row0:row0 + n], fmt)
         consts = dict(C=C, C4=C // 4, EPS=EPS, ROW0=row0, ROWS=n, HEAD_LANES=lanes, HEAD_GROUPS=groups, RMS=True,
-                      HEAD_UNROLL=1, HEAD_ROW_TILE=1)
+                      HEAD_UNROLL=1, HEAD_ROW_TILE=1, Q4_0_STREAM=False)
         steps.append(step("lm_head.wgsl", "lm_head", consts, dict(step="step", x="x", ln_gamma="g", ln_beta="beta",
                                                                   wte=f"wte{i}", logits="logits"),
                           (groups, 1, 1), WEIGHT_SNIPPETS[fmt]))
