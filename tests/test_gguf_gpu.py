@@ -77,6 +77,9 @@ def files(tmp_path_factory):
                                  type_name)
         path.chmod(0o644)
         out[name] = path
+    path = hf_folder_to_gguf(wide, root / "chat-256.Q4_0.gguf", "Q4_0")  # rows of whole groups of 8 blocks
+    path.chmod(0o644)
+    out["wide.Q4_0"] = path
     # gate in Q4_K, up in Q8_0 in layer 0 (llama-quantize --tensor-type): a gate|up of two formats
     path = hf_folder_to_gguf(wide, root / "chat-256.gate-up.gguf", "Q4_K_M", overrides={"blk.0.ffn_up.weight": "Q8_0"})
     path.chmod(0o644)
@@ -257,6 +260,27 @@ def test_gpu_gemv_variants_give_the_greedy_ids_of_transformers(page, files, type
             assert snippet.endswith("_wide.wgsl"), gemvs
         elif name != "ln_f+lm_head":  # K = 64 or 128: a row's 2 or 4 blocks in one chunk (Q4_0: never staged)
             assert stage == (min(8, K // 32) if type_name in STAGED_FORMATS else 0), gemvs
+STREAMS = """
+_g = engine.model.gpu_model.graph
+[[d.name, d.kernel.values["Q4_0_STREAM"]] for d in _g.decode + _g.tail if d.kernel.entry in ("gemv", "lm_head")]
+"""
+
+
+@pytest.mark.slow
+def test_q4_0_rows_read_as_streams_give_the_logits_of_transformers(page, files):
+    """With a GPU's kernel shapes (forced on SwiftShader), a Q4_0 model whose rows are whole groups of 8
+    blocks (hidden 256, intermediate 512) decodes with every GEMV and the LM head reading its rows as
+    one stream (linear.wgsl / lm_head.wgsl Q4_0_STREAM): the logits and greedy ids of transformers."""
+    run_py(page, 'engine.shape_overrides = {"cpu": False}\nNone')
+    try:
+        result = run(page, f"/gguf/{files['wide.Q4_0'].name}")
+        check_equal(result, files["wide.Q4_0"])
+        streams = run_py(page, STREAMS)
+    finally:
+        run_py(page, "engine.shape_overrides = {}\nNone")
+    assert len(streams) == 4 * 2 + 1 and all(on for _, on in streams), streams
+
+
 @pytest.mark.parametrize("fmt", ["q8_0", "q4_0"])
 def test_quantize_on_load_equals_the_gguf_quantizer(page, files, fmt):
     """The folder's f32 matrices quantized on the GPU give the logits of ggml's quantization of the
