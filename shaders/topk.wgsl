@@ -166,9 +166,8 @@ fn topk_merge(@builtin(local_invocation_index) lid: u32) {
     out[1u + r] = NO_ID;
     out[1u + k + r] = bitcast<u32>(NEG_INF);
   }
-  // The chunks' maxima and sums, combined by the whole workgroup: one invocation walking the
-  // GROUPS chunks twice was a chain of dependent loads (Llama's 63 chunks: most of this dispatch's
-  // 50 us on an H200).
+  // The chunks' maxima and sums, combined by the whole workgroup (not one invocation walking the
+  // GROUPS chunks twice, a chain of dependent loads).
   let temp = temperature();
   var mg_max = NEG_INF;
   for (var g = lid; g < GROUPS; g += 256u) { mg_max = max(mg_max, bitcast<f32>(part[g * STRIDE + 2u * KMAX])); }
@@ -199,7 +198,17 @@ fn topk_serial() {
   var m = NEG_INF;
   for (var i = 0u; i < V; i++) { let v = logits[i]; if (!is_nan(v)) { m = max(m, v); } }
   var s = 0.0;
-  for (var i = 0u; i < V; i++) { let v = logits[i]; if (!is_nan(v) && v > NEG_INF) { s += exp((v - m) / temp); } }
+  var block = 0.0;  // summed in blocks of 1,024, as the chunks of topk_partial are: one running f32 sum
+                    // over a large vocabulary drifts past 2e-5 of the total
+  for (var i = 0u; i < V; i++) {
+    let v = logits[i];
+    if (!is_nan(v) && v > NEG_INF) { block += exp((v - m) / temp); }
+    if ((i & 1023u) == 1023u) {
+      s += block;
+      block = 0.0;
+    }
+  }
+  s += block;
   var top_v: array<f32, KMAX>;
   var top_i: array<u32, KMAX>;
   for (var r = 0u; r < KMAX; r++) { top_v[r] = NEG_INF; top_i[r] = NO_ID; }

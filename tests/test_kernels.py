@@ -558,6 +558,10 @@ def topk_logits(kind, V, chunk, seed):
         return logits
     if kind == "spread":  # wide range: exp underflows for most logits at a low temperature
         return f32(30 * r.standard_normal(V))
+    if kind == "flat":  # every logit the same: the order is the ids'
+        logits = np.full(V, 1.5, dtype=np.float32)
+        logits[r.choice(V, 7, replace=False)] = np.nan
+        return logits
     if kind == "few":  # fewer real logits than k: 60, in every chunk; the rest NaN
         logits = np.full(V, np.nan, dtype=np.float32)
         logits[r.choice(V, 60, replace=False)] = f32(r.standard_normal(60))
@@ -577,7 +581,12 @@ TOPK_CASES = [
     ("ties", (0, 1000), 3, 2.5),
     ("spread", (2, 4), 100, 1.0),    # step.k > KMAX: the kernels return KMAX candidates
     ("spread", (62, 1000), 5, 0.3),  # a Llama-sized vocabulary: 63 chunks' candidates merged in workgroup memory
-    ("ties", (16, 4), 64, 0.7),      # 17 x 64 candidates: more than the merge stages, read from `part`
+    # 17 x 64 candidates, more than the merge stages: its binary searches read `part`; and the serial
+    # kernel's sum over 34,820 logits (summed in blocks, as one running sum drifted past 2e-5)
+    ("ties", (16, 4), 64, 0.7),
+    ("coarse", (16, 4), 64, 1.0),
+    ("few", (16, 4), 64, 1.3),
+    ("flat", (16, 4), 64, 1.0),      # every logit the same: ids in order
 ]
 TOPK_ENTRIES = ["partial+merge", "serial"]
 
