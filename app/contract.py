@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 import struct
 
+from .weights import BLOCK_FORMATS, GROUPED_FORMATS
+
 # ------------------------------------------------------------------------------ shared constants
 
 KMAX = 64              # most candidates a step returns (top-k on the GPU)
@@ -33,6 +35,8 @@ SHARED_CONSTANTS = {
     "TOPK_CHUNK": ("u32", TOPK_CHUNK),
     "ATT_BLOCK": ("u32", ATT_BLOCK),
     "NEG_INF": ("f32", NEG_INF),
+    # words of a group of Q4_0 blocks in the GPU's layout (app/weights.py GROUPED_FORMATS; common.wgsl)
+    "Q4_0_GROUP_WORDS": ("u32", GROUPED_FORMATS["Q4_0"] * BLOCK_FORMATS["Q4_0"][1] // 4),
 }
 
 

@@ -1,6 +1,6 @@
 // common.wgsl — declarations shared by every kernel. WGSL has no #include, so app/wgsl.py builds
 // each module as: weight-format snippet (weights_*.wgsl) + app/contract.py's prelude (the shared
-// constants KMAX, CHAIN_ID, NO_ID, TOPK_CHUNK, ATT_BLOCK, NEG_INF and the Step struct: the per-run
+// constants KMAX, CHAIN_ID, NO_ID, TOPK_CHUNK, ATT_BLOCK, NEG_INF, Q4_0_GROUP_WORDS and the Step struct: the per-run
 // parameters, one small storage buffer written once per prefill chunk or decode step) + the
 // kernel's constants + this file + the kernel file.
 
@@ -14,6 +14,14 @@ fn f16_value(h: u32) -> f32 {
   let sub = (bitcast<f32>(m | 0x4b000000u) - 8388608.0) * 5.9604644775390625e-8;  // m * 2^-24, exact
   return select(v, select(sub, -sub, (h & 0x8000u) != 0u), (h & 0x7c00u) == 0u);
 }
+
+// The GPU's Q4_0 layout (app/weights.py GROUPED_FORMATS, weights_q4_0.wgsl; quantize.wgsl writes it):
+// blocks in groups of 8, a group Q4_0_GROUP_WORDS words from its first word `group` on: the 8 f16
+// scales (block j of the group in word j / 2, the high half for an odd j), then the blocks' 4 words of
+// nibbles each. The group's nibble word wd (0 .. 31) is word wd % 4 of block wd / 4.
+fn q4_0_group_word0(g: u32) -> u32 { return Q4_0_GROUP_WORDS * (g >> 3u); }  // block g's group
+fn q4_0_scale_word(group: u32, j: u32) -> u32 { return group + j / 2u; }
+fn q4_0_nibble_word(group: u32, wd: u32) -> u32 { return group + 4u + wd; }
 
 // The same as f32 bits, with integer arithmetic only (subnormals normalized, inf and NaN payloads
 // kept): the load kernels (quantize.wgsl, transpose.wgsl) widen f16 sources so.

@@ -694,7 +694,7 @@ fn store_cpu_row(c: u32, a: vec4<f32>, u: vec4<f32>) {
 
 // Lane `lane`'s share of row c's dot products with the input: (gate or plain, up).
 // Q4_0_STREAM: row c's dot products for a Q4_0 row whose blocks fill whole groups of 8
-// (weights_q4_0.wgsl: 36 words a group, 4 of scales then 8 blocks x 4 words of nibbles). The lanes
+// (common.wgsl: 36 words a group, 4 of scales then 8 blocks x 4 words of nibbles). The lanes
 // take the same segments in the same order as gemv_row_gpu (segment lane + i GEMV_LANES, a word of
 // nibbles each), so the sums are the same bits; but with whole groups the 32 lanes of a warp read one
 // group's 36 words a step, and lane l's words are the step's base + 4 + l % 32 (nibbles) and + (l %
@@ -709,8 +709,8 @@ fn gemv_row_q4_0(c: u32, lane: u32) -> array<vec4<f32>, 2> {
   let t0 = lane / 32u;
   let j = l / 4u;                                 // the lane's block within a group
   let s = l % 4u;                                 // its word of nibbles within the block
-  let row_a = c * Q4_GROUPS * 36u;
-  let row_b = (N + c) * Q4_GROUPS * 36u;
+  let row_a = c * Q4_GROUPS * Q4_0_GROUP_WORDS;
+  let row_b = (N + c) * Q4_GROUPS * Q4_0_GROUP_WORDS;
   var s0 = vec4<f32>(0.0);
   var s1 = vec4<f32>(0.0);
   for (var m = 0u; m < Q4_STEPS; m += GEMV_UNROLL) {
@@ -719,13 +719,13 @@ fn gemv_row_q4_0(c: u32, lane: u32) -> array<vec4<f32>, 2> {
     for (var u = 0u; u < GEMV_UNROLL; u++) {
       if (m + u < Q4_STEPS) {
         let t = (m + u) * Q4_WARPS + t0;
-        let oa = row_a + 36u * t;
-        let qa = w[oa + 4u + l];
-        wa[u] = array<WPack, 6>(w[oa + j / 2u], qa, qa, qa, qa, qa);
+        let oa = row_a + Q4_0_GROUP_WORDS * t;
+        let qa = w[q4_0_nibble_word(oa, l)];
+        wa[u] = array<WPack, 6>(w[q4_0_scale_word(oa, j)], qa, qa, qa, qa, qa);
         if (SWIGLU) {
-          let ob = row_b + 36u * t;
-          let qb = w[ob + 4u + l];
-          wb[u] = array<WPack, 6>(w[ob + j / 2u], qb, qb, qb, qb, qb);
+          let ob = row_b + Q4_0_GROUP_WORDS * t;
+          let qb = w[q4_0_nibble_word(ob, l)];
+          wb[u] = array<WPack, 6>(w[q4_0_scale_word(ob, j)], qb, qb, qb, qb, qb);
         }
       }
     }

@@ -91,7 +91,7 @@ fn head_seg_dot(v: u32, u: u32, ws: array<WPack, 6>) -> vec4<f32> {
 }
 
 // Q4_0_STREAM: table row v times the normalized row, a Q4_0 row whose blocks fill whole groups of 8
-// (weights_q4_0.wgsl: 36 words a group, 4 of scales then 8 blocks x 4 words of nibbles). Lane l takes
+// (common.wgsl: 36 words a group, 4 of scales then 8 blocks x 4 words of nibbles). Lane l takes
 // the same segments in the same order as the generic block path (segments l, l + HEAD_LANES, ...: in
 // group n, words of nibbles l + HEAD_LANES k), so the sum is the same bits; but each group's words
 // are found by one add to the group's base (linear.wgsl gemv_row_q4_0 says why), and a group's
@@ -102,12 +102,12 @@ fn head_row_q4_0(v: u32, lane: u32) -> f32 {
   let groups = HEAD_KB / 8u;
   var s = vec4<f32>(0.0);
   for (var n = 0u; n < groups; n++) {
-    let o = (v * groups + n) * 36u;
+    let o = (v * groups + n) * Q4_0_GROUP_WORDS;
     var ws: array<array<WPack, 6>, Q4_PER_LANE>;
     for (var k = 0u; k < Q4_PER_LANE; k++) {
       let wd = lane + HEAD_LANES * k;  // the word of nibbles within the group: block wd / 4, word wd % 4
-      let q = wte[o + 4u + wd];
-      ws[k] = array<WPack, 6>(wte[o + wd / 8u], q, q, q, q, q);
+      let q = wte[q4_0_nibble_word(o, wd)];
+      ws[k] = array<WPack, 6>(wte[q4_0_scale_word(o, wd / 4u)], q, q, q, q, q);
     }
     for (var k = 0u; k < Q4_PER_LANE; k++) {
       let wd = lane + HEAD_LANES * k;

@@ -292,14 +292,14 @@ fn q4_0_copy_block(b: u32, k: u32) {
 // word, its nibbles).
 fn write_pair_grouped(pair: u32) {
   let g = 2u * pair;
-  let base = 36u * (g >> 3u);  // the group's first word
+  let base = q4_0_group_word0(g);
   let first = g >= BLOCK0;
   let second = g + 1u < BLOCK0 + BLOCKS;
   let scales = (pair_words[0] & 0xffffu) | (pair_words[4] & 0xffff0000u);
   let mask = select(0u, 0xffffu, first) | select(0u, 0xffff0000u, second);
-  let at = base + ((g & 7u) >> 1u);
+  let at = q4_0_scale_word(base, g & 7u);
   dst[at] = (dst[at] & ~mask) | (scales & mask);
-  let q0 = base + 4u + 4u * (g & 7u);
+  let q0 = q4_0_nibble_word(base, 4u * (g & 7u));
   for (var i = 0u; i < 4u; i++) {
     if (first) { dst[q0 + i] = (pair_words[i] >> 16u) | (pair_words[i + 1u] << 16u); }
     if (second) { dst[q0 + 4u + i] = pair_words[5u + i]; }

@@ -140,8 +140,8 @@ fn fill_random(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
         var block = byte / FILL_BLOCK_BYTES;
         var at = byte % FILL_BLOCK_BYTES;
         if (FILL_FORMAT == 4u) {  // Q4_0 in the GPU's groups of 8 (weights_q4_0.wgsl): the scales first
-          let o = byte % 144u;
-          block = 8u * (byte / 144u) + o / 2u;
+          let o = byte % (4u * Q4_0_GROUP_WORDS);
+          block = 8u * (byte / (4u * Q4_0_GROUP_WORDS)) + o / 2u;
           at = select(FILL_HEAD_BYTES, o % 2u, o < 16u);
         }
         if (at < FILL_HEAD_BYTES) {

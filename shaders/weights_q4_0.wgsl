@@ -13,16 +13,17 @@
 // int-to-float conversion); the dot products multiply by d once per block or segment. A segment (what
 // a GPU lane takes) is one word of nibbles, 8 weights (packs s and s + 4). The block interface is
 // described in weights_f32.wgsl.
+// The word indices of this layout are common.wgsl's q4_0_group_word0 / q4_0_scale_word /
+// q4_0_nibble_word, shared by every kernel that reads or writes it.
 alias WPack = u32;
 
 const WBlockPacks: u32 = 8u;
 const WBlockWords: u32 = 5u;  // the scale's word, the 4 words of nibbles
 const WPackWords: u32 = 2u;   // the scale's word, the word of nibbles
 
-fn q4_0_group(g: u32) -> u32 { return 36u * (g >> 3u); }
 fn w_block_word(g: u32, k: u32) -> u32 {
-  if (k == 0u) { return q4_0_group(g) + ((g & 7u) >> 1u); }
-  return q4_0_group(g) + 4u + 4u * (g & 7u) + min(k, 4u) - 1u;
+  if (k == 0u) { return q4_0_scale_word(q4_0_group_word0(g), g & 7u); }
+  return q4_0_nibble_word(q4_0_group_word0(g), 4u * (g & 7u) + min(k, 4u) - 1u);
 }
 
 fn q4_0_scale(g: u32, word: u32) -> f32 { return f16_value(select(word & 0xffffu, word >> 16u, (g & 1u) != 0u)); }
