@@ -23,6 +23,25 @@ fn q4_0_group_word0(g: u32) -> u32 { return Q4_0_GROUP_WORDS * (g >> 3u); }  // 
 fn q4_0_scale_word(group: u32, j: u32) -> u32 { return group + j / 2u; }
 fn q4_0_nibble_word(group: u32, wd: u32) -> u32 { return group + 4u + wd; }
 
+// The 4-bit formats' nibbles as floats, without shifting each one down: in nibble_halves(q) = (q, q,
+// q >> 16, q >> 16) the low nibbles of a word's bytes 0-3 lie at bits 0, 8, 0, 8 and the high nibbles at
+// 4, 12, 4, 12. A nibble n masked where it lies (bit p) and ORed into the mantissa of 2^(23 - p), whose
+// last mantissa bit weighs 2^-p, reads as 2^(23 - p) + n exactly; subtracting NIBBLE_*_BASE (plus an
+// offset, folded at shader creation) leaves n (minus the offset) exactly. One shift and a mask-and-or
+// per nibble, where shifting each nibble down took a shift more per nibble: the same floats, the
+// GEMVs' instruction count per weight being what bounds a 4-bit GEMV on a GPU (BENCH.md).
+const NIBBLE_LOW_MASK = vec4<u32>(0xfu, 0xf00u, 0xfu, 0xf00u);
+const NIBBLE_LOW_BITS = vec4<u32>(0x4b000000u, 0x47000000u, 0x4b000000u, 0x47000000u);   // 2^23, 2^15
+const NIBBLE_LOW_BASE = vec4<f32>(8388608.0, 32768.0, 8388608.0, 32768.0);
+const NIBBLE_HIGH_MASK = vec4<u32>(0xf0u, 0xf000u, 0xf0u, 0xf000u);
+const NIBBLE_HIGH_BITS = vec4<u32>(0x49000000u, 0x45000000u, 0x49000000u, 0x45000000u);  // 2^19, 2^11
+const NIBBLE_HIGH_BASE = vec4<f32>(524288.0, 2048.0, 524288.0, 2048.0);
+
+fn nibble_halves(q: u32) -> vec4<u32> { return vec4<u32>(q, q, q >> 16u, q >> 16u); }
+// 2^(23 - p) + n for the low (high) nibbles of bytes 0-3 of the word v came from.
+fn low_nibbles_biased(v: vec4<u32>) -> vec4<f32> { return bitcast<vec4<f32>>((v & NIBBLE_LOW_MASK) | NIBBLE_LOW_BITS); }
+fn high_nibbles_biased(v: vec4<u32>) -> vec4<f32> { return bitcast<vec4<f32>>((v & NIBBLE_HIGH_MASK) | NIBBLE_HIGH_BITS); }
+
 // The same as f32 bits, with integer arithmetic only (subnormals normalized, inf and NaN payloads
 // kept): the load kernels (quantize.wgsl, transpose.wgsl) widen f16 sources so.
 fn f16_to_f32_bits(h: u32) -> u32 {

@@ -9,12 +9,14 @@
 // they straddle words at 2-byte offsets, and realigning them cost a GPU lane a third load and a
 // funnel shift per word). Words, not 16-byte loads: a GPU's load unit serves a 16-byte load per lane
 // in four times the passes of a word, and a segment needs one word of each (BENCH.md). A
-// nibble n becomes n - 8 by putting n in the mantissa of 2^23 and subtracting 2^23 + 8 (exact, and no
-// int-to-float conversion); the dot products multiply by d once per block or segment. A segment (what
+// nibble n becomes n - 8 in the mantissa of a power of two, where it lies, minus that power and 8 (exact,
+// no int-to-float conversion: common.wgsl nibble_halves); the dot products multiply by d once per block
+// or segment. A segment (what
 // a GPU lane takes) is one word of nibbles, 8 weights (packs s and s + 4). The block interface is
 // described in weights_f32.wgsl.
 // The word indices of this layout are common.wgsl's q4_0_group_word0 / q4_0_scale_word /
 // q4_0_nibble_word, shared by every kernel that reads or writes it.
+// Run alone (checked against numpy): python3 -m pytest -q tests/test_kernels_quant.py tests/test_kernels_gemv_variants.py -k Q4_0
 alias WPack = u32;
 
 const WBlockPacks: u32 = 8u;
@@ -28,24 +30,34 @@ fn w_block_word(g: u32, k: u32) -> u32 {
 
 fn q4_0_scale(g: u32, word: u32) -> f32 { return f16_value(select(word & 0xffffu, word >> 16u, (g & 1u) != 0u)); }
 
-// The nibbles at bit `shift` (0: low, 4: high) of a word's 4 bytes, minus 8, as floats.
+// A word's nibbles minus 8, as floats: those of bytes 0-3 at bit `shift` (0: low, 4: high), and both.
 fn q4_0_levels(q: u32, shift: u32) -> vec4<f32> {
-  let n = (vec4<u32>(q >> shift) >> vec4<u32>(0u, 8u, 16u, 24u)) & vec4<u32>(0xfu);
-  return bitcast<vec4<f32>>(n | vec4<u32>(0x4b000000u)) - vec4<f32>(8388616.0);
+  let v = nibble_halves(q) >> vec4<u32>(shift);
+  return low_nibbles_biased(v) - (NIBBLE_LOW_BASE + 8.0);
+}
+fn q4_0_word_levels(q: u32) -> array<vec4<f32>, 2> {
+  let v = nibble_halves(q);
+  return array<vec4<f32>, 2>(low_nibbles_biased(v) - (NIBBLE_LOW_BASE + 8.0), high_nibbles_biased(v) - (NIBBLE_HIGH_BASE + 8.0));
 }
 
 fn w_block(g: u32, ws: array<WPack, 20>) -> array<vec4<f32>, 8> {
   let d = q4_0_scale(g, ws[0]);
-  return array<vec4<f32>, 8>(q4_0_levels(ws[1], 0u) * d, q4_0_levels(ws[2], 0u) * d, q4_0_levels(ws[3], 0u) * d,
-                             q4_0_levels(ws[4], 0u) * d, q4_0_levels(ws[1], 4u) * d, q4_0_levels(ws[2], 4u) * d,
-                             q4_0_levels(ws[3], 4u) * d, q4_0_levels(ws[4], 4u) * d);
+  let n0 = q4_0_word_levels(ws[1]);
+  let n1 = q4_0_word_levels(ws[2]);
+  let n2 = q4_0_word_levels(ws[3]);
+  let n3 = q4_0_word_levels(ws[4]);
+  return array<vec4<f32>, 8>(n0[0] * d, n1[0] * d, n2[0] * d, n3[0] * d, n0[1] * d, n1[1] * d, n2[1] * d, n3[1] * d);
 }
 
 fn w_dot(g: u32, ws: array<WPack, 20>, xs: array<vec4<f32>, 8>) -> vec4<f32> {
-  var s = xs[0] * q4_0_levels(ws[1], 0u) + xs[4] * q4_0_levels(ws[1], 4u);
-  s += xs[1] * q4_0_levels(ws[2], 0u) + xs[5] * q4_0_levels(ws[2], 4u);
-  s += xs[2] * q4_0_levels(ws[3], 0u) + xs[6] * q4_0_levels(ws[3], 4u);
-  s += xs[3] * q4_0_levels(ws[4], 0u) + xs[7] * q4_0_levels(ws[4], 4u);
+  let n0 = q4_0_word_levels(ws[1]);
+  let n1 = q4_0_word_levels(ws[2]);
+  let n2 = q4_0_word_levels(ws[3]);
+  let n3 = q4_0_word_levels(ws[4]);
+  var s = xs[0] * n0[0] + xs[4] * n0[1];
+  s += xs[1] * n1[0] + xs[5] * n1[1];
+  s += xs[2] * n2[0] + xs[6] * n2[1];
+  s += xs[3] * n3[0] + xs[7] * n3[1];
   return s * q4_0_scale(g, ws[0]);
 }
 
@@ -58,5 +70,6 @@ fn w_unpack(g: u32, i: u32, ws: array<WPack, 6>) -> vec4<f32> {
 const WSegPacks: u32 = 2u;
 fn w_seg_pack(s: u32, j: u32) -> u32 { return s + 4u * j; }
 fn w_seg_dot(g: u32, s: u32, ws: array<WPack, 6>, xs: array<vec4<f32>, 2>) -> vec4<f32> {
-  return (xs[0] * q4_0_levels(ws[1], 0u) + xs[1] * q4_0_levels(ws[1], 4u)) * q4_0_scale(g, ws[0]);
+  let n = q4_0_word_levels(ws[1]);
+  return (xs[0] * n[0] + xs[1] * n[1]) * q4_0_scale(g, ws[0]);
 }

@@ -5,9 +5,11 @@
 // The table is bound as array<u32>; block g starts at word 5 g, so every block is word-aligned and
 // read as its own 5 words (d and m in the first; vectors of 2 or 4 words would be aligned only for
 // every second or fourth block). A segment (what a GPU lane takes) is one word of nibbles, 8 weights
-// (packs s and s + 4), with the block's first word. A nibble n becomes a float by putting it in the
-// mantissa of 2^23 and subtracting 2^23 (exact, no int-to-float conversion); the dot products compute
+// (packs s and s + 4), with the block's first word. A nibble n becomes a float in the mantissa of a
+// power of two, where it lies, minus that power (exact, no int-to-float conversion: common.wgsl
+// nibble_halves); the dot products compute
 // d * sum(x * n) + m * sum(x). The block interface is described in weights_f32.wgsl.
+// Run alone (checked against numpy): python3 -m pytest -q tests/test_kernels_quant.py tests/test_kernels_gemv_variants.py -k Q4_1
 alias WPack = u32;
 
 const WBlockPacks: u32 = 8u;
@@ -17,26 +19,35 @@ const WPackWords: u32 = 2u;  // d and m's word, and the word of nibbles
 fn w_first(g: u32) -> u32 { return 5u * g; }
 fn w_block_word(g: u32, k: u32) -> u32 { return w_first(g) + min(k, 4u); }
 
-// The nibbles at bit `shift` (0: low, 4: high) of a word's 4 bytes, as floats.
+// A word's nibbles as floats: those of bytes 0-3 at bit `shift` (0: low, 4: high), and both.
 fn q4_1_levels(q: u32, shift: u32) -> vec4<f32> {
-  let n = (vec4<u32>(q >> shift) >> vec4<u32>(0u, 8u, 16u, 24u)) & vec4<u32>(0xfu);
-  return bitcast<vec4<f32>>(n | vec4<u32>(0x4b000000u)) - vec4<f32>(8388608.0);
+  return low_nibbles_biased(nibble_halves(q) >> vec4<u32>(shift)) - NIBBLE_LOW_BASE;
+}
+fn q4_1_word_levels(q: u32) -> array<vec4<f32>, 2> {
+  let v = nibble_halves(q);
+  return array<vec4<f32>, 2>(low_nibbles_biased(v) - NIBBLE_LOW_BASE, high_nibbles_biased(v) - NIBBLE_HIGH_BASE);
 }
 
 fn w_block(g: u32, ws: array<u32, 20>) -> array<vec4<f32>, 8> {
   let d = f16_value(ws[0] & 0xffffu);
   let m = f16_value(ws[0] >> 16u);
-  return array<vec4<f32>, 8>(q4_1_levels(ws[1], 0u) * d + m, q4_1_levels(ws[2], 0u) * d + m,
-                             q4_1_levels(ws[3], 0u) * d + m, q4_1_levels(ws[4], 0u) * d + m,
-                             q4_1_levels(ws[1], 4u) * d + m, q4_1_levels(ws[2], 4u) * d + m,
-                             q4_1_levels(ws[3], 4u) * d + m, q4_1_levels(ws[4], 4u) * d + m);
+  let n0 = q4_1_word_levels(ws[1]);
+  let n1 = q4_1_word_levels(ws[2]);
+  let n2 = q4_1_word_levels(ws[3]);
+  let n3 = q4_1_word_levels(ws[4]);
+  return array<vec4<f32>, 8>(n0[0] * d + m, n1[0] * d + m, n2[0] * d + m, n3[0] * d + m,
+                             n0[1] * d + m, n1[1] * d + m, n2[1] * d + m, n3[1] * d + m);
 }
 
 fn w_dot(g: u32, ws: array<u32, 20>, xs: array<vec4<f32>, 8>) -> vec4<f32> {
-  var s = xs[0] * q4_1_levels(ws[1], 0u) + xs[4] * q4_1_levels(ws[1], 4u);
-  s += xs[1] * q4_1_levels(ws[2], 0u) + xs[5] * q4_1_levels(ws[2], 4u);
-  s += xs[2] * q4_1_levels(ws[3], 0u) + xs[6] * q4_1_levels(ws[3], 4u);
-  s += xs[3] * q4_1_levels(ws[4], 0u) + xs[7] * q4_1_levels(ws[4], 4u);
+  let n0 = q4_1_word_levels(ws[1]);
+  let n1 = q4_1_word_levels(ws[2]);
+  let n2 = q4_1_word_levels(ws[3]);
+  let n3 = q4_1_word_levels(ws[4]);
+  var s = xs[0] * n0[0] + xs[4] * n0[1];
+  s += xs[1] * n1[0] + xs[5] * n1[1];
+  s += xs[2] * n2[0] + xs[6] * n2[1];
+  s += xs[3] * n3[0] + xs[7] * n3[1];
   let sx = (xs[0] + xs[1]) + (xs[2] + xs[3]) + ((xs[4] + xs[5]) + (xs[6] + xs[7]));
   return s * f16_value(ws[0] & 0xffffu) + sx * f16_value(ws[0] >> 16u);
 }
@@ -52,5 +63,6 @@ fn w_seg_pack(s: u32, j: u32) -> u32 { return s + 4u * j; }
 fn w_seg_dot(g: u32, s: u32, ws: array<u32, 6>, xs: array<vec4<f32>, 2>) -> vec4<f32> {
   let d = f16_value(ws[0] & 0xffffu);
   let m = f16_value(ws[0] >> 16u);
-  return (xs[0] * q4_1_levels(ws[1], 0u) + xs[1] * q4_1_levels(ws[1], 4u)) * d + (xs[0] + xs[1]) * m;
+  let n = q4_1_word_levels(ws[1]);
+  return (xs[0] * n[0] + xs[1] * n[1]) * d + (xs[0] + xs[1]) * m;
 }

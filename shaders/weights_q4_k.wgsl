@@ -9,10 +9,11 @@
 // 36 words, so every super-block is word-aligned; the table is bound as array<u32>. A whole block
 // (w_block, w_dot: a CPU adapter's invocation) is 12 words: the d / dmin word, the 3 words of scales
 // and its 8 words of nibbles. A segment (what a GPU lane takes) is one pack: those 4 words of header
-// and the pack's word of nibbles. A nibble becomes a float by putting it in the mantissa of 2^23 and
-// subtracting 2^23 (exact, no int-to-float conversion); the dot products compute
+// and the pack's word of nibbles. A nibble becomes a float in the mantissa of a power of two, where it
+// lies, minus that power (exact, no int-to-float conversion: common.wgsl nibble_halves); the dot
+// products compute
 // (d sc) sum(x n) - (dmin m) sum(x), d sc and dmin m rounded to f32 as ggml's dequantize_row_q4_K does.
-// Run alone: python3 -m pytest tests/test_kernels_kquant.py -q
+// Run alone (checked against numpy): python3 -m pytest -q tests/test_kernels_quant.py -k Q4_K
 alias WPack = u32;
 
 const WBlockPacks: u32 = 8u;
@@ -29,8 +30,7 @@ fn w_block_word(g: u32, k: u32) -> u32 {
 
 // The nibbles at bit `shift` (0: low, 4: high) of a word's 4 bytes, as floats.
 fn q4_k_levels(q: u32, shift: u32) -> vec4<f32> {
-  let n = (vec4<u32>(q >> shift) >> vec4<u32>(0u, 8u, 16u, 24u)) & vec4<u32>(0xfu);
-  return bitcast<vec4<f32>>(n | vec4<u32>(0x4b000000u)) - vec4<f32>(8388608.0);
+  return low_nibbles_biased(nibble_halves(q) >> vec4<u32>(shift)) - NIBBLE_LOW_BASE;  // common.wgsl
 }
 
 fn w_block(g: u32, ws: array<u32, 20>) -> array<vec4<f32>, 8> {
