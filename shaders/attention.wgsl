@@ -35,6 +35,7 @@
 // and the attention projection merges the blocks as it reads its input (matmul.wgsl, ATT_INPUT):
 //   out[h, d] = sum_s exp(m_s - M) acc_s[d] / sum_s exp(m_s - M) l_s,  M = max_s m_s.
 // Dispatch (NH, ATT_SPLITS, 1); blocks past the sequence (s * ATT_BLOCK > pos0) return at once.
+// Run alone (checked against numpy): python3 -m pytest -q tests/test_kernels.py -k 'attention' and tests/test_kernels_llama.py -k attention
 @group(0) @binding(0) var<storage, read> step: Step;
 @group(0) @binding(1) var<storage, read> q: array<f32>;
 @group(0) @binding(2) var<storage, read> kv: array<f32>;

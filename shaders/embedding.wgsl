@@ -15,6 +15,7 @@
 //   ROW0: u32  first token row held by this split of the table
 //   ROWS: u32  rows in this split
 //   POSITIONS: bool  add the position table wpe
+// Run alone (checked against numpy): python3 -m pytest -q tests/test_kernels.py -k embedding and tests/test_kernels_quant.py -k embedding
 @group(0) @binding(0) var<storage, read> step: Step;
 @group(0) @binding(1) var<storage, read> wte: array<WPack>;
 @group(0) @binding(2) var<storage, read> wpe: array<WPack>;

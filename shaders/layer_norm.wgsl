@@ -7,6 +7,7 @@
 //   C: u32    row length
 //   C4: u32   C / 4
 //   EPS: f32  epsilon
+// Run alone (checked against numpy): python3 -m pytest -q tests/test_kernels.py -k layer_norm
 @group(0) @binding(0) var<storage, read> step: Step;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> gamma: array<vec4<f32>>;

@@ -30,6 +30,7 @@
 //   HEAD_UNROLL: u32  packs (a float format) or segments (a block format) a GPU lane loads before
 //                     multiplying them (1, 2, 4 or 8: more bytes in flight; the same additions in the
 //                     same order)
+// Run alone (checked against numpy): python3 -m pytest -q tests/test_kernels.py tests/test_kernels_llama.py tests/test_kernels_quant.py tests/test_kernels_gemv_variants.py -k lm_head
 @group(0) @binding(0) var<storage, read> step: Step;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> ln_gamma: array<vec4<f32>>;

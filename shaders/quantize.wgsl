@@ -33,6 +33,7 @@
 //   BLOCKS: u32   blocks of 32 values to quantize
 //   BLOCK0: u32   index in dst of the first block written
 //   SRC: u32      dtype of src: 0 F32, 1 F16, 2 BF16, 3 Q4_0 (quantize_q4_0 only: regrouped as they are)
+// Run alone (checked against the gguf package's quantizer): python3 -m pytest -q tests/test_kernels_quantize.py
 @group(0) @binding(0) var<storage, read> src: array<u32>;
 @group(0) @binding(1) var<storage, read_write> dst: array<u32>;
 

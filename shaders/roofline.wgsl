@@ -37,6 +37,7 @@
 //   READ_CHUNKED: bool read_stream: a contiguous range per invocation instead of grid-stride
 //   FMA_ITERS: u32     iterations of fma_rate
 //   FILL_FORMAT: u32   fill_random's format: 0 F32, 1 F16, 2 BF16, 3 Q8_0, 4 Q4_0, 5 Q4_1
+// Run alone: python3 -m pytest -q tests/test_kernels_quant.py -k random_fill (the fill, decoded in numpy) and tests/test_bench.py (the probes)
 @group(0) @binding(0) var<storage, read> src: array<vec4<u32>>;
 @group(0) @binding(1) var<storage, read_write> sink: array<u32>;
 @group(0) @binding(2) var<storage, read_write> dst: array<u32>;

@@ -24,6 +24,7 @@
 //   N_CTX: u32     KV cache positions
 //   QK_NORM: bool  RMS-normalize each q and k head (q_norm_w, k_norm_w) before rotating
 //   EPS: f32       that RMSNorm's epsilon
+// Run alone (checked against numpy): python3 -m pytest -q tests/test_kernels_llama.py -k rope
 @group(0) @binding(0) var<storage, read> step: Step;
 @group(0) @binding(1) var<storage, read> qkv: array<f32>;
 @group(0) @binding(2) var<storage, read_write> q: array<f32>;

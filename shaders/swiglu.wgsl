@@ -6,6 +6,7 @@
 // (ceil(M / 64), rows, 1).
 // Constants:
 //   M: u32  the MLP width (intermediate_size)
+// Run alone (checked against numpy): python3 -m pytest -q tests/test_kernels_llama.py -k swiglu
 @group(0) @binding(0) var<storage, read> step: Step;
 @group(0) @binding(1) var<storage, read> gu: array<f32>;
 @group(0) @binding(2) var<storage, read_write> h: array<f32>;

@@ -18,6 +18,7 @@
 // Constants:
 //   V: u32       vocabulary size
 //   GROUPS: u32  chunks (ceil(V / TOPK_CHUNK))
+// Run alone (checked against numpy): python3 -m pytest -q tests/test_kernels.py -k topk
 @group(0) @binding(0) var<storage, read> step: Step;
 @group(0) @binding(1) var<storage, read> logits: array<f32>;
 @group(0) @binding(2) var<storage, read_write> part: array<u32>;

@@ -2,6 +2,7 @@
 // weights_bf16_packed.wgsl), bound as vec4<u32>: one 16-byte load holds 8 of them, widened to f32
 // exactly (a bf16 is the top half of an f32). The twin of weights_f16_wide.wgsl (see there), chosen
 // by the same kernel shape.
+// Run alone (checked against numpy): python3 -m pytest -q tests/test_kernels_gemv_variants.py -k BF16
 alias WPack = vec4<u32>;
 fn bf16_pair(w: u32) -> vec2<f32> { return vec2<f32>(bitcast<f32>(w << 16u), bitcast<f32>(w & 0xffff0000u)); }
 fn wide_lo(p: WPack) -> vec4<f32> { return vec4<f32>(bf16_pair(p.x), bf16_pair(p.y)); }

@@ -5,6 +5,7 @@
 // block path of linear.wgsl's gemv and lm_head.wgsl gives each lane one 16-byte load per step where
 // the packed snippet's pack-by-pack loop gives it an 8-byte one. The block interface is described in
 // weights_f32.wgsl.
+// Run alone (checked against numpy): python3 -m pytest -q tests/test_kernels_gemv_variants.py -k F16
 alias WPack = vec4<u32>;
 fn wide_lo(p: WPack) -> vec4<f32> { return vec4<f32>(unpack2x16float(p.x), unpack2x16float(p.y)); }
 fn wide_hi(p: WPack) -> vec4<f32> { return vec4<f32>(unpack2x16float(p.z), unpack2x16float(p.w)); }

@@ -31,6 +31,7 @@
 // a CPU adapter's one invocation per row reads whole blocks.
 // For the float formats the kernels' pack-by-pack paths (w_pack_word, w_unpack) compile to exactly
 // the single load and unpack4 they replace.
+// Run alone (checked against numpy): python3 -m pytest -q tests/test_kernels.py tests/test_kernels_llama.py -k f32
 alias WPack = vec4<f32>;
 fn unpack4(p: WPack) -> vec4<f32> { return p; }
 

@@ -15,6 +15,7 @@
 // word and the words its qs and qh straddle. A 5-bit level v becomes v - 16 by putting it in the
 // mantissa of 2^23 and subtracting 2^23 + 16 (exact, no int-to-float conversion); the dot products
 // multiply by d once per block or segment. The block interface is described in weights_f32.wgsl.
+// Run alone (checked against numpy): python3 -m pytest -q tests/test_kernels_quant.py -k Q5_0
 alias WPack = u32;
 
 const WBlockPacks: u32 = 8u;

@@ -10,6 +10,7 @@
 // becomes a float by putting it in the mantissa of 2^23 and subtracting 2^23 (exact, no int-to-float
 // conversion); the dot products compute d * sum(x * v) + m * sum(x). The block interface is
 // described in weights_f32.wgsl.
+// Run alone (checked against numpy): python3 -m pytest -q tests/test_kernels_quant.py -k Q5_1
 alias WPack = u32;
 
 const WBlockPacks: u32 = 8u;

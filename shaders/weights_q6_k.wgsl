@@ -13,7 +13,7 @@
 // d's and the scales' words and the two words each its 4 bytes of ql and of qh may straddle. A
 // 6-bit value becomes v - 32 by putting it in the mantissa of 2^23 and subtracting 2^23 + 32 (exact,
 // no int-to-float conversion); the dot products multiply by d scale once per 16 weights.
-// Run alone: python3 -m pytest tests/test_kernels_kquant.py -q
+// Run alone (checked against numpy): python3 -m pytest -q tests/test_kernels_quant.py -k Q6_K
 alias WPack = u32;
 
 const WBlockPacks: u32 = 8u;

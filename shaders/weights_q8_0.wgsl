@@ -13,6 +13,7 @@
 // (exact, and no int-to-float conversion, which runs at a quarter of the FMA rate or less on GPUs);
 // w_dot sums x * q over the block and multiplies by d once. The block interface is described in
 // weights_f32.wgsl.
+// Run alone (checked against numpy): python3 -m pytest -q tests/test_kernels_quant.py tests/test_kernels_gemv_variants.py -k Q8_0
 alias WPack = u32;
 
 const WBlockPacks: u32 = 8u;
