@@ -5,9 +5,10 @@
 // gate|up), written here so that one device call can compare many layouts.
 //   stream  the layout linear.wgsl runs today (gemv_row_q4_0): 32 lanes to a row, a word of nibbles
 //           per lane per group of 8 blocks, GEMV_ROWS rows a workgroup, a tree (or subgroup) reduction
+//   (either layout) `early`: the first loads issued before the norm prologue; `defer`: no normalized
+//           copy of the input (x * norm_w read as it goes), rstd applied to the dot products at the end
 //   blocks  a lane takes whole blocks (one 16-byte load of nibbles and its scale word), L lanes to a
-//           row (256 / L rows a workgroup); `early`: the first loads issued before the norm prologue;
-//           `defer`: no normalized copy of the input, rstd applied to the dot products at the end
+//           row (256 / L rows a workgroup)
 // decode: `shift` (each nibble shifted down, as before 2026-12-04 night), `inplace` (common.wgsl
 // nibble_halves, what the product does now), `bytes` (loads only: the layout's memory floor).
 // Prints one JSON line per (shape, variant): us per dispatch in a chain of dispatches in one compute
@@ -49,6 +50,9 @@ const DEFAULT_VARIANTS = [
   { name: 'stream_shift', layout: 'stream', decode: 'shift' },
   { name: 'stream', layout: 'stream' },
   { name: 'stream_sg', layout: 'stream', reduce: 'subgroup' },
+  { name: 'stream_early', layout: 'stream', early: true },
+  { name: 'stream_defer', layout: 'stream', defer: true },
+  { name: 'stream_defer_sg', layout: 'stream', defer: true, reduce: 'subgroup' },
   { name: 'stream_bytes', layout: 'stream', decode: 'bytes' },
   ...[8, 16, 32, 64].flatMap((L) => [
     { name: `blocks${L}`, layout: 'blocks', L },
@@ -166,6 +170,7 @@ function streamKernel(s, v) {
   const rows = v.rows ?? (s.K > 2048 && !s.prep ? 4 : 8);
   const U = v.unroll ?? 8;
   const pro = prologue(s, v);
+  const early = !!(v.early || v.defer);
   const dot = v.decode === 'bytes' ? 'vec4<f32>(bitcast<f32>(q ^ sw)) * x0.x' : `${wordDot(v)}(q, x0, x1) * block_scale(j, sw)`;
   return `${header(s, v, rows)}
 @group(0) @binding(1) var<storage, read> w: array<u32>;
@@ -176,31 +181,33 @@ fn seg(b: u32, s: u32, j: u32, sw: u32, q: u32) -> vec4<f32> {
   let x1 = input4(8u * b + 4u + s);
   return ${dot};
 }
-fn row_dots(c: u32, lane: u32) -> vec2<f32> {
-  let l = lane % 32u; let t0 = lane / 32u; let j = l / 4u; let s = l % 4u;
-  let row_a = c * GROUPS * 36u; let row_b = (N + c) * GROUPS * 36u;
+struct Loads { qa: array<u32, U>, sa: array<u32, U>, qb: array<u32, U>, sb: array<u32, U> }
+fn fetch(c: u32, lane: u32, m: u32) -> Loads {
+  var o: Loads;
+  let l = lane % 32u; let t0 = lane / 32u; let j = l / 4u;
+  for (var u = 0u; u < U; u++) {
+    if (m + u < STEPS) {
+      let oa = (c * GROUPS + (m + u) * WARPS + t0) * 36u;
+      o.qa[u] = w[oa + 4u + l]; o.sa[u] = w[oa + j / 2u];
+      if (SWIGLU) { let ob = ((N + c) * GROUPS + (m + u) * WARPS + t0) * 36u; o.qb[u] = w[ob + 4u + l]; o.sb[u] = w[ob + j / 2u]; }
+    }
+  }
+  return o;
+}
+${entry(v, `  ${early ? 'var ld = fetch(c, lane, 0u);' : ''}${pro.body}
+  let l = lane % 32u; let t0 = lane / 32u; let j = l / 4u; let sg = l % 4u;
   var s0 = vec4<f32>(0.0); var s1 = vec4<f32>(0.0);
   for (var m = 0u; m < STEPS; m += U) {
-    var qa: array<u32, U>; var sa: array<u32, U>; var qb: array<u32, U>; var sb: array<u32, U>;
-    for (var u = 0u; u < U; u++) {
-      if (m + u < STEPS) {
-        let oa = row_a + 36u * ((m + u) * WARPS + t0);
-        qa[u] = w[oa + 4u + l]; sa[u] = w[oa + j / 2u];
-        if (SWIGLU) { let ob = row_b + 36u * ((m + u) * WARPS + t0); qb[u] = w[ob + 4u + l]; sb[u] = w[ob + j / 2u]; }
-      }
-    }
+    ${early ? 'if (m > 0u) { ld = fetch(c, lane, m); }' : 'let ld = fetch(c, lane, m);'}
     for (var u = 0u; u < U; u++) {
       if (m + u < STEPS) {
         let b = 8u * ((m + u) * WARPS + t0) + j;
-        s0 += seg(b, s, j, sa[u], qa[u]);
-        if (SWIGLU) { s1 += seg(b, s, j, sb[u], qb[u]); }
+        s0 += seg(b, sg, j, ld.sa[u], ld.qa[u]);
+        if (SWIGLU) { s1 += seg(b, sg, j, ld.sb[u], ld.qb[u]); }
       }
     }
   }
-  return vec2<f32>(s0.x + s0.y + s0.z + s0.w, s1.x + s1.y + s1.z + s1.w);
-}
-${entry(v, `${pro.body}
-  var acc = row_dots(c, lane) * rstd;
+  var acc = vec2<f32>(s0.x + s0.y + s0.z + s0.w, s1.x + s1.y + s1.z + s1.w) * rstd;
 ${reduction(v)}`)}`;
 }
 
