@@ -73,6 +73,16 @@ fn k_scale_min(j: u32, head: u32, s0: u32, s1: u32, s2: u32) -> vec2<f32> {
   return vec2<f32>(f16_value(head & 0xffffu) * f32(sc), f16_value(head >> 16u) * f32(m));
 }
 
+// The norms' arithmetic, written once for every kernel that normalizes (layer_norm.wgsl, rmsnorm.wgsl,
+// rope.wgsl's q / k norms, and the norms fused into linear.wgsl and lm_head.wgsl): one expression in
+// one order, so that a norm fused into a projection (a GPU) and the same norm as its own dispatch (a
+// CPU adapter) compute the same bits from the same statistics.
+fn norm_rstd(sum_of_squares: f32, n: u32, eps: f32) -> f32 { return inverseSqrt(sum_of_squares / f32(n) + eps); }
+fn layer_norm4(v: vec4<f32>, mean: f32, rstd: f32, gamma: vec4<f32>, beta: vec4<f32>) -> vec4<f32> {
+  return (v - mean) * rstd * gamma + beta;
+}
+fn rms_norm4(v: vec4<f32>, rstd: f32, weight: vec4<f32>) -> vec4<f32> { return (v * rstd) * weight; }
+
 // NaN test on the bits: WGSL lets implementations assume no NaNs, and SwiftShader folds v != v.
 fn is_nan(v: f32) -> bool { return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u; }
 

@@ -26,9 +26,9 @@ fn normalize_row(row: u32, lid: u32) {
   let mean = workgroup_sum(lid, s) / f32(C);
   var q = 0.0;
   for (var i = lid; i < C4; i += 256u) { let d = x[row + i] - mean; q += dot(d, d); }
-  let rstd = inverseSqrt(workgroup_sum(lid, q) / f32(C) + EPS);
+  let rstd = norm_rstd(workgroup_sum(lid, q), C, EPS);
   for (var i = lid; i < C4; i += 256u) {
-    y[row + i] = (x[row + i] - mean) * rstd * gamma[i] + beta[i];
+    y[row + i] = layer_norm4(x[row + i], mean, rstd, gamma[i], beta[i]);
   }
 }
 
@@ -44,6 +44,6 @@ fn layer_norm_rows(@builtin(global_invocation_id) gid: vec3<u32>) {
   let mean = s / f32(C);
   var q = 0.0;
   for (var i = 0u; i < C4; i++) { let d = x[row + i] - mean; q += dot(d, d); }
-  let rstd = inverseSqrt(q / f32(C) + EPS);
-  for (var i = 0u; i < C4; i++) { y[row + i] = (x[row + i] - mean) * rstd * gamma[i] + beta[i]; }
+  let rstd = norm_rstd(q, C, EPS);
+  for (var i = 0u; i < C4; i++) { y[row + i] = layer_norm4(x[row + i], mean, rstd, gamma[i], beta[i]); }
 }

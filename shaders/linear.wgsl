@@ -771,21 +771,21 @@ fn gemv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let mean = workgroup_sum(lid, s) / f32(K);
     var q = 0.0;
     for (var p = lid; p < K4; p += 256u) { let d = x4(0u, p) - mean; q += dot(d, d); }
-    let rstd = inverseSqrt(workgroup_sum(lid, q) / f32(K) + EPS);
+    let rstd = norm_rstd(workgroup_sum(lid, q), K, EPS);
     for (var p = lid; p < K4; p += 256u) {
       let i = p * 4u;
-      x_prep[p] = (x4(0u, p) - mean) * rstd * vec4<f32>(norm_w[i], norm_w[i + 1u], norm_w[i + 2u], norm_w[i + 3u])
-                  + vec4<f32>(norm_b[i], norm_b[i + 1u], norm_b[i + 2u], norm_b[i + 3u]);
+      x_prep[p] = layer_norm4(x4(0u, p), mean, rstd, vec4<f32>(norm_w[i], norm_w[i + 1u], norm_w[i + 2u], norm_w[i + 3u]),
+                              vec4<f32>(norm_b[i], norm_b[i + 1u], norm_b[i + 2u], norm_b[i + 3u]));
     }
     workgroupBarrier();
   }
   if (RMS_INPUT) {
     var q = 0.0;
     for (var p = lid; p < K4; p += 256u) { let v = x4(0u, p); q += dot(v, v); }
-    let rstd = inverseSqrt(workgroup_sum(lid, q) / f32(K) + EPS);
+    let rstd = norm_rstd(workgroup_sum(lid, q), K, EPS);
     for (var p = lid; p < K4; p += 256u) {
       let i = p * 4u;
-      x_prep[p] = (x4(0u, p) * rstd) * vec4<f32>(norm_w[i], norm_w[i + 1u], norm_w[i + 2u], norm_w[i + 3u]);
+      x_prep[p] = rms_norm4(x4(0u, p), rstd, vec4<f32>(norm_w[i], norm_w[i + 1u], norm_w[i + 2u], norm_w[i + 3u]));
     }
     workgroupBarrier();
   }

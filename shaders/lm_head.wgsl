@@ -180,10 +180,10 @@ fn lm_head(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
   }
   var q = 0.0;
   for (var i = lid; i < C4; i += 256u) { let d = x[row0 + i] - mean; q += dot(d, d); }
-  let rstd = inverseSqrt(workgroup_sum(lid, q) / f32(C) + EPS);
+  let rstd = norm_rstd(workgroup_sum(lid, q), C, EPS);
   for (var i = lid; i < C4; i += 256u) {
-    if (RMS) { xn[i] = (x[row0 + i] * rstd) * ln_gamma[i]; }
-    else { xn[i] = (x[row0 + i] - mean) * rstd * ln_gamma[i] + ln_beta[i]; }
+    if (RMS) { xn[i] = rms_norm4(x[row0 + i], rstd, ln_gamma[i]); }
+    else { xn[i] = layer_norm4(x[row0 + i], mean, rstd, ln_gamma[i], ln_beta[i]); }
   }
   workgroupBarrier();
   if (HEAD_LANES == 1u) {

@@ -24,8 +24,8 @@ fn rms_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) grou
     let row = t * C4;
     var q = 0.0;
     for (var i = lid; i < C4; i += 256u) { let v = x[row + i]; q += dot(v, v); }
-    let rstd = inverseSqrt(workgroup_sum(lid, q) / f32(C) + EPS);
-    for (var i = lid; i < C4; i += 256u) { y[row + i] = (x[row + i] * rstd) * w[i]; }
+    let rstd = norm_rstd(workgroup_sum(lid, q), C, EPS);
+    for (var i = lid; i < C4; i += 256u) { y[row + i] = rms_norm4(x[row + i], rstd, w[i]); }
   }
 }
 
@@ -36,6 +36,6 @@ fn rms_norm_rows(@builtin(global_invocation_id) gid: vec3<u32>) {
   let row = t * C4;
   var q = 0.0;
   for (var i = 0u; i < C4; i++) { let v = x[row + i]; q += dot(v, v); }
-  let rstd = inverseSqrt(q / f32(C) + EPS);
-  for (var i = 0u; i < C4; i++) { y[row + i] = (x[row + i] * rstd) * w[i]; }
+  let rstd = norm_rstd(q, C, EPS);
+  for (var i = 0u; i < C4; i++) { y[row + i] = rms_norm4(x[row + i], rstd, w[i]); }
 }

@@ -77,7 +77,7 @@ fn rope(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   if (QK_NORM && slot < NH + KVH) {
     var s = 0.0;
     if (lid < HD) { s = squares(t, slot, lid); }
-    rstd = inverseSqrt(workgroup_sum(lid, s) / f32(HD) + EPS);
+    rstd = norm_rstd(workgroup_sum(lid, s), HD, EPS);
   }
   if (lid < HD) { place(t, slot, lid, rstd); }
 }
@@ -91,7 +91,7 @@ fn rope_rows(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (QK_NORM && slot < NH + KVH) {
     var s = 0.0;
     for (var d = 0u; d < HD; d++) { s += squares(t, slot, d); }
-    rstd = inverseSqrt(s / f32(HD) + EPS);
+    rstd = norm_rstd(s, HD, EPS);
   }
   for (var d = 0u; d < HD; d++) { place(t, slot, d, rstd); }
 }
