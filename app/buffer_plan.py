@@ -4,7 +4,9 @@ Standard library only. A model graph (app/model.py) declares its weights, activa
 dispatches; `BufferPlan.of(graph)` adds the dummy buffers for unbound bindings and sums it all up.
 The GPU side (app/runner.py) allocates exactly this list, the loader checks it against the
 adapter's limits and the memory budget before anything is downloaded, and tests compare it with
-what was allocated, byte for byte.
+what was allocated, byte for byte. Given the file's tensors, the plan also sizes the one buffer that
+lives only while the weights load: the staging buffer that quantize-, regroup- and transpose-on-load
+read their sources from (its largest chunk), so the budget is checked against the load's peak.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass, field
 
 from .contract import buffer_size
 from .errors import LoadError
-from .weights import gpu_matrix_bytes, row_bytes
+from .weights import gpu_matrix_bytes, load_unit, row_bytes, staging_chunk
 
 USAGES = ("storage", "storage_readable", "readback")  # GPU side: app/runner.py BUFFER_USAGE
 
@@ -57,13 +59,41 @@ def split_rows(label: str, source: str, rows: int, cols: int, dtype: str, per_bu
             for r in range(0, rows, per)]
 
 
+def source_rows(w: WeightSpec, t) -> int:
+    """Rows that source tensor `t` (with .shape) gives weight `w`, not transposed: rows [row0, row0 +
+    rows) of its one source, or the whole of each of several (a vector: 1)."""
+    if len(w.sources) == 1:
+        return w.rows
+    return t.shape[0] if len(t.shape) == 2 else 1
+
+
+def load_staging_bytes(weights, tensors: dict) -> int:
+    """Bytes of the load's staging buffer (app/runner.py), as allocated: the largest chunk of any source
+    that goes through it (tensors: name -> an object with .dtype and .shape, the file's); 0 if none."""
+    need = 0
+    for w in weights:
+        for name in w.sources:
+            t = tensors.get(name)
+            unit = None if t is None else load_unit(w.dtype, t.dtype, w.transposed, w.rows)
+            if unit is None:
+                continue
+            if w.transposed:
+                units = w.cols
+            else:
+                cols = t.shape[-1] if t.shape else 1
+                units = source_rows(w, t) * row_bytes(cols, t.dtype) // unit
+            need = max(need, staging_chunk(unit, units)[1])
+    return buffer_size(need) if need else 0
+
+
 @dataclass
 class BufferPlan:
     buffers: list                        # BufferSpec, weights included, in allocation order
     workgroup: dict = field(default_factory=dict)   # kernel label (with its constants' key) -> bytes
+    load_staging: int = 0                # the load's staging buffer (freed when the weights are in)
 
     @classmethod
-    def of(cls, graph) -> "BufferPlan":
+    def of(cls, graph, tensors: dict | None = None) -> "BufferPlan":
         buffers = [BufferSpec(w.label, buffer_size(w.nbytes), "storage", "weights") for w in graph.weights]
         buffers += list(graph.buffers)
         ro = rw = 0
@@ -76,11 +106,17 @@ class BufferPlan:
             workgroup[d.kernel] = d.kernel.workgroup_bytes()
         buffers += [BufferSpec("unused read binding", 16, "storage")] * ro
         buffers += [BufferSpec(f"unused write binding {i}", 16, "storage") for i in range(rw)]
-        return cls(buffers, workgroup)
+        return cls(buffers, workgroup, load_staging_bytes(graph.weights, tensors or {}))
 
     @property
     def total(self) -> int:
+        """Bytes of every buffer the model keeps."""
         return sum(b.nbytes for b in self.buffers)
+
+    @property
+    def peak(self) -> int:
+        """Bytes while the weights load: what the model keeps and the load's staging buffer."""
+        return self.total + self.load_staging
 
     def by_kind(self) -> dict:
         """Bytes of weights, KV cache and the rest (activations, read-back, dummies)."""
@@ -101,6 +137,10 @@ class BufferPlan:
             if b.nbytes > limit:
                 raise LoadError(f"{prefix}the model is too large for this GPU: {b.label} needs {b.nbytes:,} bytes in "
                                 f"one GPU buffer, over this device's {name} of {limit:,} bytes", "too_large")
+        if self.load_staging > min(max_buffer, max_binding):
+            raise LoadError(f"{prefix}the model cannot be loaded on this GPU: a source quantized or transposed on "
+                            f"load needs a staging buffer of {self.load_staging:,} bytes, over this device's "
+                            f"limit of {min(max_buffer, max_binding):,} bytes for one buffer", "too_large")
         wg_limit = int(limits.get("maxComputeWorkgroupStorageSize", 16384))
         for k, nbytes in self.workgroup.items():
             if nbytes > wg_limit:

@@ -145,19 +145,21 @@ def check_quantizable(cfg, quantize: str) -> None:
                             f"not fit its rows", "input")
 
 
-def check_device(graph, budget: tuple, where: str) -> BufferPlan:
-    """The graph's buffer plan; LoadError(code 'too_large') naming the limit when it does not fit."""
-    plan = BufferPlan.of(graph)
+def check_device(graph, budget: tuple, where: str, tensors: dict | None = None) -> BufferPlan:
+    """The graph's buffer plan (with the load's staging buffer, given the file's `tensors`); LoadError
+    (code 'too_large') naming the limit when it does not fit."""
+    plan = BufferPlan.of(graph, tensors)
     plan.check_limits(graph.limits, where)
     limit, why = budget
-    if plan.total > limit:
+    if plan.peak > limit:
         kinds = plan.by_kind()
+        staging = f", and {_mb(plan.load_staging)} of staging while it loads" if plan.load_staging else ""
         raise LoadError(
-            f"{where}: the model needs about {_mb(plan.total)} of GPU memory (weights {_mb(kinds['weights'])} in "
+            f"{where}: the model needs about {_mb(plan.peak)} of GPU memory (weights {_mb(kinds['weights'])} in "
             f"{graph.dtype}, KV cache {_mb(kinds['kv_cache'])} for {graph.n_ctx} tokens, activations "
-            f"{_mb(kinds['activations'])}), over the {_mb(limit)} allowed by {why}. Use a smaller model or F16 "
-            f"weights (tools/convert.py --dtype float16), a shorter context ({{context: N}}), or raise the limit "
-            f"with {{maxGpuBytes: N}}", "too_large")
+            f"{_mb(kinds['activations'])}{staging}), over the {_mb(limit)} allowed by {why}. Use a smaller model or "
+            f"F16 weights (tools/convert.py --dtype float16), a shorter context ({{context: N}}), or raise the "
+            f"limit with {{maxGpuBytes: N}}", "too_large")
     return plan
 
 
@@ -515,11 +517,12 @@ async def load_model(gpu, ref: str = "", base_url: str = "", context: int | None
             layout = await _read_folder(source, job, shapes, limits, budget, context, quantize, widen)
         cfg, tokenizer, generation, graph, notices = (layout.cfg, layout.tokenizer, layout.generation, layout.graph,
                                                       layout.notices)
-        stats["gpu_bytes_estimate"] = check_device(graph, budget, layout.files[0][0]).total
+        tensors = {n: p.tensor for n, p in layout.placed.items()}
+        stats["gpu_bytes_estimate"] = check_device(graph, budget, layout.files[0][0], tensors).total
         job.check()
 
         # 4. the GPU buffers; 5. the bytes, streamed into them file by file
-        model = _build_model(gpu, graph, {n: p.tensor for n, p in layout.placed.items()})
+        model = _build_model(gpu, graph, tensors)
         try:
             total_bytes = await _stream_files(source, layout, model, job, F)
             job.emit("upload", None, total_bytes, total_bytes)

@@ -14,7 +14,7 @@ import time
 from array import array
 from dataclasses import dataclass
 
-from .buffer_plan import BufferPlan
+from .buffer_plan import BufferPlan, source_rows
 from .contract import CHAIN_DEPTH_MAX, CHAIN_ID, KMAX, buffer_size, pack_step, topk_output_bytes, unpack_topk
 from .errors import ModelError
 from .gpu import COPY_DST, COPY_SRC, GPU, MAP_READ, STORAGE
@@ -25,13 +25,14 @@ from .weights import (
     QUANTIZE_FORMATS,
     QUANTIZE_SOURCES,
     REGROUP_SOURCE,
-    STAGING_BYTES,
     TRANSPOSE_SOURCES,
     as_memoryview,
     dtype_bytes,
+    load_unit,
     matrix_bytes,
     quantize_workgroups,
     row_bytes,
+    staging_chunk,
     transpose_workgroups,
     widen_to_f32,
 )
@@ -86,7 +87,7 @@ class GPUModel:
         self.n_ctx, self.chunk = graph.n_ctx, graph.chunk
         self.weight_dtype = graph.dtype
         self.notices = list(graph.notices)
-        self.plan = BufferPlan.of(graph)
+        self.plan = BufferPlan.of(graph, tensors)
         self.pos = 0  # tokens currently in the KV cache
         self.cached_ids: list = []  # their ids, where known (app/generate.py keeps it): chats reuse them
         self.last_readback_bytes = 0
@@ -94,7 +95,7 @@ class GPUModel:
         self._inflight: list = []  # submitted steps not read back yet (submit_decode)
         self._next_staging = 0
         self._load_pipelines: dict = {}  # quantize- and transpose-on-load pipelines, by kernel
-        self._quantize_staging, self._quantize_staging_bytes = None, 0
+        self._quantize_staging = None  # the load's staging buffer, while it is needed
         self._stream = None  # the weights still to come, while a load streams them (StreamedUpload)
         try:
             for spec in self.plan.buffers:
@@ -150,7 +151,7 @@ class GPUModel:
                 parts.append((0, t, 0, w.cols * src_row, src_row, None))
                 continue
             cols = t.shape[-1] if t.shape else 1
-            rows = w.rows if len(w.sources) == 1 else (t.shape[0] if len(t.shape) == 2 else 1)
+            rows = source_rows(w, t)
             src_row = row_bytes(cols, t.dtype)
             parts.append((offset, t, w.row0 * src_row, rows * src_row, src_row, getattr(t, "row_order", None)))
             offset += matrix_bytes(rows, cols, w.dtype)
@@ -230,23 +231,23 @@ class GPUModel:
         """Quantize-on-load: each float source goes to a staging buffer as the file stores it, and
         shaders/quantize.wgsl writes its blocks into the weight buffer, after the previous part's. A
         source already in a grouped format (a GGUF's Q4_0) goes the same way, to be regrouped. A
-        source goes through in chunks of whole blocks (STAGING_BYTES), so the staging buffer stays
-        small whatever the largest tensor (an f32 token table is a gigabyte)."""
+        source goes through in chunks of whole blocks (app/weights.py staging_chunk), so the staging
+        buffer stays small whatever the largest tensor (an f32 token table is a gigabyte)."""
         block_bytes = BLOCK_FORMATS[w.dtype][1]
         for part in parts:
             at, t, start, n, _, order = part
             regroup = t.dtype == w.dtype and w.dtype in GROUPED_FORMATS
-            if not regroup and (t.dtype not in QUANTIZE_SOURCES or order is not None):
+            src_block = load_unit(w.dtype, t.dtype, False, w.rows)  # a block, regrouped or of values to quantize
+            if src_block is None or (not regroup and order is not None):
                 raise ModelError(f"{w.label}: cannot quantize a {t.dtype} tensor to {w.dtype} on load")
-            src_block = block_bytes if regroup else 32 * dtype_bytes(t.dtype)
             raw = None  # the source's bytes in wasm memory, when they are there (else a JS Uint8Array's slice)
             if order is not None:  # permuted rows (regrouped only): assembled here
                 raw = as_memoryview(self._gpu_bytes(part, w.dtype))
             elif isinstance(t.data, (bytes, bytearray, memoryview)):
                 raw = as_memoryview(t.data)[start:start + n]
             blocks = n // src_block
-            per = max(2, STAGING_BYTES // src_block // 2 * 2)  # an even count: chunks of whole words
-            staging = self._staging(min(per, blocks) * src_block + 3)
+            per, staged = staging_chunk(src_block, blocks)
+            staging = self._staging(staged)
             for b0 in range(0, blocks, per):
                 count = min(per, blocks - b0)
                 lo, size = b0 * src_block, count * src_block
@@ -303,8 +304,8 @@ class GPUModel:
         _, t, start, n, src_row, _ = part
         raw = as_memoryview(t.data)[start:start + n] if isinstance(t.data, (bytes, bytearray, memoryview)) else None
         rows = n // src_row
-        per = max(2, STAGING_BYTES // src_row // 2 * 2)
-        staging = self._staging(min(per, rows) * src_row + 3)
+        per, staged = staging_chunk(src_row, rows)
+        staging = self._staging(staged)
         for k0 in range(0, rows, per):
             k1 = min(rows, k0 + per)
             lo, size = k0 * src_row, (k1 - k0) * src_row
@@ -315,14 +316,14 @@ class GPUModel:
             self._load_dispatch(k, staging, buf, f"transpose {w.label}", transpose_workgroups(w.rows, k0, k1, w.dtype))
 
     def _staging(self, nbytes: int):
-        """One staging buffer for quantize- and transpose-on-load, grown as needed: queue order makes
-        the next write wait for the dispatch that read the previous matrix."""
-        if self._quantize_staging is None or self._quantize_staging_bytes < nbytes:
-            if self._quantize_staging is not None:
-                self.gpu.free(self._quantize_staging)
-            self._quantize_staging_bytes = buffer_size(nbytes)
-            self._quantize_staging = self.gpu.storage(self._quantize_staging_bytes,
-                                                      "load staging (quantize, transpose)")
+        """The staging buffer for quantize-, regroup- and transpose-on-load, made once at the size the
+        buffer plan gives it (the largest chunk: BufferPlan.load_staging); queue order makes the next
+        write wait for the dispatch that read the previous chunk."""
+        if buffer_size(nbytes) > self.plan.load_staging:
+            raise ModelError(f"a load chunk of {nbytes:,} bytes is over the planned staging buffer of "
+                             f"{self.plan.load_staging:,} (app/buffer_plan.py load_staging_bytes)")
+        if self._quantize_staging is None:
+            self._quantize_staging = self.gpu.storage(self.plan.load_staging, "load staging (quantize, transpose)")
         return self._quantize_staging
 
     # ------------------------------------------------------------------------ pipelines

@@ -53,6 +53,28 @@ STAGING_BYTES = 32 << 20
 MAX_WORKGROUPS_PER_DIM = 65535  # WebGPU's default maxComputeWorkgroupsPerDimension
 
 
+def load_unit(gpu_dtype: str, src_dtype: str, transposed: bool, rows: int) -> int | None:
+    """Bytes of the unit in which a source goes through the load's staging buffer to a weight kept as
+    `gpu_dtype` (app/runner.py): a source row of a transposed matrix of `rows` rows, a block of 32
+    values to quantize, or a Q4_0 block to regroup; None for a source written as it is (or widened in
+    Python), which needs no staging."""
+    if transposed:
+        return row_bytes(rows, src_dtype)
+    if gpu_dtype in GROUPED_FORMATS and src_dtype == gpu_dtype:
+        return BLOCK_FORMATS[gpu_dtype][1]
+    if gpu_dtype in QUANTIZE_FORMATS and src_dtype in QUANTIZE_SOURCES:
+        return 32 * dtype_bytes(src_dtype)
+    return None
+
+
+def staging_chunk(unit: int, units: int) -> tuple[int, int]:
+    """(units per chunk, bytes staged at once) for a source of `units` load units of `unit` bytes: an
+    even count of whole units (16-bit values then pack whole words and every chunk starts on one) of
+    at most about STAGING_BYTES, plus 3 bytes to pad a last word."""
+    per = max(2, STAGING_BYTES // unit // 2 * 2)
+    return per, min(per, units) * unit + 3
+
+
 def matrix_dtype(dtypes) -> tuple[str, str | None]:
     """(the dtype every matrix is stored in on the GPU, a notice or None) for the stored dtypes of
     a model's 2-D tensors."""

@@ -9,12 +9,13 @@ import re
 import pytest
 
 from app import contract, wgsl
-from app.buffer_plan import BufferPlan
+from app.buffer_plan import BufferPlan, WeightSpec, load_staging_bytes
 from app.config import GPT2Config
 from app.errors import LoadError
 from app.kernels import kernel
 from app.model import GPT2
 from app.shapes import KernelShapes
+from app.weights import STAGING_BYTES
 
 LIMITS = {"maxComputeWorkgroupStorageSize": 16384, "maxStorageBufferBindingSize": 1 << 27, "maxBufferSize": 1 << 28}
 KERNEL_FILES = ["attention.wgsl", "embedding.wgsl", "layer_norm.wgsl", "linear.wgsl", "lm_head.wgsl", "topk.wgsl"]
@@ -129,6 +130,45 @@ def test_plan_limits_name_the_buffer_or_kernel_over_them():
         plan.check_limits(graph.limits, "config.json")
     assert err.value.code == "too_large"
     assert [w.rows for w in graph.table] == [4096] * 73 + [300_000 - 4096 * 73]  # whole rows per buffer
+
+
+class FileTensor:
+    """What the plan reads of a file's tensor: its dtype and shape."""
+
+    def __init__(self, dtype: str, shape: tuple):
+        self.dtype, self.shape = dtype, shape
+
+
+def test_the_plan_sizes_the_load_staging_buffer_from_the_files_tensors():
+    """The staging buffer that transpose-, quantize- and regroup-on-load read from is in the plan:
+    the largest source chunk (a whole source under STAGING_BYTES, else an even count of whole units
+    of it), 3 bytes of padding, rounded to 16; nothing for sources written as they are."""
+    cfg = GPT2Config(n_layer=12, n_head=12, n_embd=768, n_positions=1024, vocab_size=50257)
+    graph = GPT2(cfg, KernelShapes.for_adapter(True), LIMITS, matrix_dtype="F32")
+    # GPT-2's Conv1D matrices [in, out] in f16, transposed and widened on load; the largest are c_fc
+    # [768, 3072] and mlp.c_proj [3072, 768], one chunk each.
+    tensors = {w.sources[0]: FileTensor("F16", (w.cols, w.rows)) for w in graph.weights if w.transposed}
+    assert len(tensors) == 4 * 12
+    largest = max(w.rows * w.cols * 2 for w in graph.weights if w.transposed)
+    plan = BufferPlan.of(graph, tensors)
+    assert plan.load_staging == contract.buffer_size(largest + 3) == 4_718_608
+    assert plan.peak == plan.total + plan.load_staging
+    assert BufferPlan.of(graph).load_staging == 0  # no file's tensors yet (the config-time check)
+
+    # a token table quantized to Q8_0 from f32 goes in chunks: 2^18 blocks of 32 f32 values, 32 MiB
+    big = WeightSpec("table", ("table",), 300_000, 64, "Q8_0")
+    per = STAGING_BYTES // 128 // 2 * 2
+    assert load_staging_bytes([big], {"table": FileTensor("F32", (300_000, 64))}) == contract.buffer_size(
+        per * 128 + 3)
+    # a file's Q4_0 regrouped: its 18-byte blocks, whole; kept as stored: no staging
+    q4 = WeightSpec("q", ("q",), 6, 64, "Q4_0")
+    assert load_staging_bytes([q4], {"q": FileTensor("Q4_0", (6, 64))}) == contract.buffer_size(6 * 2 * 18 + 3)
+    kept = WeightSpec("k", ("k",), 6, 64, "Q8_0")
+    assert load_staging_bytes([kept], {"k": FileTensor("Q8_0", (6, 64))}) == 0
+    # a staging buffer over the device's buffer limit is refused before any allocation
+    with pytest.raises(LoadError, match="staging buffer of") as err:
+        BufferPlan([], {}, 1 << 28).check_limits(LIMITS, "model.safetensors")
+    assert err.value.code == "too_large"
 
 
 def test_decode_reads_each_weight_once_and_one_row_of_each_table():

@@ -151,12 +151,12 @@ def test_a_gguf_of_each_type_loads_as_it_is_and_equals_transformers(page, files,
 def test_sources_larger_than_the_staging_buffer_go_through_it_in_chunks(page, files):
     """With a 1,000-byte staging buffer a Q4_0 file's tensors (128-block matrices, permuted q and k)
     reach the GPU in chunks of 54 blocks, each regrouped where it belongs: the logits of transformers."""
-    run_py(page, "import pywebgpt.runner as runner\nscratch['staging'] = runner.STAGING_BYTES\n"
-                 "runner.STAGING_BYTES = 1000\nNone")
+    run_py(page, "import pywebgpt.weights as weights\nscratch['staging'] = weights.STAGING_BYTES\n"
+                 "weights.STAGING_BYTES = 1000\nNone")
     try:
         result = run(page, f"/gguf/{files['Q4_0'].name}")
     finally:
-        run_py(page, "import pywebgpt.runner as runner\nrunner.STAGING_BYTES = scratch.pop('staging')\nNone")
+        run_py(page, "import pywebgpt.weights as weights\nweights.STAGING_BYTES = scratch.pop('staging')\nNone")
     check_equal(result, files["Q4_0"])
 
 

@@ -32,9 +32,8 @@ PAGE_HELPER = r'''
 import base64
 import json
 from js import Uint8Array
-from pywebgpt import runner
+from pywebgpt import runner, weights
 from pywebgpt.buffer_plan import WeightSpec
-from pywebgpt.contract import buffer_size
 from pywebgpt.gpu import COPY_SRC
 
 
@@ -74,28 +73,25 @@ async def transpose_load(case):
         raw = base64.b64decode(t["data"])
         infos[name] = Tensor(t["dtype"], t["shape"], None, t.get("row_order"))
         tensors[name] = Tensor(t["dtype"], t["shape"], js_bytes(raw) if case["js"] else raw, t.get("row_order"))
-    live, staging, usage = gpu.live_buffers, runner.STAGING_BYTES, dict(runner.BUFFER_USAGE)
-    runner.STAGING_BYTES = case["staging"] or staging
+    live, staging, usage = gpu.live_buffers, weights.STAGING_BYTES, dict(runner.BUFFER_USAGE)
+    weights.STAGING_BYTES = case["staging"] or staging
     runner.BUFFER_USAGE["storage"] |= COPY_SRC  # to read the weight back
     model, out = None, {}
     try:
-        if case["mode"] == "stream":  # as app/loader.py streams a file: buffers first, tensors as they come
-            model = runner.GPUModel(gpu, Graph([w]), infos, stream=True)
-            buf = model.allocated["w"]
-        else:  # written whole (_upload), as a load that has every tensor at once
-            model = runner.GPUModel(gpu, Graph([]), {}, stream=True)
-            buf = model.allocated["w"] = gpu.storage(buffer_size(w.nbytes), "w", readable=True)
+        # the buffers first (the staging buffer sized by the plan from the tensors' dtypes and shapes)
+        model = runner.GPUModel(gpu, Graph([w]), infos, stream=True)
+        buf = model.allocated["w"]
         gpu.write(buf, bytes([case["sentinel"]]) * int(buf.size))
-        if case["mode"] == "stream":
+        if case["mode"] == "stream":  # as app/loader.py streams a file: tensors as they come
             assert model.take(tensors) == set() and model._stream.missing() is None
-        else:
+        else:  # written whole (_upload), as a load that has every tensor at once
             model._upload(w, tensors)
         out["bytes"] = base64.b64encode(await gpu.read(buf, int(buf.size))).decode()
         out["pipelines"] = sum(k.shader == "transpose.wgsl" for k in model._load_pipelines)
     except Exception as exc:
         out["error"] = f"{type(exc).__name__}: {exc}"
     finally:
-        runner.STAGING_BYTES = staging
+        weights.STAGING_BYTES = staging
         runner.BUFFER_USAGE.update(usage)
         if model is not None:
             model.free()  # the staging buffer too
