@@ -18,6 +18,7 @@ from .errors import LoadError
 from .weights import gpu_matrix_bytes, load_unit, row_bytes, staging_chunk
 
 USAGES = ("storage", "storage_readable", "readback")  # GPU side: app/runner.py BUFFER_USAGE
+LOAD_CHUNK_BYTES = 16  # the buffer a load kernel reads its chunk's range from, beside the staging buffer
 
 
 @dataclass(frozen=True)
@@ -115,8 +116,9 @@ class BufferPlan:
 
     @property
     def peak(self) -> int:
-        """Bytes while the weights load: what the model keeps and the load's staging buffer."""
-        return self.total + self.load_staging
+        """Bytes while the weights load: what the model keeps and the load's own buffers (the staging
+        buffer and its chunk range)."""
+        return self.total + (self.load_staging + LOAD_CHUNK_BYTES if self.load_staging else 0)
 
     def by_kind(self) -> dict:
         """Bytes of weights, KV cache and the rest (activations, read-back, dummies)."""

@@ -14,7 +14,7 @@ import time
 from array import array
 from dataclasses import dataclass
 
-from .buffer_plan import BufferPlan, source_rows
+from .buffer_plan import LOAD_CHUNK_BYTES, BufferPlan, source_rows
 from .contract import CHAIN_DEPTH_MAX, CHAIN_ID, KMAX, buffer_size, pack_step, topk_output_bytes, unpack_topk
 from .errors import ModelError
 from .gpu import COPY_DST, COPY_SRC, GPU, MAP_READ, STORAGE
@@ -95,7 +95,8 @@ class GPUModel:
         self._inflight: list = []  # submitted steps not read back yet (submit_decode)
         self._next_staging = 0
         self._load_pipelines: dict = {}  # quantize- and transpose-on-load pipelines, by kernel
-        self._quantize_staging = None  # the load's staging buffer, while it is needed
+        self._load_buffers = None  # (staging, chunk range): the load's own buffers, while it needs them
+        self.load_dispatches = 0  # quantize / transpose dispatches run by the load (one per chunk)
         self._stream = None  # the weights still to come, while a load streams them (StreamedUpload)
         try:
             for spec in self.plan.buffers:
@@ -112,10 +113,10 @@ class GPUModel:
             raise
 
     def _ready(self) -> None:
-        """Every weight is written: free the load's staging, build the pipelines."""
-        if self._quantize_staging is not None:  # freed once the queued quantize dispatches are done
-            self.gpu.free(self._quantize_staging)
-            self._quantize_staging = None
+        """Every weight is written: free the load's buffers, build the pipelines."""
+        for buf in self._load_buffers or ():  # freed once the queued load dispatches are done
+            self.gpu.free(buf)
+        self._load_buffers = None
         self._load_pipelines.clear()
         self.gpu.check()
         self._build()
@@ -256,8 +257,9 @@ class GPUModel:
                                         REGROUP_SOURCE if regroup else QUANTIZE_SOURCES[t.dtype], staging)
 
     def _quantize_dispatch(self, w, buf, blocks: int, block0: int, src: int, staging) -> None:
-        k = kernel("quantize.wgsl", "quantize_" + w.dtype.lower(), w.dtype, BLOCKS=blocks, BLOCK0=block0, SRC=src)
-        self._load_dispatch(k, staging, buf, f"quantize {w.label}", quantize_workgroups(blocks, block0))
+        k = kernel("quantize.wgsl", "quantize_" + w.dtype.lower(), w.dtype, SRC=src)
+        self._load_dispatch(k, staging, buf, f"quantize {w.label}", quantize_workgroups(blocks, block0),
+                            (block0, blocks))
 
     def _stage_chunk(self, staging, t, raw, at: int, lo: int, size: int) -> None:
         """Bytes [at, at + size) of tensor t's data into the staging buffer: from `raw` (its bytes in
@@ -271,16 +273,22 @@ class GPUModel:
         else:
             self.gpu.write_js(staging, 0, t.data, at, size)  # JS Uint8Array: never via wasm
 
-    def _load_dispatch(self, k, staging, buf, label: str, groups: tuple) -> None:
-        """Run a load kernel reading `src` (the staging buffer) into `dst` (a weight buffer); its
-        pipeline is made once per kernel and kept until the load ends (_ready)."""
+    def _load_dispatch(self, k, staging, buf, label: str, groups: tuple, chunk: tuple) -> None:
+        """Run a load kernel reading `src` (the staging buffer) into `dst` (a weight buffer), the
+        chunk's range (two words: quantize.wgsl's first block and count, transpose.wgsl's rows) written
+        to its `chunk` buffer first (queue order keeps the previous dispatch on its own); a pipeline
+        is made once per kernel, not per chunk, and kept until the load ends (_ready)."""
         pipeline = self._load_pipelines.get(k)
         if pipeline is None:
             pipeline = self._load_pipelines[k] = self.gpu.pipeline(self.gpu.shader_module(k.source(), k.shader),
                                                                    k.entry, k.label)
+        chunk_range = self._load_buffers[1]
+        self.gpu.write(chunk_range, array("I", [*chunk, 0, 0]).tobytes(), 0)
         binding = k.bindings()
-        group = self.gpu.bind_group(pipeline, {binding["src"].index: staging, binding["dst"].index: buf}, label)
+        group = self.gpu.bind_group(pipeline, {binding["src"].index: staging, binding["dst"].index: buf,
+                                               binding["chunk"].index: chunk_range}, label)
         self.gpu.run(pipeline, group, *groups)
+        self.load_dispatches += 1
 
     @staticmethod
     def _check_transposed(w, t) -> None:
@@ -311,20 +319,21 @@ class GPUModel:
             lo, size = k0 * src_row, (k1 - k0) * src_row
             self._stage_chunk(staging, t, raw, start + lo, lo, size)
             entry = "transpose_f32" if w.dtype == "F32" else "transpose_16"
-            k = kernel("transpose.wgsl", entry, w.dtype, K=w.cols, N=w.rows, K0=k0, K1=k1,
-                       SRC=TRANSPOSE_SOURCES[t.dtype])
-            self._load_dispatch(k, staging, buf, f"transpose {w.label}", transpose_workgroups(w.rows, k0, k1, w.dtype))
+            k = kernel("transpose.wgsl", entry, w.dtype, K=w.cols, N=w.rows, SRC=TRANSPOSE_SOURCES[t.dtype])
+            self._load_dispatch(k, staging, buf, f"transpose {w.label}", transpose_workgroups(w.rows, k0, k1, w.dtype),
+                                (k0, k1))
 
     def _staging(self, nbytes: int):
         """The staging buffer for quantize-, regroup- and transpose-on-load, made once at the size the
-        buffer plan gives it (the largest chunk: BufferPlan.load_staging); queue order makes the next
-        write wait for the dispatch that read the previous chunk."""
+        buffer plan gives it (the largest chunk: BufferPlan.load_staging), with the chunk range's
+        buffer; queue order makes the next write wait for the dispatch that read the previous chunk."""
         if buffer_size(nbytes) > self.plan.load_staging:
             raise ModelError(f"a load chunk of {nbytes:,} bytes is over the planned staging buffer of "
                              f"{self.plan.load_staging:,} (app/buffer_plan.py load_staging_bytes)")
-        if self._quantize_staging is None:
-            self._quantize_staging = self.gpu.storage(self.plan.load_staging, "load staging (quantize, transpose)")
-        return self._quantize_staging
+        if self._load_buffers is None:
+            staging = self.gpu.storage(self.plan.load_staging, "load staging (quantize, transpose)")
+            self._load_buffers = (staging, self.gpu.storage(LOAD_CHUNK_BYTES, "load chunk range"))
+        return self._load_buffers[0]
 
     # ------------------------------------------------------------------------ pipelines
     def _build(self) -> None:
@@ -537,12 +546,10 @@ class GPUModel:
         return sum(int(b.size) for b in self.allocated.values())
 
     def free(self):
-        """Every buffer this model holds, the load's staging buffer too (a load cancelled or failed
-        before _ready still holds it)."""
-        held = list(self.allocated.values())
-        if self._quantize_staging is not None:
-            held.append(self._quantize_staging)
-            self._quantize_staging = None
+        """Every buffer this model holds, the load's own buffers too (a load cancelled or failed
+        before _ready still holds them)."""
+        held = list(self.allocated.values()) + list(self._load_buffers or ())
+        self._load_buffers = None
         for buf in held:
             try:
                 self.gpu.free(buf)

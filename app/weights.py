@@ -47,8 +47,8 @@ TRANSPOSE_SOURCES = {"F32": 0, "F16": 1, "BF16": 2}  # transpose.wgsl's constant
 TRANSPOSE_GROUP_SIZE = 64    # invocations per workgroup of transpose.wgsl, one per destination word
 # A source quantize.wgsl reads (floats to quantize, a file's Q4_0 to regroup) reaches the GPU in chunks
 # of whole blocks of at most about this many bytes, through one staging buffer of that size; each chunk
-# is a dispatch with its own BLOCK0 (a pipeline), so only the large tables are split. transpose.wgsl's
-# sources go the same way, in chunks of an even count of whole rows.
+# is a dispatch of the same pipeline, its range read from a small buffer. transpose.wgsl's sources go
+# the same way, in chunks of an even count of whole rows.
 STAGING_BYTES = 32 << 20
 MAX_WORKGROUPS_PER_DIM = 65535  # WebGPU's default maxComputeWorkgroupsPerDimension
 

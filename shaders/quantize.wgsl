@@ -18,30 +18,33 @@
 // argmax return it); this follows gguf-py for the canonical NaN. An all-zero Q4_0 block gets d = +0
 // when its first value is -0 (gguf-py; ggml's C always writes -0 there).
 // Layout: src holds the matrix's values, row-major from element 0: f32 words, or two f16 / bf16 per
-//   word (SRC), or (SRC 3) Q4_0 blocks of 18 bytes back to back. The values are BLOCKS blocks of 32
+//   word (SRC), or (SRC 3) Q4_0 blocks of 18 bytes back to back. The values are `blocks` blocks of 32
 //   (rows * K / 32: rows are whole blocks, so the matrix is a sequence of blocks); they become blocks
-//   BLOCK0 .. BLOCK0 + BLOCKS - 1 of dst (u32 words: Q8_0 blocks back to back, Q4_0 in groups of 8;
+//   block0 .. block0 + blocks - 1 of dst (u32 words: Q8_0 blocks back to back, Q4_0 in groups of 8;
 //   several matrices may share a buffer, e.g. q, k and v by rows), whose other bytes are kept.
-// Workgroup: 64 invocations; invocation t owns the pair of dst blocks 2 (BLOCK0 / 2 + t) and the next,
+//   chunk holds [block0, blocks]: the range is read at run time, not a constant, so one pipeline serves
+//   every chunk and every matrix of a load (a pipeline took 150-185 ms to build on SwiftShader).
+// Workgroup: 64 invocations; invocation t owns the pair of dst blocks 2 (block0 / 2 + t) and the next,
 //   which start and end on word boundaries (68 bytes; Q4_0: a scale word and two 16-byte slots), so no
 //   two invocations write one word; it
 //   quantizes the blocks of the pair that are in range and merges the bytes of a word it shares with
 //   a block outside the range (another matrix's, written by another dispatch). Dispatch (X, Y, 1)
-//   with X * Y >= ceil(QUANT_PAIRS / 64) workgroups, X <= 65535: app/weights.py quantize_workgroups.
+//   with X * Y >= ceil(quant_pairs() / 64) workgroups, X <= 65535: app/weights.py quantize_workgroups.
 // Entry points: quantize_q8_0, quantize_q4_0.
 // Constants:
-//   BLOCKS: u32   blocks of 32 values to quantize
-//   BLOCK0: u32   index in dst of the first block written
 //   SRC: u32      dtype of src: 0 F32, 1 F16, 2 BF16, 3 Q4_0 (quantize_q4_0 only: regrouped as they are)
 // Run alone (checked against the gguf package's quantizer): python3 -m pytest -q tests/test_kernels_quantize.py
 @group(0) @binding(0) var<storage, read> src: array<u32>;
 @group(0) @binding(1) var<storage, read_write> dst: array<u32>;
+@group(0) @binding(2) var<storage, read> chunk: array<u32>;  // [block0, blocks] of this dispatch
 
 const F32_INF: u32 = 0x7f800000u;
 const F32_NAN: u32 = 0x7fc00000u;
 const F32_ONE: u32 = 0x3f800000u;
-const QUANT_PAIR0: u32 = BLOCK0 / 2u;
-const QUANT_PAIRS: u32 = (BLOCK0 + BLOCKS + 1u) / 2u - QUANT_PAIR0;
+fn chunk_block0() -> u32 { return chunk[0]; }  // index in dst of the first block written
+fn chunk_blocks() -> u32 { return chunk[1]; }  // blocks of 32 values to quantize
+fn quant_pair0() -> u32 { return chunk_block0() / 2u; }
+fn quant_pairs() -> u32 { return (chunk_block0() + chunk_blocks() + 1u) / 2u - quant_pair0(); }
 
 // ------------------------------------------------------------------------------ exact f32 in integers
 
@@ -245,11 +248,11 @@ fn q4_0_block(b: u32, k: u32) {
   }
 }
 
-// The pair's words to dst: bytes of blocks outside BLOCK0 .. BLOCK0 + BLOCKS - 1 keep what dst has.
+// The pair's words to dst: bytes of blocks outside block0 .. block0 + blocks - 1 keep what dst has.
 fn write_pair(pair: u32, block_bytes: u32) {
   let words = block_bytes / 2u;  // the pair's 2 * block_bytes bytes
-  let first_byte = select(0u, block_bytes, 2u * pair < BLOCK0);
-  let end_byte = select(2u * block_bytes, block_bytes, 2u * pair + 1u >= BLOCK0 + BLOCKS);
+  let first_byte = select(0u, block_bytes, 2u * pair < chunk_block0());
+  let end_byte = select(2u * block_bytes, block_bytes, 2u * pair + 1u >= chunk_block0() + chunk_blocks());
   for (var i = 0u; i < words; i++) {
     let lo = max(first_byte, 4u * i);
     let hi = min(end_byte, 4u * i + 4u);
@@ -269,11 +272,11 @@ fn pair_of(wid: vec3<u32>, groups: vec3<u32>, lid: u32) -> u32 {
 fn quantize_q8_0(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
                  @builtin(local_invocation_index) lid: u32) {
   let t = pair_of(wid, groups, lid);
-  if (t >= QUANT_PAIRS) { return; }
-  let pair = QUANT_PAIR0 + t;
+  if (t >= quant_pairs()) { return; }
+  let pair = quant_pair0() + t;
   for (var h = 0u; h < 2u; h++) {
     let g = 2u * pair + h;
-    if (g >= BLOCK0 && g < BLOCK0 + BLOCKS) { q8_0_block(g - BLOCK0, 34u * h); }
+    if (g >= chunk_block0() && g < chunk_block0() + chunk_blocks()) { q8_0_block(g - chunk_block0(), 34u * h); }
   }
   write_pair(pair, 34u);
 }
@@ -289,13 +292,13 @@ fn q4_0_copy_block(b: u32, k: u32) {
 
 // The pair's two Q4_0 blocks (pair_words: GGUF's 36 bytes) to dst in the GPU's grouped layout
 // (weights_q4_0.wgsl): their scales are one word of the group's scales, their nibbles two 16-byte
-// slots. A block outside BLOCK0 .. BLOCK0 + BLOCKS - 1 keeps what dst has (its half of the scale
+// slots. A block outside block0 .. block0 + blocks - 1 keeps what dst has (its half of the scale
 // word, its nibbles).
 fn write_pair_grouped(pair: u32) {
   let g = 2u * pair;
   let base = q4_0_group_word0(g);
-  let first = g >= BLOCK0;
-  let second = g + 1u < BLOCK0 + BLOCKS;
+  let first = g >= chunk_block0();
+  let second = g + 1u < chunk_block0() + chunk_blocks();
   let scales = (pair_words[0] & 0xffffu) | (pair_words[4] & 0xffff0000u);
   let mask = select(0u, 0xffffu, first) | select(0u, 0xffff0000u, second);
   let at = q4_0_scale_word(base, g & 7u);
@@ -311,12 +314,12 @@ fn write_pair_grouped(pair: u32) {
 fn quantize_q4_0(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
                  @builtin(local_invocation_index) lid: u32) {
   let t = pair_of(wid, groups, lid);
-  if (t >= QUANT_PAIRS) { return; }
-  let pair = QUANT_PAIR0 + t;
+  if (t >= quant_pairs()) { return; }
+  let pair = quant_pair0() + t;
   for (var h = 0u; h < 2u; h++) {
     let g = 2u * pair + h;
-    if (g >= BLOCK0 && g < BLOCK0 + BLOCKS) {
-      if (SRC == 3u) { q4_0_copy_block(g - BLOCK0, 18u * h); } else { q4_0_block(g - BLOCK0, 18u * h); }
+    if (g >= chunk_block0() && g < chunk_block0() + chunk_blocks()) {
+      if (SRC == 3u) { q4_0_copy_block(g - chunk_block0(), 18u * h); } else { q4_0_block(g - chunk_block0(), 18u * h); }
     }
   }
   write_pair_grouped(pair);

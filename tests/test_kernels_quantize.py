@@ -160,10 +160,12 @@ def src_bytes(values: np.ndarray, src: str) -> tuple[bytes, np.ndarray]:
 
 def run_quantize(page, raw: bytes, fmt: str, src: str, blocks: int, block0: int, dst: bytes, groups=None) -> bytes:
     entry = "quantize_" + fmt.lower()
-    consts = dict(BLOCKS=blocks, BLOCK0=block0, SRC=REGROUP_SOURCE if src == fmt else QUANTIZE_SOURCES[src])
+    consts = dict(SRC=REGROUP_SOURCE if src == fmt else QUANTIZE_SOURCES[src])
     dispatch = groups or quantize_workgroups(blocks, block0)
-    steps = [step("quantize.wgsl", entry, consts, dict(src="src", dst="dst"), dispatch, WEIGHT_SNIPPETS[fmt])]
-    return kh.run(page, {"src": raw + bytes(-len(raw) % 4), "dst": dst}, steps, ["dst"])["dst"]
+    steps = [step("quantize.wgsl", entry, consts, dict(src="src", dst="dst", chunk="chunk"), dispatch,
+                  WEIGHT_SNIPPETS[fmt])]
+    chunk = np.array([block0, blocks, 0, 0], "<u4").tobytes()
+    return kh.run(page, {"src": raw + bytes(-len(raw) % 4), "dst": dst, "chunk": chunk}, steps, ["dst"])["dst"]
 
 
 def as_file_blocks(out: bytes, fmt: str, blocks: int) -> np.ndarray:

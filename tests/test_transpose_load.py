@@ -65,7 +65,8 @@ def js_bytes(raw):
 
 async def transpose_load(case):
     """Load the one weight `case` describes; -> its buffer's bytes (base64) or the error, and the
-    transpose pipelines made (one per chunk) and GPU buffers left over."""
+    transpose pipelines made (one for every chunk), its dispatches (one per chunk) and GPU buffers
+    left over."""
     s = case["spec"]
     w = WeightSpec("w", tuple(s["sources"]), s["rows"], s["cols"], s["dtype"], s.get("row0", 0), transposed=True)
     infos, tensors = {}, {}
@@ -88,6 +89,7 @@ async def transpose_load(case):
             model._upload(w, tensors)
         out["bytes"] = base64.b64encode(await gpu.read(buf, int(buf.size))).decode()
         out["pipelines"] = sum(k.shader == "transpose.wgsl" for k in model._load_pipelines)
+        out["dispatches"] = model.load_dispatches
     except Exception as exc:
         out["error"] = f"{type(exc).__name__}: {exc}"
     finally:
@@ -184,7 +186,8 @@ def test_a_transposed_weight_is_src_T_byte_for_byte(page, file, gpu):
             bad = next(i for i in range(nbytes) if out[i] != want[i])
             pytest.fail(f"{where}: byte {bad} differs: got {out[bad:bad + 8].hex()} want {want[bad:bad + 8].hex()}")
         assert out[nbytes:] == bytes([SENTINEL]) * (len(out) - nbytes), f"{where}: bytes past the matrix"
-        assert got["pipelines"] == (-(-K // rows) if rows else 1), where
+        assert got["dispatches"] == (-(-K // rows) if rows else 1), where
+        assert got["pipelines"] == 1, where
         assert got["leaked"] == 0, where
 
 
@@ -214,7 +217,7 @@ def test_what_transpose_on_load_cannot_write_is_refused(page):
                                                  (6400, 0, 1600, "F32"), (50257, 0, 4096, "F16")])
 def test_the_dispatch_covers_every_word_within_the_workgroup_limit(rows, k0, k1, dtype):
     """transpose_workgroups: at least one invocation per word the shader's rows span (F32: one per
-    column; 16-bit: (K1 - K0) / 2 + 1), no dimension over WebGPU's 65,535 and no row of workgroups
+    column; 16-bit: (k1 - k0) / 2 + 1), no dimension over WebGPU's 65,535 and no row of workgroups
     more than needed."""
     x, y, z = transpose_workgroups(rows, k0, k1, dtype)
     words = rows * (k1 - k0 if dtype == "F32" else (k1 - k0) // 2 + 1)

@@ -125,9 +125,13 @@ def test_block_formats_size_their_arrays_within_the_interface(fmt):
 
 
 def test_quantize_kernel_declares_its_constants():
-    assert wgsl.kernel_file("quantize.wgsl").constants == {"BLOCKS": "u32", "BLOCK0": "u32", "SRC": "u32"}
+    """The chunk's range is a buffer (chunk), not constants: one pipeline serves every chunk."""
+    assert wgsl.kernel_file("quantize.wgsl").constants == {"SRC": "u32"}
     for fmt in QUANTIZE_FORMATS:
-        assert set(wgsl.entry_bindings("quantize.wgsl", "quantize_" + fmt.lower())) == {"src", "dst"}
+        assert set(wgsl.entry_bindings("quantize.wgsl", "quantize_" + fmt.lower())) == {"src", "dst", "chunk"}
+    assert wgsl.kernel_file("transpose.wgsl").constants == {"K": "u32", "N": "u32", "SRC": "u32"}
+    for entry in ("transpose_f32", "transpose_16"):
+        assert set(wgsl.entry_bindings("transpose.wgsl", entry)) == {"src", "dst", "chunk"}
 
 
 @pytest.mark.parametrize("blocks", [1, 2, 7, 8, 9, 15, 16, 61])
