@@ -5,10 +5,11 @@
 // gate|up), written here so that one device call can compare many layouts.
 //   stream  the layout linear.wgsl runs today (gemv_row_q4_0): 32 lanes to a row, a word of nibbles
 //           per lane per group of 8 blocks, GEMV_ROWS rows a workgroup, a tree (or subgroup) reduction
-//   (either layout) `early`: the first loads issued before the norm prologue; `defer`: no normalized
-//           copy of the input (x * norm_w read as it goes), rstd applied to the dot products at the end
 //   blocks  a lane takes whole blocks (one 16-byte load of nibbles and its scale word), L lanes to a
 //           row (256 / L rows a workgroup)
+// Options of either layout: `early` (the first loads issued before the norm prologue), `defer` (no
+// normalized copy of the input: x * norm_w read as it goes, rstd applied to the dot products at the
+// end), reduce `subgroup` (subgroupShuffleXor / subgroupAdd where subgroups are 32 wide), `unroll`.
 // decode: `shift` (each nibble shifted down, as before 2026-12-04 night), `inplace` (common.wgsl
 // nibble_halves, what the product does now), `bytes` (loads only: the layout's memory floor).
 // Prints one JSON line per (shape, variant): us per dispatch in a chain of dispatches in one compute
