@@ -42,6 +42,18 @@ fn nibble_halves(q: u32) -> vec4<u32> { return vec4<u32>(q, q, q >> 16u, q >> 16
 fn low_nibbles_biased(v: vec4<u32>) -> vec4<f32> { return bitcast<vec4<f32>>((v & NIBBLE_LOW_MASK) | NIBBLE_LOW_BITS); }
 fn high_nibbles_biased(v: vec4<u32>) -> vec4<f32> { return bitcast<vec4<f32>>((v & NIBBLE_HIGH_MASK) | NIBBLE_HIGH_BITS); }
 
+// A 4-bit block's 4 words of levels (n_w: word w's low and high nibbles, as the formats' *_word_levels
+// give them) dotted with its 32 inputs: xs[w] with the low nibbles, xs[w + 4] with the high ones, per
+// component (Q4_0's and Q4_1's w_dot, before their scales).
+fn nibble_words_dot(n0: array<vec4<f32>, 2>, n1: array<vec4<f32>, 2>, n2: array<vec4<f32>, 2>,
+                    n3: array<vec4<f32>, 2>, xs: array<vec4<f32>, 8>) -> vec4<f32> {
+  var s = xs[0] * n0[0] + xs[4] * n0[1];
+  s += xs[1] * n1[0] + xs[5] * n1[1];
+  s += xs[2] * n2[0] + xs[6] * n2[1];
+  s += xs[3] * n3[0] + xs[7] * n3[1];
+  return s;
+}
+
 // The same as f32 bits, with integer arithmetic only (subnormals normalized, inf and NaN payloads
 // kept): the load kernels (quantize.wgsl, transpose.wgsl) widen f16 sources so.
 fn f16_to_f32_bits(h: u32) -> u32 {

@@ -50,14 +50,8 @@ fn w_block(g: u32, ws: array<WPack, 20>) -> array<vec4<f32>, 8> {
 }
 
 fn w_dot(g: u32, ws: array<WPack, 20>, xs: array<vec4<f32>, 8>) -> vec4<f32> {
-  let n0 = q4_0_word_levels(ws[1]);
-  let n1 = q4_0_word_levels(ws[2]);
-  let n2 = q4_0_word_levels(ws[3]);
-  let n3 = q4_0_word_levels(ws[4]);
-  var s = xs[0] * n0[0] + xs[4] * n0[1];
-  s += xs[1] * n1[0] + xs[5] * n1[1];
-  s += xs[2] * n2[0] + xs[6] * n2[1];
-  s += xs[3] * n3[0] + xs[7] * n3[1];
+  let s = nibble_words_dot(q4_0_word_levels(ws[1]), q4_0_word_levels(ws[2]), q4_0_word_levels(ws[3]),
+                           q4_0_word_levels(ws[4]), xs);
   return s * q4_0_scale(g, ws[0]);
 }
 

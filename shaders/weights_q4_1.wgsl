@@ -40,14 +40,8 @@ fn w_block(g: u32, ws: array<u32, 20>) -> array<vec4<f32>, 8> {
 }
 
 fn w_dot(g: u32, ws: array<u32, 20>, xs: array<vec4<f32>, 8>) -> vec4<f32> {
-  let n0 = q4_1_word_levels(ws[1]);
-  let n1 = q4_1_word_levels(ws[2]);
-  let n2 = q4_1_word_levels(ws[3]);
-  let n3 = q4_1_word_levels(ws[4]);
-  var s = xs[0] * n0[0] + xs[4] * n0[1];
-  s += xs[1] * n1[0] + xs[5] * n1[1];
-  s += xs[2] * n2[0] + xs[6] * n2[1];
-  s += xs[3] * n3[0] + xs[7] * n3[1];
+  let s = nibble_words_dot(q4_1_word_levels(ws[1]), q4_1_word_levels(ws[2]), q4_1_word_levels(ws[3]),
+                           q4_1_word_levels(ws[4]), xs);
   let sx = (xs[0] + xs[1]) + (xs[2] + xs[3]) + ((xs[4] + xs[5]) + (xs[6] + xs[7]));
   return s * f16_value(ws[0] & 0xffffu) + sx * f16_value(ws[0] >> 16u);
 }
