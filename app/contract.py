@@ -35,6 +35,7 @@ SHARED_CONSTANTS = {
     "TOPK_CHUNK": ("u32", TOPK_CHUNK),
     "ATT_BLOCK": ("u32", ATT_BLOCK),
     "NEG_INF": ("f32", NEG_INF),
+    "F32_MAX": ("f32", F32_MAX),
     # words of a group of Q4_0 blocks in the GPU's layout (app/weights.py GROUPED_FORMATS; common.wgsl)
     "Q4_0_GROUP_WORDS": ("u32", GROUPED_FORMATS["Q4_0"] * BLOCK_FORMATS["Q4_0"][1] // 4),
 }
@@ -77,6 +78,10 @@ STEP_FIELDS = (
     ("top_k", "u32", "that choice's top-k (0 = off)"),
     ("top_p", "f32", "that choice's top-p (1 = off)"),
     ("draw", "f32", "the uniform number in [0, 1) the CPython sampler will draw for that choice"),
+    ("penalty", "f32", "repetition penalty (1 = off): top-k ranks a seen token's logit l < 0 as l * penalty, "
+                       "any other as l * inv_penalty"),
+    ("inv_penalty", "f32", "1 / penalty, rounded once to f32 (a multiplication is exact to half an ulp where "
+                           "WGSL's division is not)"),
 )
 _STRUCT_CODES = {"u32": "I", "f32": "f"}
 STEP_HEADER = struct.Struct("<" + "".join(_STRUCT_CODES[t] for _, t, _ in STEP_FIELDS))
@@ -88,17 +93,20 @@ def step_bytes(rows: int) -> int:
 
 
 def pack_step(ids, pos0: int, k: int = 1, temperature: float = 0.0, top_k: int = 0, top_p: float = 1.0,
-              draw: float = 0.0, rows: int | None = None) -> bytes:
+              draw: float = 0.0, rows: int | None = None, penalty: float = 1.0) -> bytes:
     """A Step for `ids` (rows = len(ids) unless given). Values beyond what the GPU's u32 / f32
     hold are clamped to what means the same there: a top-k of KMAX or more cuts no candidate; a
     temperature past F32_MAX makes every candidate equal, one under the smallest normal f32 (which
-    would round to 0, greedy) keeps only the ties at the top, as it does in f64."""
+    would round to 0, greedy) keeps only the ties at the top, as it does in f64. A penalty past the
+    f32 range is clamped into it (the kernel clamps the penalized logits too)."""
     ids = list(ids) or [0]
     temperature = float(temperature)
     if temperature > 0:
         temperature = min(max(temperature, F32_MIN_NORMAL), F32_MAX)
+    penalty = min(max(float(penalty), F32_MIN_NORMAL), F32_MAX)
+    inv_penalty = min(max(1.0 / penalty, F32_MIN_NORMAL), F32_MAX)
     header = STEP_HEADER.pack(len(ids) if rows is None else rows, pos0, max(1, min(int(k), KMAX)), temperature,
-                              min(int(top_k), KMAX), float(top_p), float(draw))
+                              min(int(top_k), KMAX), float(top_p), float(draw), penalty, inv_penalty)
     return header + struct.pack(f"<{len(ids)}I", *ids)
 
 
@@ -111,6 +119,10 @@ def step_struct_wgsl() -> str:
 
 # topk.wgsl writes, as u32 words: the chosen token, k candidate ids (best first; NO_ID where there
 # is no candidate), their k logits (f32 bits), M = the largest logit and S = sum(exp((l - M) / T)).
+
+
+# The values are the candidates' logits as the model computed them; with a repetition penalty the
+# order (and M, S) is that of the penalized logits, which app/sampling.py recomputes in f64.
 
 
 def topk_output_bytes(k: int) -> int:
@@ -126,6 +138,25 @@ CHAIN_DEPTH_MAX = 3
 DEFAULT_CHAIN_DEPTH = 2
 # topk_partial's per-chunk record: KMAX ids, KMAX values, the chunk's max and sum.
 TOPK_PARTIAL_WORDS = 2 * KMAX + 2
+
+
+# ------------------------------------------------------------------------------ seen tokens
+
+# The tokens the repetition penalty applies to, as a bit mask: token t is bit t % 32 of word t / 32.
+# Python writes it when a generation starts or takes another token than the GPU chose; every top-k
+# run sets the bit of the token it chose (the input of the chained step after it).
+
+
+def seen_mask_words(vocab_size: int) -> int:
+    return -(-vocab_size // 32)
+
+
+def seen_mask(ids, vocab_size: int) -> bytes:
+    """The mask with the bits of `ids` set (each in 0..vocab_size - 1)."""
+    words = [0] * seen_mask_words(vocab_size)
+    for t in set(ids):
+        words[t >> 5] |= 1 << (t & 31)
+    return struct.pack(f"<{len(words)}I", *words)
 
 
 def topk_groups(vocab_size: int) -> int:

@@ -9,7 +9,15 @@ Standard library only. A subclass sets `cfg`, `shapes`, `limits`, `dtype`, build
 from __future__ import annotations
 
 from .buffer_plan import BufferSpec, WeightSpec, split_rows
-from .contract import CHAIN_DEPTH_MAX, TOPK_OUTPUT_MAX_BYTES, TOPK_PARTIAL_WORDS, buffer_size, step_bytes, topk_groups
+from .contract import (
+    CHAIN_DEPTH_MAX,
+    TOPK_OUTPUT_MAX_BYTES,
+    TOPK_PARTIAL_WORDS,
+    buffer_size,
+    seen_mask_words,
+    step_bytes,
+    topk_groups,
+)
 from .errors import ModelError
 from .weights import row_bytes
 
@@ -100,7 +108,7 @@ class ModelGraph:
         steps = [self.k.lm_head(w.row0, w.rows, w.dtype, rms, step="step", x="x", ln_gamma=gamma, ln_beta=beta,
                                 wte=w.label, logits="logits") for w in self.head_table]
         return steps + self.k.topk(self.cfg.vocab_size, step="step", logits="logits", part="topk partial",
-                                   out="topk out")
+                                   out="topk out", seen="seen tokens")
 
     def norm_input(self, name: str, weight: str, bias: str | None = None) -> tuple:
         """How a decode GEMV takes the normalized x (LayerNorm with a bias, RMSNorm without): ([], the
@@ -139,6 +147,11 @@ class ModelGraph:
         out += [buffer(f"topk readback {i}", TOPK_OUTPUT_MAX_BYTES, "readback", bound=False)
                 for i in range(CHAIN_DEPTH_MAX + 1)]
         out.append(buffer("logits readback", V * 4, "readback", bound=False))
+        # Each step in flight keeps its logits on the GPU beside its read-back, so Python can read them
+        # when the candidates cannot decide its choice (app/sampling.py), after later steps overwrote
+        # `logits`; and the tokens the repetition penalty applies to (app/contract.py seen_mask).
+        out += [buffer(f"logits kept {i}", V * 4, "storage_readable", bound=False) for i in range(CHAIN_DEPTH_MAX + 1)]
+        out.append(buffer("seen tokens", seen_mask_words(V) * 4))
         return out
 
     def computed_tensors(self) -> dict:

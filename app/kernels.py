@@ -171,17 +171,20 @@ class Kernels:
                    and lanes >= 8)
         return dispatch("ln_f+lm_head", k, (groups, 1, 1), **buffers)
 
-    def topk(self, vocab_size: int, step: str, logits: str, part: str, out: str) -> list:
-        """The k best logits, the log-sum-exp and the GPU's choice of the next token."""
+    def topk(self, vocab_size: int, step: str, logits: str, part: str, out: str, seen: str) -> list:
+        """The k best logits (after the repetition penalty on the `seen` tokens), the log-sum-exp and
+        the GPU's choice of the next token."""
         groups = topk_groups(vocab_size)
 
         def k(entry):
             return kernel("topk.wgsl", entry, self.weights, V=vocab_size, GROUPS=groups)
 
         if self.shapes.cpu:  # one invocation, no barriers: see topk.wgsl
-            return [dispatch("topk_serial", k("topk_serial"), (1, 1, 1), step=step, logits=logits, out=out)]
-        return [dispatch("topk_partial", k("topk_partial"), (groups, 1, 1), step=step, logits=logits, part=part),
-                dispatch("topk_merge", k("topk_merge"), (1, 1, 1), step=step, part=part, out=out)]
+            return [dispatch("topk_serial", k("topk_serial"), (1, 1, 1), step=step, logits=logits, out=out, seen=seen)]
+        return [dispatch("topk_partial", k("topk_partial"), (groups, 1, 1), step=step, logits=logits, part=part,
+                         seen=seen),
+                dispatch("topk_merge", k("topk_merge"), (1, 1, 1), step=step, logits=logits, part=part, out=out,
+                         seen=seen)]
 
     # -------------------------------------------------------------------------- the Llama family
     def rms_norm(self, name: str, **buffers) -> Dispatch:

@@ -8,12 +8,16 @@
 //   topk_merge    one workgroup: merges the chunks' sorted candidate lists into the global top k
 //                 (each candidate's place by binary searches in the other lists) and combines the
 //                 chunk sums into log-sum-exp = M / T + log(S). Dispatch (1, 1, 1).
-// Both also choose the next token from the candidates as the CPython sampler will (choose_token),
-// so the next decode step can be queued, its input read on the GPU (embedding.wgsl CHAIN_ID),
-// before Python has read this one; Python checks that choice against its own.
+// The ranking, M and S are those of the logits after the repetition penalty (step.penalty != 1) on
+// the tokens whose bit is set in `seen` (ranked_logit; app/contract.py seen_mask); the values written
+// are the logits themselves, which app/sampling.py penalizes again in f64.
+// Both also choose the next token as the CPython sampler will (choose_token; in id order over the
+// whole vocabulary when neither top-k nor top-p filters), so the next decode step can be queued, its
+// input read on the GPU (embedding.wgsl CHAIN_ID), before Python has read this one; Python checks that
+// choice against its own. The chosen token's bit is set in `seen`: it is the next step's input.
 // Layout: logits f32 [V] (NaN is treated as -inf); part u32 [groups, 2 * KMAX + 2] per chunk:
-//   ids, then values (f32 bits), then m, s; out u32 [2 * k + 3]: the chosen id, k ids, k values
-//   (f32 bits), M, S.
+//   ids, then ranked values (f32 bits), then m, s; out u32 [2 * k + 3]: the chosen id, k ids, k logits
+//   (f32 bits), M, S; seen u32 [ceil(V / 32)].
 // Workgroup: 256 invocations, TOPK_CHUNK / 256 logits each (KMAX and TOPK_CHUNK: app/contract.py).
 // Constants:
 //   V: u32       vocabulary size
@@ -23,6 +27,7 @@
 @group(0) @binding(1) var<storage, read> logits: array<f32>;
 @group(0) @binding(2) var<storage, read_write> part: array<u32>;
 @group(0) @binding(3) var<storage, read_write> out: array<u32>;
+@group(0) @binding(4) var<storage, read_write> seen: array<u32>;
 
 const STRIDE: u32 = 2u * KMAX + 2u;  // app/contract.py TOPK_PARTIAL_WORDS
 var<workgroup> vals: array<f32, TOPK_CHUNK>;
@@ -50,6 +55,19 @@ fn reduce_best(lid: u32, v: f32, pos: u32, id: u32) {
   }
 }
 
+// What top-k ranks token i by: NaN as -inf; a seen token's logit penalized as transformers'
+// RepetitionPenaltyLogitsProcessor does (l < 0 times the penalty, else divided by it), clamped to the
+// f32 range as app/sampling.py clamps to f64's.
+fn ranked_logit(i: u32, v: f32) -> f32 {
+  if (is_nan(v)) { return NEG_INF; }
+  if (step.penalty == 1.0 || (seen[i / 32u] & (1u << (i % 32u))) == 0u) { return v; }
+  return clamp(select(v * step.inv_penalty, v * step.penalty, v < 0.0), -F32_MAX, F32_MAX);
+}
+
+fn mark_seen(id: u32) {
+  if (id < V) { seen[id / 32u] |= 1u << (id % 32u); }
+}
+
 fn temperature() -> f32 {
   if (step.temperature > 0.0) { return step.temperature; }
   return 1.0;
@@ -62,10 +80,7 @@ fn topk_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
   for (var j = 0u; j < TOPK_CHUNK / 256u; j++) {
     let i = lid + j * 256u;
     var v = NEG_INF;
-    if (base + i < V) {
-      v = logits[base + i];
-      if (is_nan(v)) { v = NEG_INF; }
-    }
+    if (base + i < V) { v = ranked_logit(base + i, logits[base + i]); }
     vals[i] = v;
     m = max(m, v);
   }
@@ -158,7 +173,7 @@ fn topk_merge(@builtin(local_invocation_index) lid: u32) {
     }
     if (place < k) {
       out[1u + place] = id;
-      out[1u + k + place] = bitcast<u32>(v);
+      out[1u + k + place] = bitcast<u32>(logits[id]);
     }
   }
   // Fewer than k real candidates: the places after them get no id and NEG_INF.
@@ -181,11 +196,96 @@ fn topk_merge(@builtin(local_invocation_index) lid: u32) {
   let big_s = workgroup_sum(lid, sg_sum);
   storageBarrier();
   workgroupBarrier();  // choose_token (invocation 0) reads what the others wrote
+  var chosen = NO_ID;
+  if (in_id_order()) { chosen = choose_in_id_order(lid, big_m, big_s); }
   if (lid == 0u) {
     out[1u + 2u * k] = bitcast<u32>(big_m);
     out[2u + 2u * k] = bitcast<u32>(big_s);
-    out[0] = choose_token(k);
+    if (chosen == NO_ID) { chosen = choose_token(k, big_s); }
+    out[0] = chosen;
+    mark_seen(chosen);
   }
+}
+
+// Sampling without top-k or top-p draws in id order over the whole vocabulary (app/sampling.py).
+fn in_id_order() -> bool {
+  return step.temperature > 0.0 && step.top_k == 0u && step.top_p >= 1.0;
+}
+
+fn id_weight(i: u32, big_m: f32) -> f32 {
+  if (i >= V) { return 0.0; }
+  let v = ranked_logit(i, logits[i]);
+  if (v <= NEG_INF) { return 0.0; }
+  return exp((v - big_m) / step.temperature);
+}
+
+// The first token in id order whose running weight exceeds draw x S, by the whole workgroup: the
+// chunk it falls in from the chunks' sums (invocation 0), then within that chunk a scan of 256
+// runs of TOPK_CHUNK / 256 consecutive ids. The sums are summed in another order than topk_partial's,
+// so a draw within rounding of a boundary may land on a neighbour; Python checks the choice.
+var<workgroup> pick_chunk: u32;
+var<workgroup> pick_goal: f32;
+var<workgroup> pick_id: u32;
+const RUN: u32 = TOPK_CHUNK / 256u;
+
+fn choose_in_id_order(lid: u32, big_m: f32, big_s: f32) -> u32 {
+  let temp = step.temperature;
+  if (lid == 0u) {
+    let goal = step.draw * big_s;
+    var before = 0.0;
+    var chunk = GROUPS;
+    var last = 0u;  // the last chunk with weight: rounding past the total ends there
+    for (var g = 0u; g < GROUPS; g++) {
+      let mg = bitcast<f32>(part[g * STRIDE + 2u * KMAX]);
+      if (mg <= NEG_INF) { continue; }
+      let c = bitcast<f32>(part[g * STRIDE + 2u * KMAX + 1u]) * exp((mg - big_m) / temp);
+      if (c > 0.0) { last = g; }
+      if (before + c > goal) { chunk = g; break; }
+      before += c;
+    }
+    pick_goal = goal - before;
+    if (chunk == GROUPS) {
+      chunk = last;
+      pick_goal = 3.0e38;  // past every run: the chunk's last token with weight
+    }
+    pick_chunk = chunk;
+    pick_id = NO_ID;
+  }
+  let chunk = workgroupUniformLoad(&pick_chunk);
+  let first = chunk * TOPK_CHUNK + lid * RUN;
+  var own = 0.0;
+  for (var j = 0u; j < RUN; j++) { own += id_weight(first + j, big_m); }
+  // inclusive scan of the runs' sums (Hillis-Steele over best_val)
+  best_val[lid] = own;
+  workgroupBarrier();
+  for (var d = 1u; d < 256u; d = d << 1u) {
+    var add = 0.0;
+    if (lid >= d) { add = best_val[lid - d]; }
+    workgroupBarrier();
+    best_val[lid] += add;
+    workgroupBarrier();
+  }
+  let goal = workgroupUniformLoad(&pick_goal);
+  var running = best_val[lid] - own;
+  if (running <= goal && best_val[lid] > goal) {
+    var found = NO_ID;
+    for (var j = 0u; j < RUN && found == NO_ID; j++) {
+      let w = id_weight(first + j, big_m);
+      running += w;
+      if (running > goal) { found = first + j; }
+      if (w > 0.0) { pick_id = first + j; }  // rounding within the run: its last token with weight
+    }
+    if (found != NO_ID) { pick_id = found; }
+  }
+  if (lid == 255u && best_val[255] <= goal) {  // rounding at the very top: the chunk's last token with weight
+    for (var i = TOPK_CHUNK; i > 0u; i--) {
+      if (id_weight(chunk * TOPK_CHUNK + i - 1u, big_m) > 0.0) {
+        pick_id = chunk * TOPK_CHUNK + i - 1u;
+        break;
+      }
+    }
+  }
+  return workgroupUniformLoad(&pick_id);
 }
 
 // topk_serial: the same output as topk_partial + topk_merge from a single invocation: one pass
@@ -197,13 +297,13 @@ fn topk_serial() {
   let k = min(step.k, KMAX);
   let temp = temperature();
   var m = NEG_INF;
-  for (var i = 0u; i < V; i++) { let v = logits[i]; if (!is_nan(v)) { m = max(m, v); } }
+  for (var i = 0u; i < V; i++) { m = max(m, ranked_logit(i, logits[i])); }
   var s = 0.0;
   var block = 0.0;  // summed in blocks of 1,024, as the chunks of topk_partial are: one running f32 sum
                     // over a large vocabulary drifts past 2e-5 of the total
   for (var i = 0u; i < V; i++) {
-    let v = logits[i];
-    if (!is_nan(v) && v > NEG_INF) { block += exp((v - m) / temp); }
+    let v = ranked_logit(i, logits[i]);
+    if (v > NEG_INF) { block += exp((v - m) / temp); }
     if ((i & 1023u) == 1023u) {
       s += block;
       block = 0.0;
@@ -214,8 +314,7 @@ fn topk_serial() {
   var top_i: array<u32, KMAX>;
   for (var r = 0u; r < KMAX; r++) { top_v[r] = NEG_INF; top_i[r] = NO_ID; }
   for (var i = 0u; i < V; i++) {
-    var v = logits[i];
-    if (is_nan(v)) { v = NEG_INF; }
+    let v = ranked_logit(i, logits[i]);
     if (!better(v, i, top_v[k - 1u], top_i[k - 1u])) { continue; }
     var j = k - 1u;  // insertion: shift worse entries down (ids ascend, so ties keep the lower id first)
     while (j > 0u && better(v, i, top_v[j - 1u], top_i[j - 1u])) {
@@ -228,30 +327,59 @@ fn topk_serial() {
   }
   for (var r = 0u; r < k; r++) {
     out[1u + r] = select(NO_ID, top_i[r], top_v[r] > NEG_INF);  // as topk_partial: no id for -inf
-    out[1u + k + r] = bitcast<u32>(top_v[r]);
+    var value = NEG_INF;
+    if (top_v[r] > NEG_INF) { value = logits[top_i[r]]; }
+    out[1u + k + r] = bitcast<u32>(value);
   }
   out[1u + 2u * k] = bitcast<u32>(m);
   out[2u + 2u * k] = bitcast<u32>(s);
-  out[0] = choose_token(k);
+  var chosen = NO_ID;
+  if (in_id_order()) { chosen = choose_in_id_order_serial(m, s); }
+  if (chosen == NO_ID) { chosen = choose_token(k, s); }
+  out[0] = chosen;
+  mark_seen(chosen);
 }
+
+fn choose_in_id_order_serial(m: f32, s: f32) -> u32 {
+  let goal = step.draw * s;
+  var running = 0.0;
+  var last = NO_ID;
+  for (var i = 0u; i < V; i++) {
+    let w = id_weight(i, m);
+    if (w > 0.0) { last = i; }
+    running += w;
+    if (running > goal) { return i; }
+  }
+  return last;  // rounding at the very top: the last token with weight
+}
+
 
 // choose_token: the token app/sampling.py's Sampler will take from the k candidates in out (best
 // first, ties to the lower id), in f32 where it uses f64: greedy when temperature <= 0; else the
 // candidates kept by top-k (with the k-th value's ties) and top-p, weighted exp((v - v0) / T), and
-// the first whose running sum exceeds draw x their total (Sampler._candidates_short + _draw, no
-// repetition penalty). A draw near a boundary may round the other way than in f64: Python checks
-// the choice and redoes a step fed with a different token.
+// the first whose running sum exceeds draw x their total (Sampler._candidates_short + _draw). Top-p
+// without top-k keeps what reaches top_p of the whole vocabulary's mass (S; the best candidate is M);
+// a nucleus larger than the candidates is guessed from them. A draw near a boundary may round the
+// other way than in f64: Python checks the choice and redoes a step fed with a different token.
+fn candidate_value(k: u32, i: u32) -> f32 {
+  let id = out[1u + i];
+  if (id == NO_ID) { return NEG_INF; }
+  return ranked_logit(id, bitcast<f32>(out[1u + k + i]));
+}
+
 fn candidate_weight(k: u32, i: u32, top: f32) -> f32 {
-  return exp((bitcast<f32>(out[1u + k + i]) - top) / step.temperature);
+  return exp((candidate_value(k, i) - top) / step.temperature);
+}
+
+fn candidates_weight(k: u32, n: u32, top: f32) -> f32 {
+  var total = 0.0;
+  for (var i = 0u; i < n; i++) { total += candidate_weight(k, i, top); }
+  return total;
 }
 
 // How many of the first n candidates it takes for their running weight to reach (`reach`: >=, as
-// bisect_left for top-p) or exceed (>, as bisect_right for the draw) `fraction` of their total;
-// 0 if none does (rounding).
-fn candidates_to(k: u32, n: u32, top: f32, fraction: f32, reach: bool) -> u32 {
-  var total = 0.0;
-  for (var i = 0u; i < n; i++) { total += candidate_weight(k, i, top); }
-  let goal = fraction * total;
+// bisect_left for top-p) or exceed (>, as bisect_right for the draw) `goal`; 0 if none does.
+fn candidates_to(k: u32, n: u32, top: f32, goal: f32, reach: bool) -> u32 {
   var running = 0.0;
   for (var i = 0u; i < n; i++) {
     running += candidate_weight(k, i, top);
@@ -260,20 +388,22 @@ fn candidates_to(k: u32, n: u32, top: f32, fraction: f32, reach: bool) -> u32 {
   return 0u;
 }
 
-fn choose_token(k: u32) -> u32 {
+fn choose_token(k: u32, big_s: f32) -> u32 {
   if (step.temperature <= 0.0) { return out[1u]; }
   var n = k;
   if (step.top_k > 0u && step.top_k < k) {
-    let kth = out[k + step.top_k];  // value of candidate top_k - 1
+    let kth = candidate_value(k, step.top_k - 1u);
     n = step.top_k;
-    while (n < k && bitcast<f32>(out[1u + k + n]) == bitcast<f32>(kth)) { n++; }
+    while (n < k && candidate_value(k, n) == kth) { n++; }
   }
-  let top = bitcast<f32>(out[1u + k]);
+  let top = candidate_value(k, 0u);
   if (step.top_p < 1.0) {
-    let kept = candidates_to(k, n, top, step.top_p, true);
+    var mass = candidates_weight(k, n, top);
+    if (step.top_k == 0u) { mass = big_s; }  // the whole vocabulary's, in units of exp((l - M) / T)
+    let kept = candidates_to(k, n, top, step.top_p * mass, true);
     if (kept > 0u) { n = kept; }
   }
-  let chosen = candidates_to(k, n, top, step.draw, false);
+  let chosen = candidates_to(k, n, top, step.draw * candidates_weight(k, n, top), false);
   if (chosen > 0u) { return out[chosen]; }  // candidate chosen - 1
   for (var i = n; i > 0u; i--) {  // rounding at the very top: the last candidate with weight
     if (candidate_weight(k, i - 1u, top) > 0.0) { return out[i]; }

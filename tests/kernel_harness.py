@@ -115,12 +115,12 @@ def sentinel(n: int) -> np.ndarray:
 
 
 def step_bytes(rows: int, pos0: int = 0, k: int = 1, temperature: float = 0.0, ids=None,
-               top_k: int = 0, top_p: float = 1.0, draw: float = 0.0) -> bytes:
+               top_k: int = 0, top_p: float = 1.0, draw: float = 0.0, penalty: float = 1.0) -> bytes:
     """A Step (app/contract.py's layout) for `rows` rows (ids default to zeros), packed as given:
     unlike the engine's pack_step, nothing is clamped, so the kernels' own bounds are tested."""
     ids = list(ids) if ids is not None else [0] * max(rows, 1)
     ids = ids or [0]
-    return contract.STEP_HEADER.pack(rows, pos0, k, temperature, top_k, top_p, draw) + np.asarray(
+    return contract.STEP_HEADER.pack(rows, pos0, k, temperature, top_k, top_p, draw, penalty, 1 / penalty) + np.asarray(
         ids, dtype="<u4").tobytes()
 
 

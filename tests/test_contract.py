@@ -85,7 +85,7 @@ def test_bindings_are_the_ones_each_entry_point_uses():
     assert set(wgsl.entry_bindings("linear.wgsl", "gemv")) == {"step", "x", "w", "bias", "y", "norm_w", "norm_b",
                                                                 "kv"}
     assert set(wgsl.entry_bindings("linear.wgsl", "linear_tiled")) == {"step", "x", "w", "bias", "y", "kv"}
-    assert set(wgsl.entry_bindings("topk.wgsl", "topk_merge")) == {"step", "part", "out"}
+    assert set(wgsl.entry_bindings("topk.wgsl", "topk_merge")) == {"step", "logits", "part", "out", "seen"}
     assert wgsl.entry_bindings("embedding.wgsl", "embed")["chain"].writable is False
 
 
@@ -94,7 +94,7 @@ def test_step_and_topk_layouts():
     assert len(raw) == contract.step_bytes(3) == contract.STEP_HEADER.size + 12
     assert contract.STEP_HEADER.unpack(raw[:contract.STEP_HEADER.size])[:5] == (3, 5, 3, 0.5, 2)
     # values beyond what the GPU holds mean the same there
-    big = contract.STEP_HEADER.unpack(contract.pack_step([1], 0, k=10**9, temperature=1e300, top_k=2**40)[:28])
+    big = contract.STEP_HEADER.unpack(contract.pack_step([1], 0, k=10**9, temperature=1e300, top_k=2**40)[:contract.STEP_HEADER.size])
     assert big[2] == contract.KMAX and big[4] == contract.KMAX and big[3] == pytest.approx(contract.F32_MAX, rel=1e-6)
     fields = [name for name, _, _ in contract.STEP_FIELDS]
     text = contract.step_struct_wgsl()

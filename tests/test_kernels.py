@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 import kernel_harness as kh
-from app.contract import ATT_BLOCK, CHAIN_ID, EPILOGUES, KMAX, TOPK_CHUNK, TOPK_PARTIAL_WORDS
+from app.contract import ATT_BLOCK, CHAIN_ID, EPILOGUES, KMAX, TOPK_CHUNK, TOPK_PARTIAL_WORDS, seen_mask
 from app.sampling import Sampler, SamplingParams
 from conftest import run_py
 from kernel_harness import (
@@ -591,24 +591,28 @@ TOPK_CASES = [
 TOPK_ENTRIES = ["partial+merge", "serial"]
 
 
-def run_topk(page, logits, k, temperature, chunk, kmax, entry, top_k=0, top_p=1.0, draw=0.0):
+def run_topk(page, logits, k, temperature, chunk, kmax, entry, top_k=0, top_p=1.0, draw=0.0, penalty=1.0,
+             seen=()):
     V = len(logits)
     groups = cdiv(V, chunk)
     consts = dict(V=V, GROUPS=groups)
-    bufs = {"step": step_bytes(1, 0, k, temperature, top_k=top_k, top_p=top_p, draw=draw), "logits": logits,
-            "out": sentinel(2 * kmax + 3)}
+    bufs = {"step": step_bytes(1, 0, k, temperature, top_k=top_k, top_p=top_p, draw=draw, penalty=penalty),
+            "logits": logits, "out": sentinel(2 * kmax + 3), "seen": seen_mask(seen, V) + bytes(4)}
+    names = dict(step="step", logits="logits", seen="seen")
     if entry == "serial":
-        steps = [step("topk.wgsl", "topk_serial", consts, dict(step="step", logits="logits", out="out"), (1, 1, 1))]
+        steps = [step("topk.wgsl", "topk_serial", consts, dict(names, out="out"), (1, 1, 1))]
     else:
         bufs["part"] = sentinel(groups * TOPK_PARTIAL_WORDS)
-        steps = [step("topk.wgsl", "topk_partial", consts, dict(step="step", logits="logits", part="part"),
-                      (groups, 1, 1)),
-                 step("topk.wgsl", "topk_merge", consts, dict(step="step", part="part", out="out"), (1, 1, 1))]
-    raw = kh.run(page, bufs, steps, ["out"])["out"]
+        steps = [step("topk.wgsl", "topk_partial", consts, dict(names, part="part"), (groups, 1, 1)),
+                 step("topk.wgsl", "topk_merge", consts, dict(names, part="part", out="out"), (1, 1, 1))]
+    got = kh.run(page, bufs, steps, ["out", "seen"])
+    raw = got["out"]
     words, vals = read_u32(raw)[1:], read_f32(raw)[1:]  # word 0: the chosen token (choose_token)
     k = min(k, kmax)
+    mask = read_u32(got["seen"])
     return {"choice": int(read_u32(raw)[0]), "ids": words[:k], "vals": vals[k:2 * k], "m": vals[2 * k],
-            "s": vals[2 * k + 1], "rest": vals[2 * k + 2:]}
+            "s": vals[2 * k + 1], "rest": vals[2 * k + 2:],
+            "seen": {t for t in range(V) if mask[t >> 5] >> (t & 31) & 1}, "seen_tail": int(mask[-1])}
 
 
 @pytest.mark.parametrize("entry", TOPK_ENTRIES)
@@ -634,7 +638,13 @@ def test_topk(kpage, kind, vsize, k, temperature, entry):
     log_normalizer = float(got["m"]) / (temperature or 1.0) + math.log(float(got["s"]))
     assert log_normalizer == pytest.approx(float(want_m) / (temperature or 1.0) + math.log(want_s), rel=1e-6, abs=1e-5)
     assert_sentinel(got["rest"], "out past 2k + 3 words")
-    assert got["choice"] == got["ids"][0], "no top-k / top-p, draw 0: the best candidate, greedy or not"
+    if temperature == 0:
+        assert got["choice"] == got["ids"][0], "greedy: the best candidate"
+    else:  # no top-k or top-p: in id order, and draw 0 takes the first token with weight (a GPU's exp
+        # may give 0 for the tiniest weights)
+        clean = np.nan_to_num(f32(logits).astype(np.float64), nan=-np.inf)
+        weights = np.exp((clean - float(want_m)) / temperature)
+        assert weights[got["choice"]] > 0 and np.all(weights[:got["choice"]] < 1e-30)
 
 
 class FixedDraw:
@@ -663,11 +673,11 @@ def near_a_boundary(sampler, ids, vals, u) -> bool:
 
 CHOICE_CASES = [
     # (kind, k, temperature, top_k, top_p): the candidates' logits, and the sampling settings
-    ("spread", 64, 40.0, 0, 1.0),     # flat: the draw decides among 64
+    ("spread", 64, 40.0, 64, 1.0),    # flat: the draw decides among 64
     ("coarse", 64, 1.0, 10, 1.0),     # top-k cuts through ties: kept with the 10th value
-    ("spread", 40, 25.0, 0, 0.6),     # top-p alone
+    ("spread", 40, 25.0, 64, 0.6),    # top-p over all the candidates
     ("coarse", 33, 0.7, 20, 0.9),     # both
-    ("few", 64, 1.0, 0, 1.0),         # 60 real logits: the last 4 candidates weigh 0
+    ("few", 64, 1.0, 64, 1.0),        # 60 real logits: the last 4 candidates weigh 0
     ("spread", 5, 0.0, 3, 0.5),       # greedy: settings and draw ignored
 ]
 
@@ -697,3 +707,90 @@ def test_topk_chooses_the_token_the_cpython_sampler_draws(kpage, entry):
             assert got["choice"] == want, (kind, k, temperature, top_k, top_p, u)
             checked += 1
     assert checked >= 30, checked
+
+
+def penalized_f32(logits, seen, penalty):
+    """What topk.wgsl ranks by: NaN as -inf, the seen tokens' logits times the penalty (< 0) or times
+    1 / penalty rounded to f32 (>= 0), in f32."""
+    out = f32(np.where(np.isnan(logits), -np.inf, logits))
+    idx = np.array(sorted(seen), dtype=np.int64)
+    v = out[idx]
+    out[idx] = np.where(v < 0, v * np.float32(penalty), v * np.float32(1 / penalty))
+    return out
+
+
+@pytest.mark.parametrize("entry", TOPK_ENTRIES)
+@pytest.mark.parametrize("penalty", [1.3, 0.6])
+def test_topk_ranks_by_the_repetition_penalized_logits(kpage, entry, penalty):
+    """With a repetition penalty the candidates are the best of the penalized logits (seen tokens' bits
+    in the mask; ties: lower id first) and M, S are theirs, while the values returned are the logits
+    themselves; the chosen token's bit is set in the mask, and no other bit changes."""
+    page, info = kpage
+    chunk = TOPK_CHUNK
+    V = 2 * chunk + 4
+    logits = topk_logits("spread", V, chunk, seed=91) / 10
+    logits[[5, 9]] = np.nan
+    order = np.argsort(-logits)
+    r = rng(92)
+    seen = set(order[:40:2].tolist()) | set(r.choice(V, 200, replace=False).tolist()) | {5, V - 1}
+    got = run_topk(page, f32(logits), 64, 0.8, chunk, KMAX, entry, top_k=64, penalty=penalty, seen=seen)
+    ranked = penalized_f32(f32(logits), seen, penalty)
+    want = np.lexsort((np.arange(V), -ranked.astype(np.float64)))[:64]
+    assert got["ids"].tolist() == want.tolist()
+    assert {int(i) for i in got["ids"]} & seen, "the penalty moved seen tokens, not just unseen ones"
+    np.testing.assert_array_equal(got["vals"], f32(logits)[want])
+    assert got["m"] == ranked.max()
+    valid = ranked[np.isfinite(ranked)].astype(np.float64)
+    assert got["s"] == pytest.approx(np.exp((valid - valid.max()) / 0.8).sum(), rel=2e-5)
+    assert got["choice"] == want[0]
+    assert got["seen"] == seen | {int(want[0])} and got["seen_tail"] == 0
+
+
+def near_a_full_boundary(sampler, logits, seen, u) -> bool:
+    """Whether the draw or the top-p cut falls within f32 rounding (relative 1e-4) of a running-sum
+    boundary of the sampler's distribution over the whole vocabulary."""
+    p = sampler.params
+    if p.top_p < 1.0:
+        whole = Sampler(SamplingParams(temperature=p.temperature, repetition_penalty=p.repetition_penalty))
+        probs = np.sort([q for _, q in whole.distribution(logits, seen)])[::-1]
+        if np.any(np.abs(np.cumsum(probs) - p.top_p) <= 1e-4):
+            return True
+    cumulative = np.cumsum([q for _, q in sampler.distribution(logits, seen)])
+    return bool(np.any(np.abs(u - cumulative) <= 1e-4))
+
+
+FULL_CHOICE_CASES = [
+    # (k, temperature, top_p, penalty): no top-k, so the choice is over the whole vocabulary
+    (64, 1.0, 1.0, 1.0),    # in id order
+    (5, 0.7, 1.0, 1.4),     # in id order, penalized
+    (64, 0.5, 0.9, 1.0),    # top-p of the whole vocabulary's mass
+    (64, 0.5, 0.8, 0.8),    # the same, penalized
+]
+
+
+@pytest.mark.parametrize("entry", TOPK_ENTRIES)
+def test_topk_chooses_over_the_whole_vocabulary_as_the_cpython_sampler(kpage, entry):
+    """Without top-k, out[0] is the token Sampler.sample takes from all the logits when its PRNG
+    returns `draw`: in id order over the vocabulary when top-p is off, else from the nucleus of the
+    whole vocabulary's mass (which fits the candidates here), with and without a repetition penalty;
+    draws within f32 rounding of a boundary are left out."""
+    page, info = kpage
+    chunk = TOPK_CHUNK
+    V = 2 * chunk + 4
+    checked = 0
+    for n, (k, temperature, top_p, penalty) in enumerate(FULL_CHOICE_CASES):
+        logits = f32(topk_logits("spread", V, chunk, seed=80 + n) / 12)
+        logits[[3, 700]] = np.nan if n % 2 else -np.inf
+        seen = set(np.argsort(-np.nan_to_num(logits, nan=-1e9))[:30:3].tolist()) | {7, 4000}
+        params = SamplingParams(temperature=temperature, top_p=top_p, repetition_penalty=penalty)
+        clean = [(-math.inf if math.isnan(v) else float(v)) for v in logits]
+        for u in (0.0, 0.021, 0.33, 0.5, 0.74, 0.93, 0.9999):
+            got = run_topk(page, logits, k, temperature, chunk, KMAX, entry, 0, top_p, u, penalty, seen)
+            sampler = Sampler(params)
+            sampler.rng = FixedDraw(u)
+            want = sampler.sample(clean, seen)
+            if near_a_full_boundary(Sampler(params), clean, seen, u):
+                continue
+            assert got["choice"] == want, (k, temperature, top_p, penalty, u)
+            checked += 1
+    assert checked >= 20, checked
