@@ -19,14 +19,17 @@ ints, so a seed gives the same tokens in any Python version and in the browser; 
 draw takes two 32-bit outputs (53 bits). The `random` module is not used: its algorithms may
 change between versions.
 
-GPU candidates: the model can return only its top candidates (ids and logits, best first) instead
-of all 50,257 logits. `Sampler.sample_candidates` on those gives the same token, consuming the PRNG
-the same way, as `Sampler.sample` on the full logits whenever the choice depends only on them:
-greedy, or top_k <= the number of candidates, with repetition_penalty 1 (the penalty can lift a
-token from outside the list). The one exception is exact float ties reaching past the end of the
-list, which the list cannot show. Otherwise (no top-k, top_k larger than the list, or a penalty)
-it samples among the candidates only: an approximation, which generate.py avoids by asking for
-the full logits (see `candidates_needed` there).
+GPU candidates: the model returns its top candidates instead of all 50,257 logits: their ids and
+logits, ranked by the penalized logits (in f32; topk.wgsl), with the log-sum-exp of the whole
+vocabulary (M, S). `Sampler.sample_step` takes the token `Sampler.sample` would take from all the
+logits, consuming the PRNG the same way, when the candidates prove it; else it returns None without
+drawing, and the caller reads every logit (generate.py). Proof: a candidate whose f64 penalized
+logit exceeds a bound on every token outside the list (the last candidate's, plus the f32
+penalty's rounding) ranks ahead of all of them; a choice among such candidates (greedy, top-k with
+its ties, a top-p nucleus whose cut S decides beyond its rounding) is the full logits' choice.
+Sampling with neither top-k nor top-p draws in id order over the whole vocabulary: never from the
+candidates. `Sampler.sample_candidates` samples among a list only (an approximation outside those
+cases).
 
 Bad input fails early with an InputError (a ValueError) that says what is wrong: parameters in
 SamplingParams.validate(); NaN or +inf logits (-inf is allowed: a banned token) in the sampler.
@@ -49,9 +52,11 @@ from .errors import InputError
 
 __all__ = ["SamplingParams", "Sampler", "PCG32", "StopStringMatcher", "top_candidates"]
 
+NO_ID = 0xFFFFFFFF  # a candidate slot the GPU had no token for (app/contract.py)
 _MASK64 = (1 << 64) - 1
 _MAX_SEED = _MASK64
 _FLOAT_MAX = 1.7976931348623157e308
+_F32_MAX = 3.4028234663852886e38
 
 
 def _is_number(value) -> bool:
@@ -270,6 +275,65 @@ class Sampler:
         ids, weights = self._candidates_short(ids, logits, seen_ids)
         return self._draw(ids, weights)
 
+    def sample_step(self, step, seen_ids=(), vocab_size: int | None = None) -> int | None:
+        """The token `sample` would take from all the logits, decided from a step's candidates
+        (`step`: .ids, .logits ranked by the penalized logits, best first; .max_logit, .sum_exp at
+        .temperature over the whole vocabulary), or None (no draw) when they cannot prove it."""
+        p = self.params
+        real = [(t, v) for t, v in zip(step.ids, step.logits) if t != NO_ID]
+        if not real:
+            return None
+        _check_logits([v for _, v in real])
+        ids = [t for t, _ in real]
+        values = self._penalized_candidates(ids, [v for _, v in real], seen_ids)
+        order = sorted(range(len(ids)), key=lambda j: (-values[j], ids[j]))
+        ids = [ids[j] for j in order]
+        values = [values[j] for j in order]
+        if p.temperature == 0 and p.repetition_penalty == 1.0:
+            return ids[0]  # the GPU ranks the logits themselves exactly, ties to the lower id
+        # Every token outside the list ranks at most as the last candidate on the GPU; with a penalty
+        # its f64 value may exceed its f32 one by a few ulps.
+        if len(real) < len(step.ids):
+            bound = -3.0e38  # every token with a real ranked logit is in the list
+        else:
+            last = max(-_F32_MAX, min(_F32_MAX, values[order.index(len(real) - 1)]))
+            if abs(last) >= _F32_MAX * (1 - 2 ** -20):
+                return None  # clamped on the GPU: nothing bounds the tokens outside
+            bound = last + (abs(last) * 2 ** -20 if p.repetition_penalty != 1.0 else 0.0)
+        certain = 0  # candidates certainly ahead of every token outside the list: a prefix of `values`
+        while certain < len(values) and values[certain] > bound:
+            certain += 1
+        if p.temperature == 0:
+            return ids[0] if certain else None
+        k = p.top_k
+        if k and (vocab_size is None or k < vocab_size):
+            if k > certain:
+                return None
+            kept = k  # and the k-th value's ties: all certain, as they exceed the bound
+            while kept < certain and values[kept] == values[k - 1]:
+                kept += 1
+            return self._draw(*self._nucleus(ids[:kept], values[:kept]))
+        if p.top_p >= 1.0 or not certain:
+            return None  # id order over the whole vocabulary
+        return self._nucleus_of_vocabulary(step, ids[:certain], values[:certain])
+
+    def _nucleus_of_vocabulary(self, step, ids, values) -> int | None:
+        """Top-p alone from the candidates certainly first: the nucleus is cut at top_p of the whole
+        vocabulary's mass, known from the GPU's S to within its f32 rounding (`slack`)."""
+        t, top = self.params.temperature, values[0]
+        m, s = step.max_logit, step.sum_exp
+        if not (math.isfinite(m) and math.isfinite(s) and s > 0) or step.temperature != t:
+            return None
+        total = s * math.exp(min(700.0, (m - top) / t))
+        slack = 1e-4 + 2 ** -20 * (abs(m) + abs(top) + 1) / t
+        threshold = self.params.top_p * total
+        weights = self._weights(values, top)
+        cumulative = list(accumulate(weights))
+        n = bisect_left(cumulative, threshold * (1 - slack)) + 1
+        if n > len(cumulative) or cumulative[n - 1] < threshold * (1 + slack):
+            return None  # the cut lies beyond the candidates, or within rounding of a boundary
+        return self._draw(ids[:n], weights[:n])
+
     def upcoming_draw(self, ahead: int = 0) -> float:
         """The uniform number the choice `ahead` tokens after the next one will draw (0 = the next
         token's), without drawing it: a sampled choice draws exactly one, a greedy one none.
@@ -309,6 +373,14 @@ class Sampler:
             v = values[token]
             values[token] = _clamp(v * penalty if v < 0 else v / penalty)
         return values
+
+    def _penalized_candidates(self, ids, values, seen_ids) -> list:
+        """Candidates' logits with the repetition penalty applied to those seen, as `_penalized`."""
+        penalty = self.params.repetition_penalty
+        if penalty == 1.0 or not seen_ids:
+            return list(values)
+        seen = set(seen_ids)
+        return [_clamp(v * penalty if v < 0 else v / penalty) if t in seen else v for t, v in zip(ids, values)]
 
     def _candidates_full(self, logits, seen_ids):
         """(ids, weights) to draw from, or (id, None) when greedy."""
@@ -366,9 +438,7 @@ class Sampler:
         if not ids:
             raise InputError("no candidates to sample from")
         _check_logits(values)
-        if p.repetition_penalty != 1.0 and seen_ids:
-            penalty, seen = p.repetition_penalty, set(seen_ids)
-            values = [_clamp(v * penalty if v < 0 else v / penalty) if t in seen else v for t, v in zip(ids, values)]
+        values = self._penalized_candidates(ids, values, seen_ids)
         order = sorted(range(len(ids)), key=lambda j: (-values[j], ids[j]))  # best first, ties: lower id
         ids = [ids[j] for j in order]
         values = [values[j] for j in order]

@@ -94,7 +94,8 @@ def test_step_and_topk_layouts():
     assert len(raw) == contract.step_bytes(3) == contract.STEP_HEADER.size + 12
     assert contract.STEP_HEADER.unpack(raw[:contract.STEP_HEADER.size])[:5] == (3, 5, 3, 0.5, 2)
     # values beyond what the GPU holds mean the same there
-    big = contract.STEP_HEADER.unpack(contract.pack_step([1], 0, k=10**9, temperature=1e300, top_k=2**40)[:contract.STEP_HEADER.size])
+    header = contract.STEP_HEADER
+    big = header.unpack(contract.pack_step([1], 0, k=10**9, temperature=1e300, top_k=2**40)[:header.size])
     assert big[2] == contract.KMAX and big[4] == contract.KMAX and big[3] == pytest.approx(contract.F32_MAX, rel=1e-6)
     fields = [name for name, _, _ in contract.STEP_FIELDS]
     text = contract.step_struct_wgsl()

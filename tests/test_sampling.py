@@ -8,11 +8,12 @@ import math
 import random
 from array import array
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.sampling import PCG32, Sampler, SamplingParams, StopStringMatcher, top_candidates
+from app.sampling import NO_ID, PCG32, Sampler, SamplingParams, StopStringMatcher, top_candidates
 
 
 def softmax(values, temperature=1.0):
@@ -540,3 +541,116 @@ def test_hypothesis_stop_strings_any_split(text, stops, cuts):
     pieces = [text[a:b] for a, b in zip(bounds, bounds[1:])]
     assert stream(StopStringMatcher(stops), pieces) == reference_stop(text, stops)
     assert stream(StopStringMatcher(stops), list(text)) == reference_stop(text, stops)
+
+
+# ---------------------------------------------------------------------------------------------
+# a step's candidates decide, or say they cannot
+
+
+class _Step:
+    """A decode step's candidates as topk.wgsl returns them (see `_gpu_step`)."""
+
+    def __init__(self, ids, logits, max_logit, sum_exp, temperature):
+        self.ids, self.logits, self.temperature = ids, logits, temperature
+        self.max_logit, self.sum_exp = max_logit, sum_exp
+
+
+def _gpu_step(logits, seen, penalty, temperature, k, s_error):
+    """topk.wgsl's output for f32 `logits`: the k best by the logits penalized in f32 (times the
+    penalty or times 1 / penalty rounded to f32), ties to the lower id, with their own logits; the
+    max M and S = sum(exp((l - M) / T)) of the penalized logits, S off by the relative `s_error`
+    (its f32 rounding); NO_ID and NEG_INF where fewer than k logits are real."""
+    raw = np.asarray(logits, dtype=np.float32)
+    ranked = raw.copy()
+    idx = np.array(sorted(set(seen)), dtype=np.int64)
+    if penalty != 1.0 and len(idx):
+        v = raw[idx]
+        ranked[idx] = np.where(v < 0, v * np.float32(penalty), v * np.float32(1 / penalty))
+    order = np.lexsort((np.arange(len(raw)), -ranked.astype(np.float64)))
+    real = order[np.isfinite(ranked[order])][:k]
+    T = temperature if temperature > 0 else 1.0
+    finite = ranked[np.isfinite(ranked)].astype(np.float64)
+    m = float(finite.max())
+    s = float(np.float32(np.exp((finite - m) / T).sum() * (1 + s_error)))
+    ids = real.tolist() + [NO_ID] * (k - len(real))
+    values = [float(raw[i]) for i in real] + [-3.0e38] * (k - len(real))
+    return _Step(ids, values, m, s, T)
+
+
+def _step_cases(rng):
+    for case in range(48):
+        n = rng.choice([300, 2000, 8000])
+        scale = rng.choice([1.0, 3.0, 8.0])
+        quantum = rng.choice([0, 0, 0.25])  # ties, also between a penalized token and another
+        logits = [rng.gauss(0, scale) for _ in range(n)]
+        if quantum:
+            logits = [round(v / quantum) * quantum for v in logits]
+        if case % 6 == 0:
+            for i in rng.sample(range(n), 20):
+                logits[i] = float("-inf")
+        best = sorted(range(n), key=lambda i: -logits[i])
+        seen = best[:rng.choice([0, 3, 12])] + [rng.randrange(n) for _ in range(30)]
+        yield case, n, array("f", logits), seen
+
+
+def test_a_steps_candidates_take_the_full_logits_token_or_none():
+    """Sampler.sample_step on topk.wgsl-like candidates (ranked by the f32-penalized logits, S
+    slightly off) takes exactly the token Sampler.sample takes from all the logits, with the same
+    PRNG use, for greedy, top-k (with ties), top-p alone and with top-k, with and without a
+    repetition penalty; where it cannot prove that it returns None and draws nothing. It decides
+    most steps, and never one drawn in id order over the whole vocabulary."""
+    rng = random.Random(8)
+    decided = undecided = 0
+    for case, n, logits, seen in _step_cases(rng):
+        for params in (
+            SamplingParams(temperature=0, seed=case),
+            SamplingParams(temperature=0, repetition_penalty=rng.choice([1.3, 0.8]), seed=case),
+            SamplingParams(top_k=rng.choice([1, 5, 40]), temperature=rng.choice([0.5, 1.0]), seed=case,
+                           repetition_penalty=rng.choice([1.0, 1.2])),
+            SamplingParams(top_k=rng.choice([10, 50]), top_p=0.9, temperature=0.8, seed=case,
+                           repetition_penalty=rng.choice([1.0, 1.5])),
+            SamplingParams(top_p=rng.choice([0.5, 0.9, 0.95]), temperature=rng.choice([0.3, 0.7]), seed=case,
+                           repetition_penalty=rng.choice([1.0, 1.1, 0.9])),
+            SamplingParams(temperature=1.0, seed=case, repetition_penalty=rng.choice([1.0, 1.3])),
+        ):
+            k = 64 if params.top_p < 1 or not params.top_k else min(64, max(5, params.top_k + 1))
+            for s_error in (0.0, 3e-6, -3e-6):
+                step = _gpu_step(logits, seen, params.repetition_penalty, params.temperature, k, s_error)
+                full, short = Sampler(params), Sampler(params)
+                want = full.sample(logits, seen)
+                got = short.sample_step(step, seen, n)
+                in_id_order = params.temperature and not params.top_k and params.top_p == 1.0
+                if got is None:
+                    undecided += not in_id_order
+                    assert short.rng.state == Sampler(params).rng.state, "nothing drawn"
+                    assert params.temperature or params.repetition_penalty != 1.0
+                    continue
+                assert not in_id_order, "id order needs every logit"
+                assert got == want, (case, params, s_error)
+                assert full.rng.state == short.rng.state
+                decided += 1
+    assert decided > 9 * undecided, (decided, undecided)
+
+
+def test_a_steps_candidates_do_not_decide_what_they_cannot_prove():
+    """None where the candidates cannot prove the choice: sampling in id order, a top-k as long as
+    the list (an outsider may tie the k-th), a top-p nucleus larger than the list, a top-p cut within
+    the rounding of S, a penalized best candidate within f32 rounding of the last."""
+    logits = array("f", [5.0, 4.0, 3.0, 2.0, 1.0, 0.5, 0.25, 0.0])
+    step = _gpu_step(logits, [], 1.0, 1.0, 4, 0.0)
+    assert Sampler(SamplingParams(temperature=1.0, seed=1)).sample_step(step, [], 8) is None
+    assert Sampler(SamplingParams(top_k=4, seed=1)).sample_step(step, [], 8) is None
+    assert Sampler(SamplingParams(top_k=3, seed=1)).sample_step(step, [], 8) is not None
+    flat = array("f", [0.0] * 200)
+    flat_step = _gpu_step(flat, [], 1.0, 1.0, 64, 0.0)
+    assert Sampler(SamplingParams(top_p=0.9, seed=1)).sample_step(flat_step, [], 200) is None
+    # the cut right at a boundary: two tokens weighing 0.5 each of the mass, top_p 0.5
+    two = array("f", [0.0, 0.0] + [-200.0] * 100)
+    at = _gpu_step(two, [], 1.0, 1.0, 64, 0.0)
+    assert Sampler(SamplingParams(top_p=0.5, seed=1)).sample_step(at, [], 102) is None
+    assert Sampler(SamplingParams(top_p=0.4, seed=1)).sample_step(at, [], 102) == 0
+    # a seen token's penalized logit equal to the last candidate's up to f32 rounding
+    near = array("f", [3.3, 3.0, 1.0])
+    step = _gpu_step(near, [0], 1.1, 0.0, 2, 0.0)
+    assert step.ids == [0, 1] or step.ids == [1, 0]
+    assert Sampler(SamplingParams(temperature=0, repetition_penalty=1.1)).sample_step(step, [0], 3) is None
