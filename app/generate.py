@@ -7,9 +7,10 @@ Ends on max_new_tokens ("length"), the end-of-text token ("eos": config.json's e
 the tokenizer's <|endoftext|>; the token is in `tokens`, not in the text), a stop string ("stop"), or a
 call to stop() ("cancelled"), which takes effect within one decode step and between prefill
 chunks. Sampling is Python (app/sampling.py); the GPU returns the top candidates of each step, and
-the whole logits only when the sampling settings need them (see `candidates_needed`). When the
-candidates are enough, each step also chooses the next token on the GPU from the number the sampler
-will draw, and the next step is queued before Python reads this one (chained decoding, below);
+Python reads the step's whole logits (kept on the GPU) only when the candidates cannot prove its
+choice (see `candidates_needed`). Each step also chooses the next token on the GPU, as the sampler
+will from the number it will draw (repetition penalty, top-k, top-p, or in id order over the
+vocabulary), and the next step is queued before Python reads this one (chained decoding, below);
 Python's choice decides, and a queued step fed another token is redone.
 
 Context policy (n_ctx = the model's context): max_new_tokens is capped at n_ctx - 1, and a prompt
@@ -66,28 +67,33 @@ def slide_window(ids: list, n_ctx: int, keep_first: int) -> tuple:
 
 
 def candidates_needed(params: SamplingParams) -> tuple[int, bool]:
-    """(k candidates to fetch, whether the full logits are needed) for these settings.
+    """(k candidates to fetch, whether a step may need all its logits) for these settings.
 
-    Greedy and top-k <= 64 sample exactly from the GPU's candidates; pure temperature / top-p
-    sampling and the repetition penalty (which can lift a token from outside the top k) need
-    every logit.
+    Greedy without a repetition penalty takes the best candidate. Otherwise Sampler.sample_step
+    decides from the candidates when they prove the choice, and the step's logits, kept on the GPU,
+    are read when they do not: top-k fetches one candidate more than it keeps (so that the k-th
+    value's ties show), top-p alone KMAX (its nucleus must fit in them); sampling in id order (no
+    top-k or top-p) and a top-k of KMAX or more read every step's logits.
     """
     k = SHOW_ALTERNATIVES
-    greedy = params.temperature == 0
-    if greedy and params.repetition_penalty == 1.0:
-        return k, False
-    if params.top_k and params.top_k <= KMAX and params.repetition_penalty == 1.0:
-        return max(k, params.top_k), False
+    if params.temperature == 0:
+        return (k, False) if params.repetition_penalty == 1.0 else (max(k, 8), True)
+    if params.top_k and params.top_k < KMAX:
+        return max(k, params.top_k + 1), True
+    if params.top_p < 1.0 and not params.top_k:
+        return KMAX, True
     return k, True
 
 
-def alternatives(step: StepResult) -> list:
-    """Top candidates with their probabilities at the sampling temperature (1 when greedy), before
-    top-k / top-p filtering: softmax(logits / T), from the GPU's log-sum-exp over the whole vocabulary."""
+def alternatives(step: StepResult, sampler: Sampler, seen=()) -> list:
+    """Top candidates with their probabilities at the sampling temperature (1 when greedy), after
+    the repetition penalty and before top-k / top-p filtering: softmax(logits / T), from the GPU's
+    log-sum-exp over the whole vocabulary."""
     T = step.temperature
     log_z = step.log_normalizer()
+    values = sampler.penalized_candidates(step.ids, step.logits, seen)
     out = []
-    for token, logit in list(zip(step.ids, step.logits))[:SHOW_ALTERNATIVES]:
+    for token, logit in list(zip(step.ids, values))[:SHOW_ALTERNATIVES]:
         out.append((token, math.exp(logit / T - log_z)))
     return out
 
@@ -118,6 +124,8 @@ class Generation:
         self.reuse_cache = reuse_cache
         self.skip_special_tokens = skip_special_tokens
         self.cancelled = False
+        self.penalized = False
+        self.logits_read = 0
         n_ctx = self.model.n_ctx
         max_new = params.max_new_tokens
         self.result = GenerationResult(prompt_ids=list(prompt_ids))
@@ -174,25 +182,27 @@ class Generation:
     async def run(self):
         """Async generator of TokenEvent; the GenerationResult is in `self.result` afterwards."""
         params, model, result = self.params, self.model, self.result
-        k, full = candidates_needed(params)
-        if self.keep_logits:
-            full = True
+        k, keep = candidates_needed(params)
+        keep = keep or self.keep_logits
         sampler = Sampler(params)
         detok = StreamingDetokenizer(self.tokenizer, self.skip_special_tokens)
         stops = StopStringMatcher(params.stop or [])
         eos = self.eos_token_ids
         temperature = float(params.temperature)
         seen = list(self.prompt)
-        # When the choice needs only the candidates (not `full`: no repetition penalty, top-k <= KMAX
-        # or greedy), each step also chooses the next token on the GPU as the sampler will (given
-        # the number it will draw), so the next decode step can be queued, fed on the GPU, before
-        # Python has read this one (model.submit_decode): the round trip to Python hides behind
-        # the GPU's work. `ahead` holds the queued steps (up to chain_depth), each fed the choice of
-        # the one before it; Python's own choice is checked against the first.
-        chain = self.chain and not full
+        # The GPU penalizes the tokens of its seen mask: written from `seen` here and whenever Python
+        # takes another token than the GPU chose (each step adds its own choice).
+        self.penalized = params.repetition_penalty != 1.0
+        # Each step also chooses the next token on the GPU as the sampler will (given the number it
+        # will draw), so the next decode step can be queued, fed on the GPU, before Python has read
+        # this one (model.submit_decode): the round trip to Python hides behind the GPU's work.
+        # `ahead` holds the queued steps (up to chain_depth), each fed the choice of the one before
+        # it; Python's own choice is checked against the first.
+        chain = self.chain
 
         def gpu_choice(ahead_of_next: int) -> GpuChoice:
-            return GpuChoice(params.top_k, params.top_p, sampler.upcoming_draw(ahead_of_next))
+            draw = sampler.upcoming_draw(ahead_of_next)
+            return GpuChoice(params.top_k, params.top_p, draw, params.repetition_penalty)
 
         ahead: list = []
         chain_misses = 0  # queued steps redone: the GPU's f32 choice differed from Python's f64 one
@@ -204,7 +214,9 @@ class Generation:
             reused = model.keep_prefix(self.prompt) if self.reuse_cache else model.reset()
             result.reused_tokens, result.prefilled_tokens = reused, len(self.prompt) - reused
             model.cached_ids = []  # known again only if this generation ends normally (below)
-            step = await model.prefill(self.prompt[reused:], k=k, temperature=temperature, full_logits=full,
+            if self.penalized:
+                model.write_seen(seen)
+            step = await model.prefill(self.prompt[reused:], k=k, temperature=temperature, keep_logits=keep,
                                        should_stop=lambda: self.cancelled, choice=gpu_choice(0))
         t_prefill = time.perf_counter() - t0
         t_step = time.perf_counter()
@@ -216,14 +228,14 @@ class Generation:
                 if self.cancelled:  # stopped while the GPU worked on this step: do not use it
                     finish = "cancelled"
                     break
-                token = self._choose(sampler, step, seen)
+                token = await self._choose(sampler, step, seen)
                 if not result.tokens:
                     result.timings["ttft_ms"] = (time.perf_counter() - t0) * 1000
+                if self.keep_logits:
+                    result.logits.append(await model.step_logits(step))
+                top = alternatives(step, sampler, seen)
                 result.tokens.append(token)
                 seen.append(token)
-                if self.keep_logits and step.full_logits is not None:
-                    result.logits.append(step.full_logits)
-                top = alternatives(step)
                 if token in eos and params.stop_on_eos:
                     finish = "eos"
                     yield TokenEvent(token, "", top)
@@ -246,18 +258,20 @@ class Generation:
                     model.rollback(len(ahead))
                     ahead = []
                     chain_misses += 1
+                if self.penalized and token != step.choice:  # the GPU marked its own choice seen
+                    model.write_seen(seen)
                 if self.slide and not ahead and model.pos >= model.n_ctx:  # full: recompute a window
-                    step = await self._slide(seen, k, temperature, full, gpu_choice(0))
+                    step = await self._slide(seen, k, temperature, keep, gpu_choice(0))
                     if step is None:
                         finish = "cancelled"
                         break
                     t_step = time.perf_counter()
                     continue
                 handle = ahead.pop(0) if ahead else model.submit_decode(token, k=k, temperature=temperature,
-                                                                        full_logits=full, choice=gpu_choice(0))
+                                                                        keep_logits=keep, choice=gpu_choice(0))
                 while (chain and len(ahead) < self.chain_depth and len(result.tokens) + len(ahead) + 1 < self.max_new
                        and model.pos < model.n_ctx):
-                    ahead.append(model.submit_decode(None, k=k, temperature=temperature,
+                    ahead.append(model.submit_decode(None, k=k, temperature=temperature, keep_logits=keep,
                                                      choice=gpu_choice(len(ahead) + 1)))
                 step = await model.collect(handle)
                 now = time.perf_counter()
@@ -290,10 +304,11 @@ class Generation:
             "decode_tokens": len(decode_times),
             "chained": chain,
             "chain_misses": chain_misses,
+            "logits_read": self.logits_read,  # steps the candidates could not decide
             "total_ms": (time.perf_counter() - t0) * 1000,
         })
 
-    async def _slide(self, seen: list, k: int, temperature: float, full: bool, choice) -> StepResult | None:
+    async def _slide(self, seen: list, k: int, temperature: float, keep: bool, choice) -> StepResult | None:
         """The context is full: prefill the window of `seen` (every id so far, the newest not in the
         cache yet) from position 0; its last step gives the next token."""
         model, result = self.model, self.result
@@ -304,11 +319,16 @@ class Generation:
         result.slides.append({"token": len(result.tokens), "kept_first": first, "kept_last": last})
         await model.drain()
         model.reset()
+        if self.penalized:
+            model.write_seen(seen)
         window = seen[:first] + seen[len(seen) - last:]
-        return await model.prefill(window, k=k, temperature=temperature, full_logits=full,
+        return await model.prefill(window, k=k, temperature=temperature, keep_logits=keep,
                                    should_stop=lambda: self.cancelled, choice=choice)
 
-    def _choose(self, sampler, step: StepResult, seen: list) -> int:
-        if step.full_logits is not None:
-            return sampler.sample(step.full_logits, seen)
-        return sampler.sample_candidates(step.ids, step.logits, seen)
+    async def _choose(self, sampler, step: StepResult, seen: list) -> int:
+        """The sampler's token from the step's candidates when they prove it, else from all its logits."""
+        token = sampler.sample_step(step, seen, self.model.cfg.vocab_size)
+        if token is None:
+            self.logits_read += 1
+            token = sampler.sample(await self.model.step_logits(step), seen)
+        return token

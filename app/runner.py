@@ -4,7 +4,7 @@ and the prefill / decode steps that run it.
 Buffers come from the graph's BufferPlan, pipelines from its Dispatch values (built once, bound by
 name), and each run replays a prepared dispatch list in one JS call (web/replay.js). A decode step
 writes one small Step buffer, replays the list and reads back the top candidates (a few hundred
-bytes), never the whole vocabulary's logits unless asked to.
+bytes); the whole vocabulary's logits only when asked to (kept on the GPU, read by step_logits).
 """
 
 from __future__ import annotations
@@ -15,7 +15,16 @@ from array import array
 from dataclasses import dataclass
 
 from .buffer_plan import LOAD_CHUNK_BYTES, BufferPlan, source_rows
-from .contract import CHAIN_DEPTH_MAX, CHAIN_ID, KMAX, buffer_size, pack_step, topk_output_bytes, unpack_topk
+from .contract import (
+    CHAIN_DEPTH_MAX,
+    CHAIN_ID,
+    KMAX,
+    buffer_size,
+    pack_step,
+    seen_mask,
+    topk_output_bytes,
+    unpack_topk,
+)
 from .errors import ModelError
 from .gpu import COPY_DST, COPY_SRC, GPU, MAP_READ, STORAGE
 from .kernels import kernel
@@ -45,12 +54,14 @@ BUFFER_USAGE = {"storage": STORAGE | COPY_DST, "storage_readable": STORAGE | COP
 class GpuChoice:
     """How a step chooses, on the GPU, the token a chained step after it is fed (topk.wgsl
     choose_token): top-k and top-p over its candidates at the step's temperature (<= 0: the best
-    candidate), and `draw`, the uniform number in [0, 1) the CPython sampler will draw for the same
-    choice. No repetition penalty: it can lift a token from outside the candidates."""
+    candidate), or in id order over the vocabulary when neither filters; `draw`, the uniform number
+    in [0, 1) the CPython sampler will draw for the same choice; the repetition `penalty` on the
+    tokens of the model's seen mask (GPUModel.write_seen), which also orders the candidates."""
 
     top_k: int = 0
     top_p: float = 1.0
     draw: float = 0.0
+    penalty: float = 1.0
 
 
 GREEDY = GpuChoice()
@@ -66,7 +77,8 @@ class StepResult:
     sum_exp: float       # S = sum(exp((l - M) / T))
     temperature: float   # T used for max_logit / sum_exp (1 when sampling greedily)
     choice: int = -1     # the token the GPU chose (GpuChoice): what a chained step after it was fed
-    full_logits: array | None = None  # all logits (array('f')), only when asked for
+    full_logits: array | None = None  # all logits (array('f')), once read (GPUModel.step_logits)
+    kept: tuple | None = None  # (slot, step number) of its logits kept on the GPU, when asked for
 
     def log_normalizer(self) -> float:
         return self.max_logit / self.temperature + math.log(self.sum_exp)
@@ -91,6 +103,8 @@ class GPUModel:
         self.pos = 0  # tokens currently in the KV cache
         self.cached_ids: list = []  # their ids, where known (app/generate.py keeps it): chats reuse them
         self.last_readback_bytes = 0
+        self._submitted = 0  # steps submitted so far: which one each kept-logits slot holds
+        self._slot_step: list = [None] * (CHAIN_DEPTH_MAX + 1)
         self.allocated: dict = {}  # label -> GPU buffer, in plan order
         self._inflight: list = []  # submitted steps not read back yet (submit_decode)
         self._next_staging = 0
@@ -398,7 +412,13 @@ class GPUModel:
 
     def write_step(self, ids, pos0: int, k: int, temperature: float, choice: GpuChoice = GREEDY) -> None:
         self.gpu.write(self.allocated["step"], pack_step(ids, pos0, k, temperature, choice.top_k, choice.top_p,
-                                                         choice.draw))
+                                                         choice.draw, penalty=choice.penalty))
+
+    def write_seen(self, ids) -> None:
+        """The tokens the repetition penalty applies to from the next step on (each step then adds
+        the token it chooses itself: see topk.wgsl)."""
+        self._check_ids(ids)
+        self.gpu.write(self.allocated["seen tokens"], seen_mask(ids, self.cfg.vocab_size))
 
     async def warm_up(self) -> float:
         """Run one prefill row and one decode step, then forget them; returns the seconds taken.
@@ -419,10 +439,11 @@ class GPUModel:
             if not (isinstance(i, int) and 0 <= i < V):
                 raise ModelError(f"token id {i!r} is outside the vocabulary (0..{V - 1})")
 
-    async def prefill(self, ids, k: int = 1, temperature: float = 0.0, full_logits: bool = False,
+    async def prefill(self, ids, k: int = 1, temperature: float = 0.0, keep_logits: bool = False,
                       should_stop=None, choice: GpuChoice = GREEDY) -> StepResult | None:
         """Run the prompt `ids` (appended after what the cache holds) and return the candidates
-        for the next token. Returns None if `should_stop()` turned true between chunks."""
+        for the next token (keep_logits: see submit_decode). Returns None if `should_stop()` turned
+        true between chunks."""
         await self.drain()
         ids = list(ids)
         if not ids:
@@ -438,7 +459,7 @@ class GPUModel:
             self.gpu.encode(self.prefill_plan, self.prefill_counts(len(piece), last), encoder)
             self.pos += len(piece)
             if last:
-                return await self.collect(self._submit_readback(encoder, k, temperature, full_logits))
+                return await self.collect(self._submit_readback(encoder, k, temperature, keep_logits))
             self.gpu.submit(encoder)
             await self.gpu.queue.onSubmittedWorkDone()  # lets Stop and the page in between chunks
             self.gpu.check()
@@ -447,12 +468,12 @@ class GPUModel:
         return None
 
     async def decode_step(self, token: int, k: int = 1, temperature: float = 0.0,
-                          full_logits: bool = False, choice: GpuChoice = GREEDY) -> StepResult:
+                          keep_logits: bool = False, choice: GpuChoice = GREEDY) -> StepResult:
         """Append one token at position `pos` and return the candidates for the next one."""
         await self.drain()  # a step left in flight by an abandoned chained generation
-        return await self.collect(self.submit_decode(token, k, temperature, full_logits, choice))
+        return await self.collect(self.submit_decode(token, k, temperature, keep_logits, choice))
 
-    def submit_decode(self, token: int | None, k: int = 1, temperature: float = 0.0, full_logits: bool = False,
+    def submit_decode(self, token: int | None, k: int = 1, temperature: float = 0.0, keep_logits: bool = False,
                       choice: GpuChoice = GREEDY, pass_descriptor=None):
         """Submit one decode step without waiting for it; `collect` reads its result.
 
@@ -461,8 +482,9 @@ class GPUModel:
         top-k output, so the next step can be queued before Python has seen the previous one's
         result (its round trip hidden behind the GPU's work). Whoever chains must check, once the
         previous result is read, that the token it takes is that choice (generate.py does), and
-        `rollback` a step it does not keep. `pass_descriptor`: see GPU.encode (app/bench.py's
-        timestamps)."""
+        `rollback` a step it does not keep. keep_logits: the step's logits stay on the GPU beside its
+        read-back, for `step_logits` once it is collected. `pass_descriptor`: see GPU.encode
+        (app/bench.py's timestamps)."""
         if token is not None:
             self._check_ids([token])
         elif not self._inflight:
@@ -476,26 +498,27 @@ class GPUModel:
             self._decode_counts_js = to_js(self._decode_counts)
         encoder = self.gpu.device.createCommandEncoder()
         self.gpu.encode(self.decode_plan, self._decode_counts_js, encoder, pass_descriptor)
-        handle = self._submit_readback(encoder, k, temperature, full_logits)
+        handle = self._submit_readback(encoder, k, temperature, keep_logits)
         self.pos += 1
         return handle
 
-    def _submit_readback(self, encoder, k: int, temperature: float, full_logits: bool):
-        """Copy the top-k output (and all logits, if asked) to a read-back buffer at the end of
-        `encoder`, submit it, and return the handle `collect` takes."""
+    def _submit_readback(self, encoder, k: int, temperature: float, keep_logits: bool):
+        """Copy the top-k output to a read-back buffer at the end of `encoder` (and the logits to the
+        same slot's kept buffer, if asked), submit it, and return the handle `collect` takes."""
         if len(self._inflight) >= len(self.stagings):
             raise ModelError("read the oldest step back (collect) before submitting another")
-        if full_logits and self._inflight:
-            raise ModelError("a step that reads every logit must be the only one in flight")
         k = max(1, min(int(k), KMAX))
-        staging = self.stagings[self._next_staging]
-        self._next_staging = (self._next_staging + 1) % len(self.stagings)
+        slot = self._next_staging
+        self._next_staging = (slot + 1) % len(self.stagings)
+        staging = self.stagings[slot]
         encoder.copyBufferToBuffer(self.allocated["topk out"], 0, staging, 0, topk_output_bytes(k))
-        if full_logits:
-            encoder.copyBufferToBuffer(self.allocated["logits"], 0, self.allocated["logits readback"], 0,
+        self._submitted += 1
+        self._slot_step[slot] = self._submitted
+        if keep_logits:
+            encoder.copyBufferToBuffer(self.allocated["logits"], 0, self.allocated[f"logits kept {slot}"], 0,
                                        self.cfg.vocab_size * 4)
         self.gpu.submit(encoder)
-        handle = (staging, k, temperature, full_logits)
+        handle = (staging, k, temperature, (slot, self._submitted) if keep_logits else None)
         self._inflight.append(handle)
         return handle
 
@@ -504,7 +527,7 @@ class GPUModel:
         if not self._inflight or self._inflight[0] is not handle:
             raise ModelError("decode steps are read back in the order they were submitted")
         self._inflight.pop(0)
-        staging, k, temperature, full_logits = handle
+        staging, k, temperature, kept = handle
         nbytes = topk_output_bytes(k)
         self.last_readback_bytes = nbytes
         await self.gpu.map_read(staging)
@@ -512,16 +535,31 @@ class GPUModel:
         staging.unmap()
         self.gpu.check()
         choice, ids, logits, max_logit, sum_exp = unpack_topk(raw, k)
-        result = StepResult(ids=ids, logits=logits, max_logit=max_logit, sum_exp=sum_exp,
-                            temperature=temperature if temperature > 0 else 1.0, choice=choice)
-        if full_logits:
-            V = self.cfg.vocab_size
-            self.last_readback_bytes += V * 4
-            readback = self.allocated["logits readback"]
-            await self.gpu.map_read(readback)
-            result.full_logits = array("f", readback.getMappedRange(0, V * 4).to_bytes())
-            readback.unmap()
-        return result
+        return StepResult(ids=ids, logits=logits, max_logit=max_logit, sum_exp=sum_exp,
+                          temperature=temperature if temperature > 0 else 1.0, choice=choice, kept=kept)
+
+    async def step_logits(self, step: StepResult) -> array:
+        """Every logit of a collected step submitted with keep_logits (array('f')), read from the
+        GPU once, while no step submitted after it has taken its slot (CHAIN_DEPTH_MAX + 1 of them:
+        read it before submitting that many more)."""
+        if step.full_logits is not None:
+            return step.full_logits
+        if step.kept is None:
+            raise ModelError("this step's logits were not kept: submit it with keep_logits=True")
+        slot, number = step.kept
+        if self._slot_step[slot] != number:
+            raise ModelError("this step's logits were overwritten by later steps: read them sooner")
+        V = self.cfg.vocab_size
+        readback = self.allocated["logits readback"]
+        encoder = self.gpu.device.createCommandEncoder()
+        encoder.copyBufferToBuffer(self.allocated[f"logits kept {slot}"], 0, readback, 0, V * 4)
+        self.gpu.submit(encoder)
+        await self.gpu.map_read(readback)
+        step.full_logits = array("f", readback.getMappedRange(0, V * 4).to_bytes())
+        readback.unmap()
+        self.gpu.check()
+        self.last_readback_bytes += V * 4
+        return step.full_logits
 
     @property
     def in_flight(self) -> int:

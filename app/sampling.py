@@ -282,10 +282,10 @@ class Sampler:
         p = self.params
         real = [(t, v) for t, v in zip(step.ids, step.logits) if t != NO_ID]
         if not real:
-            return None
+            raise InputError("no logit is a number: the model's output is broken")
         _check_logits([v for _, v in real])
         ids = [t for t, _ in real]
-        values = self._penalized_candidates(ids, [v for _, v in real], seen_ids)
+        values = self.penalized_candidates(ids, [v for _, v in real], seen_ids)
         order = sorted(range(len(ids)), key=lambda j: (-values[j], ids[j]))
         ids = [ids[j] for j in order]
         values = [values[j] for j in order]
@@ -374,7 +374,7 @@ class Sampler:
             values[token] = _clamp(v * penalty if v < 0 else v / penalty)
         return values
 
-    def _penalized_candidates(self, ids, values, seen_ids) -> list:
+    def penalized_candidates(self, ids, values, seen_ids) -> list:
         """Candidates' logits with the repetition penalty applied to those seen, as `_penalized`."""
         penalty = self.params.repetition_penalty
         if penalty == 1.0 or not seen_ids:
@@ -438,7 +438,7 @@ class Sampler:
         if not ids:
             raise InputError("no candidates to sample from")
         _check_logits(values)
-        values = self._penalized_candidates(ids, values, seen_ids)
+        values = self.penalized_candidates(ids, values, seen_ids)
         order = sorted(range(len(ids)), key=lambda j: (-values[j], ids[j]))  # best first, ties: lower id
         ids = [ids[j] for j in order]
         values = [values[j] for j in order]

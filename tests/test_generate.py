@@ -482,8 +482,9 @@ def test_decode_steps_are_chained_on_the_gpu(page, models):
     """Greedy decoding queues each step before Python reads the previous one (the embedding takes
     the GPU's choice): the tokens still equal the reference's, a step queued past a stop (stop
     string, EOS, max_new_tokens, Stop) is read and rolled back, and nothing stays in flight.
-    Sampling from the candidates (top-k <= 64, no repetition penalty) chains too; with a repetition
-    penalty (every logit read) each step is submitted with its chosen token."""
+    Every sampling setting chains too (top-k, top-p, a repetition penalty, in id order), with the
+    tokens of the CPython sampler over all the logits; the logits are read only where the candidates
+    cannot decide (sampling in id order: every step)."""
     use(page, "char")
     ids = prompt(9, seed=8)
     want, _, margin = ref_greedy(models["char"], ids, 16)
@@ -516,11 +517,21 @@ def test_decode_steps_are_chained_on_the_gpu(page, models):
     r = generate(page, ids, **opts)
     assert r["timings"]["chained"] and r["timings"]["chain_misses"] <= 1
     assert r["tokens"] == generate(page, ids, return_logits=True, **opts)["tokens"]
-    # a repetition penalty needs every logit: no chaining
-    run_py(page, CHAIN_SPY)
-    r = generate(page, ids, max_new_tokens=6, temperature=0.8, top_k=5, repetition_penalty=1.2, seed=3)
-    log, pos, inflight = run_py(page, CHAIN_STATE)
-    assert None not in log and log == r["tokens"][:-1] and inflight == 0 and not r["timings"]["chained"]
+    # a repetition penalty (on the GPU: its seen mask), top-p alone, id order: chained as well
+    for opts in (dict(temperature=0.8, top_k=5, repetition_penalty=1.3, seed=3),
+                 dict(temperature=0, repetition_penalty=1.5),
+                 dict(temperature=0.7, top_p=0.8, repetition_penalty=0.8, seed=5),
+                 dict(temperature=1.1, repetition_penalty=1.2, seed=6)):
+        opts["max_new_tokens"] = n
+        run_py(page, CHAIN_SPY)
+        r = generate(page, ids, **opts)
+        log, pos, inflight = run_py(page, CHAIN_STATE)
+        full = generate(page, ids, return_logits=True, **opts)
+        assert r["tokens"] == full["tokens"] == replay(SamplingParams(**opts), ids, dumped_logits(full)), opts
+        assert r["timings"]["chained"] and inflight == 0 and pos == len(ids) + n - 1
+        assert r["timings"]["chain_misses"] <= 1 and log.count(None) >= n - 4, (opts, log)
+        in_id_order = opts["temperature"] and "top_k" not in opts and "top_p" not in opts
+        assert r["timings"]["logits_read"] == (n if in_id_order else 0), (opts, r["timings"])
     run_py(page, "_m = engine.model.gpu_model\n_m.submit_decode = _m._unspied_submit\ndel _m._unspied_submit\nNone")
 
 
