@@ -152,21 +152,42 @@ async def spin_up(model, seconds: float = 1.0, max_steps: int = 500) -> int:
     return steps
 
 
+# Sampling settings timed beside the page's default (temperature 0.8, top-k 40): each chains; the
+# candidates decide top-k and top-p steps, and sampling in id order reads every step's logits.
+SAMPLING_SETTINGS = {
+    "top_k_penalty": dict(temperature=0.8, top_k=40, repetition_penalty=1.2),
+    "top_p": dict(temperature=0.8, top_p=0.9),
+    "in_id_order_penalty": dict(temperature=1.0, repetition_penalty=1.2),
+}
+
+
 async def sampled_generation_ms(model, new_tokens: int = 64, prompt_length: int = 16) -> dict:
     """Median ms between tokens of a whole generation (app/generate.py, Python's sampler included)
-    with the page's default settings (temperature 0.8, top-k 40), chained and one step at a time;
-    both give the same tokens (checked here: a difference is an error, not a figure)."""
+    with the page's default settings (temperature 0.8, top-k 40), chained and one step at a time
+    (best of two), and once each with every SAMPLING_SETTINGS entry (with the steps whose logits
+    were read and the chained steps redone); chained and one step give the same tokens (checked
+    here: a difference is an error, not a figure)."""
     n = max(1, min(new_tokens, model.context - prompt_length - 1))
     ids = _ids(prompt_length, model.config.vocab_size)
-    params = dict(prompt_ids=ids, max_new_tokens=n, temperature=0.8, top_k=40, seed=1, stop_on_eos=False)
-    out, tokens = {}, {}
-    for name, chain in (("one_step", False), ("chained", True), ("one_step", False), ("chained", True)):
-        result = await model.complete(chain=chain, **params)
-        ms = result.timings["decode_ms_per_token"]
-        out[name] = round(min(ms, out.get(name, ms)), 3)  # best of two runs
-        tokens.setdefault(name, result.tokens)
-    if tokens["chained"] != tokens["one_step"]:
-        raise RuntimeError("chained and one-step sampled generations gave different tokens")
+    base = dict(prompt_ids=ids, max_new_tokens=n, seed=1, stop_on_eos=False)
+
+    async def timed(settings: dict, runs: tuple) -> dict:
+        out, tokens = {}, {}
+        for name, chain in runs:
+            result = await model.complete(chain=chain, **base, **settings)
+            ms = result.timings["decode_ms_per_token"]
+            out[name] = round(min(ms, out.get(name, ms)), 3)
+            tokens.setdefault(name, result.tokens)
+            if chain:
+                out["logits_read"] = result.timings["logits_read"]
+                out["chain_misses"] = result.timings["chain_misses"]
+        if tokens["chained"] != tokens["one_step"]:
+            raise RuntimeError(f"chained and one-step sampled generations gave different tokens ({settings})")
+        return out
+
+    twice = (("one_step", False), ("chained", True), ("one_step", False), ("chained", True))
+    out = await timed(dict(temperature=0.8, top_k=40), twice)
+    out["settings"] = {name: await timed(settings, twice[:2]) for name, settings in SAMPLING_SETTINGS.items()}
     out["tokens"] = n
     return out
 

@@ -45,6 +45,11 @@ def test_bench_prints_every_figure(tmp_path_factory):
     assert 0 < row["ffi_calls_per_decode_step"] <= 12
     sampled = row["generate_sampled_ms_per_token"]
     assert sampled["tokens"] == 6 and sampled["chained"] > 0 and sampled["one_step"] > 0
+    assert sampled["logits_read"] == 0, "top-k 40 of 100 tokens: the candidates decide"
+    assert {"top_k_penalty", "top_p", "in_id_order_penalty"} <= set(sampled["settings"])
+    for name, figures in sampled["settings"].items():
+        assert figures["chained"] > 0 and figures["one_step"] > 0, (name, figures)
+    assert sampled["settings"]["in_id_order_penalty"]["logits_read"] == 6
     assert row["weight_gbs_at_first_context"] > 0 and row["copy_gbs"] > 0
     assert 0 < row["fraction_of_copy_bandwidth"] and 0 < row["fraction_of_copy_bandwidth_chained"]
     # GPU timestamps at the start and end of each decode step's pass (SwiftShader has timestamp-query)
