@@ -292,14 +292,17 @@ class Sampler:
         if p.temperature == 0 and p.repetition_penalty == 1.0:
             return ids[0]  # the GPU ranks the logits themselves exactly, ties to the lower id
         # Every token outside the list ranks at most as the last candidate on the GPU; with a penalty
-        # its f64 value may exceed its f32 one by a few ulps.
+        # its f64 value may exceed its f32 one by a few ulps, or by what f32 flushes to zero.
+        penalized = p.repetition_penalty != 1.0
+        if penalized and not 1e-30 <= p.repetition_penalty <= 1e30:
+            return None  # the penalty or its inverse is no f32 the GPU can multiply by
         if len(real) < len(step.ids):
             bound = -3.0e38  # every token with a real ranked logit is in the list
         else:
             last = max(-_F32_MAX, min(_F32_MAX, values[order.index(len(real) - 1)]))
             if abs(last) >= _F32_MAX * (1 - 2 ** -20):
                 return None  # clamped on the GPU: nothing bounds the tokens outside
-            bound = last + (abs(last) * 2 ** -20 if p.repetition_penalty != 1.0 else 0.0)
+            bound = last + (abs(last) * 2 ** -20 + 2 ** -100 if penalized else 0.0)
         certain = 0  # candidates certainly ahead of every token outside the list: a prefix of `values`
         while certain < len(values) and values[certain] > bound:
             certain += 1

@@ -654,3 +654,8 @@ def test_a_steps_candidates_do_not_decide_what_they_cannot_prove():
     step = _gpu_step(near, [0], 1.1, 0.0, 2, 0.0)
     assert step.ids == [0, 1] or step.ids == [1, 0]
     assert Sampler(SamplingParams(temperature=0, repetition_penalty=1.1)).sample_step(step, [0], 3) is None
+    # a penalty whose inverse f32 cannot hold: the GPU's order is no proof
+    huge = _gpu_step(near, [0], 1e35, 0.0, 2, 0.0)
+    assert Sampler(SamplingParams(temperature=0, repetition_penalty=1e35)).sample_step(huge, [0], 3) is None
+    assert Sampler(SamplingParams(temperature=0, repetition_penalty=1e20)).sample_step(
+        _gpu_step(near, [0], 1e20, 0.0, 2, 0.0), [0], 3) == 1
