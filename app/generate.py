@@ -205,7 +205,10 @@ class Generation:
             return GpuChoice(params.top_k, params.top_p, draw, params.repetition_penalty)
 
         ahead: list = []
-        chain_misses = 0  # queued steps redone: the GPU's f32 choice differed from Python's f64 one
+        chain_misses = 0  # queued steps redone: the GPU's choice differed from Python's
+        # After a miss nothing is queued until the GPU's choice is Python's again: where the GPU only
+        # guesses (a top-p nucleus larger than its candidates) queued steps would mostly be redone.
+        gpu_agrees = True
         t0 = time.perf_counter()
         if self.cancelled:  # stopped before it started: no GPU work at all
             step = None
@@ -258,6 +261,7 @@ class Generation:
                     model.rollback(len(ahead))
                     ahead = []
                     chain_misses += 1
+                gpu_agrees = token == step.choice
                 if self.penalized and token != step.choice:  # the GPU marked its own choice seen
                     model.write_seen(seen)
                 if self.slide and not ahead and model.pos >= model.n_ctx:  # full: recompute a window
@@ -269,7 +273,8 @@ class Generation:
                     continue
                 handle = ahead.pop(0) if ahead else model.submit_decode(token, k=k, temperature=temperature,
                                                                         keep_logits=keep, choice=gpu_choice(0))
-                while (chain and len(ahead) < self.chain_depth and len(result.tokens) + len(ahead) + 1 < self.max_new
+                while (chain and gpu_agrees and len(ahead) < self.chain_depth
+                       and len(result.tokens) + len(ahead) + 1 < self.max_new
                        and model.pos < model.n_ctx):
                     ahead.append(model.submit_decode(None, k=k, temperature=temperature, keep_logits=keep,
                                                      choice=gpu_choice(len(ahead) + 1)))
