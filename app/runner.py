@@ -77,6 +77,8 @@ class StepResult:
     sum_exp: float       # S = sum(exp((l - M) / T))
     temperature: float   # T used for max_logit / sum_exp (1 when sampling greedily)
     choice: int = -1     # the token the GPU chose (GpuChoice): what a chained step after it was fed
+    # drawn in id order: the weights before the chosen token and its own, in S's units (else 0, 0)
+    choice_weights: tuple = (0.0, 0.0)
     full_logits: array | None = None  # all logits (array('f')), once read (GPUModel.step_logits)
     kept: tuple | None = None  # (slot, step number) of its logits kept on the GPU, when asked for
 
@@ -534,9 +536,10 @@ class GPUModel:
         raw = staging.getMappedRange(0, nbytes).to_bytes()
         staging.unmap()
         self.gpu.check()
-        choice, ids, logits, max_logit, sum_exp = unpack_topk(raw, k)
+        choice, ids, logits, max_logit, sum_exp, choice_weights = unpack_topk(raw, k)
         return StepResult(ids=ids, logits=logits, max_logit=max_logit, sum_exp=sum_exp,
-                          temperature=temperature if temperature > 0 else 1.0, choice=choice, kept=kept)
+                          temperature=temperature if temperature > 0 else 1.0, choice=choice,
+                          choice_weights=choice_weights, kept=kept)
 
     async def step_logits(self, step: StepResult) -> array:
         """Every logit of a collected step submitted with keep_logits (array('f')), read from the

@@ -27,9 +27,10 @@ drawing, and the caller reads every logit (generate.py). Proof: a candidate whos
 logit exceeds a bound on every token outside the list (the last candidate's, plus the f32
 penalty's rounding) ranks ahead of all of them; a choice among such candidates (greedy, top-k with
 its ties, a top-p nucleus whose cut S decides beyond its rounding) is the full logits' choice.
-Sampling with neither top-k nor top-p draws in id order over the whole vocabulary: never from the
-candidates. `Sampler.sample_candidates` samples among a list only (an approximation outside those
-cases).
+Sampling with neither top-k nor top-p draws in id order over the whole vocabulary: the GPU's own
+choice then says where its draw fell (its weights before the token and the token's own); Python
+takes it when its draw falls inside that share beyond the rounding. `Sampler.sample_candidates`
+samples among a list only (an approximation outside those cases).
 
 Bad input fails early with an InputError (a ValueError) that says what is wrong: parameters in
 SamplingParams.validate(); NaN or +inf logits (-inf is allowed: a banned token) in the sampler.
@@ -316,19 +317,43 @@ class Sampler:
             while kept < certain and values[kept] == values[k - 1]:
                 kept += 1
             return self._draw(*self._nucleus(ids[:kept], values[:kept]))
-        if p.top_p >= 1.0 or not certain:
-            return None  # id order over the whole vocabulary
+        if p.top_p >= 1.0:
+            return self._drawn_in_id_order(step, values[0])
+        if not certain:
+            return None
         return self._nucleus_of_vocabulary(step, ids[:certain], values[:certain])
+
+    @staticmethod
+    def _sums_slack(step, top: float, t: float) -> float | None:
+        """How far (relative to S) the GPU's f32 sums of weights may be from the f64 ones: their
+        rounding, and the exponents' (f32 logits, penalized in f32, over T); None if S is no number."""
+        m, s = step.max_logit, step.sum_exp
+        if not (math.isfinite(m) and math.isfinite(s) and s > 0) or step.temperature != t:
+            return None
+        return 1e-4 + 2 ** -20 * (abs(m) + abs(top) + 1) / t
+
+    def _drawn_in_id_order(self, step, top: float) -> int | None:
+        """Sampling in id order over the vocabulary: the GPU's choice, when the draw falls inside the
+        chosen token's share of the mass (its weights before it and its own, over S) by more than
+        the sums' rounding."""
+        slack = self._sums_slack(step, top, self.params.temperature)
+        before, weight = step.choice_weights
+        if slack is None or not weight > 0:
+            return None
+        u = self.rng.peek_random()
+        if not before / step.sum_exp + slack < u < (before + weight) / step.sum_exp - slack:
+            return None
+        self.rng.random()  # the draw it stands for
+        return step.choice
 
     def _nucleus_of_vocabulary(self, step, ids, values) -> int | None:
         """Top-p alone from the candidates certainly first: the nucleus is cut at top_p of the whole
         vocabulary's mass, known from the GPU's S to within its f32 rounding (`slack`)."""
         t, top = self.params.temperature, values[0]
-        m, s = step.max_logit, step.sum_exp
-        if not (math.isfinite(m) and math.isfinite(s) and s > 0) or step.temperature != t:
+        slack = self._sums_slack(step, top, t)
+        if slack is None:
             return None
-        total = s * math.exp(min(700.0, (m - top) / t))
-        slack = 1e-4 + 2 ** -20 * (abs(m) + abs(top) + 1) / t
+        total = step.sum_exp * math.exp(min(700.0, (step.max_logit - top) / t))
         threshold = self.params.top_p * total
         weights = self._weights(values, top)
         cumulative = list(accumulate(weights))

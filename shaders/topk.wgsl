@@ -16,8 +16,9 @@
 // input read on the GPU (embedding.wgsl CHAIN_ID), before Python has read this one; Python checks that
 // choice against its own. The chosen token's bit is set in `seen`: it is the next step's input.
 // Layout: logits f32 [V] (NaN is treated as -inf); part u32 [groups, 2 * KMAX + 2] per chunk:
-//   ids, then ranked values (f32 bits), then m, s; out u32 [2 * k + 3]: the chosen id, k ids, k logits
-//   (f32 bits), M, S; seen u32 [ceil(V / 32)].
+//   ids, then ranked values (f32 bits), then m, s; out u32 [2 * k + 5]: the chosen id, k ids, k logits
+//   (f32 bits), M, S, and for a choice in id order the weights before it and its own (else 0, 0);
+//   seen u32 [ceil(V / 32)].
 // Workgroup: 256 invocations, TOPK_CHUNK / 256 logits each (KMAX and TOPK_CHUNK: app/contract.py).
 // Constants:
 //   V: u32       vocabulary size
@@ -201,8 +202,12 @@ fn topk_merge(@builtin(local_invocation_index) lid: u32) {
   if (lid == 0u) {
     out[1u + 2u * k] = bitcast<u32>(big_m);
     out[2u + 2u * k] = bitcast<u32>(big_s);
+    var placed = vec2<f32>(0.0, 0.0);
+    if (chosen != NO_ID) { placed = vec2<f32>(pick_before, pick_weight); }
     if (chosen == NO_ID) { chosen = choose_token(k, big_s); }
     out[0] = chosen;
+    out[3u + 2u * k] = bitcast<u32>(placed.x);
+    out[4u + 2u * k] = bitcast<u32>(placed.y);
     mark_seen(chosen);
   }
 }
@@ -226,6 +231,8 @@ fn id_weight(i: u32, big_m: f32) -> f32 {
 var<workgroup> pick_chunk: u32;
 var<workgroup> pick_goal: f32;
 var<workgroup> pick_id: u32;
+var<workgroup> pick_before: f32;  // the running weight before the chosen token, and its weight
+var<workgroup> pick_weight: f32;
 const RUN: u32 = TOPK_CHUNK / 256u;
 
 fn choose_in_id_order(lid: u32, big_m: f32, big_s: f32) -> u32 {
@@ -244,6 +251,8 @@ fn choose_in_id_order(lid: u32, big_m: f32, big_s: f32) -> u32 {
       before += c;
     }
     pick_goal = goal - before;
+    pick_before = before;
+    pick_weight = 0.0;
     if (chunk == GROUPS) {
       chunk = last;
       pick_goal = 3.0e38;  // past every run: the chunk's last token with weight
@@ -271,8 +280,12 @@ fn choose_in_id_order(lid: u32, big_m: f32, big_s: f32) -> u32 {
     var found = NO_ID;
     for (var j = 0u; j < RUN && found == NO_ID; j++) {
       let w = id_weight(first + j, big_m);
+      if (running + w > goal) {
+        found = first + j;
+        pick_before += running;
+        pick_weight = w;
+      }
       running += w;
-      if (running > goal) { found = first + j; }
       if (w > 0.0) { pick_id = first + j; }  // rounding within the run: its last token with weight
     }
     if (found != NO_ID) { pick_id = found; }
@@ -290,7 +303,7 @@ fn choose_in_id_order(lid: u32, big_m: f32, big_s: f32) -> u32 {
 
 // topk_serial: the same output as topk_partial + topk_merge from a single invocation: one pass
 // for the max, one for the sum, one keeping the k best in a small sorted list. Used on CPU adapters
-// (SwiftShader), where the parallel version's hundreds of barriers cost far more than 3 x V steps.
+// (SwiftShader), placed the parallel version's hundreds of barriers cost far more than 3 x V steps.
 // Dispatch (1, 1, 1).
 @compute @workgroup_size(1)
 fn topk_serial() {
@@ -334,28 +347,32 @@ fn topk_serial() {
   out[1u + 2u * k] = bitcast<u32>(m);
   out[2u + 2u * k] = bitcast<u32>(s);
   var chosen = NO_ID;
-  if (in_id_order()) { chosen = choose_in_id_order_serial(m, s); }
+  var placed = vec2<f32>(0.0, 0.0);
+  if (in_id_order()) {
+    let goal = step.draw * s;
+    var running = 0.0;
+    for (var i = 0u; i < V && chosen == NO_ID; i++) {
+      let w = id_weight(i, m);
+      if (running + w > goal) {
+        chosen = i;
+        placed = vec2<f32>(running, w);
+      }
+      running += w;
+    }
+    for (var i = V; i > 0u && chosen == NO_ID; i--) {  // rounding at the very top: the last token with weight
+      if (id_weight(i - 1u, m) > 0.0) { chosen = i - 1u; }
+    }
+  }
   if (chosen == NO_ID) { chosen = choose_token(k, s); }
   out[0] = chosen;
+  out[3u + 2u * k] = bitcast<u32>(placed.x);
+  out[4u + 2u * k] = bitcast<u32>(placed.y);
   mark_seen(chosen);
-}
-
-fn choose_in_id_order_serial(m: f32, s: f32) -> u32 {
-  let goal = step.draw * s;
-  var running = 0.0;
-  var last = NO_ID;
-  for (var i = 0u; i < V; i++) {
-    let w = id_weight(i, m);
-    if (w > 0.0) { last = i; }
-    running += w;
-    if (running > goal) { return i; }
-  }
-  return last;  // rounding at the very top: the last token with weight
 }
 
 
 // choose_token: the token app/sampling.py's Sampler will take from the k candidates in out (best
-// first, ties to the lower id), in f32 where it uses f64: greedy when temperature <= 0; else the
+// first, ties to the lower id), in f32 placed it uses f64: greedy when temperature <= 0; else the
 // candidates kept by top-k (with the k-th value's ties) and top-p, weighted exp((v - v0) / T), and
 // the first whose running sum exceeds draw x their total (Sampler._candidates_short + _draw). Top-p
 // without top-k keeps what reaches top_p of the whole vocabulary's mass (S; the best candidate is M);

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.contract import decode_dispatch_limit
+from app.contract import decode_dispatch_limit, topk_output_bytes
 from app.sampling import Sampler, SamplingParams
 from app.tokenizer import CharTokenizer, GPT2Tokenizer
 from conftest import BOOT_TIMEOUT_MS, ROOT, ConsoleGuard, run_engine_js, run_py, wait_ready
@@ -286,7 +286,7 @@ def decode_step_counts(page, n_layer: int, gpu_shapes: bool) -> list:
         assert c["candidates"] == c["k"]
         assert c["dispatches"] == c["planned"] == 1 + per_block * n_layer + tail <= decode_dispatch_limit(
             n_layer, fused_norms=gpu_shapes), c
-        assert c["readback"] == (2 * c["k"] + 3) * 4 <= 1024, c  # choice, k ids, k logits, M, S
+        assert c["readback"] == topk_output_bytes(c["k"]) <= 1024, c  # choice, k ids and logits, M, S, place
     return counts
 
 
@@ -484,7 +484,7 @@ def test_decode_steps_are_chained_on_the_gpu(page, models):
     string, EOS, max_new_tokens, Stop) is read and rolled back, and nothing stays in flight.
     Every sampling setting chains too (top-k, top-p, a repetition penalty, in id order), with the
     tokens of the CPython sampler over all the logits; the logits are read only where the candidates
-    cannot decide (sampling in id order: every step)."""
+    and the GPU's choice cannot decide."""
     use(page, "char")
     ids = prompt(9, seed=8)
     want, _, margin = ref_greedy(models["char"], ids, 16)
@@ -531,7 +531,9 @@ def test_decode_steps_are_chained_on_the_gpu(page, models):
         assert r["timings"]["chained"] and inflight == 0 and pos == len(ids) + n - 1
         assert r["timings"]["chain_misses"] <= 1 and log.count(None) >= n - 4, (opts, log)
         in_id_order = opts["temperature"] and "top_k" not in opts and "top_p" not in opts
-        assert r["timings"]["logits_read"] == (n if in_id_order else 0), (opts, r["timings"])
+        # in id order the GPU's choice says where its draw fell: the logits are read only for a draw
+        # within rounding of a boundary, or a token of tiny probability
+        assert r["timings"]["logits_read"] <= (n // 4 if in_id_order else 0), (opts, r["timings"])
     run_py(page, "_m = engine.model.gpu_model\n_m.submit_decode = _m._unspied_submit\ndel _m._unspied_submit\nNone")
 
 

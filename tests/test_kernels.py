@@ -597,7 +597,7 @@ def run_topk(page, logits, k, temperature, chunk, kmax, entry, top_k=0, top_p=1.
     groups = cdiv(V, chunk)
     consts = dict(V=V, GROUPS=groups)
     bufs = {"step": step_bytes(1, 0, k, temperature, top_k=top_k, top_p=top_p, draw=draw, penalty=penalty),
-            "logits": logits, "out": sentinel(2 * kmax + 3), "seen": seen_mask(seen, V) + bytes(4)}
+            "logits": logits, "out": sentinel(2 * kmax + 5), "seen": seen_mask(seen, V) + bytes(4)}
     names = dict(step="step", logits="logits", seen="seen")
     if entry == "serial":
         steps = [step("topk.wgsl", "topk_serial", consts, dict(names, out="out"), (1, 1, 1))]
@@ -611,7 +611,7 @@ def run_topk(page, logits, k, temperature, chunk, kmax, entry, top_k=0, top_p=1.
     k = min(k, kmax)
     mask = read_u32(got["seen"])
     return {"choice": int(read_u32(raw)[0]), "ids": words[:k], "vals": vals[k:2 * k], "m": vals[2 * k],
-            "s": vals[2 * k + 1], "rest": vals[2 * k + 2:],
+            "s": vals[2 * k + 1], "placed": (float(vals[2 * k + 2]), float(vals[2 * k + 3])), "rest": vals[2 * k + 4:],
             "seen": {t for t in range(V) if mask[t >> 5] >> (t & 31) & 1}, "seen_tail": int(mask[-1])}
 
 
@@ -637,7 +637,7 @@ def test_topk(kpage, kind, vsize, k, temperature, entry):
     assert got["s"] == pytest.approx(want_s, rel=2e-5)
     log_normalizer = float(got["m"]) / (temperature or 1.0) + math.log(float(got["s"]))
     assert log_normalizer == pytest.approx(float(want_m) / (temperature or 1.0) + math.log(want_s), rel=1e-6, abs=1e-5)
-    assert_sentinel(got["rest"], "out past 2k + 3 words")
+    assert_sentinel(got["rest"], "out past 2k + 5 words")
     if temperature == 0:
         assert got["choice"] == got["ids"][0], "greedy: the best candidate"
     else:  # no top-k or top-p: in id order, and draw 0 takes the first token with weight (a GPU's exp
@@ -792,5 +792,12 @@ def test_topk_chooses_over_the_whole_vocabulary_as_the_cpython_sampler(kpage, en
             if near_a_full_boundary(Sampler(params), clean, seen, u):
                 continue
             assert got["choice"] == want, (k, temperature, top_p, penalty, u)
+            before, weight = (w / float(got["s"]) for w in got["placed"])
+            if top_p == 1.0:  # in id order: where the draw fell, as fractions of the mass (f32 sums)
+                probs = dict(Sampler(params).distribution(clean, seen))
+                assert before == pytest.approx(sum(q for i, q in probs.items() if i < want), abs=2e-6)
+                assert weight == pytest.approx(probs[want], rel=1e-4, abs=1e-9)
+            else:
+                assert before == weight == 0.0
             checked += 1
     assert checked >= 20, checked

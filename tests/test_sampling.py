@@ -550,16 +550,18 @@ def test_hypothesis_stop_strings_any_split(text, stops, cuts):
 class _Step:
     """A decode step's candidates as topk.wgsl returns them (see `_gpu_step`)."""
 
-    def __init__(self, ids, logits, max_logit, sum_exp, temperature):
+    def __init__(self, ids, logits, max_logit, sum_exp, temperature, choice=-1, choice_weights=(0.0, 0.0)):
         self.ids, self.logits, self.temperature = ids, logits, temperature
         self.max_logit, self.sum_exp = max_logit, sum_exp
+        self.choice, self.choice_weights = choice, choice_weights
 
 
-def _gpu_step(logits, seen, penalty, temperature, k, s_error):
+def _gpu_step(logits, seen, penalty, temperature, k, s_error, draw=None):
     """topk.wgsl's output for f32 `logits`: the k best by the logits penalized in f32 (times the
     penalty or times 1 / penalty rounded to f32), ties to the lower id, with their own logits; the
     max M and S = sum(exp((l - M) / T)) of the penalized logits, S off by the relative `s_error`
-    (its f32 rounding); NO_ID and NEG_INF where fewer than k logits are real."""
+    (its f32 rounding); NO_ID and NEG_INF where fewer than k logits are real. With a `draw`, the
+    choice in id order and the weights before it and its own (off by s_error too)."""
     raw = np.asarray(logits, dtype=np.float32)
     ranked = raw.copy()
     idx = np.array(sorted(set(seen)), dtype=np.int64)
@@ -574,7 +576,13 @@ def _gpu_step(logits, seen, penalty, temperature, k, s_error):
     s = float(np.float32(np.exp((finite - m) / T).sum() * (1 + s_error)))
     ids = real.tolist() + [NO_ID] * (k - len(real))
     values = [float(raw[i]) for i in real] + [-3.0e38] * (k - len(real))
-    return _Step(ids, values, m, s, T)
+    if draw is None:
+        return _Step(ids, values, m, s, T)
+    weights = np.exp((np.where(np.isfinite(ranked), ranked, -np.inf).astype(np.float64) - m) / T)
+    cumulative = np.cumsum(weights)
+    chosen = int(np.searchsorted(cumulative, draw * cumulative[-1], side="right"))
+    before = float(cumulative[chosen - 1]) if chosen else 0.0
+    return _Step(ids, values, m, s, T, chosen, (before * (1 + s_error), float(weights[chosen]) * (1 + s_error)))
 
 
 def _step_cases(rng):
@@ -596,11 +604,11 @@ def _step_cases(rng):
 def test_a_steps_candidates_take_the_full_logits_token_or_none():
     """Sampler.sample_step on topk.wgsl-like candidates (ranked by the f32-penalized logits, S
     slightly off) takes exactly the token Sampler.sample takes from all the logits, with the same
-    PRNG use, for greedy, top-k (with ties), top-p alone and with top-k, with and without a
-    repetition penalty; where it cannot prove that it returns None and draws nothing. It decides
-    most steps, and never one drawn in id order over the whole vocabulary."""
+    PRNG use, for greedy, top-k (with ties), top-p alone and with top-k, in id order over the
+    vocabulary (from the GPU's choice and where its draw fell), with and without a repetition
+    penalty; where it cannot prove that it returns None and draws nothing. It decides most steps."""
     rng = random.Random(8)
-    decided = undecided = 0
+    decided = undecided = id_order_decided = 0
     for case, n, logits, seen in _step_cases(rng):
         for params in (
             SamplingParams(temperature=0, seed=case),
@@ -614,31 +622,40 @@ def test_a_steps_candidates_take_the_full_logits_token_or_none():
             SamplingParams(temperature=1.0, seed=case, repetition_penalty=rng.choice([1.0, 1.3])),
         ):
             k = 64 if params.top_p < 1 or not params.top_k else min(64, max(5, params.top_k + 1))
+            in_id_order = params.temperature and not params.top_k and params.top_p == 1.0
             for s_error in (0.0, 3e-6, -3e-6):
-                step = _gpu_step(logits, seen, params.repetition_penalty, params.temperature, k, s_error)
+                draw = Sampler(params).rng.peek_random() if in_id_order else None
+                step = _gpu_step(logits, seen, params.repetition_penalty, params.temperature, k, s_error, draw)
                 full, short = Sampler(params), Sampler(params)
                 want = full.sample(logits, seen)
                 got = short.sample_step(step, seen, n)
-                in_id_order = params.temperature and not params.top_k and params.top_p == 1.0
                 if got is None:
-                    undecided += not in_id_order
+                    undecided += 1
                     assert short.rng.state == Sampler(params).rng.state, "nothing drawn"
                     assert params.temperature or params.repetition_penalty != 1.0
                     continue
-                assert not in_id_order, "id order needs every logit"
                 assert got == want, (case, params, s_error)
                 assert full.rng.state == short.rng.state
                 decided += 1
-    assert decided > 9 * undecided, (decided, undecided)
+                id_order_decided += bool(in_id_order)
+    assert decided > 9 * undecided and id_order_decided > 50, (decided, undecided, id_order_decided)
 
 
 def test_a_steps_candidates_do_not_decide_what_they_cannot_prove():
-    """None where the candidates cannot prove the choice: sampling in id order, a top-k as long as
-    the list (an outsider may tie the k-th), a top-p nucleus larger than the list, a top-p cut within
-    the rounding of S, a penalized best candidate within f32 rounding of the last."""
+    """None where the candidates cannot prove the choice: sampling in id order with no choice of the
+    GPU's placed, or a draw within the rounding of the chosen token's share, a top-k as long as the
+    list (an outsider may tie the k-th), a top-p nucleus larger than the list, a top-p cut within
+    the rounding of S, a penalized best candidate within f32 rounding of the last, a penalty f32
+    cannot hold."""
     logits = array("f", [5.0, 4.0, 3.0, 2.0, 1.0, 0.5, 0.25, 0.0])
     step = _gpu_step(logits, [], 1.0, 1.0, 4, 0.0)
     assert Sampler(SamplingParams(temperature=1.0, seed=1)).sample_step(step, [], 8) is None
+    u = Sampler(SamplingParams(temperature=1.0, seed=1)).rng.peek_random()
+    placed = _gpu_step(logits, [], 1.0, 1.0, 4, 0.0, draw=u)
+    assert Sampler(SamplingParams(temperature=1.0, seed=1)).sample_step(placed, [], 8) == placed.choice
+    before, weight = placed.choice_weights  # the draw 1e-5 of the mass from the share's start
+    placed.choice_weights = (u * placed.sum_exp - 1e-5 * placed.sum_exp, weight)
+    assert Sampler(SamplingParams(temperature=1.0, seed=1)).sample_step(placed, [], 8) is None
     assert Sampler(SamplingParams(top_k=4, seed=1)).sample_step(step, [], 8) is None
     assert Sampler(SamplingParams(top_k=3, seed=1)).sample_step(step, [], 8) is not None
     flat = array("f", [0.0] * 200)
