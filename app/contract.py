@@ -119,14 +119,16 @@ def step_struct_wgsl() -> str:
 
 # topk.wgsl writes, as u32 words: the chosen token, k candidate ids (best first; NO_ID where there
 # is no candidate), their k logits (f32 bits), M = the largest logit, S = sum(exp((l - M) / T)), and,
-# when the choice was drawn in id order over the vocabulary, the weights before the chosen token and
-# its own (f32, S's units; else 0, 0): with S they bound where the draw fell (app/sampling.py). The
-# logits are the model's; with a repetition penalty the order (and M, S and the weights) are those
-# of the penalized logits, which app/sampling.py recomputes in f64.
+# when the choice was drawn in id order over the vocabulary or in a top-p nucleus larger than the
+# candidates, the weights before the chosen token and its own, then for the nucleus the weights
+# before its last token and that token's own (f32, S's units; else zeros): with S they bound where
+# the draw and the cut fell (app/sampling.py). The logits are the model's; with a repetition penalty
+# the order (and M, S and the weights) are those of the penalized logits, which app/sampling.py
+# recomputes in f64.
 
 
 def topk_output_bytes(k: int) -> int:
-    return (2 * k + 5) * 4
+    return (2 * k + 7) * 4
 
 
 TOPK_OUTPUT_MAX_BYTES = topk_output_bytes(KMAX)
@@ -164,9 +166,9 @@ def topk_groups(vocab_size: int) -> int:
 
 
 def unpack_topk(raw: bytes, k: int) -> tuple:
-    """-> (chosen id, ids, logits, M, S, (weight before the chosen token, its weight)) from
-    topk_output_bytes(k) bytes."""
-    chosen, *values = struct.unpack(f"<I{k}I{k}f4f", bytes(raw[:topk_output_bytes(k)]))
+    """-> (chosen id, ids, logits, M, S, (weight before the chosen token, its weight, weight before
+    the nucleus's last token, its weight)) from topk_output_bytes(k) bytes."""
+    chosen, *values = struct.unpack(f"<I{k}I{k}f6f", bytes(raw[:topk_output_bytes(k)]))
     return chosen, values[:k], values[k:2 * k], values[2 * k], values[2 * k + 1], tuple(values[2 * k + 2:])
 
 

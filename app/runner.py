@@ -77,8 +77,9 @@ class StepResult:
     sum_exp: float       # S = sum(exp((l - M) / T))
     temperature: float   # T used for max_logit / sum_exp (1 when sampling greedily)
     choice: int = -1     # the token the GPU chose (GpuChoice): what a chained step after it was fed
-    # drawn in id order: the weights before the chosen token and its own, in S's units (else 0, 0)
-    choice_weights: tuple = (0.0, 0.0)
+    # drawn in id order or from a nucleus beyond the candidates: the weights before the chosen token
+    # and its own, then before the nucleus's last token and its own, in S's units (else zeros)
+    choice_weights: tuple = (0.0, 0.0, 0.0, 0.0)
     full_logits: array | None = None  # all logits (array('f')), once read (GPUModel.step_logits)
     kept: tuple | None = None  # (slot, step number) of its logits kept on the GPU, when asked for
 

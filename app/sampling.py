@@ -319,9 +319,8 @@ class Sampler:
             return self._draw(*self._nucleus(ids[:kept], values[:kept]))
         if p.top_p >= 1.0:
             return self._drawn_in_id_order(step, values[0])
-        if not certain:
-            return None
-        return self._nucleus_of_vocabulary(step, ids[:certain], values[:certain])
+        token = self._nucleus_of_vocabulary(step, ids[:certain], values[:certain]) if certain else None
+        return token if token is not None else self._drawn_from_the_nucleus(step, values[0])
 
     @staticmethod
     def _sums_slack(step, top: float, t: float) -> float | None:
@@ -337,7 +336,7 @@ class Sampler:
         chosen token's share of the mass (its weights before it and its own, over S) by more than
         the sums' rounding."""
         slack = self._sums_slack(step, top, self.params.temperature)
-        before, weight = step.choice_weights
+        before, weight = step.choice_weights[:2]
         if slack is None or not weight > 0:
             return None
         u = self.rng.peek_random()
@@ -361,6 +360,27 @@ class Sampler:
         if n > len(cumulative) or cumulative[n - 1] < threshold * (1 + slack):
             return None  # the cut lies beyond the candidates, or within rounding of a boundary
         return self._draw(ids[:n], weights[:n])
+
+    def _drawn_from_the_nucleus(self, step, top: float) -> int | None:
+        """Top-p alone, its nucleus larger than the candidates: the GPU's choice (topk.wgsl searched
+        the whole vocabulary), when its cut (the weights before the nucleus's last token and that
+        token's own) and its draw's place both clear the sums' rounding. Without a penalty only: the
+        GPU then orders the logits themselves, exactly as the sampler does (a penalty's f32 rounding
+        could order two nearly equal tokens the other way)."""
+        p = self.params
+        slack = self._sums_slack(step, top, p.temperature)
+        before, weight, cut_before, cut_weight = step.choice_weights
+        if p.repetition_penalty != 1.0 or slack is None or not (weight > 0 and cut_weight > 0):
+            return None
+        s = step.sum_exp
+        if not cut_before / s < p.top_p - slack <= p.top_p + slack <= (cut_before + cut_weight) / s:
+            return None  # the cut within rounding of a boundary
+        nucleus = (cut_before + cut_weight) / s
+        u = self.rng.peek_random()
+        if not (before / s + slack < u * (nucleus - slack) and u * (nucleus + slack) < (before + weight) / s - slack):
+            return None  # the draw within rounding of the chosen token's share
+        self.rng.random()  # the draw it stands for
+        return step.choice
 
     def upcoming_draw(self, ahead: int = 0) -> float:
         """The uniform number the choice `ahead` tokens after the next one will draw (0 = the next

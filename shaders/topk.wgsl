@@ -16,9 +16,10 @@
 // input read on the GPU (embedding.wgsl CHAIN_ID), before Python has read this one; Python checks that
 // choice against its own. The chosen token's bit is set in `seen`: it is the next step's input.
 // Layout: logits f32 [V] (NaN is treated as -inf); part u32 [groups, 2 * KMAX + 2] per chunk:
-//   ids, then ranked values (f32 bits), then m, s; out u32 [2 * k + 5]: the chosen id, k ids, k logits
-//   (f32 bits), M, S, and for a choice in id order the weights before it and its own (else 0, 0);
-//   seen u32 [ceil(V / 32)].
+//   ids, then ranked values (f32 bits), then m, s; out u32 [2 * k + 7]: the chosen id, k ids, k logits
+//   (f32 bits), M, S; for a choice in id order, or in a top-p nucleus larger than the candidates
+//   (topk_merge only), the weights before it and its own, and for the nucleus the weights before its
+//   last token and that token's own (else zeros); seen u32 [ceil(V / 32)].
 // Workgroup: 256 invocations, TOPK_CHUNK / 256 logits each (KMAX and TOPK_CHUNK: app/contract.py).
 // Constants:
 //   V: u32       vocabulary size
@@ -198,17 +199,144 @@ fn topk_merge(@builtin(local_invocation_index) lid: u32) {
   storageBarrier();
   workgroupBarrier();  // choose_token (invocation 0) reads what the others wrote
   var chosen = NO_ID;
+  if (lid == 0u) {
+    cut_before = 0.0;
+    cut_weight = 0.0;
+  }
   if (in_id_order()) { chosen = choose_in_id_order(lid, big_m, big_s); }
+  if (nucleus_beyond_candidates(lid, k, big_s)) { chosen = choose_in_nucleus(lid, big_m, big_s); }
   if (lid == 0u) {
     out[1u + 2u * k] = bitcast<u32>(big_m);
     out[2u + 2u * k] = bitcast<u32>(big_s);
-    var placed = vec2<f32>(0.0, 0.0);
-    if (chosen != NO_ID) { placed = vec2<f32>(pick_before, pick_weight); }
+    var placed = vec4<f32>(0.0, 0.0, 0.0, 0.0);
+    if (chosen != NO_ID) { placed = vec4<f32>(pick_before, pick_weight, cut_before, cut_weight); }
     if (chosen == NO_ID) { chosen = choose_token(k, big_s); }
     out[0] = chosen;
-    out[3u + 2u * k] = bitcast<u32>(placed.x);
-    out[4u + 2u * k] = bitcast<u32>(placed.y);
+    for (var i = 0u; i < 4u; i++) { out[3u + 2u * k + i] = bitcast<u32>(placed[i]); }
     mark_seen(chosen);
+  }
+}
+
+// Top-p alone whose nucleus (top_p of the whole vocabulary's mass S) is larger than the k
+// candidates: decided by invocation 0 from the candidates' weights, for the whole workgroup.
+var<workgroup> pick_flag: u32;
+
+fn nucleus_beyond_candidates(lid: u32, k: u32, big_s: f32) -> bool {
+  if (!(step.temperature > 0.0 && step.top_k == 0u && step.top_p < 1.0)) { return false; }
+  if (lid == 0u) {
+    let top = candidate_value(k, 0u);
+    pick_flag = select(0u, 1u, candidates_weight(k, k, top) < step.top_p * big_s);
+  }
+  return workgroupUniformLoad(&pick_flag) == 1u;
+}
+
+// The order of the ranked logits as u32 (larger logit, larger key); and back.
+fn order_key(v: f32) -> u32 {
+  if (v == 0.0) { return 0x80000000u; }  // -0 ties with 0, as in the sampler
+  let b = bitcast<u32>(v);
+  return select(b ^ 0x80000000u, ~b, (b & 0x80000000u) != 0u);
+}
+
+fn key_value(key: u32) -> f32 {
+  return bitcast<f32>(select(~key, key ^ 0x80000000u, (key & 0x80000000u) != 0u));
+}
+
+// The weight of the tokens whose ranked logit's key is at least `key`, summed by the workgroup.
+fn mass_from(lid: u32, key: u32, big_m: f32) -> f32 {
+  var own = 0.0;
+  for (var i = lid; i < V; i += 256u) {
+    let v = ranked_logit(i, logits[i]);
+    if (v > NEG_INF && order_key(v) >= key) { own += exp((v - big_m) / step.temperature); }
+  }
+  return workgroup_sum(lid, own);
+}
+
+// The largest key whose mass_from reaches `goal` (exceeds it, when `exceed`), bit by bit.
+fn key_reaching(lid: u32, goal: f32, exceed: bool, big_m: f32) -> u32 {
+  var key = 0u;
+  for (var bit = 32u; bit > 0u; bit--) {
+    let next = key | (1u << (bit - 1u));
+    let mass = mass_from(lid, next, big_m);
+    if (mass > goal || (!exceed && mass == goal)) { key = next; }
+  }
+  return key;
+}
+
+// The n-th token (from 0, in id order) whose ranked logit's key is `key`, else the last of them.
+fn nth_with_key(lid: u32, key: u32, n: u32) -> u32 {
+  let per = (V + 255u) / 256u;
+  let first = lid * per;
+  let end = min(first + per, V);
+  var own = 0u;
+  for (var i = first; i < end; i++) {
+    if (order_key(ranked_logit(i, logits[i])) == key) { own++; }
+  }
+  workgroup_inclusive_scan(lid, f32(own));
+  let total = u32(best_val[255]);
+  let want = min(n, max(total, 1u) - 1u);
+  let before = u32(best_val[lid]) - own;
+  if (before <= want && want < before + own) {
+    var counted = before;
+    for (var i = first; i < end; i++) {
+      if (order_key(ranked_logit(i, logits[i])) == key) {
+        if (counted == want) { pick_id = i; }
+        counted++;
+      }
+    }
+  }
+  return workgroupUniformLoad(&pick_id);
+}
+
+// Top-p alone beyond the candidates, over the whole vocabulary in the sampler's order (logit
+// descending, ties by id): the cut is the key where the mass from it reaches top_p x S, and how many
+// of that key's tokens it takes; the draw falls at the key where the mass from it exceeds
+// draw x the nucleus's mass, on one of that key's tokens. About 4 x 32 passes over the logits by
+// one workgroup, only for such steps. Where the draw fell and where the cut fell (the weight before
+// the nucleus's last token and its own) go to Python, which checks them (app/sampling.py).
+var<workgroup> cut_before: f32;
+var<workgroup> cut_weight: f32;
+
+fn choose_in_nucleus(lid: u32, big_m: f32, big_s: f32) -> u32 {
+  let temp = step.temperature;
+  let goal = step.top_p * big_s;
+  let cut = key_reaching(lid, goal, false, big_m);
+  let cut_w = exp((key_value(cut) - big_m) / temp);
+  let above = mass_from(lid, cut + 1u, big_m);
+  let ties = max(1.0, ceil((goal - above) / cut_w));  // of the cut key's tokens, in id order
+  let nucleus = above + ties * cut_w;
+  let aim = step.draw * nucleus;
+  var key = key_reaching(lid, aim, true, big_m);
+  var w = exp((key_value(key) - big_m) / temp);
+  let over = mass_from(lid, key + 1u, big_m);
+  var n = floor(max(0.0, aim - over) / w);
+  var start = over;
+  if (key < cut || (key == cut && n >= ties)) {  // rounding past the cut: the nucleus's last token
+    key = cut;
+    w = cut_w;
+    n = ties - 1.0;
+    start = above;
+  }
+  if (lid == 0u) { pick_id = NO_ID; }
+  let id = nth_with_key(lid, key, u32(n));
+  if (lid == 0u) {
+    pick_before = start + n * w;
+    pick_weight = w;
+    cut_before = above + (ties - 1.0) * cut_w;
+    cut_weight = cut_w;
+  }
+  return id;
+}
+
+// best_val[i] = the sum of v over invocations 0..i (Hillis-Steele); callers in uniform control flow.
+fn workgroup_inclusive_scan(lid: u32, v: f32) {
+  best_val[lid] = v;
+  workgroupBarrier();
+  for (var d = 1u; d < 256u; d = d << 1u) {
+    var add = 0.0;
+    if (lid >= d) { add = best_val[lid - d]; }
+    workgroupBarrier();
+    best_val[lid] += add;
+    workgroupBarrier();
   }
 }
 
@@ -264,16 +392,7 @@ fn choose_in_id_order(lid: u32, big_m: f32, big_s: f32) -> u32 {
   let first = chunk * TOPK_CHUNK + lid * RUN;
   var own = 0.0;
   for (var j = 0u; j < RUN; j++) { own += id_weight(first + j, big_m); }
-  // inclusive scan of the runs' sums (Hillis-Steele over best_val)
-  best_val[lid] = own;
-  workgroupBarrier();
-  for (var d = 1u; d < 256u; d = d << 1u) {
-    var add = 0.0;
-    if (lid >= d) { add = best_val[lid - d]; }
-    workgroupBarrier();
-    best_val[lid] += add;
-    workgroupBarrier();
-  }
+  workgroup_inclusive_scan(lid, own);
   let goal = workgroupUniformLoad(&pick_goal);
   var running = best_val[lid] - own;
   if (running <= goal && best_val[lid] > goal) {
@@ -367,6 +486,8 @@ fn topk_serial() {
   out[0] = chosen;
   out[3u + 2u * k] = bitcast<u32>(placed.x);
   out[4u + 2u * k] = bitcast<u32>(placed.y);
+  out[5u + 2u * k] = 0u;  // a nucleus beyond the candidates is guessed from them here
+  out[6u + 2u * k] = 0u;
   mark_seen(chosen);
 }
 

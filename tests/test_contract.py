@@ -101,10 +101,10 @@ def test_step_and_topk_layouts():
     text = contract.step_struct_wgsl()
     assert [m for m in re.findall(r"^\s+(\w+):", text, re.M)] == fields + ["ids"]
     # choice, 3 ids, 3 logits, M, S, the weights before the choice and its own
-    words = [4, 10, 11, 12, 0x40000000, 0x3F800000, 0x41200000, 0, 0, 0x3F000000, 0x3E800000]
+    words = [4, 10, 11, 12, 0x40000000, 0x3F800000, 0x41200000, 0, 0, 0x3F000000, 0x3E800000, 0, 0]
     raw = b"".join(w.to_bytes(4, "little") for w in words)
     chosen, ids, logits, m, s, placed = contract.unpack_topk(raw, 3)
-    assert (chosen, ids, logits, placed) == (4, [10, 11, 12], [2.0, 1.0, 10.0], (0.5, 0.25))
+    assert (chosen, ids, logits, placed) == (4, [10, 11, 12], [2.0, 1.0, 10.0], (0.5, 0.25, 0.0, 0.0))
     assert len(raw) == contract.topk_output_bytes(3)
 
 

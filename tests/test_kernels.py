@@ -597,7 +597,7 @@ def run_topk(page, logits, k, temperature, chunk, kmax, entry, top_k=0, top_p=1.
     groups = cdiv(V, chunk)
     consts = dict(V=V, GROUPS=groups)
     bufs = {"step": step_bytes(1, 0, k, temperature, top_k=top_k, top_p=top_p, draw=draw, penalty=penalty),
-            "logits": logits, "out": sentinel(2 * kmax + 5), "seen": seen_mask(seen, V) + bytes(4)}
+            "logits": logits, "out": sentinel(2 * kmax + 7), "seen": seen_mask(seen, V) + bytes(4)}
     names = dict(step="step", logits="logits", seen="seen")
     if entry == "serial":
         steps = [step("topk.wgsl", "topk_serial", consts, dict(names, out="out"), (1, 1, 1))]
@@ -611,7 +611,8 @@ def run_topk(page, logits, k, temperature, chunk, kmax, entry, top_k=0, top_p=1.
     k = min(k, kmax)
     mask = read_u32(got["seen"])
     return {"choice": int(read_u32(raw)[0]), "ids": words[:k], "vals": vals[k:2 * k], "m": vals[2 * k],
-            "s": vals[2 * k + 1], "placed": (float(vals[2 * k + 2]), float(vals[2 * k + 3])), "rest": vals[2 * k + 4:],
+            "s": vals[2 * k + 1], "placed": tuple(float(v) for v in vals[2 * k + 2:2 * k + 6]),
+            "rest": vals[2 * k + 6:],
             "seen": {t for t in range(V) if mask[t >> 5] >> (t & 31) & 1}, "seen_tail": int(mask[-1])}
 
 
@@ -637,7 +638,7 @@ def test_topk(kpage, kind, vsize, k, temperature, entry):
     assert got["s"] == pytest.approx(want_s, rel=2e-5)
     log_normalizer = float(got["m"]) / (temperature or 1.0) + math.log(float(got["s"]))
     assert log_normalizer == pytest.approx(float(want_m) / (temperature or 1.0) + math.log(want_s), rel=1e-6, abs=1e-5)
-    assert_sentinel(got["rest"], "out past 2k + 5 words")
+    assert_sentinel(got["rest"], "out past 2k + 7 words")
     if temperature == 0:
         assert got["choice"] == got["ids"][0], "greedy: the best candidate"
     else:  # no top-k or top-p: in id order, and draw 0 takes the first token with weight (a GPU's exp
@@ -746,17 +747,21 @@ def test_topk_ranks_by_the_repetition_penalized_logits(kpage, entry, penalty):
     assert got["seen"] == seen | {int(want[0])} and got["seen_tail"] == 0
 
 
-def near_a_full_boundary(sampler, logits, seen, u) -> bool:
-    """Whether the draw or the top-p cut falls within f32 rounding (relative 1e-4) of a running-sum
-    boundary of the sampler's distribution over the whole vocabulary."""
+def near_a_full_boundary(sampler, logits, seen, u, tolerance=1e-4) -> bool:
+    """Whether the draw or the top-p cut falls within f32 rounding (`tolerance` of the mass) of the
+    boundaries that decide them: the drawn token's share of the sampler's distribution over the
+    whole vocabulary, and the nucleus's last token's."""
     p = sampler.params
     if p.top_p < 1.0:
         whole = Sampler(SamplingParams(temperature=p.temperature, repetition_penalty=p.repetition_penalty))
         probs = np.sort([q for _, q in whole.distribution(logits, seen)])[::-1]
-        if np.any(np.abs(np.cumsum(probs) - p.top_p) <= 1e-4):
+        running = np.cumsum(probs)
+        n = int(np.searchsorted(running, p.top_p))  # the nucleus's last token
+        if np.any(np.abs(running[max(0, n - 1):n + 1] - p.top_p) <= tolerance):
             return True
-    cumulative = np.cumsum([q for _, q in sampler.distribution(logits, seen)])
-    return bool(np.any(np.abs(u - cumulative) <= 1e-4))
+    cumulative = np.concatenate([[0.0], np.cumsum([q for _, q in sampler.distribution(logits, seen)])])
+    at = int(np.searchsorted(cumulative, u, side="right"))
+    return bool(np.any(np.abs(u - cumulative[max(0, at - 1):at + 1]) <= tolerance))
 
 
 FULL_CHOICE_CASES = [
@@ -765,6 +770,8 @@ FULL_CHOICE_CASES = [
     (5, 0.7, 1.0, 1.4),     # in id order, penalized
     (64, 0.5, 0.9, 1.0),    # top-p of the whole vocabulary's mass
     (64, 0.5, 0.8, 0.8),    # the same, penalized
+    (64, 4.0, 0.9, 1.0),    # a nucleus of hundreds of tokens, far more than the candidates
+    (16, 3.0, 0.6, 1.3),    # the same, penalized
 ]
 
 
@@ -772,12 +779,13 @@ FULL_CHOICE_CASES = [
 def test_topk_chooses_over_the_whole_vocabulary_as_the_cpython_sampler(kpage, entry):
     """Without top-k, out[0] is the token Sampler.sample takes from all the logits when its PRNG
     returns `draw`: in id order over the vocabulary when top-p is off, else from the nucleus of the
-    whole vocabulary's mass (which fits the candidates here), with and without a repetition penalty;
-    draws within f32 rounding of a boundary are left out."""
+    whole vocabulary's mass (within the candidates, or beyond them: topk_merge searches the whole
+    vocabulary), with and without a repetition penalty, with where the draw and the cut fell; draws
+    within f32 rounding of a boundary are left out."""
     page, info = kpage
     chunk = TOPK_CHUNK
     V = 2 * chunk + 4
-    checked = 0
+    checked = beyond_checked = 0
     for n, (k, temperature, top_p, penalty) in enumerate(FULL_CHOICE_CASES):
         logits = f32(topk_logits("spread", V, chunk, seed=80 + n) / 12)
         logits[[3, 700]] = np.nan if n % 2 else -np.inf
@@ -789,15 +797,32 @@ def test_topk_chooses_over_the_whole_vocabulary_as_the_cpython_sampler(kpage, en
             sampler = Sampler(params)
             sampler.rng = FixedDraw(u)
             want = sampler.sample(clean, seen)
-            if near_a_full_boundary(Sampler(params), clean, seen, u):
+            flat = temperature > 2  # thousands of tokens of ~1e-4 each: their f32 sums are within ~1e-6
+            if near_a_full_boundary(Sampler(params), clean, seen, u, 1e-5 if flat else 1e-4):
+                continue
+            nucleus = [i for i, _ in Sampler(params).distribution(clean, seen)]
+            beyond = top_p < 1.0 and len(nucleus) > k
+            if beyond and entry == "serial":  # guessed from the candidates there
+                assert got["placed"] == (0.0, 0.0, 0.0, 0.0)
                 continue
             assert got["choice"] == want, (k, temperature, top_p, penalty, u)
-            before, weight = (w / float(got["s"]) for w in got["placed"])
+            before, weight, cut_before, cut_weight = (w / float(got["s"]) for w in got["placed"])
+            whole = Sampler(SamplingParams(temperature=temperature, repetition_penalty=penalty))
+            probs = dict(whole.distribution(clean, seen))  # the whole vocabulary's, in id order
             if top_p == 1.0:  # in id order: where the draw fell, as fractions of the mass (f32 sums)
-                probs = dict(Sampler(params).distribution(clean, seen))
                 assert before == pytest.approx(sum(q for i, q in probs.items() if i < want), abs=2e-6)
                 assert weight == pytest.approx(probs[want], rel=1e-4, abs=1e-9)
+                assert cut_before == cut_weight == 0.0
+            elif beyond:  # in the sampler's order: where the draw and the nucleus's cut fell
+                order = sorted(probs, key=lambda i: (-probs[i], i))
+                running = np.concatenate([[0.0], np.cumsum([probs[i] for i in order])])
+                at, last = order.index(want), len(nucleus) - 1
+                assert before == pytest.approx(running[at], abs=2e-5)
+                assert weight == pytest.approx(probs[want], rel=1e-3)
+                assert cut_before == pytest.approx(running[last], abs=2e-5)
+                assert cut_weight == pytest.approx(probs[nucleus[-1]], rel=1e-3)
+                beyond_checked += 1
             else:
-                assert before == weight == 0.0
+                assert got["placed"] == (0.0, 0.0, 0.0, 0.0)
             checked += 1
-    assert checked >= 20, checked
+    assert checked >= 16 and (beyond_checked >= 8 or entry == "serial"), (checked, beyond_checked)

@@ -550,18 +550,20 @@ def test_hypothesis_stop_strings_any_split(text, stops, cuts):
 class _Step:
     """A decode step's candidates as topk.wgsl returns them (see `_gpu_step`)."""
 
-    def __init__(self, ids, logits, max_logit, sum_exp, temperature, choice=-1, choice_weights=(0.0, 0.0)):
+    def __init__(self, ids, logits, max_logit, sum_exp, temperature, choice=-1, choice_weights=(0.0,) * 4):
         self.ids, self.logits, self.temperature = ids, logits, temperature
         self.max_logit, self.sum_exp = max_logit, sum_exp
         self.choice, self.choice_weights = choice, choice_weights
 
 
-def _gpu_step(logits, seen, penalty, temperature, k, s_error, draw=None):
+def _gpu_step(logits, seen, penalty, temperature, k, s_error, draw=None, top_p=1.0):
     """topk.wgsl's output for f32 `logits`: the k best by the logits penalized in f32 (times the
     penalty or times 1 / penalty rounded to f32), ties to the lower id, with their own logits; the
     max M and S = sum(exp((l - M) / T)) of the penalized logits, S off by the relative `s_error`
     (its f32 rounding); NO_ID and NEG_INF where fewer than k logits are real. With a `draw`, the
-    choice in id order and the weights before it and its own (off by s_error too)."""
+    choice in id order, or with top_p < 1 in the nucleus when it is larger than the k candidates,
+    and the weights before it and its own, and before the nucleus's last token and its own (off by
+    s_error too)."""
     raw = np.asarray(logits, dtype=np.float32)
     ranked = raw.copy()
     idx = np.array(sorted(set(seen)), dtype=np.int64)
@@ -579,10 +581,20 @@ def _gpu_step(logits, seen, penalty, temperature, k, s_error, draw=None):
     if draw is None:
         return _Step(ids, values, m, s, T)
     weights = np.exp((np.where(np.isfinite(ranked), ranked, -np.inf).astype(np.float64) - m) / T)
+    scale = 1 + s_error
+    if top_p < 1.0:  # in order of the ranked logits, ties by id
+        weights = weights[order]
+        cumulative = np.cumsum(weights)
+        last = int(np.searchsorted(cumulative, top_p * cumulative[-1], side="left"))
+        if last < k:
+            return _Step(ids, values, m, s, T)  # the nucleus fits the candidates: nothing placed
+        at = int(np.searchsorted(cumulative, draw * cumulative[last], side="right"))
+        placed = [cumulative[at - 1] if at else 0.0, weights[at], cumulative[last - 1], weights[last]]
+        return _Step(ids, values, m, s, T, int(order[at]), tuple(float(w) * scale for w in placed))
     cumulative = np.cumsum(weights)
     chosen = int(np.searchsorted(cumulative, draw * cumulative[-1], side="right"))
     before = float(cumulative[chosen - 1]) if chosen else 0.0
-    return _Step(ids, values, m, s, T, chosen, (before * (1 + s_error), float(weights[chosen]) * (1 + s_error)))
+    return _Step(ids, values, m, s, T, chosen, (before * scale, float(weights[chosen]) * scale, 0.0, 0.0))
 
 
 def _step_cases(rng):
@@ -608,7 +620,7 @@ def test_a_steps_candidates_take_the_full_logits_token_or_none():
     vocabulary (from the GPU's choice and where its draw fell), with and without a repetition
     penalty; where it cannot prove that it returns None and draws nothing. It decides most steps."""
     rng = random.Random(8)
-    decided = undecided = id_order_decided = 0
+    decided = undecided = id_order_decided = beyond_decided = 0
     for case, n, logits, seen in _step_cases(rng):
         for params in (
             SamplingParams(temperature=0, seed=case),
@@ -619,18 +631,21 @@ def test_a_steps_candidates_take_the_full_logits_token_or_none():
                            repetition_penalty=rng.choice([1.0, 1.5])),
             SamplingParams(top_p=rng.choice([0.5, 0.9, 0.95]), temperature=rng.choice([0.3, 0.7]), seed=case,
                            repetition_penalty=rng.choice([1.0, 1.1, 0.9])),
+            SamplingParams(top_p=rng.choice([0.8, 0.95]), temperature=rng.choice([2.0, 4.0]), seed=case),  # wide
             SamplingParams(temperature=1.0, seed=case, repetition_penalty=rng.choice([1.0, 1.3])),
         ):
             k = 64 if params.top_p < 1 or not params.top_k else min(64, max(5, params.top_k + 1))
             in_id_order = params.temperature and not params.top_k and params.top_p == 1.0
+            top_p_alone = params.temperature and not params.top_k and params.top_p < 1.0
             for s_error in (0.0, 3e-6, -3e-6):
-                draw = Sampler(params).rng.peek_random() if in_id_order else None
-                step = _gpu_step(logits, seen, params.repetition_penalty, params.temperature, k, s_error, draw)
+                draw = Sampler(params).rng.peek_random() if in_id_order or top_p_alone else None
+                step = _gpu_step(logits, seen, params.repetition_penalty, params.temperature, k, s_error, draw,
+                                 params.top_p)
                 full, short = Sampler(params), Sampler(params)
                 want = full.sample(logits, seen)
                 got = short.sample_step(step, seen, n)
-                if got is None:
-                    undecided += 1
+                if got is None:  # (a wide nucleus's tokens weigh ~1e-4 each: within the sums' rounding)
+                    undecided += not (top_p_alone and params.temperature > 1)
                     assert short.rng.state == Sampler(params).rng.state, "nothing drawn"
                     assert params.temperature or params.repetition_penalty != 1.0
                     continue
@@ -638,7 +653,9 @@ def test_a_steps_candidates_take_the_full_logits_token_or_none():
                 assert full.rng.state == short.rng.state
                 decided += 1
                 id_order_decided += bool(in_id_order)
-    assert decided > 9 * undecided and id_order_decided > 50, (decided, undecided, id_order_decided)
+                beyond_decided += bool(top_p_alone and step.choice_weights[3])
+    assert decided > 5 * undecided and id_order_decided > 50 and beyond_decided > 20, (
+        decided, undecided, id_order_decided, beyond_decided)
 
 
 def test_a_steps_candidates_do_not_decide_what_they_cannot_prove():
@@ -653,8 +670,8 @@ def test_a_steps_candidates_do_not_decide_what_they_cannot_prove():
     u = Sampler(SamplingParams(temperature=1.0, seed=1)).rng.peek_random()
     placed = _gpu_step(logits, [], 1.0, 1.0, 4, 0.0, draw=u)
     assert Sampler(SamplingParams(temperature=1.0, seed=1)).sample_step(placed, [], 8) == placed.choice
-    before, weight = placed.choice_weights  # the draw 1e-5 of the mass from the share's start
-    placed.choice_weights = (u * placed.sum_exp - 1e-5 * placed.sum_exp, weight)
+    before, weight, _, _ = placed.choice_weights  # the draw 1e-5 of the mass from the share's start
+    placed.choice_weights = (u * placed.sum_exp - 1e-5 * placed.sum_exp, weight, 0.0, 0.0)
     assert Sampler(SamplingParams(temperature=1.0, seed=1)).sample_step(placed, [], 8) is None
     assert Sampler(SamplingParams(top_k=4, seed=1)).sample_step(step, [], 8) is None
     assert Sampler(SamplingParams(top_k=3, seed=1)).sample_step(step, [], 8) is not None
