@@ -72,8 +72,9 @@ def candidates_needed(params: SamplingParams) -> tuple[int, bool]:
     Greedy without a repetition penalty takes the best candidate. Otherwise Sampler.sample_step
     decides from the candidates when they prove the choice, and the step's logits, kept on the GPU,
     are read when they do not: top-k fetches one candidate more than it keeps (so that the k-th
-    value's ties show), top-p alone KMAX (its nucleus must fit in them); sampling in id order (no
-    top-k or top-p) and a top-k of KMAX or more read every step's logits.
+    value's ties show), top-p alone KMAX (a nucleus that fits in them is decided by Python; a larger
+    one, like sampling in id order, by where the GPU's draw fell); a top-k of KMAX or more reads
+    every step's logits.
     """
     k = SHOW_ALTERNATIVES
     if params.temperature == 0:
