@@ -13,7 +13,8 @@ functions it calls), which is exactly what WebGPU's automatic layout contains. T
 constants (app/buffer_plan.py checks it against the adapter's limit).
 
 A shader module is: weight-format snippet + app/contract.py's prelude + the constants + common.wgsl
-+ the kernel file.
++ the kernel file, followed by the files its header includes (`// Includes: NAME.wgsl`: a second job
+of the same module, in a file of its own).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ WEIGHT_SNIPPETS = {"F32": "weights_f32.wgsl", "F16": "weights_f16_packed.wgsl", 
 WIDE_SNIPPETS = {"F16": "weights_f16_wide.wgsl", "BF16": "weights_bf16_wide.wgsl"}
 
 _CONSTANT_LINE = re.compile(r"^//\s+([A-Z][A-Z0-9_]*): (u32|i32|f32|bool)\b")
+_INCLUDE_LINE = re.compile(r"^// Includes: ([\w.]+\.wgsl)\b")
 _BINDING = re.compile(r"@group\(0\)\s*@binding\((\d+)\)\s*var<storage,\s*(read|read_write)>\s*(\w+)\s*:")
 _WORKGROUP_VAR = re.compile(r"var<workgroup>\s+(\w+)\s*:\s*([^;]+);")
 _MODULE_CONST = re.compile(r"^const\s+(\w+)\s*(?::\s*\w+)?\s*=\s*([^;]+);", re.M)
@@ -65,6 +67,20 @@ def shader_source(name: str) -> str:
         if path.is_file():
             return path.read_text()
     raise FileNotFoundError(f"shader {name!r} not found in {', '.join(str(d) for d in shader_dirs())}")
+
+
+@lru_cache(maxsize=None)
+def kernel_source(name: str) -> str:
+    """A kernel file's source, followed by the files its header includes."""
+    source = shader_source(name)
+    includes = []
+    for line in source.splitlines():
+        if not line.startswith("//"):
+            break
+        m = _INCLUDE_LINE.match(line)
+        if m:
+            includes.append(shader_source(m.group(1)))
+    return "\n".join([source, *includes])
 
 
 @dataclass(frozen=True)
@@ -110,8 +126,9 @@ def _functions(code: str) -> dict:
 
 @lru_cache(maxsize=None)
 def kernel_file(name: str) -> KernelFile:
-    """Parse `name` (with common.wgsl, whose functions and workgroup variables it may use)."""
-    source = shader_source(name)
+    """Parse `name` and what it includes (with common.wgsl, whose functions and workgroup variables
+    it may use)."""
+    source = kernel_source(name)
     constants = {}
     for line in source.splitlines():
         if not line.startswith("//"):
@@ -168,7 +185,7 @@ def module_source(shader: str, snippet: str, values: dict) -> str:
                          for k in sorted(values))
     except (TypeError, ValueError) as exc:
         raise ShaderContractError(f"{shader}: {exc}") from None
-    return "\n".join([shader_source(snippet), wgsl_prelude(), consts, shader_source(COMMON), shader_source(shader)])
+    return "\n".join([shader_source(snippet), wgsl_prelude(), consts, shader_source(COMMON), kernel_source(shader)])
 
 
 def entry_bindings(shader: str, entry: str) -> dict:

@@ -37,7 +37,7 @@ def graphs():
 def test_every_declared_constant_is_used_and_every_used_name_is_declared(name):
     """A kernel's header declares its constants; each is used in the code, and the code uses no
     upper-case name that is neither declared, shared (app/contract.py) nor defined in the file."""
-    source = wgsl.shader_source(name)
+    source = wgsl.kernel_source(name)  # with the files it includes
     declared = wgsl.kernel_file(name).constants
     assert declared, f"{name} declares no constants"
     code = re.sub(r"//[^\n]*", "", source)
