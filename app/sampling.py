@@ -49,15 +49,14 @@ from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from itertools import accumulate
 
+from .contract import F32_MAX, NEG_INF, NO_ID
 from .errors import InputError
 
 __all__ = ["SamplingParams", "Sampler", "PCG32", "StopStringMatcher", "top_candidates"]
 
-NO_ID = 0xFFFFFFFF  # a candidate slot the GPU had no token for (app/contract.py)
 _MASK64 = (1 << 64) - 1
 _MAX_SEED = _MASK64
 _FLOAT_MAX = 1.7976931348623157e308
-_F32_MAX = 3.4028234663852886e38
 
 
 def _is_number(value) -> bool:
@@ -244,6 +243,12 @@ def top_candidates(logits, k: int) -> tuple[list, list]:
     return ids, [values[i] for i in ids]
 
 
+def _best_first(ids, values) -> tuple[list, list]:
+    """Candidates sorted by value, best first, ties to the lower id."""
+    order = sorted(range(len(ids)), key=lambda j: (-values[j], ids[j]))
+    return [ids[j] for j in order], [values[j] for j in order]
+
+
 def _clamp(value: float) -> float:
     """A penalized logit kept finite: an extreme penalty (say 1e-320) would overflow to +-inf, and
     inf - inf is NaN in the softmax. -inf (a banned token) stays -inf."""
@@ -287,9 +292,8 @@ class Sampler:
         _check_logits([v for _, v in real])
         ids = [t for t, _ in real]
         values = self.penalized_candidates(ids, [v for _, v in real], seen_ids)
-        order = sorted(range(len(ids)), key=lambda j: (-values[j], ids[j]))
-        ids = [ids[j] for j in order]
-        values = [values[j] for j in order]
+        last = values[-1]  # the GPU's last candidate
+        ids, values = _best_first(ids, values)
         if p.temperature == 0 and p.repetition_penalty == 1.0:
             return ids[0]  # the GPU ranks the logits themselves exactly, ties to the lower id
         # Every token outside the list ranks at most as the last candidate on the GPU; with a penalty
@@ -298,10 +302,10 @@ class Sampler:
         if penalized and not 1e-30 <= p.repetition_penalty <= 1e30:
             return None  # the penalty or its inverse is no f32 the GPU can multiply by
         if len(real) < len(step.ids):
-            bound = -3.0e38  # every token with a real ranked logit is in the list
+            bound = NEG_INF  # every token with a real ranked logit is in the list
         else:
-            last = max(-_F32_MAX, min(_F32_MAX, values[order.index(len(real) - 1)]))
-            if abs(last) >= _F32_MAX * (1 - 2 ** -20):
+            last = max(-F32_MAX, min(F32_MAX, last))
+            if abs(last) >= F32_MAX * (1 - 2 ** -20):
                 return None  # clamped on the GPU: nothing bounds the tokens outside
             bound = last + (abs(last) * 2 ** -20 + 2 ** -100 if penalized else 0.0)
         certain = 0  # candidates certainly ahead of every token outside the list: a prefix of `values`
@@ -339,10 +343,14 @@ class Sampler:
         before, weight = step.choice_weights[:2]
         if slack is None or not weight > 0:
             return None
-        u = self.rng.peek_random()
-        if not before / step.sum_exp + slack < u < (before + weight) / step.sum_exp - slack:
-            return None
-        self.rng.random()  # the draw it stands for
+        s = step.sum_exp
+        return self._gpu_choice_if_drawn_within(step, before / s + slack, (before + weight) / s - slack)
+
+    def _gpu_choice_if_drawn_within(self, step, low: float, high: float) -> int | None:
+        """The GPU's choice, drawing the number it stands for, when that number falls in (low, high)."""
+        if not low < self.rng.peek_random() < high:
+            return None  # the draw within rounding of the chosen token's share
+        self.rng.random()
         return step.choice
 
     def _nucleus_of_vocabulary(self, step, ids, values) -> int | None:
@@ -375,12 +383,9 @@ class Sampler:
         s = step.sum_exp
         if not cut_before / s < p.top_p - slack <= p.top_p + slack <= (cut_before + cut_weight) / s:
             return None  # the cut within rounding of a boundary
-        nucleus = (cut_before + cut_weight) / s
-        u = self.rng.peek_random()
-        if not (before / s + slack < u * (nucleus - slack) and u * (nucleus + slack) < (before + weight) / s - slack):
-            return None  # the draw within rounding of the chosen token's share
-        self.rng.random()  # the draw it stands for
-        return step.choice
+        nucleus = (cut_before + cut_weight) / s  # > 2 slack: the cut clears top_p + slack
+        return self._gpu_choice_if_drawn_within(step, (before / s + slack) / (nucleus - slack),
+                                                ((before + weight) / s - slack) / (nucleus + slack))
 
     def upcoming_draw(self, ahead: int = 0) -> float:
         """The uniform number the choice `ahead` tokens after the next one will draw (0 = the next
@@ -486,10 +491,7 @@ class Sampler:
         if not ids:
             raise InputError("no candidates to sample from")
         _check_logits(values)
-        values = self.penalized_candidates(ids, values, seen_ids)
-        order = sorted(range(len(ids)), key=lambda j: (-values[j], ids[j]))  # best first, ties: lower id
-        ids = [ids[j] for j in order]
-        values = [values[j] for j in order]
+        ids, values = _best_first(ids, self.penalized_candidates(ids, values, seen_ids))
         if p.temperature == 0:
             return ids[0], None
         k = p.top_k

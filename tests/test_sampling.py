@@ -13,7 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.sampling import NO_ID, PCG32, Sampler, SamplingParams, StopStringMatcher, top_candidates
+from app.contract import NEG_INF, NO_ID
+from app.sampling import PCG32, Sampler, SamplingParams, StopStringMatcher, top_candidates
 
 
 def softmax(values, temperature=1.0):
@@ -577,7 +578,7 @@ def _gpu_step(logits, seen, penalty, temperature, k, s_error, draw=None, top_p=1
     m = float(finite.max())
     s = float(np.float32(np.exp((finite - m) / T).sum() * (1 + s_error)))
     ids = real.tolist() + [NO_ID] * (k - len(real))
-    values = [float(raw[i]) for i in real] + [-3.0e38] * (k - len(real))
+    values = [float(raw[i]) for i in real] + [NEG_INF] * (k - len(real))
     if draw is None:
         return _Step(ids, values, m, s, T)
     weights = np.exp((np.where(np.isfinite(ranked), ranked, -np.inf).astype(np.float64) - m) / T)
