@@ -4,6 +4,7 @@
 //   choose_token        from the k candidates in `out`: greedy, top-k with the k-th value's ties,
 //                       top-p of the candidates' mass or (without top-k) of the whole vocabulary's
 //   choose_in_id_order  sampling with neither top-k nor top-p: in id order over the vocabulary
+//   walk_in_id_order    the same, by one invocation (topk_serial)
 //   choose_in_nucleus   top-p alone whose nucleus is larger than the candidates: a search of the
 //                       whole vocabulary (topk_merge only)
 // The last two also say where their draw (and cut) fell, for Python's check.
@@ -267,4 +268,27 @@ fn choose_in_id_order(lid: u32, big_m: f32, big_s: f32) -> u32 {
     }
   }
   return workgroupUniformLoad(&pick_id);
+}
+
+// topk_serial's choice in id order: one invocation walks the vocabulary. The token, the weight
+// before it and its own; a draw past every weight (rounding at the very top) takes the last token
+// with weight, placed nowhere (zeros); NO_ID when no token weighs anything.
+struct Walked {
+  id: u32,
+  before: f32,
+  weight: f32,
+}
+
+fn walk_in_id_order(big_m: f32, big_s: f32) -> Walked {
+  let goal = step.draw * big_s;
+  var running = 0.0;
+  for (var i = 0u; i < V; i++) {
+    let w = id_weight(i, big_m);
+    if (running + w > goal) { return Walked(i, running, w); }
+    running += w;
+  }
+  for (var i = V; i > 0u; i--) {
+    if (id_weight(i - 1u, big_m) > 0.0) { return Walked(i - 1u, 0.0, 0.0); }
+  }
+  return Walked(NO_ID, 0.0, 0.0);
 }

@@ -263,27 +263,13 @@ fn topk_serial() {
   }
   out[1u + 2u * k] = bitcast<u32>(m);
   out[2u + 2u * k] = bitcast<u32>(s);
-  var chosen = NO_ID;
-  var placed = vec2<f32>(0.0, 0.0);
-  if (in_id_order()) {
-    let goal = step.draw * s;
-    var running = 0.0;
-    for (var i = 0u; i < V && chosen == NO_ID; i++) {
-      let w = id_weight(i, m);
-      if (running + w > goal) {
-        chosen = i;
-        placed = vec2<f32>(running, w);
-      }
-      running += w;
-    }
-    for (var i = V; i > 0u && chosen == NO_ID; i--) {  // rounding at the very top: the last token with weight
-      if (id_weight(i - 1u, m) > 0.0) { chosen = i - 1u; }
-    }
-  }
+  var walk = Walked(NO_ID, 0.0, 0.0);
+  if (in_id_order()) { walk = walk_in_id_order(m, s); }
+  var chosen = walk.id;
   if (chosen == NO_ID) { chosen = choose_token(k, s); }
   out[0] = chosen;
-  out[3u + 2u * k] = bitcast<u32>(placed.x);
-  out[4u + 2u * k] = bitcast<u32>(placed.y);
+  out[3u + 2u * k] = bitcast<u32>(walk.before);
+  out[4u + 2u * k] = bitcast<u32>(walk.weight);
   out[5u + 2u * k] = 0u;  // a nucleus beyond the candidates is guessed from them here
   out[6u + 2u * k] = 0u;
   mark_seen(chosen);
