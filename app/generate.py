@@ -125,7 +125,10 @@ class Generation:
         self.reuse_cache = reuse_cache
         self.skip_special_tokens = skip_special_tokens
         self.cancelled = False
-        self.penalized = False
+        # The GPU penalizes the tokens of its seen mask: written from Python's tokens when a run
+        # starts or slides and whenever Python takes another token than the GPU chose (each step
+        # adds its own choice).
+        self.penalized = params.repetition_penalty != 1.0
         self.logits_read = 0
         n_ctx = self.model.n_ctx
         max_new = params.max_new_tokens
@@ -191,9 +194,6 @@ class Generation:
         eos = self.eos_token_ids
         temperature = float(params.temperature)
         seen = list(self.prompt)
-        # The GPU penalizes the tokens of its seen mask: written from `seen` here and whenever Python
-        # takes another token than the GPU chose (each step adds its own choice).
-        self.penalized = params.repetition_penalty != 1.0
         # Each step also chooses the next token on the GPU as the sampler will (given the number it
         # will draw), so the next decode step can be queued, fed on the GPU, before Python has read
         # this one (model.submit_decode): the round trip to Python hides behind the GPU's work.
