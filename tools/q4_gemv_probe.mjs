@@ -62,6 +62,11 @@ const DEFAULT_VARIANTS = [
     { name: `blocks${L}_defer_sg`, layout: 'blocks', L, defer: true, reduce: 'subgroup' },
     { name: `blocks${L}_bytes`, layout: 'blocks', L, early: true, decode: 'bytes' },
   ]),
+  ...[8, 16, 32].flatMap((L) => [2, 4].flatMap((R) => [
+    { name: `blocks${L}_r${R}_defer`, layout: 'blocks', L, R, defer: true },
+    { name: `blocks${L}_r${R}_defer_sg`, layout: 'blocks', L, R, defer: true, reduce: 'subgroup' },
+    { name: `blocks${L}_r${R}`, layout: 'blocks', L, R },
+  ])),
 ];
 const shapeNames = (process.env.SHAPES || 'gate_up,qkv,o,down').split(',');
 const variants = process.env.VARIANTS ? JSON.parse(process.env.VARIANTS) : DEFAULT_VARIANTS;
@@ -257,6 +262,66 @@ ${entry(v, `  ${early ? 'var ld = fetch(c, lane, 0u);' : ''}${pro.body}
 ${reduction(v)}`)}`;
 }
 
+// A lane per block of R rows at once: the block's 32 inputs are read once for R rows (for gate|up,
+// R gate rows and their R up rows), so input reads per weight fall R times. 256 / L lanes-groups a
+// workgroup, each R consecutive rows.
+function blocksRowsKernel(s, v) {
+  const L = v.L, R = v.R;
+  const per = s.K / 32 / L;
+  const U = Math.min(v.unroll ?? 2, per);
+  const pro = prologue(s, v);
+  const early = !!(v.early || v.defer);
+  const M = s.swiglu ? 2 * R : R;  // rows a lane reads per block
+  const dot = v.decode === 'bytes' ? 'return vec4<f32>(bitcast<f32>(q.x ^ q.y ^ q.z ^ q.w ^ sw)) * xs[0].x;' : `
+  var s = ${wordDot(v)}(q.x, xs[0], xs[4]);
+  s += ${wordDot(v)}(q.y, xs[1], xs[5]);
+  s += ${wordDot(v)}(q.z, xs[2], xs[6]);
+  s += ${wordDot(v)}(q.w, xs[3], xs[7]);
+  return s * block_scale(b & 7u, sw);`;
+  return `${header(s, v, 256 / L)}
+@group(0) @binding(1) var<storage, read> w4: array<vec4<u32>>;
+@group(0) @binding(4) var<storage, read> w: array<u32>;
+${pro.decl}
+const U: u32 = ${U}u; const PER: u32 = ${per}u; const R: u32 = ${R}u; const M: u32 = ${M}u;
+fn block_dot(b: u32, sw: u32, q: vec4<u32>, xs: array<vec4<f32>, 8>) -> vec4<f32> {${dot}
+}
+fn row_of(base: u32, m: u32) -> u32 { return select(min(base + m, N - 1u), N + min(base + m - R, N - 1u), m >= R); }
+fn emit(c: u32, a: vec2<f32>) { if (SWIGLU) { y[c] = a.x / (1.0 + exp(-a.x)) * a.y; } else { y[c] = a.x; } }
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32${v.reduce === 'subgroup' ? ', @builtin(subgroup_invocation_id) sid: u32' : ''}) {
+  let lane = lid % LANES;
+  let base = (wid.x * ROWS + lid / LANES) * R;
+  var rstd = 1.0;
+${pro.body}
+  var sums: array<vec4<f32>, M>;
+  for (var i0 = 0u; i0 < PER; i0 += U) {
+    var qs: array<vec4<u32>, U * M>; var ss: array<u32, U * M>;
+    for (var u = 0u; u < U; u++) {
+      let b = lane + (i0 + u) * LANES;
+      for (var m = 0u; m < M; m++) {
+        let g = row_of(base, m) * GROUPS + b / 8u;
+        qs[u * M + m] = w4[g * 9u + 1u + (b & 7u)]; ss[u * M + m] = w[g * 36u + (b & 7u) / 2u];
+      }
+    }
+    for (var u = 0u; u < U; u++) {
+      let b = lane + (i0 + u) * LANES;
+      var xs: array<vec4<f32>, 8>;
+      for (var k = 0u; k < 8u; k++) { xs[k] = input4(8u * b + k); }
+      for (var m = 0u; m < M; m++) { sums[m] += block_dot(b, ss[u * M + m], qs[u * M + m], xs); }
+    }
+  }
+  for (var r = 0u; r < R; r++) {
+    let c = min(base + r, N - 1u);
+    let real = base + r < N;
+    let g = sums[r];
+    var up = vec4<f32>(0.0);
+    if (SWIGLU) { up = sums[min(R + r, M - 1u)]; }
+    var acc = vec2<f32>(g.x + g.y + g.z + g.w, up.x + up.y + up.z + up.w) * rstd;
+${reduction(v)}
+  }
+}`;
+}
+
 // ------------------------------------------------------------------------------------ running
 const FILL = `
 @group(0) @binding(0) var<storage, read_write> w: array<u32>;
@@ -335,7 +400,7 @@ for (const shapeName of shapeNames) {
     deviceError = null;
     device.pushErrorScope('validation');
     const y = buffer(s.N * 4, S | COPY_SRC);
-    const code = v.layout === 'blocks' ? blocksKernel(s, v) : streamKernel(s, v);
+    const code = v.layout === 'blocks' ? (v.R ? blocksRowsKernel(s, v) : blocksKernel(s, v)) : streamKernel(s, v);
     const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module: device.createShaderModule({ code }), entryPoint: 'main' } });
     const used = code.includes('norm_w: array');
     const entries = [[0, x], [1, w], [2, y], ...(used ? [[3, normW]] : []), ...(v.layout === 'blocks' ? [[4, w]] : [])];
@@ -344,7 +409,7 @@ for (const shapeName of shapeNames) {
     const invalid = await device.popErrorScope();
     if (invalid || deviceError) { console.log(JSON.stringify({ ...out, error: (invalid && invalid.message) || deviceError })); continue; }
     try {
-      const us = await usPerDispatch(pipeline, group, Math.ceil(s.N / (256 / L)), REPS);
+      const us = await usPerDispatch(pipeline, group, Math.ceil(s.N / (256 / L) / (v.R ?? 1)), REPS);
       const ys = await readFloats(y, s.N);
       let rel_err = null;
       if (v.decode !== 'bytes' && !v.noprep) {
