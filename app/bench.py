@@ -34,7 +34,7 @@ from .config import param_count
 from .contract import CHAIN_DEPTH_MAX, DEFAULT_CHAIN_DEPTH, KMAX, decode_dispatch_limit
 from .gpu import COPY_DST, COPY_SRC, STORAGE, _js_obj, is_null
 from .kernels import kernel
-from .runner import GPUModel
+from .runner import GREEDY, GPUModel
 from .synthetic import DISPATCH_GROUPS, FILL_FORMATS, synthetic_graph
 from .weights import row_bytes
 
@@ -79,18 +79,29 @@ QUERY_RESOLVE = 0x0200  # GPUBufferUsage.QUERY_RESOLVE
 
 
 async def chained_steps(model, token: int, steps: int, k: int = 5, pass_descriptor=lambda i: None,
-                        depth: int = DEFAULT_CHAIN_DEPTH) -> list:
+                        depth: int = DEFAULT_CHAIN_DEPTH, per_submit: int = 1) -> list:
     """`steps` decode steps chained as a greedy generation runs them (app/generate.py): `depth`
     steps are queued, fed on the GPU, ahead of the one Python reads, so the round trip to Python
-    overlaps the GPU's work. Returns the seconds between consecutive results (the first from the
-    start); `pass_descriptor(i)`: step i's compute-pass descriptor (timestamps)."""
-    queued = [model.submit_decode(token, k=k, pass_descriptor=pass_descriptor(0))]
-    submitted = 1
+    overlaps the GPU's work, in submits of `per_submit` steps. Returns the seconds between
+    consecutive results (the first from the start); `pass_descriptor(i)`: step i's compute-pass
+    descriptor (timestamps)."""
+    submitted = 0
+
+    def submit(feed, n):
+        nonlocal submitted
+        handles = model.submit_decode_steps(feed, [GREEDY] * n, k=k,
+                                            pass_descriptors=[pass_descriptor(submitted + i) for i in range(n)])
+        submitted += n
+        return handles
+
+    queued = submit(token, min(steps, per_submit))
     times, t_prev = [], time.perf_counter()
     for _ in range(steps):
-        while submitted < steps and len(queued) <= depth:
-            queued.append(model.submit_decode(None, k=k, pass_descriptor=pass_descriptor(submitted)))
-            submitted += 1
+        room = min(depth + 1 - len(queued), steps - submitted)
+        while room >= per_submit or 0 < room == steps - submitted:
+            n = min(room, per_submit)
+            queued += submit(None, n)
+            room -= n
         await model.collect(queued.pop(0))
         now = time.perf_counter()
         times.append(now - t_prev)
@@ -265,6 +276,15 @@ async def measure(gpu, model, prompt_lengths=(16, 128, 512), contexts=(16, 128, 
                 await model.prefill(_ids(ctx, V), k=5)
                 chained = (await chained_steps(model, token, decode_steps + 4, depth=depth))[3:3 + decode_steps]
                 out.setdefault("decode_chained_by_depth", {})[str(depth)] = round(_median(chained) * 1000, 3)
+            # the deepest queue, one step per submit and several: results come in bursts, so the
+            # figure is the mean time per token over the run, not a median gap
+            for per_submit in range(1, CHAIN_DEPTH_MAX // 2 + 1):  # two submits' worth queued
+                model.reset()
+                await model.prefill(_ids(ctx, V), k=5)
+                chained = await chained_steps(model, token, decode_steps + 6, depth=CHAIN_DEPTH_MAX,
+                                              per_submit=per_submit)
+                out.setdefault("decode_chained_by_steps_per_submit", {})[str(per_submit)] = round(
+                    sum(chained[6:]) / decode_steps * 1000, 3)
     out["readback_bytes_per_decode_step"] = model.last_readback_bytes
     out["gpu_timestamps"] = await gpu_decode_times(gpu, model, contexts[0], decode_steps + 3)
     out["gpu_timestamps_k64"] = await gpu_decode_times(gpu, model, contexts[0], decode_steps + 3, k=KMAX)

@@ -136,8 +136,11 @@ TOPK_OUTPUT_MAX_BYTES = topk_output_bytes(KMAX)
 # flight has its own read-back buffer (CHAIN_DEPTH_MAX + 1 of them). Two by default: on the H200
 # (Node + Dawn, GPT-2 117M f16, GPU pass 0.69 ms) one step ahead left the GPU idle between steps
 # (0.85-1.16 ms per token), two kept it busy (0.70 ms); deeper bought nothing (BENCH.md).
-CHAIN_DEPTH_MAX = 3
+CHAIN_DEPTH_MAX = 4
 DEFAULT_CHAIN_DEPTH = 2
+# Queued steps go to the GPU in submits of this many (app/runner.py submit_decode_steps): a submit
+# and its command buffer cost the host ~0.2 ms in Node on the H200 (BENCH.md).
+DEFAULT_STEPS_PER_SUBMIT = 1
 # topk_partial's per-chunk record: KMAX ids, KMAX values, the chunk's max and sum.
 TOPK_PARTIAL_WORDS = 2 * KMAX + 2
 

@@ -24,7 +24,7 @@ import math
 import time
 from dataclasses import dataclass, field
 
-from .contract import CHAIN_DEPTH_MAX, DEFAULT_CHAIN_DEPTH, KMAX
+from .contract import CHAIN_DEPTH_MAX, DEFAULT_CHAIN_DEPTH, DEFAULT_STEPS_PER_SUBMIT, KMAX
 from .errors import InputError
 from .runner import GpuChoice, StepResult
 from .sampling import Sampler, SamplingParams, StopStringMatcher
@@ -102,7 +102,8 @@ def alternatives(step: StepResult, sampler: Sampler, seen=()) -> list:
 class Generation:
     def __init__(self, loaded, prompt_ids: list, params: SamplingParams, keep_logits: bool = False,
                  chain: bool = True, reuse_cache: bool = False, skip_special_tokens: bool = False,
-                 context_policy: str = "truncate", keep_first: int = 0, chain_depth: int | None = None):
+                 context_policy: str = "truncate", keep_first: int = 0, chain_depth: int | None = None,
+                 steps_per_submit: int | None = None):
         """chain=False runs every decode step after Python has read the previous one, even when the
         GPU could choose the next token (the same tokens, slower; app/bench.py compares the two).
         reuse_cache: keep the KV cache of the longest prefix this prompt shares with what the cache
@@ -111,7 +112,9 @@ class Generation:
         room; 'slide' keeps going when the context fills: the first `keep_first` tokens stay, the
         oldest of the rest go, and the window is recomputed (prefilled again at its new positions).
         chain_depth: decode steps queued ahead of the one Python reads (1 to CHAIN_DEPTH_MAX; None:
-        this module's DEFAULT_CHAIN_DEPTH, read when the generation is made)."""
+        this module's DEFAULT_CHAIN_DEPTH, read when the generation is made). steps_per_submit:
+        queued steps go to the GPU in one submit of this many (1 to chain_depth; None:
+        DEFAULT_STEPS_PER_SUBMIT, at most chain_depth), the queue topped up when that many fit."""
         self.loaded = loaded
         self.model = loaded.model
         self.tokenizer = loaded.tokenizer
@@ -122,6 +125,12 @@ class Generation:
         if not (isinstance(chain_depth, int) and 1 <= chain_depth <= CHAIN_DEPTH_MAX):
             raise InputError(f"chain_depth must be an integer from 1 to {CHAIN_DEPTH_MAX}, got {chain_depth!r}")
         self.chain_depth = chain_depth
+        if steps_per_submit is None:
+            steps_per_submit = min(DEFAULT_STEPS_PER_SUBMIT, chain_depth)
+        if not (isinstance(steps_per_submit, int) and 1 <= steps_per_submit <= chain_depth):
+            raise InputError(f"steps_per_submit must be an integer from 1 to chain_depth ({chain_depth}), "
+                             f"got {steps_per_submit!r}")
+        self.steps_per_submit = steps_per_submit
         self.reuse_cache = reuse_cache
         self.skip_special_tokens = skip_special_tokens
         self.cancelled = False
@@ -272,13 +281,26 @@ class Generation:
                         break
                     t_step = time.perf_counter()
                     continue
-                handle = ahead.pop(0) if ahead else model.submit_decode(token, k=k, temperature=temperature,
-                                                                        keep_logits=keep, choice=gpu_choice(0))
-                while (chain and gpu_agrees and len(ahead) < self.chain_depth
-                       and len(result.tokens) + len(ahead) + 1 < self.max_new
-                       and model.pos < model.n_ctx):
-                    ahead.append(model.submit_decode(None, k=k, temperature=temperature, keep_logits=keep,
-                                                     choice=gpu_choice(len(ahead) + 1)))
+                # Queue steps behind the one read next, up to chain_depth, in submits of
+                # steps_per_submit (the run's last ones in a shorter one).
+                fresh = not ahead  # nothing queued: the step read next is fed `token` itself
+                queued = len(ahead) - 1 if ahead else 0
+                room_depth = self.chain_depth - queued
+                room_end = max(0, min(self.max_new - len(result.tokens) - 1 - queued,
+                                      model.n_ctx - model.pos - fresh))
+                room = min(room_depth, room_end) if chain and gpu_agrees else 0
+                per_submit = self.steps_per_submit
+                if fresh:
+                    first = min(room, per_submit - 1)
+                    ahead = model.submit_decode_steps(token, [gpu_choice(i) for i in range(first + 1)], k=k,
+                                                      temperature=temperature, keep_logits=keep)
+                    room, queued = room - first, first
+                while room >= per_submit or 0 < room and room_end <= room_depth:
+                    n = min(room, per_submit)
+                    ahead += model.submit_decode_steps(None, [gpu_choice(queued + 1 + i) for i in range(n)], k=k,
+                                                       temperature=temperature, keep_logits=keep)
+                    room, queued = room - n, queued + n
+                handle = ahead.pop(0)
                 step = await model.collect(handle)
                 now = time.perf_counter()
                 decode_times.append(now - t_step)

@@ -151,6 +151,10 @@ class ModelGraph:
         # when the candidates cannot decide its choice (app/sampling.py), after later steps overwrote
         # `logits`; and the tokens the repetition penalty applies to (app/contract.py seen_mask).
         out += [buffer(f"logits kept {i}", V * 4, "storage_readable", bound=False) for i in range(CHAIN_DEPTH_MAX + 1)]
+        # Decode steps submitted together (GPUModel.submit_decode_steps): each later one's Step waits
+        # here, in its read-back slot's buffer, until the command buffer copies it into "step".
+        out += [buffer(f"step queued {i}", step_bytes(1), "storage_readable", bound=False)
+                for i in range(CHAIN_DEPTH_MAX + 1)]
         out.append(buffer("seen tokens", seen_mask_words(V) * 4))
         return out
 

@@ -414,8 +414,11 @@ class GPUModel:
         return n
 
     def write_step(self, ids, pos0: int, k: int, temperature: float, choice: GpuChoice = GREEDY) -> None:
-        self.gpu.write(self.allocated["step"], pack_step(ids, pos0, k, temperature, choice.top_k, choice.top_p,
-                                                         choice.draw, penalty=choice.penalty))
+        self.gpu.write(self.allocated["step"], self._packed_step(ids, pos0, k, temperature, choice))
+
+    @staticmethod
+    def _packed_step(ids, pos0: int, k: int, temperature: float, choice: GpuChoice) -> bytes:
+        return pack_step(ids, pos0, k, temperature, choice.top_k, choice.top_p, choice.draw, penalty=choice.penalty)
 
     def write_seen(self, ids) -> None:
         """The tokens the repetition penalty applies to from the next step on (each step then adds
@@ -462,7 +465,9 @@ class GPUModel:
             self.gpu.encode(self.prefill_plan, self.prefill_counts(len(piece), last), encoder)
             self.pos += len(piece)
             if last:
-                return await self.collect(self._submit_readback(encoder, k, temperature, keep_logits))
+                handle = self._record_readback(encoder, k, temperature, keep_logits)
+                self.gpu.submit(encoder)
+                return await self.collect(handle)
             self.gpu.submit(encoder)
             await self.gpu.queue.onSubmittedWorkDone()  # lets Stop and the page in between chunks
             self.gpu.check()
@@ -488,26 +493,53 @@ class GPUModel:
         `rollback` a step it does not keep. keep_logits: the step's logits stay on the GPU beside its
         read-back, for `step_logits` once it is collected. `pass_descriptor`: see GPU.encode
         (app/bench.py's timestamps)."""
+        return self.submit_decode_steps(token, [choice], k, temperature, keep_logits, [pass_descriptor])[0]
+
+    def submit_decode_steps(self, token: int | None, choices: list, k: int = 1, temperature: float = 0.0,
+                            keep_logits: bool = False, pass_descriptors: list | None = None) -> list:
+        """Submit len(choices) decode steps in one command buffer, each chained on the one before
+        it (as submit_decode with token None), the first fed `token` (None: chained too); returns
+        their handles, for `collect` in order. One submit for them all: the host's cost of a submit
+        and of a command buffer is paid once for the lot. The first step's Step is written to the
+        queue as a lone step's is; each later one is written to its read-back slot's "step queued"
+        buffer and copied into the Step by the command buffer itself, between the steps' passes."""
+        n = len(choices)
+        if n < 1:
+            raise ModelError("submit at least one decode step")
         if token is not None:
             self._check_ids([token])
         elif not self._inflight:
             raise ModelError("a chained decode step needs a step submitted before it")
-        if self.pos + 1 > self.n_ctx:
+        if self.pos + n > self.n_ctx:
             raise ModelError(f"the context of {self.n_ctx} tokens is full")
-        self.write_step([CHAIN_ID if token is None else token], self.pos, k, temperature, choice)
+        if len(self._inflight) + n > len(self.stagings):
+            raise ModelError("read the oldest step back (collect) before submitting another")
         if self._decode_counts_js is None:
             from pyodide.ffi import to_js  # noqa: PLC0415 - only in Pyodide
 
             self._decode_counts_js = to_js(self._decode_counts)
         encoder = self.gpu.device.createCommandEncoder()
-        self.gpu.encode(self.decode_plan, self._decode_counts_js, encoder, pass_descriptor)
-        handle = self._submit_readback(encoder, k, temperature, keep_logits)
-        self.pos += 1
-        return handle
+        handles = []
+        for i, choice in enumerate(choices):
+            ids = [CHAIN_ID if token is None or i else token]
+            if i == 0:
+                self.write_step(ids, self.pos, k, temperature, choice)
+            else:
+                queued = self.allocated[f"step queued {self._next_staging}"]
+                packed = self._packed_step(ids, self.pos, k, temperature, choice)
+                self.gpu.write(queued, packed)
+                encoder.copyBufferToBuffer(queued, 0, self.allocated["step"], 0, len(packed))
+            descriptor = pass_descriptors[i] if pass_descriptors else None
+            self.gpu.encode(self.decode_plan, self._decode_counts_js, encoder, descriptor)
+            handles.append(self._record_readback(encoder, k, temperature, keep_logits))
+            self.pos += 1
+        self.gpu.submit(encoder)
+        return handles
 
-    def _submit_readback(self, encoder, k: int, temperature: float, keep_logits: bool):
-        """Copy the top-k output to a read-back buffer at the end of `encoder` (and the logits to the
-        same slot's kept buffer, if asked), submit it, and return the handle `collect` takes."""
+    def _record_readback(self, encoder, k: int, temperature: float, keep_logits: bool):
+        """Copy the top-k output to the next read-back buffer at the end of `encoder` (and the
+        logits to the same slot's kept buffer, if asked) and return the handle `collect` takes;
+        the caller submits `encoder`."""
         if len(self._inflight) >= len(self.stagings):
             raise ModelError("read the oldest step back (collect) before submitting another")
         k = max(1, min(int(k), KMAX))
@@ -520,7 +552,6 @@ class GPUModel:
         if keep_logits:
             encoder.copyBufferToBuffer(self.allocated["logits"], 0, self.allocated[f"logits kept {slot}"], 0,
                                        self.cfg.vocab_size * 4)
-        self.gpu.submit(encoder)
         handle = (staging, k, temperature, (slot, self._submitted) if keep_logits else None)
         self._inflight.append(handle)
         return handle

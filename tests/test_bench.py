@@ -12,7 +12,7 @@ import json
 import subprocess
 import sys
 
-from app.contract import decode_dispatch_limit, topk_output_bytes
+from app.contract import CHAIN_DEPTH_MAX, decode_dispatch_limit, topk_output_bytes
 from app.synthetic import DISPATCH_GROUPS
 from bench import BENCH_HEADER, bench_md_row
 from conftest import ROOT
@@ -38,6 +38,11 @@ def test_bench_prints_every_figure(tmp_path_factory):
     for key in ("decode", "decode_chained"):
         assert list(row[key]) == ["4", "20"], row[key]
         assert all(0 < v["ms_median"] <= v["ms_p90"] for v in row[key].values()), row[key]
+    # chained at every queue depth, and at the deepest in submits of several steps
+    assert list(row["decode_chained_by_depth"]) == [str(d) for d in range(1, CHAIN_DEPTH_MAX + 1)]
+    assert list(row["decode_chained_by_steps_per_submit"]) == [str(n) for n in range(1, CHAIN_DEPTH_MAX // 2 + 1)]
+    assert all(ms > 0 for ms in [*row["decode_chained_by_depth"].values(),
+                                 *row["decode_chained_by_steps_per_submit"].values()])
     # a decode step within its budgets (dispatches <= decode_dispatch_limit, only the k = 5 candidates
     # read back, few Python -> JS calls), as counted by the benchmark itself (SwiftShader: norms unfused)
     assert row["dispatches_per_decode_step"] <= row["dispatch_limit"] == decode_dispatch_limit(2, fused_norms=False)

@@ -464,14 +464,18 @@ def first_unique(text: str, length: int, start: int) -> int:
 CHAIN_SPY = """
 _m = engine.model.gpu_model
 scratch['chain_log'] = []
+scratch['submit_sizes'] = []
 if not hasattr(_m, '_unspied_submit'):
-    _m._unspied_submit = _m.submit_decode
-    def _spy(token, *args, **kwargs):
-        scratch.setdefault('chain_log', []).append(token)
-        return _m._unspied_submit(token, *args, **kwargs)
-    _m.submit_decode = _spy
+    _m._unspied_submit = _m.submit_decode_steps
+    def _spy(token, choices, *args, **kwargs):
+        scratch.setdefault('chain_log', []).extend([token] + [None] * (len(choices) - 1))
+        scratch.setdefault('submit_sizes', []).append(len(choices))
+        return _m._unspied_submit(token, choices, *args, **kwargs)
+    _m.submit_decode_steps = _spy
 None
 """
+UNSPY = ("_m = engine.model.gpu_model\nif hasattr(_m, '_unspied_submit'):\n"
+         "    _m.submit_decode_steps = _m._unspied_submit\n    del _m._unspied_submit\nNone")
 CHAIN_STATE = """
 _m = engine.model.gpu_model
 [scratch.pop('chain_log'), _m.pos, _m.in_flight]
@@ -534,7 +538,7 @@ def test_decode_steps_are_chained_on_the_gpu(page, models):
         # in id order the GPU's choice says where its draw fell: the logits are read only for a draw
         # within rounding of a boundary, or a token of tiny probability
         assert r["timings"]["logits_read"] <= (n // 4 if in_id_order else 0), (opts, r["timings"])
-    run_py(page, "_m = engine.model.gpu_model\n_m.submit_decode = _m._unspied_submit\ndel _m._unspied_submit\nNone")
+    run_py(page, UNSPY)
 
 
 def wrong_draws(first: int) -> str:
@@ -893,11 +897,12 @@ out""")
     assert generate(page, ids, max_new_tokens=4, temperature=0)["tokens"] == want[:4]
 
 
-def test_deeper_chains_give_the_same_tokens(page, models):
-    """With up to CHAIN_DEPTH_MAX steps queued ahead of the one Python reads, greedy and sampled
-    tokens are those of one step at a time; every queued step past the end (max_new_tokens, a stop
-    string) or fed another token than the sampler drew is read and rolled back, and nothing stays in
-    flight."""
+@pytest.mark.parametrize("per_submit", [1, 2])
+def test_deeper_chains_give_the_same_tokens(page, models, per_submit):
+    """With up to CHAIN_DEPTH_MAX steps queued ahead of the one Python reads, submitted one at a time
+    or several in one command buffer, greedy and sampled tokens are those of one step at a time;
+    every queued step past the end (max_new_tokens, a stop string) or fed another token than the
+    sampler drew is read and rolled back, and nothing stays in flight."""
     use(page, "char")
     ids = prompt(9, seed=8)
     want, _, margin = ref_greedy(models["char"], ids, 16)
@@ -907,13 +912,17 @@ def test_deeper_chains_give_the_same_tokens(page, models):
     sampled = dict(max_new_tokens=20, temperature=1.5, top_k=40, seed=21)
     one_step = generate(page, ids, return_logits=True, **sampled)["tokens"]
     depth = run_py(page, "from pywebgpt import contract as _c, generate as _g\n"
-                         "_g.DEFAULT_CHAIN_DEPTH = _c.CHAIN_DEPTH_MAX\n_g.DEFAULT_CHAIN_DEPTH")
+                         f"_g.DEFAULT_CHAIN_DEPTH = _c.CHAIN_DEPTH_MAX\n_g.DEFAULT_STEPS_PER_SUBMIT = {per_submit}\n"
+                         "_g.DEFAULT_CHAIN_DEPTH")
     try:
-        assert depth > 1
+        assert depth >= 2 * per_submit
         run_py(page, CHAIN_SPY)
         r = generate(page, ids, max_new_tokens=16, temperature=0)
         log, pos, inflight = run_py(page, CHAIN_STATE)
+        sizes = run_py(page, "scratch.pop('submit_sizes')")
         assert r["tokens"] == want and log == [want[0]] + [None] * 14 and (pos, inflight) == (len(ids) + 15, 0)
+        # 15 decode steps in submits of per_submit, the last one shorter where they do not divide
+        assert sum(sizes) == 15 and set(sizes[:-1]) == {per_submit} and sizes[-1] <= per_submit, sizes
         r = generate(page, ids, max_new_tokens=16, temperature=0, stop=[text[i:i + 2]])
         state = run_py(page, "_m = engine.model.gpu_model\n[_m.pos, _m.in_flight]")
         assert r["finish_reason"] == "stop" and r["tokens"] == want[:i + 2]
@@ -928,7 +937,6 @@ def test_deeper_chains_give_the_same_tokens(page, models):
         assert got["tokens"] == one_step and got["timings"]["chain_misses"] >= 3
         assert run_py(page, "_m = engine.model.gpu_model\n[_m.pos, _m.in_flight]") == [len(ids) + 19, 0]
     finally:
-        run_py(page, "from pywebgpt import contract as _c, generate as _g\n"
-                     "_g.DEFAULT_CHAIN_DEPTH = _c.DEFAULT_CHAIN_DEPTH\n_m = engine.model.gpu_model\n"
-                     "if hasattr(_m, '_unspied_submit'):\n    _m.submit_decode = _m._unspied_submit\n"
-                     "    del _m._unspied_submit\nNone")
+        run_py(page, "from pywebgpt import contract as _c, generate as _g\n_g.DEFAULT_CHAIN_DEPTH = _c.DEFAULT_CHAIN_DEPTH\n"
+                     "_g.DEFAULT_STEPS_PER_SUBMIT = _c.DEFAULT_STEPS_PER_SUBMIT\nNone")
+        run_py(page, UNSPY)
