@@ -76,6 +76,8 @@ async def copy_bandwidth_gbs(gpu, nbytes: int = 256 << 20, repeats: int = 10) ->
 
 
 QUERY_RESOLVE = 0x0200  # GPUBufferUsage.QUERY_RESOLVE
+# steps per submit timed at the deepest queue (two submits' worth of steps queued at least)
+STEPS_PER_SUBMIT_TIMED = [n for n in (1, 2, 4) if 2 * n <= CHAIN_DEPTH_MAX]
 
 
 async def chained_steps(model, token: int, steps: int, k: int = 5, pass_descriptor=lambda i: None,
@@ -278,7 +280,7 @@ async def measure(gpu, model, prompt_lengths=(16, 128, 512), contexts=(16, 128, 
                 out.setdefault("decode_chained_by_depth", {})[str(depth)] = round(_median(chained) * 1000, 3)
             # the deepest queue, one step per submit and several: results come in bursts, so the
             # figure is the mean time per token over the run, not a median gap
-            for per_submit in range(1, CHAIN_DEPTH_MAX // 2 + 1):  # two submits' worth queued
+            for per_submit in STEPS_PER_SUBMIT_TIMED:
                 model.reset()
                 await model.prefill(_ids(ctx, V), k=5)
                 chained = await chained_steps(model, token, decode_steps + 6, depth=CHAIN_DEPTH_MAX,

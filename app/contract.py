@@ -133,14 +133,16 @@ def topk_output_bytes(k: int) -> int:
 
 TOPK_OUTPUT_MAX_BYTES = topk_output_bytes(KMAX)
 # Decode steps a chained generation may queue ahead of the one Python reads next: each step in
-# flight has its own read-back buffer (CHAIN_DEPTH_MAX + 1 of them). Two by default: on the H200
-# (Node + Dawn, GPT-2 117M f16, GPU pass 0.69 ms) one step ahead left the GPU idle between steps
-# (0.85-1.16 ms per token), two kept it busy (0.70 ms); deeper bought nothing (BENCH.md).
-CHAIN_DEPTH_MAX = 4
-DEFAULT_CHAIN_DEPTH = 2
-# Queued steps go to the GPU in submits of this many (app/runner.py submit_decode_steps): a submit
-# and its command buffer cost the host ~0.2 ms in Node on the H200 (BENCH.md).
-DEFAULT_STEPS_PER_SUBMIT = 1
+# flight has its own read-back buffer (CHAIN_DEPTH_MAX + 1 of them). Queued steps go to the GPU in
+# submits of DEFAULT_STEPS_PER_SUBMIT (app/runner.py submit_decode_steps), so a submit's host cost
+# (~0.2 ms in Node) is paid once for them. On the H200 (Node + Dawn, BENCH.md) one step ahead left the
+# GPU idle between steps, two kept it busy one submit at a time; queued four deep in submits of two,
+# a host-bound model gains 5-15% a token (the bundled model 0.379 -> 0.333 ms, GPT-2 117M f16 0.477
+# -> 0.462) and a GPU-bound one nothing, while a deeper queue mostly adds to what a Stop or a
+# sampling miss must read back and throw away.
+CHAIN_DEPTH_MAX = 8
+DEFAULT_CHAIN_DEPTH = 4
+DEFAULT_STEPS_PER_SUBMIT = 2
 # topk_partial's per-chunk record: KMAX ids, KMAX values, the chunk's max and sum.
 TOPK_PARTIAL_WORDS = 2 * KMAX + 2
 

@@ -40,7 +40,8 @@ def test_bench_prints_every_figure(tmp_path_factory):
         assert all(0 < v["ms_median"] <= v["ms_p90"] for v in row[key].values()), row[key]
     # chained at every queue depth, and at the deepest in submits of several steps
     assert list(row["decode_chained_by_depth"]) == [str(d) for d in range(1, CHAIN_DEPTH_MAX + 1)]
-    assert list(row["decode_chained_by_steps_per_submit"]) == [str(n) for n in range(1, CHAIN_DEPTH_MAX // 2 + 1)]
+    per_submit = [int(n) for n in row["decode_chained_by_steps_per_submit"]]
+    assert per_submit[0] == 1 and len(per_submit) > 1 and all(2 * n <= CHAIN_DEPTH_MAX for n in per_submit)
     assert all(ms > 0 for ms in [*row["decode_chained_by_depth"].values(),
                                  *row["decode_chained_by_steps_per_submit"].values()])
     # a decode step within its budgets (dispatches <= decode_dispatch_limit, only the k = 5 candidates
