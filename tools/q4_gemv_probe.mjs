@@ -19,6 +19,9 @@
 // Run: on the H200, `source .gpu-carry/on-device.sh && node tools/q4_gemv_probe.mjs`; on SwiftShader,
 // LD_LIBRARY_PATH=/usr/lib/chromium VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json.
 // Environment: SHAPES (gate_up,qkv,o,down), VARIANTS (a JSON list of {name, layout, ...}), REPS.
+// On the H200 one process running every variant once died inside Dawn (a glibc assertion in
+// __pthread_tpp_change_priority) after ~30 variants: run each (shape, variant) in its own process,
+// e.g. `VARIANTS='[{"name":"blocks64_r2","layout":"blocks","L":64,"R":2}]' SHAPES=qkv node ...`.
 // tests/test_q4_gemv_probe.py runs every default variant on a small shape on SwiftShader.
 import { create, globals } from 'webgpu';
 
