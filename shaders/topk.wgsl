@@ -71,6 +71,23 @@ fn mark_seen(id: u32) {
   if (id < V) { seen[id / 32u] |= 1u << (id % 32u); }
 }
 
+// The rest of out after the k candidates: M and S, the chosen token (`found`, or choose_token's
+// from the candidates when the vocabulary's search chose none), where its draw and cut fell
+// (`placed`: zeros for choose_token's choice); the chosen token becomes a seen one.
+fn write_choice(k: u32, big_m: f32, big_s: f32, found: u32, placed: vec4<f32>) {
+  out[1u + 2u * k] = bitcast<u32>(big_m);
+  out[2u + 2u * k] = bitcast<u32>(big_s);
+  var chosen = found;
+  var fell = placed;
+  if (found == NO_ID) {
+    chosen = choose_token(k, big_s);
+    fell = vec4<f32>(0.0, 0.0, 0.0, 0.0);
+  }
+  out[0] = chosen;
+  for (var i = 0u; i < 4u; i++) { out[3u + 2u * k + i] = bitcast<u32>(fell[i]); }
+  mark_seen(chosen);
+}
+
 fn temperature() -> f32 {
   if (step.temperature > 0.0) { return step.temperature; }
   return 1.0;
@@ -206,16 +223,7 @@ fn topk_merge(@builtin(local_invocation_index) lid: u32) {
   }
   if (in_id_order()) { chosen = choose_in_id_order(lid, big_m, big_s); }
   if (nucleus_beyond_candidates(lid, k, big_s)) { chosen = choose_in_nucleus(lid, big_m, big_s); }
-  if (lid == 0u) {
-    out[1u + 2u * k] = bitcast<u32>(big_m);
-    out[2u + 2u * k] = bitcast<u32>(big_s);
-    var placed = vec4<f32>(0.0, 0.0, 0.0, 0.0);
-    if (chosen != NO_ID) { placed = vec4<f32>(pick_before, pick_weight, cut_before, cut_weight); }
-    if (chosen == NO_ID) { chosen = choose_token(k, big_s); }
-    out[0] = chosen;
-    for (var i = 0u; i < 4u; i++) { out[3u + 2u * k + i] = bitcast<u32>(placed[i]); }
-    mark_seen(chosen);
-  }
+  if (lid == 0u) { write_choice(k, big_m, big_s, chosen, vec4<f32>(pick_before, pick_weight, cut_before, cut_weight)); }
 }
 
 // topk_serial: the same output as topk_partial + topk_merge from a single invocation: one pass
@@ -261,16 +269,8 @@ fn topk_serial() {
     if (top_v[r] > NEG_INF) { value = logits[top_i[r]]; }
     out[1u + k + r] = bitcast<u32>(value);
   }
-  out[1u + 2u * k] = bitcast<u32>(m);
-  out[2u + 2u * k] = bitcast<u32>(s);
   var walk = Walked(NO_ID, 0.0, 0.0);
   if (in_id_order()) { walk = walk_in_id_order(m, s); }
-  var chosen = walk.id;
-  if (chosen == NO_ID) { chosen = choose_token(k, s); }
-  out[0] = chosen;
-  out[3u + 2u * k] = bitcast<u32>(walk.before);
-  out[4u + 2u * k] = bitcast<u32>(walk.weight);
-  out[5u + 2u * k] = 0u;  // a nucleus beyond the candidates is guessed from them here
-  out[6u + 2u * k] = 0u;
-  mark_seen(chosen);
+  // no cut: a nucleus beyond the candidates is guessed from them here
+  write_choice(k, m, s, walk.id, vec4<f32>(walk.before, walk.weight, 0.0, 0.0));
 }
