@@ -32,6 +32,7 @@ import js
 from .buffer_plan import BufferPlan
 from .config import param_count
 from .contract import CHAIN_DEPTH_MAX, DEFAULT_CHAIN_DEPTH, KMAX, decode_dispatch_limit
+from .generate import queue_submits
 from .gpu import COPY_DST, COPY_SRC, STORAGE, _js_obj, is_null
 from .kernels import kernel
 from .runner import GREEDY, GPUModel
@@ -99,11 +100,9 @@ async def chained_steps(model, token: int, steps: int, k: int = 5, pass_descript
     queued = submit(token, min(steps, per_submit))
     times, t_prev = [], time.perf_counter()
     for _ in range(steps):
-        room = min(depth + 1 - len(queued), steps - submitted)
-        while room >= per_submit or 0 < room == steps - submitted:
-            n = min(room, per_submit)
+        room_depth, room_end = depth + 1 - len(queued), steps - submitted
+        for n in queue_submits(min(room_depth, room_end), room_end <= room_depth, per_submit):
             queued += submit(None, n)
-            room -= n
         await model.collect(queued.pop(0))
         now = time.perf_counter()
         times.append(now - t_prev)

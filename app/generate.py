@@ -99,6 +99,16 @@ def alternatives(step: StepResult, sampler: Sampler, seen=()) -> list:
     return out
 
 
+def queue_submits(room: int, to_the_end: bool, per_submit: int) -> list:
+    """The sizes of the submits that top a queue of chained decode steps up now, `room` steps
+    fitting: whole submits of `per_submit`, and the rest too when `to_the_end` (the room is that of
+    the run's last steps, not of the queue's depth)."""
+    sizes = [per_submit] * (room // per_submit)
+    if to_the_end and room % per_submit:
+        sizes.append(room % per_submit)
+    return sizes
+
+
 class Generation:
     def __init__(self, loaded, prompt_ids: list, params: SamplingParams, keep_logits: bool = False,
                  chain: bool = True, reuse_cache: bool = False, skip_special_tokens: bool = False,
@@ -295,11 +305,10 @@ class Generation:
                     ahead = model.submit_decode_steps(token, [gpu_choice(i) for i in range(first + 1)], k=k,
                                                       temperature=temperature, keep_logits=keep)
                     room, queued = room - first, first
-                while room >= per_submit or 0 < room and room_end <= room_depth:
-                    n = min(room, per_submit)
+                for n in queue_submits(room, room_end <= room_depth, per_submit):
                     ahead += model.submit_decode_steps(None, [gpu_choice(queued + 1 + i) for i in range(n)], k=k,
                                                        temperature=temperature, keep_logits=keep)
-                    room, queued = room - n, queued + n
+                    queued += n
                 handle = ahead.pop(0)
                 step = await model.collect(handle)
                 now = time.perf_counter()
