@@ -99,6 +99,17 @@ def alternatives(step: StepResult, sampler: Sampler, seen=()) -> list:
     return out
 
 
+def _median_rate_ms(intervals: list, burst: int) -> float | None:
+    """Median ms per token over runs of `burst` consecutive intervals between tokens: steps
+    submitted together arrive together (one long interval, then short ones), so the median of
+    single intervals would not be the rate tokens come at; each run spans one submit's worth."""
+    if not intervals:
+        return None
+    burst = max(1, min(burst, len(intervals)))
+    runs = sorted(sum(intervals[i:i + burst]) / burst for i in range(0, len(intervals) - burst + 1, burst))
+    return runs[len(runs) // 2] * 1000
+
+
 def queue_submits(room: int, to_the_end: bool, per_submit: int) -> list:
     """The sizes of the submits that top a queue of chained decode steps up now, `room` steps
     fitting: whole submits of `per_submit`, and the rest too when `to_the_end` (the room is that of
@@ -336,7 +347,7 @@ class Generation:
         result.timings.update({
             "prefill_ms": t_prefill * 1000,
             "prefill_tokens_per_s": n_prompt / t_prefill if t_prefill > 0 else None,
-            "decode_ms_per_token": (sorted(decode_times)[len(decode_times) // 2] * 1000) if decode_times else None,
+            "decode_ms_per_token": _median_rate_ms(decode_times, self.steps_per_submit if chain else 1),
             "decode_ms_mean": (sum(decode_times) / len(decode_times) * 1000) if decode_times else None,
             "decode_tokens": len(decode_times),
             "chained": chain,
