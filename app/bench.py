@@ -5,14 +5,14 @@ ms/token (median, p90) at several contexts, one step at a time and chained as a 
 runs them, dispatches / FFI calls / bytes read back per decode step, GPU memory, and, with a loaded
 model, whole generations with the page's default sampling settings.
 
-Every figure is also set against what the adapter can do, measured in the same run by
-shaders/roofline.wgsl through the engine's own GPU code (`roofline`): the read bandwidth of a
-streaming kernel (vec4<u32> loads, grid-stride), the f32 FMA rate, and the cost of a dispatch that
-does nothing in a chain of them (`dispatch_cost`, the floor under each kernel of a step). A decode step is reported as
-the bytes it must read (its weights, one row of the token table, the KV cache up to the context)
-per unit of time and as a fraction of that read roofline; a prefill as TFLOP/s against the FMA
-rate. `kernel_times` times each dispatch of a decode step on the GPU (timestamp queries, one
-compute pass per dispatch) with the bytes it reads.
+Every figure is also set against what the adapter can do, measured in the same run (app/roofline.py):
+the read bandwidth of a streaming kernel, the same stream cut into one dispatch per window of a
+matrix's size, the f32 FMA rate and the cost of an empty dispatch in a chain. A decode step is
+reported as the bytes it must read (its weights, one row of the token table, the KV cache up to the
+context) per unit of time, as a fraction of that read roofline, and beside its stream floor (each of
+its dispatches at the windowed stream's time for its bytes: the most a step of this many dispatches
+can reach); a prefill as TFLOP/s against the FMA rate. `kernel_times` times each dispatch of a
+decode step on the GPU (timestamp queries, one compute pass per dispatch) with the bytes it reads.
 
 `synthetic` benchmarks a model shape without its file: the graph of a named config (a Llama-1B,
 SmolLM2-135M, GPT-2 117M / XL) with random weights made on the GPU in the chosen format (float, or
@@ -33,10 +33,10 @@ from .buffer_plan import BufferPlan
 from .config import param_count
 from .contract import CHAIN_DEPTH_MAX, DEFAULT_CHAIN_DEPTH, KMAX, decode_dispatch_limit
 from .generate import queue_submits
-from .gpu import COPY_DST, COPY_SRC, STORAGE, _js_obj, is_null
-from .kernels import kernel
+from .gpu import COPY_DST, COPY_SRC, QUERY_RESOLVE, STORAGE, _js_obj, is_null
+from .roofline import bind_named, roofline, roofline_kernel, stream_us
 from .runner import GREEDY, GPUModel
-from .synthetic import DISPATCH_GROUPS, FILL_FORMATS, synthetic_graph
+from .synthetic import FILL_FORMATS, synthetic_graph
 from .weights import row_bytes
 
 
@@ -76,7 +76,7 @@ async def copy_bandwidth_gbs(gpu, nbytes: int = 256 << 20, repeats: int = 10) ->
         gpu.free(dst)
 
 
-QUERY_RESOLVE = 0x0200  # GPUBufferUsage.QUERY_RESOLVE
+QUERY_SET_MAX = 4096  # WebGPU's most queries in one set
 # steps per submit timed at the deepest queue (two submits' worth of steps queued at least)
 STEPS_PER_SUBMIT_TIMED = [n for n in (1, 2, 4) if 2 * n <= CHAIN_DEPTH_MAX]
 
@@ -292,7 +292,13 @@ async def measure(gpu, model, prompt_lengths=(16, 128, 512), contexts=(16, 128, 
     if per_kernel:
         # at the context of gpu_timestamps, whose pass_ms the sum of the dispatches is set against
         out["kernel_times"] = await kernel_times(model, min(contexts[0], n_ctx - decode_steps - 6),
-                                                 reps=3 if gpu.is_cpu else 10)
+                                                 reps=3 if gpu.is_cpu else 10,
+                                                 roof=out["roofline"])
+    stamps = out["gpu_timestamps"]
+    if stamps and out["roofline"].get("read_by_size"):
+        # the step's floor in this design: every dispatch at the stream's speed for its size
+        stamps["stream_floor_ms"] = round(decode_stream_floor_ms(model, stamps["context"], out["roofline"]), 4)
+        stamps["fraction_of_stream_floor"] = round(stamps["stream_floor_ms"] / stamps["pass_ms"], 4)
     wbytes = model.graph.decode_weight_bytes()
     out["weight_bytes_per_decode_step"] = wbytes
     first_ctx = str(min(contexts[0], n_ctx - decode_steps - 6))
@@ -311,153 +317,8 @@ async def measure(gpu, model, prompt_lengths=(16, 128, 512), contexts=(16, 128, 
     return out
 
 
-# ------------------------------------------------------------------------------ the roofline
-
-QUERY_SET_MAX = 4096  # WebGPU's most queries in one set
-# (loads in flight per invocation, contiguous range per invocation, workgroups) tried for the read
-# roofline; the best counts
-READ_SHAPES_GPU = ((1, False, 1024), (4, False, 1024), (1, False, 4096), (4, False, 4096), (1, False, 16384),
-                   (4, False, 16384))
-READ_SHAPES_CPU = ((4, False, 16), (1, True, 4), (1, True, 16), (1, True, 64))
-
-
-def _roofline_kernel(gpu, entry: str, **values):
-    """(Kernel, pipeline) of a shaders/roofline.wgsl entry point, built as every engine kernel is."""
-    consts = {"READ_UNROLL": 1, "READ_CHUNKED": False, "FMA_ITERS": 1, "FILL_FORMAT": 0, **values}
-    k = kernel("roofline.wgsl", entry, "F32", **consts)
-    return k, gpu.pipeline(gpu.shader_module(k.source(), k.shader), k.entry, k.label)
-
-
-def _bind(gpu, k, pipeline, label: str, **buffers):
-    binding = k.bindings()
-    return gpu.bind_group(pipeline, {binding[name].index: buf for name, buf in buffers.items()}, label)
-
-
-async def _time_dispatches(gpu, pipeline, group, groups: int, reps: int) -> dict:
-    """`reps` dispatches of (groups, 1, 1) in one compute pass, best of three submissions: the
-    GPU's own time between the pass's start and end (timestamp queries, where the adapter has
-    them) and the host's from submit to done."""
-    stamps = "timestamp-query" in gpu.features
-    query_set = resolved = None
-    if stamps:
-        query_set = gpu.device.createQuerySet(_js_obj({"type": "timestamp", "count": 2}))
-        resolved = gpu.buffer(16, QUERY_RESOLVE | COPY_SRC, "roofline timestamps")
-    try:
-        best = {"wall_s": None, "gpu_s": None}
-        for _ in range(3):
-            encoder = gpu.device.createCommandEncoder()
-            desc = _js_obj({"timestampWrites": _js_obj({"querySet": query_set, "beginningOfPassWriteIndex": 0,
-                                                         "endOfPassWriteIndex": 1})}) if stamps else None
-            cpass = encoder.beginComputePass(desc)
-            cpass.setPipeline(pipeline)
-            cpass.setBindGroup(0, group)
-            for _ in range(reps):
-                cpass.dispatchWorkgroups(groups)
-            cpass.end()
-            if stamps:
-                encoder.resolveQuerySet(query_set, 0, 2, resolved, 0)
-            t0 = time.perf_counter()
-            gpu.submit(encoder)
-            await gpu.queue.onSubmittedWorkDone()
-            wall = time.perf_counter() - t0
-            best["wall_s"] = wall if best["wall_s"] is None else min(best["wall_s"], wall)
-            if stamps:
-                begin, end = struct.unpack("<2Q", await gpu.read(resolved, 16))
-                if end > begin:
-                    ns = (end - begin) / 1e9
-                    best["gpu_s"] = ns if best["gpu_s"] is None else min(best["gpu_s"], ns)
-        gpu.check()
-        return best
-    finally:
-        if query_set is not None:
-            query_set.destroy()
-            gpu.free(resolved)
-
-
-def _best_seconds(t: dict) -> float:
-    return t["gpu_s"] if t["gpu_s"] else t["wall_s"]
-
-
-async def roofline(gpu, read_bytes: int | None = None) -> dict:
-    """The adapter's read bandwidth (GB/s) and f32 FMA rate (TFLOP/s), from shaders/roofline.wgsl.
-
-    Read: a buffer of `read_bytes` (1 GiB on a GPU, far beyond its L2; 64 MiB on a CPU adapter)
-    streamed by each (loads in flight, workgroups) shape, `reps` passes over it in one compute pass;
-    the best shape is the roofline. FMA: 8 independent vec4 chains per invocation. Each figure is
-    the GPU's own time (timestamps) where the adapter has them, else submit-to-done."""
-    cpu = gpu.is_cpu
-    limit = min(int(gpu.limits.get("maxStorageBufferBindingSize", 1 << 27)),
-                int(gpu.limits.get("maxBufferSize", 1 << 28)))
-    nbytes = min(read_bytes or ((64 << 20) if cpu else (1 << 30)), limit) // 16 * 16
-    src = gpu.buffer(nbytes, STORAGE | COPY_DST, "roofline source")
-    sink = gpu.buffer(16, STORAGE, "roofline sink")
-    out = {"read_bytes": nbytes, "timing": "gpu timestamps" if "timestamp-query" in gpu.features else "host",
-           "read_shapes": []}
-    try:
-        await fill_random(gpu, src, "F32", seed=7, groups=16 if cpu else 4096)
-        reps = 2 if cpu else 20
-        for unroll, chunked, groups in READ_SHAPES_CPU if cpu else READ_SHAPES_GPU:
-            k, pipeline = _roofline_kernel(gpu, "read_stream", READ_UNROLL=unroll, READ_CHUNKED=chunked)
-            group = _bind(gpu, k, pipeline, "roofline read", src=src, sink=sink)
-            await _time_dispatches(gpu, pipeline, group, groups, 1)  # warm
-            t = await _time_dispatches(gpu, pipeline, group, groups, reps)
-            gbs = nbytes * reps / _best_seconds(t) / 1e9
-            out["read_shapes"].append({"unroll": unroll, "chunked": chunked, "workgroups": groups, "gbs": round(gbs, 3),
-                                       "host_gbs": round(nbytes * reps / t["wall_s"] / 1e9, 3)})
-        out["read_gbs"] = max(r["gbs"] for r in out["read_shapes"])
-        groups, iters, reps = (16, 256, 2) if cpu else (8192, 512, 5)
-        k, pipeline = _roofline_kernel(gpu, "fma_rate", FMA_ITERS=iters)
-        group = _bind(gpu, k, pipeline, "roofline fma", sink=sink)
-        await _time_dispatches(gpu, pipeline, group, groups, 1)
-        t = await _time_dispatches(gpu, pipeline, group, groups, reps)
-        flop = 256 * groups * iters * 128 * reps
-        out["fma_tflops"] = round(flop / _best_seconds(t) / 1e12, 4)
-        out["fma_shape"] = {"workgroups": groups, "iterations": iters,
-                            "gflop_per_dispatch": round(flop / reps / 1e9, 2)}
-        out["dispatch_us"] = await dispatch_cost(gpu, sink, reps=8 if cpu else 200)
-    finally:
-        gpu.free(src)
-        gpu.free(sink)
-    return out
-
-
-async def dispatch_cost(gpu, sink, reps: int) -> dict:
-    """Microseconds per dispatch in a chain of `reps` dependent dispatches that do nothing else
-    (roofline.wgsl dispatch_step), by workgroup count: the floor under every kernel of a decode
-    step, which is such a chain."""
-    k, pipeline = _roofline_kernel(gpu, "dispatch_step")
-    group = _bind(gpu, k, pipeline, "dispatch cost", sink=sink)
-    out = {}
-    for groups in DISPATCH_GROUPS:
-        await _time_dispatches(gpu, pipeline, group, groups, 1)
-        t = await _time_dispatches(gpu, pipeline, group, groups, reps)
-        out[str(groups)] = round(_best_seconds(t) / reps * 1e6, 3)
-    return out
-
-
 # ------------------------------------------------------------------------------ random weights
 
-
-
-async def fill_random(gpu, buf, fmt: str, seed: int, spread: float = 0.02, centre: float = 0.0,
-                      groups: int | None = None, params=None) -> None:
-    """Fill the whole of `buf` with random weights in format `fmt` (roofline.wgsl fill_random);
-    `params`: a 16-byte storage buffer to reuse (queue order makes each dispatch see its own
-    values), else one is made and freed."""
-    words = int(buf.size) // 4
-    groups = groups or (16 if gpu.is_cpu else min(65535, -(-words // 256)))
-    own = params is None
-    if own:
-        params = gpu.buffer(16, STORAGE | COPY_DST, "fill parameters")
-    try:
-        gpu.write(params, struct.pack("<Iff", seed & 0xFFFFFFFF, spread, centre) + bytes(4))
-        k, pipeline = _roofline_kernel(gpu, "fill_random", FILL_FORMAT=FILL_FORMATS[fmt])
-        gpu.run(pipeline, _bind(gpu, k, pipeline, "fill", dst=buf, params=params), groups)
-        if own:
-            await gpu.queue.onSubmittedWorkDone()
-    finally:
-        if own:
-            gpu.free(params)
 
 
 def weight_spread(w) -> tuple:
@@ -480,12 +341,12 @@ class RandomGPUModel(GPUModel):
         if getattr(self, "_fill_params", None) is None:
             self._fill_params = self.gpu.buffer(16, STORAGE | COPY_DST, "fill parameters")
         spread, centre = weight_spread(w)
-        k, pipeline = _roofline_kernel(self.gpu, "fill_random", FILL_FORMAT=FILL_FORMATS[w.dtype])
+        k, pipeline = roofline_kernel(self.gpu, "fill_random", FILL_FORMAT=FILL_FORMATS[w.dtype])
         buf = self.allocated[w.label]
         self.gpu.write(self._fill_params, struct.pack("<Iff", zlib.crc32(w.label.encode()), spread, centre) + bytes(4))
         words = int(buf.size) // 4
         groups = 16 if self.gpu.is_cpu else min(65535, -(-words // 256))
-        self.gpu.run(pipeline, _bind(self.gpu, k, pipeline, f"fill {w.label}", dst=buf, params=self._fill_params),
+        self.gpu.run(pipeline, bind_named(self.gpu, k, pipeline, f"fill {w.label}", dst=buf, params=self._fill_params),
                      groups)
 
     def free(self):
@@ -605,18 +466,36 @@ def against_roofline(out: dict, graph) -> None:
                       "fraction_of_fma": float(f"{tflops / fma:.4g}")})
 
 
-async def kernel_times(model, ctx: int, reps: int = 10) -> dict | None:
+def _live_decode(model) -> list:
+    """Indices of the dispatches a decode step runs (graph.decode + graph.tail with workgroups)."""
+    counts = model.decode_counts()
+    return [i for i in range(len(model.graph.decode) + len(model.graph.tail)) if all(counts[3 * i:3 * i + 3])]
+
+
+def decode_stream_floor_ms(model, ctx: int, roof: dict) -> float:
+    """The least a decode step at position `ctx` made of these dispatches could take in one chain:
+    each dispatch's bytes (dispatch_bytes) in the time the windowed read stream takes for that many
+    (app/roofline.py stream_us; `roof`: the roofline), summed."""
+    steps = model.graph.decode + model.graph.tail
+    least = min(roof["dispatch_us"].values())
+    return sum(stream_us(roof["read_by_size"], dispatch_bytes(model.graph, steps[i], ctx), least)
+               for i in _live_decode(model)) / 1000
+
+
+async def kernel_times(model, ctx: int, reps: int = 10, roof: dict | None = None) -> dict | None:
     """Each dispatch of a decode step at context `ctx` timed on the GPU: every dispatch in its own
     compute pass with timestamps at its start and end, `reps` runs (after one untimed), the median
     per dispatch; summed by kernel name with the bytes it reads (dispatch_bytes) as GB/s. The sum
     leaves out what a whole step adds between dispatches (gpu_timestamps' pass_ms less this sum).
+    With `roof` (app/roofline.py roofline), each kernel's `stream_floor_ms`: its dispatches' bytes
+    at the windowed read stream's time (a chain in one pass, where these are timed a pass each).
     None without "timestamp-query"."""
     gpu, graph = model.gpu, model.graph
     if "timestamp-query" not in gpu.features:
         return None
     steps = graph.decode + graph.tail
     counts = model.decode_counts()
-    live = [i for i in range(len(steps)) if all(counts[3 * i:3 * i + 3])][:QUERY_SET_MAX // 2]
+    live = _live_decode(model)[:QUERY_SET_MAX // 2]
     n = 2 * len(live)
     query_set = gpu.device.createQuerySet(_js_obj({"type": "timestamp", "count": n}))
     resolved = gpu.buffer(n * 8, QUERY_RESOLVE | COPY_SRC, "kernel timestamps")
@@ -658,11 +537,16 @@ async def kernel_times(model, ctx: int, reps: int = 10) -> dict | None:
         entry["dispatches"] += 1
         entry["ms"] += _median(per[j]) / 1e6
         entry["bytes"] += dispatch_bytes(graph, d, ctx)
+        if roof and roof.get("read_by_size"):
+            entry["stream_floor_ms"] = entry.get("stream_floor_ms", 0.0) + stream_us(
+                roof["read_by_size"], dispatch_bytes(graph, d, ctx), min(roof["dispatch_us"].values())) / 1000
     total = sum(e["ms"] for e in kernels.values())
     for e in kernels.values():
         e["gbs"] = round(e["bytes"] / (e["ms"] / 1000) / 1e9, 3) if e["ms"] > 0 else None
         e["share"] = round(e["ms"] / total, 4) if total else None
         e["ms"] = round(e["ms"], 4)
+        if "stream_floor_ms" in e:
+            e["stream_floor_ms"] = round(e["stream_floor_ms"], 4)
     return {"context": ctx, "reps": reps, "dispatches": len(live), "sum_ms": round(total, 4),
             "bytes": sum(e["bytes"] for e in kernels.values()), "kernels": kernels}
 

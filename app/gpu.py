@@ -26,6 +26,7 @@ COPY_SRC = 0x0004
 COPY_DST = 0x0008
 UNIFORM = 0x0040
 STORAGE = 0x0080
+QUERY_RESOLVE = 0x0200
 MAP_MODE_READ = 0x0001
 
 FEATURES_OF_INTEREST = ("shader-f16", "subgroups", "timestamp-query")
@@ -257,8 +258,15 @@ class GPU:
         return pipe
 
     def bind_group(self, pipeline, entries: dict, label: str = ""):
-        """Bind `entries[i]` (a buffer) to @binding(i) of @group(0)."""
-        js_entries = [_js_obj({"binding": i, "resource": _js_obj({"buffer": b})}) for i, b in sorted(entries.items())]
+        """Bind `entries[i]` (a buffer, or (buffer, byte offset, bytes) for a window of one) to
+        @binding(i) of @group(0)."""
+        def resource(b):
+            if isinstance(b, tuple):
+                buf, offset, size = b
+                return _js_obj({"buffer": buf, "offset": offset, "size": size})
+            return _js_obj({"buffer": b})
+
+        js_entries = [_js_obj({"binding": i, "resource": resource(b)}) for i, b in sorted(entries.items())]
         return self.device.createBindGroup(
             _js_obj({"layout": pipeline.getBindGroupLayout(0), "entries": to_js(js_entries), "label": label})
         )

@@ -20,7 +20,6 @@ from .weights import BLOCK_FORMATS
 DEFAULT_WORKGROUP_BYTES = 16384  # WebGPU's default maxComputeWorkgroupStorageSize
 STAGED_FORMATS = ("Q8_0", "Q4_1")  # block formats the staged GEMV reads (linear.wgsl STAGE_BLOCKS)
 SPLIT_K_MAX = 4  # K splits of a prefill projection at most: the scratch is SPLIT_K x the output
-DEEP_GEMV_K = 2048  # a GEMV deeper than this may get more lanes per row (KernelShapes.gemv_deep_rows)
 
 
 def cdiv(a: int, b: int) -> int:
@@ -217,7 +216,7 @@ class Kernels:
                        split_k: int = 1) -> Kernel:
         rows = self.shapes.linear_gemv_rows
         prepared = rms_input or ln_input or att_input or copy_input
-        deep = K > DEEP_GEMV_K and not prepared and row_tile == 1
+        deep = K > self.shapes.deep_gemv_k and not prepared and row_tile == 1
         if entry == "gemv" and not self.shapes.cpu and self.shapes.gemv_deep_rows and deep:
             rows = self.shapes.gemv_deep_rows
         fmt = fmt or self.weights

@@ -40,8 +40,9 @@ class KernelShapes:
     gemv_copy_input: bool = False  # a GEMV's plain input row (down) copied into workgroup memory once
                                    # per workgroup, where it fits, instead of read once per output row
     gemv_deep_rows: int = 0      # output rows per workgroup of a GEMV that reads its input as it is and
-                                 # has K > DEEP_GEMV_K (Llama's down, GPT-2's MLP projection): more
+                                 # has K > deep_gemv_k (Llama's down, GPT-2's MLP projection): more
                                  # lanes to a row's long K (0: linear_gemv_rows, as every GEMV)
+    deep_gemv_k: int = 2048      # the depth past which a GEMV counts as deep (gemv_deep_rows)
     gemv_row_tile: int = 1       # output rows per GEMV lane from the same input reads: 1, 2 or 4 (not with
                                  # staging; unrolling gives way to the rows' own loads in flight; on a
                                  # CPU adapter the invocation's rows are adjacent)
@@ -108,7 +109,7 @@ class KernelShapes:
         for name in ("gemv_wide_f16", "gemv_copy_input", "fused_norms"):
             if not isinstance(getattr(self, name), bool):
                 raise InputError(f"kernel shape {name} must be true or false, got {getattr(self, name)!r}")
-        for name in ("cpu_groups", "prefill_chunk", "split_k_depth"):
+        for name in ("cpu_groups", "prefill_chunk", "split_k_depth", "deep_gemv_k"):
             value = getattr(self, name)
             if not (isinstance(value, int) and value >= 1):
                 raise InputError(f"kernel shape {name} must be a positive integer, got {value!r}")

@@ -29,8 +29,8 @@
 //                 blocks of rows (all of them on a GPU); with one invocation per row (GEMV_ROWS =
 //                 256, a CPU adapter's few workgroups) they take the rows in turn instead.
 //                 GEMV_ROWS is 8 on a GPU, 4 for a GEMV deeper than 2048 whose input is read as it is
-//                 (Llama's down, GPT-2's MLP projection: 64 lanes to a row's long K; app/kernels.py
-//                 DEEP_GEMV_K, KernelShapes.gemv_deep_rows).
+//                 (Llama's down, GPT-2's MLP projection: 64 lanes to a row's long K; app/shapes.py
+//                 KernelShapes.deep_gemv_k, gemv_deep_rows).
 //                 GPU variants (app/shapes.py KernelShapes, all off by default): F16 / BF16 rows as
 //                 blocks of 8 in one 16-byte load (weights_f16_wide.wgsl); GEMV_UNROLL loads per lane
 //                 before the math; GEMV_ROW_TILE rows per lane; Q8_0 / Q4_1 rows staged through workgroup memory

@@ -76,6 +76,13 @@ def check_roofline_figures(row: dict) -> None:
     assert roof["read_gbs"] == max(s["gbs"] for s in roof["read_shapes"]) and roof["read_bytes"] > 0
     assert set(roof["dispatch_us"]) == {str(g) for g in DISPATCH_GROUPS}, roof
     assert all(us > 0 for us in roof["dispatch_us"].values()), roof
+    # the stream cut into windows, one dispatch each: a larger window takes longer (a window bound
+    # wrongly, the whole buffer each time, would take as long at every size)
+    by_size = roof["read_by_size"]
+    assert len(by_size) >= 2 and all(r["us"] > 0 and r["gbs"] > 0 and r["windows"] >= 2 for r in by_size), by_size
+    assert [r["bytes"] for r in by_size] == sorted(r["bytes"] for r in by_size)
+    assert all(a["us"] < b["us"] for a, b in zip(by_size, by_size[1:])), by_size
+    assert row["gpu_timestamps"]["stream_floor_ms"] > 0 and row["gpu_timestamps"]["fraction_of_stream_floor"] > 0
     contexts = list(row["decode"])
     assert list(row["decode_vs_roofline"]) == contexts
     for ctx, figures in row["decode_vs_roofline"].items():
@@ -94,6 +101,7 @@ def check_roofline_figures(row: dict) -> None:
     assert times["dispatches"] == row["dispatches_per_decode_step"]
     assert sum(k["dispatches"] for k in times["kernels"].values()) == times["dispatches"]
     assert times["sum_ms"] > 0 and abs(sum(k["share"] for k in times["kernels"].values()) - 1) < 1e-3, times
+    assert all(k["stream_floor_ms"] > 0 for k in times["kernels"].values()), times
     # the dispatches' bytes are the step's: weights (one table row) and the KV cache at that context
     # (each layer's rope dispatch counts the rotary table's row, which the step reads once)
     step_bytes = row["decode_vs_roofline"][str(times["context"])]["bytes"]

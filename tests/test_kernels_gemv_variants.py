@@ -18,7 +18,7 @@ import pytest
 
 import kernel_harness as kh
 from app.contract import ATT_BLOCK, epilogue
-from app.kernels import DEEP_GEMV_K, STAGED_FORMATS, Kernels
+from app.kernels import STAGED_FORMATS, Kernels
 from app.shapes import KernelShapes
 from app.weights import BLOCK_FORMATS
 from kernel_harness import assert_close, assert_sentinel, block_table, f32, read_f32, sentinel, step, step_bytes, weight
@@ -73,7 +73,7 @@ def expect_variant(k, fmt: str, K: int, overrides: dict, plain_input: bool = Fal
         assert values["GEMV_ROW_TILE"] == shapes.gemv_row_tile, values
         assert values["COPY_INPUT"] == (shapes.gemv_copy_input and plain_input), values
         prepared = values["RMS_INPUT"] or values["LN_INPUT"] or values["ATT_INPUT"] or values["COPY_INPUT"]
-        deep = shapes.gemv_deep_rows and K > DEEP_GEMV_K and not prepared and shapes.gemv_row_tile == 1
+        deep = shapes.gemv_deep_rows and K > shapes.deep_gemv_k and not prepared and shapes.gemv_row_tile == 1
         assert values["GEMV_ROWS"] == (shapes.gemv_deep_rows if deep else shapes.linear_gemv_rows), values
         lanes = 256 // values["GEMV_ROWS"]
         stream = (fmt == "Q4_0" and not shapes.cpu and K % 256 == 0 and lanes % 32 == 0 and shapes.gemv_row_tile == 1
@@ -139,13 +139,14 @@ GEMV_CASES = [  # (fmt, mode, K, N, overrides)
     ("Q4_K", "rms", 2048, 70, ALL),             # no staging for k-quants: unrolled only
     ("Q6_K", "swiglu", 768, 36, {"gemv_unroll": 2}),
     ("Q6_K", "residual", 3072, 40, {"gemv_unroll": 4}),
-    # more lanes to a row of a deep GEMV with a plain input (K > DEEP_GEMV_K)
+    # more lanes to a row of a deep GEMV with a plain input (K > KernelShapes.deep_gemv_k)
     ("F16", "residual", 8192, 37, {"gemv_deep_rows": 2}),
     ("Q4_0", "residual", 3072, 36, {"gemv_deep_rows": 4}),     # Q4_0 rows as one stream, 64 lanes a row
     ("Q4_0", "swiglu", 768, 70, {"gemv_unroll": 2}),          # 3 groups a row: a last round of 1
     ("Q4_0", "att", 1024, 36, {"gemv_deep_rows": 2}),         # prepared input: 8 rows, not deep
     ("Q4_0", "plain", 4096, 20, {"gemv_deep_rows": 2}),       # 128 lanes: 4 groups a step
     ("Q8_0", "plain", 6400, 20, {"gemv_deep_rows": 1}),
+    ("F16", "plain", 1600, 37, {"gemv_deep_rows": 4, "deep_gemv_k": 1024}),  # deep from a lower depth
     # a CPU adapter's one invocation per 1, 2 or 4 rows (N not a multiple of the tile)
     ("F32", "plain", 768, 37, {"cpu": True, "gemv_row_tile": 4}),
     ("F32", "residual", 768, 37, {"cpu": True, "gemv_row_tile": 1}),
