@@ -26,7 +26,8 @@
 import { create, globals } from 'webgpu';
 
 Object.assign(globalThis, globals);
-const gpu = create(['backend=vulkan']);
+// Dawn quantizes timestamps to 2^16 ns unless told not to (as tools/node_runner.mjs tells it)
+const gpu = create(['backend=vulkan', 'disable-dawn-features=timestamp_quantization']);
 const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
 const features = [...adapter.features];
 const info = adapter.info || {};

@@ -1,0 +1,108 @@
+#!/usr/bin/env node
+// A diagnostic probe: does the read stream of a chain of mid-sized dispatches (one per 16 MiB
+// window, as a decode step's GEMVs read one matrix each) depend on WHICH buffer the windows lie in?
+// app/roofline.py read_by_size measured 16 MiB windows of a fresh 1 GiB buffer at 1.0-1.3 TB/s in
+// some runs and 2.5 TB/s in others on the same H200, in one process, while the whole-buffer stream
+// stayed at 4.6 TB/s. Not product code. For ROUNDS fresh 1 GiB buffers (all kept alive), then for
+// WINDOWS separate 16 MiB buffers, then for the first buffer again, it prints us per dispatch of the
+// windowed chain and the whole-buffer stream's TB/s.
+// Run: on the H200, `source .gpu-carry/on-device.sh && node tools/window_stream_probe.mjs`; on
+// SwiftShader, LD_LIBRARY_PATH=/usr/lib/chromium VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json.
+// Environment: ROUNDS (4), MIB (a window, 16), BIG_MIB (a buffer, 1024), WINDOWS (64).
+import { create, globals } from 'webgpu';
+
+Object.assign(globalThis, globals);
+// Dawn quantizes timestamps to 2^16 ns unless told not to (as tools/node_runner.mjs tells it)
+const gpu = create(['backend=vulkan', 'disable-dawn-features=timestamp_quantization']);
+const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+const stamps = adapter.features.has('timestamp-query');
+const limits = adapter.limits;
+const device = await adapter.requestDevice({ requiredFeatures: stamps ? ['timestamp-query'] : [],
+  requiredLimits: { maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize, maxBufferSize: limits.maxBufferSize } });
+const info = adapter.info || {};
+console.log(JSON.stringify({ adapter: `${info.vendor}/${info.device || info.architecture}`, timestamps: stamps }));
+
+const ROUNDS = Number(process.env.ROUNDS || 4), WINDOWS = Number(process.env.WINDOWS || 64);
+const WINDOW = Number(process.env.MIB || 16) * 2 ** 20, BIG = Number(process.env.BIG_MIB || 1024) * 2 ** 20;
+const UNROLL = 4;
+// roofline.wgsl read_stream, grid-stride
+const code = `
+@group(0) @binding(0) var<storage, read> src: array<vec4<u32>>;
+@group(0) @binding(1) var<storage, read_write> sink: array<u32>;
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+  let total = arrayLength(&src);
+  let stride = groups.x * 256u;
+  var acc = vec4<u32>(0u);
+  var i = gid.x;
+  for (; i + ${UNROLL - 1}u * stride < total; i += ${UNROLL}u * stride) {
+    for (var k = 0u; k < ${UNROLL}u; k++) { acc ^= src[i + k * stride]; }
+  }
+  for (; i < total; i += stride) { acc ^= src[i]; }
+  if ((acc.x ^ acc.y ^ acc.z ^ acc.w) == 0x9e3779b9u) { sink[0] = gid.x; }
+}`;
+const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module: device.createShaderModule({ code }), entryPoint: 'main' } });
+const sink = device.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE });
+const querySet = stamps ? device.createQuerySet({ type: 'timestamp', count: 2 }) : null;
+const resolved = stamps ? device.createBuffer({ size: 16, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC }) : null;
+const stampRead = stamps ? device.createBuffer({ size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }) : null;
+const group = (resource) => device.createBindGroup({ layout: pipeline.getBindGroupLayout(0),
+  entries: [{ binding: 0, resource }, { binding: 1, resource: { buffer: sink } }] });
+const big = () => {
+  const b = device.createBuffer({ size: BIG, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
+  const enc = device.createCommandEncoder();
+  enc.clearBuffer(b);  // touched, as weights are when they are uploaded
+  device.queue.submit([enc.finish()]);
+  return b;
+};
+
+// us per dispatch over a chain of dispatches, one per bind group in turn, best of 3
+async function usPerDispatch(groups, workgroups, reps) {
+  const run = async (timed) => {
+    const enc = device.createCommandEncoder();
+    const pass = enc.beginComputePass(timed && stamps ? { timestampWrites: { querySet, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } } : {});
+    pass.setPipeline(pipeline);
+    for (let r = 0; r < reps; r++) { pass.setBindGroup(0, groups[r % groups.length]); pass.dispatchWorkgroups(workgroups); }
+    pass.end();
+    if (timed && stamps) { enc.resolveQuerySet(querySet, 0, 2, resolved, 0); enc.copyBufferToBuffer(resolved, 0, stampRead, 0, 16); }
+    const t0 = performance.now();
+    device.queue.submit([enc.finish()]);
+    await device.queue.onSubmittedWorkDone();
+    if (!(timed && stamps)) return (performance.now() - t0) * 1000 / reps;
+    await stampRead.mapAsync(GPUMapMode.READ);
+    const t = new BigInt64Array(stampRead.getMappedRange().slice(0));
+    stampRead.unmap();
+    return Number(t[1] - t[0]) / 1000 / reps;
+  };
+  await run(false);
+  let best = Infinity;
+  for (let k = 0; k < 3; k++) best = Math.min(best, await run(true));
+  return best;
+}
+
+const windowGroups = WINDOW / 16 / 1024;  // 4 loads an invocation: read_by_size's best shape on the H200
+async function measure(label, buffer) {
+  const windows = Array.from({ length: Math.min(WINDOWS, BIG / WINDOW) }, (_, w) => group({ buffer, offset: w * WINDOW, size: WINDOW }));
+  const us = await usPerDispatch(windows, windowGroups, windows.length);
+  const whole = await usPerDispatch([group({ buffer })], 16384, 5);
+  console.log(JSON.stringify({ buffer: label, window_mib: WINDOW / 2 ** 20, window_us: +us.toFixed(2),
+    window_tbs: +(WINDOW / us / 1e6).toFixed(3), whole_tbs: +(BIG / whole / 1e6).toFixed(3) }));
+}
+
+const bigs = [];
+for (let r = 0; r < ROUNDS; r++) {
+  bigs.push(big());
+  await measure(`big ${r}`, bigs[r]);
+}
+const separate = Array.from({ length: WINDOWS }, () => {
+  const b = device.createBuffer({ size: WINDOW, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
+  const enc = device.createCommandEncoder();
+  enc.clearBuffer(b);
+  device.queue.submit([enc.finish()]);
+  return b;
+});
+const us = await usPerDispatch(separate.map((buffer) => group({ buffer })), windowGroups, WINDOWS);
+console.log(JSON.stringify({ buffer: `${WINDOWS} separate buffers`, window_mib: WINDOW / 2 ** 20, window_us: +us.toFixed(2),
+  window_tbs: +(WINDOW / us / 1e6).toFixed(3) }));
+await measure('big 0 again', bigs[0]);
+process.exit(0);
