@@ -14,7 +14,7 @@ from .model import model_graph
 # The weight formats the GPU's random fill writes (shaders/roofline.wgsl FILL_FORMAT).
 FILL_FORMATS = {"F32": 0, "F16": 1, "BF16": 2, "Q8_0": 3, "Q4_0": 4, "Q4_1": 5}  # roofline.wgsl FILL_FORMAT
 
-# Workgroups of the dispatch-cost probe (app/bench.py dispatch_cost): the bare launch, and GEMV-sized
+# Workgroups of the dispatch-cost probe (app/roofline.py dispatch_cost): the bare launch, and GEMV-sized
 # grids (GPT-2 XL's MLP projection in 8-row workgroups is 200, Llama-1B's gate|up 1,024).
 DISPATCH_GROUPS = (1, 256, 1024)
 

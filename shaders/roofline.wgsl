@@ -1,4 +1,4 @@
-// roofline.wgsl — what the adapter can do at best, measured by app/bench.py through the engine's own
+// roofline.wgsl — what the adapter can do at best, measured by app/roofline.py through the engine's own
 // GPU code in the same run as the model, so that every decode figure can be given as a fraction of
 // the read bandwidth and every prefill figure as a fraction of the f32 FMA rate; and random weights
 // for synthetic models (shapes whose real files are too big to carry to a lent GPU).
@@ -10,7 +10,8 @@
 //                ../shared/gpu/readbw.mjs does outside the engine. READ_CHUNKED instead gives each
 //                invocation one contiguous range (what a CPU adapter streams best: SwiftShader runs
 //                the invocations of a workgroup a few at a time, so a grid-stride pattern has little
-//                in flight there). Dispatch (G, 1, 1), any G.
+//                in flight there). Dispatch (G, 1, 1), any G. `src` may be a window of a larger
+//                buffer (app/roofline.py read_by_size: one dispatch per window, as a GEMV per matrix).
 //   fma_rate     the f32 FMA roofline: each invocation runs FMA_ITERS iterations of two rounds of 8
 //                independent vec4 fma chains (64 FMA = 128 FLOP per iteration), from values the
 //                compiler cannot know, and writes nothing (a test it cannot decide guards the store).
