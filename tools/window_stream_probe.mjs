@@ -8,7 +8,9 @@
 // windowed chain and the whole-buffer stream's TB/s.
 // Run: on the H200, `source .gpu-carry/on-device.sh && node tools/window_stream_probe.mjs`; on
 // SwiftShader, LD_LIBRARY_PATH=/usr/lib/chromium VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json.
-// Environment: ROUNDS (4), MIB (a window, 16), BIG_MIB (a buffer, 1024), WINDOWS (64).
+// Environment: ROUNDS (4), MIB (a window, 16), BIG_MIB (a buffer, 1024), WINDOWS (64), PASSES (times
+// the chain goes over its windows in one timed pass, 1: more keeps the memory busy for longer, in
+// case its clock only rises under sustained load), WARM_MS (streaming before the first figure, 0).
 import { create, globals } from 'webgpu';
 
 Object.assign(globalThis, globals);
@@ -25,6 +27,7 @@ console.log(JSON.stringify({ adapter: `${info.vendor}/${info.device || info.arch
 const ROUNDS = Number(process.env.ROUNDS || 4), WINDOWS = Number(process.env.WINDOWS || 64);
 const WINDOW = Number(process.env.MIB || 16) * 2 ** 20, BIG = Number(process.env.BIG_MIB || 1024) * 2 ** 20;
 const UNROLL = 4;
+const PASSES = Number(process.env.PASSES || 1), WARM_MS = Number(process.env.WARM_MS || 0);
 // roofline.wgsl read_stream, grid-stride
 const code = `
 @group(0) @binding(0) var<storage, read> src: array<vec4<u32>>;
@@ -83,13 +86,19 @@ async function usPerDispatch(groups, workgroups, reps) {
 const windowGroups = WINDOW / 16 / 1024;  // 4 loads an invocation: read_by_size's best shape on the H200
 async function measure(label, buffer) {
   const windows = Array.from({ length: Math.min(WINDOWS, BIG / WINDOW) }, (_, w) => group({ buffer, offset: w * WINDOW, size: WINDOW }));
-  const us = await usPerDispatch(windows, windowGroups, windows.length);
+  const us = await usPerDispatch(windows, windowGroups, windows.length * PASSES);
   const whole = await usPerDispatch([group({ buffer })], 16384, 5);
   console.log(JSON.stringify({ buffer: label, window_mib: WINDOW / 2 ** 20, window_us: +us.toFixed(2),
-    window_tbs: +(WINDOW / us / 1e6).toFixed(3), whole_tbs: +(BIG / whole / 1e6).toFixed(3) }));
+    window_tbs: +(WINDOW / us / 1e6).toFixed(3), whole_tbs: +(BIG / whole / 1e6).toFixed(3), passes: PASSES, warm_ms: WARM_MS }));
 }
 
 const bigs = [];
+if (WARM_MS > 0) {
+  const warm = big();
+  const t0 = performance.now();
+  while (performance.now() - t0 < WARM_MS) await usPerDispatch([group({ buffer: warm })], 16384, 5);
+  warm.destroy();
+}
 for (let r = 0; r < ROUNDS; r++) {
   bigs.push(big());
   await measure(`big ${r}`, bigs[r]);
@@ -101,7 +110,7 @@ const separate = Array.from({ length: WINDOWS }, () => {
   device.queue.submit([enc.finish()]);
   return b;
 });
-const us = await usPerDispatch(separate.map((buffer) => group({ buffer })), windowGroups, WINDOWS);
+const us = await usPerDispatch(separate.map((buffer) => group({ buffer })), windowGroups, WINDOWS * PASSES);
 console.log(JSON.stringify({ buffer: `${WINDOWS} separate buffers`, window_mib: WINDOW / 2 ** 20, window_us: +us.toFixed(2),
   window_tbs: +(WINDOW / us / 1e6).toFixed(3) }));
 await measure('big 0 again', bigs[0]);
