@@ -20,7 +20,8 @@ def test_the_probe_times_every_pair_of_a_correct_gemv():
     if shutil.which("node") is None or not (ROOT / "node_modules" / "webgpu").is_dir():
         pytest.fail("node and node_modules/webgpu are needed (npm ci)")
     env = dict(os.environ, REPS="3", SHAPES="small", PF="0,4", SPIN="8,0", WINDOW_MB="1",
-               VK_ICD_FILENAMES=SWIFTSHADER_ICD, LD_LIBRARY_PATH="/usr/lib/chromium:" + os.environ.get("LD_LIBRARY_PATH", ""))
+               VK_ICD_FILENAMES=SWIFTSHADER_ICD,
+               LD_LIBRARY_PATH="/usr/lib/chromium:" + os.environ.get("LD_LIBRARY_PATH", ""))
     env.pop("VK_DRIVER_FILES", None)
     proc = subprocess.run(["node", str(ROOT / "tools" / "l2_prefetch_probe.mjs")], capture_output=True, text=True,
                           env=env, cwd=ROOT, timeout=600)
