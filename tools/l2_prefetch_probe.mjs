@@ -14,23 +14,15 @@
 // Prints one JSON line per (shape, PF): us per pair, and the stand-in and the GEMV each alone in
 // their own chains (the GEMV on cold windows), with the GEMV's largest error against f64 sums
 // relative to their largest magnitude.
+// tests/test_probes.py runs it on a small shape on SwiftShader.
 // Run: on the H200, `source .gpu-carry/on-device.sh && node tools/l2_prefetch_probe.mjs`; on
 // SwiftShader, LD_LIBRARY_PATH=/usr/lib/chromium VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json.
 // Environment: SHAPES (attn_proj,fc: GPT-2 XL's 1600 x 1600 and 6400 x 1600), PF (0,128,512,2048),
 // SPIN (2000,0: ~5 us of dependent fma, as attention at a short context; or just the write of x,
 // as a norm's own dispatch), REPS (pairs a pass, 48), WINDOW_MB (total weights cycled, 256).
-import { create, globals } from 'webgpu';
+import { openDevice, passTimer, readFloats } from './gpu_probe.mjs';
 
-Object.assign(globalThis, globals);
-// Dawn quantizes timestamps to 2^16 ns unless told not to (as tools/node_runner.mjs tells it)
-const gpu = create(['backend=vulkan', 'disable-dawn-features=timestamp_quantization']);
-const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
-const stamps = adapter.features.has('timestamp-query');
-const limits = adapter.limits;
-const device = await adapter.requestDevice({ requiredFeatures: stamps ? ['timestamp-query'] : [],
-  requiredLimits: { maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize, maxBufferSize: limits.maxBufferSize } });
-const info = adapter.info || {};
-console.log(JSON.stringify({ adapter: `${info.vendor}/${info.device || info.architecture}`, timestamps: stamps }));
+const { device, stamps } = await openDevice();
 
 const ALL_SHAPES = { attn_proj: { N: 1600, K: 1600 }, fc: { N: 6400, K: 1600 }, small: { N: 64, K: 256 } };
 const shapes = (process.env.SHAPES || 'attn_proj,fc').split(',');
@@ -94,37 +86,15 @@ const half = (h) => {
 };
 const S = GPUBufferUsage.STORAGE, COPY_SRC = GPUBufferUsage.COPY_SRC, COPY_DST = GPUBufferUsage.COPY_DST;
 const buffer = (size, usage) => device.createBuffer({ size, usage });
-const querySet = stamps ? device.createQuerySet({ type: 'timestamp', count: 2 }) : null;
-const resolved = stamps ? buffer(16, GPUBufferUsage.QUERY_RESOLVE | COPY_SRC) : null;
-const stampRead = stamps ? buffer(16, GPUBufferUsage.MAP_READ | COPY_DST) : null;
 const pipelineOf = (code) => device.createComputePipeline({ layout: 'auto', compute: { module: device.createShaderModule({ code }), entryPoint: 'main' } });
 const groupOf = (pipeline, buffers) => device.createBindGroup({ layout: pipeline.getBindGroupLayout(0),
   entries: buffers.map((b, binding) => ({ binding, resource: b.buffer ? b : { buffer: b } })) });
 
-// us per step of a pass that runs `steps` (lists of [pipeline, group, workgroups]) in turn, `reps` times
-async function usPerRep(steps, reps) {
-  const run = async (timed) => {
-    const enc = device.createCommandEncoder();
-    const pass = enc.beginComputePass(timed && stamps ? { timestampWrites: { querySet, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } } : {});
-    for (let r = 0; r < reps; r++) {
-      for (const [pipeline, group, workgroups] of steps(r)) { pass.setPipeline(pipeline); pass.setBindGroup(0, group); pass.dispatchWorkgroups(workgroups); }
-    }
-    pass.end();
-    if (timed && stamps) { enc.resolveQuerySet(querySet, 0, 2, resolved, 0); enc.copyBufferToBuffer(resolved, 0, stampRead, 0, 16); }
-    const t0 = performance.now();
-    device.queue.submit([enc.finish()]);
-    await device.queue.onSubmittedWorkDone();
-    if (!(timed && stamps)) return (performance.now() - t0) * 1000 / reps;
-    await stampRead.mapAsync(GPUMapMode.READ);
-    const t = new BigInt64Array(stampRead.getMappedRange().slice(0));
-    stampRead.unmap();
-    return Number(t[1] - t[0]) / 1000 / reps;
-  };
-  await run(false);
-  let best = Infinity;
-  for (let k = 0; k < 3; k++) best = Math.min(best, await run(true));
-  return best;
-}
+// us per rep of a pass whose rep r runs the dispatches steps(r) (a list of [pipeline, group, workgroups])
+const timer = passTimer(device, stamps);
+const usPerRep = (steps, reps) => timer((pass, r) => {
+  for (const [pipeline, group, workgroups] of steps(r)) { pass.setPipeline(pipeline); pass.setBindGroup(0, group); pass.dispatchWorkgroups(workgroups); }
+}, reps);
 
 for (const name of shapes) {
   const { N, K } = ALL_SHAPES[name];
@@ -148,13 +118,7 @@ for (const name of shapes) {
   const gemvAlone = await usPerRep((r) => [[gp, gemvGroups[r % windows], G]], REPS);
   // the GEMV's outputs for the last window it read, against the same sums in f64
   const { relErr } = await (async () => {
-    const rb = buffer(N * 4, GPUBufferUsage.MAP_READ | COPY_DST);
-    const enc = device.createCommandEncoder();
-    enc.copyBufferToBuffer(y, 0, rb, 0, N * 4);
-    device.queue.submit([enc.finish()]);
-    await rb.mapAsync(GPUMapMode.READ);
-    const got = new Float32Array(rb.getMappedRange().slice(0));
-    rb.unmap(); rb.destroy();
+    const got = await readFloats(device, y, N);
     const first = ((REPS - 1) % windows) * windowBytes / 2;
     let diff = 0, big = 0;
     for (let n = 0; n < N; n++) {

@@ -22,25 +22,12 @@
 // On the H200 one process running every variant once died inside Dawn (a glibc assertion in
 // __pthread_tpp_change_priority) after ~30 variants: run each (shape, variant) in its own process,
 // e.g. `VARIANTS='[{"name":"blocks64_r2","layout":"blocks","L":64,"R":2}]' SHAPES=qkv node ...`.
-// tests/test_q4_gemv_probe.py runs every default variant on a small shape on SwiftShader.
-import { create, globals } from 'webgpu';
+// tests/test_probes.py runs every default variant on a small shape on SwiftShader.
+import { openDevice, passTimer, readFloats } from './gpu_probe.mjs';
 
-Object.assign(globalThis, globals);
-// Dawn quantizes timestamps to 2^16 ns unless told not to (as tools/node_runner.mjs tells it)
-const gpu = create(['backend=vulkan', 'disable-dawn-features=timestamp_quantization']);
-const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
-const features = [...adapter.features];
-const info = adapter.info || {};
-// A subgroup reduction here assumes 32 invocations to a subgroup, consecutive in the workgroup.
-const subgroups = features.includes('subgroups') && info.subgroupMinSize === 32 && info.subgroupMaxSize === 32;
-const stamps = features.includes('timestamp-query');
-const limits = adapter.limits;
-const device = await adapter.requestDevice({
-  requiredFeatures: [...(subgroups ? ['subgroups'] : []), ...(stamps ? ['timestamp-query'] : [])],
-  requiredLimits: { maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize, maxBufferSize: limits.maxBufferSize } });
+const { device, subgroups, stamps } = await openDevice({ subgroups: true });
 let deviceError = null;
 device.addEventListener?.('uncapturederror', (e) => { deviceError = e.error.message; });
-console.log(JSON.stringify({ adapter: `${info.vendor}/${info.device || info.architecture}`, subgroups, timestamps: stamps }));
 
 const REPS = Number(process.env.REPS || 100);
 const SHAPES = {
@@ -338,44 +325,10 @@ const FILL = `
 }`;
 const S = GPUBufferUsage.STORAGE, COPY_SRC = GPUBufferUsage.COPY_SRC, COPY_DST = GPUBufferUsage.COPY_DST;
 const buffer = (size, usage) => device.createBuffer({ size, usage });
-const withTimeout = (p, ms) => Promise.race([p, new Promise((_, no) => setTimeout(() => no(new Error('timed out')), ms))]);
-const querySet = stamps ? device.createQuerySet({ type: 'timestamp', count: 2 }) : null;
-const resolved = stamps ? buffer(16, GPUBufferUsage.QUERY_RESOLVE | COPY_SRC) : null;
-const stampRead = stamps ? buffer(16, GPUBufferUsage.MAP_READ | COPY_DST) : null;
-
-async function usPerDispatch(pipeline, group, workgroups, reps) {
-  const run = async (n, timed) => {
-    const enc = device.createCommandEncoder();
-    const pass = enc.beginComputePass(timed && stamps ? { timestampWrites: { querySet, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } } : {});
-    for (let r = 0; r < n; r++) { pass.setPipeline(pipeline); pass.setBindGroup(0, group); pass.dispatchWorkgroups(workgroups); }
-    pass.end();
-    if (timed && stamps) { enc.resolveQuerySet(querySet, 0, 2, resolved, 0); enc.copyBufferToBuffer(resolved, 0, stampRead, 0, 16); }
-    const t0 = performance.now();
-    device.queue.submit([enc.finish()]);
-    await withTimeout(device.queue.onSubmittedWorkDone(), 60000);
-    if (!(timed && stamps)) return (performance.now() - t0) * 1000 / n;
-    await stampRead.mapAsync(GPUMapMode.READ);
-    const t = new BigInt64Array(stampRead.getMappedRange().slice(0));
-    stampRead.unmap();
-    return Number(t[1] - t[0]) / 1000 / n;
-  };
-  await run(Math.min(5, reps), false);
-  let best = Infinity;
-  for (let k = 0; k < 3; k++) best = Math.min(best, await run(reps, true));
-  return best;
-}
-
-async function readFloats(b, n) {
-  const rb = buffer(n * 4, GPUBufferUsage.MAP_READ | COPY_DST);
-  const enc = device.createCommandEncoder();
-  enc.copyBufferToBuffer(b, 0, rb, 0, n * 4);
-  device.queue.submit([enc.finish()]);
-  await withTimeout(rb.mapAsync(GPUMapMode.READ), 60000);
-  const out = new Float32Array(rb.getMappedRange().slice(0));
-  rb.unmap();
-  rb.destroy();
-  return out;
-}
+const usPerRep = passTimer(device, stamps);
+const usPerDispatch = (pipeline, group, workgroups, reps) => usPerRep((pass) => {
+  pass.setPipeline(pipeline); pass.setBindGroup(0, group); pass.dispatchWorkgroups(workgroups);
+}, reps);
 
 for (const shapeName of shapeNames) {
   const s = SHAPES[shapeName];
@@ -414,7 +367,7 @@ for (const shapeName of shapeNames) {
     if (invalid || deviceError) { console.log(JSON.stringify({ ...out, error: (invalid && invalid.message) || deviceError })); continue; }
     try {
       const us = await usPerDispatch(pipeline, group, Math.ceil(s.N / (256 / L) / (v.R ?? 1)), REPS);
-      const ys = await readFloats(y, s.N);
+      const ys = await readFloats(device, y, s.N);
       let rel_err = null;
       if (v.decode !== 'bytes' && !v.noprep) {
         if (reference === null) reference = ys;

@@ -6,23 +6,15 @@
 // stayed at 4.6 TB/s. Not product code. For ROUNDS fresh 1 GiB buffers (all kept alive), then for
 // WINDOWS separate 16 MiB buffers, then for the first buffer again, it prints us per dispatch of the
 // windowed chain and the whole-buffer stream's TB/s.
+// tests/test_probes.py runs it on a small shape on SwiftShader.
 // Run: on the H200, `source .gpu-carry/on-device.sh && node tools/window_stream_probe.mjs`; on
 // SwiftShader, LD_LIBRARY_PATH=/usr/lib/chromium VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json.
 // Environment: ROUNDS (4), MIB (a window, 16), BIG_MIB (a buffer, 1024), WINDOWS (64), PASSES (times
 // the chain goes over its windows in one timed pass, 1: more keeps the memory busy for longer, in
 // case its clock only rises under sustained load), WARM_MS (streaming before the first figure, 0).
-import { create, globals } from 'webgpu';
+import { openDevice, passTimer } from './gpu_probe.mjs';
 
-Object.assign(globalThis, globals);
-// Dawn quantizes timestamps to 2^16 ns unless told not to (as tools/node_runner.mjs tells it)
-const gpu = create(['backend=vulkan', 'disable-dawn-features=timestamp_quantization']);
-const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
-const stamps = adapter.features.has('timestamp-query');
-const limits = adapter.limits;
-const device = await adapter.requestDevice({ requiredFeatures: stamps ? ['timestamp-query'] : [],
-  requiredLimits: { maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize, maxBufferSize: limits.maxBufferSize } });
-const info = adapter.info || {};
-console.log(JSON.stringify({ adapter: `${info.vendor}/${info.device || info.architecture}`, timestamps: stamps }));
+const { device, stamps } = await openDevice();
 
 const ROUNDS = Number(process.env.ROUNDS || 4), WINDOWS = Number(process.env.WINDOWS || 64);
 const WINDOW = Number(process.env.MIB || 16) * 2 ** 20, BIG = Number(process.env.BIG_MIB || 1024) * 2 ** 20;
@@ -46,9 +38,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 }`;
 const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module: device.createShaderModule({ code }), entryPoint: 'main' } });
 const sink = device.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE });
-const querySet = stamps ? device.createQuerySet({ type: 'timestamp', count: 2 }) : null;
-const resolved = stamps ? device.createBuffer({ size: 16, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC }) : null;
-const stampRead = stamps ? device.createBuffer({ size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }) : null;
 const group = (resource) => device.createBindGroup({ layout: pipeline.getBindGroupLayout(0),
   entries: [{ binding: 0, resource }, { binding: 1, resource: { buffer: sink } }] });
 const big = () => {
@@ -59,29 +48,13 @@ const big = () => {
   return b;
 };
 
-// us per dispatch over a chain of dispatches, one per bind group in turn, best of 3
-async function usPerDispatch(groups, workgroups, reps) {
-  const run = async (timed) => {
-    const enc = device.createCommandEncoder();
-    const pass = enc.beginComputePass(timed && stamps ? { timestampWrites: { querySet, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } } : {});
-    pass.setPipeline(pipeline);
-    for (let r = 0; r < reps; r++) { pass.setBindGroup(0, groups[r % groups.length]); pass.dispatchWorkgroups(workgroups); }
-    pass.end();
-    if (timed && stamps) { enc.resolveQuerySet(querySet, 0, 2, resolved, 0); enc.copyBufferToBuffer(resolved, 0, stampRead, 0, 16); }
-    const t0 = performance.now();
-    device.queue.submit([enc.finish()]);
-    await device.queue.onSubmittedWorkDone();
-    if (!(timed && stamps)) return (performance.now() - t0) * 1000 / reps;
-    await stampRead.mapAsync(GPUMapMode.READ);
-    const t = new BigInt64Array(stampRead.getMappedRange().slice(0));
-    stampRead.unmap();
-    return Number(t[1] - t[0]) / 1000 / reps;
-  };
-  await run(false);
-  let best = Infinity;
-  for (let k = 0; k < 3; k++) best = Math.min(best, await run(true));
-  return best;
-}
+// us per dispatch over a chain of `reps` dispatches, one per bind group in turn
+const timer = passTimer(device, stamps);
+const usPerDispatch = (groups, workgroups, reps) => timer((pass, r) => {
+  if (r === 0) pass.setPipeline(pipeline);
+  pass.setBindGroup(0, groups[r % groups.length]);
+  pass.dispatchWorkgroups(workgroups);
+}, reps);
 
 const windowGroups = WINDOW / 16 / 1024;  // 4 loads an invocation: read_by_size's best shape on the H200
 async function measure(label, buffer) {
