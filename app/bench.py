@@ -319,8 +319,6 @@ async def measure(gpu, model, prompt_lengths=(16, 128, 512), contexts=(16, 128, 
 
 # ------------------------------------------------------------------------------ random weights
 
-
-
 def weight_spread(w) -> tuple:
     """(spread, centre) of a synthetic weight: norms near 1, biases near 0, matrices about 1/sqrt(width),
     so activations stay finite through every layer (their values do not change the timings)."""
@@ -472,14 +470,17 @@ def _live_decode(model) -> list:
     return [i for i in range(len(model.graph.decode) + len(model.graph.tail)) if all(counts[3 * i:3 * i + 3])]
 
 
+def dispatch_floor_us(roof: dict, graph, d, ctx: int) -> float:
+    """The least dispatch `d` of a decode step at position `ctx` could take in a chain: its bytes
+    (dispatch_bytes) in the time the windowed read stream takes for that many, not under an empty
+    dispatch's cost (app/roofline.py stream_us; `roof`: the roofline)."""
+    return stream_us(roof["read_by_size"], dispatch_bytes(graph, d, ctx), min(roof["dispatch_us"].values()))
+
+
 def decode_stream_floor_ms(model, ctx: int, roof: dict) -> float:
-    """The least a decode step at position `ctx` made of these dispatches could take in one chain:
-    each dispatch's bytes (dispatch_bytes) in the time the windowed read stream takes for that many
-    (app/roofline.py stream_us; `roof`: the roofline), summed."""
+    """The least a decode step at position `ctx` made of these dispatches could take in one chain."""
     steps = model.graph.decode + model.graph.tail
-    least = min(roof["dispatch_us"].values())
-    return sum(stream_us(roof["read_by_size"], dispatch_bytes(model.graph, steps[i], ctx), least)
-               for i in _live_decode(model)) / 1000
+    return sum(dispatch_floor_us(roof, model.graph, steps[i], ctx) for i in _live_decode(model)) / 1000
 
 
 async def kernel_times(model, ctx: int, reps: int = 10, roof: dict | None = None) -> dict | None:
@@ -538,8 +539,7 @@ async def kernel_times(model, ctx: int, reps: int = 10, roof: dict | None = None
         entry["ms"] += _median(per[j]) / 1e6
         entry["bytes"] += dispatch_bytes(graph, d, ctx)
         if roof and roof.get("read_by_size"):
-            entry["stream_floor_ms"] = entry.get("stream_floor_ms", 0.0) + stream_us(
-                roof["read_by_size"], dispatch_bytes(graph, d, ctx), min(roof["dispatch_us"].values())) / 1000
+            entry["stream_floor_ms"] = entry.get("stream_floor_ms", 0.0) + dispatch_floor_us(roof, graph, d, ctx) / 1000
     total = sum(e["ms"] for e in kernels.values())
     for e in kernels.values():
         e["gbs"] = round(e["bytes"] / (e["ms"] / 1000) / 1e9, 3) if e["ms"] > 0 else None
