@@ -34,9 +34,9 @@ from .config import param_count
 from .contract import CHAIN_DEPTH_MAX, DEFAULT_CHAIN_DEPTH, KMAX, decode_dispatch_limit
 from .generate import queue_submits
 from .gpu import COPY_DST, COPY_SRC, QUERY_RESOLVE, STORAGE, _js_obj, is_null
-from .roofline import bind_named, roofline, roofline_kernel, stream_us
+from .roofline import queue_fill, roofline, stream_us
 from .runner import GREEDY, GPUModel
-from .synthetic import FILL_FORMATS, synthetic_graph
+from .synthetic import synthetic_graph
 from .weights import row_bytes
 
 
@@ -339,13 +339,8 @@ class RandomGPUModel(GPUModel):
         if getattr(self, "_fill_params", None) is None:
             self._fill_params = self.gpu.buffer(16, STORAGE | COPY_DST, "fill parameters")
         spread, centre = weight_spread(w)
-        k, pipeline = roofline_kernel(self.gpu, "fill_random", FILL_FORMAT=FILL_FORMATS[w.dtype])
-        buf = self.allocated[w.label]
-        self.gpu.write(self._fill_params, struct.pack("<Iff", zlib.crc32(w.label.encode()), spread, centre) + bytes(4))
-        words = int(buf.size) // 4
-        groups = 16 if self.gpu.is_cpu else min(65535, -(-words // 256))
-        self.gpu.run(pipeline, bind_named(self.gpu, k, pipeline, f"fill {w.label}", dst=buf, params=self._fill_params),
-                     groups)
+        queue_fill(self.gpu, self.allocated[w.label], w.dtype, zlib.crc32(w.label.encode()), spread, centre,
+                   self._fill_params, f"fill {w.label}")
 
     def free(self):
         params = getattr(self, "_fill_params", None)

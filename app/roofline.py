@@ -159,7 +159,6 @@ async def read_by_size(gpu, src, sink, nbytes: int) -> list:
     dispatch and GB/s, the best of `_window_shapes`."""
     cpu = gpu.is_cpu
     rows = []
-    pipelines = {}
     for mib in READ_WINDOW_MIB_CPU if cpu else READ_WINDOW_MIB_GPU:
         size = int(mib * (1 << 20))
         windows = min(nbytes // size, READ_WINDOWS_MAX)
@@ -168,10 +167,7 @@ async def read_by_size(gpu, src, sink, nbytes: int) -> list:
         reps = 2 if cpu else windows
         best = None
         for unroll, chunked, groups in _window_shapes(cpu, size):
-            if (unroll, chunked) not in pipelines:
-                pipelines[unroll, chunked] = roofline_kernel(gpu, "read_stream", READ_UNROLL=unroll,
-                                                             READ_CHUNKED=chunked)
-            k, pipeline = pipelines[unroll, chunked]
+            k, pipeline = roofline_kernel(gpu, "read_stream", READ_UNROLL=unroll, READ_CHUNKED=chunked)
             groups_of_windows = [bind_named(gpu, k, pipeline, f"roofline window {w}", src=(src, w * size, size),
                                             sink=sink) for w in range(windows)]
             await time_dispatches(gpu, pipeline, groups_of_windows, groups, 1)
@@ -210,22 +206,24 @@ async def dispatch_cost(gpu, sink, reps: int) -> dict:
     return out
 
 
-async def fill_random(gpu, buf, fmt: str, seed: int, spread: float = 0.02, centre: float = 0.0,
-                      groups: int | None = None, params=None) -> None:
-    """Fill the whole of `buf` with random weights in format `fmt` (roofline.wgsl fill_random);
-    `params`: a 16-byte storage buffer to reuse (queue order makes each dispatch see its own
-    values), else one is made and freed."""
+def queue_fill(gpu, buf, fmt: str, seed: int, spread: float, centre: float, params, label: str = "fill",
+               groups: int | None = None) -> None:
+    """Queue filling the whole of `buf` with random weights in format `fmt` (roofline.wgsl
+    fill_random) through `params`, a 16-byte storage buffer (queue order makes each fill see its own
+    seed, spread and centre, so one buffer serves a model's every weight)."""
     words = int(buf.size) // 4
     groups = groups or (16 if gpu.is_cpu else min(65535, -(-words // 256)))
-    own = params is None
-    if own:
-        params = gpu.buffer(16, STORAGE | COPY_DST, "fill parameters")
+    gpu.write(params, struct.pack("<Iff", seed & 0xFFFFFFFF, spread, centre) + bytes(4))
+    k, pipeline = roofline_kernel(gpu, "fill_random", FILL_FORMAT=FILL_FORMATS[fmt])
+    gpu.run(pipeline, bind_named(gpu, k, pipeline, label, dst=buf, params=params), groups)
+
+
+async def fill_random(gpu, buf, fmt: str, seed: int, spread: float = 0.02, centre: float = 0.0,
+                      groups: int | None = None) -> None:
+    """`queue_fill` through a parameter buffer of its own, waited for and freed."""
+    params = gpu.buffer(16, STORAGE | COPY_DST, "fill parameters")
     try:
-        gpu.write(params, struct.pack("<Iff", seed & 0xFFFFFFFF, spread, centre) + bytes(4))
-        k, pipeline = roofline_kernel(gpu, "fill_random", FILL_FORMAT=FILL_FORMATS[fmt])
-        gpu.run(pipeline, bind_named(gpu, k, pipeline, "fill", dst=buf, params=params), groups)
-        if own:
-            await gpu.queue.onSubmittedWorkDone()
+        queue_fill(gpu, buf, fmt, seed, spread, centre, params, groups=groups)
+        await gpu.queue.onSubmittedWorkDone()
     finally:
-        if own:
-            gpu.free(params)
+        gpu.free(params)
