@@ -1,7 +1,12 @@
 // What the design probes (tools/*_probe.mjs) share: a device from Dawn's Node binding with
 // timestamps when the adapter has them, and the GPU time of a compute pass of many dispatches.
 // Not product code: the product reaches the GPU through app/gpu.py.
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
+import url from 'node:url';
 import { create, globals } from 'webgpu';
+
+const root = path.resolve(path.dirname(url.fileURLToPath(import.meta.url)), '..');
 
 Object.assign(globalThis, globals);
 
@@ -75,4 +80,12 @@ export async function readFloats(device, buffer, n) {
   rb.unmap();
   rb.destroy();
   return out;
+}
+
+// The WGSL module the engine builds for `entry` of shaders/`shader` with these constants (app/kernels.py
+// kernel(...).source(), through CPython): a probe that times an engine kernel runs the engine's own.
+export function engineModule(shader, entry, values) {
+  const code = 'import json, sys\nfrom app.kernels import kernel\n'
+    + 'print(kernel(sys.argv[1], sys.argv[2], "F32", **json.loads(sys.argv[3])).source())';
+  return execFileSync('python3', ['-c', code, shader, entry, JSON.stringify(values)], { cwd: root, encoding: 'utf8' });
 }

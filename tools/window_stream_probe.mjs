@@ -12,7 +12,7 @@
 // Environment: ROUNDS (4), MIB (a window, 16), BIG_MIB (a buffer, 1024), WINDOWS (64), PASSES (times
 // the chain goes over its windows in one timed pass, 1: more keeps the memory busy for longer, in
 // case its clock only rises under sustained load), WARM_MS (streaming before the first figure, 0).
-import { openDevice, passTimer } from './gpu_probe.mjs';
+import { engineModule, openDevice, passTimer } from './gpu_probe.mjs';
 
 const { device, stamps } = await openDevice();
 
@@ -20,24 +20,11 @@ const ROUNDS = Number(process.env.ROUNDS || 4), WINDOWS = Number(process.env.WIN
 const WINDOW = Number(process.env.MIB || 16) * 2 ** 20, BIG = Number(process.env.BIG_MIB || 1024) * 2 ** 20;
 const UNROLL = 4;
 const PASSES = Number(process.env.PASSES || 1), WARM_MS = Number(process.env.WARM_MS || 0);
-// roofline.wgsl read_stream, grid-stride
-const code = `
-@group(0) @binding(0) var<storage, read> src: array<vec4<u32>>;
-@group(0) @binding(1) var<storage, read_write> sink: array<u32>;
-@compute @workgroup_size(256)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-  let total = arrayLength(&src);
-  let stride = groups.x * 256u;
-  var acc = vec4<u32>(0u);
-  var i = gid.x;
-  for (; i + ${UNROLL - 1}u * stride < total; i += ${UNROLL}u * stride) {
-    for (var k = 0u; k < ${UNROLL}u; k++) { acc ^= src[i + k * stride]; }
-  }
-  for (; i < total; i += stride) { acc ^= src[i]; }
-  if ((acc.x ^ acc.y ^ acc.z ^ acc.w) == 0x9e3779b9u) { sink[0] = gid.x; }
-}`;
-const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module: device.createShaderModule({ code }), entryPoint: 'main' } });
+// the engine's read stream (shaders/roofline.wgsl read_stream, grid-stride), as app/roofline.py builds it
+const code = engineModule('roofline.wgsl', 'read_stream', { READ_UNROLL: UNROLL, READ_CHUNKED: false, FMA_ITERS: 1, FILL_FORMAT: 0 });
+const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module: device.createShaderModule({ code }), entryPoint: 'read_stream' } });
 const sink = device.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE });
+// roofline.wgsl binds src at 0 and sink at 1
 const group = (resource) => device.createBindGroup({ layout: pipeline.getBindGroupLayout(0),
   entries: [{ binding: 0, resource }, { binding: 1, resource: { buffer: sink } }] });
 const big = () => {
