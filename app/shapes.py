@@ -44,8 +44,8 @@ class KernelShapes:
                                  # lanes to a row's long K (0: linear_gemv_rows, as every GEMV)
     deep_gemv_k: int = 2048      # the depth past which a GEMV counts as deep (gemv_deep_rows)
     gemv_row_tile: int = 1       # output rows per GEMV lane from the same input reads: 1, 2 or 4 (not with
-                                 # staging; unrolling gives way to the rows' own loads in flight; on a
-                                 # CPU adapter the invocation's rows are adjacent)
+                                 # staging; unrolling gives way to the rows' own loads in flight); on a
+                                 # CPU adapter also 8, the invocation's rows adjacent
 
     @classmethod
     def for_adapter(cls, is_cpu: bool, overrides: dict | None = None) -> "KernelShapes":
@@ -59,10 +59,12 @@ class KernelShapes:
             # input from workgroup memory ran 1.1-1.25 GB/s where one reading it from a buffer ran
             # 1.6-1.7 (SwiftShader, GPT-2 117M f32: the step 331 -> 292 ms chained, 2026-12-04).
             # Four rows per invocation, the input read once for them: the 117M f32 step 326 -> 198
-            # ms (GPU pass; 2 rows: 259).
+            # ms (GPU pass; 2 rows: 259). Eight, each row's sum one f32 (dot products; vec4 sums of
+            # eight rows were slower): GEMVs 2.0-2.4 -> 2.2-2.9 GB/s, the LM head 2.7 -> 2.9
+            # (2026-12-05, BENCH.md; 16 rows and 2, 8 or 16 workgroups no better).
             shapes = cls(cpu=True, linear_gemv_rows=256, head_lanes=1, cpu_groups=4, prefill_chunk=128,
                          split_k_depth=768, fused_norms=False, split_attention=False, tiled_attention=False,
-                         gemv_row_tile=4)
+                         gemv_row_tile=8)
         else:
             # A 512-row prefill chunk gives fewer round trips and enough output tiles to fill the
             # chip; split K at ~768 deep (GPT-2 117M's 3072-deep MLP projection ran 2.5 of 8.4 ms of
@@ -98,8 +100,9 @@ class KernelShapes:
                 continue
             if not (isinstance(value, int) and 1 <= value <= 256 and value & (value - 1) == 0):
                 raise InputError(f"kernel shape {name} must be a power of two from 1 to 256, got {value!r}")
-        if self.gemv_row_tile not in (1, 2, 4):
-            raise InputError(f"kernel shape gemv_row_tile must be 1, 2 or 4, got {self.gemv_row_tile!r}")
+        if self.gemv_row_tile not in ((1, 2, 4, 8) if self.cpu else (1, 2, 4)):
+            raise InputError(f"kernel shape gemv_row_tile must be 1, 2, 4{', 8' if self.cpu else ''} "
+                             f"(8 on a CPU adapter only), got {self.gemv_row_tile!r}")
         for name in ("gemv_unroll", "gemv_unroll_paired"):
             if getattr(self, name) not in (1, 2, 4, 8):
                 raise InputError(f"kernel shape {name} must be 1, 2, 4 or 8, got {getattr(self, name)!r}")

@@ -202,7 +202,8 @@ _SCALAR_BYTES = {"f32": 4, "u32": 4, "i32": 4, "f16": 2}
 
 
 def _evaluate(expr: str, env: dict) -> int:
-    """An integer WGSL constant expression (literals with a u/i suffix, names, + - * / % ( ))."""
+    """An integer WGSL constant expression (literals with a u/i suffix, names, + - * / % ( ), min and
+    max)."""
     text = re.sub(r"\b(\d+)[ui]\b", r"\1", expr.strip())
     tree = ast.parse(text, mode="eval")
 
@@ -215,6 +216,9 @@ def _evaluate(expr: str, env: dict) -> int:
             if node.id not in env:
                 raise ShaderContractError(f"workgroup array size uses {node.id!r}, which has no value")
             return env[node.id]
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("min", "max")
+                and len(node.args) == 2 and not node.keywords):
+            return (min if node.func.id == "min" else max)(ev(node.args[0]), ev(node.args[1]))
         if isinstance(node, ast.BinOp):
             a, b = ev(node.left), ev(node.right)
             ops = {ast.Add: a + b, ast.Sub: a - b, ast.Mult: a * b}

@@ -87,8 +87,9 @@
 //                    ATT_INPUT or COPY_INPUT, else 1)
 //   Q4_0_STREAM: bool gemv on a GPU, Q4_0 rows with K a multiple of 256 and GEMV_LANES a multiple of
 //                    32: the lanes' words addressed as one stream per row (see gemv_row_q4_0)
-//   GEMV_ROW_TILE: u32 gemv on a GPU: output rows per lane, from the same input reads (1, 2 or 4; see
-//                    "several rows per lane" below; a GPU variant)
+//   GEMV_ROW_TILE: u32 gemv: output rows per lane, from the same input reads (on a GPU 1, 2 or 4, a
+//                    variant: see "several rows per lane" below; a CPU adapter's one invocation per
+//                    1, 2, 4 or 8 adjacent rows: gemv_rows_cpu)
 //   GEMV_UNROLL: u32 gemv on a GPU: packs or segments a lane loads before multiplying them (1, 2, 4
 //                    or 8: more bytes in flight per lane; the same additions in the same order)
 //   STAGE_BLOCKS: u32    gemv: blocks of each row staged through workgroup memory at a time (0: not
@@ -364,7 +365,8 @@ fn linear_rows_block(c: u32, r0: u32, n: u32) {
 const GEMV_LANES: u32 = 256u / GEMV_ROWS;
 const GEMV_BLOCKS: u32 = (N + GEMV_ROWS * GEMV_ROW_TILE - 1u) / (GEMV_ROWS * GEMV_ROW_TILE);
 const GEMV_SEGS: u32 = KB * SEGS;  // segments of a row
-const GEMV_PARTIALS: u32 = 256u * GEMV_ROW_TILE;
+// no reduction where a row has one lane (a CPU adapter, whose 8 rows an invocation would need 16 KB)
+const GEMV_PARTIALS: u32 = max(256u * GEMV_ROW_TILE * min(GEMV_LANES - 1u, 1u), 1u);
 var<workgroup> gemv_partial: array<vec2<f32>, GEMV_PARTIALS>;
 var<workgroup> x_prep: array<vec4<f32>, XN4_LEN>;  // the input row, normalized (RMS_INPUT) or merged (ATT_INPUT)
 const PREP_INPUT: bool = RMS_INPUT || LN_INPUT || ATT_INPUT || COPY_INPUT;
@@ -631,66 +633,90 @@ fn gemv_row_staged(blk: u32, c: u32, lane: u32, lid: u32) -> array<vec4<f32>, 2>
   return array<vec4<f32>, 2>(s0, s1);
 }
 
-// Rows c0 .. c0 + GEMV_ROW_TILE - 1 (1, 2 or 4) by one invocation (a CPU adapter), each input pack or
-// block read once for all of them: a SwiftShader invocation spends a load on the input for every
-// load of weights when it computes one row. Named accumulators, not arrays: SwiftShader keeps a
-// private array indexed in a loop in memory (one row ran 1.8x slower so). A row past N is computed
-// from row N - 1 and not stored.
-fn gemv_rows_cpu(c0: u32) {
-  let r1 = min(c0 + 1u, N - 1u);
-  let r2 = min(c0 + 2u, N - 1u);
-  let r3 = min(c0 + 3u, N - 1u);
-  var a0 = vec4<f32>(0.0);
-  var a1 = vec4<f32>(0.0);
-  var a2 = vec4<f32>(0.0);
-  var a3 = vec4<f32>(0.0);
-  var u0 = vec4<f32>(0.0);
-  var u1 = vec4<f32>(0.0);
-  var u2 = vec4<f32>(0.0);
-  var u3 = vec4<f32>(0.0);
-  if (WBlockPacks == 1u) {  // a float format: pack by pack
-    for (var p = 0u; p < K4; p++) {
-      let xv = input4(p);
-      a0 += xv * load4(c0, p);
-      if (SWIGLU) { u0 += xv * load4(N + c0, p); }
-      if (GEMV_ROW_TILE > 1u) {
-        a1 += xv * load4(r1, p);
-        if (SWIGLU) { u1 += xv * load4(N + r1, p); }
-      }
-      if (GEMV_ROW_TILE > 2u) {
-        a2 += xv * load4(r2, p);
-        a3 += xv * load4(r3, p);
-        if (SWIGLU) { u2 += xv * load4(N + r2, p); u3 += xv * load4(N + r3, p); }
+// The running sums of one CPU invocation's rows (GEMV_ROW_TILE of c0 .. c0 + 7): a of the plain (or
+// gate) rows, u of their up rows (SWIGLU); lo rows c0 .. c0 + 3, hi the next four. Vectors named,
+// not an array: SwiftShader keeps a private array indexed in a loop in memory (one row ran 1.8x
+// slower so).
+struct CpuSums { a_lo: vec4<f32>, a_hi: vec4<f32>, u_lo: vec4<f32>, u_hi: vec4<f32> }
+
+// Pack p (a float format) or block p (a block format) of the input, read once, times that of each
+// of the invocation's rows (lo, hi: the row indices, clamped to N - 1), added to the sums as a dot
+// product per row.
+fn cpu_step(s: ptr<function, CpuSums>, lo: vec4<u32>, hi: vec4<u32>, p: u32) {
+  if (WBlockPacks == 1u) {
+    let xv = input4(p);
+    (*s).a_lo.x += dot(xv, load4(lo.x, p));
+    if (SWIGLU) { (*s).u_lo.x += dot(xv, load4(N + lo.x, p)); }
+    if (GEMV_ROW_TILE > 1u) {
+      (*s).a_lo.y += dot(xv, load4(lo.y, p));
+      if (SWIGLU) { (*s).u_lo.y += dot(xv, load4(N + lo.y, p)); }
+    }
+    if (GEMV_ROW_TILE > 2u) {
+      (*s).a_lo.z += dot(xv, load4(lo.z, p));
+      (*s).a_lo.w += dot(xv, load4(lo.w, p));
+      if (SWIGLU) { (*s).u_lo.z += dot(xv, load4(N + lo.z, p)); (*s).u_lo.w += dot(xv, load4(N + lo.w, p)); }
+    }
+    if (GEMV_ROW_TILE > 4u) {
+      (*s).a_hi += vec4<f32>(dot(xv, load4(hi.x, p)), dot(xv, load4(hi.y, p)), dot(xv, load4(hi.z, p)),
+                             dot(xv, load4(hi.w, p)));
+      if (SWIGLU) {
+        (*s).u_hi += vec4<f32>(dot(xv, load4(N + hi.x, p)), dot(xv, load4(N + hi.y, p)), dot(xv, load4(N + hi.z, p)),
+                               dot(xv, load4(N + hi.w, p)));
       }
     }
-  } else {  // a block format: each block of the input read once, each row's block dequantized once
-    for (var b = 0u; b < KB; b++) {
-      let xs = input_block(b);
-      a0 += w_dot(c0 * KB + b, block_words(c0 * KB + b), xs);
-      if (SWIGLU) { u0 += w_dot((N + c0) * KB + b, block_words((N + c0) * KB + b), xs); }
-      if (GEMV_ROW_TILE > 1u) {
-        a1 += w_dot(r1 * KB + b, block_words(r1 * KB + b), xs);
-        if (SWIGLU) { u1 += w_dot((N + r1) * KB + b, block_words((N + r1) * KB + b), xs); }
-      }
-      if (GEMV_ROW_TILE > 2u) {
-        a2 += w_dot(r2 * KB + b, block_words(r2 * KB + b), xs);
-        a3 += w_dot(r3 * KB + b, block_words(r3 * KB + b), xs);
-        if (SWIGLU) {
-          u2 += w_dot((N + r2) * KB + b, block_words((N + r2) * KB + b), xs);
-          u3 += w_dot((N + r3) * KB + b, block_words((N + r3) * KB + b), xs);
-        }
+  } else {
+    let xs = input_block(p);
+    (*s).a_lo.x += block_dot(lo.x, p, xs);
+    if (SWIGLU) { (*s).u_lo.x += block_dot(N + lo.x, p, xs); }
+    if (GEMV_ROW_TILE > 1u) {
+      (*s).a_lo.y += block_dot(lo.y, p, xs);
+      if (SWIGLU) { (*s).u_lo.y += block_dot(N + lo.y, p, xs); }
+    }
+    if (GEMV_ROW_TILE > 2u) {
+      (*s).a_lo.z += block_dot(lo.z, p, xs);
+      (*s).a_lo.w += block_dot(lo.w, p, xs);
+      if (SWIGLU) { (*s).u_lo.z += block_dot(N + lo.z, p, xs); (*s).u_lo.w += block_dot(N + lo.w, p, xs); }
+    }
+    if (GEMV_ROW_TILE > 4u) {
+      (*s).a_hi += vec4<f32>(block_dot(hi.x, p, xs), block_dot(hi.y, p, xs), block_dot(hi.z, p, xs),
+                             block_dot(hi.w, p, xs));
+      if (SWIGLU) {
+        (*s).u_hi += vec4<f32>(block_dot(N + hi.x, p, xs), block_dot(N + hi.y, p, xs), block_dot(N + hi.z, p, xs),
+                               block_dot(N + hi.w, p, xs));
       }
     }
   }
-  store_cpu_row(c0, a0, u0);
-  if (GEMV_ROW_TILE > 1u && c0 + 1u < N) { store_cpu_row(c0 + 1u, a1, u1); }
-  if (GEMV_ROW_TILE > 2u && c0 + 2u < N) { store_cpu_row(c0 + 2u, a2, u2); }
-  if (GEMV_ROW_TILE > 2u && c0 + 3u < N) { store_cpu_row(c0 + 3u, a3, u3); }
 }
 
-fn store_cpu_row(c: u32, a: vec4<f32>, u: vec4<f32>) {
-  if (SWIGLU) { store_swiglu(0u, c, a.x + a.y + a.z + a.w, u.x + u.y + u.z + u.w); }
-  else { store(0u, c, a.x + a.y + a.z + a.w); }
+// Block b of row c (of W's N_W rows) dotted with the input's block.
+fn block_dot(c: u32, b: u32, xs: array<vec4<f32>, 8>) -> f32 {
+  let d = w_dot(c * KB + b, block_words(c * KB + b), xs);
+  return d.x + d.y + d.z + d.w;
+}
+
+// Rows c0 .. c0 + GEMV_ROW_TILE - 1 (1, 2, 4 or 8) by one invocation (a CPU adapter), each input pack
+// or block read once for all of them: a SwiftShader invocation spends a load on the input for every
+// load of weights when it computes one row, and each row's dot products go to one f32 sum (vec4 sums
+// of 8 rows left the streamed rows slower: BENCH.md). A row past N is computed from row N - 1 and
+// not stored.
+fn gemv_rows_cpu(c0: u32) {
+  let lo = min(vec4<u32>(c0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(N - 1u));
+  let hi = min(vec4<u32>(c0) + vec4<u32>(4u, 5u, 6u, 7u), vec4<u32>(N - 1u));
+  var s = CpuSums();
+  for (var p = 0u; p < KB; p++) { cpu_step(&s, lo, hi, p); }  // KB = K4 for a float format
+  store_cpu_row(c0, s.a_lo.x, s.u_lo.x);
+  if (GEMV_ROW_TILE > 1u && c0 + 1u < N) { store_cpu_row(c0 + 1u, s.a_lo.y, s.u_lo.y); }
+  if (GEMV_ROW_TILE > 2u && c0 + 2u < N) { store_cpu_row(c0 + 2u, s.a_lo.z, s.u_lo.z); }
+  if (GEMV_ROW_TILE > 2u && c0 + 3u < N) { store_cpu_row(c0 + 3u, s.a_lo.w, s.u_lo.w); }
+  if (GEMV_ROW_TILE > 4u && c0 + 4u < N) { store_cpu_row(c0 + 4u, s.a_hi.x, s.u_hi.x); }
+  if (GEMV_ROW_TILE > 4u && c0 + 5u < N) { store_cpu_row(c0 + 5u, s.a_hi.y, s.u_hi.y); }
+  if (GEMV_ROW_TILE > 4u && c0 + 6u < N) { store_cpu_row(c0 + 6u, s.a_hi.z, s.u_hi.z); }
+  if (GEMV_ROW_TILE > 4u && c0 + 7u < N) { store_cpu_row(c0 + 7u, s.a_hi.w, s.u_hi.w); }
+}
+
+fn store_cpu_row(c: u32, a: f32, u: f32) {
+  if (SWIGLU) { store_swiglu(0u, c, a, u); }
+  else { store(0u, c, a); }
 }
 
 // Lane `lane`'s share of row c's dot products with the input: (gate or plain, up).

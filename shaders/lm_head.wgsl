@@ -22,7 +22,7 @@
 //   ROWS: u32         rows in this split
 //   HEAD_LANES: u32   invocations per vocabulary row
 //   HEAD_GROUPS: u32  workgroups
-//   HEAD_ROW_TILE: u32 rows per invocation with one lane per row (a CPU adapter: 1, 2 or 4 adjacent
+//   HEAD_ROW_TILE: u32 rows per invocation with one lane per row (a CPU adapter: 1, 2, 4 or 8 adjacent
 //                     rows, the normalized row read from workgroup memory once for all of them; the
 //                     invocations take the tiles in turn across the workgroups); 1 on a GPU
 //   Q4_0_STREAM: bool a GPU reading a Q4_0 table with C a multiple of 256 and HEAD_LANES dividing 32:
@@ -120,53 +120,62 @@ fn head_row_q4_0(v: u32, lane: u32) -> f32 {
   return s.x + s.y + s.z + s.w;
 }
 
-// Rows v0 .. v0 + HEAD_ROW_TILE - 1 (1, 2 or 4) of this split by one invocation (a CPU adapter): each
-// pack or block of the normalized row loaded once for all of them (SwiftShader reads workgroup memory
-// slower than a buffer), named accumulators (a private array indexed in a loop lives in memory
-// there). A row past ROWS is computed from row ROWS - 1 and not stored.
-fn head_rows_cpu(v0: u32) {
-  let v1 = min(v0 + 1u, ROWS - 1u);
-  let v2 = min(v0 + 2u, ROWS - 1u);
-  let v3 = min(v0 + 3u, ROWS - 1u);
-  var a0 = 0.0;
-  var a1 = 0.0;
-  var a2 = 0.0;
-  var a3 = 0.0;
-  if (WBlockPacks == 1u) {  // a float format: pack by pack, as dot products
-    for (var i = 0u; i < C4; i++) {
-      let xv = xn[i];
-      a0 += dot(xv, wte4(v0, i));
-      if (HEAD_ROW_TILE > 1u) { a1 += dot(xv, wte4(v1, i)); }
-      if (HEAD_ROW_TILE > 2u) {
-        a2 += dot(xv, wte4(v2, i));
-        a3 += dot(xv, wte4(v3, i));
-      }
+// Pack p (a float format) or block p (a block format) of the normalized row, read once, dotted with
+// that of each of the invocation's rows (lo, hi: rows v0 .. v0 + 7, clamped), added to the sums.
+fn head_step(a_lo: ptr<function, vec4<f32>>, a_hi: ptr<function, vec4<f32>>, lo: vec4<u32>, hi: vec4<u32>, p: u32) {
+  if (WBlockPacks == 1u) {
+    let xv = xn[p];
+    (*a_lo).x += dot(xv, wte4(lo.x, p));
+    if (HEAD_ROW_TILE > 1u) { (*a_lo).y += dot(xv, wte4(lo.y, p)); }
+    if (HEAD_ROW_TILE > 2u) {
+      (*a_lo).z += dot(xv, wte4(lo.z, p));
+      (*a_lo).w += dot(xv, wte4(lo.w, p));
     }
-  } else {  // a block format: whole blocks
-    var s0 = vec4<f32>(0.0);
-    var s1 = vec4<f32>(0.0);
-    var s2 = vec4<f32>(0.0);
-    var s3 = vec4<f32>(0.0);
-    for (var b = 0u; b < HEAD_KB; b++) {
-      let p = b * WBlockPacks;
-      let xs = array<vec4<f32>, 8>(xn[p], xn[p + 1u], xn[p + 2u], xn[p + 3u], xn[p + 4u], xn[p + 5u], xn[p + 6u],
-                                   xn[p + 7u]);
-      s0 += w_dot(v0 * HEAD_KB + b, block_words(v0 * HEAD_KB + b), xs);
-      if (HEAD_ROW_TILE > 1u) { s1 += w_dot(v1 * HEAD_KB + b, block_words(v1 * HEAD_KB + b), xs); }
-      if (HEAD_ROW_TILE > 2u) {
-        s2 += w_dot(v2 * HEAD_KB + b, block_words(v2 * HEAD_KB + b), xs);
-        s3 += w_dot(v3 * HEAD_KB + b, block_words(v3 * HEAD_KB + b), xs);
-      }
+    if (HEAD_ROW_TILE > 4u) {
+      *a_hi += vec4<f32>(dot(xv, wte4(hi.x, p)), dot(xv, wte4(hi.y, p)), dot(xv, wte4(hi.z, p)), dot(xv, wte4(hi.w, p)));
     }
-    a0 = s0.x + s0.y + s0.z + s0.w;
-    a1 = s1.x + s1.y + s1.z + s1.w;
-    a2 = s2.x + s2.y + s2.z + s2.w;
-    a3 = s3.x + s3.y + s3.z + s3.w;
+  } else {
+    let q = p * WBlockPacks;
+    let xs = array<vec4<f32>, 8>(xn[q], xn[q + 1u], xn[q + 2u], xn[q + 3u], xn[q + 4u], xn[q + 5u], xn[q + 6u],
+                                 xn[q + 7u]);
+    (*a_lo).x += head_block_dot(lo.x, p, xs);
+    if (HEAD_ROW_TILE > 1u) { (*a_lo).y += head_block_dot(lo.y, p, xs); }
+    if (HEAD_ROW_TILE > 2u) {
+      (*a_lo).z += head_block_dot(lo.z, p, xs);
+      (*a_lo).w += head_block_dot(lo.w, p, xs);
+    }
+    if (HEAD_ROW_TILE > 4u) {
+      *a_hi += vec4<f32>(head_block_dot(hi.x, p, xs), head_block_dot(hi.y, p, xs), head_block_dot(hi.z, p, xs),
+                         head_block_dot(hi.w, p, xs));
+    }
   }
-  logits[ROW0 + v0] = a0;
-  if (HEAD_ROW_TILE > 1u && v0 + 1u < ROWS) { logits[ROW0 + v0 + 1u] = a1; }
-  if (HEAD_ROW_TILE > 2u && v0 + 2u < ROWS) { logits[ROW0 + v0 + 2u] = a2; }
-  if (HEAD_ROW_TILE > 2u && v0 + 3u < ROWS) { logits[ROW0 + v0 + 3u] = a3; }
+}
+
+// Block b of table row v dotted with the normalized row's block.
+fn head_block_dot(v: u32, b: u32, xs: array<vec4<f32>, 8>) -> f32 {
+  let d = w_dot(v * HEAD_KB + b, block_words(v * HEAD_KB + b), xs);
+  return d.x + d.y + d.z + d.w;
+}
+
+// Rows v0 .. v0 + HEAD_ROW_TILE - 1 (1, 2, 4 or 8) of this split by one invocation (a CPU adapter):
+// each pack or block of the normalized row loaded once for all of them (SwiftShader reads workgroup
+// memory slower than a buffer), one f32 sum a row in named vectors (a private array indexed in a loop
+// lives in memory there; linear.wgsl gemv_rows_cpu). A row past ROWS is computed from row ROWS - 1
+// and not stored.
+fn head_rows_cpu(v0: u32) {
+  let lo = min(vec4<u32>(v0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(ROWS - 1u));
+  let hi = min(vec4<u32>(v0) + vec4<u32>(4u, 5u, 6u, 7u), vec4<u32>(ROWS - 1u));
+  var a_lo = vec4<f32>(0.0);
+  var a_hi = vec4<f32>(0.0);
+  for (var p = 0u; p < HEAD_KB; p++) { head_step(&a_lo, &a_hi, lo, hi, p); }  // HEAD_KB = C4 for a float format
+  logits[ROW0 + v0] = a_lo.x;
+  if (HEAD_ROW_TILE > 1u && v0 + 1u < ROWS) { logits[ROW0 + v0 + 1u] = a_lo.y; }
+  if (HEAD_ROW_TILE > 2u && v0 + 2u < ROWS) { logits[ROW0 + v0 + 2u] = a_lo.z; }
+  if (HEAD_ROW_TILE > 2u && v0 + 3u < ROWS) { logits[ROW0 + v0 + 3u] = a_lo.w; }
+  if (HEAD_ROW_TILE > 4u && v0 + 4u < ROWS) { logits[ROW0 + v0 + 4u] = a_hi.x; }
+  if (HEAD_ROW_TILE > 4u && v0 + 5u < ROWS) { logits[ROW0 + v0 + 5u] = a_hi.y; }
+  if (HEAD_ROW_TILE > 4u && v0 + 6u < ROWS) { logits[ROW0 + v0 + 6u] = a_hi.z; }
+  if (HEAD_ROW_TILE > 4u && v0 + 7u < ROWS) { logits[ROW0 + v0 + 7u] = a_hi.w; }
 }
 
 @compute @workgroup_size(256)

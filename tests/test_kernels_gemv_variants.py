@@ -147,8 +147,13 @@ GEMV_CASES = [  # (fmt, mode, K, N, overrides)
     ("Q4_0", "plain", 4096, 20, {"gemv_deep_rows": 2}),       # 128 lanes: 4 groups a step
     ("Q8_0", "plain", 6400, 20, {"gemv_deep_rows": 1}),
     ("F16", "plain", 1600, 37, {"gemv_deep_rows": 4, "deep_gemv_k": 1024}),  # deep from a lower depth
-    # a CPU adapter's one invocation per 1, 2 or 4 rows (N not a multiple of the tile)
+    # a CPU adapter's one invocation per 1, 2, 4 or 8 rows (N not a multiple of the tile)
     ("F32", "plain", 768, 37, {"cpu": True, "gemv_row_tile": 4}),
+    ("F32", "plain", 768, 37, {"cpu": True, "gemv_row_tile": 8}),
+    ("F32", "swiglu", 192, 21, {"cpu": True, "gemv_row_tile": 8}),
+    ("F16", "att", 512, 7, {"cpu": True, "gemv_row_tile": 8}),      # fewer rows than one tile
+    ("Q4_0", "swiglu", 256, 45, {"cpu": True, "gemv_row_tile": 8}),
+    ("Q6_K", "residual", 512, 13, {"cpu": True, "gemv_row_tile": 8}),
     ("F32", "residual", 768, 37, {"cpu": True, "gemv_row_tile": 1}),
     ("F16", "rms", 576, 70, {"cpu": True, "gemv_row_tile": 2}),
     ("BF16", "swiglu", 64, 5, {"cpu": True, "gemv_row_tile": 2}),
@@ -209,8 +214,12 @@ HEAD_CASES = [  # (fmt, C, V, parts (row0, rows), overrides)
     ("Q4_1", 960, 40, [(0, 40)], ALL),
     ("Q4_K", 768, 70, [(0, 70)], {"gemv_unroll": 4}),
     ("Q6_K", 256, 100, [(0, 100)], {"gemv_unroll": 2}),
-    # a CPU adapter: one invocation per 1, 2 or 4 adjacent rows of a split (splits not a multiple of 4)
+    # a CPU adapter: one invocation per 1, 2, 4 or 8 adjacent rows of a split (splits not a multiple
+    # of the tile)
     ("F32", 200, 301, [(0, 150), (150, 151)], {"cpu": True, "gemv_row_tile": 4}),
+    ("F32", 200, 301, [(0, 150), (150, 151)], {"cpu": True, "gemv_row_tile": 8}),
+    ("Q8_0", 576, 45, [(0, 5), (5, 40)], {"cpu": True, "gemv_row_tile": 8}),
+    ("Q4_K", 768, 19, [(0, 19)], {"cpu": True, "gemv_row_tile": 8}),
     ("F16", 576, 97, [(0, 97)], {"cpu": True, "gemv_row_tile": 2}),
     ("Q8_0", 576, 141, [(0, 70), (70, 71)], {"cpu": True, "gemv_row_tile": 4}),
     ("Q4_0", 2048, 6, [(0, 6)], {"cpu": True, "gemv_row_tile": 4}),
