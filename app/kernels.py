@@ -178,7 +178,7 @@ class Kernels:
         def k(entry):
             return kernel("topk.wgsl", entry, self.weights, V=vocab_size, GROUPS=groups)
 
-        if self.shapes.cpu:  # one invocation, no barriers: see topk.wgsl
+        if self.shapes.cpu:  # one workgroup of a few lanes, two barriers: see topk.wgsl
             return [dispatch("topk_serial", k("topk_serial"), (1, 1, 1), step=step, logits=logits, out=out, seen=seen)]
         return [dispatch("topk_partial", k("topk_partial"), (groups, 1, 1), step=step, logits=logits, part=part,
                          seen=seen),
