@@ -277,15 +277,17 @@ async def measure(gpu, model, prompt_lengths=(16, 128, 512), contexts=(16, 128, 
                 await model.prefill(_ids(ctx, V), k=5)
                 chained = (await chained_steps(model, token, decode_steps + 4, depth=depth))[3:3 + decode_steps]
                 out.setdefault("decode_chained_by_depth", {})[str(depth)] = round(_median(chained) * 1000, 3)
-            # the deepest queue, one step per submit and several: results come in bursts, so the
-            # figure is the mean time per token over the run, not a median gap
+            # the deepest queue, one step per submit and several: results come in bursts of a
+            # submit's steps, so the figure is the mean time per token over whole submits (the
+            # window from the end of one burst to the end of another), not a median gap
             for per_submit in STEPS_PER_SUBMIT_TIMED:
+                warm, timed = (math.ceil(n / per_submit) * per_submit for n in (6, decode_steps))
                 model.reset()
                 await model.prefill(_ids(ctx, V), k=5)
-                chained = await chained_steps(model, token, decode_steps + 6, depth=CHAIN_DEPTH_MAX,
+                chained = await chained_steps(model, token, warm + timed, depth=CHAIN_DEPTH_MAX,
                                               per_submit=per_submit)
                 out.setdefault("decode_chained_by_steps_per_submit", {})[str(per_submit)] = round(
-                    sum(chained[6:]) / decode_steps * 1000, 3)
+                    sum(chained[warm:]) / timed * 1000, 3)
     out["readback_bytes_per_decode_step"] = model.last_readback_bytes
     out["gpu_timestamps"] = await gpu_decode_times(gpu, model, contexts[0], decode_steps + 3)
     out["gpu_timestamps_k64"] = await gpu_decode_times(gpu, model, contexts[0], decode_steps + 3, k=KMAX)
