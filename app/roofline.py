@@ -25,7 +25,7 @@ from .synthetic import DISPATCH_GROUPS, FILL_FORMATS
 # roofline; the best counts
 READ_SHAPES_GPU = ((1, False, 1024), (4, False, 1024), (1, False, 4096), (4, False, 4096), (1, False, 16384),
                    (4, False, 16384))
-READ_SHAPES_CPU = ((4, False, 16), (1, True, 4), (1, True, 16), (1, True, 64))
+READ_SHAPES_CPU = ((4, False, 16), (1, True, 4), (1, True, 16), (1, True, 64), (8, True, 4), (8, True, 16))
 # Window sizes (MiB) of `read_by_size`: from a small projection's weights (GPT-2 117M's attention
 # projection, 1.2 MB in f16) to beyond the largest (GPT-2 XL's MLP, 20 MB)
 READ_WINDOW_MIB_GPU = (0.25, 1, 4, 16, 64)
