@@ -161,7 +161,7 @@ class Kernels:
         """logits[row0 + v] = LayerNorm (or RMSNorm) of the last row of x . table[v] for one split of
         the table (stored as `fmt`)."""
         lanes = self.shapes.head_lanes
-        tile = self.shapes.gemv_row_tile if lanes == 1 else 1
+        tile = self.shapes.row_tile(fmt) if lanes == 1 else 1
         groups = self.gemv_groups(rows, 256 // lanes, tile)
         k = kernel("lm_head.wgsl", "lm_head", fmt, self.wide(fmt, self.C), C=self.C, C4=self.C // 4, EPS=self.eps,
                    ROW0=row0, ROWS=rows, HEAD_LANES=lanes, HEAD_GROUPS=groups, RMS=rms, HEAD_ROW_TILE=tile,
@@ -286,7 +286,7 @@ class Kernels:
         `y_col0` as in `linear`."""
         fmt = fmt or self.weights
         gpu = not self.shapes.cpu
-        row_tile = self.shapes.gemv_row_tile
+        row_tile = self.shapes.row_tile(fmt)
         opts = dict(rms_input=rms_input, ln_input=ln_input, att_input=att_input, wide=self.wide(fmt, K),
                     y_cols=y_cols, y_col0=y_col0, row_tile=row_tile)
         bias = buffers.get("bias") is not None

@@ -45,7 +45,7 @@ class KernelShapes:
     deep_gemv_k: int = 2048      # the depth past which a GEMV counts as deep (gemv_deep_rows)
     gemv_row_tile: int = 1       # output rows per GEMV lane from the same input reads: 1, 2 or 4 (not with
                                  # staging; unrolling gives way to the rows' own loads in flight); on a
-                                 # CPU adapter also 8, the invocation's rows adjacent
+                                 # CPU adapter also 8 (F32 only: see row_tile), the invocation's rows adjacent
 
     @classmethod
     def for_adapter(cls, is_cpu: bool, overrides: dict | None = None) -> "KernelShapes":
@@ -59,7 +59,7 @@ class KernelShapes:
             # input from workgroup memory ran 1.1-1.25 GB/s where one reading it from a buffer ran
             # 1.6-1.7 (SwiftShader, GPT-2 117M f32: the step 331 -> 292 ms chained, 2026-12-04).
             # Four rows per invocation, the input read once for them: the 117M f32 step 326 -> 198
-            # ms (GPU pass; 2 rows: 259). Eight, each row's sum one f32 (dot products; vec4 sums of
+            # ms (GPU pass; 2 rows: 259). Eight for F32 (row_tile), each row's sum one f32 (dot products; vec4 sums of
             # eight rows were slower): GEMVs 2.0-2.4 -> 2.2-2.9 GB/s, the LM head 2.7 -> 2.9
             # (2026-12-05, BENCH.md; 16 rows and 2, 8 or 16 workgroups no better).
             shapes = cls(cpu=True, linear_gemv_rows=256, head_lanes=1, cpu_groups=4, prefill_chunk=128,
@@ -92,6 +92,14 @@ class KernelShapes:
             raise InputError(f"unknown kernel-shape override(s) {', '.join(unknown)}; "
                              f"known: {', '.join(sorted(known))}")
         return replace(shapes, **overrides).checked()
+
+    def row_tile(self, fmt: str) -> int:
+        """GEMV / LM-head rows per lane for a matrix stored as `fmt`: gemv_row_tile, on a CPU adapter at
+        most 4 for any format but F32, whose 8 rows an invocation unpacked or dequantized slower
+        (SwiftShader, 2026-12-05, ms a step with 4 -> 8 rows: SmolLM2-135M Q4_1 qkv 23.7 -> 36.5,
+        o_proj 17.3 -> 26.5, down 32.5 -> 49.9; the same shape in F16 gate|up 95.8 -> 105.8, down
+        52.9 -> 58.7)."""
+        return min(self.gemv_row_tile, 4) if self.cpu and fmt != "F32" else self.gemv_row_tile
 
     def checked(self) -> "KernelShapes":
         for name in ("linear_gemv_rows", "head_lanes", "gemv_deep_rows"):

@@ -67,16 +67,19 @@ def expect_variant(k, fmt: str, K: int, overrides: dict, plain_input: bool = Fal
         lanes = values["HEAD_LANES"]
         assert values["Q4_0_STREAM"] == (fmt == "Q4_0" and not shapes.cpu and K % 256 == 0 and 32 % lanes == 0
                                          and lanes >= 8), values
+    tile = shapes.row_tile(fmt)
+    if k.shader == "lm_head.wgsl":
+        assert values["HEAD_ROW_TILE"] == (tile if values["HEAD_LANES"] == 1 else 1), values
     if k.shader == "linear.wgsl":
-        staged = shapes.gemv_stage_blocks and fmt in STAGED_FORMATS and shapes.gemv_row_tile == 1
+        staged = shapes.gemv_stage_blocks and fmt in STAGED_FORMATS and tile == 1
         assert bool(values["STAGE_BLOCKS"]) == bool(staged), values
-        assert values["GEMV_ROW_TILE"] == shapes.gemv_row_tile, values
+        assert values["GEMV_ROW_TILE"] == tile, values
         assert values["COPY_INPUT"] == (shapes.gemv_copy_input and plain_input), values
         prepared = values["RMS_INPUT"] or values["LN_INPUT"] or values["ATT_INPUT"] or values["COPY_INPUT"]
-        deep = shapes.gemv_deep_rows and K > shapes.deep_gemv_k and not prepared and shapes.gemv_row_tile == 1
+        deep = shapes.gemv_deep_rows and K > shapes.deep_gemv_k and not prepared and tile == 1
         assert values["GEMV_ROWS"] == (shapes.gemv_deep_rows if deep else shapes.linear_gemv_rows), values
         lanes = 256 // values["GEMV_ROWS"]
-        stream = (fmt == "Q4_0" and not shapes.cpu and K % 256 == 0 and lanes % 32 == 0 and shapes.gemv_row_tile == 1
+        stream = (fmt == "Q4_0" and not shapes.cpu and K % 256 == 0 and lanes % 32 == 0 and tile == 1
                   and not values["STAGE_BLOCKS"])
         assert values["Q4_0_STREAM"] == stream, values
 
@@ -151,7 +154,8 @@ GEMV_CASES = [  # (fmt, mode, K, N, overrides)
     ("F32", "plain", 768, 37, {"cpu": True, "gemv_row_tile": 4}),
     ("F32", "plain", 768, 37, {"cpu": True, "gemv_row_tile": 8}),
     ("F32", "swiglu", 192, 21, {"cpu": True, "gemv_row_tile": 8}),
-    ("F16", "att", 512, 7, {"cpu": True, "gemv_row_tile": 8}),      # fewer rows than one tile
+    ("F32", "att", 512, 7, {"cpu": True, "gemv_row_tile": 8}),      # fewer rows than one tile
+    ("F16", "rms", 512, 7, {"cpu": True, "gemv_row_tile": 8}),      # any format but F32: 4 (KernelShapes.row_tile)
     ("Q4_0", "swiglu", 256, 45, {"cpu": True, "gemv_row_tile": 8}),
     ("Q6_K", "residual", 512, 13, {"cpu": True, "gemv_row_tile": 8}),
     ("F32", "residual", 768, 37, {"cpu": True, "gemv_row_tile": 1}),
@@ -218,7 +222,7 @@ HEAD_CASES = [  # (fmt, C, V, parts (row0, rows), overrides)
     # of the tile)
     ("F32", 200, 301, [(0, 150), (150, 151)], {"cpu": True, "gemv_row_tile": 4}),
     ("F32", 200, 301, [(0, 150), (150, 151)], {"cpu": True, "gemv_row_tile": 8}),
-    ("Q8_0", 576, 45, [(0, 5), (5, 40)], {"cpu": True, "gemv_row_tile": 8}),
+    ("Q8_0", 576, 45, [(0, 5), (5, 40)], {"cpu": True, "gemv_row_tile": 8}),  # but F32: 4
     ("Q4_K", 768, 19, [(0, 19)], {"cpu": True, "gemv_row_tile": 8}),
     ("F16", 576, 97, [(0, 97)], {"cpu": True, "gemv_row_tile": 2}),
     ("Q8_0", 576, 141, [(0, 70), (70, 71)], {"cpu": True, "gemv_row_tile": 4}),
