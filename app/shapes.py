@@ -59,9 +59,9 @@ class KernelShapes:
             # input from workgroup memory ran 1.1-1.25 GB/s where one reading it from a buffer ran
             # 1.6-1.7 (SwiftShader, GPT-2 117M f32: the step 331 -> 292 ms chained, 2026-12-04).
             # Four rows per invocation, the input read once for them: the 117M f32 step 326 -> 198
-            # ms (GPU pass; 2 rows: 259). Eight for F32 (row_tile), each row's sum one f32 (dot products; vec4 sums of
-            # eight rows were slower): GEMVs 2.0-2.4 -> 2.2-2.9 GB/s, the LM head 2.7 -> 2.9
-            # (2026-12-05, BENCH.md; 16 rows and 2, 8 or 16 workgroups no better).
+            # ms (GPU pass; 2 rows: 259). Eight for F32 (row_tile), each row's sum one f32 (dot
+            # products; vec4 sums of eight rows were slower): GEMVs 2.0-2.4 -> 2.2-2.9 GB/s, the LM
+            # head 2.7 -> 2.9 (2026-12-05, BENCH.md; 16 rows and 2, 8 or 16 workgroups no better).
             shapes = cls(cpu=True, linear_gemv_rows=256, head_lanes=1, cpu_groups=4, prefill_chunk=128,
                          split_k_depth=768, fused_norms=False, split_attention=False, tiled_attention=False,
                          gemv_row_tile=8)
