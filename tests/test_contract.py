@@ -284,6 +284,16 @@ def test_decode_gemv_variants_apply_on_a_gpu_where_they_fit():
         cpu = gemv(fmt, 2048, cpu=True)
         assert (cpu.wide, cpu.values["GEMV_UNROLL"], cpu.values["STAGE_BLOCKS"], cpu.values["COPY_INPUT"]) == (
             False, 1, 0, False)
-    for bad in ({"gemv_unroll": 3}, {"gemv_stage_blocks": -1}, {"gemv_wide_f16": 1}, {"gemv_copy_input": "yes"}):
+    # a CPU adapter's rows an invocation (8 for F32, else 4: KernelShapes.row_tile) take no reduction
+    # memory (the GPU's grows with the rows a lane: 8 rows of a 2048-deep GEMV would pass 16 KB)
+    def cpu_gemv(fmt, tile):
+        k = Kernels(KernelShapes.for_adapter(True, {"gemv_row_tile": tile}), fmt, C=2048, n_head=32, head_dim=64,
+                    n_ctx=64, eps=1e-5)
+        return k.linear_gemv("gemv", 2048, 8192, "swiglu", fmt, rms_input=True, step="step", x="x", w="w",
+                             y="y").kernel
+    assert [cpu_gemv(fmt, 8).values["GEMV_ROW_TILE"] for fmt in ("F32", "F16", "Q4_0")] == [8, 4, 4]
+    assert cpu_gemv("F32", 8).workgroup_bytes() == cpu_gemv("F32", 1).workgroup_bytes() <= 16384
+    for bad in ({"gemv_unroll": 3}, {"gemv_stage_blocks": -1}, {"gemv_wide_f16": 1}, {"gemv_copy_input": "yes"},
+                {"gemv_row_tile": 8}):
         with pytest.raises(InputError, match=next(iter(bad))):
             KernelShapes.for_adapter(False, bad)
