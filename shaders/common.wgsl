@@ -95,6 +95,14 @@ fn layer_norm4(v: vec4<f32>, mean: f32, rstd: f32, gamma: vec4<f32>, beta: vec4<
 }
 fn rms_norm4(v: vec4<f32>, rstd: f32, weight: vec4<f32>) -> vec4<f32> { return (v * rstd) * weight; }
 
+// The rows r0 .. r0 + 3 and r0 + 4 .. r0 + 7 of a CPU adapter's invocation (linear.wgsl
+// gemv_rows_cpu, lm_head.wgsl head_rows_cpu), each at most `last`: a row past the end is computed
+// from the last one and not stored.
+fn cpu_tile_rows(r0: u32, last: u32) -> array<vec4<u32>, 2> {
+  return array<vec4<u32>, 2>(min(vec4<u32>(r0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(last)),
+                             min(vec4<u32>(r0) + vec4<u32>(4u, 5u, 6u, 7u), vec4<u32>(last)));
+}
+
 // NaN test on the bits: WGSL lets implementations assume no NaNs, and SwiftShader folds v != v.
 fn is_nan(v: f32) -> bool { return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u; }
 

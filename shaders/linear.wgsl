@@ -639,59 +639,44 @@ fn gemv_row_staged(blk: u32, c: u32, lane: u32, lid: u32) -> array<vec4<f32>, 2>
 // slower so).
 struct CpuSums { a_lo: vec4<f32>, a_hi: vec4<f32>, u_lo: vec4<f32>, u_hi: vec4<f32> }
 
-// Pack p (a float format) or block p (a block format) of the input, read once, times that of each
-// of the invocation's rows (lo, hi: the row indices, clamped to N - 1), added to the sums as a dot
-// product per row.
-fn cpu_step(s: ptr<function, CpuSums>, lo: vec4<u32>, hi: vec4<u32>, p: u32) {
+// Step p of the input: pack p of a float format (in [0]), or the 8 packs block p multiplies.
+fn cpu_input(p: u32) -> array<vec4<f32>, 8> {
   if (WBlockPacks == 1u) {
-    let xv = input4(p);
-    (*s).a_lo.x += dot(xv, load4(lo.x, p));
-    if (SWIGLU) { (*s).u_lo.x += dot(xv, load4(N + lo.x, p)); }
-    if (GEMV_ROW_TILE > 1u) {
-      (*s).a_lo.y += dot(xv, load4(lo.y, p));
-      if (SWIGLU) { (*s).u_lo.y += dot(xv, load4(N + lo.y, p)); }
-    }
-    if (GEMV_ROW_TILE > 2u) {
-      (*s).a_lo.z += dot(xv, load4(lo.z, p));
-      (*s).a_lo.w += dot(xv, load4(lo.w, p));
-      if (SWIGLU) { (*s).u_lo.z += dot(xv, load4(N + lo.z, p)); (*s).u_lo.w += dot(xv, load4(N + lo.w, p)); }
-    }
-    if (GEMV_ROW_TILE > 4u) {
-      (*s).a_hi += vec4<f32>(dot(xv, load4(hi.x, p)), dot(xv, load4(hi.y, p)), dot(xv, load4(hi.z, p)),
-                             dot(xv, load4(hi.w, p)));
-      if (SWIGLU) {
-        (*s).u_hi += vec4<f32>(dot(xv, load4(N + hi.x, p)), dot(xv, load4(N + hi.y, p)), dot(xv, load4(N + hi.z, p)),
-                               dot(xv, load4(N + hi.w, p)));
-      }
-    }
-  } else {
-    let xs = input_block(p);
-    (*s).a_lo.x += block_dot(lo.x, p, xs);
-    if (SWIGLU) { (*s).u_lo.x += block_dot(N + lo.x, p, xs); }
-    if (GEMV_ROW_TILE > 1u) {
-      (*s).a_lo.y += block_dot(lo.y, p, xs);
-      if (SWIGLU) { (*s).u_lo.y += block_dot(N + lo.y, p, xs); }
-    }
-    if (GEMV_ROW_TILE > 2u) {
-      (*s).a_lo.z += block_dot(lo.z, p, xs);
-      (*s).a_lo.w += block_dot(lo.w, p, xs);
-      if (SWIGLU) { (*s).u_lo.z += block_dot(N + lo.z, p, xs); (*s).u_lo.w += block_dot(N + lo.w, p, xs); }
-    }
-    if (GEMV_ROW_TILE > 4u) {
-      (*s).a_hi += vec4<f32>(block_dot(hi.x, p, xs), block_dot(hi.y, p, xs), block_dot(hi.z, p, xs),
-                             block_dot(hi.w, p, xs));
-      if (SWIGLU) {
-        (*s).u_hi += vec4<f32>(block_dot(N + hi.x, p, xs), block_dot(N + hi.y, p, xs), block_dot(N + hi.z, p, xs),
-                               block_dot(N + hi.w, p, xs));
-      }
-    }
+    let z = vec4<f32>(0.0);
+    return array<vec4<f32>, 8>(input4(p), z, z, z, z, z, z, z);
   }
+  return input_block(p);
 }
 
-// Block b of row c (of W's N_W rows) dotted with the input's block.
-fn block_dot(c: u32, b: u32, xs: array<vec4<f32>, 8>) -> f32 {
-  let d = w_dot(c * KB + b, block_words(c * KB + b), xs);
+// Step p of row c (of W's N_W rows: pack p, or block p) dotted with the input's step p.
+fn cpu_dot(c: u32, p: u32, xs: array<vec4<f32>, 8>) -> f32 {
+  if (WBlockPacks == 1u) { return dot(xs[0], load4(c, p)); }
+  let d = w_dot(c * KB + p, block_words(c * KB + p), xs);
   return d.x + d.y + d.z + d.w;
+}
+
+// Step p of the input, read once, dotted with step p of each of the invocation's rows (lo, hi:
+// common.wgsl cpu_tile_rows), added to the sums.
+fn cpu_step(s: ptr<function, CpuSums>, lo: vec4<u32>, hi: vec4<u32>, p: u32) {
+  let xs = cpu_input(p);
+  (*s).a_lo.x += cpu_dot(lo.x, p, xs);
+  if (SWIGLU) { (*s).u_lo.x += cpu_dot(N + lo.x, p, xs); }
+  if (GEMV_ROW_TILE > 1u) {
+    (*s).a_lo.y += cpu_dot(lo.y, p, xs);
+    if (SWIGLU) { (*s).u_lo.y += cpu_dot(N + lo.y, p, xs); }
+  }
+  if (GEMV_ROW_TILE > 2u) {
+    (*s).a_lo.z += cpu_dot(lo.z, p, xs);
+    (*s).a_lo.w += cpu_dot(lo.w, p, xs);
+    if (SWIGLU) { (*s).u_lo.z += cpu_dot(N + lo.z, p, xs); (*s).u_lo.w += cpu_dot(N + lo.w, p, xs); }
+  }
+  if (GEMV_ROW_TILE > 4u) {
+    (*s).a_hi += vec4<f32>(cpu_dot(hi.x, p, xs), cpu_dot(hi.y, p, xs), cpu_dot(hi.z, p, xs), cpu_dot(hi.w, p, xs));
+    if (SWIGLU) {
+      (*s).u_hi += vec4<f32>(cpu_dot(N + hi.x, p, xs), cpu_dot(N + hi.y, p, xs), cpu_dot(N + hi.z, p, xs),
+                             cpu_dot(N + hi.w, p, xs));
+    }
+  }
 }
 
 // Rows c0 .. c0 + GEMV_ROW_TILE - 1 (1, 2, 4 or 8) by one invocation (a CPU adapter), each input pack
@@ -700,10 +685,9 @@ fn block_dot(c: u32, b: u32, xs: array<vec4<f32>, 8>) -> f32 {
 // of 8 rows left the streamed rows slower: BENCH.md). A row past N is computed from row N - 1 and
 // not stored.
 fn gemv_rows_cpu(c0: u32) {
-  let lo = min(vec4<u32>(c0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(N - 1u));
-  let hi = min(vec4<u32>(c0) + vec4<u32>(4u, 5u, 6u, 7u), vec4<u32>(N - 1u));
+  let rows = cpu_tile_rows(c0, N - 1u);
   var s = CpuSums();
-  for (var p = 0u; p < KB; p++) { cpu_step(&s, lo, hi, p); }  // KB = K4 for a float format
+  for (var p = 0u; p < KB; p++) { cpu_step(&s, rows[0], rows[1], p); }  // KB = K4 for a float format
   store_cpu_row(c0, s.a_lo.x, s.u_lo.x);
   if (GEMV_ROW_TILE > 1u && c0 + 1u < N) { store_cpu_row(c0 + 1u, s.a_lo.y, s.u_lo.y); }
   if (GEMV_ROW_TILE > 2u && c0 + 2u < N) { store_cpu_row(c0 + 2u, s.a_lo.z, s.u_lo.z); }

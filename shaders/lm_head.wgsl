@@ -120,41 +120,36 @@ fn head_row_q4_0(v: u32, lane: u32) -> f32 {
   return s.x + s.y + s.z + s.w;
 }
 
-// Pack p (a float format) or block p (a block format) of the normalized row, read once, dotted with
-// that of each of the invocation's rows (lo, hi: rows v0 .. v0 + 7, clamped), added to the sums.
-fn head_step(a_lo: ptr<function, vec4<f32>>, a_hi: ptr<function, vec4<f32>>, lo: vec4<u32>, hi: vec4<u32>, p: u32) {
+// Step p of the normalized row: pack p of a float format (in [0]), or the 8 packs block p multiplies.
+fn head_input(p: u32) -> array<vec4<f32>, 8> {
   if (WBlockPacks == 1u) {
-    let xv = xn[p];
-    (*a_lo).x += dot(xv, wte4(lo.x, p));
-    if (HEAD_ROW_TILE > 1u) { (*a_lo).y += dot(xv, wte4(lo.y, p)); }
-    if (HEAD_ROW_TILE > 2u) {
-      (*a_lo).z += dot(xv, wte4(lo.z, p));
-      (*a_lo).w += dot(xv, wte4(lo.w, p));
-    }
-    if (HEAD_ROW_TILE > 4u) {
-      *a_hi += vec4<f32>(dot(xv, wte4(hi.x, p)), dot(xv, wte4(hi.y, p)), dot(xv, wte4(hi.z, p)), dot(xv, wte4(hi.w, p)));
-    }
-  } else {
-    let q = p * WBlockPacks;
-    let xs = array<vec4<f32>, 8>(xn[q], xn[q + 1u], xn[q + 2u], xn[q + 3u], xn[q + 4u], xn[q + 5u], xn[q + 6u],
-                                 xn[q + 7u]);
-    (*a_lo).x += head_block_dot(lo.x, p, xs);
-    if (HEAD_ROW_TILE > 1u) { (*a_lo).y += head_block_dot(lo.y, p, xs); }
-    if (HEAD_ROW_TILE > 2u) {
-      (*a_lo).z += head_block_dot(lo.z, p, xs);
-      (*a_lo).w += head_block_dot(lo.w, p, xs);
-    }
-    if (HEAD_ROW_TILE > 4u) {
-      *a_hi += vec4<f32>(head_block_dot(hi.x, p, xs), head_block_dot(hi.y, p, xs), head_block_dot(hi.z, p, xs),
-                         head_block_dot(hi.w, p, xs));
-    }
+    let z = vec4<f32>(0.0);
+    return array<vec4<f32>, 8>(xn[p], z, z, z, z, z, z, z);
   }
+  let q = p * WBlockPacks;
+  return array<vec4<f32>, 8>(xn[q], xn[q + 1u], xn[q + 2u], xn[q + 3u], xn[q + 4u], xn[q + 5u], xn[q + 6u], xn[q + 7u]);
 }
 
-// Block b of table row v dotted with the normalized row's block.
-fn head_block_dot(v: u32, b: u32, xs: array<vec4<f32>, 8>) -> f32 {
-  let d = w_dot(v * HEAD_KB + b, block_words(v * HEAD_KB + b), xs);
+// Step p of table row v (pack p, or block p) dotted with the normalized row's (as linear.wgsl cpu_dot).
+fn head_dot(v: u32, p: u32, xs: array<vec4<f32>, 8>) -> f32 {
+  if (WBlockPacks == 1u) { return dot(xs[0], wte4(v, p)); }
+  let d = w_dot(v * HEAD_KB + p, block_words(v * HEAD_KB + p), xs);
   return d.x + d.y + d.z + d.w;
+}
+
+// Step p of the normalized row, read once, dotted with step p of each of the invocation's rows (lo,
+// hi: common.wgsl cpu_tile_rows), added to the sums.
+fn head_step(a_lo: ptr<function, vec4<f32>>, a_hi: ptr<function, vec4<f32>>, lo: vec4<u32>, hi: vec4<u32>, p: u32) {
+  let xs = head_input(p);
+  (*a_lo).x += head_dot(lo.x, p, xs);
+  if (HEAD_ROW_TILE > 1u) { (*a_lo).y += head_dot(lo.y, p, xs); }
+  if (HEAD_ROW_TILE > 2u) {
+    (*a_lo).z += head_dot(lo.z, p, xs);
+    (*a_lo).w += head_dot(lo.w, p, xs);
+  }
+  if (HEAD_ROW_TILE > 4u) {
+    *a_hi += vec4<f32>(head_dot(hi.x, p, xs), head_dot(hi.y, p, xs), head_dot(hi.z, p, xs), head_dot(hi.w, p, xs));
+  }
 }
 
 // Rows v0 .. v0 + HEAD_ROW_TILE - 1 (1, 2, 4 or 8) of this split by one invocation (a CPU adapter):
@@ -163,11 +158,11 @@ fn head_block_dot(v: u32, b: u32, xs: array<vec4<f32>, 8>) -> f32 {
 // lives in memory there; linear.wgsl gemv_rows_cpu). A row past ROWS is computed from row ROWS - 1
 // and not stored.
 fn head_rows_cpu(v0: u32) {
-  let lo = min(vec4<u32>(v0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(ROWS - 1u));
-  let hi = min(vec4<u32>(v0) + vec4<u32>(4u, 5u, 6u, 7u), vec4<u32>(ROWS - 1u));
+  let rows = cpu_tile_rows(v0, ROWS - 1u);
   var a_lo = vec4<f32>(0.0);
   var a_hi = vec4<f32>(0.0);
-  for (var p = 0u; p < HEAD_KB; p++) { head_step(&a_lo, &a_hi, lo, hi, p); }  // HEAD_KB = C4 for a float format
+  // HEAD_KB = C4 for a float format
+  for (var p = 0u; p < HEAD_KB; p++) { head_step(&a_lo, &a_hi, rows[0], rows[1], p); }
   logits[ROW0 + v0] = a_lo.x;
   if (HEAD_ROW_TILE > 1u && v0 + 1u < ROWS) { logits[ROW0 + v0 + 1u] = a_lo.y; }
   if (HEAD_ROW_TILE > 2u && v0 + 2u < ROWS) { logits[ROW0 + v0 + 2u] = a_lo.z; }
