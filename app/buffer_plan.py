@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from .contract import buffer_size
 from .errors import LoadError
 from .weights import gpu_matrix_bytes, load_unit, row_bytes, staging_chunk
+from .wgsl import ShaderContractError
 
 USAGES = ("storage", "storage_readable", "readback")  # GPU side: app/runner.py BUFFER_USAGE
 LOAD_CHUNK_BYTES = 16  # the buffer a load kernel reads its chunk's range from, beside the staging buffer
@@ -99,8 +100,14 @@ class BufferPlan:
         buffers += list(graph.buffers)
         ro = rw = 0
         workgroup = {}
+        sizes = {b.label: b.nbytes for b in buffers}
         for d in graph.all_dispatches():
             bound = {name for name, _ in d.bind}
+            for name, need in d.kernel.fixed_bytes().items():
+                label = dict(d.bind).get(name)
+                if label is None or sizes.get(label, 0) < need:
+                    raise ShaderContractError(f"{d.name} ({d.kernel.label}) reads {need} bytes of binding {name!r}, "
+                                              f"bound to {label!r} of {sizes.get(label, 0)} bytes")
             unbound = [b for name, b in d.kernel.bindings().items() if name not in bound]
             ro = max(ro, min(1, sum(1 for b in unbound if not b.writable)))
             rw = max(rw, sum(1 for b in unbound if b.writable))

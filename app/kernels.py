@@ -35,6 +35,7 @@ class Kernel:
     weights: str        # the weight format (app/weights.py WEIGHT_FORMATS): the module's weight snippet
     constants: tuple    # ((name, value), ...) sorted by name
     wide: bool = False  # F16 / BF16 bound as blocks of 8 (app/wgsl.py WIDE_SNIPPETS)
+    fixed: tuple = ()   # ((binding, elements), ...): bound arrays declared with their length (wgsl.module_source)
 
     @property
     def values(self) -> dict:
@@ -49,7 +50,11 @@ class Kernel:
         return (wgsl.WIDE_SNIPPETS if self.wide else wgsl.WEIGHT_SNIPPETS)[self.weights]
 
     def source(self) -> str:
-        return wgsl.module_source(self.shader, self.snippet, self.values)
+        return wgsl.module_source(self.shader, self.snippet, self.values, self.fixed)
+
+    def fixed_bytes(self) -> dict:
+        """binding name -> bytes a buffer bound there must hold (bindings declared with a length)."""
+        return wgsl.fixed_binding_bytes(self.shader, self.snippet, self.fixed)
 
     def bindings(self) -> dict:
         return wgsl.entry_bindings(self.shader, self.entry)
@@ -58,10 +63,10 @@ class Kernel:
         return wgsl.workgroup_bytes(self.shader, self.entry, self.values, self.snippet)
 
 
-def kernel(shader: str, entry: str, weights: str, wide: bool = False, **values) -> Kernel:
+def kernel(shader: str, entry: str, weights: str, wide: bool = False, fixed: tuple = (), **values) -> Kernel:
     wgsl.check_constants(shader, values)
     wgsl.entry_bindings(shader, entry)  # the entry point exists
-    return Kernel(shader, entry, weights, tuple(sorted(values.items())), wide)
+    return Kernel(shader, entry, weights, tuple(sorted(values.items())), wide, tuple(fixed))
 
 
 Groups = tuple | Callable[[int], tuple]
@@ -229,7 +234,13 @@ class Kernels:
         if stage_blocks:  # the words stage_blocks blocks span from any 2-byte offset, and the 2 bytes past
             row_words = cdiv(stage_blocks * BLOCK_FORMATS[fmt][1] + 8, 4)
             stage_words = row_words * rows * (2 if out == "swiglu" else 1)
-        return kernel("linear.wgsl", entry, fmt, wide, K=K, K4=K // 4, N=N, EPILOGUE=epilogue(out),
+        fixed = ()
+        if entry == "gemv" and self.shapes.cpu and fmt == "F32":
+            # SwiftShader reads a binding declared with its length 3-6% faster (the 117M f32 step's GEMVs
+            # 93.8 -> 88.1 ms, BENCH.md): each load's bound is a constant. Exactly what gemv reads: N_W
+            # rows of K4 packs, and input row 0 (the split attention's blocks are longer than a row).
+            fixed = (("w", N * (2 if out == "swiglu" else 1) * (K // 4)),) + ((("x", K // 4),) if not att_input else ())
+        return kernel("linear.wgsl", entry, fmt, wide, fixed, K=K, K4=K // 4, N=N, EPILOGUE=epilogue(out),
                       HAS_BIAS=bias, RMS_INPUT=rms_input, LN_INPUT=ln_input, ATT_INPUT=att_input,
                       ATT_SPLITS=self.att_splits, C=self.C, NH=self.NH, HD=self.HD, N_CTX=self.n_ctx, EPS=self.eps,
                       GEMV_ROWS=rows, GEMV_GROUPS=self.gemv_groups(N, rows, row_tile),

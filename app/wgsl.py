@@ -176,8 +176,9 @@ def check_constants(shader: str, values: dict) -> None:
         raise ShaderContractError(f"{shader}: constants do not match its header ({'; '.join(parts)})")
 
 
-def module_source(shader: str, snippet: str, values: dict) -> str:
-    """The whole WGSL source of one pipeline's module."""
+def module_source(shader: str, snippet: str, values: dict, fixed: tuple = ()) -> str:
+    """The whole WGSL source of one pipeline's module. `fixed`: ((binding, elements), ...), runtime-sized
+    array bindings declared with that many elements instead (fixed_binding_bytes)."""
     check_constants(shader, values)
     declared = kernel_file(shader).constants
     try:
@@ -185,7 +186,37 @@ def module_source(shader: str, snippet: str, values: dict) -> str:
                          for k in sorted(values))
     except (TypeError, ValueError) as exc:
         raise ShaderContractError(f"{shader}: {exc}") from None
-    return "\n".join([shader_source(snippet), wgsl_prelude(), consts, shader_source(COMMON), kernel_source(shader)])
+    code = kernel_source(shader)
+    for name, elements in fixed:
+        code = _runtime_array(shader, code, name).sub(rf"\g<1>, {int(elements)}>;", code, count=1)
+    return "\n".join([shader_source(snippet), wgsl_prelude(), consts, shader_source(COMMON), code])
+
+
+def _runtime_array(shader: str, code: str, name: str) -> re.Pattern:
+    """The declaration of binding `name` as a runtime-sized array (`var<storage, read> name:
+    array<T>;`), as a pattern whose group 1 is everything before the closing `>;`."""
+    pattern = re.compile(r"(@group\(0\)\s*@binding\(\d+\)\s*var<storage,\s*read>\s*" + re.escape(name)
+                         + r"\s*:\s*array<(?:[^,<>]|<[^<>]*>)+)>;")
+    if not pattern.search(code):
+        raise ShaderContractError(f"{shader} declares no read-only runtime-sized array binding {name!r}")
+    return pattern
+
+
+def fixed_binding_bytes(shader: str, snippet: str, fixed: tuple) -> dict:
+    """binding name -> the bytes a buffer bound there must hold: a binding declared with a fixed
+    number of elements (module_source's `fixed`) reads only those, so a smaller buffer fails
+    WebGPU's validation, and a shorter declaration than the kernel reads would clamp its loads to
+    the last element (a wrong answer, not an error): callers declare exactly what the kernel reads."""
+    code = kernel_source(shader)
+    alias = _WPACK_ALIAS.search(shader_source(snippet))
+    out = {}
+    for name, elements in fixed:
+        element = _runtime_array(shader, code, name).search(code).group(1).rsplit("array<", 1)[1].strip()
+        if element == "WPack" and alias:
+            element = alias.group(1).strip()
+        size, align = _type_size(element, {})
+        out[name] = -(-size // align) * align * int(elements)
+    return out
 
 
 def entry_bindings(shader: str, entry: str) -> dict:

@@ -98,6 +98,8 @@
 //   STAGE_WORDS: u32     gemv: STAGE_ROW_WORDS x the staged rows (GEMV_ROWS, 2 GEMV_ROWS with swiglu;
 //                        1 when not staged)
 // Run alone (checked against numpy): python3 -m pytest -q tests/test_kernels.py tests/test_kernels_llama.py -k linear, tests/test_kernels_quant.py -k linear and tests/test_kernels_gemv_variants.py
+// A CPU adapter's F32 gemv gets w and x declared with their lengths instead (app/kernels.py
+// _linear_kernel, app/wgsl.py module_source's `fixed`: N_W K4 packs and one row of K4).
 @group(0) @binding(0) var<storage, read> step: Step;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;  // read 4 floats at a time (x4)
 @group(0) @binding(2) var<storage, read> w: array<WPack>;

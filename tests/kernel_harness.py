@@ -55,7 +55,7 @@ async def run(gpu, spec):
             gpu.write(buf, raw)
             bufs[name] = (buf, len(raw))
         for st in spec["steps"]:
-            code = module_source(st["shader"], st["snippet"], st["consts"])
+            code = module_source(st["shader"], st["snippet"], st["consts"], tuple(map(tuple, st["fixed"])))
             pipe = gpu.pipeline(gpu.shader_module(code, st["shader"]), st["entry"], st["entry"])
             entries = {}
             for name, b in entry_bindings(st["shader"], st["entry"]).items():
@@ -168,10 +168,12 @@ def linear_consts(K, N, epilogue, *, bias, eps, rms_input=False, ln_input=False,
                 SPLIT_K=split_k, SPLIT_KS=-(-per_split // 16) * 16)
 
 
-def step(shader: str, entry: str, consts: dict, bind: dict, dispatch, snippet: str = "weights_f32.wgsl") -> dict:
-    """One dispatch: `bind` maps the entry point's binding names to the run's buffer names."""
+def step(shader: str, entry: str, consts: dict, bind: dict, dispatch, snippet: str = "weights_f32.wgsl",
+         fixed: tuple = ()) -> dict:
+    """One dispatch: `bind` maps the entry point's binding names to the run's buffer names; `fixed`:
+    bindings declared with their length (app/kernels.py Kernel.fixed)."""
     return {"shader": shader, "entry": entry, "snippet": snippet, "consts": consts, "bind": dict(bind),
-            "dispatch": [int(d) for d in dispatch]}
+            "dispatch": [int(d) for d in dispatch], "fixed": [list(f) for f in fixed]}
 
 
 def run(page, buffers: dict, steps: list, read: list) -> dict:

@@ -4,6 +4,7 @@ covers every buffer the graphs bind, for GPT-2 shapes on both kinds of adapter."
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import pytest
@@ -77,6 +78,36 @@ def test_a_wrong_constant_or_binding_is_refused_before_any_gpu_call():
         dispatch("ln", k, (1, 1, 1), step="step", wrong="x")
     with pytest.raises(wgsl.ShaderContractError, match="f32"):
         wgsl.module_source("layer_norm.wgsl", wgsl.WEIGHT_SNIPPETS["F32"], {"C": 8, "C4": 2, "EPS": float("inf")})
+
+
+def test_a_cpu_f32_gemv_declares_exactly_what_it_reads_and_the_plan_binds_at_least_that():
+    """A CPU adapter's F32 decode GEMV declares its weights (N_W rows of K / 4 packs) and its input row
+    with their lengths: a shorter declaration would clamp the loads past it to the last element, a
+    wrong answer with no error. The plan checks every such binding's buffer holds the declared bytes,
+    and refuses a graph that binds a smaller one; GPU kernels and other formats stay runtime-sized."""
+    cfg = GPT2Config(n_layer=1, n_head=12, n_embd=768, n_positions=64, vocab_size=300)
+    for cpu, dtype in ((False, "F32"), (True, "F16"), (True, "F32")):  # the CPU F32 graph last: see below
+        graph = GPT2(cfg, KernelShapes.for_adapter(cpu), LIMITS, matrix_dtype=dtype)
+        gemvs = {d.name.split("+")[-1]: d for d in graph.decode if d.kernel.entry == "gemv"}  # ln_1+qkv: qkv
+        assert set(gemvs) == {"qkv", "attn_proj", "mlp_fc", "mlp_proj"}
+        for name, d in gemvs.items():
+            K, N = d.kernel.values["K"], d.kernel.values["N"]
+            if not (cpu and dtype == "F32"):
+                assert d.kernel.fixed == () and "array<WPack>;" in d.kernel.source(), (cpu, dtype, name)
+                continue
+            assert d.kernel.fixed == (("w", N * K // 4), ("x", K // 4)), name
+            assert d.kernel.fixed_bytes() == {"w": N * K * 4, "x": K * 4}
+            source = d.kernel.source()
+            assert f"var<storage, read> w: array<WPack, {N * K // 4}>;" in source
+            assert f"var<storage, read> x: array<vec4<f32>, {K // 4}>;" in source
+        BufferPlan.of(graph)  # every bound buffer holds what its kernel declares
+    fc = gemvs["mlp_fc"]
+    short = dataclasses.replace(fc, kernel=dataclasses.replace(fc.kernel, fixed=(("w", 768 * 3072 // 4 + 1),)))
+    graph.decode[graph.decode.index(fc)] = short
+    with pytest.raises(wgsl.ShaderContractError, match="mlp_fc .* reads 9437200 bytes of binding 'w'"):
+        BufferPlan.of(graph)
+    with pytest.raises(wgsl.ShaderContractError, match="no read-only runtime-sized array binding 'y'"):
+        wgsl.module_source("linear.wgsl", wgsl.WEIGHT_SNIPPETS["F32"], fc.kernel.values, (("y", 4),))
 
 
 def test_bindings_are_the_ones_each_entry_point_uses():

@@ -200,7 +200,7 @@ def test_gemv_variant_equals_numpy(kpage, fmt, mode, K, N, overrides):
     ref = silu(v[:N]) * v[N:] if mode == "swiglu" else (y0 + v if out == "residual" else v)
     bufs = {"step": step_b, "x": x, "w": w_b, "b": b, "g": g,
             "y": np.concatenate([y0 if out == "residual" else sentinel(N), sentinel(4)])}
-    steps = [step("linear.wgsl", "gemv", d.kernel.values, dict(d.bind), d.counts(), d.kernel.snippet)]
+    steps = [step("linear.wgsl", "gemv", d.kernel.values, dict(d.bind), d.counts(), d.kernel.snippet, d.kernel.fixed)]
     y = read_f32(kh.run(kpage, bufs, steps, ["y"])["y"])
     assert_close(y[:N], ref, 3e-5, f"gemv {fmt} {mode}")
     assert_sentinel(y[N:], "past the output")
