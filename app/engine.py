@@ -91,7 +91,7 @@ class Engine:
 
     @property
     def shapes(self) -> KernelShapes:
-        return KernelShapes.for_adapter(self.gpu.is_cpu, self.shape_overrides)
+        return KernelShapes.for_adapter(self.gpu.is_cpu, self.shape_overrides, self.gpu.cpu_threads)
 
     @property
     def device_lost(self) -> bool:

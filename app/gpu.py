@@ -61,8 +61,10 @@ def is_null(value) -> bool:
 class GPU:
     """One adapter + device, with helpers that keep JS conversions out of hot paths."""
 
-    def __init__(self, adapter, device, adapter_info: dict, features: list[str], limits: dict):
+    def __init__(self, adapter, device, adapter_info: dict, features: list[str], limits: dict,
+                 cpu_threads: int | None = None):
         self.adapter = adapter
+        self.cpu_threads = cpu_threads       # the machine's logical processors (navigator.hardwareConcurrency)
         self.device = device
         self.queue = device.queue
         self.adapter_info = adapter_info
@@ -125,7 +127,9 @@ class GPU:
             value = getattr(device.limits, key, None)
             if value is not None:
                 limits[key] = int(value)
-        return cls(adapter, device, adapter_info, features, limits)
+        threads = getattr(navigator, "hardwareConcurrency", None)
+        cpu_threads = int(threads) if isinstance(threads, (int, float)) and threads >= 1 else None
+        return cls(adapter, device, adapter_info, features, limits, cpu_threads)
 
     def _install_error_handlers(self):
         def on_uncaptured(event):

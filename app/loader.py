@@ -497,7 +497,7 @@ async def load_model(gpu, ref: str = "", base_url: str = "", context: int | None
     quantize = quantize_format(quantize)
     widen = widen_option(dtype, quantize)
     job = job or LoadJob(on_progress)
-    shapes = shapes or KernelShapes.for_adapter(gpu.is_cpu)
+    shapes = shapes or KernelShapes.for_adapter(gpu.is_cpu, cpu_threads=gpu.cpu_threads)
     F = _fetch_js()
     F.resetStats()
     stats = job.stats

@@ -13,6 +13,20 @@ from dataclasses import asdict, dataclass, fields, replace
 
 from .errors import InputError
 
+CPU_GROUPS_UNKNOWN = 4  # a CPU adapter's decode workgroups where the machine's processors are not known
+CPU_GROUPS_MAX = 16
+
+
+def cpu_groups_for(cpu_threads: int | None) -> int:
+    """Workgroups per decode dispatch on a CPU adapter: one per logical processor. SwiftShader runs a
+    dispatch's workgroups as tasks on one worker thread per processor, so a dispatch lasts as long as
+    its busiest worker: on 2 processors (GPT-2 117M f32, the decode step's kernels summed, 2026-12-05)
+    1 / 2 / 3 / 4 / 8 workgroups took 246 / 136 / 171 / 136-160 / 149-162 ms, 4 now and then giving
+    one worker three (the LM head 40 -> 56-59 ms, the whole step's pass 144 -> 160-164)."""
+    if not cpu_threads:
+        return CPU_GROUPS_UNKNOWN
+    return max(1, min(CPU_GROUPS_MAX, int(cpu_threads)))
+
 
 @dataclass(frozen=True)
 class KernelShapes:
@@ -48,9 +62,11 @@ class KernelShapes:
                                  # CPU adapter also 8 (F32 only: see row_tile), the invocation's rows adjacent
 
     @classmethod
-    def for_adapter(cls, is_cpu: bool, overrides: dict | None = None) -> "KernelShapes":
+    def for_adapter(cls, is_cpu: bool, overrides: dict | None = None, cpu_threads: int | None = None) -> "KernelShapes":
         """The default shapes for a CPU adapter or a GPU, with `overrides` ({field: value}; also
-        the older spellings no_split_attention / no_tiled_attention) applied."""
+        the older spellings no_split_attention / no_tiled_attention) applied. `cpu_threads`: the
+        machine's logical processors, where known (a CPU adapter's decode dispatches get a workgroup
+        per processor: cpu_groups_for)."""
         overrides = dict(overrides or {})
         cpu = bool(overrides.pop("cpu", is_cpu))
         if cpu:
@@ -61,8 +77,9 @@ class KernelShapes:
             # Four rows per invocation, the input read once for them: the 117M f32 step 326 -> 198
             # ms (GPU pass; 2 rows: 259). Eight for F32 (row_tile), each row's sum one f32 (dot
             # products; vec4 sums of eight rows were slower): GEMVs 2.0-2.4 -> 2.2-2.9 GB/s, the LM
-            # head 2.7 -> 2.9 (2026-12-05, BENCH.md; 16 rows and 2, 8 or 16 workgroups no better).
-            shapes = cls(cpu=True, linear_gemv_rows=256, head_lanes=1, cpu_groups=4, prefill_chunk=128,
+            # head 2.7 -> 2.9 (2026-12-05, BENCH.md; 16 rows no better). Workgroups: cpu_groups_for.
+            shapes = cls(cpu=True, linear_gemv_rows=256, head_lanes=1, cpu_groups=cpu_groups_for(cpu_threads),
+                         prefill_chunk=128,
                          split_k_depth=768, fused_norms=False, split_attention=False, tiled_attention=False,
                          gemv_row_tile=8)
         else:

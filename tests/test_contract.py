@@ -276,6 +276,22 @@ def test_a_fused_matrix_whose_parts_mix_formats_runs_one_dispatch_per_format():
                             w="w", y="h")
 
 
+def test_a_cpu_adapter_gives_each_processor_one_workgroup_of_a_decode_dispatch():
+    """SwiftShader runs a dispatch's workgroups on one worker thread per logical processor: a decode
+    GEMV and LM head get as many workgroups as the machine has processors (navigator.hardwareConcurrency,
+    clamped to 1..16), and 4 where that is unknown; a GPU's shapes do not depend on it."""
+    from app.shapes import CPU_GROUPS_MAX, CPU_GROUPS_UNKNOWN, cpu_groups_for
+    assert [cpu_groups_for(n) for n in (None, 0, 1, 2, 3, 8, 64)] == [CPU_GROUPS_UNKNOWN, CPU_GROUPS_UNKNOWN, 1, 2, 3,
+                                                                       8, CPU_GROUPS_MAX]
+    cfg = GPT2Config(n_layer=1, n_head=12, n_embd=768, n_positions=64, vocab_size=50257)
+    for threads in (2, 8, None):
+        graph = GPT2(cfg, KernelShapes.for_adapter(True, cpu_threads=threads), LIMITS, matrix_dtype="F32")
+        counts = {d.name: d.counts()[0] for d in graph.decode + graph.tail if d.kernel.entry in ("gemv", "lm_head")}
+        assert set(counts.values()) == {cpu_groups_for(threads)}, (threads, counts)
+    assert KernelShapes.for_adapter(True, {"cpu_groups": 3}, cpu_threads=2).cpu_groups == 3  # an override wins
+    assert KernelShapes.for_adapter(False, cpu_threads=2) == KernelShapes.for_adapter(False, cpu_threads=64)
+
+
 def test_decode_gemv_variants_apply_on_a_gpu_where_they_fit():
     """The decode GEMV variants (app/shapes.py) change a GPU's kernels only: 16-byte loads for F16 /
     BF16 rows of a multiple of 8, staging for Q8_0 / Q4_1 in chunks shrunk until the workgroup

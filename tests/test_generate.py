@@ -299,6 +299,19 @@ def test_decode_step_budgets(page, models):
     assert all(c["calls"] <= 12 for c in two), two
 
 
+def test_a_cpu_adapter_gets_a_decode_workgroup_per_processor(page, models):
+    """The page's engine reads the machine's processors (navigator.hardwareConcurrency) and gives a CPU
+    adapter's decode GEMVs and LM head one workgroup per processor (app/shapes.py cpu_groups_for)."""
+    use(page, "char")
+    got = run_py(page, "import js\n_m = engine.model.gpu_model\n"
+                       "[_m.graph.shapes.cpu, _m.graph.shapes.cpu_groups, _m.gpu.cpu_threads, "
+                       "int(js.navigator.hardwareConcurrency), sorted({d.counts()[0] for d in _m.graph.decode + "
+                       "_m.graph.tail if d.kernel.entry in ('gemv', 'lm_head')})]")
+    cpu, groups, threads, processors, counts = got
+    assert cpu and threads == processors >= 1
+    assert groups == min(processors, 16) and counts == [groups], got
+
+
 def test_gpu_kernel_shapes_give_the_reference_tokens(page, models):
     """The kernels a real GPU gets (tiled prefill in one chunk of up to 512 rows, decode attention
     split over blocks of 64 positions and merged by the projection, GEMV with reductions, top-k in

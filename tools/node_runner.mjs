@@ -5,6 +5,7 @@
 // Order matters: Pyodide is loaded before Dawn's globals are installed (the other way round,
 // Pyodide's bootstrap fails with "Failed to import _pyodide_core").
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import url from 'node:url';
 import vm from 'node:vm';
@@ -41,7 +42,8 @@ try {
   const t0 = performance.now();
   const py = await loadPyodide();
   Object.assign(globalThis, globals);
-  globalThis.navigator = { gpu: create(args.dawn_options || ['backend=vulkan', 'disable-dawn-features=timestamp_quantization']) };
+  globalThis.navigator = { gpu: create(args.dawn_options || ['backend=vulkan', 'disable-dawn-features=timestamp_quantization']),
+                           hardwareConcurrency: os.availableParallelism?.() ?? os.cpus().length };  // as a browser's
   for (const file of ['web/fetch.js', 'web/api.js', 'web/replay.js']) {
     vm.runInThisContext(fs.readFileSync(path.join(root, file), 'utf8'), { filename: file });
   }
