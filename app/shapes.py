@@ -79,9 +79,8 @@ class KernelShapes:
             # products; vec4 sums of eight rows were slower): GEMVs 2.0-2.4 -> 2.2-2.9 GB/s, the LM
             # head 2.7 -> 2.9 (2026-12-05, BENCH.md; 16 rows no better). Workgroups: cpu_groups_for.
             shapes = cls(cpu=True, linear_gemv_rows=256, head_lanes=1, cpu_groups=cpu_groups_for(cpu_threads),
-                         prefill_chunk=128,
-                         split_k_depth=768, fused_norms=False, split_attention=False, tiled_attention=False,
-                         gemv_row_tile=8)
+                         prefill_chunk=128, split_k_depth=768, fused_norms=False, split_attention=False,
+                         tiled_attention=False, gemv_row_tile=8)
         else:
             # A 512-row prefill chunk gives fewer round trips and enough output tiles to fill the
             # chip; split K at ~768 deep (GPT-2 117M's 3072-deep MLP projection ran 2.5 of 8.4 ms of
