@@ -102,9 +102,9 @@ class BufferPlan:
         workgroup = {}
         sizes = {b.label: b.nbytes for b in buffers}
         for d in graph.all_dispatches():
-            bound = {name for name, _ in d.bind}
+            bound = dict(d.bind)
             for name, need in d.kernel.fixed_bytes().items():
-                label = dict(d.bind).get(name)
+                label = bound.get(name)
                 if label is None or sizes.get(label, 0) < need:
                     raise ShaderContractError(f"{d.name} ({d.kernel.label}) reads {need} bytes of binding {name!r}, "
                                               f"bound to {label!r} of {sizes.get(label, 0)} bytes")

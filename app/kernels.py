@@ -236,9 +236,10 @@ class Kernels:
             stage_words = row_words * rows * (2 if out == "swiglu" else 1)
         fixed = ()
         if entry == "gemv" and self.shapes.cpu and fmt == "F32":
-            # SwiftShader reads a binding declared with its length 3-6% faster (the 117M f32 step's GEMVs
-            # 92.4 / 94.8 -> 89.5 / 88.5 ms, BENCH.md): each load's bound is a constant. Exactly what gemv reads: N_W
-            # rows of K4 packs, and input row 0 (the split attention's blocks are longer than a row).
+            # SwiftShader reads a binding declared with its length 3-6% faster (the 117M f32 step's
+            # GEMVs 92.4 / 94.8 -> 89.5 / 88.5 ms, BENCH.md): each load's bound is a constant. Exactly
+            # what gemv reads: N_W rows of K4 packs, and input row 0 (the split attention's blocks are
+            # longer than a row).
             fixed = (("w", N * (2 if out == "swiglu" else 1) * (K // 4)),) + ((("x", K // 4),) if not att_input else ())
         return kernel("linear.wgsl", entry, fmt, wide, fixed, K=K, K4=K // 4, N=N, EPILOGUE=epilogue(out),
                       HAS_BIAS=bias, RMS_INPUT=rms_input, LN_INPUT=ln_input, ATT_INPUT=att_input,

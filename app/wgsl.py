@@ -188,18 +188,19 @@ def module_source(shader: str, snippet: str, values: dict, fixed: tuple = ()) ->
         raise ShaderContractError(f"{shader}: {exc}") from None
     code = kernel_source(shader)
     for name, elements in fixed:
-        code = _runtime_array(shader, code, name).sub(rf"\g<1>, {int(elements)}>;", code, count=1)
+        m = _runtime_array(shader, code, name)
+        code = f"{code[:m.end('element')]}, {int(elements)}{code[m.end('element'):]}"
     return "\n".join([shader_source(snippet), wgsl_prelude(), consts, shader_source(COMMON), code])
 
 
-def _runtime_array(shader: str, code: str, name: str) -> re.Pattern:
+def _runtime_array(shader: str, code: str, name: str) -> re.Match:
     """The declaration of binding `name` as a runtime-sized array (`var<storage, read> name:
-    array<T>;`), as a pattern whose group 1 is everything before the closing `>;`."""
-    pattern = re.compile(r"(@group\(0\)\s*@binding\(\d+\)\s*var<storage,\s*read>\s*" + re.escape(name)
-                         + r"\s*:\s*array<(?:[^,<>]|<[^<>]*>)+)>;")
-    if not pattern.search(code):
+    array<T>;`); group `element` is T."""
+    m = re.search(r"@group\(0\)\s*@binding\(\d+\)\s*var<storage,\s*read>\s*" + re.escape(name)
+                  + r"\s*:\s*array<(?P<element>(?:[^,<>]|<[^<>]*>)+)>;", code)
+    if m is None:
         raise ShaderContractError(f"{shader} declares no read-only runtime-sized array binding {name!r}")
-    return pattern
+    return m
 
 
 def fixed_binding_bytes(shader: str, snippet: str, fixed: tuple) -> dict:
@@ -211,7 +212,7 @@ def fixed_binding_bytes(shader: str, snippet: str, fixed: tuple) -> dict:
     alias = _WPACK_ALIAS.search(shader_source(snippet))
     out = {}
     for name, elements in fixed:
-        element = _runtime_array(shader, code, name).search(code).group(1).rsplit("array<", 1)[1].strip()
+        element = _runtime_array(shader, code, name).group("element").strip()
         if element == "WPack" and alias:
             element = alias.group(1).strip()
         size, align = _type_size(element, {})

@@ -230,8 +230,8 @@ fn topk_merge(@builtin(local_invocation_index) lid: u32) {
 // invocations without a loop of barriers: one pass keeping the k best in a small sorted list and the
 // max (a pass of its own for the max cost 0.85 of 3.5 ms), one for the sum, each lane over its own
 // blocks of SERIAL_BLOCK logits (blocks lane, lane + SERIAL_LANES, ...); then lane 0 merges the
-// lanes' lists and sums. Used on CPU adapters
-// (SwiftShader), where the parallel version's hundreds of barriers cost far more than 3 x V steps;
+// lanes' lists and sums. Used on CPU adapters (SwiftShader), where the parallel version's hundreds of
+// barriers cost far more than 2 x V steps;
 // SwiftShader runs 4 invocations as one SIMD group, so four lanes cost about what one does (one
 // invocation took 12.6 ms of a 117M f32 step over GPT-2's 50,257 logits).
 // Dispatch (1, 1, 1).
